@@ -1,0 +1,239 @@
+# -*- test-case-name: tests.test_listen -*-
+"""
+The subset of Twisted's server endpoint strings that the stdlib fallbacks understand.
+
+Stdlib only: the fallback servers import this module with Twisted absent.  The syntax is
+Twisted's own (:func:`twisted.internet.endpoints.serverFromString`): fields separated by
+``:``, keyword fields written ``name=value``, and ``\\`` escaping the next character, so
+``tcp6:1234:interface=\\:\\:1`` means port 1234 on ``::1``.  Supported::
+
+    tcp:PORT[:interface=ADDR][:backlog=N]        (interface defaults to all IPv4)
+    tcp6:PORT[:interface=ADDR][:backlog=N]       (interface defaults to ::)
+    unix:PATH[:mode=OCTAL][:backlog=N][:lockfile=0|1]
+
+Anything else (``ssl:``, ``tls:``, ``systemd:``, ``haproxy:``...) raises
+:class:`ListenError` naming what is supported; those need the Twisted engine.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from dataclasses import dataclass
+
+__all__ = ["SUPPORTED", "ListenError", "ListenSpec", "bind", "format_peer", "parse_listen"]
+
+SUPPORTED = ("tcp", "tcp6", "unix")
+
+_FIELDS = {
+    "tcp": ("port", "interface", "backlog"),
+    "tcp6": ("port", "interface", "backlog"),
+    "unix": ("address", "mode", "backlog", "lockfile"),
+}
+
+
+class ListenError(ValueError):
+    """
+    A listen description that cannot be used; ``str()`` is one sentence for a person.
+    """
+
+
+@dataclass(frozen=True)
+class ListenSpec:
+    """
+    A parsed listen description.
+
+    :ivar kind: ``"tcp"``, ``"tcp6"`` or ``"unix"``.
+    :ivar port: TCP port (0 picks a free one); ``None`` for ``unix``.
+    :ivar interface: the address to bind for TCP kinds.
+    :ivar path: the socket path for ``unix``.
+    :ivar mode: permission bits given to a ``unix`` socket file.
+    :ivar backlog: the ``listen()`` queue length.
+    :ivar lockfile: Twisted's ``PATH.lock`` pid-lock flag; accepted for compatibility, while
+        :func:`bind` guards the path by refusing a socket that another server answers on.
+    """
+
+    kind: str
+    port: int | None = None
+    interface: str = ""
+    path: str | None = None
+    mode: int = 0o666
+    backlog: int = 50
+    lockfile: bool = True
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        """
+        The socket address family this description binds.
+        """
+        return {"tcp": socket.AF_INET, "tcp6": socket.AF_INET6}.get(self.kind, socket.AF_UNIX)
+
+    def __str__(self) -> str:
+        if self.kind == "unix":
+            return f"unix:{self.path}"
+        return f"{self.kind}:{self.port}:interface={self.interface}"
+
+
+def _split(description: str) -> list[str | tuple[str, str]]:
+    """
+    Split ``description`` the way Twisted's endpoint tokenizer does.
+
+    :return: positional fields as ``str`` and keyword fields as ``(name, value)``.
+    """
+    fields: list[str | tuple[str, str]] = []
+    current: list[str] = []
+    name: str | None = None
+    chars = iter(description)
+    for char in chars:
+        if char == "\\":
+            escaped = next(chars, None)
+            if escaped is None:
+                raise ListenError(f"listen description {description!r} ends with a lone backslash.")
+            current.append(escaped)
+        elif char == "=" and name is None:
+            name, current = "".join(current), []
+        elif char == ":":
+            fields.append((name, "".join(current)) if name is not None else "".join(current))
+            name, current = None, []
+        else:
+            current.append(char)
+    fields.append((name, "".join(current)) if name is not None else "".join(current))
+    return fields
+
+
+def _integer(description: str, field: str, value: str, lowest: int, highest: int) -> int:
+    """
+    Parse one integer field, or raise :class:`ListenError` saying which field is wrong.
+    """
+    try:
+        number = int(value, 8) if field == "mode" else int(value)
+    except ValueError:
+        number = None
+    if number is None or not lowest <= number <= highest:
+        raise ListenError(
+            f"{field} {value!r} in listen description {description!r} is not "
+            f"{'an octal number' if field == 'mode' else 'a whole number'} "
+            f"from {lowest} to {highest}."
+        )
+    return number
+
+
+def parse_listen(description: str) -> ListenSpec:
+    """
+    Parse a listen description of the supported subset.
+
+    :param description: e.g. ``"tcp:1234"``, ``"tcp6:0:interface=\\:\\:1"``, ``"unix:/run/j.sock"``.
+    :raises ListenError: for unknown kinds, fields or malformed values.
+    """
+    kind, _, rest = description.partition(":")
+    if kind not in _FIELDS:
+        raise ListenError(
+            f"listen description {description!r} is not supported here: this engine accepts only "
+            f"{', '.join(k + ':' for k in SUPPORTED)} (the Twisted engine takes any endpoint string)."
+        )
+    names = _FIELDS[kind]
+    values: dict[str, str] = {}
+    positional = 0
+    for field in _split(rest) if rest else []:
+        if isinstance(field, tuple):
+            name, value = field
+            if name not in names:
+                raise ListenError(
+                    f"{kind}: does not take {name!r} in listen description {description!r}; "
+                    f"it takes {', '.join(names)}."
+                )
+        else:
+            if positional >= len(names):
+                raise ListenError(f"listen description {description!r} has too many fields.")
+            name, value = names[positional], field
+            positional += 1
+        if name in values:
+            raise ListenError(f"{name} is given twice in listen description {description!r}.")
+        values[name] = value
+
+    backlog = _integer(description, "backlog", values.get("backlog", "50"), 1, 65535)
+    if kind == "unix":
+        path = values.get("address", "")
+        if not path:
+            raise ListenError(f"listen description {description!r} names no socket path.")
+        return ListenSpec(
+            kind,
+            path=path,
+            mode=_integer(description, "mode", values.get("mode", "666"), 0, 0o7777),
+            backlog=backlog,
+            lockfile=bool(_integer(description, "lockfile", values.get("lockfile", "1"), 0, 1)),
+        )
+    if "port" not in values:
+        raise ListenError(f"listen description {description!r} names no port.")
+    default_interface = "::" if kind == "tcp6" else ""
+    return ListenSpec(
+        kind,
+        port=_integer(description, "port", values["port"], 0, 65535),
+        interface=values.get("interface", default_interface),
+        backlog=backlog,
+    )
+
+
+def bind(spec: ListenSpec) -> socket.socket:
+    """
+    Create, bind and listen on a socket for ``spec``, with the options a server wants.
+
+    TCP sockets get ``SO_REUSEADDR`` (as Twisted sets); a ``unix`` path left behind by a
+    dead server is removed first, but a live one is refused, as Twisted does.
+
+    :raises ListenError: when the address cannot be bound, with the reason.
+    """
+    sock = socket.socket(spec.family, socket.SOCK_STREAM)
+    try:
+        if spec.kind == "unix":
+            assert spec.path is not None
+            _remove_stale_unix_socket(spec.path)
+            sock.bind(spec.path)
+            os.chmod(spec.path, spec.mode)
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((spec.interface, spec.port))
+        sock.listen(spec.backlog)
+    except OSError as e:
+        sock.close()
+        raise ListenError(f"cannot listen on {spec}: {e.strerror or e}.") from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _remove_stale_unix_socket(path: str) -> None:
+    """
+    Remove ``path`` if it is a socket nobody listens on; refuse to touch a live one.
+    """
+    if not os.path.exists(path):
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError as e:
+        if e.errno in (errno.ECONNREFUSED, errno.ENOENT):
+            os.unlink(path)
+            return
+        raise
+    else:
+        raise ListenError(f"cannot listen on unix:{path}: another server is listening there.")
+    finally:
+        probe.close()
+
+
+def format_peer(host: str | None, port: int | None) -> str:
+    """
+    A peer as ``host:port``, with an IPv6 host in brackets; a peer with no address
+    (a ``unix:`` client) is ``unix``.
+
+    >>> format_peer("::1", 80)
+    '[::1]:80'
+    """
+    if not host:
+        return "unix"
+    if ":" in host:
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"

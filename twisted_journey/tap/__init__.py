@@ -1,0 +1,3 @@
+"""
+twistd service makers: one module per tool, each with ``Options`` and ``makeService``.
+"""

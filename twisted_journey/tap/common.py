@@ -1,0 +1,105 @@
+# -*- test-case-name: tests.test_tap_greet -*-
+"""
+Options and service assembly shared by the journey servers' service makers.
+
+:class:`ServerOptions` holds what every journey server takes (``--listen``,
+``--max-connections``, ``--max-per-peer``, ``--timeout``, ``--quiet``); a tool's
+``Options`` subclasses it, sets ``defaultListen`` and adds its own options, and its
+``makeService`` ends with :func:`listeningService`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application import strports
+from twisted.application.service import IService, MultiService
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IProtocolFactory, IReactorCore
+from twisted.internet.testing import MemoryReactor
+from twisted.python import usage
+
+from twisted_journey import settings
+
+__all__ = ["ServerOptions", "listeningService"]
+
+
+class ServerOptions(usage.Options):
+    """
+    The options every journey server shares.
+
+    ``self["listen"]`` is the list of endpoint strings to listen on (``defaultListen``
+    when none is given); ``max-connections``, ``max-per-peer`` and ``timeout`` are
+    validated numbers or ``None``.
+    """
+
+    defaultListen = "tcp:1234"
+    timeoutHelp = "Drop a client after this many seconds."
+
+    optFlags = [
+        ["quiet", "q", "Do not log an event for every connection (refusals are still counted)."],
+    ]
+    optParameters: list[list[Any]] = [
+        ["max-connections", None, None, "Refuse clients while this many connections are open."],
+        ["max-per-peer", None, None, "Refuse a host's clients while it has this many open."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """
+        Listen on this endpoint (tcp:PORT, tcp6:, unix:, ssl:, tls:, systemd:, haproxy:...); repeatable.
+        """
+        try:
+            # Parse now, against a reactor that does nothing, so a typo is a usage error
+            # rather than a traceback once twistd has started.
+            serverFromString(MemoryReactor(), description)
+        except Exception as e:
+            raise usage.UsageError(
+                f"--listen {description!r} is not a usable endpoint: {e or type(e).__name__}."
+            ) from None
+        self["listen"].append(description)
+
+    opt_l = opt_listen
+
+    def opt_timeout(self, value: str) -> None:
+        """
+        Drop a client after this many seconds (see the tool's description).
+        """
+        self["timeout"] = self._setting(settings.seconds, "--timeout", value)
+
+    def postOptions(self) -> None:
+        """
+        Fill in the default endpoint and validate the shared numbers.
+        """
+        if not self["listen"]:
+            self["listen"] = [self.defaultListen]
+        self.setdefault("timeout", None)
+        for name in ("max-connections", "max-per-peer"):
+            self[name] = self._setting(settings.limit, f"--{name}", self[name])
+
+    @staticmethod
+    def _setting(check: Any, name: str, value: Any) -> Any:
+        """
+        Run a :mod:`twisted_journey.settings` check, as a usage error if it fails.
+        """
+        try:
+            return check(name, value)
+        except settings.SettingError as e:
+            raise usage.UsageError(str(e)) from None
+
+
+def listeningService(
+    options: ServerOptions,
+    factory: IProtocolFactory,
+    reactor: IReactorCore | None = None,
+) -> IService:
+    """
+    A service that listens with ``factory`` on every endpoint in ``options["listen"]``.
+    """
+    parent = MultiService()
+    for description in options["listen"]:
+        strports.service(description, factory, reactor).setServiceParent(parent)
+    return parent
