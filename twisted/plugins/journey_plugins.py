@@ -14,3 +14,17 @@ journeyGreet = ServiceMaker(
     "Greeting server: send every client a greeting, then close.",
     "journey-greet",
 )
+
+journeyMux = ServiceMaker(
+    "twisted_journey mux",
+    "twisted_journey.tap.mux",
+    "Multiplexing logging server: record every line every client sends.",
+    "journey-mux",
+)
+
+journeyFetch = ServiceMaker(
+    "twisted_journey fetch",
+    "twisted_journey.tap.fetch",
+    "Mirror service: keep local copies of URLs fresh with conditional GETs.",
+    "journey-fetch",
+)

@@ -1,0 +1,234 @@
+"""
+Helpers for tests that start real processes and talk to them over loopback.
+
+Every server started here is a child process running the code in this checkout (the
+checkout is put first on ``PYTHONPATH``, so the twistd dropin in ``twisted/plugins`` is the
+one found), and is stopped by a cleanup registered on the test case.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: How long a test waits for a server to come up, or a child to finish, before failing.
+PATIENCE = 30.0
+
+
+def environment(stdlibOnly: bool = False, **extra: str) -> dict[str, str]:
+    """
+    The environment for a child process: this checkout first on ``PYTHONPATH``.
+
+    :param stdlibOnly: make ``import twisted`` fail in the child (a ``sitecustomize``
+        sets ``sys.modules["twisted"] = None``), to prove a module runs without Twisted.
+    """
+    env = dict(os.environ)
+    paths = [str(REPO)]
+    if stdlibOnly:
+        paths.insert(0, _blockerDirectory())
+        env["JOURNEY_TEST_STDLIB_ONLY"] = "1"
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("JOURNEY_ENGINE", None)
+    env.update(extra)
+    return env
+
+
+_blocker: str | None = None
+
+
+def _blockerDirectory() -> str:
+    """
+    A directory holding a ``sitecustomize.py`` that blocks every ``twisted`` import.
+    """
+    global _blocker
+    if _blocker is None:
+        _blocker = tempfile.mkdtemp(prefix="journey-no-twisted-")
+        Path(_blocker, "sitecustomize.py").write_text(
+            "import sys\n"
+            "for name in ('twisted', 'zope', 'zope.interface'):\n"
+            "    sys.modules[name] = None\n"
+        )
+    return _blocker
+
+
+def twistdArgv(tapname: str, *options: str) -> list[str]:
+    """
+    The command line that runs ``twistd -n TAPNAME OPTIONS`` in the foreground.
+    """
+    return [
+        sys.executable,
+        "-c",
+        "from twisted.scripts.twistd import run; run()",
+        "--nodaemon",
+        "--pidfile=",
+        tapname,
+        *options,
+    ]
+
+
+def fallbackArgv(tool: str, *options: str) -> list[str]:
+    """
+    The command line that runs ``python -m twisted_journey.fallback.TOOL OPTIONS``.
+    """
+    return [sys.executable, "-m", f"twisted_journey.fallback.{tool}", *options]
+
+
+def journeyArgv(*arguments: str) -> list[str]:
+    """
+    The command line that runs ``journey ARGUMENTS`` (as ``python -m twisted_journey``).
+    """
+    return [sys.executable, "-m", "twisted_journey", *arguments]
+
+
+def freePort(host: str = "127.0.0.1") -> int:
+    """
+    A TCP port on ``host`` that nothing listened on a moment ago.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def connect(address: Any, timeout: float = PATIENCE) -> socket.socket:
+    """
+    A blocking client socket connected to ``address`` (``(host, port)`` or a unix path).
+    """
+    if isinstance(address, str):
+        sock = socket.socket(socket.AF_UNIX)
+    else:
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        sock = socket.socket(family)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def readAll(sock: socket.socket) -> bytes:
+    """
+    Read from ``sock`` until the peer closes it, then close it.
+    """
+    chunks = []
+    with sock:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class ServerProcess:
+    """
+    A server child process whose output goes to files, stopped by :meth:`stop`.
+
+    :ivar process: the ``subprocess.Popen``.
+    :ivar address: where it listens, once :meth:`waitForListening` has seen it.
+    """
+
+    def __init__(
+        self, argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | None = None
+    ) -> None:
+        self.argv = list(argv)
+        self._directory = tempfile.mkdtemp(prefix="journey-server-")
+        self.stdoutPath = Path(self._directory, "stdout")
+        self.stderrPath = Path(self._directory, "stderr")
+        with open(self.stdoutPath, "wb") as out, open(self.stderrPath, "wb") as err:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=environment() if env is None else env,
+                cwd=cwd or self._directory,
+            )
+
+    @property
+    def stdout(self) -> bytes:
+        """
+        What the process has written to stdout so far.
+        """
+        return self.stdoutPath.read_bytes()
+
+    @property
+    def stderr(self) -> bytes:
+        """
+        What the process has written to stderr so far.
+        """
+        return self.stderrPath.read_bytes()
+
+    def output(self) -> str:
+        """
+        stdout and stderr as text, for failure messages.
+        """
+        return (
+            f"argv: {self.argv}\n--- stdout\n{self.stdout.decode(errors='replace')}\n"
+            f"--- stderr\n{self.stderr.decode(errors='replace')}"
+        )
+
+    def waitForListening(self, address: Any, timeout: float = PATIENCE) -> None:
+        """
+        Wait until a connection to ``address`` succeeds (the probe connection is closed
+        at once), or fail with the process's output if it exits or time runs out.
+
+        Probing connects once; a greeting server serves the probe like any client.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}\n{self.output()}")
+            try:
+                connect(address, timeout=1.0).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"server never listened on {address}\n{self.output()}") from None
+                time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = PATIENCE) -> int:
+        """
+        Send ``sig`` and wait for the process to exit; kill it if it will not.
+
+        :return: its exit status.
+        """
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def startServer(testCase: Any, argv: Sequence[str], address: Any, **kwargs: Any) -> ServerProcess:
+    """
+    Start a server process, wait until it listens on ``address``, and make ``testCase``
+    stop it afterwards.
+    """
+    server = ServerProcess(argv, **kwargs)
+    testCase.addCleanup(server.stop)
+    server.waitForListening(address)
+    return server
+
+
+def run(argv: Sequence[str], *, input: bytes = b"", timeout: float = PATIENCE, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+    """
+    Run a command to completion with this checkout's environment; capture its output.
+    """
+    kwargs.setdefault("env", environment())
+    return subprocess.run(argv, input=input, capture_output=True, timeout=timeout, **kwargs)
