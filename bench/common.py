@@ -167,7 +167,9 @@ class Row:
     values: dict[str, float | int | str]
 
 
-def printTable(rows: Sequence[Row], columns: Sequence[tuple[str, str]], ratioOf: str, baseline: str) -> None:
+def printTable(
+    rows: Sequence[Row], columns: Sequence[tuple[str, str]], ratioOf: str, baseline: str
+) -> None:
     """
     Print ``rows`` as an aligned table plus a ratio column: each row's ``ratioOf`` value
     divided by the row named ``baseline``'s.
@@ -192,6 +194,11 @@ def printTable(rows: Sequence[Row], columns: Sequence[tuple[str, str]], ratioOf:
         lines.append(cells)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for i, line in enumerate(lines):
-        print("  ".join(cell.ljust(w) if j == 0 else cell.rjust(w) for j, (cell, w) in enumerate(zip(line, widths))))
+        print(
+            "  ".join(
+                cell.ljust(w) if j == 0 else cell.rjust(w)
+                for j, (cell, w) in enumerate(zip(line, widths))
+            )
+        )
         if i == 0:
             print("  ".join("-" * w for w in widths))

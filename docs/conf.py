@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, os.path.abspath(".."))
 
-from twisted_journey import __version__  # noqa: E402
+from twisted_journey import __version__
 
 project = "twisted_journey"
 author = "the twisted_journey developers"

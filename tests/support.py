@@ -103,15 +103,22 @@ def freePort(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def connect(address: Any, timeout: float = PATIENCE) -> socket.socket:
+def connect(
+    address: Any, timeout: float = PATIENCE, receiveBuffer: int | None = None
+) -> socket.socket:
     """
     A blocking client socket connected to ``address`` (``(host, port)`` or a unix path).
+
+    :param receiveBuffer: a small ``SO_RCVBUF`` set before connecting, for a client that
+        should not soak up much of what a server sends before it reads.
     """
     if isinstance(address, str):
         sock = socket.socket(socket.AF_UNIX)
     else:
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         sock = socket.socket(family)
+    if receiveBuffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receiveBuffer)
     sock.settimeout(timeout)
     try:
         sock.connect(address)
@@ -141,7 +148,12 @@ class ServerProcess:
     """
 
     def __init__(
-        self, argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | None = None
+        self,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        **popen: Any,
     ) -> None:
         self.argv = list(argv)
         self._directory = tempfile.mkdtemp(prefix="journey-server-")
@@ -155,6 +167,7 @@ class ServerProcess:
                 stderr=err,
                 env=environment() if env is None else env,
                 cwd=cwd or self._directory,
+                **popen,
             )
 
     @property
@@ -190,13 +203,17 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
-                raise AssertionError(f"server exited with {self.process.returncode}\n{self.output()}")
+                raise AssertionError(
+                    f"server exited with {self.process.returncode}\n{self.output()}"
+                )
             try:
                 connect(address, timeout=1.0).close()
                 return
             except OSError:
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"server never listened on {address}\n{self.output()}") from None
+                    raise AssertionError(
+                        f"server never listened on {address}\n{self.output()}"
+                    ) from None
                 time.sleep(0.05)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = PATIENCE) -> int:
@@ -226,9 +243,31 @@ def startServer(testCase: Any, argv: Sequence[str], address: Any, **kwargs: Any)
     return server
 
 
-def run(argv: Sequence[str], *, input: bytes = b"", timeout: float = PATIENCE, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+def run(
+    argv: Sequence[str], *, input: bytes = b"", timeout: float = PATIENCE, **kwargs: Any
+) -> subprocess.CompletedProcess[bytes]:
     """
     Run a command to completion with this checkout's environment; capture its output.
     """
     kwargs.setdefault("env", environment())
     return subprocess.run(argv, input=input, capture_output=True, timeout=timeout, **kwargs)
+
+
+def socketPath(testCase: Any) -> str:
+    """
+    A path for a unix socket short enough for ``sun_path`` (a test's own temporary
+    directory may be too deep), removed after the test.
+    """
+    import shutil
+
+    directory = tempfile.mkdtemp(prefix="j-", dir="/tmp")
+    testCase.addCleanup(shutil.rmtree, directory, True)
+    return os.path.join(directory, "s")
+
+
+def cpuSeconds(pid: int) -> float:
+    """
+    User plus system CPU seconds process ``pid`` has used so far (from ``/proc``).
+    """
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -15,7 +15,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
 
 from twisted_journey import __version__
 
@@ -68,6 +72,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _react(react: Callable[..., Any], main: Callable[[Any], Deferred[None]]) -> None:
+    """
+    Run ``main(reactor)`` under ``task.react``, which ends by raising ``SystemExit``; the
+    status is the caller's to decide, from what ``main`` recorded.
+    """
+    try:
+        react(main)
+    except SystemExit:
+        pass
+
+
 # --- journey greet -----------------------------------------------------------------------
 
 
@@ -102,25 +117,110 @@ def _greet(args: argparse.Namespace) -> int:
         return 0
 
     from twisted.internet.task import react
+    from twisted.python.failure import Failure
 
     from twisted_journey.greet import describeFailure, receiveGreeting
 
     status = 0
 
-    def run(reactor: object) -> object:
-        def failed(failure: object) -> None:
-            nonlocal status
-            status = _fail("greet", describeFailure(failure, args.host, args.port, args.timeout))
+    def failed(failure: Failure) -> None:
+        nonlocal status
+        status = _fail("greet", describeFailure(failure, args.host, args.port, args.timeout))
 
-        return receiveGreeting(reactor, args.host, args.port, write, args.timeout).addCallbacks(  # type: ignore[arg-type]
-            lambda _: None, failed
-        )
+    def run(reactor: Any) -> Deferred[None]:
+        receiving = receiveGreeting(reactor, args.host, args.port, write, args.timeout)
+        return receiving.addCallbacks(lambda _: None, failed)
 
-    try:
-        react(run)
-    except SystemExit:
-        pass
+    _react(react, run)
     return status
+
+
+# --- journey send ------------------------------------------------------------------------
+
+
+def _configureSend(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("host", help="the journey-mux server's host name or address")
+    parser.add_argument(
+        "rest", nargs="*", metavar="[PORT] [FILE]", help="its port [1235]; the file to send [stdin]"
+    )
+    parser.add_argument("--timeout", type=_seconds, default=10.0, help="seconds to connect [10]")
+
+
+def _send(args: argparse.Namespace) -> int:
+    """
+    Stream a file or stdin to a journey-mux server; print what it relays; exit when it closes.
+    """
+    import os
+
+    rest = list(args.rest)
+    port = 1235
+    if rest and rest[0].isdigit():
+        try:
+            port = _port(rest.pop(0))
+        except argparse.ArgumentTypeError as e:
+            return _fail("send", f"{e}.", 2)
+    if len(rest) > 1:
+        return _fail("send", f"give at most one FILE, not {len(rest)}: {' '.join(rest)}.", 2)
+    fd = 0
+    if rest and rest[0] != "-":
+        try:
+            fd = os.open(rest[0], os.O_RDONLY)
+        except OSError as e:
+            return _fail("send", f"cannot read {rest[0]!r}: {e.strerror or e}.")
+    out = sys.stdout.buffer
+
+    def write(data: bytes) -> None:
+        out.write(data)
+        out.flush()
+
+    if not twistedAvailable():
+        from twisted_journey.fallback.mux import ClientError, send_stream
+
+        try:
+            send_stream(args.host, port, fd, write, args.timeout)
+        except ClientError as e:
+            return _fail("send", str(e))
+        return 0
+
+    from twisted.internet.task import react
+    from twisted.python.failure import Failure
+
+    from twisted_journey.greet import describeFailure
+    from twisted_journey.mux import sendStream
+
+    status = 0
+
+    def failed(failure: Failure) -> None:
+        nonlocal status
+        if failure.check(ConnectionError) and not failure.check(ConnectionRefusedError):
+            status = _fail("send", f"{failure.value}.")
+        else:
+            status = _fail("send", describeFailure(failure, args.host, port, args.timeout))
+
+    def run(reactor: Any) -> Deferred[None]:
+        sending = sendStream(reactor, args.host, port, fd, write, args.timeout)
+        return sending.addCallbacks(lambda _: None, failed)
+
+    _react(react, run)
+    return status
+
+
+# --- journey fetch ------------------------------------------------------------------------
+
+
+def _configureFetch(parser: argparse.ArgumentParser) -> None:
+    from twisted_journey import fetchcli
+
+    fetchcli.configure(parser)
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    """
+    Fetch URLs to files (exit statuses: :data:`twisted_journey.download.EXIT_CODES`).
+    """
+    from twisted_journey import fetchcli
+
+    return fetchcli.run(args, twisted=twistedAvailable())
 
 
 # --- the command -------------------------------------------------------------------------
@@ -140,6 +240,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     _configureGreet(greet)
     greet.set_defaults(run=_greet)
+    send = commands.add_parser(
+        "send",
+        help="stream lines to a journey-mux server",
+        description=(
+            "Send stdin (or FILE) to a journey-mux server with back-pressure, half-close at "
+            "the end, print what the server relays, exit 0 when it closes."
+        ),
+    )
+    _configureSend(send)
+    send.set_defaults(run=_send)
+    fetch = commands.add_parser(
+        "fetch",
+        help="download URLs to files (curl/wget-like)",
+        description=(
+            "Download each URL to a file named from its path, through NAME.part renamed "
+            "only when complete. Exit 0 when all succeed, else a documented code."
+        ),
+    )
+    _configureFetch(fetch)
+    fetch.set_defaults(run=_fetch)
     return parser
 
 

@@ -19,11 +19,14 @@ Use the server in your own application::
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
+from twisted.internet import tcp, unix
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint
-from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime, ITCPTransport
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
 from twisted_journey import errors
@@ -40,6 +43,16 @@ __all__ = [
 ]
 
 
+#: The transports of plain stream sockets (``tcp:``, ``tcp6:``, ``unix:``, ``systemd:``),
+#: which :meth:`GreetProtocol.connectionMade` may write to directly.  Exact types only: a
+#: subclass, or a wrapper such as TLS or ``haproxy:``, goes through ``transport.write``.
+_PLAIN_TRANSPORTS = frozenset({tcp.Server, unix.Server})
+
+#: The reason given to ``connectionLost`` after a greeting sent in full; shared, as the
+#: reactor shares its own (``_disconnectSelectable``).
+_SENT = Failure(ConnectionDone())
+
+
 class GreetProtocol(LimitedProtocol):
     """
     Sends :meth:`getGreeting` to the client, then closes the connection.
@@ -47,9 +60,17 @@ class GreetProtocol(LimitedProtocol):
     If the client has not taken the whole greeting after the factory's ``timeout``
     seconds (a large greeting and a client that does not read), the connection is
     aborted so that it cannot hold the server's memory and descriptor.
+
+    On a plain TCP or UNIX socket transport the greeting is first offered to the socket
+    directly; when the kernel takes all of it, the connection is closed at once, as
+    ``loseConnection`` would close it after flushing (``shutdown``, then ``close``: a FIN),
+    without a trip through the reactor's write buffer, and with no deadline to set or
+    cancel.  Otherwise (part of it sent, TLS, a wrapped transport) the rest goes through
+    ``transport.write`` and ``loseConnection``, and the deadline is armed.
     """
 
     factory: GreetFactory
+    transport: ITCPTransport
     _deadline: IDelayedCall | None = None
 
     def getGreeting(self) -> bytes:
@@ -62,8 +83,19 @@ class GreetProtocol(LimitedProtocol):
         """
         Send the greeting and close once it is written.
         """
-        self.transport.write(self.getGreeting())
-        self.transport.loseConnection()
+        greeting = self.getGreeting()
+        transport = self.transport
+        if type(transport) in _PLAIN_TRANSPORTS:
+            plain = cast(tcp.Server, transport)
+            sent = _sendNow(plain, greeting)
+            if sent == len(greeting):
+                # What the reactor does once loseConnection's buffer has drained.
+                plain.connectionLost(_SENT)
+                return
+            if sent:
+                greeting = greeting[sent:]
+        transport.write(greeting)
+        transport.loseConnection()
         timeout = self.factory.timeout
         if timeout is not None:
             self._deadline = self.factory.clock.callLater(timeout, self._timedOut)
@@ -95,6 +127,23 @@ class GreetProtocol(LimitedProtocol):
             self._deadline.cancel()
             self._deadline = None
         super().connectionLost(reason)
+
+
+def _sendNow(transport: tcp.Server, data: bytes) -> int | None:
+    """
+    Offer ``data`` to the socket of ``transport``, a plain socket transport, directly.
+
+    :return: how many bytes the kernel took: all of them, some, or none (its buffer is
+        full, or the send failed and the ordinary write path is left to find out why);
+        ``None`` when the transport is not in its fresh state (TLS started, closing, or
+        bytes already queued), so that only the ordinary write path keeps the order.
+    """
+    if transport.TLS or transport.disconnecting or transport._tempDataLen or transport.dataBuffer:
+        return None
+    try:
+        return transport.socket.send(data)
+    except OSError:
+        return 0
 
 
 class GreetFactory(LimitedFactory):
@@ -137,7 +186,7 @@ class GreetFactory(LimitedFactory):
         if self._clock is None:
             from twisted.internet import reactor
 
-            self._clock = reactor  # type: ignore[assignment]
+            self._clock = reactor
         assert self._clock is not None
         return self._clock
 
@@ -160,7 +209,7 @@ class GreetingReceiver(Protocol):
         self.received += len(data)
         self.write(data)
 
-    def connectionLost(self, reason: Failure = Failure(Exception())) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
         The server closed the connection: the greeting is complete.
         """
@@ -188,11 +237,11 @@ def receiveGreeting(
     connecting = endpoint.connect(Factory.forProtocol(lambda: receiver))
 
     async def exchange() -> int:
-        protocol = await connecting
+        await connecting
         try:
             return await receiver.done
         except BaseException:
-            protocol.transport.abortConnection()
+            cast(ITCPTransport, receiver.transport).abortConnection()
             raise
 
     result = Deferred.fromCoroutine(exchange())

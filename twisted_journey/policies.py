@@ -7,13 +7,12 @@ Twisted's ``LimitConnectionsByPeer`` is broken on Python 3 (it subscripts an add
 object, twisted#12183), and ``WrappingFactory`` puts a second protocol object in front of
 every connection, so :class:`LimitedFactory` does the counting in ``buildProtocol``
 itself: a refused client costs one ``close()`` (``buildProtocol`` returning ``None`` makes
-the listening port close the socket at once), and an admitted one costs two dictionary
-operations.
+the listening port close the socket at once), and an admitted one costs a counter, plus
+two dictionary operations when a per-host limit is set.  The peer's printable name is
+only worked out when something logs it.
 """
 
 from __future__ import annotations
-
-from typing import ClassVar
 
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, Protocol
@@ -90,13 +89,27 @@ class LimitedProtocol(Protocol):
 
     Subclasses that override ``connectionLost`` must call this one.
 
-    :ivar peerHost: the host this connection was counted under.
-    :ivar peer: the printable peer name, ``host:port``.
+    :ivar address: the client's address, as the listening port gave it.
+    :ivar peerHost: the host this connection was counted under: ``None`` when no
+        per-host limit is set (nothing is counted per host) or the address has no host.
     """
 
     factory: LimitedFactory
+    address: IAddress | None = None
     peerHost: str | None = None
-    peer: str = ""
+    _peer: str | None = None
+
+    @property
+    def peer(self) -> str:
+        """
+        The printable peer name (``host:port``, ``[v6host]:port``, or ``unix``), worked
+        out on first use: a quiet server never formats it.  Empty without an address.
+        """
+        if self._peer is None:
+            if self.address is None:
+                return ""
+            self._peer = peerOf(self.address)[1]
+        return self._peer
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         """
@@ -116,7 +129,7 @@ class LimitedFactory(Factory):
     :ivar served: connections admitted since start.
     """
 
-    protocol: ClassVar[type[LimitedProtocol]]  # type: ignore[misc]
+    protocol: type[LimitedProtocol]  # type: ignore[assignment]
     log = Logger()
 
     def __init__(
@@ -134,19 +147,23 @@ class LimitedFactory(Factory):
         Build a protocol for a client at ``addr``, or refuse it (``None``: the port closes
         the socket at once) when a limit is reached.
         """
-        host, peer = peerOf(addr)
-        reason = self.limits.admit(host)
+        limits = self.limits
+        # The host is looked up only for a per-host limit, and the printable name only
+        # for an event: a quiet server without limits pays for neither.
+        host = getattr(addr, "host", None) if limits.maxPerPeer is not None else None
+        reason = limits.admit(host)
         if reason is not None:
             if not self.quiet:
+                peer = peerOf(addr)[1]
                 self.log.warn("Refused connection from {peer}: {reason}", peer=peer, reason=reason)
             return None
         self.served += 1
-        if not self.quiet:
-            self.log.info("Got connection from {peer}", peer=peer)
         protocol = self.protocol()
         protocol.factory = self
+        protocol.address = addr
         protocol.peerHost = host
-        protocol.peer = peer
+        if not self.quiet:
+            self.log.info("Got connection from {peer}", peer=protocol.peer)
         return protocol
 
     def connectionClosed(self, protocol: LimitedProtocol, reason: Failure) -> None:

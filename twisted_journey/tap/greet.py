@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from twisted.application.service import IService
-from twisted.internet.interfaces import IReactorCore
+from twisted.internet.interfaces import IReactorCore, IReactorTime
 
 from twisted_journey import settings
 from twisted_journey.greet import GreetFactory
@@ -62,6 +64,6 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         maxConnections=options["max-connections"],
         maxPerPeer=options["max-per-peer"],
         quiet=options["quiet"],
-        clock=reactor,
+        clock=cast(IReactorTime, reactor),
     )
     return listeningService(options, factory, reactor)

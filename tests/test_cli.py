@@ -1,0 +1,125 @@
+"""
+Tests for the ``journey`` command's shared behaviour and ``journey greet``'s failures.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.support import environment, freePort, journeyArgv, run
+from twisted_journey import __version__
+from twisted_journey.errors import REFUSED, RESOLVE, TIMEOUT, UNREACHABLE, connect_failure
+
+
+class ConnectFailureTests(SynchronousTestCase):
+    """
+    ``connect_failure`` gives one sentence per kind of failure.
+    """
+
+    def test_sentences(self) -> None:
+        """
+        Each kind names the host, the port and what to do or what happened.
+        """
+        self.assertEqual(connect_failure(RESOLVE, "h", 1), "cannot resolve host name 'h'.")
+        self.assertEqual(
+            connect_failure(REFUSED, "h", 1),
+            "connection to h port 1 refused: is the server running?",
+        )
+        self.assertEqual(
+            connect_failure(TIMEOUT, "h", 1, timeout=2.5),
+            "no complete answer from h port 1 within 2.5 seconds.",
+        )
+        self.assertEqual(
+            connect_failure(UNREACHABLE, "h", 1, "No route to host"),
+            "cannot reach h port 1: No route to host.",
+        )
+
+
+class GreetCommandTests(SynchronousTestCase):
+    """
+    ``journey greet`` with each engine, against servers that fail in each way.
+    """
+
+    engines = {"twisted": environment(), "stdlib": environment(JOURNEY_ENGINE="stdlib")}
+
+    def test_refused(self) -> None:
+        """
+        Nothing listening: exit 1, one sentence, no traceback.
+        """
+        port = freePort()
+        for name, env in self.engines.items():
+            result = run(journeyArgv("greet", "127.0.0.1", str(port)), env=env)
+            self.assertEqual(result.returncode, 1, name)
+            self.assertEqual(result.stdout, b"", name)
+            self.assertEqual(
+                result.stderr,
+                f"journey greet: connection to 127.0.0.1 port {port} refused: "
+                "is the server running?\n".encode(),
+                name,
+            )
+
+    def test_timeout(self) -> None:
+        """
+        A server that accepts but never closes: exit 1 after ``--timeout``, with what was
+        received already printed.
+        """
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            port = server.getsockname()[1]
+            for name, env in self.engines.items():
+                result = run(
+                    journeyArgv("greet", "127.0.0.1", str(port), "--timeout", "0.3"), env=env
+                )
+                self.assertEqual(result.returncode, 1, name)
+                self.assertEqual(
+                    result.stderr,
+                    f"journey greet: no complete answer from 127.0.0.1 port {port} "
+                    "within 0.3 seconds.\n".encode(),
+                    name,
+                )
+
+    def test_partialThenTimeout(self) -> None:
+        """
+        Bytes that arrived before the timeout are on stdout.
+        """
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            port = server.getsockname()[1]
+            for name, env in self.engines.items():
+                argv = journeyArgv("greet", "127.0.0.1", str(port), "--timeout", "2")
+                process = subprocess.Popen(
+                    argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                )
+                conn, _ = server.accept()
+                conn.sendall(b"half a gree")
+                out, err = process.communicate(timeout=30)
+                conn.close()
+                self.assertEqual((process.returncode, out), (1, b"half a gree"), name)
+                self.assertIn(b"no complete answer", err, name)
+
+    def test_usageErrors(self) -> None:
+        """
+        Bad arguments are argparse errors: exit 2, a usage line and one sentence.
+        """
+        for argv, expected in [
+            (["greet", "h", "99999"], b"'99999' is not a port number from 1 to 65535"),
+            (["greet", "h", "--timeout", "0"], b"--timeout must be a number of seconds above 0"),
+            (["greet"], b"the following arguments are required: host"),
+            ([], b"the following arguments are required: COMMAND"),
+        ]:
+            result = run(journeyArgv(*argv))
+            self.assertEqual(result.returncode, 2, argv)
+            self.assertIn(expected, result.stderr, argv)
+            self.assertNotIn(b"Traceback", result.stderr)
+
+    def test_version(self) -> None:
+        """
+        ``journey --version`` prints the package version.
+        """
+        result = run(journeyArgv("--version"))
+        self.assertEqual(result.stdout.strip(), f"journey {__version__}".encode())

@@ -1,0 +1,489 @@
+"""
+The greeting server's behaviour contract, written once and run against every engine as a
+real process on loopback: ``twistd -n journey-greet`` and each mode of
+``python -m twisted_journey.fallback.greet``.
+
+Clients are Python sockets, ``nc`` when it is installed, and ``journey greet`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from typing import Any
+
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+from tests.support import (
+    PATIENCE,
+    ServerProcess,
+    connect,
+    fallbackArgv,
+    freePort,
+    journeyArgv,
+    readAll,
+    run,
+    socketPath,
+    startServer,
+    twistdArgv,
+)
+
+GREETING = b"Thank you for connecting\r\n"
+
+
+def ipv6Available() -> bool:
+    """
+    Whether ``::1`` can be bound here.
+    """
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+class GreetContract:
+    """
+    What every greeting engine must do.  Subclasses set :meth:`argv`.
+    """
+
+    #: shown in failure messages
+    engine = ""
+    #: the exit status after SIGTERM: twistd re-raises the signal, as a daemon should
+    sigtermStatus = 0
+
+    def argv(self, *options: str) -> list[str]:
+        """
+        The command line starting this engine with ``options``.
+        """
+        raise NotImplementedError
+
+    def start(self, *options: str, listen: str | None = None, address: Any = None) -> ServerProcess:
+        """
+        Start the engine listening on a fresh loopback port (or ``listen``), wait until
+        it accepts, and stop it after the test.
+
+        :return: the server; ``self.address`` is where it listens.
+        """
+        if listen is None:
+            port = freePort()
+            listen, address = f"tcp:{port}:interface=127.0.0.1", ("127.0.0.1", port)
+        self.address = address
+        return startServer(self, self.argv("--listen", listen, *options), address)
+
+    def greeting(self, address: Any = None) -> bytes:
+        """
+        Connect, read until the server closes, return what it sent.
+        """
+        return readAll(connect(address or self.address))
+
+    def test_defaultGreeting(self) -> None:
+        """
+        A client gets exactly ``Thank you for connecting\\r\\n`` and then EOF.
+        """
+        self.start()
+        self.assertEqual(self.greeting(), GREETING)
+
+    def test_nc(self) -> None:
+        """
+        ``nc``, the chapter's client, prints the greeting and exits when the server closes.
+        """
+        nc = shutil.which("nc")
+        if nc is None:
+            raise SkipTest("nc is not installed")
+        self.start()
+        host, port = self.address
+        result = subprocess.run(
+            [nc, host, str(port)], stdin=subprocess.DEVNULL, capture_output=True, timeout=PATIENCE
+        )
+        self.assertEqual(result.stdout, GREETING)
+
+    def test_journeyGreet(self) -> None:
+        """
+        ``journey greet HOST PORT`` prints the greeting and exits 0.
+        """
+        self.start()
+        host, port = self.address
+        result = run(journeyArgv("greet", host, str(port)))
+        self.assertEqual((result.returncode, result.stdout, result.stderr), (0, GREETING, b""))
+
+    def test_message(self) -> None:
+        """
+        ``--message`` text is sent UTF-8 encoded with CRLF appended.
+        """
+        self.start("--message", "欢迎 {evil} ✓")
+        self.assertEqual(self.greeting(), "欢迎 {evil} ✓\r\n".encode())
+
+    def test_messageFileIsExact(self) -> None:
+        """
+        A large binary ``--message-file`` arrives byte for byte.
+        """
+        data = os.urandom(3 * 1024 * 1024 + 7)
+        path = os.path.abspath(self.mktemp())  # type: ignore[attr-defined]
+        with open(path, "wb") as f:
+            f.write(data)
+        self.start("--message-file", path)
+        self.assertEqual(self.greeting(), data)
+
+    def test_unixSocket(self) -> None:
+        """
+        ``--listen unix:PATH`` serves the greeting on a unix socket.
+        """
+        path = socketPath(self)
+        self.start(listen=f"unix:{path}", address=path)
+        self.assertEqual(self.greeting(path), GREETING)
+
+    def test_tcp6(self) -> None:
+        """
+        ``--listen tcp6:PORT:interface=\\:\\:1`` serves IPv6 clients.
+        """
+        if not ipv6Available():
+            raise SkipTest("IPv6 loopback is not available")
+        port = freePort("::1")
+        self.start(listen=rf"tcp6:{port}:interface=\:\:1", address=("::1", port))
+        self.assertEqual(self.greeting(), GREETING)
+
+    def test_severalListeners(self) -> None:
+        """
+        Repeated ``--listen`` serves on each.
+        """
+        first, second = freePort(), freePort()
+        self.start(
+            "--listen",
+            f"tcp:{second}:interface=127.0.0.1",
+            listen=f"tcp:{first}:interface=127.0.0.1",
+            address=("127.0.0.1", first),
+        )
+        self.assertEqual(self.greeting(("127.0.0.1", first)), GREETING)
+        self.assertEqual(self.greeting(("127.0.0.1", second)), GREETING)
+
+    def test_manyClientsAtOnce(self) -> None:
+        """
+        Two hundred clients connected at once each get the whole greeting.
+        """
+        self.start("--quiet")
+        clients = [connect(self.address) for _ in range(200)]
+        self.assertEqual([readAll(c) for c in clients], [GREETING] * 200)
+
+    def test_clientThatTalks(self) -> None:
+        """
+        A client that sends data (even hostile data) still gets the whole greeting.
+        """
+        self.start()
+        sock = connect(self.address)
+        sock.sendall(b"{evil}\x1b[2J\x00\r\n")
+        received = b""
+        try:
+            with sock:
+                while chunk := sock.recv(1024):
+                    received += chunk
+        except ConnectionResetError:
+            pass  # the server closed with our bytes unread: the kernel may reset after EOF
+        self.assertEqual(received, GREETING)
+
+    def test_timeoutDropsNonReader(self) -> None:
+        """
+        A client that never reads a large greeting is dropped after ``--timeout``, and the
+        server goes on serving others.
+        """
+        data = b"x" * (16 * 1024 * 1024)
+        path = os.path.abspath(self.mktemp())  # type: ignore[attr-defined]
+        with open(path, "wb") as f:
+            f.write(data)
+        self.start("--message-file", path, "--timeout", "1")
+        stalled = connect(self.address, receiveBuffer=4096)
+        time.sleep(3)  # past the timeout; the server has given up on this client
+        received = 0
+        try:
+            with stalled:
+                while chunk := stalled.recv(1 << 20):
+                    received += len(chunk)
+        except ConnectionResetError:
+            pass
+        self.assertLess(received, len(data))
+        self.assertEqual(self.greeting(), data)
+
+    def test_eventsAndQuiet(self) -> None:
+        """
+        Each connection is logged as ``Got connection from 127.0.0.1:PORT``; with
+        ``--quiet`` it is not.
+        """
+        server = self.start()
+        sock = connect(self.address)
+        clientPort = sock.getsockname()[1]
+        readAll(sock)
+        expected = f"Got connection from 127.0.0.1:{clientPort}".encode()
+        deadline = time.monotonic() + PATIENCE
+        while expected not in server.stdout + server.stderr and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn(expected, server.stdout + server.stderr)
+
+        quiet = self.start("--quiet")
+        for _ in range(3):
+            self.greeting()
+        quiet.stop()
+        self.assertNotIn(b"Got connection from", quiet.stdout + quiet.stderr)
+
+    def test_stopsOnSigterm(self) -> None:
+        """
+        SIGTERM stops the server cleanly and removes its unix socket.
+        """
+        path = socketPath(self)
+        server = self.start(listen=f"unix:{path}", address=path)
+        self.assertEqual(server.stop(signal.SIGTERM), self.sigtermStatus, server.output())
+        self.assertFalse(os.path.exists(path))
+
+    def test_badOptions(self) -> None:
+        """
+        A mistake on the command line is a non-zero exit with one sentence, no traceback.
+        """
+        for options, expected in [
+            (["--message-file", "/nonexistent/file"], b"cannot read --message-file"),
+            (["--timeout", "soon"], b"--timeout must be a number of seconds above 0"),
+            (
+                ["--message", "a", "--message-file", "b"],
+                b"give --message or --message-file, not both.",
+            ),
+        ]:
+            result = run(self.argv(*options))
+            self.assertNotEqual(result.returncode, 0)
+            self.assertIn(expected, result.stdout + result.stderr)
+            self.assertNotIn(b"Traceback", result.stdout + result.stderr)
+
+    def test_portInUse(self) -> None:
+        """
+        A port that is already taken is reported in one line, with a non-zero exit.
+        """
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            port = holder.getsockname()[1]
+            result = run(self.argv("--listen", f"tcp:{port}:interface=127.0.0.1"))
+        output = result.stdout + result.stderr
+        self.assertNotEqual(result.returncode, 0, output)
+        self.assertIn(b"in use", output)
+
+
+class TwistdGreetTests(GreetContract, SynchronousTestCase):
+    """
+    The contract for ``twistd -n journey-greet``, plus what only it offers.
+    """
+
+    engine = "twistd"
+    sigtermStatus = -signal.SIGTERM
+
+    def argv(self, *options: str) -> list[str]:
+        return twistdArgv("journey-greet", *options)
+
+    def waitForLog(self, server: ServerProcess, text: bytes) -> None:
+        """
+        Wait until the server's log shows ``text``.
+        """
+        deadline = time.monotonic() + PATIENCE
+        while text not in server.stdout:
+            if time.monotonic() > deadline:
+                self.fail(f"{text!r} never logged\n{server.output()}")
+            time.sleep(0.05)
+
+    def servedGreeting(self, address: Any = None) -> bytes:
+        """
+        A greeting, once the server serves one: the probe that saw the server start may
+        still hold a place for a moment while its large greeting fails to send.
+        """
+        deadline = time.monotonic() + PATIENCE
+        while not (data := self.greeting(address)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return data
+
+    def holdConnections(
+        self, server: ServerProcess, address: Any, count: int
+    ) -> list[socket.socket]:
+        """
+        Open ``count`` clients that do not read a large greeting, and wait until the
+        server has admitted each.
+        """
+        held = []
+        for _ in range(count):
+            sock = connect(address, receiveBuffer=4096)
+            held.append(sock)
+            self.waitForLog(server, b"Got connection from 127.0.0.1:%d" % sock.getsockname()[1])
+        return held
+
+    def test_maxConnections(self) -> None:
+        """
+        Past ``--max-connections`` a client is closed at once with nothing sent, and
+        served again once a place is free.
+        """
+        size = 8 * 1024 * 1024
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(b"y" * size)
+        server = self.start("--message-file", path, "--max-connections", "2", "--timeout", "60")
+        self.assertEqual(len(self.servedGreeting()), size)
+        held = self.holdConnections(server, self.address, 2)
+        self.assertEqual(self.greeting(), b"", server.output())
+        self.waitForLog(server, b"Refused connection from 127.0.0.1")
+        held[0].close()
+        self.assertEqual(len(self.servedGreeting()), size)
+        held[1].close()
+
+    def test_maxPerPeer(self) -> None:
+        """
+        ``--max-per-peer`` refuses a host at its limit while another host is served.
+        """
+        size = 8 * 1024 * 1024
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(b"y" * size)
+        port = freePort()
+        server = self.start(
+            "--message-file",
+            path,
+            "--max-per-peer",
+            "1",
+            "--timeout",
+            "60",
+            listen=f"tcp:{port}:interface=0.0.0.0",
+            address=("127.0.0.1", port),
+        )
+        self.assertEqual(len(self.servedGreeting()), size)
+        (held,) = self.holdConnections(server, self.address, 1)
+        self.assertEqual(self.greeting(), b"")
+        other = socket.socket()
+        other.bind(("127.0.0.2", 0))
+        other.settimeout(PATIENCE)
+        other.connect(("127.0.0.2", port))
+        self.assertEqual(len(readAll(other)), size)
+        held.close()
+
+    def test_tls(self) -> None:
+        """
+        ``--listen ssl:...`` serves the greeting over TLS: any Twisted endpoint works.
+        """
+        key, cert = selfSignedCertificate(os.path.abspath(self.mktemp()))
+        port = freePort()
+        self.start(
+            listen=f"ssl:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+            address=("127.0.0.1", port),
+        )
+        context = ssl.create_default_context(cafile=cert)
+        context.check_hostname = False
+        with context.wrap_socket(connect(self.address), server_hostname="localhost") as tls:
+            received = b""
+            while chunk := tls.recv(1024):
+                received += chunk
+        self.assertEqual(received, GREETING)
+
+    def test_reactors(self) -> None:
+        """
+        ``twistd --reactor=NAME`` works for the select, poll and asyncio reactors (the
+        dropin installs no reactor of its own).
+        """
+        for reactor in ["select", "poll", "asyncio"]:
+            port = freePort()
+            argv = twistdArgv("journey-greet", "--listen", f"tcp:{port}:interface=127.0.0.1")
+            argv.insert(argv.index("--nodaemon"), f"--reactor={reactor}")
+            server = startServer(self, argv, ("127.0.0.1", port))
+            self.assertEqual(self.greeting(("127.0.0.1", port)), GREETING, reactor)
+            server.stop()
+
+
+def selfSignedCertificate(directory: str) -> tuple[str, str]:
+    """
+    Write a self-signed certificate for ``localhost`` and its key into ``directory``.
+
+    :return: the key and certificate paths.
+    """
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    os.makedirs(directory, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    keyPath, certPath = os.path.join(directory, "key.pem"), os.path.join(directory, "cert.pem")
+    with open(keyPath, "wb") as f:
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    with open(certPath, "wb") as f:
+        f.write(certificate.public_bytes(serialization.Encoding.PEM))
+    return keyPath, certPath
+
+
+class FallbackGreetContract(GreetContract):
+    """
+    The contract for one mode of the stdlib fallback; subclasses set ``mode``.
+    """
+
+    mode = ""
+
+    def argv(self, *options: str) -> list[str]:
+        return fallbackArgv("greet", "--mode", self.mode, *options)
+
+    def test_unsupportedEndpoint(self) -> None:
+        """
+        An endpoint type only Twisted has is refused naming what is supported.
+        """
+        result = run(self.argv("--listen", "ssl:4433"))
+        self.assertEqual(result.returncode, 2)
+        self.assertIn(b"accepts only tcp:, tcp6:, unix:", result.stderr)
+        self.assertNotIn(b"Traceback", result.stderr)
+
+
+class SelectFallbackGreetTests(FallbackGreetContract, SynchronousTestCase):
+    """
+    The contract for ``--mode select`` (the default).
+    """
+
+    mode = "select"
+
+
+class SerialFallbackGreetTests(FallbackGreetContract, SynchronousTestCase):
+    """
+    The contract for ``--mode serial``.
+    """
+
+    mode = "serial"
+
+
+class ThreadingFallbackGreetTests(FallbackGreetContract, SynchronousTestCase):
+    """
+    The contract for ``--mode threading``.
+    """
+
+    mode = "threading"
+
+
+class ForkingFallbackGreetTests(FallbackGreetContract, SynchronousTestCase):
+    """
+    The contract for ``--mode forking``.
+    """
+
+    mode = "forking"

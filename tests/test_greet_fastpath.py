@@ -1,0 +1,459 @@
+"""
+Tests for the greeting server's fast path (:mod:`twisted_journey.greet`): on a plain TCP or
+UNIX transport the greeting goes straight to the socket and the connection closes at once,
+with no deadline; every other case keeps the ordinary ``write`` + ``loseConnection`` path.
+Also the lazily formatted peer name of :mod:`twisted_journey.policies`.
+
+Unit tests drive Twisted's real ``tcp.Server``/``unix.Server`` transports over a fake socket
+and a ``MemoryReactorClock``; integration tests use real loopback sockets on the reactor.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import tempfile
+
+from twisted.internet import defer, error, tcp, unix
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from twisted_journey.greet import DEFAULT_GREETING, GreetFactory, GreetProtocol
+from twisted_journey.policies import LimitedFactory, LimitedProtocol
+
+
+class FakeSocket:
+    """
+    Enough of a connected socket for Twisted's socket transports.
+
+    :ivar accept: how many bytes each ``send`` takes at most, or an ``OSError`` to raise.
+    :ivar sent: the bytes taken so far.
+    :ivar calls: ``("send" | "shutdown" | "close" | "setsockopt", ...)`` in call order.
+    """
+
+    family = socket.AF_INET
+
+    def __init__(self, accept: int | OSError = 1 << 30) -> None:
+        self.accept = accept
+        self.sent = b""
+        self.calls: list[tuple[object, ...]] = []
+
+    def setblocking(self, flag: bool) -> None:
+        """
+        Accept the transport's switch to non-blocking mode.
+        """
+
+    def fileno(self) -> int:
+        """
+        Any descriptor number; the memory reactor never uses it.
+        """
+        return 99
+
+    def send(self, data: bytes) -> int:
+        """
+        Take up to ``accept`` bytes, or raise ``accept``.
+        """
+        self.calls.append(("send", bytes(data)))
+        if isinstance(self.accept, OSError):
+            raise self.accept
+        taken = bytes(data[: self.accept])
+        self.sent += taken
+        return len(taken)
+
+    def shutdown(self, how: int) -> None:
+        """
+        Record the orderly shutdown.
+        """
+        self.calls.append(("shutdown", how))
+
+    def setsockopt(self, *args: object) -> None:
+        """
+        Record an option set (``SO_LINGER`` is how an abort is made).
+        """
+        self.calls.append(("setsockopt", *args))
+
+    def close(self) -> None:
+        """
+        Record the close.
+        """
+        self.calls.append(("close",))
+
+
+class FakePort:
+    """
+    What a ``tcp.Server`` asks of the port that accepted it.
+    """
+
+    _realPortNumber = 1234
+
+
+class Recorder(GreetProtocol):
+    """
+    A greeting protocol that records the reason its connection was lost.
+    """
+
+    reason: Failure | None = None
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        self.reason = reason
+        super().connectionLost(reason)
+
+
+def serve(
+    factory: GreetFactory,
+    sock: FakeSocket,
+    reactor: MemoryReactorClock,
+    transportType: type[tcp.Server] = tcp.Server,
+) -> tuple[Recorder, tcp.Server]:
+    """
+    Do what a listening port does for an accepted ``sock``: build the protocol, wrap the
+    socket in a ``transportType`` transport, and connect the two.
+    """
+    factory.protocol = Recorder
+    address = IPv4Address("TCP", "127.0.0.1", 40000)
+    protocol = factory.buildProtocol(address)
+    assert isinstance(protocol, Recorder)
+    client: tuple[object, ...] = ("127.0.0.1", 40000)
+    if transportType is unix.Server:
+        transport = unix.Server(sock, protocol, "", FakePort(), 0, reactor)  # type: ignore[arg-type]
+    else:
+        transport = transportType(sock, protocol, client, FakePort(), 0, reactor)  # type: ignore[arg-type]
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+class FastPathTests(SynchronousTestCase):
+    """
+    A greeting the kernel takes whole closes the connection at once.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.factory = GreetFactory(quiet=True, clock=self.reactor, timeout=30.0)
+
+    def assertClosedCleanly(self, sock: FakeSocket, protocol: Recorder) -> None:
+        """
+        ``sock`` was shut down and closed without ``SO_LINGER`` (a FIN, not a reset), the
+        protocol heard ``ConnectionDone``, its place in the limits is free, the reactor
+        no longer watches it, and no deadline is left behind.
+        """
+        self.assertEqual(sock.calls[-2:], [("shutdown", 2), ("close",)])
+        self.assertNotIn("setsockopt", [call[0] for call in sock.calls])
+        assert protocol.reason is not None
+        self.assertTrue(protocol.reason.check(error.ConnectionDone))
+        self.assertEqual(self.factory.limits.open, 0)
+        self.assertEqual(self.reactor.getReaders(), [])
+        self.assertEqual(self.reactor.getWriters(), [])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_tcpSentWhole(self) -> None:
+        """
+        On a ``tcp.Server`` the greeting is one ``send`` and the connection is closed
+        within ``connectionMade``: no write buffer, no reactor iteration, no timer.
+        """
+        sock = FakeSocket()
+        protocol, transport = serve(self.factory, sock, self.reactor)
+        self.assertEqual(sock.sent, DEFAULT_GREETING)
+        self.assertEqual(sock.calls[0], ("send", DEFAULT_GREETING))
+        self.assertClosedCleanly(sock, protocol)
+        self.assertTrue(transport.disconnected)
+
+    def test_unixSentWhole(self) -> None:
+        """
+        A ``unix.Server`` transport takes the fast path too.
+        """
+        sock = FakeSocket()
+        sock.family = socket.AF_UNIX
+        protocol, _ = serve(self.factory, sock, self.reactor, unix.Server)
+        self.assertEqual(sock.sent, DEFAULT_GREETING)
+        self.assertClosedCleanly(sock, protocol)
+
+    def test_emptyGreeting(self) -> None:
+        """
+        An empty greeting (an empty ``--message-file``) closes at once, as
+        ``loseConnection`` on an empty buffer would.
+        """
+        sock = FakeSocket()
+        protocol, _ = serve(GreetFactory(b"", quiet=True, clock=self.reactor), sock, self.reactor)
+        self.assertEqual(sock.sent, b"")
+        self.assertEqual(protocol.factory.limits.open, 0)
+        self.assertEqual(sock.calls[-2:], [("shutdown", 2), ("close",)])
+
+    def test_counted(self) -> None:
+        """
+        A fast-path connection is counted as served and released, and a limit of one
+        connection admits the next client once it has closed.
+        """
+        factory = GreetFactory(quiet=True, clock=self.reactor, maxConnections=1)
+        for _ in range(3):
+            serve(factory, FakeSocket(), self.reactor)
+        self.assertEqual((factory.served, factory.limits.open, factory.limits.refused), (3, 0, 0))
+
+
+class SlowPathTests(SynchronousTestCase):
+    """
+    Whatever the kernel does not take at once goes through the transport's buffer, with
+    the deadline armed, exactly as before the fast path existed.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.factory = GreetFactory(quiet=True, clock=self.reactor, timeout=30.0)
+
+    def test_partialSend(self) -> None:
+        """
+        When the kernel takes part of the greeting, the rest is buffered in order, the
+        connection closes once it is flushed, and the deadline is set meanwhile.
+        """
+        sock = FakeSocket(accept=10)
+        _, transport = serve(self.factory, sock, self.reactor)
+        self.assertEqual(sock.sent, DEFAULT_GREETING[:10])
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(len(self.reactor.getDelayedCalls()), 1)
+        self.assertIn(transport, self.reactor.getWriters())
+        sock.accept = 1 << 30
+        self.assertIsInstance(transport.doWrite(), error.ConnectionDone)
+        self.assertEqual(sock.sent, DEFAULT_GREETING)
+        transport.connectionLost(Failure(error.ConnectionDone()))
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.assertEqual(self.factory.limits.open, 0)
+
+    def test_sendFails(self) -> None:
+        """
+        A ``send`` that fails (a full buffer, a client already gone) leaves the whole
+        greeting to the ordinary write path, which finds out for itself.
+        """
+        for err in (BlockingIOError(errno.EAGAIN, "full"), ConnectionResetError()):
+            sock = FakeSocket(accept=err)
+            protocol, transport = serve(self.factory, sock, self.reactor)
+            self.assertTrue(transport.disconnecting)
+            self.assertFalse(transport.disconnected)
+            self.assertEqual(transport._tempDataBuffer, [DEFAULT_GREETING])
+            self.assertIsNotNone(protocol._deadline)
+
+    def test_slowReaderTimesOut(self) -> None:
+        """
+        A client that never takes the rest of a large greeting is aborted (a reset) when
+        the timeout passes, counted, and its place released.
+        """
+        sock = FakeSocket(accept=1000)
+        factory = GreetFactory(b"x" * 100_000, quiet=True, clock=self.reactor, timeout=5.0)
+        protocol, _ = serve(factory, sock, self.reactor)
+        self.reactor.advance(5)
+        self.assertEqual(factory.timedOut, 1)
+        self.assertIn(("setsockopt",), [call[:1] for call in sock.calls])
+        self.assertEqual(sock.calls[-1], ("close",))
+        assert protocol.reason is not None
+        self.assertTrue(protocol.reason.check(error.ConnectionAborted))
+        self.assertEqual(factory.limits.open, 0)
+
+    def test_bytesAlreadyQueued(self) -> None:
+        """
+        A subclass that writes before the greeting keeps its order: the greeting is not
+        sent ahead of the bytes already queued.
+        """
+
+        class Banner(Recorder):
+            def connectionMade(self) -> None:
+                self.transport.write(b"banner\r\n")
+                super().connectionMade()
+
+        sock = FakeSocket()
+        self.factory.protocol = Banner
+        protocol = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        assert protocol is not None
+        transport = tcp.Server(sock, protocol, ("127.0.0.1", 1), FakePort(), 0, self.reactor)  # type: ignore[arg-type]
+        protocol.makeConnection(transport)
+        self.assertEqual(sock.sent, b"")
+        transport.doWrite()
+        self.assertEqual(sock.sent, b"banner\r\n" + DEFAULT_GREETING)
+
+    def test_otherTransports(self) -> None:
+        """
+        A subclass of a socket transport (what a TLS or PROXY-protocol layer might be) and
+        a non-socket transport both get the ordinary write path.
+        """
+
+        class Wrapped(tcp.Server):
+            pass
+
+        sock = FakeSocket()
+        protocol, transport = serve(self.factory, sock, self.reactor, Wrapped)
+        self.assertEqual(sock.sent, b"")
+        self.assertTrue(transport.disconnecting)
+        self.assertIsNotNone(protocol._deadline)
+
+        memory = StringTransport()
+        other = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 2))
+        assert other is not None
+        other.makeConnection(memory)
+        self.assertEqual(memory.value(), DEFAULT_GREETING)
+        self.assertTrue(memory.disconnecting)
+
+
+class PeerNameTests(SynchronousTestCase):
+    """
+    ``LimitedProtocol.peer`` is formatted on first use; ``peerHost`` is only looked up for
+    a per-host limit.
+    """
+
+    def build(self, address: object, **kwargs: object) -> LimitedProtocol:
+        """
+        A protocol built by a quiet factory for a client at ``address``.
+        """
+        factory = LimitedFactory(quiet=True, **kwargs)  # type: ignore[arg-type]
+        factory.protocol = LimitedProtocol
+        protocol = factory.buildProtocol(address)  # type: ignore[arg-type]
+        assert protocol is not None
+        return protocol
+
+    def test_lazy(self) -> None:
+        """
+        A quiet factory does not format the name; asking for it does, once.
+        """
+        protocol = self.build(IPv4Address("TCP", "127.0.0.1", 40000))
+        self.assertIsNone(protocol._peer)
+        self.assertEqual(protocol.peer, "127.0.0.1:40000")
+        self.assertEqual(protocol._peer, "127.0.0.1:40000")
+
+    def test_forms(self) -> None:
+        """
+        IPv6 hosts are bracketed, unix clients are ``unix``, no address is empty.
+        """
+        self.assertEqual(self.build(IPv6Address("TCP", "::1", 80)).peer, "[::1]:80")
+        self.assertEqual(self.build(UNIXAddress(None)).peer, "unix")
+        self.assertEqual(LimitedProtocol().peer, "")
+
+    def test_peerHostOnlyForPerPeerLimit(self) -> None:
+        """
+        Without a per-host limit nothing is counted per host, so no host is recorded;
+        with one, the host is recorded and released.
+        """
+        address = IPv4Address("TCP", "10.0.0.1", 1)
+        self.assertIsNone(self.build(address).peerHost)
+        protocol = self.build(address, maxPerPeer=2)
+        self.assertEqual(protocol.peerHost, "10.0.0.1")
+        self.assertEqual(protocol.factory.limits.perPeer, {"10.0.0.1": 1})
+        protocol.connectionLost(Failure(error.ConnectionDone()))
+        self.assertEqual(protocol.factory.limits.perPeer, {})
+
+
+class Watched(GreetProtocol):
+    """
+    A greeting protocol that notes whether ``connectionMade`` closed the connection
+    itself (the fast path) rather than leaving a buffered write and a deadline.
+    """
+
+    closedAtOnce: list[bool] = []
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        disconnected = bool(self.transport.disconnected)  # type: ignore[attr-defined]
+        self.closedAtOnce.append(self._deadline is None and disconnected)
+
+
+class Collector(Protocol):
+    """
+    A client that collects what the server sends, and fires ``done`` with the reason the
+    connection ended (an exception, not a failure) when it does.
+    """
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.done: defer.Deferred[BaseException] = defer.Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        self.done.callback(reason.value)
+
+
+class LoopbackTests(TestCase):
+    """
+    The fast path on the running reactor with real sockets: exact bytes, an orderly close
+    (the client sees ``ConnectionDone``, a FIN, not ``ConnectionLost``, a reset), the limit
+    released, no timer left behind.
+    """
+
+    def listenTCP(self, factory: GreetFactory) -> int:
+        """
+        Listen on a loopback port for this test; return the port number.
+        """
+        from twisted.internet import reactor
+
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.addCleanup(port.stopListening)
+        return int(port.getHost().port)
+
+    async def exchange(self, endpoint: object, factory: GreetFactory) -> None:
+        """
+        Connect, collect the greeting, and check what the contract promises.
+        """
+        Watched.closedAtOnce = []
+        factory.protocol = Watched
+        client = Collector()
+        await connectProtocol(endpoint, client)  # type: ignore[arg-type]
+        reason = await client.done
+        self.assertEqual(client.data, factory.greeting)
+        self.assertIsInstance(reason, error.ConnectionDone)
+        self.assertEqual(factory.limits.open, 0)
+        self.assertEqual(factory.served, 1)
+        self.assertEqual(Watched.closedAtOnce, [True])
+
+    def test_tcp(self) -> defer.Deferred[None]:
+        """
+        A real TCP client gets the greeting and an orderly close.
+        """
+        from twisted.internet import reactor
+
+        factory = GreetFactory(quiet=True, maxConnections=1)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.listenTCP(factory))
+        return defer.Deferred.fromCoroutine(self.exchange(endpoint, factory))
+
+    def test_unix(self) -> defer.Deferred[None]:
+        """
+        A real UNIX-socket client gets the greeting and an orderly close.
+        """
+        from twisted.internet import reactor
+
+        directory = tempfile.mkdtemp(prefix="j-", dir="/tmp")
+        path = os.path.join(directory, "s")
+        factory = GreetFactory(quiet=True)
+        port = reactor.listenUNIX(path, factory)  # type: ignore[attr-defined]
+        self.addCleanup(os.rmdir, directory)
+        self.addCleanup(port.stopListening)
+        endpoint = UNIXClientEndpoint(reactor, path)
+        return defer.Deferred.fromCoroutine(self.exchange(endpoint, factory))
+
+    def test_slowReaderTimesOut(self) -> defer.Deferred[None]:
+        """
+        A greeting larger than the socket buffers, to a client that never reads, is
+        partly sent, and the rest is dropped when the deadline passes.
+        """
+        factory = GreetFactory(b"x" * (16 << 20), quiet=True, timeout=0.05)
+        port = self.listenTCP(factory)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        self.addCleanup(sock.close)
+        sock.connect_ex(("127.0.0.1", port))
+
+        async def waitForTimeout() -> None:
+            from twisted.internet import reactor
+
+            for _ in range(2000):  # bounded: 2000 polls of 10 ms at most
+                # The abort releases the limit one reactor iteration after the deadline.
+                if factory.timedOut and not factory.limits.open:
+                    break
+                await deferLater(reactor, 0.01)
+            self.assertEqual(factory.timedOut, 1)
+            self.assertEqual(factory.limits.open, 0)
+
+        return defer.Deferred.fromCoroutine(waitForTimeout())

@@ -1,0 +1,138 @@
+"""
+The package as a user gets it: a wheel built from this checkout, installed into a fresh
+virtual environment, must show and run the twistd plugins and the ``journey`` command.
+
+This is the test that catches the flat-layout traps: a dropin left out of the wheel, an
+``__init__.py`` shipped in ``twisted/plugins`` (which would replace Twisted's own), or a
+plugin only visible when run from the checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+from tests.support import REPO, connect, freePort, readAll, startServer
+
+#: building and installing from the registries can take a while on a cold cache
+INSTALL_PATIENCE = 600
+
+
+def _clean_environment() -> dict[str, str]:
+    """
+    An environment that does not point at this checkout.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "JOURNEY_ENGINE")}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+class InstalledWheelTests(SynchronousTestCase):
+    """
+    Build once, install once, then check what a user would see.
+    """
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        if os.environ.get("JOURNEY_SKIP_PACKAGING"):
+            raise SkipTest("JOURNEY_SKIP_PACKAGING is set")
+        cls.directory = Path(tempfile.mkdtemp(prefix="journey-wheel-"))
+        env = _clean_environment()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "-q",
+                "-w",
+                str(cls.directory / "dist"),
+                str(REPO),
+            ],
+            check=True,
+            env=env,
+            timeout=INSTALL_PATIENCE,
+            capture_output=True,
+        )
+        (cls.wheel,) = (cls.directory / "dist").glob("twisted_journey-*.whl")
+        cls.venv = cls.directory / "venv"
+        subprocess.run(
+            [sys.executable, "-m", "venv", str(cls.venv)], check=True, timeout=INSTALL_PATIENCE
+        )
+        subprocess.run(
+            [str(cls.venv / "bin" / "python"), "-m", "pip", "install", "-q", str(cls.wheel)],
+            check=True,
+            env=env,
+            timeout=INSTALL_PATIENCE,
+            capture_output=True,
+        )
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        shutil.rmtree(cls.directory, ignore_errors=True)
+
+    def bin(self, name: str) -> str:
+        """
+        A script installed in the fresh environment.
+        """
+        return str(self.venv / "bin" / name)
+
+    def run_installed(self, *argv: str) -> subprocess.CompletedProcess[bytes]:
+        """
+        Run an installed script from a directory outside the checkout.
+        """
+        return subprocess.run(
+            argv, capture_output=True, env=_clean_environment(), cwd=self.directory, timeout=120
+        )
+
+    def test_wheelContents(self) -> None:
+        """
+        The wheel holds the dropin and ``py.typed``, and no ``__init__.py`` under
+        ``twisted/`` that would overwrite Twisted's own.
+        """
+        names = zipfile.ZipFile(self.wheel).namelist()
+        self.assertIn("twisted/plugins/journey_plugins.py", names)
+        self.assertIn("twisted_journey/py.typed", names)
+        self.assertNotIn("twisted/__init__.py", names)
+        self.assertNotIn("twisted/plugins/__init__.py", names)
+        self.assertFalse([n for n in names if n.startswith("tests/")], names)
+
+    def test_twistdListsThePlugins(self) -> None:
+        """
+        ``twistd --help`` in the fresh environment lists all three tools.
+        """
+        result = self.run_installed(self.bin("twistd"), "--help")
+        for tapname in [b"journey-greet", b"journey-mux", b"journey-fetch"]:
+            self.assertIn(tapname, result.stdout, result.stdout + result.stderr)
+
+    def test_greetingFromInstalledPlugin(self) -> None:
+        """
+        ``twistd -n journey-greet`` from the fresh environment serves the greeting, and
+        the installed ``journey greet`` prints it.
+        """
+        port = freePort()
+        startServer(
+            self,
+            [
+                self.bin("twistd"),
+                "-n",
+                "--pidfile=",
+                "journey-greet",
+                "--listen",
+                f"tcp:{port}:interface=127.0.0.1",
+            ],
+            ("127.0.0.1", port),
+            env=_clean_environment(),
+            cwd=str(self.directory),
+        )
+        self.assertEqual(readAll(connect(("127.0.0.1", port))), b"Thank you for connecting\r\n")
+        result = self.run_installed(self.bin("journey"), "greet", "127.0.0.1", str(port))
+        self.assertEqual((result.returncode, result.stdout), (0, b"Thank you for connecting\r\n"))

@@ -1,0 +1,296 @@
+# -*- test-case-name: tests.test_fetch_integration -*-
+"""
+The default agent of :class:`twisted_journey.fetch.Fetcher`: what Twisted's ``Agent``
+does not do by itself.
+
+- :class:`EnvironmentAgent` honours ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` (decided
+  by :func:`twisted_journey.download.proxy_for`): plain http goes through ``ProxyAgent``,
+  https through a ``CONNECT`` tunnel (:class:`TunnelEndpoint`) with TLS inside it, so
+  the proxy never sees the request in clear.
+- :class:`TLSPolicy` verifies against the system CAs, or only those of a ``--cacert``
+  file, or (``--insecure``) not at all.
+- :func:`surplusNoticingPool` marks a response whose server sent bytes past its
+  ``Content-Length`` (Twisted drops them silently), so a too-long body is an error.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.python.failure import Failure
+from twisted.web.client import URI, Agent, HTTPConnectionPool, ProxyAgent, ResponseDone
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgent, IAgentEndpointFactory, IPolicyForHTTPS, IResponse
+from zope.interface import implementer
+
+from twisted_journey import download
+from twisted_journey.download import NetworkError, TLSError
+
+__all__ = ["EnvironmentAgent", "TLSPolicy", "TunnelEndpoint", "surplusNoticingPool"]
+
+_DONE = Failure(ResponseDone())
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _Unverified:
+    """
+    TLS without certificate verification (``--insecure``), still sending SNI.
+    """
+
+    def __init__(self, hostname: bytes) -> None:
+        from twisted.internet.ssl import CertificateOptions
+
+        self._hostname = hostname
+        self._context = CertificateOptions().getContext()
+
+    def clientConnectionForTLS(self, tlsProtocol: object) -> Any:
+        from OpenSSL import SSL
+
+        connection = SSL.Connection(self._context, None)
+        connection.set_app_data(tlsProtocol)
+        connection.set_tlsext_host_name(self._hostname)
+        connection.set_connect_state()
+        return connection
+
+
+@implementer(IPolicyForHTTPS)
+class TLSPolicy:
+    """
+    Verify servers against the system's CAs, or only those in ``cacert``; or, with
+    ``insecure``, not at all.
+    """
+
+    def __init__(self, cacert: str | None = None, insecure: bool = False) -> None:
+        self.insecure = insecure
+        self._trustRoot: Any = None
+        if cacert is not None:
+            from twisted.internet.ssl import Certificate, trustRootFromCertificates
+
+            try:
+                with open(cacert, "rb") as f:
+                    pem = f.read()
+                marker = b"-----END CERTIFICATE-----"
+                blocks = [b + marker for b in pem.split(marker) if b"-----BEGIN" in b]
+                self._trustRoot = trustRootFromCertificates(
+                    [Certificate.loadPEM(block) for block in blocks]
+                )
+            except Exception as e:
+                raise TLSError(f"cannot use --cacert {cacert!r}: {e}.") from None
+            if not blocks:
+                raise TLSError(f"--cacert {cacert!r} holds no PEM certificate.")
+
+    def creatorForNetloc(self, hostname: bytes, port: int) -> Any:
+        if self.insecure:
+            return _Unverified(hostname)
+        from twisted.internet.ssl import optionsForClientTLS
+
+        return optionsForClientTLS(hostname.decode("ascii"), trustRoot=self._trustRoot)
+
+
+def _proxyAuthorization(proxy: str) -> bytes | None:
+    """
+    A ``Proxy-Authorization`` value for ``http://user:password@host`` proxies.
+    """
+    parts = URI.fromBytes(proxy.encode("ascii"))
+    userinfo = parts.netloc.rpartition(b"@")[0]
+    if not userinfo:
+        return None
+    from urllib.parse import unquote_to_bytes
+
+    user, _, password = userinfo.partition(b":")
+    credentials = unquote_to_bytes(user) + b":" + unquote_to_bytes(password)
+    return b"Basic " + base64.b64encode(credentials)
+
+
+def _hostPort(proxy: str) -> tuple[str, int]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(proxy)
+    return parts.hostname or "", parts.port or 80
+
+
+class _TunnelProtocol(Protocol):
+    """
+    Asks a proxy to ``CONNECT`` to the target, then hands the connection (and every byte
+    after the proxy's answer) to the real protocol, which starts TLS.
+    """
+
+    def __init__(self, target: bytes, auth: bytes | None, factory: Any, ready: Deferred[Any]):
+        self.target = target
+        self.auth = auth
+        self.wrappedFactory = factory
+        self.ready = ready
+        self.buffer = b""
+        self.wrapped: Any = None
+
+    def connectionMade(self) -> None:
+        lines = [b"CONNECT " + self.target + b" HTTP/1.1", b"Host: " + self.target]
+        if self.auth:
+            lines.append(b"Proxy-Authorization: " + self.auth)
+        self.transport.write(b"\r\n".join([*lines, b"", b""]))  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.wrapped is not None:
+            self.wrapped.dataReceived(data)
+            return
+        self.buffer += data
+        head, found, rest = self.buffer.partition(b"\r\n\r\n")
+        if not found:
+            if len(self.buffer) > 65536:
+                self._refuse(b"an endless answer")
+            return
+        status = head.split(b"\r\n", 1)[0]
+        fields = status.split(None, 2)
+        if len(fields) < 2 or not fields[0].startswith(b"HTTP/") or fields[1] != b"200":
+            self._refuse(status)
+            return
+        self.wrapped = self.wrappedFactory.buildProtocol(self.transport.getPeer())  # type: ignore[union-attr]
+        self.wrapped.makeConnection(self.transport)
+        ready, self.ready = self.ready, None  # type: ignore[assignment]
+        ready.callback(self.wrapped)
+        if rest:
+            self.wrapped.dataReceived(rest)
+
+    def _refuse(self, status: bytes) -> None:
+        ready, self.ready = self.ready, None  # type: ignore[assignment]
+        text = status.decode("latin-1")
+        ready.errback(
+            NetworkError(f"the proxy refused to CONNECT to {self.target.decode()}: {text!r}.")
+        )
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure = _DONE) -> None:
+        if self.wrapped is not None:
+            self.wrapped.connectionLost(reason)
+        elif self.ready is not None:
+            ready, self.ready = self.ready, None  # type: ignore[assignment]
+            ready.errback(NetworkError("the proxy closed the connection during CONNECT."))
+
+
+@implementer(IStreamClientEndpoint)
+class TunnelEndpoint:
+    """
+    Connects to ``host``:``port`` through an HTTP proxy's ``CONNECT`` tunnel.
+    """
+
+    def __init__(self, proxyEndpoint: Any, host: str, port: int, auth: bytes | None = None):
+        self.proxyEndpoint = proxyEndpoint
+        self.target = (
+            f"{host}:{port}".encode("idna") if ":" not in host else f"[{host}]:{port}".encode()
+        )
+        self.auth = auth
+
+    def connect(self, protocolFactory: Any) -> Deferred[Any]:
+        ready: Deferred[Any] = Deferred()
+        factory = Factory.forProtocol(
+            lambda: _TunnelProtocol(self.target, self.auth, protocolFactory, ready)
+        )
+
+        def failed(failure: Failure) -> None:
+            if not ready.called:
+                ready.errback(failure)
+
+        self.proxyEndpoint.connect(factory).addErrback(failed)
+        return ready
+
+
+@implementer(IAgentEndpointFactory)
+class _Endpoints:
+    """
+    Endpoints for direct connections, and for https through a ``CONNECT`` proxy.
+    """
+
+    def __init__(self, reactor: Any, settings: Any, policy: IPolicyForHTTPS) -> None:
+        self.reactor = reactor
+        self.settings = settings
+        self.policy = policy
+
+    def tcp(self, host: str, port: int) -> Any:
+        return HostnameEndpoint(
+            self.reactor, host, port, timeout=self.settings.connectTimeout or 30
+        )
+
+    def endpointForURI(self, uri: URI) -> Any:
+        host = uri.host.decode("ascii")
+        if uri.scheme != b"https":
+            return self.tcp(host, uri.port)
+        url = f"https://{host}:{uri.port}/"
+        proxy = download.proxy_for(url, self.settings.proxies)
+        if proxy:
+            inner: Any = TunnelEndpoint(
+                self.tcp(*_hostPort(proxy)), host, uri.port, _proxyAuthorization(proxy)
+            )
+        else:
+            inner = self.tcp(host, uri.port)
+        return wrapClientTLS(self.policy.creatorForNetloc(uri.host, uri.port), inner)
+
+
+@implementer(IAgent)
+class EnvironmentAgent:
+    """
+    An agent that honours the proxy settings: plain http through ``ProxyAgent`` when a
+    proxy applies, everything else (https tunnelled or direct) through ``Agent``.
+    """
+
+    def __init__(self, reactor: Any, pool: HTTPConnectionPool, settings: Any) -> None:
+        self.reactor = reactor
+        self.pool = pool
+        self.settings = settings
+        self.endpoints = _Endpoints(
+            reactor, settings, TLSPolicy(settings.cacert, settings.insecure)
+        )
+        self.direct = Agent.usingEndpointFactory(reactor, self.endpoints, pool)
+        self._proxyAgents: dict[str, ProxyAgent] = {}
+
+    def request(
+        self, method: bytes, uri: bytes, headers: Headers | None = None, bodyProducer: Any = None
+    ) -> Deferred[IResponse]:
+        url = uri.decode("ascii")
+        proxy = download.proxy_for(url, self.settings.proxies) if url.startswith("http:") else None
+        if not proxy:
+            return self.direct.request(method, uri, headers, bodyProducer)
+        agent = self._proxyAgents.get(proxy)
+        if agent is None:
+            endpoint = self.endpoints.tcp(*_hostPort(proxy))
+            agent = self._proxyAgents[proxy] = ProxyAgent(endpoint, self.reactor, self.pool)
+        auth = _proxyAuthorization(proxy)
+        if auth:
+            headers = headers.copy() if headers is not None else Headers()
+            headers.setRawHeaders(b"proxy-authorization", [auth])
+        return agent.request(method, uri, headers, bodyProducer)
+
+
+def surplusNoticingPool(reactor: Any) -> HTTPConnectionPool:
+    """
+    A persistent pool whose connections notice bytes past the end of a response (a body
+    longer than its ``Content-Length``, which Twisted otherwise drops silently) and mark
+    the response with them.  Uses a private hook; without it, a plain pool.
+    """
+    try:
+        from twisted.web._newclient import HTTP11ClientProtocol
+        from twisted.web.client import _HTTP11ClientFactory
+    except ImportError:  # pragma: no cover
+        return HTTPConnectionPool(reactor)
+
+    class Protocol(HTTP11ClientProtocol):
+        def _finishResponse_WAITING(self, rest: bytes) -> None:
+            response = getattr(self._parser, "response", None)
+            if rest and response is not None:
+                response.journeySurplus = len(rest)
+            super()._finishResponse_WAITING(rest)
+
+    class ClientFactory(_HTTP11ClientFactory):
+        noisy = False
+
+        def buildProtocol(self, addr: Any) -> Any:
+            return Protocol(self._quiescentCallback)
+
+    class Pool(HTTPConnectionPool):
+        _factory = ClientFactory
+
+    return Pool(reactor)

@@ -1,0 +1,765 @@
+# -*- test-case-name: tests.test_fetch_download -*-
+"""
+What both HTTP fetchers share, stdlib only: names, the ``.part`` file, checks, exit codes.
+
+The Twisted fetcher (:mod:`twisted_journey.fetch`) and its ``urllib`` twin
+(:mod:`twisted_journey.fallback.fetch`) both import this module, so a URL gets the same
+local name, a body is checked and committed the same way, and a failure ends with the
+same exit status whichever engine ran.
+
+Safety rules kept here:
+
+- A body is written to ``NAME.part`` and renamed to ``NAME`` only once it is complete and
+  verified; on failure the ``.part`` is removed (unless kept for a later resume), so the
+  final name never appears for a broken download.
+- A name chosen by the server (``Content-Disposition``) is reduced to a safe basename:
+  no directory parts, no ``..``, no control characters, a bounded length, and it must
+  resolve inside the output directory.
+- A body shorter or longer than its ``Content-Length``, or cut without any framing, is an
+  error, never a success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email.message
+import email.utils
+import hashlib
+import json
+import os
+import unicodedata
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from typing import IO, Any
+
+__all__ = [
+    "EXIT_CHECKSUM",
+    "EXIT_CODES",
+    "EXIT_FAILURE",
+    "EXIT_FILE",
+    "EXIT_HTTP",
+    "EXIT_NETWORK",
+    "EXIT_OK",
+    "EXIT_REDIRECTS",
+    "EXIT_TIMEOUT",
+    "EXIT_TLS",
+    "EXIT_TOO_LARGE",
+    "EXIT_TRUNCATED",
+    "EXIT_USAGE",
+    "ChecksumMismatch",
+    "FetchError",
+    "FileError",
+    "HTTPStatusError",
+    "NetworkError",
+    "PartFile",
+    "ProtocolError",
+    "TLSError",
+    "Timeout",
+    "TooLarge",
+    "TooManyRedirects",
+    "TruncatedBody",
+    "UnsupportedURL",
+    "check_length",
+    "disposition_name",
+    "exit_status",
+    "is_retryable_status",
+    "load_validators",
+    "name_from_url",
+    "proxy_for",
+    "retry_after",
+    "safe_basename",
+    "same_origin",
+    "save_validators",
+    "target_path",
+    "validators_path",
+]
+
+# --- exit codes ---------------------------------------------------------------------------
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_FILE = 3
+EXIT_NETWORK = 4
+EXIT_TLS = 5
+EXIT_TIMEOUT = 6
+EXIT_TRUNCATED = 7
+EXIT_HTTP = 8
+EXIT_REDIRECTS = 9
+EXIT_CHECKSUM = 10
+EXIT_TOO_LARGE = 11
+
+#: Exit status -> what it means; the how-to prints this table.
+EXIT_CODES: Mapping[int, str] = {
+    EXIT_OK: "every URL was fetched (or was already up to date, or skipped by --no-clobber)",
+    EXIT_FAILURE: "an unexpected failure",
+    EXIT_USAGE: "a usage error: bad option or unsupported URL",
+    EXIT_FILE: "the output file could not be written",
+    EXIT_NETWORK: "the server could not be reached, or dropped the connection",
+    EXIT_TLS: "the TLS handshake or certificate verification failed",
+    EXIT_TIMEOUT: "a connect, idle or total time limit ran out",
+    EXIT_TRUNCATED: "the body was shorter or longer than announced, or cut without framing",
+    EXIT_HTTP: "the server answered with an HTTP status of 400 or more",
+    EXIT_REDIRECTS: "too many redirects",
+    EXIT_CHECKSUM: "the body did not match --sha256",
+    EXIT_TOO_LARGE: "the body (or its decoded form) was larger than allowed",
+}
+
+
+class FetchError(Exception):
+    """
+    Why fetching one URL failed: a sentence for a person and an exit status.
+
+    Subclasses are the failure classes a caller can branch on; ``str()`` is the sentence.
+
+    :ivar url: the URL that failed (may be empty when unknown).
+    :ivar exitCode: the ``journey fetch`` exit status for this class of failure.
+    :ivar retryable: whether trying again later may succeed.
+    """
+
+    exitCode = EXIT_FAILURE
+    retryable = False
+
+    def __init__(self, message: str, url: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.url = url
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UnsupportedURL(FetchError):  # noqa: N818
+    """The URL is malformed or its scheme is not http/https."""
+
+    exitCode = EXIT_USAGE
+
+
+class FileError(FetchError):
+    """The local file could not be created, written or renamed."""
+
+    exitCode = EXIT_FILE
+
+
+class NetworkError(FetchError):
+    """The server could not be reached, or the connection failed before a response."""
+
+    exitCode = EXIT_NETWORK
+    retryable = True
+
+
+class TLSError(FetchError):
+    """The TLS handshake failed, usually because the certificate was not trusted."""
+
+    exitCode = EXIT_TLS
+
+
+class Timeout(FetchError):  # noqa: N818
+    """A connect, idle or total time limit ran out."""
+
+    exitCode = EXIT_TIMEOUT
+    retryable = True
+
+
+class TruncatedBody(FetchError):  # noqa: N818
+    """The body ended before (or ran past) its announced length, or had no framing."""
+
+    exitCode = EXIT_TRUNCATED
+    retryable = True
+
+
+class ProtocolError(FetchError):
+    """The server's answer made no sense (a bad ``Content-Range``, say)."""
+
+    exitCode = EXIT_TRUNCATED
+
+
+class HTTPStatusError(FetchError):
+    """
+    The final response had a status of 400 or more.
+
+    :ivar status: the HTTP status code.
+    :ivar retryAfter: seconds from a ``Retry-After`` header, or ``None``.
+    """
+
+    exitCode = EXIT_HTTP
+
+    def __init__(
+        self, message: str, url: str = "", status: int = 0, retryAfter: float | None = None
+    ) -> None:
+        super().__init__(message, url)
+        self.status = status
+        self.retryAfter = retryAfter
+        self.retryable = is_retryable_status(status)
+
+
+class TooManyRedirects(FetchError):  # noqa: N818
+    """More redirects than the limit allows (or a loop)."""
+
+    exitCode = EXIT_REDIRECTS
+
+
+class ChecksumMismatch(FetchError):  # noqa: N818
+    """The body's SHA-256 was not the one asked for."""
+
+    exitCode = EXIT_CHECKSUM
+
+
+class TooLarge(FetchError):  # noqa: N818
+    """The body, or its decoded form, was larger than the limit (or inflated too much)."""
+
+    exitCode = EXIT_TOO_LARGE
+
+
+def exit_status(errors: list[FetchError | None]) -> int:
+    """
+    The process exit status for one result per URL (``None`` for a success).
+
+    :return: 0 when all succeeded, else the exit code of the first failure.
+    """
+    for error in errors:
+        if error is not None:
+            return error.exitCode
+    return EXIT_OK
+
+
+def is_retryable_status(status: int) -> bool:
+    """
+    Whether an HTTP status is worth retrying: 408, 429 and 5xx.
+    """
+    return status in (408, 429) or 500 <= status <= 599
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """
+    Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date).
+
+    :param now: the current POSIX time, for dates (default: ``time.time()``).
+    :return: ``None`` when absent or unreadable; never negative.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if now is None:
+        import time
+
+        now = time.time()
+    return max(0.0, when.timestamp() - now)
+
+
+# --- names ---------------------------------------------------------------------------------
+
+#: The longest file name (in UTF-8 bytes) we choose, leaving room for ``.part`` and the
+#: validators file's prefix and suffix within the usual 255-byte limit.
+MAX_NAME_BYTES = 200
+
+DEFAULT_NAME = "index.html"
+
+
+def safe_basename(name: str, max_bytes: int = MAX_NAME_BYTES) -> str | None:
+    """
+    Reduce a name someone else chose to a safe file name, or ``None`` when nothing is left.
+
+    Keeps only the part after the last ``/`` or ``\\``; drops control and format
+    characters; strips leading dots (no hidden files, no ``..``) and trailing dots and
+    spaces; shortens to ``max_bytes`` of UTF-8, keeping a short extension.
+    """
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C")
+    name = name.strip().lstrip(".").rstrip(". ")
+    if not name:
+        return None
+    encoded = name.encode("utf-8", "surrogatepass")
+    if len(encoded) > max_bytes:
+        stem, dot, extension = name.rpartition(".")
+        if not dot or len(extension.encode("utf-8")) > 16:
+            stem, extension = name, ""
+        suffix = f".{extension}" if extension else ""
+        room = max_bytes - len(suffix.encode("utf-8"))
+        stem = stem.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
+        name = stem.rstrip(". ") + suffix
+        if not name.strip("."):
+            return None
+    return name
+
+
+def name_from_url(url: str) -> str:
+    """
+    The local name for ``url``: its path's last segment, decoded and made safe, else
+    ``index.html``.
+    """
+    path = urllib.parse.urlsplit(url).path
+    segment = urllib.parse.unquote(path.rsplit("/", 1)[-1], errors="replace")
+    return safe_basename(segment) or DEFAULT_NAME
+
+
+def disposition_name(header: str | None) -> str | None:
+    """
+    The safe basename a ``Content-Disposition`` header asks for, or ``None``.
+
+    ``filename*`` (RFC 5987) is preferred over ``filename`` (RFC 6266 §4.3).
+    """
+    if not header:
+        return None
+    message = email.message.Message()
+    try:
+        message["content-disposition"] = header
+        params = message.get_params(header="content-disposition") or []
+    except Exception:
+        return None
+    plain = extended = None
+    for key, value in params[1:]:
+        if key.lower() != "filename":
+            continue
+        if isinstance(value, tuple):
+            try:
+                extended = email.utils.collapse_rfc2231_value(value)
+            except (LookupError, UnicodeError):
+                continue
+        else:
+            plain = email.utils.unquote(value)
+    chosen = extended if extended is not None else plain
+    return safe_basename(chosen) if chosen else None
+
+
+def target_path(
+    url: str,
+    output: str | None = None,
+    output_dir: str | None = None,
+    server_name: str | None = None,
+) -> str:
+    """
+    Where the body of ``url`` goes.
+
+    :param output: ``-o FILE``, the user's own choice (relative to ``output_dir``).
+    :param server_name: a name from :func:`disposition_name`, used instead of the URL's.
+    :raises FileError: when a server-chosen name would leave the output directory.
+    """
+    directory = output_dir or "."
+    if output is not None:
+        return os.path.join(directory, output)
+    name = server_name or name_from_url(url)
+    path = os.path.join(directory, name)
+    base = os.path.realpath(directory)
+    if os.path.dirname(os.path.realpath(path)) != base:
+        raise FileError(f"refusing the name {name!r}: it leaves {directory!r}.", url)
+    return path
+
+
+# --- the .part file --------------------------------------------------------------------------
+
+
+class PartFile:
+    """
+    A body being written to ``PATH.part``, renamed to ``PATH`` by :meth:`commit`.
+
+    :param path: the final name.
+    :param resume: append to an existing ``.part`` (for ``--continue``).
+    :param no_clobber: make :meth:`commit` fail rather than replace an existing file.
+    :param sha256: keep a SHA-256 of everything written (including a resumed start).
+
+    :ivar offset: bytes already in the ``.part`` when it was opened.
+    :ivar written: bytes in the ``.part`` now.
+    """
+
+    def __init__(
+        self, path: str, resume: bool = False, no_clobber: bool = False, sha256: bool = False
+    ) -> None:
+        self.path = path
+        self.part = path + ".part"
+        self.no_clobber = no_clobber
+        self.digest = hashlib.sha256() if sha256 else None
+        self.offset = 0
+        self._file: IO[bytes] | None = None
+        try:
+            if resume and os.path.exists(self.part):
+                self._file = open(self.part, "r+b")  # noqa: SIM115
+                self._file.seek(0, os.SEEK_END)
+                self.offset = self._file.tell()
+                if self.digest is not None:
+                    self._file.seek(0)
+                    while block := self._file.read(1 << 20):
+                        self.digest.update(block)
+            else:
+                self._file = open(self.part, "wb")  # noqa: SIM115
+        except OSError as e:
+            raise FileError(f"cannot write {self.part!r}: {e.strerror or e}.") from None
+        self.written = self.offset
+
+    def write(self, data: bytes) -> None:
+        """
+        Append ``data``; raises :class:`FileError` when the disk refuses it.
+        """
+        assert self._file is not None
+        try:
+            self._file.write(data)
+        except OSError as e:
+            raise FileError(f"cannot write {self.part!r}: {e.strerror or e}.") from None
+        self.written += len(data)
+        if self.digest is not None:
+            self.digest.update(data)
+
+    def restart(self) -> None:
+        """
+        Throw away what was written (the server ignored our ``Range``): start at 0.
+        """
+        assert self._file is not None
+        self._file.seek(0)
+        self._file.truncate()
+        self.offset = self.written = 0
+        if self.digest is not None:
+            self.digest = hashlib.sha256()
+
+    def verify(self, sha256: str | None) -> None:
+        """
+        Raise :class:`ChecksumMismatch` unless the body's SHA-256 is ``sha256``.
+        """
+        if sha256 is None or self.digest is None:
+            return
+        actual = self.digest.hexdigest()
+        if actual != sha256.lower():
+            raise ChecksumMismatch(
+                f"SHA-256 mismatch: expected {sha256.lower()}, got {actual}; file removed."
+            )
+
+    def close(self) -> None:
+        """
+        Close the ``.part`` (idempotent).
+        """
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def commit(self) -> None:
+        """
+        Close and move the complete ``.part`` to the final name.
+        """
+        try:
+            self.close()
+            if self.no_clobber:
+                os.link(self.part, self.path)
+                os.unlink(self.part)
+            else:
+                os.replace(self.part, self.path)
+        except FileExistsError:
+            self.discard()
+            raise FileError(
+                f"{self.path!r} appeared meanwhile; not replaced (--no-clobber)."
+            ) from None
+        except OSError as e:
+            self.discard()
+            raise FileError(f"cannot rename {self.part!r}: {e.strerror or e}.") from None
+
+    def discard(self, keep: bool = False) -> None:
+        """
+        Close, and remove the ``.part`` unless ``keep`` (for a later ``--continue``).
+        """
+        self.close()
+        if not keep:
+            try:
+                os.unlink(self.part)
+            except FileNotFoundError:
+                pass
+
+
+# --- checks ----------------------------------------------------------------------------------
+
+
+def check_length(url: str, expected: int | None, received: int, framed: bool = True) -> None:
+    """
+    Raise :class:`TruncatedBody` unless ``received`` bytes is a complete body.
+
+    :param expected: the announced body length (``Content-Length``), or ``None``.
+    :param framed: whether the end of the body was marked (by a length or chunking);
+        a body ended only by the connection closing may have been cut.
+    """
+    if expected is not None and received < expected:
+        raise TruncatedBody(
+            f"body cut short: got {received} of {expected} bytes; nothing saved.", url
+        )
+    if expected is not None and received > expected:
+        raise TruncatedBody(
+            f"body longer than announced: more than {expected} bytes; nothing saved.", url
+        )
+    if not framed:
+        raise TruncatedBody(
+            "the server closed the connection without Content-Length or chunked framing, "
+            "so the body may be incomplete; nothing saved.",
+            url,
+        )
+
+
+def same_origin(a: str, b: str) -> bool:
+    """
+    Whether two absolute URLs share scheme, host and port.
+    """
+    x, y = urllib.parse.urlsplit(a), urllib.parse.urlsplit(b)
+    defaults = {"http": 80, "https": 443}
+
+    def port(parts: urllib.parse.SplitResult) -> int | None:
+        try:
+            return parts.port or defaults.get(parts.scheme)
+        except ValueError:
+            return None
+
+    return (x.scheme, x.hostname, port(x)) == (y.scheme, y.hostname, port(y))
+
+
+def proxy_for(url: str, proxies: Mapping[str, str] | None = None) -> str | None:
+    """
+    The proxy URL the environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``) gives
+    for ``url``, or ``None`` to connect directly.
+
+    :param proxies: a scheme -> proxy URL mapping (default: ``urllib.request.getproxies()``);
+        ``"no"`` in it is the ``NO_PROXY`` list.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if proxies is None:
+        proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme)
+    if not proxy:
+        return None
+    host = parts.hostname or ""
+    if "no" in proxies:
+        if _bypassed(parts.netloc, host, proxies["no"]):
+            return None
+    elif urllib.request.proxy_bypass(parts.netloc):
+        return None
+    if "://" not in proxy:
+        proxy = "http://" + proxy
+    return proxy
+
+
+def _bypassed(netloc: str, host: str, no_proxy: str) -> bool:
+    """
+    ``NO_PROXY`` matching as ``urllib.request.proxy_bypass_environment`` does it.
+    """
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    return bool(bypass(netloc, {"no": no_proxy})) or (
+        bool(host) and bool(bypass(host, {"no": no_proxy}))
+    )
+
+
+# --- remembered validators (ETag / Last-Modified) -----------------------------------------------
+
+
+def validators_path(path: str) -> str:
+    """
+    Where the ETag and Last-Modified of the file at ``path`` are remembered:
+    ``DIR/.NAME.http.json``.
+    """
+    directory, name = os.path.split(path)
+    return os.path.join(directory, f".{name}.http.json")
+
+
+def load_validators(path: str) -> dict[str, str]:
+    """
+    The remembered ``etag``/``last-modified`` for the file at ``path`` (empty when the file
+    or its record is missing or unreadable).
+    """
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(validators_path(path), encoding="utf-8") as f:
+            data: Any = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        k: v
+        for k, v in data.items()
+        if k in ("etag", "last-modified", "url") and isinstance(v, str)
+    }
+
+
+def save_validators(path: str, url: str, etag: str | None, last_modified: str | None) -> None:
+    """
+    Remember the validators of the file just written at ``path`` (atomically).
+    """
+    record = {"url": url}
+    if etag:
+        record["etag"] = etag
+    if last_modified:
+        record["last-modified"] = last_modified
+    target = validators_path(path)
+    temporary = target + ".part"
+    try:
+        with open(temporary, "w", encoding="utf-8") as f:
+            json.dump(record, f)
+        os.replace(temporary, target)
+    except OSError as e:
+        raise FileError(f"cannot write {target!r}: {e.strerror or e}.", url) from None
+
+
+def conditional_headers(path: str) -> dict[str, str]:
+    """
+    ``If-None-Match``/``If-Modified-Since`` for refreshing the file at ``path``: from its
+    remembered validators, else its modification time.
+    """
+    if not os.path.exists(path):
+        return {}
+    remembered = load_validators(path)
+    headers = {}
+    if "etag" in remembered:
+        headers["If-None-Match"] = remembered["etag"]
+    if "last-modified" in remembered:
+        headers["If-Modified-Since"] = remembered["last-modified"]
+    elif "etag" not in remembered:
+        headers["If-Modified-Since"] = email.utils.formatdate(os.path.getmtime(path), usegmt=True)
+    return headers
+
+
+def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
+    """
+    ``(first, last, total)`` from ``Content-Range: bytes first-last/total`` (total may be
+    ``*``, giving ``None``), or ``None`` when unreadable.
+    """
+    if not value:
+        return None
+    unit, _, rest = value.strip().partition(" ")
+    span, _, total = rest.partition("/")
+    first, _, last = span.partition("-")
+    if unit.lower() != "bytes" or not first.isdigit() or not last.isdigit():
+        return None
+    if total != "*" and not total.isdigit():
+        return None
+    start, end = int(first), int(last)
+    if end < start:
+        return None
+    return start, end, None if total == "*" else int(total)
+
+
+def is_sha256(value: str) -> bool:
+    """
+    Whether ``value`` is 64 hexadecimal digits.
+    """
+    return len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
+
+
+def describe_url(url: str) -> str:
+    """
+    ``url`` without any user:password, for messages.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def check_url(url: str) -> None:
+    """
+    Raise :class:`UnsupportedURL` unless ``url`` is an absolute http(s) URL.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsupportedURL(
+            f"{describe_url(url)!r} is not an http:// or https:// URL with a host.", url
+        )
+    try:
+        parts.port  # noqa: B018
+    except ValueError:
+        raise UnsupportedURL(f"{describe_url(url)!r} has a bad port number.", url) from None
+
+
+# --- the command line both engines share ------------------------------------------------------
+
+
+def add_basic_arguments(parser: argparse.ArgumentParser) -> None:
+    """
+    Add the options both ``journey fetch`` and the stdlib twin take: ``URL...``, ``-o``,
+    ``--output-dir``, ``--content-disposition``, ``--max-redirs``, ``--quiet``.
+    """
+    parser.add_argument("urls", nargs="+", metavar="URL", help="http:// or https:// URLs")
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE (one URL only) [name from the URL]"
+    )
+    parser.add_argument("--output-dir", metavar="DIR", help="put files in DIR [.]")
+    parser.add_argument(
+        "--content-disposition",
+        action="store_true",
+        help="use the server's Content-Disposition name, reduced to a safe basename",
+    )
+    parser.add_argument(
+        "--max-redirs", type=_count, default=20, metavar="N", help="follow at most N redirects [20]"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """
+    Refuse combinations that make no sense (``-o`` with several URLs, a missing directory).
+    """
+    if args.output is not None and len(args.urls) > 1:
+        parser.error("-o/--output takes one URL; use --output-dir for several.")
+    if args.output_dir is not None and not os.path.isdir(args.output_dir):
+        parser.error(f"--output-dir {args.output_dir!r} is not a directory.")
+
+
+def _count(text: str) -> int:
+    """
+    An argparse type for a whole number of at least 0.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0")
+    return value
+
+
+def failure_line(program: str, url: str, error: FetchError) -> str:
+    """
+    The one stderr line for a URL that failed.
+    """
+    return f"{program}: {describe_url(url)}: {error}"
+
+
+def parse_url_list(text: str) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """
+    Read a mirror's URL file: one URL per line, optionally followed by whitespace and a
+    local name; blank lines and ``#`` comments ignored.
+
+    :return: ``(entries, problems)``: ``(url, name or None)`` pairs, and one sentence per
+        line that was skipped (a bad URL, or a name that is not a plain file name).
+    """
+    entries: list[tuple[str, str | None]] = []
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        for i, field in enumerate(fields):
+            if field.startswith("#"):
+                del fields[i:]
+                break
+        if len(fields) > 2:
+            problems.append(f"line {number}: expected 'URL [NAME]', got {line.strip()!r}.")
+            continue
+        url = fields[0]
+        try:
+            check_url(url)
+        except UnsupportedURL as e:
+            problems.append(f"line {number}: {e}")
+            continue
+        name = None
+        if len(fields) == 2:
+            name = safe_basename(fields[1])
+            if name != fields[1]:
+                problems.append(f"line {number}: {fields[1]!r} is not a plain file name.")
+                continue
+        entries.append((url, name))
+    return entries, problems

@@ -1,0 +1,518 @@
+# -*- test-case-name: tests.test_greet_contract -*-
+"""
+The greeting server and client with the standard library only.
+
+Speaks exactly the bytes :mod:`twisted_journey.greet` speaks: on connect, the server sends
+the greeting and closes.  Four ways to serve, the chapter's steps:
+
+``serial``
+    ``socketserver.TCPServer``: one client at a time.  A client that does not read a large
+    greeting holds everyone up until ``--timeout``.
+``threading``
+    ``ThreadingMixIn``: a thread per client (about 26 KB each, and ~5x the CPU of select).
+``forking``
+    ``ForkingMixIn``: a process per client; about 40x the CPU of select.
+``select`` (the default)
+    a non-blocking :mod:`selectors` loop: one thread sends every greeting as soon as the
+    kernel takes it and only watches a client whose greeting did not fit in one ``send``.
+    It is the cheapest per connection and no slow client can hold up another, which is
+    why it is the default.
+
+Run it::
+
+    python -m twisted_journey.fallback.greet --listen tcp:1234 --mode select
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import selectors
+import signal
+import socket
+import socketserver
+import struct
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twisted_journey import errors
+from twisted_journey.listen import ListenError, ListenSpec, bind, format_peer, parse_listen
+from twisted_journey.settings import SettingError, greeting, seconds
+
+__all__ = [
+    "MODES",
+    "ClientError",
+    "GreetHandler",
+    "SelectGreetServer",
+    "main",
+    "make_server",
+    "receive_greeting",
+]
+
+log = logging.getLogger("journey-greet")
+
+DEFAULT_TIMEOUT = 30.0
+
+Socket = socket.socket
+
+#: accept() errors that mean "out of descriptors or memory": wait for clients to leave.
+_SHORTAGE = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+def _abort(sock: socket.socket) -> None:
+    """
+    Close ``sock`` with a reset: the client is not reading, so an orderly close would only
+    leave the unsent greeting queued in the kernel.
+    """
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    sock.close()
+
+
+class GreetHandler(socketserver.BaseRequestHandler):
+    """
+    Sends the server's greeting; ``socketserver`` then shuts the socket down and closes it.
+    """
+
+    server: Any
+
+    def handle(self) -> None:
+        """
+        Send the whole greeting, or give up on the client after the server's timeout.
+        """
+        self.request.settimeout(self.server.greet_timeout)
+        try:
+            self.request.sendall(self.server.greeting)
+        except TimeoutError:
+            self.server.log_event(
+                logging.WARNING,
+                "Dropped %s: greeting not taken within %g seconds",
+                self.client_address,
+                self.server.greet_timeout,
+            )
+            _abort(self.request)
+        except OSError:
+            pass  # the client went away first; nothing to tell it
+
+
+class _GreetServerMixin:
+    """
+    What the ``socketserver`` modes share: the greeting, timeout, logging and adopting a
+    socket bound by :func:`twisted_journey.listen.bind`.
+    """
+
+    greeting: bytes
+    greet_timeout: float | None
+    quiet: bool
+    socket: Socket
+    address_family: int
+    server_address: Any
+    daemon_threads = True
+    block_on_close = False
+
+    def adopt(self, sock: Socket) -> None:
+        """
+        Serve on ``sock`` (already bound and listening) instead of a socket of our own.
+        """
+        self.socket.close()
+        self.socket = sock
+        self.address_family = sock.family
+        self.server_address = sock.getsockname()
+
+    def get_request(self) -> tuple[Socket, Any]:
+        """
+        Accept a client; when descriptors run out, pause a moment instead of spinning on a
+        listening socket that stays readable.
+        """
+        try:
+            return self.socket.accept()
+        except OSError as e:
+            if e.errno in _SHORTAGE:
+                log.error("Cannot accept: %s; waiting for clients to leave", e.strerror)
+                time.sleep(0.1)
+            raise
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """
+        Log ``Got connection from PEER`` unless quiet; every client is served.
+        """
+        self.log_event(logging.INFO, "Got connection from %s", client_address)
+        return True
+
+    def log_event(self, level: int, message: str, client_address: Any, *args: object) -> None:
+        """
+        Log a per-connection event about ``client_address`` unless quiet.
+        """
+        if not self.quiet:
+            log.log(level, message, _peer(client_address), *args)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """
+        Log an unexpected handler error in one line and keep serving.
+        """
+        log.error("Error serving %s: %s", _peer(client_address), sys.exc_info()[1])
+
+
+def _peer(client_address: Any) -> str:
+    """
+    ``host:port`` for a socket address (``unix`` for a unix socket client).
+    """
+    if isinstance(client_address, tuple):
+        return format_peer(client_address[0], client_address[1])
+    return "unix"
+
+
+class SerialGreetServer(_GreetServerMixin, socketserver.TCPServer):
+    """
+    One client at a time, as the chapter's first ``socketserver`` example.
+    """
+
+
+class ThreadingGreetServer(_GreetServerMixin, socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """
+    A thread per client.
+    """
+
+
+class ForkingGreetServer(_GreetServerMixin, socketserver.ForkingMixIn, socketserver.TCPServer):
+    """
+    A process per client.
+    """
+
+
+class SelectGreetServer:
+    """
+    A non-blocking :mod:`selectors` loop over any number of listening sockets.
+
+    Each accepted client gets one ``send``; if the kernel took the whole greeting the
+    socket is closed at once, otherwise the client is watched for writability with the
+    rest of the greeting until it is sent or ``timeout`` seconds pass.
+    """
+
+    def __init__(
+        self, sockets: Sequence[socket.socket], data: bytes, timeout: float | None, quiet: bool
+    ) -> None:
+        self.greeting = data
+        self.timeout = timeout
+        self.quiet = quiet
+        self.selector = selectors.DefaultSelector()
+        self.sockets = list(sockets)
+        # listening sockets set aside while descriptors are short, and when to retry them
+        self.paused: list[socket.socket] = []
+        self.resume_at = 0.0
+        # pending: socket -> (unsent bytes, deadline)
+        self.pending: dict[socket.socket, tuple[memoryview, float]] = {}
+        for sock in self.sockets:
+            sock.setblocking(False)
+            self.selector.register(sock, selectors.EVENT_READ, self._accept)
+
+    def _accept(self, listener: socket.socket) -> None:
+        """
+        Accept every waiting client and greet each.
+        """
+        data = self.greeting
+        quiet = self.quiet
+        for _ in range(100):
+            try:
+                conn, address = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if e.errno in _SHORTAGE:
+                    log.error("Cannot accept: %s; waiting for clients to leave", e.strerror)
+                    self.selector.unregister(listener)
+                    self.resume_at = time.monotonic() + 0.1
+                    self.paused.append(listener)
+                    return
+                if e.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue
+                raise
+            if not quiet:
+                log.info("Got connection from %s", _peer(address))
+            try:
+                # MSG_DONTWAIT: non-blocking for this call, without an fcntl on every
+                # connection; only a client whose greeting does not fit is made
+                # non-blocking and watched.
+                sent = conn.send(data, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                conn.close()
+                continue
+            if sent == len(data):
+                conn.close()
+            else:
+                conn.setblocking(False)
+                deadline = time.monotonic() + self.timeout if self.timeout else float("inf")
+                self.pending[conn] = (memoryview(data)[sent:], deadline)
+                self.selector.register(conn, selectors.EVENT_WRITE, self._write)
+
+    def _write(self, conn: socket.socket) -> None:
+        """
+        Send more of a greeting the kernel could not take at once.
+        """
+        rest, deadline = self.pending[conn]
+        try:
+            sent = conn.send(rest)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._forget(conn)
+            return
+        if sent == len(rest):
+            self._forget(conn)
+        else:
+            self.pending[conn] = (rest[sent:], deadline)
+
+    def _forget(self, conn: socket.socket) -> None:
+        """
+        Stop watching ``conn`` and close it.
+        """
+        del self.pending[conn]
+        self.selector.unregister(conn)
+        conn.close()
+
+    def _expire(self, now: float) -> None:
+        """
+        Drop every client whose deadline has passed.
+        """
+        for conn, (_, deadline) in list(self.pending.items()):
+            if deadline <= now:
+                if not self.quiet:
+                    try:
+                        peer = _peer(conn.getpeername())
+                    except OSError:
+                        peer = "a client"
+                    log.warning(
+                        "Dropped %s: greeting not taken within %g seconds", peer, self.timeout
+                    )
+                del self.pending[conn]
+                self.selector.unregister(conn)
+                _abort(conn)
+
+    def serve_forever(self) -> None:
+        """
+        Run the loop until interrupted.
+        """
+        select = self.selector.select
+        while True:
+            wait = None
+            if self.pending:
+                wait = max(0.0, min(d for _, d in self.pending.values()) - time.monotonic())
+            if self.paused:
+                wait = 0.1 if wait is None else min(wait, 0.1)
+            for key, _ in select(wait):
+                key.data(key.fileobj)
+            if self.pending:
+                self._expire(time.monotonic())
+            if self.paused and time.monotonic() >= self.resume_at:
+                for listener in self.paused:
+                    self.selector.register(listener, selectors.EVENT_READ, self._accept)
+                self.paused = []
+
+    def server_close(self) -> None:
+        """
+        Close every listening and pending socket.
+        """
+        for conn in list(self.pending):
+            self._forget(conn)
+        for sock in self.sockets:
+            sock.close()
+        self.selector.close()
+
+
+MODES: dict[str, type[_GreetServerMixin] | None] = {
+    "serial": SerialGreetServer,
+    "threading": ThreadingGreetServer,
+    "forking": ForkingGreetServer,
+    "select": None,
+}
+
+
+def make_server(
+    mode: str, specs: Sequence[ListenSpec], data: bytes, timeout: float | None, quiet: bool
+) -> list[Any]:
+    """
+    Bind every listen description and build the servers for ``mode``.
+
+    :return: one ``SelectGreetServer`` for all sockets in ``select`` mode, otherwise one
+        ``socketserver`` server per socket.
+    :raises ListenError: when a socket cannot be bound.
+    """
+    sockets: list[socket.socket] = []
+    try:
+        for spec in specs:
+            sockets.append(bind(spec))
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    if mode == "select":
+        return [SelectGreetServer(sockets, data, timeout, quiet)]
+    servers = []
+    server_class = MODES[mode]
+    assert server_class is not None
+    for sock in sockets:
+        server: Any = server_class(("127.0.0.1", 0), GreetHandler, bind_and_activate=False)  # type: ignore[call-arg]
+        server.adopt(sock)
+        server.greeting, server.greet_timeout, server.quiet = data, timeout, quiet
+        servers.append(server)
+    return servers
+
+
+def serve(servers: Sequence[Any]) -> None:
+    """
+    Serve until interrupted: ``serve_forever`` for one server; several ``socketserver``
+    servers are multiplexed on one selector, each handling a request when its socket is
+    readable (what ``serve_forever`` does for one).
+    """
+    if len(servers) == 1:
+        servers[0].serve_forever()
+        return
+    with selectors.DefaultSelector() as selector:
+        for server in servers:
+            selector.register(server, selectors.EVENT_READ)
+        while True:
+            for key, _ in selector.select(0.5):
+                key.fileobj._handle_request_noblock()  # type: ignore[union-attr]
+            for server in servers:
+                server.service_actions()
+
+
+# --- the client --------------------------------------------------------------------------
+
+
+class ClientError(Exception):
+    """
+    The server could not be reached or did not finish in time; ``str()`` is one sentence.
+    """
+
+
+def receive_greeting(
+    host: str, port: int, write: Callable[[bytes], object], timeout: float = 10.0
+) -> int:
+    """
+    Connect to a greeting server, pass what it sends to ``write`` until it closes the
+    connection, and return the number of bytes received.
+
+    :param timeout: seconds for the whole exchange, connecting included.
+    :raises ClientError: when the server cannot be reached or time runs out.
+    """
+    deadline = time.monotonic() + timeout
+    received = 0
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            while True:
+                sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                data = sock.recv(65536)
+                if not data:
+                    return received
+                received += len(data)
+                write(data)
+    except socket.gaierror:
+        raise ClientError(errors.connect_failure(errors.RESOLVE, host, port)) from None
+    except ConnectionRefusedError:
+        raise ClientError(errors.connect_failure(errors.REFUSED, host, port)) from None
+    except TimeoutError:
+        raise ClientError(
+            errors.connect_failure(errors.TIMEOUT, host, port, timeout=timeout)
+        ) from None
+    except OSError as e:
+        raise ClientError(
+            errors.connect_failure(errors.UNREACHABLE, host, port, e.strerror or str(e))
+        ) from None
+
+
+# --- the command -------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m twisted_journey.fallback.greet",
+        description="Send every client a greeting, then close (stdlib engine).",
+    )
+    parser.add_argument(
+        "--listen",
+        "-l",
+        action="append",
+        metavar="ENDPOINT",
+        help="tcp:PORT, tcp6:PORT or unix:PATH, with interface= etc.; repeatable [tcp:1234]",
+    )
+    parser.add_argument(
+        "--mode", choices=list(MODES), default="select", help="how to serve [select]"
+    )
+    parser.add_argument(
+        "--message", "-m", help="greeting text; sent UTF-8 encoded with CRLF appended"
+    )
+    parser.add_argument("--message-file", help="send this file's bytes exactly as the greeting")
+    parser.add_argument(
+        "--timeout",
+        default=str(DEFAULT_TIMEOUT),
+        metavar="SECONDS",
+        help="drop a client that has not taken the whole greeting in this many seconds [30]",
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="log no per-connection events")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """
+    Run the fallback greeting server; return the exit status.
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        data = greeting(args.message, args.message_file)
+        timeout = seconds("--timeout", args.timeout)
+        specs = [parse_listen(d) for d in args.listen or ["tcp:1234"]]
+    except (SettingError, ListenError) as e:
+        parser.error(str(e))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s [%(name)s] %(message)s", stream=sys.stderr
+    )
+    try:
+        servers = make_server(args.mode, specs, data, timeout, args.quiet)
+    except ListenError as e:
+        print(f"{parser.prog}: {e}", file=sys.stderr)
+        return 1
+    log.info("Greeting on %s (%s mode)", ", ".join(map(str, specs)), args.mode)
+    # SIGTERM stops the server as Ctrl-C does: sockets closed, unix socket files removed.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        serve(servers)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for server in servers:
+            server.server_close()
+        for spec in specs:
+            if spec.kind == "unix" and spec.path:
+                _unlink(spec.path)
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """
+    Turn SIGTERM into the ``KeyboardInterrupt`` that ends :func:`serve`.
+    """
+    raise KeyboardInterrupt
+
+
+def _unlink(path: str) -> None:
+    """
+    Remove a unix socket file we created, if it is still there.
+    """
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,648 @@
+# -*- test-case-name: tests.test_fetch_api -*-
+"""
+Download HTTP(S) URLs to files on ``twisted.web.client``: streaming, bounded, and safe.
+
+The chapter's one-liner, ``urllib.request.urlretrieve(url, filename)``, becomes::
+
+    from twisted.internet.task import react
+    from twisted_journey.fetch import retrieve
+
+    async def main(reactor):
+        filename, headers = await retrieve("https://example.org/big.iso", "big.iso")
+
+    react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
+
+For more than one URL, build a :class:`Fetcher` (it holds the agent, its connection pool
+and the settings) and call :meth:`Fetcher.retrieve` for each; at most
+``FetchSettings.parallel`` transfers run at once.
+
+What it guarantees, which ``Agent`` and ``readBody`` alone do not:
+
+- the body streams to ``NAME.part`` through ``deliverBody`` (a disk-writer thread takes
+  it; the transport is paused while the thread is behind), and is renamed to ``NAME``
+  only when it is complete and verified: a short, long or unframed body, a timeout, a
+  bad checksum or an HTTP status of 400 or more leaves no ``NAME`` and no ``.part``;
+- an idle timeout (no byte for N seconds) and a total time limit cover the body too;
+- retries with exponential backoff honouring ``Retry-After``; ``Range`` resume;
+  conditional GET with a remembered ETag / Last-Modified;
+- gzip/deflate decoding (opt-in) with caps on decoded size and ratio (no bombs);
+- ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` from the environment, with ``CONNECT``
+  tunnelling for https; ``cacert`` and (loudly) ``insecure`` TLS.
+
+Failures are the :class:`twisted_journey.download.FetchError` subclasses (shared with the
+stdlib twin), each with a sentence and an exit status.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+from twisted.internet.defer import CancelledError, Deferred, DeferredSemaphore
+from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
+from twisted.web.client import (
+    HTTPConnectionPool,
+    RedirectAgent,
+    ResponseDone,
+)
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import (
+    UNKNOWN_LENGTH,
+    IAgent,
+    IResponse,
+)
+
+from twisted_journey import __version__, download, errors
+from twisted_journey.agent import EnvironmentAgent, surplusNoticingPool
+from twisted_journey.download import (
+    ChecksumMismatch,
+    FetchError,
+    FileError,
+    HTTPStatusError,
+    NetworkError,
+    PartFile,
+    ProtocolError,
+    Timeout,
+    TLSError,
+    TooLarge,
+    TooManyRedirects,
+    TruncatedBody,
+    UnsupportedURL,
+)
+from twisted_journey.fetchbody import BodyReceiver, Deadline, Decoder, Spool, abandon
+
+__all__ = [
+    "ChecksumMismatch",
+    "FetchError",
+    "FetchSettings",
+    "Fetched",
+    "Fetcher",
+    "FileError",
+    "HTTPStatusError",
+    "NetworkError",
+    "ProtocolError",
+    "Retrieved",
+    "TLSError",
+    "Timeout",
+    "TooLarge",
+    "TooManyRedirects",
+    "TruncatedBody",
+    "UnsupportedURL",
+    "classify",
+    "retrieve",
+]
+
+MiB = 1 << 20
+_DONE = Failure(ResponseDone())
+GiB = 1 << 30
+
+
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    """
+    An attrs validator: ``None`` or a number above 0.
+    """
+    if value is not None and not value > 0:
+        raise ValueError(f"{attribute.name} must be above 0, not {value!r}")
+
+
+@attrs.frozen
+class FetchSettings:
+    """
+    How a :class:`Fetcher` fetches; every field has a usable default.
+
+    :ivar maxRedirects: redirects followed before :class:`TooManyRedirects` (0: none).
+    :ivar connectTimeout: seconds for the TCP connect.
+    :ivar idleTimeout: seconds without a byte (waiting for headers or mid-body).
+    :ivar maxTime: seconds for one whole attempt, or ``None``.
+    :ivar retries: extra attempts after a retryable failure (network, timeout,
+        truncation, 408/429/5xx).
+    :ivar retryDelay: seconds before the first retry; doubled each time.
+    :ivar maxRetryDelay: no wait (``Retry-After`` included) is longer than this.
+    :ivar parallel: transfers running at once.
+    :ivar headers: extra ``(name, value)`` request headers.
+    :ivar proxies: scheme -> proxy URL (``"no"``: the bypass list), or ``None`` to read
+        ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` from the environment.
+    :ivar cacert: a PEM file of CA certificates to trust instead of the system's.
+    :ivar insecure: do not verify TLS certificates at all.
+    :ivar compressed: ask for gzip/deflate and decode it.
+    :ivar maxDecodedSize: bytes a compressed body may decode to.
+    :ivar maxRatio: how many times larger than its encoded form a body may decode to
+        (plus 1 MiB of slack).
+    :ivar userAgent: the ``User-Agent`` header.
+    """
+
+    maxRedirects: int = attrs.field(default=20, validator=attrs.validators.ge(0))
+    connectTimeout: float | None = attrs.field(default=30.0, validator=_positive)
+    idleTimeout: float | None = attrs.field(default=300.0, validator=_positive)
+    maxTime: float | None = attrs.field(default=None, validator=_positive)
+    retries: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    retryDelay: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
+    maxRetryDelay: float = attrs.field(default=120.0, validator=attrs.validators.ge(0))
+    parallel: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=tuple)
+    proxies: Mapping[str, str] | None = None
+    cacert: str | None = None
+    insecure: bool = False
+    compressed: bool = False
+    maxDecodedSize: int = attrs.field(default=GiB, validator=attrs.validators.ge(1))
+    maxRatio: float = attrs.field(default=100.0, validator=attrs.validators.gt(0))
+    userAgent: str = f"twisted_journey/{__version__}"
+
+
+@attrs.frozen
+class Retrieved:
+    """
+    A URL fetched to a file.  Unpacks like ``urlretrieve``'s result:
+    ``filename, headers = retrieved``.
+
+    :ivar changed: ``False`` when the server said 304 Not Modified (file untouched).
+    :ivar skipped: ``True`` when ``noClobber`` found the file already there.
+    """
+
+    url: str
+    filename: str
+    headers: Headers
+    status: int
+    size: int
+    changed: bool = True
+    skipped: bool = False
+
+    def __iter__(self) -> Any:
+        return iter((self.filename, self.headers))
+
+
+@attrs.frozen
+class Fetched:
+    """
+    A body fetched into memory by :meth:`Fetcher.fetchBytes`.
+    """
+
+    url: str
+    status: int
+    headers: Headers
+    content: bytes
+
+
+# --- classifying failures ----------------------------------------------------------------------
+
+
+def classify(failure: Failure, url: str, deadline: Deadline | None = None) -> FetchError:
+    """
+    The :class:`FetchError` for a failure of the agent or the body.
+    """
+    from twisted.internet import error
+    from twisted.web import _newclient
+    from twisted.web.error import InfiniteRedirection, RedirectWithNoLocation, SchemeNotSupported
+
+    value = failure.value
+    if isinstance(value, FetchError):
+        if not value.url:
+            value.url = url
+        return value
+    if deadline is not None and deadline.expired:
+        return deadline.error(url)
+    host, port = _hostPortOf(url)
+    reasons = getattr(value, "reasons", None) or []
+    for reason in [failure, *reasons]:
+        if reason.check(InfiniteRedirection):
+            return TooManyRedirects(f"too many redirects (more than --max-redirs) from {url}.", url)
+        if reason.check(RedirectWithNoLocation):
+            return ProtocolError("a redirect without a Location header.", url)
+        if reason.check(_newclient._DataLoss):
+            return TruncatedBody("the body was cut short; nothing saved.", url)
+        if reason.check(FetchError):
+            return classify(reason, url, deadline)
+        try:
+            from OpenSSL import SSL
+
+            if reason.check(SSL.Error):
+                return TLSError(
+                    f"TLS with {host} failed: {_sslReason(reason.value)} "
+                    "(use --cacert FILE to trust its CA).",
+                    url,
+                )
+        except ImportError:  # pragma: no cover
+            pass
+    if failure.check(error.DNSLookupError):
+        return NetworkError(errors.connect_failure(errors.RESOLVE, host, port), url)
+    if failure.check(error.ConnectionRefusedError):
+        return NetworkError(errors.connect_failure(errors.REFUSED, host, port), url)
+    if failure.check(error.TimeoutError, CancelledError):
+        return Timeout(f"cannot connect to {host} port {port} in time (--connect-timeout).", url)
+    if failure.check(SchemeNotSupported):
+        return UnsupportedURL(f"{url!r} is not an http:// or https:// URL.", url)
+    if failure.check(error.ConnectError):
+        return NetworkError(errors.connect_failure(errors.UNREACHABLE, host, port, str(value)), url)
+    if failure.check(_newclient.ResponseNeverReceived):
+        return NetworkError(f"{host} port {port} closed the connection without answering.", url)
+    if failure.check(_newclient.ResponseFailed, _newclient.RequestTransmissionFailed):
+        return NetworkError(f"the connection to {host} port {port} failed mid-response.", url)
+    return FetchError(f"{type(value).__name__}: {value}", url)
+
+
+def _sslReason(value: BaseException) -> str:
+    """
+    The OpenSSL reason text in an ``SSL.Error``.
+    """
+    try:
+        return str(value.args[0][0][2])
+    except (IndexError, TypeError):
+        return str(value)
+
+
+def _hostPortOf(url: str) -> tuple[str, int | str]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        port: int | str = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = "?"
+    return parts.hostname or "", port
+
+
+# --- the fetcher -------------------------------------------------------------------------------
+
+
+class Fetcher:
+    """
+    Fetches URLs to files (or memory) with one agent, one pool and one set of settings.
+
+    :param reactor: the reactor (resolved late when ``None``).
+    :param agent: an ``IAgent`` to use instead of the default (``Agent`` on a persistent
+        pool, TLS verified, proxies from the environment); redirects are followed on
+        top of it.
+    :param settings: a :class:`FetchSettings`.
+    """
+
+    def __init__(
+        self,
+        reactor: Any = None,
+        agent: IAgent | None = None,
+        settings: FetchSettings | None = None,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        self.reactor = reactor
+        self.settings = settings or FetchSettings()
+        self.pool: HTTPConnectionPool | None = None
+        if agent is None:
+            self.pool = surplusNoticingPool(reactor)
+            self.pool.maxPersistentPerHost = max(2, self.settings.parallel)
+            agent = EnvironmentAgent(reactor, self.pool, self.settings)
+        self.agent: IAgent = RedirectAgent(agent, self.settings.maxRedirects)
+        self.semaphore = DeferredSemaphore(self.settings.parallel)
+
+    def close(self) -> Deferred[None]:
+        """
+        Close the pool's idle connections (call when done, and in test cleanups).
+        """
+        if self.pool is None:
+            return Deferred.fromCoroutine(_nothing())
+        return self.pool.closeCachedConnections()
+
+    # -- public API
+
+    def retrieve(
+        self,
+        url: str,
+        filename: str | None = None,
+        reporthook: Callable[[int, int, int], object] | None = None,
+        *,
+        outputDir: str | None = None,
+        contentDisposition: bool = False,
+        noClobber: bool = False,
+        resume: bool = False,
+        newer: bool = False,
+        sha256: str | None = None,
+    ) -> Deferred[Retrieved]:
+        """
+        Fetch ``url`` to a file; fire with a :class:`Retrieved` (which unpacks as
+        ``(filename, headers)``), or fail with a :class:`FetchError`.
+
+        :param filename: the file's name (default: from the URL, in ``outputDir``).
+        :param reporthook: called as ``reporthook(blocknum, blocksize, totalsize)`` like
+            ``urlretrieve``'s: once with ``blocknum=0`` when the body starts, then per
+            block received (``blocksize`` is that block's size; ``totalsize`` is -1 when
+            unknown).
+        :param contentDisposition: use the server's ``Content-Disposition`` name (made safe).
+        :param noClobber: do not replace an existing file (succeed with ``skipped``).
+        :param resume: keep the ``.part`` on failure and continue it with ``Range``.
+        :param newer: conditional GET against the existing file; a 304 leaves it alone.
+        :param sha256: the hex digest the body must have.
+        """
+        options = _Options(
+            filename, outputDir, contentDisposition, noClobber, resume, newer, sha256
+        )
+        return self.semaphore.run(
+            lambda: Deferred.fromCoroutine(self._retrieve(url, options, reporthook))
+        )
+
+    def fetchBytes(self, url: str, maxSize: int = 10 * MiB) -> Deferred[Fetched]:
+        """
+        Fetch ``url`` into memory; fail with :class:`TooLarge` past ``maxSize`` bytes.
+        """
+        return self.semaphore.run(lambda: Deferred.fromCoroutine(self._fetchBytes(url, maxSize)))
+
+    # -- internals
+
+    async def _withRetries(self, url: str, attempt: Callable[[], Any]) -> Any:
+        download.check_url(url)
+        settings = self.settings
+        for number in range(settings.retries + 1):
+            try:
+                return await attempt()
+            except FetchError as e:
+                if not e.retryable or number == settings.retries:
+                    raise
+                delay = settings.retryDelay * (2**number)
+                if isinstance(e, HTTPStatusError) and e.retryAfter is not None:
+                    delay = e.retryAfter
+                await deferLater(self.reactor, min(delay, settings.maxRetryDelay))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _headers(self, extra: Mapping[str, str]) -> Headers:
+        headers = Headers()
+        headers.setRawHeaders(b"user-agent", [self.settings.userAgent.encode("latin-1")])
+        if self.settings.compressed:
+            headers.setRawHeaders(b"accept-encoding", [b"gzip, deflate"])
+        for name, value in [*self.settings.headers, *extra.items()]:
+            headers.setRawHeaders(name.encode("latin-1"), [value.encode("latin-1")])
+        return headers
+
+    async def _request(self, url: str, headers: Headers, deadline: Deadline) -> IResponse:
+        try:
+            uri = url.encode("ascii")
+        except UnicodeError:
+            import hyperlink
+
+            uri = hyperlink.DecodedURL.from_text(url).to_uri().to_text().encode("ascii")
+        try:
+            requested = self.agent.request(b"GET", uri, headers)
+        except (ValueError, NotImplementedError) as e:
+            raise UnsupportedURL(f"cannot request {url!r}: {e}.", url) from None
+        deadline.watch(requested.cancel)
+        try:
+            response: IResponse = await requested
+        except Exception:
+            raise classify(Failure(), url, deadline) from None
+        deadline.poke()
+        return response
+
+    async def _receive(
+        self,
+        url: str,
+        response: IResponse,
+        write: Callable[[bytes], None],
+        deadline: Deadline,
+        progress: Callable[[int], object],
+        threaded: bool = True,
+    ) -> int:
+        """
+        Stream the body of ``response`` to ``write`` (on a writer thread if ``threaded``);
+        return the raw byte count after checking it against the framing.
+        """
+        encoding = _header(response.headers, b"content-encoding")
+        decoder = None
+        if (
+            self.settings.compressed
+            and encoding
+            and encoding.lower() in ("gzip", "x-gzip", "deflate")
+        ):
+            kind = "deflate" if encoding.lower() == "deflate" else "gzip"
+            decoder = Decoder(kind, self.settings.maxDecodedSize, self.settings.maxRatio)
+        spool = Spool(self.reactor if threaded else None, write)
+        receiver = BodyReceiver(spool.write, deadline, decoder, progress, spool)
+        response.deliverBody(receiver)
+        try:
+            framed = await receiver.done
+        except Exception:
+            await _settle(spool)
+            raise classify(Failure(), url, deadline) from None
+        try:
+            await spool.finish()
+        except FetchError:
+            raise
+        except Exception as e:
+            raise FileError(f"cannot write the file: {e}.", url) from None
+        expected = None if response.length is UNKNOWN_LENGTH else int(response.length)
+        received = receiver.received + getattr(response, "journeySurplus", 0)
+        download.check_length(url, expected, received, framed)
+        return receiver.received
+
+    async def _retrieve(
+        self,
+        url: str,
+        options: _Options,
+        reporthook: Callable[[int, int, int], object] | None,
+    ) -> Retrieved:
+        download.check_url(url)
+        path = download.target_path(url, options.filename, options.outputDir)
+        if options.noClobber and os.path.exists(path) and not options.contentDisposition:
+            return Retrieved(url, path, Headers(), 0, os.path.getsize(path), False, True)
+        return await self._withRetries(
+            url, lambda: self._retrieveOnce(url, path, options, reporthook)
+        )
+
+    async def _retrieveOnce(
+        self,
+        url: str,
+        path: str,
+        options: _Options,
+        reporthook: Callable[[int, int, int], object] | None,
+    ) -> Retrieved:
+        extra: dict[str, str] = {}
+        if options.newer:
+            extra.update(download.conditional_headers(path))
+        part = path + ".part"
+        offset = os.path.getsize(part) if options.resume and os.path.exists(part) else 0
+        if offset:
+            extra["Range"] = f"bytes={offset}-"
+        deadline = Deadline(self.reactor, self.settings.idleTimeout, self.settings.maxTime)
+        try:
+            response = await self._request(url, self._headers(extra), deadline)
+            code = response.code
+            if code == 304 and options.newer:
+                await abandon(response)
+                size = os.path.getsize(path) if os.path.exists(path) else 0
+                return Retrieved(url, path, response.headers, code, size, changed=False)
+            if code == 416 and offset and _completeRange(response, offset):
+                await abandon(response)
+                os.replace(part, path)
+                return Retrieved(url, path, response.headers, code, offset)
+            await _raiseForStatus(url, response)
+            if options.contentDisposition:
+                name = download.disposition_name(_header(response.headers, b"content-disposition"))
+                if name is not None:
+                    path = download.target_path(url, options.filename, options.outputDir, name)
+                if options.noClobber and os.path.exists(path):
+                    await abandon(response)
+                    return Retrieved(
+                        url, path, response.headers, code, os.path.getsize(path), False, True
+                    )
+            sink = PartFile(path, bool(offset), options.noClobber, options.sha256 is not None)
+            try:
+                if code == 206:
+                    await _checkRange(url, response, sink.offset)
+                elif sink.offset:
+                    sink.restart()  # the server ignored Range: start again
+                total = (
+                    -1 if response.length is UNKNOWN_LENGTH else sink.offset + int(response.length)
+                )
+                blocks = 0
+
+                def progress(size: int) -> None:
+                    nonlocal blocks
+                    blocks += 1
+                    if reporthook is not None:
+                        reporthook(blocks, size, total)
+
+                if reporthook is not None:
+                    reporthook(0, 0, total)
+                await self._receive(url, response, sink.write, deadline, progress)
+                sink.verify(options.sha256)
+                sink.commit()
+            except BaseException:
+                sink.discard(keep=options.resume)
+                raise
+            if options.newer:
+                download.save_validators(
+                    path,
+                    url,
+                    _header(response.headers, b"etag"),
+                    _header(response.headers, b"last-modified"),
+                )
+            return Retrieved(url, path, response.headers, code, sink.written)
+        finally:
+            deadline.cancel()
+
+    async def _fetchBytes(self, url: str, maxSize: int) -> Fetched:
+        async def once() -> Fetched:
+            deadline = Deadline(self.reactor, self.settings.idleTimeout, self.settings.maxTime)
+            try:
+                response = await self._request(url, self._headers({}), deadline)
+                await _raiseForStatus(url, response)
+                if response.length is not UNKNOWN_LENGTH and int(response.length) > maxSize:
+                    await abandon(response)
+                    raise TooLarge(f"the body is {response.length} bytes, over {maxSize}.", url)
+                chunks: list[bytes] = []
+                size = 0
+
+                def keep(data: bytes) -> None:
+                    nonlocal size
+                    size += len(data)
+                    if size > maxSize:
+                        raise TooLarge(f"the body is over {maxSize} bytes.", url)
+                    chunks.append(data)
+
+                await self._receive(url, response, keep, deadline, lambda n: None, False)
+                return Fetched(url, response.code, response.headers, b"".join(chunks))
+            finally:
+                deadline.cancel()
+
+        return await self._withRetries(url, once)
+
+
+@attrs.frozen
+class _Options:
+    """
+    Per-call options of :meth:`Fetcher.retrieve`.
+    """
+
+    filename: str | None
+    outputDir: str | None
+    contentDisposition: bool
+    noClobber: bool
+    resume: bool
+    newer: bool
+    sha256: str | None
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _settle(spool: Spool) -> None:
+    """
+    Wait for a spool's writer thread to finish, ignoring its outcome.
+    """
+    try:
+        await spool.finish()
+    except Exception:
+        pass
+
+
+def _header(headers: Headers, name: bytes) -> str | None:
+    values = headers.getRawHeaders(name)
+    return values[0].decode("latin-1") if values else None
+
+
+async def _raiseForStatus(url: str, response: IResponse) -> None:
+    """
+    Fail for a status of 300 or more (an unfollowed redirect, or an error).
+    """
+    code = response.code
+    if code < 300:
+        return
+    await abandon(response)
+    phrase = response.phrase.decode("latin-1", "replace")
+    if code < 400:
+        raise ProtocolError(
+            f"the server answered {code} {phrase} and no redirect was followed.", url
+        )
+    raise HTTPStatusError(
+        f"the server answered {code} {phrase}; nothing saved.",
+        url,
+        code,
+        download.retry_after(_header(response.headers, b"retry-after")),
+    )
+
+
+async def _checkRange(url: str, response: IResponse, offset: int) -> None:
+    span = download.parse_content_range(_header(response.headers, b"content-range"))
+    if span is None or span[0] != offset:
+        await abandon(response)
+        raise ProtocolError(
+            f"the server sent a range other than the one asked for (from byte {offset}).", url
+        )
+
+
+def _completeRange(response: IResponse, offset: int) -> bool:
+    """
+    Whether a 416 says the file is ``offset`` bytes long (a resume that was complete).
+    """
+    value = _header(response.headers, b"content-range") or ""
+    return value.strip() == f"bytes */{offset}"
+
+
+def retrieve(
+    url: str,
+    filename: str | None = None,
+    reporthook: Callable[[int, int, int], object] | None = None,
+    *,
+    reactor: Any = None,
+    agent: IAgent | None = None,
+    settings: FetchSettings | None = None,
+    **options: Any,
+) -> Deferred[Retrieved]:
+    """
+    ``urlretrieve`` for Twisted: fetch ``url`` to ``filename`` (default: the URL's name in
+    the current directory); fire with ``(filename, headers)``.
+
+    Unlike ``urlretrieve`` it streams, times out, verifies the length and leaves no file
+    on failure.  ``options`` are those of :meth:`Fetcher.retrieve`.
+    """
+    fetcher = Fetcher(reactor, agent, settings)
+
+    async def run() -> Retrieved:
+        try:
+            return await fetcher.retrieve(url, filename, reporthook, **options)
+        finally:
+            await fetcher.close()
+
+    return Deferred.fromCoroutine(run())

@@ -1,0 +1,331 @@
+# -*- test-case-name: tests.test_fetch_api -*-
+"""
+Receiving one response body for :mod:`twisted_journey.fetch`: timers, decoding, writing.
+
+- :class:`Deadline`: the idle timer (reset by every byte) and the total time limit, which
+  Agent lacks for bodies; either stops the transfer.
+- :class:`Decoder`: gzip/deflate decoding in bounded pieces, refusing to inflate past a
+  size or a ratio (Twisted's ``ContentDecoderAgent`` has no cap).
+- :class:`Spool`: hands bytes to a writer thread and pauses the transport while the disk
+  is behind, so memory stays bounded whatever the file size.
+- :class:`BodyReceiver`: the ``deliverBody`` protocol tying them together.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IDelayedCall, IReactorThreads, IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
+from twisted.web.client import ResponseDone
+from twisted.web.iweb import IResponse
+
+from twisted_journey.download import (
+    FetchError,
+    FileError,
+    ProtocolError,
+    Timeout,
+    TooLarge,
+    TruncatedBody,
+)
+
+__all__ = ["BodyReceiver", "Deadline", "Decoder", "Spool", "abandon"]
+
+MiB = 1 << 20
+_DONE = Failure(ResponseDone())
+
+
+class Deadline:
+    """
+    The idle and total timers of one attempt; when either fires, ``stop`` is called and
+    :attr:`expired` says which.
+    """
+
+    def __init__(self, clock: IReactorTime, idle: float | None, total: float | None) -> None:
+        self.expired: str | None = None
+        self.idle = idle
+        self.total = total
+        self._stop: Callable[[], object] = lambda: None
+        self._calls: list[IDelayedCall] = []
+        self._idleCall: IDelayedCall | None = None
+        if total is not None:
+            self._calls.append(clock.callLater(total, self._fire, "total"))
+        if idle is not None:
+            self._idleCall = clock.callLater(idle, self._fire, "idle")
+            self._calls.append(self._idleCall)
+
+    def watch(self, stop: Callable[[], object]) -> None:
+        """
+        Call ``stop`` (cancel the request, stop the body) when a timer fires.
+        """
+        self._stop = stop
+
+    def poke(self) -> None:
+        """
+        Something arrived: restart the idle timer.
+        """
+        if self._idleCall is not None and self._idleCall.active() and self.idle is not None:
+            self._idleCall.reset(self.idle)
+
+    def _fire(self, kind: str) -> None:
+        self.expired = kind
+        self.cancel()
+        self._stop()
+
+    def cancel(self) -> None:
+        """
+        Stop both timers (idempotent).
+        """
+        for call in self._calls:
+            if call.active():
+                call.cancel()
+
+    def error(self, url: str) -> Timeout:
+        """
+        The :class:`Timeout` for the timer that fired.
+        """
+        if self.expired == "total":
+            return Timeout(f"not complete within --max-time {self.total:g} seconds.", url)
+        return Timeout(f"no data for {self.idle:g} seconds (--idle-timeout).", url)
+
+
+class Decoder:
+    """
+    gzip/deflate decoding that refuses to inflate past a size or a ratio.
+    """
+
+    def __init__(self, encoding: str, maxSize: int, maxRatio: float) -> None:
+        self.encoding = encoding
+        self.maxSize = maxSize
+        self.maxRatio = maxRatio
+        self.encoded = self.decoded = 0
+        self._raw = False
+        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
+
+    def decode(self, data: bytes, write: Callable[[bytes], object]) -> None:
+        """
+        Decode ``data``, handing the output to ``write`` 64 KiB at a time.
+
+        :raises TooLarge: past the size or ratio cap.
+        :raises ProtocolError: when the data is not valid gzip/deflate.
+        """
+        self.encoded += len(data)
+        while data:
+            try:
+                piece = self._z.decompress(data, 1 << 16)
+            except zlib.error:
+                if self.encoding == "deflate" and not self._raw and self.decoded == 0:
+                    # "deflate" is meant to be zlib-wrapped, but some servers send raw.
+                    self._raw = True
+                    self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+                    continue
+                raise ProtocolError(f"the body is not valid {self.encoding} data.") from None
+            self.decoded += len(piece)
+            if self.decoded > self.maxSize:
+                raise TooLarge(
+                    f"the {self.encoding} body decodes to more than {self.maxSize} bytes "
+                    "(--max-decoded-size); nothing saved."
+                )
+            if self.decoded > self.maxRatio * self.encoded + MiB:
+                raise TooLarge(
+                    f"the {self.encoding} body inflates more than {self.maxRatio:g} times "
+                    "(a decompression bomb?); nothing saved."
+                )
+            if piece:
+                write(piece)
+            data = self._z.unconsumed_tail
+            if self._z.eof:
+                break
+
+    def finish(self) -> None:
+        """
+        :raises TruncatedBody: when the compressed stream did not end.
+        """
+        if not self._z.eof:
+            raise TruncatedBody(f"the {self.encoding} body ended before its end marker.")
+
+
+class Spool:
+    """
+    Writes body bytes on a thread, so the reactor keeps receiving while the disk writes;
+    the transport is paused while more than ``highWater`` bytes wait.
+
+    Without a thread pool (an in-memory test reactor), writes happen at once.
+    """
+
+    batch = MiB
+    highWater = 8 * MiB
+
+    def __init__(self, reactor: object, write: Callable[[bytes], None]) -> None:
+        self._write = write
+        self._threads = reactor if IReactorThreads.providedBy(reactor) else None
+        self._pending: list[bytes] = []
+        self._pendingSize = 0
+        self._busy = False
+        self._closing: Deferred[None] | None = None
+        self._error: BaseException | None = None
+        self.producer: Any = None
+        self._paused = False
+
+    def write(self, data: bytes) -> None:
+        """
+        Queue ``data``; raise the writer thread's error, if it had one.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._threads is None:
+            self._write(data)
+            return
+        self._pending.append(data)
+        self._pendingSize += len(data)
+        if not self._busy and self._pendingSize >= self.batch:
+            self._flush()
+        if self._pendingSize >= self.highWater and not self._paused and self.producer:
+            self._paused = True
+            self.producer.pauseProducing()
+
+    def _flush(self) -> None:
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pendingSize = 0
+        self._busy = True
+        threads = self._threads
+        assert threads is not None
+        deferToThreadPool(threads, threads.getThreadPool(), self._write, data).addCallbacks(
+            self._written, self._failed
+        )
+
+    def _written(self, _: object) -> None:
+        self._busy = False
+        if self._paused and self.producer:
+            self._paused = False
+            self.producer.resumeProducing()
+        if self._pendingSize >= self.batch or (self._closing is not None and self._pending):
+            self._flush()
+        elif self._closing is not None:
+            closing, self._closing = self._closing, None
+            closing.callback(None)
+
+    def _failed(self, failure: Failure) -> None:
+        self._busy = False
+        self._error = failure.value
+        if self.producer:
+            self.producer.stopProducing()
+        if self._closing is not None:
+            closing, self._closing = self._closing, None
+            closing.errback(failure)
+
+    def finish(self) -> Deferred[None]:
+        """
+        Fire when everything queued is written (or fail with the write error).
+        """
+        self.producer = None
+        if self._error is not None:
+            return fail(self._error)
+        self._closing = Deferred()
+        if not self._busy:
+            if self._pending:
+                self._flush()
+            else:
+                closing, self._closing = self._closing, None
+                closing.callback(None)
+                return closing
+        return self._closing
+
+
+class BodyReceiver(Protocol):
+    """
+    Receives one response body: feeds the timers, the decoder and the sink, and fires
+    :attr:`done` with whether the body was framed (``False``: close-delimited).
+    """
+
+    def __init__(
+        self,
+        write: Callable[[bytes], None],
+        deadline: Deadline,
+        decoder: Decoder | None,
+        progress: Callable[[int], object],
+        spool: Spool | None = None,
+    ) -> None:
+        self.write = write
+        self.deadline = deadline
+        self.decoder = decoder
+        self.progress = progress
+        self.spool = spool
+        self.received = 0
+        self.error: FetchError | None = None
+        self.done: Deferred[bool] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.deadline.watch(self.transport.stopProducing)  # type: ignore[union-attr]
+        if self.spool is not None:
+            self.spool.producer = self.transport
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += len(data)
+        self.deadline.poke()
+        try:
+            if self.decoder is not None:
+                self.decoder.decode(data, self.write)
+            else:
+                self.write(data)
+        except FetchError as e:
+            self._stop(e)
+            return
+        except Exception as e:  # a write error from the spool thread
+            self._stop(FileError(f"cannot write the file: {e}."))
+            return
+        self.progress(len(data))
+
+    def _stop(self, error: FetchError) -> None:
+        if self.error is None:
+            self.error = error
+            self.transport.stopProducing()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure = _DONE) -> None:
+        from twisted.web.http import PotentialDataLoss
+
+        if self.error is not None:
+            self.done.errback(self.error)
+        elif reason.check(ResponseDone, PotentialDataLoss):
+            try:
+                if self.decoder is not None:
+                    self.decoder.finish()
+            except FetchError as e:
+                self.done.errback(e)
+                return
+            self.done.callback(reason.check(ResponseDone) is not None)
+        else:
+            self.done.errback(reason)
+
+
+class Discard(Protocol):
+    """
+    Throws a response body away: reads a small one to its end (so the connection can be
+    reused), stops a large or unknown one at once; :attr:`done` fires when it is over.
+    """
+
+    def __init__(self, length: object) -> None:
+        self.length = length
+        self.done: Deferred[None] = Deferred()
+
+    def connectionMade(self) -> None:
+        if not (isinstance(self.length, int) and self.length <= 65536):
+            self.transport.stopProducing()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure = _DONE) -> None:
+        self.done.callback(None)
+
+
+def abandon(response: IResponse) -> Deferred[None]:
+    """
+    Drop a response's body; fire when the connection is done with it.
+    """
+    discard = Discard(response.length)
+    response.deliverBody(discard)
+    return discard.done

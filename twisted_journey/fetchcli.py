@@ -1,0 +1,328 @@
+# -*- test-case-name: tests.test_fetch_cli -*-
+"""
+``journey fetch URL [URL ...]``: the options and the run, on Twisted or its stdlib twin.
+
+:func:`configure` adds the options to the ``fetch`` sub-command's parser and
+:func:`run` executes it; ``twisted_journey.cli`` calls both.  With Twisted the URLs are
+fetched by :class:`twisted_journey.fetch.Fetcher` (up to ``--parallel`` at once); without
+it, by :mod:`twisted_journey.fallback.fetch`, which takes only the basic options.
+
+Exit statuses are :data:`twisted_journey.download.EXIT_CODES`: 0 when every URL succeeded,
+else the code of the first failure, with one line per failed URL on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from twisted_journey import download, settings
+
+__all__ = ["configure", "run"]
+
+PROGRAM = "journey fetch"
+
+#: Options only the Twisted engine has, with their defaults (to refuse them without it).
+TWISTED_ONLY: dict[str, object] = {
+    "no_clobber": False,
+    "parallel": 1,
+    "connect_timeout": None,
+    "idle_timeout": None,
+    "max_time": None,
+    "retry": 0,
+    "continue_": False,
+    "newer": False,
+    "compressed": False,
+    "cacert": None,
+    "insecure": False,
+    "header": [],
+    "sha256": None,
+}
+
+
+def _seconds(name: str) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = settings.seconds(name, text)
+        except settings.SettingError as e:
+            raise argparse.ArgumentTypeError(str(e).rstrip(".")) from None
+        assert value is not None
+        return value
+
+    return parse
+
+
+def _limit(name: str) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = settings.limit(name, text)
+        except settings.SettingError as e:
+            raise argparse.ArgumentTypeError(str(e).rstrip(".")) from None
+        assert value is not None
+        return value
+
+    return parse
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, colon, value = text.partition(":")
+    name = name.strip()
+    if not colon or not name or any(c in name for c in " \t\r\n") or "\n" in value or "\r" in value:
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'Name: value'")
+    return name, value.strip()
+
+
+def _sha256(text: str) -> str:
+    if not download.is_sha256(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not 64 hexadecimal digits")
+    return text.lower()
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """
+    Add ``journey fetch``'s arguments to ``parser``.
+    """
+    download.add_basic_arguments(parser)
+    add = parser.add_argument
+    add("--no-clobber", action="store_true", help="skip URLs whose file already exists")
+    add(
+        "--parallel",
+        type=_limit("--parallel"),
+        default=1,
+        metavar="N",
+        help="N transfers at once [1]",
+    )
+    add(
+        "--connect-timeout",
+        type=_seconds("--connect-timeout"),
+        metavar="S",
+        help="seconds to connect [30]",
+    )
+    add(
+        "--idle-timeout",
+        type=_seconds("--idle-timeout"),
+        metavar="S",
+        help="give up after S seconds without data [300]",
+    )
+    add(
+        "--max-time",
+        type=_seconds("--max-time"),
+        metavar="S",
+        help="seconds for each whole attempt [none]",
+    )
+    add(
+        "--retry",
+        type=download._count,
+        default=0,
+        metavar="N",
+        help="retry N times on network errors, timeouts, 408/429/5xx [0]",
+    )
+    add(
+        "--retry-delay",
+        type=_seconds("--retry-delay"),
+        default=1.0,
+        metavar="S",
+        help="first retry wait, doubled each time; Retry-After wins [1]",
+    )
+    add(
+        "-C",
+        "--continue",
+        dest="continue_",
+        action="store_true",
+        help="keep NAME.part on failure and resume it with Range",
+    )
+    add(
+        "-N",
+        "--newer",
+        action="store_true",
+        help="conditional GET: only fetch when changed (ETag / Last-Modified remembered)",
+    )
+    add(
+        "--compressed",
+        action="store_true",
+        help="ask for gzip/deflate and decode it (size and ratio capped)",
+    )
+    add(
+        "--max-decoded-size",
+        type=_limit("--max-decoded-size"),
+        default=1 << 30,
+        metavar="BYTES",
+        help="cap on a decoded body [1 GiB]",
+    )
+    add("--cacert", metavar="FILE", help="trust only the CA certificates in this PEM file")
+    add("--insecure", action="store_true", help="do NOT verify TLS certificates (dangerous)")
+    add(
+        "--header",
+        type=_header,
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="send this request header; repeatable",
+    )
+    add(
+        "--sha256",
+        type=_sha256,
+        metavar="HEX",
+        help="fail unless the body has this SHA-256 (one URL)",
+    )
+    add(
+        "--progress",
+        action="store_true",
+        help="show a progress bar even when stderr is not a terminal",
+    )
+
+
+def run(args: argparse.Namespace, twisted: bool = True) -> int:
+    """
+    Fetch the URLs in ``args``; return the exit status.
+
+    :param twisted: use the Twisted engine; otherwise the stdlib twin (which refuses the
+        options it does not have).
+    """
+    if args.output is not None and len(args.urls) > 1:
+        return _usage("-o/--output takes one URL; use --output-dir for several.")
+    if args.sha256 is not None and len(args.urls) > 1:
+        return _usage("--sha256 takes one URL.")
+    if args.output_dir is not None and not _isdir(args.output_dir):
+        return _usage(f"--output-dir {args.output_dir!r} is not a directory.")
+    if not twisted:
+        return _runStdlib(args)
+    if args.insecure:
+        print(
+            f"{PROGRAM}: WARNING: --insecure: TLS certificates are not verified; anyone on "
+            "the path can read and change what you download.",
+            file=sys.stderr,
+        )
+    from twisted.internet.defer import Deferred
+    from twisted.internet.task import react
+
+    status = download.EXIT_FAILURE
+
+    async def main(reactor: Any) -> None:
+        nonlocal status
+        status = await _fetchAll(reactor, args)
+
+    try:
+        react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
+    except SystemExit:
+        pass
+    return status
+
+
+def _isdir(path: str) -> bool:
+    import os
+
+    return os.path.isdir(path)
+
+
+def _usage(sentence: str) -> int:
+    print(f"{PROGRAM}: {sentence}", file=sys.stderr)
+    return download.EXIT_USAGE
+
+
+def _runStdlib(args: argparse.Namespace) -> int:
+    used = [name for name, default in TWISTED_ONLY.items() if getattr(args, name) != default]
+    if used:
+        names = ", ".join("--" + name.rstrip("_").replace("_", "-") for name in used)
+        return _usage(f"{names} need(s) Twisted, which is not installed.")
+    from twisted_journey.fallback import fetch as fallback
+
+    args.timeout = 30.0
+    return fallback.run(args, PROGRAM)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from twisted_journey.fetch import FetchSettings
+
+    return FetchSettings(
+        maxRedirects=args.max_redirs,
+        connectTimeout=args.connect_timeout or 30.0,
+        idleTimeout=args.idle_timeout or 300.0,
+        maxTime=args.max_time,
+        retries=args.retry,
+        retryDelay=args.retry_delay,
+        parallel=args.parallel,
+        headers=args.header,
+        cacert=args.cacert,
+        insecure=args.insecure,
+        compressed=args.compressed,
+        maxDecodedSize=args.max_decoded_size,
+    )
+
+
+async def _fetchAll(reactor: Any, args: argparse.Namespace) -> int:
+    from twisted.internet.defer import gatherResults
+
+    from twisted_journey.fetch import Fetcher, classify
+
+    try:
+        fetcher = Fetcher(reactor, settings=_settings(args))
+    except download.FetchError as e:
+        print(f"{PROGRAM}: {e}", file=sys.stderr)
+        return e.exitCode
+    show = not args.quiet and (args.progress or sys.stderr.isatty())
+
+    def one(index: int, url: str) -> Any:
+        bar = _Bar(url, index) if show else None
+        d = fetcher.retrieve(
+            url,
+            args.output,
+            bar,
+            outputDir=args.output_dir,
+            contentDisposition=args.content_disposition,
+            noClobber=args.no_clobber,
+            resume=args.continue_,
+            newer=args.newer,
+            sha256=args.sha256,
+        )
+        d.addErrback(lambda failure: classify(failure, url))
+        if bar is not None:
+            d.addBoth(bar.close)
+        return d
+
+    try:
+        results = await gatherResults([one(i, url) for i, url in enumerate(args.urls)])
+    finally:
+        await fetcher.close()
+    failures: list[download.FetchError | None] = []
+    for url, result in zip(args.urls, results, strict=True):
+        if isinstance(result, download.FetchError):
+            print(download.failure_line(PROGRAM, url, result), file=sys.stderr)
+            failures.append(result)
+        else:
+            failures.append(None)
+    return download.exit_status(failures)
+
+
+class _Bar:
+    """
+    A tqdm progress bar fed by ``reporthook(blocknum, blocksize, totalsize)`` calls.
+    """
+
+    def __init__(self, url: str, position: int) -> None:
+        self.url = url
+        self.position = position
+        self.bar: Any = None
+
+    def __call__(self, blocknum: int, blocksize: int, totalsize: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=totalsize if totalsize >= 0 else None,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=download.name_from_url(self.url)[:30],
+                position=self.position,
+                leave=True,
+                file=sys.stderr,
+            )
+        if blocksize:
+            self.bar.update(blocksize)
+
+    def close(self, result: object) -> object:
+        if self.bar is not None:
+            self.bar.close()
+        return result

@@ -1,0 +1,196 @@
+# -*- test-case-name: tests.test_fetch_mirror -*-
+"""
+The mirror service behind ``twistd -n journey-fetch``: keep local copies of URLs fresh.
+
+Every ``interval`` seconds each URL in the URL file is fetched with a conditional GET
+(the ETag / Last-Modified of the last copy are remembered beside it, in
+``.NAME.http.json``), so an unchanged file costs a 304 and is left alone, and a changed
+one is written to ``NAME.part`` and renamed over ``NAME`` atomically.  A URL that fails
+is retried after a backoff that doubles with each failure (up to ``maxBackoff``), without
+holding up the others.  The URL file is read again whenever it changes.  Each change and
+each failure is a ``twisted.logger`` event; with ``once`` the service tries every URL
+one time and then stops the reactor (for cron).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import attrs
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+
+from twisted_journey import download
+from twisted_journey.fetch import Fetcher, FetchSettings, classify
+
+__all__ = ["MirrorService", "Mirrored"]
+
+
+@attrs.define
+class Mirrored:
+    """
+    What the service knows about one URL.
+
+    :ivar failures: consecutive failures (0 after a success).
+    :ivar due: the clock time of its next attempt.
+    """
+
+    url: str
+    name: str | None
+    failures: int = 0
+    due: float = 0.0
+
+
+class MirrorService(Service):
+    """
+    Refreshes every URL of ``urlsPath`` into ``outputDir`` every ``interval`` seconds.
+
+    :param parallel: transfers at once.
+    :param once: try every URL one time, then stop the reactor.
+    :param maxBackoff: the longest wait before retrying a failing URL.
+    :param fetcher: a :class:`Fetcher` to use (tests); built from ``parallel`` otherwise.
+    :ivar cycles: refresh passes completed.
+    :ivar failed: URLs that failed in the last pass.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        urlsPath: str,
+        outputDir: str,
+        interval: float = 3600.0,
+        parallel: int = 4,
+        once: bool = False,
+        maxBackoff: float = 86400.0,
+        reactor: Any = None,
+        fetcher: Fetcher | None = None,
+    ) -> None:
+        self.urlsPath = urlsPath
+        self.outputDir = outputDir
+        self.interval = interval
+        self.parallel = parallel
+        self.once = once
+        self.maxBackoff = maxBackoff
+        self._reactor = reactor
+        self.fetcher = fetcher
+        self.entries: dict[str, Mirrored] = {}
+        self.cycles = 0
+        self.failed = 0
+        self._stamp: tuple[int, int] | None = None
+        self._next: IDelayedCall | None = None
+        self._running: Deferred[Any] | None = None
+
+    @property
+    def reactor(self) -> Any:
+        if self._reactor is None:
+            from twisted.internet import reactor
+
+            self._reactor = reactor
+        return self._reactor
+
+    def startService(self) -> None:
+        super().startService()
+        if self.fetcher is None:
+            self.fetcher = Fetcher(self.reactor, settings=FetchSettings(parallel=self.parallel))
+        self._next = self.reactor.callLater(0, self._cycle)
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        if self._next is not None and self._next.active():
+            self._next.cancel()
+        self._next = None
+        running = self._running
+        fetcher = self.fetcher
+
+        async def stop() -> None:
+            if running is not None:
+                running.cancel()
+            if fetcher is not None:
+                await fetcher.close()
+
+        return Deferred.fromCoroutine(stop())
+
+    def reload(self) -> None:
+        """
+        Read the URL file again if it changed since the last read.
+        """
+        try:
+            info = os.stat(self.urlsPath)
+            stamp = (info.st_mtime_ns, info.st_size)
+            if stamp == self._stamp:
+                return
+            with open(self.urlsPath, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError as e:
+            self.log.error(
+                "Cannot read the URL file {path!r}: {reason!r}", path=self.urlsPath, reason=str(e)
+            )
+            return
+        self._stamp = stamp
+        entries, problems = download.parse_url_list(text)
+        for problem in problems:
+            self.log.warn("Skipped in {path!r}: {problem!r}", path=self.urlsPath, problem=problem)
+        kept = {}
+        for url, name in entries:
+            old = self.entries.get(url)
+            kept[url] = old if old is not None and old.name == name else Mirrored(url, name)
+        self.entries = kept
+        self.log.info("Read {count} URLs from {path!r}", count=len(kept), path=self.urlsPath)
+
+    def _cycle(self) -> None:
+        self._next = None
+        self.reload()
+        now = self.reactor.seconds()
+        due = [entry for entry in self.entries.values() if entry.due <= now]
+        self._running = gatherResults([self._refresh(entry) for entry in due])
+        self._running.addBoth(self._cycled)
+
+    def _cycled(self, _: object) -> None:
+        self._running = None
+        self.cycles += 1
+        if not self.running:
+            return
+        if self.once:
+            self.log.info(
+                "Tried every URL once: {failed} failed", failed=self.failed, total=len(self.entries)
+            )
+            self.reactor.stop()
+            return
+        self._next = self.reactor.callLater(self.interval, self._cycle)
+
+    def _refresh(self, entry: Mirrored) -> Deferred[None]:
+        assert self.fetcher is not None
+        d = self.fetcher.retrieve(entry.url, entry.name, outputDir=self.outputDir, newer=True)
+
+        def succeeded(result: Any) -> None:
+            entry.failures = 0
+            entry.due = self.reactor.seconds() + self.interval
+            if result.changed:
+                self.log.info(
+                    "Updated {path!r} from {url!r} ({size} bytes)",
+                    path=result.filename,
+                    url=entry.url,
+                    size=result.size,
+                )
+            else:
+                self.log.debug("Unchanged: {url!r}", url=entry.url)
+
+        def failed(failure: Any) -> None:
+            error = classify(failure, entry.url)
+            entry.failures += 1
+            delay = min(self.interval * 2 ** (entry.failures - 1), self.maxBackoff)
+            entry.due = self.reactor.seconds() + delay
+            self.failed += 1
+            self.log.warn(
+                "Failed {url!r}: {reason!r}; next try in {delay:g} seconds",
+                url=entry.url,
+                reason=str(error),
+                delay=delay,
+                exitCode=error.exitCode,
+            )
+
+        return d.addCallbacks(succeeded, failed)

@@ -1,0 +1,492 @@
+# -*- test-case-name: tests.test_mux -*-
+"""
+The multiplexing logging server and its client (``journey send``), on Twisted.
+
+Wire contract: a client connects and sends lines (``\\n``-terminated; one ``\\r`` before
+the ``\\n`` is dropped).  The server sends nothing back, except with ``broadcast``: then
+every complete line a client sends is relayed, as it was received, to every other client.
+Every line is written to the data log as one record (see :mod:`twisted_journey.records`);
+a line still unterminated when the connection ends is recorded marked partial.  A client
+that half-closes is finished: the server records what it sent and closes.
+
+Use the server in your own application::
+
+    from twisted.application import strports
+    from twisted_journey.datalog import DataLog
+    from twisted_journey.mux import MuxFactory
+
+    factory = MuxFactory(DataLog("data.log"))
+    strports.service("tcp:1235", factory)
+
+``twistd -n journey-mux`` (:mod:`twisted_journey.tap.mux`) builds that, plus the timer that
+flushes the data log and the stop that flushes and closes it (:class:`DataLogService`).
+
+The data path costs a Python call per received chunk, not per line: a chunk's complete
+lines are escaped and formatted with a few ``bytes`` operations under one timestamp, and
+connection events (not data) go through :mod:`twisted.logger`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IPullProducer,
+    IPushProducer,
+    IReactorTCP,
+    IReactorTime,
+)
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from twisted_journey import records
+from twisted_journey.datalog import DataLog
+from twisted_journey.policies import LimitedFactory, LimitedProtocol
+
+__all__ = [
+    "DataLogService",
+    "InputSender",
+    "MuxFactory",
+    "MuxProtocol",
+    "SendProtocol",
+    "sendStream",
+]
+
+
+@implementer(IPushProducer)
+class MuxProtocol(LimitedProtocol):
+    """
+    Records every line its client sends; relays them to the other clients when the
+    factory broadcasts.
+
+    :ivar conn: this connection's number since the server started.
+    :ivar lastActivity: when data last arrived (for the factory's idle timeout).
+    """
+
+    factory: MuxFactory
+    transport: Any
+    conn = 0
+    lastActivity = 0.0
+    framer: records.Framer | None = None
+    _finished = False
+    _paused = False
+    _queuedWhilePaused = 0
+
+    def connectionMade(self) -> None:
+        """
+        Join the factory's clients; with broadcast, watch this client's write buffer.
+        """
+        factory = self.factory
+        self.conn = factory.served
+        factory.clients.add(self)
+        if factory.timeout is not None:
+            self.lastActivity = factory.clock.seconds()
+        if factory.broadcast:
+            self.transport.registerProducer(self, True)
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Record the chunk's complete lines under one timestamp; relay them if broadcasting.
+        """
+        if self._finished:
+            return
+        factory = self.factory
+        now = factory.clock.seconds()
+        self.lastActivity = now
+        framer = self.framer
+        if framer is None:
+            framer = self.framer = factory.newFramer(self)
+        out = framer.feed(data, now)
+        if out:
+            factory.datalog.write(out)
+            if framer.complete:
+                factory.relay(self, framer.complete)
+
+    def relayed(self, data: bytes) -> None:
+        """
+        Send another client's lines to this one, dropping this client if it lets more than
+        the factory's ``broadcastBuffer`` bytes pile up unread.
+        """
+        if self._paused:
+            self._queuedWhilePaused += len(data)
+            if self._queuedWhilePaused > self.factory.broadcastBuffer:
+                self.factory.log.warn(
+                    "Dropped {peer}: it stopped reading, and {size} relayed bytes were waiting",
+                    peer=self.peer,
+                    size=self._queuedWhilePaused,
+                )
+                self.factory.droppedSlow += 1
+                self.finishRecording()
+                self.transport.abortConnection()
+                return
+        self.transport.write(data)
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's write buffer is full: count what is relayed from now on.
+        """
+        self._paused = True
+        self._queuedWhilePaused = 0
+
+    def resumeProducing(self) -> None:
+        """
+        The client has caught up.
+        """
+        self._paused = False
+        self._queuedWhilePaused = 0
+
+    def stopProducing(self) -> None:
+        """
+        Nothing to stop: the transport is going away.
+        """
+
+    def finishRecording(self) -> None:
+        """
+        Record a pending unterminated line (marked partial) and record nothing more from
+        this connection.  Called at disconnection, and for every client at shutdown.
+        """
+        if self._finished:
+            return
+        self._finished = True
+        factory = self.factory
+        factory.clients.discard(self)
+        framer = self.framer
+        if framer is not None:
+            factory.datalog.write(framer.finish(factory.clock.seconds()))
+        if not factory.quiet:
+            factory.log.info(
+                "Connection {conn} from {peer} closed: {bytes} bytes, {lines} records",
+                conn=self.conn,
+                peer=self.peer,
+                bytes=framer.received if framer else 0,
+                lines=framer.lines if framer else 0,
+            )
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        """
+        Record the partial last line, log the connection's totals, give back its place.
+        """
+        self.finishRecording()
+        super().connectionLost(reason)
+
+
+class MuxFactory(LimitedFactory):
+    """
+    Builds a :class:`MuxProtocol` for each client; holds the data log and the settings.
+
+    :param datalog: where records go.
+    :param recordFormat: ``"text"`` or ``"json"``.
+    :param mode: ``"line"`` or ``"raw"``.
+    :param maxLineLength: longer lines are recorded truncated.
+    :param timeout: drop a client idle this many seconds (``None``: never).
+    :param broadcast: relay every line to every other client.
+    :param broadcastBuffer: drop a client with more relayed bytes than this waiting.
+    :param clock: time source and timer; the global reactor when ``None``.
+
+    :ivar clients: the connections open now.
+    :ivar timedOut: clients dropped for idleness.
+    :ivar droppedSlow: broadcast clients dropped for not reading.
+    """
+
+    protocol = MuxProtocol  # type: ignore[misc]
+
+    def __init__(
+        self,
+        datalog: DataLog,
+        *,
+        recordFormat: str = "text",
+        mode: str = "line",
+        maxLineLength: int = 65536,
+        timeout: float | None = None,
+        broadcast: bool = False,
+        broadcastBuffer: int = 1 << 20,
+        maxConnections: int | None = None,
+        maxPerPeer: int | None = None,
+        quiet: bool = False,
+        clock: IReactorTime | None = None,
+    ) -> None:
+        super().__init__(maxConnections, maxPerPeer, quiet)
+        self.datalog = datalog
+        self.recordFormat = recordFormat
+        self.mode = mode
+        self.maxLineLength = maxLineLength
+        self.timeout = timeout
+        self.broadcast = broadcast
+        self.broadcastBuffer = broadcastBuffer
+        self.clients: set[MuxProtocol] = set()
+        self.timedOut = 0
+        self.droppedSlow = 0
+        self._clock = clock
+        self._sweeper: IDelayedCall | None = None
+
+    @property
+    def clock(self) -> IReactorTime:
+        """
+        The clock for timestamps and timers (the global reactor unless one was given).
+        """
+        if self._clock is None:
+            from twisted.internet import reactor
+
+            self._clock = reactor
+        assert self._clock is not None
+        return self._clock
+
+    def newFramer(self, protocol: MuxProtocol) -> records.Framer:
+        """
+        The framer for a connection's first data (idle connections never get one).
+        """
+        return records.Framer(
+            self.recordFormat,
+            protocol.peer,
+            protocol.conn,
+            mode=self.mode,
+            max_line_length=self.maxLineLength,
+            keep_lines=self.broadcast,
+        )
+
+    def relay(self, sender: MuxProtocol, lines: bytes) -> None:
+        """
+        Send ``lines`` to every client but ``sender``.
+        """
+        for client in list(self.clients):
+            if client is not sender:
+                client.relayed(lines)
+
+    def startFactory(self) -> None:
+        """
+        Start the idle sweep when there is a timeout.
+        """
+        if self.timeout is not None:
+            self._scheduleSweep()
+
+    def stopFactory(self) -> None:
+        """
+        Stop the idle sweep and log the totals.
+        """
+        if self._sweeper is not None and self._sweeper.active():
+            self._sweeper.cancel()
+        self._sweeper = None
+        super().stopFactory()
+
+    def _scheduleSweep(self) -> None:
+        assert self.timeout is not None
+        self._sweeper = self.clock.callLater(min(self.timeout / 4, 1.0), self.sweep)
+
+    def sweep(self) -> None:
+        """
+        Drop every client idle for longer than ``timeout`` seconds.
+
+        One timer for all connections, rather than one per connection, keeps an idle
+        connection's memory small; a client is dropped between ``timeout`` and
+        ``timeout * 1.25`` (at most ``timeout + 1``) seconds after its last data.
+        """
+        assert self.timeout is not None
+        deadline = self.clock.seconds() - self.timeout
+        for client in [c for c in self.clients if c.lastActivity <= deadline]:
+            self.timedOut += 1
+            if not self.quiet:
+                self.log.info(
+                    "Dropped {peer}: idle for {timeout} seconds",
+                    peer=client.peer,
+                    timeout=self.timeout,
+                )
+            client.finishRecording()
+            client.transport.abortConnection()
+        self._scheduleSweep()
+
+    def finishAll(self) -> None:
+        """
+        Record every client's pending partial line and stop recording; used at shutdown,
+        before the data log is closed.
+        """
+        for client in list(self.clients):
+            client.finishRecording()
+
+
+class DataLogService(Service):
+    """
+    Flushes a data log every ``flushInterval`` seconds, reopens it on ``SIGUSR1``, and at
+    stop records every client's partial line, flushes and closes it.
+
+    Put it in a ``MultiService`` before the listening services: a ``MultiService`` stops its
+    children in reverse order, so the ports stop accepting first.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        factory: MuxFactory,
+        flushInterval: float = 1.0,
+        clock: IReactorTime | None = None,
+        installSignalHandler: bool = True,
+    ) -> None:
+        self.factory = factory
+        self.flushInterval = flushInterval
+        self.clock = clock
+        self.installSignalHandler = installSignalHandler
+        self._loop: LoopingCall | None = None
+        self._previousHandler: Any = None
+
+    def startService(self) -> None:
+        """
+        Start the flush timer and the ``SIGUSR1`` handler.
+        """
+        super().startService()
+        self._loop = LoopingCall(self.factory.datalog.flush)
+        self._loop.clock = self.clock or self.factory.clock
+        self._loop.start(self.flushInterval, now=False)
+        if self.installSignalHandler:
+            self._previousHandler = signal.signal(signal.SIGUSR1, self._reopenSignal)
+
+    def _reopenSignal(self, number: int, frame: Any) -> None:
+        """
+        ``SIGUSR1``: reopen the data log from the reactor thread; chain to the handler
+        that was there (twistd's, which rotates its own log file).
+        """
+        from twisted.internet import reactor
+
+        reactor.callFromThread(self.reopen)  # type: ignore[attr-defined]
+        if callable(self._previousHandler):
+            self._previousHandler(number, frame)
+
+    def reopen(self) -> None:
+        """
+        Reopen the data log (logrotate moved it away).
+        """
+        self.factory.datalog.reopen()
+        self.log.info("Reopened data log {path}", path=self.factory.datalog.path)
+
+    def stopService(self) -> None:
+        """
+        Record what every client sent, flush and close the data log.
+        """
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        if self.installSignalHandler and self._previousHandler is not None:
+            signal.signal(signal.SIGUSR1, self._previousHandler)
+            self._previousHandler = None
+        self.factory.finishAll()
+        datalog = self.factory.datalog
+        datalog.close()
+        self.log.info(
+            "Data log {path} closed: {written} bytes written, {dropped} records lost",
+            path=datalog.path,
+            written=datalog.written,
+            dropped=datalog.dropped_records,
+        )
+
+
+# --- journey send ------------------------------------------------------------------------
+
+
+@implementer(IPullProducer)
+class InputSender:
+    """
+    Feeds a file descriptor's bytes to a transport as fast as it takes them (a pull
+    producer: the transport asks for more when its buffer has room), then half-closes.
+
+    Reads block: ``journey send`` has nothing else to do while it waits for input.
+    """
+
+    chunkSize = 65536
+
+    def __init__(self, fd: int, protocol: SendProtocol) -> None:
+        self.fd = fd
+        self.protocol = protocol
+        self.sent = 0
+
+    def resumeProducing(self) -> None:
+        """
+        Send the next chunk, or half-close at end of input.
+        """
+        transport = self.protocol.transport
+        data = os.read(self.fd, self.chunkSize)
+        if data:
+            self.sent += len(data)
+            transport.write(data)
+            return
+        transport.unregisterProducer()
+        self.protocol.inputDone = True
+        transport.loseWriteConnection()
+
+    def stopProducing(self) -> None:
+        """
+        The connection is gone.
+        """
+
+
+class SendProtocol(Protocol):
+    """
+    The client side of ``journey send``: streams input, prints what the server sends,
+    fires ``done`` when the server closes (with the number of bytes sent) or fails if it
+    closed before all the input was sent.
+    """
+
+    transport: Any
+    inputDone = False
+
+    def __init__(self, fd: int, write: Callable[[bytes], object]) -> None:
+        self.fd = fd
+        self.write = write
+        self.done: Deferred[int] = Deferred()
+        self.sender = InputSender(fd, self)
+
+    def connectionMade(self) -> None:
+        """
+        Start streaming the input.
+        """
+        self.transport.registerProducer(self.sender, False)
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Print what the server relays.
+        """
+        self.write(data)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        """
+        The server closed: done, if all the input went out.
+        """
+        if self.inputDone:
+            self.done.callback(self.sender.sent)
+        else:
+            self.done.errback(
+                ConnectionError("the server closed the connection before all input was sent")
+            )
+
+
+def sendStream(
+    reactor: IReactorTCP,
+    host: str,
+    port: int,
+    fd: int,
+    write: Callable[[bytes], object],
+    timeout: float = 10.0,
+) -> Deferred[int]:
+    """
+    Connect to a journey-mux server, send everything readable from ``fd`` with
+    back-pressure, half-close, pass what the server sends to ``write``, and fire with the
+    number of bytes sent when the server closes the connection.
+
+    :param timeout: seconds to connect.
+    """
+    endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
+    protocol = SendProtocol(fd, write)
+
+    async def exchange() -> int:
+        await endpoint.connect(Factory.forProtocol(lambda: protocol))
+        return await protocol.done
+
+    return Deferred.fromCoroutine(exchange())

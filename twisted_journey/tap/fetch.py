@@ -1,0 +1,72 @@
+# -*- test-case-name: tests.test_fetch_mirror -*-
+"""
+``twistd -n journey-fetch``: the mirror service as a twistd plugin.
+
+    twistd -n journey-fetch --urls urls.txt --output-dir mirror --interval 600
+    twistd -n journey-fetch --urls urls.txt --output-dir mirror --once   # for cron
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.application.service import IService
+from twisted.python import usage
+
+from twisted_journey import settings
+from twisted_journey.mirror import MirrorService
+
+__all__ = ["Options", "makeService"]
+
+
+class Options(usage.Options):
+    """
+    Options for ``twistd journey-fetch``.
+    """
+
+    synopsis = "--urls FILE [--output-dir DIR] [--interval SECONDS] [--parallel N] [--once]"
+    longdesc = (
+        "Keep local copies of the URLs listed in FILE (one per line, optionally followed by "
+        "a local name; # starts a comment) fresh in DIR with conditional GETs. A file is "
+        "replaced atomically only when the server sends a new version; a failing URL is "
+        "retried with a growing backoff. FILE is re-read when it changes."
+    )
+
+    optFlags = [["once", None, "Try every URL once, then exit (for cron)."]]
+    optParameters: list[list[Any]] = [
+        ["urls", "u", None, "File of URLs to mirror (required)."],
+        ["output-dir", "d", ".", "Directory for the copies."],
+        ["interval", "i", "3600", "Seconds between refreshes of each URL."],
+        ["parallel", "p", "4", "Transfers at once."],
+    ]
+
+    def postOptions(self) -> None:
+        """
+        Check the URL file and directory exist and the numbers make sense.
+        """
+        if self["urls"] is None:
+            raise usage.UsageError("--urls FILE is required.")
+        if not os.path.isfile(self["urls"]):
+            raise usage.UsageError(f"--urls {self['urls']!r} is not a readable file.")
+        if not os.path.isdir(self["output-dir"]):
+            raise usage.UsageError(f"--output-dir {self['output-dir']!r} is not a directory.")
+        try:
+            self["interval"] = settings.seconds("--interval", self["interval"])
+            self["parallel"] = settings.limit("--parallel", self["parallel"])
+        except settings.SettingError as e:
+            raise usage.UsageError(str(e)) from None
+
+
+def makeService(options: Options, reactor: Any = None) -> IService:
+    """
+    The :class:`twisted_journey.mirror.MirrorService` for ``options``.
+    """
+    return MirrorService(
+        options["urls"],
+        options["output-dir"],
+        interval=options["interval"],
+        parallel=options["parallel"],
+        once=bool(options["once"]),
+        reactor=reactor,
+    )

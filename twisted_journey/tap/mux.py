@@ -1,0 +1,125 @@
+# -*- test-case-name: tests.test_tap_mux -*-
+"""
+``twistd journey-mux``: the multiplexing logging server as a twistd plugin.
+
+On ``SIGTERM``/``SIGINT`` twistd stops the service: the ports stop accepting, every
+client's unterminated line is recorded (marked partial), and the data log is flushed and
+closed.  ``SIGUSR1`` reopens the data log (for logrotate).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import IService, MultiService
+from twisted.internet.interfaces import IReactorCore
+from twisted.logger import Logger
+from twisted.python import usage
+
+from twisted_journey import records, settings
+from twisted_journey.datalog import DataLog, check_output, keep_count
+from twisted_journey.mux import DataLogService, MuxFactory
+from twisted_journey.tap.common import ServerOptions, listeningService
+
+__all__ = ["Options", "makeService"]
+
+log = Logger()
+
+
+class Options(ServerOptions):
+    """
+    Options for ``twistd journey-mux``.
+    """
+
+    synopsis = "[--listen ENDPOINT]... [--output PATH] [--format text|json] [options]"
+    longdesc = (
+        "Record every line every client sends, one record per line (TIME PEER CONN LINE, "
+        "escaped), in the data log given by --output (standard output by default). Listens on "
+        "tcp:1235 unless --listen is given. SIGUSR1 reopens the data log; SIGTERM records "
+        "what was received, flushes and closes it."
+    )
+    defaultListen = "tcp:1235"
+
+    optFlags: list[list[Any]] = [
+        ["broadcast", None, "Also relay every line to every other connected client (chat mode)."],
+    ]
+    optParameters: list[list[Any]] = [
+        ["output", "o", "-", "Data log file; - is standard output."],
+        ["format", None, "text", "Record format: text or json."],
+        ["mode", None, "line", "line: a record per line; raw: a record per received chunk."],
+        ["max-line-length", None, "65536", "Record longer lines cut to this many bytes, marked."],
+        ["flush-interval", None, "1", "Write buffered records at least this often (seconds)."],
+        ["rotate-bytes", None, None, "Start a new data log before it grows past this size."],
+        ["rotate-keep", None, "10", "Rotated data logs to keep (PATH.1 is the newest)."],
+        [
+            "broadcast-buffer",
+            None,
+            "1048576",
+            "Drop a broadcast client with this many bytes unread.",
+        ],
+    ]
+
+    def opt_timeout(self, value: str) -> None:
+        """
+        Drop a client that sends nothing for this many seconds [default: never].
+        """
+        super().opt_timeout(value)
+
+    def postOptions(self) -> None:
+        """
+        Validate every option, in the same words as the stdlib twin.
+        """
+        super().postOptions()
+        for name, choices in (("format", records.FORMATS), ("mode", records.MODES)):
+            if self[name] not in choices:
+                raise usage.UsageError(
+                    f"--{name} must be one of {', '.join(choices)}, not {self[name]!r}."
+                )
+        for name in ("max-line-length", "rotate-bytes", "broadcast-buffer"):
+            self[name] = self._setting(settings.limit, f"--{name}", self[name])
+        self["rotate-keep"] = self._setting(keep_count, "--rotate-keep", self["rotate-keep"])
+        self["flush-interval"] = self._setting(
+            settings.seconds, "--flush-interval", self["flush-interval"]
+        )
+        self._setting(
+            lambda name, value: check_output(*value),
+            "--output",
+            (self["output"], self["rotate-bytes"]),
+        )
+
+
+def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
+    """
+    The data log, flushed and closed by a :class:`DataLogService`, and a :class:`MuxFactory`
+    listening on every endpoint.
+
+    :raises usage.UsageError: when the data log cannot be opened.
+    """
+    try:
+        datalog = DataLog(
+            options["output"],
+            rotate_bytes=options["rotate-bytes"],
+            rotate_keep=options["rotate-keep"],
+            report=lambda sentence: log.critical("{sentence}", sentence=sentence),
+        )
+    except OSError as e:
+        raise usage.UsageError(
+            f"cannot open --output {options['output']!r}: {e.strerror or e}."
+        ) from None
+    factory = MuxFactory(
+        datalog,
+        recordFormat=options["format"],
+        mode=options["mode"],
+        maxLineLength=options["max-line-length"],
+        timeout=options["timeout"],
+        broadcast=options["broadcast"],
+        broadcastBuffer=options["broadcast-buffer"],
+        maxConnections=options["max-connections"],
+        maxPerPeer=options["max-per-peer"],
+        quiet=options["quiet"],
+        clock=reactor,  # type: ignore[arg-type]
+    )
+    parent = MultiService()
+    DataLogService(factory, options["flush-interval"], clock=reactor).setServiceParent(parent)  # type: ignore[arg-type]
+    listeningService(options, factory, reactor).setServiceParent(parent)
+    return parent
