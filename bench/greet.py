@@ -4,15 +4,16 @@ journey-greet, the stdlib fallback's modes, and the peers in ``greet_peers.py``.
 
 Usage::
 
-    python bench/greet.py [--seconds 5] [--concurrency 100] [--only NAME ...]
+    python bench/greet.py [--seconds 3] [--repeat 3] [--concurrency 100] [--only NAME ...]
 
 Each server runs alone in its own process on ``127.0.0.1`` (backlog 1024).  The C load
 generator ``greetload.c`` keeps ``--concurrency`` connections in flight (connect, read to
 EOF, check the exact bytes, close with an RST), first for a one-second warm-up, then for
-``--seconds``.  The server's CPU time (user + system, children included) is read from
-``/proc`` around the measured run and divided by the connections completed; the load
-generator's own CPU is shown too, so that a run where the client was the bottleneck
-shows itself.  Loopback only; every run stops by itself.
+``--repeat`` measured runs of ``--seconds`` each.  The server's CPU time (user + system,
+children included) is read from ``/proc`` around each run and divided by the connections
+completed; the table shows the median run.  The load generator's own CPU is shown too
+(per connection, and as a share of one core), so a run where the client was the
+bottleneck shows itself.  Loopback only; every run stops by itself.
 """
 
 from __future__ import annotations
@@ -85,25 +86,31 @@ def quietly(name: str) -> Iterator[None]:
 
 def measure(name: str, argv: list[str], tool: Path, args: argparse.Namespace) -> Row:
     """
-    Start one server, warm it up, measure one run, stop it.
+    Start one server, warm it up, measure ``args.repeat`` runs, stop it; the row is the
+    run with the median server CPU per connection, with errors summed over all runs.
     """
     port = freePort()
     argv = [a.replace("PORT", str(port)) for a in argv]
+    runs = []
+    errors = 0
     with quietly(name), Server(argv, port) as server:
         load(tool, port, args.concurrency, 1.0)
-        before = server.cpu()
-        counts = load(tool, port, args.concurrency, args.seconds)
-        used = server.cpu() - before
-    done = int(counts["completed"])
-    return Row(
-        name,
-        {
-            "conn/s": done / counts["seconds"],
-            "server_us/conn": used / done * 1e6 if done else 0.0,
-            "errors": int(counts["errors"]),
-            "client_us/conn": counts["cpu"] / done * 1e6 if done else 0.0,
-        },
-    )
+        for _ in range(args.repeat):
+            before = server.cpu()
+            counts = load(tool, port, args.concurrency, args.seconds)
+            used = server.cpu() - before
+            done = int(counts["completed"]) or 1
+            errors += int(counts["errors"])
+            runs.append(
+                {
+                    "conn/s": done / counts["seconds"],
+                    "server_us/conn": used / done * 1e6,
+                    "client_us/conn": counts["cpu"] / done * 1e6,
+                    "client_core%": counts["cpu"] / counts["seconds"] * 100,
+                }
+            )
+    runs.sort(key=lambda run: run["server_us/conn"])
+    return Row(name, {**runs[len(runs) // 2], "errors": errors})
 
 
 def main() -> None:
@@ -111,12 +118,15 @@ def main() -> None:
     Measure every server and print the table.
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="measured run per server")
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each measured run")
+    parser.add_argument("--repeat", type=int, default=3, help="measured runs per server")
     parser.add_argument("--concurrency", type=int, default=100, help="connections in flight")
     parser.add_argument("--only", action="append", help="measure only servers whose name has this")
     args = parser.parse_args()
-    if not 0 < args.seconds <= 600 or not 1 <= args.concurrency <= 4096:
-        parser.error("--seconds must be in (0, 600] and --concurrency in [1, 4096]")
+    if not 0 < args.seconds <= 600 or not 1 <= args.repeat <= 20:
+        parser.error("--seconds must be in (0, 600] and --repeat in [1, 20]")
+    if not 1 <= args.concurrency <= 4096:
+        parser.error("--concurrency must be in [1, 4096]")
     tool = compileC("greetload.c", "greetload")
     rows = []
     with tempfile.TemporaryDirectory(prefix="journey-bench-") as logs:
@@ -134,7 +144,7 @@ def main() -> None:
             row.values["vs uvloop"] = f"{value / uvloop:.2f}x"
     print(
         f"greeting server, {args.concurrency} connections in flight, "
-        f"{args.seconds:g} s per server, loopback, C load generator"
+        f"median of {args.repeat} runs of {args.seconds:g} s per server, loopback, C load generator"
     )
     printTable(
         rows,
@@ -143,6 +153,7 @@ def main() -> None:
             ("conn/s", "{:,.0f}"),
             ("errors", "{:d}"),
             ("client_us/conn", "{:.1f}"),
+            ("client_core%", "{:.0f}"),
             ("vs uvloop", "{}"),
         ],
         ratioOf="server_us/conn",

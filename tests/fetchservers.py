@@ -60,9 +60,9 @@ def listen(testCase: Any, factory: Any, tls: Any = None) -> int:
     cleanup, and return the port number.
     """
     if tls is None:
-        port = _reactor().listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
+        port = _reactor().listenTCP(0, factory, interface="127.0.0.1")
     else:
-        port = _reactor().listenSSL(0, factory, tls, interface="127.0.0.1")  # type: ignore[attr-defined]
+        port = _reactor().listenSSL(0, factory, tls, interface="127.0.0.1")
     testCase.addCleanup(port.stopListening)
     return int(port.getHost().port)
 
@@ -386,7 +386,7 @@ class RawFactory(Factory):
     Builds :class:`RawProtocol`; call :meth:`abortAll` at cleanup (stalled connections).
     """
 
-    protocol = RawProtocol
+    protocol = RawProtocol  # type: ignore[assignment]
     noisy = False
 
     def __init__(self) -> None:
@@ -470,6 +470,7 @@ def certificate(directory: str) -> tuple[str, Any]:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    directory = os.path.abspath(directory)
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "ca.pem")
     with open(path, "wb") as f:
@@ -517,13 +518,13 @@ class ConnectProxyProtocol(Protocol):
         method, target = lines[0].split(b" ")[:2]
         if method != b"CONNECT":
             body = b"proxied: " + lines[0]
-            self.transport.write(
+            self.transport.write(  # type: ignore[union-attr]
                 response(
                     b"200 OK",
                     [(b"Content-Length", b"%d" % len(body)), (b"Connection", b"close")],
                     body,
                 )
-            )  # type: ignore[union-attr]
+            )
             self.transport.loseConnection()  # type: ignore[union-attr]
             return
         host, port = target.rsplit(b":", 1)
@@ -555,7 +556,7 @@ class ConnectProxy(Factory):
     Builds :class:`ConnectProxyProtocol`; :attr:`requests` holds each request's header lines.
     """
 
-    protocol = ConnectProxyProtocol
+    protocol = ConnectProxyProtocol  # type: ignore[assignment]
     noisy = False
 
     def __init__(self) -> None:
@@ -587,7 +588,7 @@ def runChild(
     from twisted.internet.utils import getProcessOutputAndValue
 
     d = getProcessOutputAndValue(argv[0], argv[1:], env=env, path=cwd)
-    return d.addTimeout(timeout, _reactor())  # type: ignore[arg-type]
+    return d.addTimeout(timeout, _reactor())
 
 
 def files(directory: str) -> list[str]:

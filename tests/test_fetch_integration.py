@@ -114,7 +114,7 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
                 download.HTTPStatusError,
             )
         )
-        self.assertEqual(error.status, 404)  # type: ignore[attr-defined]
+        self.assertEqual(error.status, 404)
         self.assertIn("404", str(error))
         self.assertEqual(error.exitCode, download.EXIT_HTTP)
         self.assertEqual(self.files(), [])
@@ -389,7 +389,7 @@ def sleep(seconds: float) -> Any:
     from twisted.internet import reactor
     from twisted.internet.task import deferLater
 
-    return deferLater(reactor, seconds)  # type: ignore[arg-type]
+    return deferLater(reactor, seconds)
 
 
 class LiarTests(FetcherTestsMixin, unittest.TestCase):
@@ -689,5 +689,5 @@ class HttpbinTests(FetcherTestsMixin, unittest.TestCase):
                 download.HTTPStatusError,
             )
         )
-        self.assertEqual(error.status, 500)  # type: ignore[attr-defined]
+        self.assertEqual(error.status, 500)
         self.assertEqual(self.files(), [])

@@ -9,6 +9,8 @@ plugin only visible when run from the checkout.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import subprocess
@@ -34,50 +36,46 @@ def _clean_environment() -> dict[str, str]:
     return env
 
 
+@functools.cache
+def installation() -> tuple[Path, Path, Path]:
+    """
+    Build the wheel and install it into a fresh virtual environment, once per test run
+    (trial has no ``setUpClass``); removed when the run ends.
+
+    :return: the scratch directory, the wheel, and the virtual environment.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="journey-wheel-"))
+    atexit.register(shutil.rmtree, directory, True)
+    env = _clean_environment()
+    dist, venv = directory / "dist", directory / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(REPO)],
+        check=True,
+        env=env,
+        timeout=INSTALL_PATIENCE,
+        capture_output=True,
+    )
+    (wheel,) = dist.glob("twisted_journey-*.whl")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=INSTALL_PATIENCE)
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
+        check=True,
+        env=env,
+        timeout=INSTALL_PATIENCE,
+        capture_output=True,
+    )
+    return directory, wheel, venv
+
+
 class InstalledWheelTests(SynchronousTestCase):
     """
     Build once, install once, then check what a user would see.
     """
 
-    @classmethod
-    def setUpClass(cls) -> None:
+    def setUp(self) -> None:
         if os.environ.get("JOURNEY_SKIP_PACKAGING"):
             raise SkipTest("JOURNEY_SKIP_PACKAGING is set")
-        cls.directory = Path(tempfile.mkdtemp(prefix="journey-wheel-"))
-        env = _clean_environment()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--no-deps",
-                "-q",
-                "-w",
-                str(cls.directory / "dist"),
-                str(REPO),
-            ],
-            check=True,
-            env=env,
-            timeout=INSTALL_PATIENCE,
-            capture_output=True,
-        )
-        (cls.wheel,) = (cls.directory / "dist").glob("twisted_journey-*.whl")
-        cls.venv = cls.directory / "venv"
-        subprocess.run(
-            [sys.executable, "-m", "venv", str(cls.venv)], check=True, timeout=INSTALL_PATIENCE
-        )
-        subprocess.run(
-            [str(cls.venv / "bin" / "python"), "-m", "pip", "install", "-q", str(cls.wheel)],
-            check=True,
-            env=env,
-            timeout=INSTALL_PATIENCE,
-            capture_output=True,
-        )
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        shutil.rmtree(cls.directory, ignore_errors=True)
+        self.directory, self.wheel, self.venv = installation()
 
     def bin(self, name: str) -> str:
         """

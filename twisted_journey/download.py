@@ -30,7 +30,7 @@ import os
 import unicodedata
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 __all__ = [
@@ -212,7 +212,7 @@ class TooLarge(FetchError):  # noqa: N818
     exitCode = EXIT_TOO_LARGE
 
 
-def exit_status(errors: list[FetchError | None]) -> int:
+def exit_status(errors: Sequence[FetchError | None]) -> int:
     """
     The process exit status for one result per URL (``None`` for a success).
 

@@ -10,18 +10,19 @@ Options and service assembly shared by the journey servers' service makers.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from twisted.application import strports
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IProtocolFactory, IReactorCore
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IProtocolFactory, IReactorCore, IStreamServerEndpoint
 from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 
 from twisted_journey import settings
 
-__all__ = ["ServerOptions", "listeningService"]
+__all__ = ["ListeningService", "ServerOptions", "listeningService"]
 
 
 class ServerOptions(usage.Options):
@@ -99,7 +100,42 @@ def listeningService(
     """
     A service that listens with ``factory`` on every endpoint in ``options["listen"]``.
     """
+    if reactor is None:
+        from twisted.internet import reactor as globalReactor
+
+        reactor = cast(IReactorCore, globalReactor)
     parent = MultiService()
     for description in options["listen"]:
-        strports.service(description, factory, reactor).setServiceParent(parent)
+        endpoint = serverFromString(reactor, description)
+        ListeningService(description, endpoint, factory).setServiceParent(parent)
     return parent
+
+
+class ListeningService(StreamServerEndpointService):
+    """
+    A ``StreamServerEndpointService`` that reports an endpoint it cannot listen on (a port
+    in use, a missing certificate...) in one sentence and ends twistd with status 1,
+    rather than with a traceback.
+
+    :ivar description: the endpoint string, for the sentence.
+    """
+
+    _raiseSynchronously = True
+
+    def __init__(
+        self, description: str, endpoint: IStreamServerEndpoint, factory: IProtocolFactory
+    ) -> None:
+        super().__init__(endpoint, factory)
+        self.description = description
+
+    def privilegedStartService(self) -> None:
+        """
+        Listen now, or exit with one sentence saying why not.
+        """
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            reason = getattr(e.socketError, "strerror", None) or e.socketError
+            raise SystemExit(f"cannot listen on {self.description}: {reason}.") from None
+        except Exception as e:
+            raise SystemExit(f"cannot listen on {self.description}: {e}.") from None

@@ -1,0 +1,255 @@
+"""
+In-memory tests of :mod:`twisted_journey.fetch` and its parts: the fetcher with treq's
+``RequestTraversalAgent`` injected and a fake clock (no sockets, no real time), the body
+decoder, the disk spool, settings validation and failure classification.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+
+from treq.testing import RequestTraversalAgent
+from twisted.internet import error
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.trial import unittest
+
+from tests import fetchservers as servers
+from twisted_journey import download
+from twisted_journey.fetch import Fetcher, FetchSettings, Retrieved, classify
+from twisted_journey.fetchbody import Decoder, Spool
+
+
+class InMemoryFetcherTests(unittest.SynchronousTestCase):
+    """
+    :class:`Fetcher` with an injected in-memory agent and a :class:`Clock`.
+    """
+
+    def setUp(self) -> None:
+        self.root = servers.webRoot()
+        self.agent = RequestTraversalAgent(self.root)
+        self.clock = Clock()
+        self.out = self.mktemp()
+        os.makedirs(self.out)
+
+    def fetcher(self, **settings: object) -> Fetcher:
+        return Fetcher(self.clock, self.agent, FetchSettings(**settings))  # type: ignore[arg-type]
+
+    def test_retrieve(self) -> None:
+        """
+        The body lands in the file named from the URL; the result carries the status,
+        size and headers.
+        """
+        d = self.fetcher().retrieve("http://example.invalid/blob", outputDir=self.out)
+        self.agent.flush()
+        result = self.successResultOf(d)
+        self.assertIsInstance(result, Retrieved)
+        self.assertEqual((result.status, result.size), (200, len(servers.BODY)))
+        self.assertEqual(os.listdir(self.out), ["blob"])
+
+    def test_statusError(self) -> None:
+        """
+        A 500 fails with :class:`HTTPStatusError` and leaves no file.
+        """
+        d = self.fetcher().retrieve("http://example.invalid/status/500", outputDir=self.out)
+        self.agent.flush()
+        failure = self.failureResultOf(d, download.HTTPStatusError)
+        self.assertEqual(failure.value.status, 500)
+        self.assertEqual(os.listdir(self.out), [])
+
+    def test_fetchBytes(self) -> None:
+        """
+        :meth:`Fetcher.fetchBytes` returns the body; past ``maxSize``, :class:`TooLarge`.
+        """
+        fetcher = self.fetcher()
+        d = fetcher.fetchBytes("http://example.invalid/blob")
+        self.agent.flush()
+        self.assertEqual(self.successResultOf(d).content, servers.BODY)
+        d = fetcher.fetchBytes("http://example.invalid/blob", maxSize=10)
+        self.agent.flush()
+        self.failureResultOf(d, download.TooLarge)
+
+    def test_retryAfterHonoured(self) -> None:
+        """
+        After a 429 with ``Retry-After: 30`` the retry waits exactly 30 clock seconds.
+        """
+        flaky = servers.Flaky(1, code=429, retryAfter=b"30")
+        self.root.putChild(b"flaky", flaky)
+        d = self.fetcher(retries=1).retrieve("http://example.invalid/flaky", outputDir=self.out)
+        self.agent.flush()
+        self.assertEqual(flaky.calls, 1)
+        self.clock.advance(29.9)
+        self.agent.flush()
+        self.assertNoResult(d)
+        self.assertEqual(flaky.calls, 1)
+        self.clock.advance(0.1)
+        self.agent.flush()
+        self.successResultOf(d)
+        self.assertEqual(flaky.calls, 2)
+
+    def test_exponentialBackoff(self) -> None:
+        """
+        Without ``Retry-After`` the waits are ``retryDelay`` doubled each time: 2, 4.
+        """
+        flaky = servers.Flaky(2, retryAfter=b"")
+        self.root.putChild(b"flaky", flaky)
+        d = self.fetcher(retries=2, retryDelay=2.0).retrieve(
+            "http://example.invalid/flaky", outputDir=self.out
+        )
+        self.agent.flush()
+        for wait, calls in [(2.0, 2), (4.0, 3)]:
+            self.clock.advance(wait - 0.01)
+            self.agent.flush()
+            self.assertEqual(flaky.calls, calls - 1)
+            self.clock.advance(0.01)
+            self.agent.flush()
+            self.assertEqual(flaky.calls, calls)
+        self.successResultOf(d)
+
+    def test_idleTimeoutWaitingForHeaders(self) -> None:
+        """
+        A server that never answers trips the idle timer: :class:`Timeout`, no file.
+        """
+        self.root.putChild(b"hold", servers.Hold())
+        d = self.fetcher(idleTimeout=5.0).retrieve(
+            "http://example.invalid/hold", outputDir=self.out
+        )
+        self.agent.flush()
+        self.assertNoResult(d)
+        self.clock.advance(5.0)
+        self.agent.flush()
+        failure = self.failureResultOf(d, download.Timeout)
+        self.assertIn("no data for 5 seconds", str(failure.value))
+        self.assertEqual(os.listdir(self.out), [])
+
+    def test_parallelQueues(self) -> None:
+        """
+        With ``parallel=1`` the second retrieval waits for the first.
+        """
+        hold = servers.Hold()
+        self.root.putChild(b"hold", hold)
+        fetcher = self.fetcher(parallel=1, idleTimeout=None)
+        first = fetcher.retrieve("http://example.invalid/hold", os.path.join(self.out, "1"))
+        second = fetcher.retrieve("http://example.invalid/hold", os.path.join(self.out, "2"))
+        self.agent.flush()
+        self.assertEqual(len(hold.waiting), 1)
+        hold.release()
+        self.agent.flush()
+        self.successResultOf(first)
+        self.assertEqual(len(hold.waiting), 1)
+        hold.release()
+        self.agent.flush()
+        self.successResultOf(second)
+        self.assertEqual(hold.most, 1)
+
+
+class DecoderTests(unittest.SynchronousTestCase):
+    """
+    :class:`Decoder`: gzip/deflate with caps.
+    """
+
+    def decode(self, decoder: Decoder, data: bytes) -> bytes:
+        out: list[bytes] = []
+        for i in range(0, len(data), 1000):
+            decoder.decode(data[i : i + 1000], out.append)
+        decoder.finish()
+        return b"".join(out)
+
+    def test_formats(self) -> None:
+        """
+        gzip, zlib-wrapped deflate and raw deflate all decode.
+        """
+        data = os.urandom(5000) * 3
+        raw = zlib.compressobj(wbits=-15)
+        rawDeflate = raw.compress(data) + raw.flush()
+        for encoding, encoded in [
+            ("gzip", gzip.compress(data)),
+            ("deflate", zlib.compress(data)),
+            ("deflate", rawDeflate),
+        ]:
+            self.assertEqual(self.decode(Decoder(encoding, 1 << 30, 100), encoded), data)
+
+    def test_ratioCap(self) -> None:
+        """
+        A bomb is stopped by the ratio cap before much is decoded.
+        """
+        bomb = servers.gzipBomb(64 << 20)
+        decoder = Decoder("gzip", 1 << 40, 100)
+        with self.assertRaises(download.TooLarge):
+            self.decode(decoder, bomb)
+        self.assertLess(decoder.decoded, 8 << 20)
+
+    def test_sizeCap(self) -> None:
+        """
+        The size cap holds whatever the ratio.
+        """
+        with self.assertRaises(download.TooLarge):
+            self.decode(Decoder("gzip", 1000, 1e9), gzip.compress(bytes(5000)))
+
+    def test_truncatedAndInvalid(self) -> None:
+        """
+        A stream without its end is :class:`TruncatedBody`; garbage :class:`ProtocolError`.
+        """
+        with self.assertRaises(download.TruncatedBody):
+            self.decode(Decoder("gzip", 1 << 30, 100), gzip.compress(os.urandom(4000))[:-100])
+        with self.assertRaises(download.ProtocolError):
+            self.decode(Decoder("gzip", 1 << 30, 100), b"not gzip at all")
+
+
+class SpoolTests(unittest.SynchronousTestCase):
+    """
+    :class:`Spool` without a thread pool writes at once.
+    """
+
+    def test_synchronous(self) -> None:
+        """
+        Writes pass straight through; :meth:`Spool.finish` fires at once.
+        """
+        written: list[bytes] = []
+        spool = Spool(None, written.append)
+        spool.write(b"ab")
+        spool.write(b"c")
+        self.assertEqual(written, [b"ab", b"c"])
+        self.successResultOf(spool.finish())
+
+
+class SettingsAndClassifyTests(unittest.SynchronousTestCase):
+    """
+    Settings validation and failure classification.
+    """
+
+    def test_settingsValidated(self) -> None:
+        """
+        Nonsense settings are refused when the value is built.
+        """
+        for bad in [{"parallel": 0}, {"retries": -1}, {"idleTimeout": 0}, {"maxRedirects": -1}]:
+            with self.assertRaises(ValueError):
+                FetchSettings(**bad)  # type: ignore[arg-type]
+
+    def test_classify(self) -> None:
+        """
+        Connection failures become the matching :class:`FetchError` with a sentence.
+        """
+        url = "http://h.invalid:81/x"
+        cases = [
+            (error.DNSLookupError("h.invalid"), download.NetworkError, "cannot resolve"),
+            (error.ConnectionRefusedError(), download.NetworkError, "refused"),
+            (error.TimeoutError(), download.Timeout, "--connect-timeout"),
+            (ValueError("odd"), download.FetchError, "odd"),
+        ]
+        for exception, kind, phrase in cases:
+            result = classify(Failure(exception), url)
+            self.assertIsInstance(result, kind)
+            self.assertIn(phrase, str(result))
+
+    def test_badCacert(self) -> None:
+        """
+        A ``cacert`` that is not a PEM certificate is a :class:`TLSError` sentence.
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("not a certificate")
+        with self.assertRaises(download.TLSError):
+            Fetcher(Clock(), settings=FetchSettings(cacert=path))

@@ -1,0 +1,504 @@
+"""
+``journey fetch`` and ``python -m twisted_journey.fallback.fetch`` as real processes,
+against loopback servers in the test's reactor.
+
+:class:`FetchContractMixin` holds what both engines promise (names, ``.part`` safety,
+truncation checks, exit codes, one stderr line per failed URL); it runs once for
+``journey fetch`` on Twisted and once for the stdlib twin with Twisted made unimportable.
+Further classes test the options only the Twisted engine has.  Every test checks the exit
+status, the message and exactly which files exist afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from tests import fetchservers as servers
+from tests.support import environment, fallbackArgv, freePort, journeyArgv
+from twisted_journey import download
+
+
+class ProcessMixin:
+    """
+    Run the command under test in ``self.out`` with proxies cleared.
+    """
+
+    def setUp(self) -> None:
+        self.out = os.path.abspath(self.mktemp())  # type: ignore[attr-defined]
+        os.makedirs(self.out)
+        self.root = servers.webRoot()
+        self.web = f"http://127.0.0.1:{servers.listen(self, servers.webSite(self.root))}"
+        self.raw, rawPort = servers.listenRaw(self)
+        self.liar = f"http://127.0.0.1:{rawPort}"
+
+    def argv(self, *arguments: str) -> list[str]:
+        raise NotImplementedError
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return servers.childEnvironment(**extra)
+
+    @defer.inlineCallbacks
+    def fetch(self, *arguments: str, env: dict[str, str] | None = None) -> Any:
+        """
+        Fire with ``(status, stderr lines)``.
+        """
+        _, err, status = yield servers.runChild(
+            self.argv(*arguments), self.env() if env is None else env, self.out
+        )
+        return status, err.decode("utf-8", "replace").splitlines()
+
+    def files(self, *sub: str) -> list[str]:
+        return servers.files(os.path.join(self.out, *sub))
+
+    def assertFailed(self, result: tuple[int, list[str]], status: int, *phrases: str) -> None:
+        """
+        The run ended with ``status`` and one stderr line holding every phrase.
+        """
+        code, lines = result
+        self.assertEqual(code, status, lines)  # type: ignore[attr-defined]
+        self.assertEqual(len(lines), 1, lines)  # type: ignore[attr-defined]
+        for phrase in phrases:
+            self.assertIn(phrase, lines[0])  # type: ignore[attr-defined]
+
+
+class FetchContractMixin(ProcessMixin):
+    """
+    What both engines promise.
+    """
+
+    @defer.inlineCallbacks
+    def test_nameFromURL(self) -> Any:
+        """
+        The file is named from the URL; exit 0; nothing on stderr.
+        """
+        result = yield self.fetch(self.web + "/blob.bin")
+        self.assertEqual(result, (0, []))  # type: ignore[attr-defined]
+        self.assertEqual(self.files(), ["blob.bin"])  # type: ignore[attr-defined]
+        with open(os.path.join(self.out, "blob.bin"), "rb") as f:
+            self.assertEqual(f.read(), servers.BODY)  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_emptyPath(self) -> Any:
+        """
+        An empty path is saved as ``index.html``.
+        """
+        result = yield self.fetch(self.web + "/")
+        self.assertEqual(result, (0, []))  # type: ignore[attr-defined]
+        self.assertEqual(self.files(), ["index.html"])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_outputAndOutputDir(self) -> Any:
+        """
+        ``-o FILE`` inside ``--output-dir DIR``.
+        """
+        os.makedirs(os.path.join(self.out, "d"))
+        result = yield self.fetch(self.web + "/blob", "-o", "chosen", "--output-dir", "d")
+        self.assertEqual(result, (0, []))  # type: ignore[attr-defined]
+        self.assertEqual(self.files("d"), ["chosen"])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_httpError(self) -> Any:
+        """
+        404: exit 8, one line naming the URL and status, no file.
+        """
+        url = self.web + "/status/404"
+        result = yield self.fetch(url)
+        self.assertFailed(result, download.EXIT_HTTP, url, "404")
+        self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_shortBody(self) -> Any:
+        """
+        A body shorter than Content-Length: exit 7, no file, no ``.part``.
+        """
+        result = yield self.fetch(self.liar + "/short")
+        self.assertFailed(result, download.EXIT_TRUNCATED, "/short")
+        self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_longBody(self) -> Any:
+        """
+        A body longer than Content-Length: exit 7, no file.
+        """
+        result = yield self.fetch(self.liar + "/long")
+        self.assertFailed(result, download.EXIT_TRUNCATED, "longer than announced")
+        self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_unframedBody(self) -> Any:
+        """
+        A body ended only by the connection closing: exit 7, no file.
+        """
+        result = yield self.fetch(self.liar + "/unframed")
+        self.assertFailed(result, download.EXIT_TRUNCATED, "without Content-Length")
+        self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_redirectLimit(self) -> Any:
+        """
+        Three redirects with ``--max-redirs 2``: exit 9, no file; with the default, fine.
+        """
+        result = yield self.fetch(self.web + "/redirect/3", "--max-redirs", "2")
+        self.assertFailed(result, download.EXIT_REDIRECTS, "too many redirects")
+        self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
+        result = yield self.fetch(self.web + "/redirect/3")
+        self.assertEqual(result, (0, []))  # type: ignore[attr-defined]
+        self.assertEqual(self.files(), ["3"])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_redirectLoop(self) -> Any:
+        """
+        A server redirecting to itself forever: exit 9, no file.
+        """
+        result = yield self.fetch(self.liar + "/loop")
+        self.assertFailed(result, download.EXIT_REDIRECTS, "/loop")
+        self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_hostileDispositionNames(self) -> Any:
+        """
+        ``--content-disposition`` reduces every hostile name to a safe basename in the
+        output directory, or falls back to the URL's name.
+        """
+        urls = [f"{self.liar}/dispo/{i}" for i in range(len(servers.HOSTILE_NAMES))]
+        result = yield self.fetch("--content-disposition", *urls)
+        self.assertEqual(result, (0, []))  # type: ignore[attr-defined]
+        expected = [safe if safe else str(i) for i, (_, safe) in enumerate(servers.HOSTILE_NAMES)]
+        self.assertEqual(self.files(), sorted(expected))  # type: ignore[attr-defined]
+        self.assertEqual(os.listdir(os.path.dirname(self.out)), [os.path.basename(self.out)])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_refused(self) -> Any:
+        """
+        Nothing listening: exit 4 with errors.py's sentence.
+        """
+        result = yield self.fetch(f"http://127.0.0.1:{freePort()}/x")
+        self.assertFailed(result, download.EXIT_NETWORK, "refused")
+        self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_oneOfSeveralFails(self) -> Any:
+        """
+        Two URLs, one 404: exit 8, exactly one stderr line, the good file is there.
+        """
+        result = yield self.fetch(self.web + "/blob", self.web + "/status/500")
+        self.assertFailed(result, download.EXIT_HTTP, "/status/500")
+        self.assertEqual(self.files(), ["blob"])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_usageError(self) -> Any:
+        """
+        ``-o`` with two URLs is a usage error: exit 2, no request made.
+        """
+        code, lines = yield self.fetch("-o", "x", self.web + "/a", self.web + "/b")
+        self.assertEqual(code, download.EXIT_USAGE)  # type: ignore[attr-defined]
+        self.assertIn("one URL", "\n".join(lines))  # type: ignore[attr-defined]
+        self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_untrustedTLS(self) -> Any:
+        """
+        A certificate nobody trusts: exit 5, no file.
+        """
+        _, options = servers.certificate(self.mktemp())  # type: ignore[attr-defined]
+        port = servers.listen(self, servers.webSite(), tls=options)
+        result = yield self.fetch(f"https://localhost:{port}/blob")
+        self.assertFailed(result, download.EXIT_TLS, "TLS")
+        self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
+
+
+class JourneyFetchContractTests(FetchContractMixin, unittest.TestCase):
+    """
+    The contract, for ``journey fetch`` on Twisted (without ``--quiet``: piped, it
+    shows no progress bar, so stderr holds only the failure lines).
+    """
+
+    def argv(self, *arguments: str) -> list[str]:
+        return journeyArgv("fetch", *arguments)
+
+
+class FallbackFetchContractTests(FetchContractMixin, unittest.TestCase):
+    """
+    The contract, for the stdlib twin in a process where ``import twisted`` fails.
+    """
+
+    def argv(self, *arguments: str) -> list[str]:
+        return fallbackArgv("fetch", *arguments)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = environment(stdlibOnly=True)
+        for name in list(env):
+            if name.lower().endswith("_proxy"):
+                del env[name]
+        env.update(extra)
+        return env
+
+
+class StdlibJourneyFetchTests(ProcessMixin, unittest.TestCase):
+    """
+    ``journey fetch`` where Twisted cannot be imported runs the twin.
+    """
+
+    def argv(self, *arguments: str) -> list[str]:
+        return journeyArgv("fetch", *arguments)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {**environment(stdlibOnly=True), **extra}
+
+    @defer.inlineCallbacks
+    def test_runsTwin(self) -> Any:
+        """
+        It fetches with the basic options ...
+        """
+        result = yield self.fetch(self.web + "/blob")
+        self.assertEqual(result, (0, []))
+        self.assertEqual(self.files(), ["blob"])
+
+    @defer.inlineCallbacks
+    def test_refusesTwistedOnlyOptions(self) -> Any:
+        """
+        ... and refuses the others with a sentence and exit 2.
+        """
+        code, lines = yield self.fetch("--retry", "2", "--compressed", self.web + "/blob")
+        self.assertEqual(code, download.EXIT_USAGE)
+        self.assertIn("--retry, --compressed need(s) Twisted", lines[0])
+        self.assertEqual(self.files(), [])
+
+
+class JourneyFetchOptionTests(ProcessMixin, unittest.TestCase):
+    """
+    The options only ``journey fetch`` on Twisted has.
+    """
+
+    def argv(self, *arguments: str) -> list[str]:
+        return journeyArgv("fetch", "--quiet", *arguments)
+
+    @defer.inlineCallbacks
+    def test_noClobber(self) -> Any:
+        """
+        ``--no-clobber`` leaves an existing file alone (exit 0, no request).
+        """
+        blob = servers.Blob()
+        self.root.putChild(b"mine", blob)
+        with open(os.path.join(self.out, "mine"), "wb") as f:
+            f.write(b"keep me")
+        result = yield self.fetch("--no-clobber", self.web + "/mine")
+        self.assertEqual(result, (0, []))
+        self.assertEqual(blob.requests, [])
+        with open(os.path.join(self.out, "mine"), "rb") as f:
+            self.assertEqual(f.read(), b"keep me")
+
+    @defer.inlineCallbacks
+    def test_parallel(self) -> Any:
+        """
+        ``--parallel 3`` with six URLs: all six files, exit 0.
+        """
+        result = yield self.fetch(
+            "--parallel", "3", *[f"{self.web}/blob?{i}" for i in range(6)], "-o", "x"
+        )
+        self.assertEqual(result[0], download.EXIT_USAGE)
+        os.makedirs(os.path.join(self.out, "d"))
+        urls = [f"{self.web}/redirect/{i}" for i in range(1, 7)]
+        result = yield self.fetch("--parallel", "3", "--output-dir", "d", *urls)
+        self.assertEqual(result, (0, []))
+        self.assertEqual(self.files("d"), ["1", "2", "3", "4", "5", "6"])
+
+    @defer.inlineCallbacks
+    def test_continue(self) -> Any:
+        """
+        ``-C`` keeps the ``.part`` of a stalled transfer (exit 6), and a later ``-C``
+        completes a partial file with ``Range``.
+        """
+        result = yield self.fetch("-C", "--idle-timeout", "0.5", self.liar + "/stall")
+        self.assertFailed(result, download.EXIT_TIMEOUT, "no data for 0.5 seconds")
+        self.assertEqual(self.files(), ["stall.part"])
+        blob = servers.Blob()
+        self.root.putChild(b"resume", blob)
+        with open(os.path.join(self.out, "resume.part"), "wb") as f:
+            f.write(servers.BODY[:4000])
+        result = yield self.fetch("-C", self.web + "/resume")
+        self.assertEqual(result, (0, []))
+        self.assertEqual(blob.requests[0]["range"], "bytes=4000-")
+        with open(os.path.join(self.out, "resume"), "rb") as f:
+            self.assertEqual(f.read(), servers.BODY)
+        self.assertEqual(self.files(), ["resume", "stall.part"])
+
+    @defer.inlineCallbacks
+    def test_stallWithoutContinue(self) -> Any:
+        """
+        Without ``-C`` a stalled transfer leaves nothing at all.
+        """
+        result = yield self.fetch("--idle-timeout", "0.5", self.liar + "/stall")
+        self.assertFailed(result, download.EXIT_TIMEOUT, "--idle-timeout")
+        self.assertEqual(self.files(), [])
+
+    @defer.inlineCallbacks
+    def test_newer(self) -> Any:
+        """
+        ``-N`` twice: the second run sends the remembered ETag and gets a 304.
+        """
+        blob = servers.Blob()
+        self.root.putChild(b"cond", blob)
+        for _ in range(2):
+            result = yield self.fetch("-N", self.web + "/cond")
+            self.assertEqual(result, (0, []))
+        self.assertEqual(blob.requests[1]["if-none-match"], servers.ETAG.decode())
+        self.assertEqual(self.files(), [".cond.http.json", "cond"])
+
+    @defer.inlineCallbacks
+    def test_compressedBomb(self) -> Any:
+        """
+        ``--compressed`` on a gzip bomb: exit 11, a clear sentence, no file.
+        """
+        result = yield self.fetch("--compressed", self.liar + "/bomb")
+        self.assertFailed(result, download.EXIT_TOO_LARGE, "decompression bomb")
+        self.assertEqual(self.files(), [])
+
+    @defer.inlineCallbacks
+    def test_compressed(self) -> Any:
+        """
+        ``--compressed`` stores a gzip body decoded.
+        """
+        result = yield self.fetch("--compressed", self.web + "/gzip")
+        self.assertEqual(result, (0, []))
+        with open(os.path.join(self.out, "gzip"), "rb") as f:
+            self.assertEqual(f.read(), servers.BODY)
+
+    @defer.inlineCallbacks
+    def test_sha256(self) -> Any:
+        """
+        ``--sha256``: the right digest succeeds, a wrong one is exit 10 with no file.
+        """
+        result = yield self.fetch("--sha256", "a" * 64, self.web + "/blob")
+        self.assertFailed(result, download.EXIT_CHECKSUM, "SHA-256 mismatch")
+        self.assertEqual(self.files(), [])
+        digest = hashlib.sha256(servers.BODY).hexdigest()
+        result = yield self.fetch("--sha256", digest, self.web + "/blob")
+        self.assertEqual(result, (0, []))
+        self.assertEqual(self.files(), ["blob"])
+
+    @defer.inlineCallbacks
+    def test_retry(self) -> Any:
+        """
+        ``--retry 2`` rides out two 503s (Retry-After: 0).
+        """
+        flaky = servers.Flaky(2)
+        self.root.putChild(b"flaky", flaky)
+        result = yield self.fetch("--retry", "2", self.web + "/flaky")
+        self.assertEqual(result, (0, []))
+        self.assertEqual(flaky.calls, 3)
+        self.assertEqual(self.files(), ["flaky"])
+
+    @defer.inlineCallbacks
+    def test_header(self) -> Any:
+        """
+        ``--header`` is sent; a malformed one is a usage error.
+        """
+        result = yield self.fetch("--header", "X-Token: abc", self.web + "/echo")
+        self.assertEqual(result, (0, []))
+        with open(os.path.join(self.out, "echo")) as f:
+            self.assertEqual(json.load(f)["x-token"], "abc")
+        code, _ = yield self.fetch("--header", "no colon", self.web + "/echo")
+        self.assertEqual(code, download.EXIT_USAGE)
+
+    @defer.inlineCallbacks
+    def test_tls(self) -> Any:
+        """
+        ``--cacert`` trusts the test's certificate; ``--insecure`` works but warns loudly.
+        """
+        cacert, options = servers.certificate(self.mktemp())
+        port = servers.listen(self, servers.webSite(), tls=options)
+        url = f"https://localhost:{port}/blob"
+        result = yield self.fetch("--cacert", cacert, url)
+        self.assertEqual(result, (0, []))
+        os.unlink(os.path.join(self.out, "blob"))
+        code, lines = yield self.fetch("--insecure", url)
+        self.assertEqual(code, 0)
+        self.assertIn("WARNING: --insecure", lines[0])
+        self.assertEqual(self.files(), ["blob"])
+
+    @defer.inlineCallbacks
+    def test_httpsProxyFromEnvironment(self) -> Any:
+        """
+        ``HTTPS_PROXY`` sends https through ``CONNECT``; ``NO_PROXY`` bypasses it.
+        """
+        cacert, options = servers.certificate(self.mktemp())
+        port = servers.listen(self, servers.webSite(), tls=options)
+        proxy, proxyPort = servers.listenProxy(self)
+        env = self.env(HTTPS_PROXY=f"http://127.0.0.1:{proxyPort}")
+        result = yield self.fetch("--cacert", cacert, f"https://localhost:{port}/blob", env=env)
+        self.assertEqual(result, (0, []))
+        self.assertEqual(proxy.requests[0][0], f"CONNECT localhost:{port} HTTP/1.1".encode())
+        env["NO_PROXY"] = "localhost"
+        result = yield self.fetch(
+            "--cacert", cacert, "-o", "direct", f"https://localhost:{port}/blob", env=env
+        )
+        self.assertEqual(result, (0, []))
+        self.assertEqual(len(proxy.requests), 1)
+        self.assertEqual(self.files(), ["blob", "direct"])
+
+    @defer.inlineCallbacks
+    def test_httpProxyFromEnvironment(self) -> Any:
+        """
+        ``HTTP_PROXY`` sends plain http to the proxy in absolute form.
+        """
+        _, proxyPort = servers.listenProxy(self)
+        env = self.env(HTTP_PROXY=f"http://127.0.0.1:{proxyPort}")
+        result = yield self.fetch(self.web + "/blob", env=env)
+        self.assertEqual(result, (0, []))
+        with open(os.path.join(self.out, "blob"), "rb") as f:
+            self.assertEqual(f.read(), f"proxied: GET {self.web}/blob HTTP/1.1".encode())
+
+    @defer.inlineCallbacks
+    def test_progress(self) -> Any:
+        """
+        ``--progress`` draws a bar on stderr even when it is not a terminal; without it
+        (piped) stderr stays empty.
+        """
+        _, err, code = yield servers.runChild(
+            journeyArgv("fetch", "--progress", self.web + "/blob"), self.env(), self.out
+        )
+        self.assertEqual(code, 0)
+        self.assertIn(b"100%", err)
+
+
+class FallbackCredentialsTests(unittest.TestCase):
+    """
+    The stdlib twin, called in a thread against servers in this process.
+    """
+
+    @defer.inlineCallbacks
+    def test_credentialsNotForwardedAcrossOrigins(self) -> Any:
+        """
+        ``Authorization`` survives a same-origin redirect but not one to another port
+        (plain urllib forwards it).
+        """
+        from twisted.internet.threads import deferToThread
+
+        from twisted_journey.fallback import fetch as fallback
+
+        out = os.path.abspath(self.mktemp())
+        os.makedirs(out)
+        root = servers.webRoot()
+        port = servers.listen(self, servers.webSite(root))
+        other = servers.listen(self, servers.webSite())
+        root.putChild(b"away", servers.RedirectTo(f"http://127.0.0.1:{other}/echo".encode()))
+        root.putChild(b"home", servers.RedirectTo(b"/echo"))
+        auth = [("Authorization", "Bearer secret"), ("Cookie", "a=b")]
+        for name in ("away", "home"):
+            yield deferToThread(
+                fallback.fetch, f"http://127.0.0.1:{port}/{name}", name, out, headers=auth
+            )
+        with open(os.path.join(out, "away")) as f:
+            away = json.load(f)
+        with open(os.path.join(out, "home")) as f:
+            home = json.load(f)
+        self.assertNotIn("authorization", away)
+        self.assertNotIn("cookie", away)
+        self.assertEqual(home["authorization"], "Bearer secret")

@@ -1,0 +1,212 @@
+"""
+Tests of the mirror service: ``twistd journey-fetch`` options, the plugin, the service
+driven by a fake clock against loopback servers, and ``twistd -n journey-fetch --once``
+as a real process.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.application.service import IServiceMaker
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.logger import Logger
+from twisted.plugin import getPlugins
+from twisted.python import usage
+from twisted.trial import unittest
+
+from tests import fetchservers as servers
+from tests.support import twistdArgv
+from twisted_journey.fetch import Fetcher, FetchSettings
+from twisted_journey.mirror import MirrorService
+from twisted_journey.tap import fetch as tap
+
+
+class OptionsTests(unittest.SynchronousTestCase):
+    """
+    ``twistd journey-fetch`` options.
+    """
+
+    def setUp(self) -> None:
+        self.urls = self.mktemp()
+        with open(self.urls, "w") as f:
+            f.write("http://127.0.0.1:1/x\n")
+
+    def test_defaults(self) -> None:
+        """
+        Only ``--urls`` is required; the rest have defaults.
+        """
+        options = tap.Options()
+        options.parseOptions(["--urls", self.urls])
+        self.assertEqual(
+            (options["output-dir"], options["interval"], options["parallel"], options["once"]),
+            (".", 3600.0, 4, 0),
+        )
+
+    def test_required(self) -> None:
+        """
+        Without ``--urls``, or with a missing file or directory, a sentence.
+        """
+        for argv, phrase in [
+            ([], "--urls FILE is required"),
+            (["--urls", "missing"], "not a readable file"),
+            (["--urls", self.urls, "--output-dir", "missing"], "not a directory"),
+            (["--urls", self.urls, "--interval", "0"], "--interval must be"),
+            (["--urls", self.urls, "--parallel", "none"], "--parallel must be"),
+        ]:
+            with self.assertRaises(usage.UsageError) as e:
+                tap.Options().parseOptions(argv)
+            self.assertIn(phrase, str(e.exception))
+
+    def test_help(self) -> None:
+        """
+        The help names every option.
+        """
+        text = str(tap.Options())
+        for option in ("--urls", "--output-dir", "--interval", "--parallel", "--once"):
+            self.assertIn(option, text)
+
+    def test_makeService(self) -> None:
+        """
+        ``makeService`` builds a :class:`MirrorService` from the options.
+        """
+        options = tap.Options()
+        options.parseOptions(["--urls", self.urls, "--interval", "5", "--parallel", "2", "--once"])
+        service = tap.makeService(options, Clock())
+        assert isinstance(service, MirrorService)
+        self.assertEqual((service.interval, service.parallel, service.once), (5.0, 2, True))
+
+    def test_plugin(self) -> None:
+        """
+        The dropin offers ``journey-fetch`` pointing at this module.
+        """
+        import twisted.plugins
+
+        makers = {m.tapname: m for m in getPlugins(IServiceMaker, twisted.plugins)}
+        self.assertEqual(makers["journey-fetch"].module, "twisted_journey.tap.fetch")  # type: ignore[attr-defined]
+
+
+class MirrorServiceTests(unittest.TestCase):
+    """
+    The service on a fake clock, fetching from loopback servers on the real reactor.
+    """
+
+    def setUp(self) -> None:
+        self.out = os.path.abspath(self.mktemp())
+        os.makedirs(self.out)
+        self.root = servers.webRoot()
+        self.blob = servers.Blob()
+        self.root.putChild(b"page", self.blob)
+        self.base = f"http://127.0.0.1:{servers.listen(self, servers.webSite(self.root))}"
+        self.urls = os.path.abspath(self.mktemp())
+        self.writeURLs(f"{self.base}/page  copy.bin\n{self.base}/status/404?{{x}}\n")
+        self.clock = Clock()
+        self.events: list[dict[str, Any]] = []
+        fetcher = Fetcher(settings=FetchSettings(proxies={}))
+        self.addCleanup(fetcher.close)
+        self.service = MirrorService(
+            self.urls, self.out, interval=60, reactor=self.clock, fetcher=fetcher
+        )
+        self.service.log = Logger(observer=self.events.append)  # type: ignore[arg-type]
+
+    def writeURLs(self, text: str) -> None:
+        with open(self.urls, "w") as f:
+            f.write(text)
+        # A new mtime even within the same clock tick:
+        info = os.stat(self.urls)
+        os.utime(self.urls, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+
+    @defer.inlineCallbacks
+    def cycle(self) -> Any:
+        """
+        Let a pass start on the fake clock and wait for it to finish.
+        """
+        self.clock.advance(0)
+        running = self.service._running
+        if running is not None:
+            yield running
+
+    def messages(self) -> list[str]:
+        from twisted.logger import formatEvent
+
+        return [formatEvent(e) for e in self.events]
+
+    @defer.inlineCallbacks
+    def test_refreshCycle(self) -> Any:
+        """
+        The first pass writes the file (and its validators) and logs the 404; the next
+        pass, an interval later, gets a 304 for the file; the failing URL's wait doubles
+        with each failure, and logging survives braces in a URL.
+        """
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        yield self.cycle()
+        self.assertEqual(servers.files(self.out), [".copy.bin.http.json", "copy.bin"])
+        text = "\n".join(self.messages())
+        self.assertIn("Updated", text)
+        self.assertIn("/status/404?{x}", text)
+        self.assertIn("404", text)
+        self.clock.advance(60)
+        yield self.cycle()
+        self.assertEqual(len(self.blob.requests), 2)
+        self.assertEqual(self.blob.requests[1]["if-none-match"], servers.ETAG.decode())
+        self.assertEqual(self.failureDelays(), [60, 120])
+        self.clock.advance(60)  # t=120: the failing URL is due at 180
+        yield self.cycle()
+        self.assertEqual(self.failureDelays(), [60, 120])
+        self.clock.advance(60)
+        yield self.cycle()
+        self.assertEqual(self.failureDelays(), [60, 120, 240])
+        self.assertEqual(len(self.blob.requests), 4)
+
+    def failureDelays(self) -> list[float]:
+        return [e["delay"] for e in self.events if "Failed" in e.get("log_format", "")]
+
+    @defer.inlineCallbacks
+    def test_reloadsChangedFile(self) -> Any:
+        """
+        A changed URL file is read again at the next pass.
+        """
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        yield self.cycle()
+        self.writeURLs(f"{self.base}/page  copy.bin\n{self.base}/blob\n")
+        self.clock.advance(60)
+        yield self.cycle()
+        self.assertEqual(
+            servers.files(self.out), [".blob.http.json", ".copy.bin.http.json", "blob", "copy.bin"]
+        )
+        self.assertIn(f"Read 2 URLs from {self.urls!r}", self.messages())
+
+
+class MirrorProcessTests(unittest.TestCase):
+    """
+    ``twistd -n journey-fetch --once`` as a real process.
+    """
+
+    @defer.inlineCallbacks
+    def test_once(self) -> Any:
+        """
+        One pass: the good URL is written with its validators, the bad one is logged,
+        the process exits 0; a second pass leaves the file unchanged.
+        """
+        out = os.path.abspath(self.mktemp())
+        os.makedirs(out)
+        base = f"http://127.0.0.1:{servers.listen(self, servers.webSite())}"
+        urls = os.path.join(out, "..", "urls.txt")
+        with open(urls, "w") as f:
+            f.write(f"# test\n{base}/blob  mirrored.bin\n{base}/status/500\n")
+        argv = twistdArgv("journey-fetch", "--urls", urls, "--output-dir", out, "--once")
+        stdout, stderr, code = yield servers.runChild(argv, servers.childEnvironment(), out)
+        log = stdout.decode()
+        self.assertEqual(code, 0, log + stderr.decode())
+        self.assertEqual(servers.files(out), [".mirrored.bin.http.json", "mirrored.bin"])
+        self.assertIn("Updated", log)
+        self.assertIn("Failed", log)
+        self.assertIn("500", log)
+        stdout, _, code = yield servers.runChild(argv, servers.childEnvironment(), out)
+        self.assertEqual(code, 0)
+        self.assertIn("Unchanged", stdout.decode())
+        self.assertEqual(servers.files(out), [".mirrored.bin.http.json", "mirrored.bin"])
