@@ -31,7 +31,7 @@ from twisted.python.failure import Failure
 
 from twisted_journey import errors
 from twisted_journey.policies import LimitedFactory, LimitedProtocol
-from twisted_journey.settings import DEFAULT_GREETING
+from twisted_journey.settings import DEFAULT_GREET_TIMEOUT, DEFAULT_GREETING
 
 __all__ = [
     "DEFAULT_GREETING",
@@ -166,7 +166,7 @@ class GreetFactory(LimitedFactory):
         self,
         greeting: bytes = DEFAULT_GREETING,
         *,
-        timeout: float | None = 30.0,
+        timeout: float | None = DEFAULT_GREET_TIMEOUT,
         maxConnections: int | None = None,
         maxPerPeer: int | None = None,
         quiet: bool = False,

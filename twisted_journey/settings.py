@@ -15,6 +15,7 @@ import math
 
 __all__ = [
     "DEFAULT_GREETING",
+    "DEFAULT_GREET_TIMEOUT",
     "SettingError",
     "greeting",
     "limit",
@@ -22,6 +23,9 @@ __all__ = [
 ]
 
 DEFAULT_GREETING = b"Thank you for connecting\r\n"
+
+#: seconds a greeting client has to take the whole greeting before it is dropped
+DEFAULT_GREET_TIMEOUT = 30.0
 
 
 class SettingError(ValueError):

@@ -41,7 +41,7 @@ from typing import Any
 
 from twisted_journey import errors
 from twisted_journey.listen import ListenError, ListenSpec, bind, format_peer, parse_listen
-from twisted_journey.settings import SettingError, greeting, seconds
+from twisted_journey.settings import DEFAULT_GREET_TIMEOUT, SettingError, greeting, seconds
 
 __all__ = [
     "MODES",
@@ -54,8 +54,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("journey-greet")
-
-DEFAULT_TIMEOUT = 30.0
 
 Socket = socket.socket
 
@@ -453,7 +451,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--message-file", help="send this file's bytes exactly as the greeting")
     parser.add_argument(
         "--timeout",
-        default=str(DEFAULT_TIMEOUT),
+        default=str(DEFAULT_GREET_TIMEOUT),
         metavar="SECONDS",
         help="drop a client that has not taken the whole greeting in this many seconds [30]",
     )

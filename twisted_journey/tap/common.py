@@ -10,7 +10,8 @@ Options and service assembly shared by the journey servers' service makers.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService
@@ -23,6 +24,8 @@ from twisted.python import usage
 from twisted_journey import settings
 
 __all__ = ["ListeningService", "ServerOptions", "listeningService"]
+
+T = TypeVar("T")
 
 
 class ServerOptions(usage.Options):
@@ -82,12 +85,13 @@ class ServerOptions(usage.Options):
             self[name] = self._setting(settings.limit, f"--{name}", self[name])
 
     @staticmethod
-    def _setting(check: Any, name: str, value: Any) -> Any:
+    def _setting(check: Callable[..., T], *arguments: Any) -> T:
         """
-        Run a :mod:`twisted_journey.settings` check, as a usage error if it fails.
+        Call a :mod:`twisted_journey.settings` check with ``arguments``; its
+        ``SettingError`` becomes a usage error with the same sentence.
         """
         try:
-            return check(name, value)
+            return check(*arguments)
         except settings.SettingError as e:
             raise usage.UsageError(str(e)) from None
 
@@ -101,9 +105,9 @@ def listeningService(
     A service that listens with ``factory`` on every endpoint in ``options["listen"]``.
     """
     if reactor is None:
-        from twisted.internet import reactor as globalReactor
+        from twisted.internet import reactor as global_reactor
 
-        reactor = cast(IReactorCore, globalReactor)
+        reactor = cast(IReactorCore, global_reactor)
     parent = MultiService()
     for description in options["listen"]:
         endpoint = serverFromString(reactor, description)

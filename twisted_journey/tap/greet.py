@@ -46,12 +46,8 @@ class Options(ServerOptions):
         """
         super().postOptions()
         if self["timeout"] is None:
-            self["timeout"] = 30.0
-        self["greeting"] = self._setting(
-            lambda _, value: settings.greeting(*value),
-            "--message",
-            (self["message"], self["message-file"]),
-        )
+            self["timeout"] = settings.DEFAULT_GREET_TIMEOUT
+        self["greeting"] = self._setting(settings.greeting, self["message"], self["message-file"])
 
 
 def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:

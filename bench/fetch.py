@@ -1,0 +1,315 @@
+"""
+Fetcher benchmark: one large file, and many small files, fetched from a fast local
+server by ``journey fetch``, its stdlib twin, curl, wget, ``urlretrieve`` and a bare
+streaming ``Agent``.
+
+Usage::
+
+    python bench/fetch.py [--size-mib 256] [--count 1000] [--small-kib 10]
+                          [--concurrency 16] [--repeat 3] [--server auto|nginx|twisted]
+
+The server is nginx from the distribution (``sendfile on``, one worker) when it starts,
+else ``twisted.web``'s static ``File``; it listens on 127.0.0.1 only.  Every client runs
+as its own process; wall time, CPU (user + system) and peak RSS come from ``wait4``'s
+resource usage of that process.  Each case runs ``--repeat`` times and the fastest run
+is shown.  Every downloaded file is checked for size before a run counts.
+
+Peers that cannot fetch in parallel (the twin, wget, plain ``urlretrieve``) run the
+small files one after another; ``urllib (16 threads)`` is ``urlretrieve`` in a thread
+pool of ``--concurrency``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import REPO, Row, Server, environment, freePort, printTable
+
+PYTHON = sys.executable
+BARE = "bare Agent"
+
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+error_log {tmp}/error.log;
+pid {tmp}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+    }}
+}}
+"""
+
+#: A bare streaming Agent: the floor for what journey fetch adds.
+AGENT_SCRIPT = r"""
+import sys
+from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import react
+from twisted.web.client import Agent, HTTPConnectionPool
+
+class Save(Protocol):
+    def __init__(self, f, done):
+        self.f, self.done = f, done
+    def dataReceived(self, data):
+        self.f.write(data)
+    def connectionLost(self, reason):
+        self.f.close()
+        self.done.callback(None)
+
+def main(reactor, concurrency, directory, *urls):
+    pool = HTTPConnectionPool(reactor)
+    pool.maxPersistentPerHost = int(concurrency)
+    agent = Agent(reactor, pool=pool)
+    semaphore = DeferredSemaphore(int(concurrency))
+    async def one(url):
+        response = await agent.request(b"GET", url.encode())
+        done = Deferred()
+        response.deliverBody(Save(open(directory + "/" + url.rsplit("/", 1)[1], "wb"), done))
+        await done
+    async def everything():
+        await gatherResults([semaphore.run(lambda u=u: Deferred.fromCoroutine(one(u))) for u in urls])
+        await pool.closeCachedConnections()
+    return Deferred.fromCoroutine(everything())
+
+react(main, sys.argv[1:])
+"""
+
+URLRETRIEVE_SCRIPT = r"""
+import sys, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+threads, directory, urls = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+def one(url):
+    urllib.request.urlretrieve(url, directory + "/" + url.rsplit("/", 1)[1])
+if threads == 1:
+    for url in urls:
+        one(url)
+else:
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, urls))
+"""
+
+
+def journey(directory: str, urls: Sequence[str], concurrency: int) -> list[str]:
+    return [
+        PYTHON,
+        "-m",
+        "twisted_journey",
+        "fetch",
+        "--quiet",
+        "--parallel",
+        str(concurrency),
+        "--output-dir",
+        directory,
+        *urls,
+    ]
+
+
+def fallback(directory: str, urls: Sequence[str], concurrency: int) -> list[str]:
+    return [PYTHON, "-m", "twisted_journey.fallback.fetch", "--output-dir", directory, *urls]
+
+
+def curl(directory: str, urls: Sequence[str], concurrency: int) -> list[str]:
+    parallel = ["--parallel", "--parallel-max", str(concurrency)] if len(urls) > 1 else []
+    return [
+        "curl",
+        "-s",
+        "--fail",
+        *parallel,
+        "--output-dir",
+        directory,
+        "--remote-name-all",
+        *urls,
+    ]
+
+
+def wget(directory: str, urls: Sequence[str], concurrency: int) -> list[str]:
+    return ["wget", "-q", "-P", directory, *urls]
+
+
+def urlretrieve(directory: str, urls: Sequence[str], concurrency: int) -> list[str]:
+    return [PYTHON, "-c", URLRETRIEVE_SCRIPT, "1", directory, *urls]
+
+
+def urllibThreads(directory: str, urls: Sequence[str], concurrency: int) -> list[str]:
+    return [PYTHON, "-c", URLRETRIEVE_SCRIPT, str(concurrency), directory, *urls]
+
+
+def agent(directory: str, urls: Sequence[str], concurrency: int) -> list[str]:
+    return [PYTHON, "-c", AGENT_SCRIPT, str(concurrency), directory, *urls]
+
+
+LARGE = {
+    "journey fetch": journey,
+    "fallback": fallback,
+    "curl": curl,
+    "wget": wget,
+    "urlretrieve": urlretrieve,
+    BARE: agent,
+}
+SMALL = {
+    "journey fetch": journey,
+    "fallback (serial)": fallback,
+    "curl --parallel": curl,
+    "wget (serial)": wget,
+    "urlretrieve (serial)": urlretrieve,
+    "urllib (threads)": urllibThreads,
+    BARE: agent,
+}
+
+
+def measure(
+    argv: list[str], directory: str, expected: dict[str, int]
+) -> dict[str, float | int | str]:
+    """
+    Run one client process into an empty ``directory``; check every file's size.
+    """
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory)
+    env = environment()
+    for name in list(env):
+        if name.lower().endswith("_proxy"):
+            del env[name]
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=str(REPO),
+    )
+    assert process.stderr is not None
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    error = process.stderr.read().decode(errors="replace").strip()
+    process.stderr.close()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        return {"note": f"exit {process.returncode}: {error[:60]}"}
+    for name, size in expected.items():
+        path = os.path.join(directory, name)
+        if not os.path.exists(path) or os.path.getsize(path) != size:
+            return {"note": f"bad output {name}"}
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "rss_mb": usage.ru_maxrss / 1024,
+    }
+
+
+def startServer(kind: str, root: str, tmp: str) -> tuple[Server, str]:
+    """
+    nginx when asked (or auto and it starts), else twisted.web.
+    """
+    port = freePort()
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
+    )
+    if kind in ("auto", "nginx") and nginx:
+        conf = os.path.join(tmp, "nginx.conf")
+        Path(conf).write_text(NGINX_CONF.format(tmp=tmp, port=port, root=root))
+        server = Server([nginx, "-c", conf, "-p", tmp], port)
+        try:
+            return server.__enter__(), "nginx"
+        except RuntimeError:
+            if kind == "nginx":
+                raise
+    argv = [
+        PYTHON,
+        "-m",
+        "twisted",
+        "web",
+        "--listen",
+        f"tcp:{port}:interface=127.0.0.1",
+        "--path",
+        root,
+    ]
+    return Server(argv, port).__enter__(), "twisted.web"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=256, help="the large file's size [256]")
+    parser.add_argument("--count", type=int, default=1000, help="how many small files [1000]")
+    parser.add_argument("--small-kib", type=int, default=10, help="each small file's size [10]")
+    parser.add_argument("--concurrency", type=int, default=16, help="parallel transfers [16]")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per case; the fastest is shown [3]"
+    )
+    parser.add_argument("--server", choices=["auto", "nginx", "twisted"], default="auto")
+    parser.add_argument("--only", nargs="*", help="run only these peers")
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="journey-bench-fetch-")
+    os.chmod(tmp, 0o755)
+    root = os.path.join(tmp, "www")
+    os.makedirs(os.path.join(root, "small"))
+    large = args.size_mib << 20
+    block = os.urandom(1 << 20)
+    with open(os.path.join(root, "large.bin"), "wb") as f:
+        for _ in range(args.size_mib):
+            f.write(block)
+    small = os.urandom(args.small_kib << 10)
+    names = [f"f{i:05d}.bin" for i in range(args.count)]
+    for name in names:
+        Path(root, "small", name).write_bytes(small)
+    server, serverName = startServer(args.server, root, tmp)
+    out = os.path.join(tmp, "out")
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        for title, peers, urls, expected in [
+            (f"one {args.size_mib} MiB file", LARGE, [f"{base}/large.bin"], {"large.bin": large}),
+            (
+                f"{args.count} x {args.small_kib} KiB files, concurrency {args.concurrency}",
+                SMALL,
+                [f"{base}/small/{n}" for n in names],
+                {n: len(small) for n in names},
+            ),
+        ]:
+            rows = []
+            for name, build in peers.items():
+                if args.only and name not in args.only:
+                    continue
+                runs = [
+                    measure(build(out, urls, args.concurrency), out, expected)
+                    for _ in range(args.repeat)
+                ]
+                good = [r for r in runs if "wall_s" in r]
+                best = min(good, key=lambda r: r["wall_s"]) if good else runs[0]
+                rows.append(Row(name, best))
+            print(f"\n{title} from {serverName} on loopback (best of {args.repeat})\n")
+            printTable(
+                rows,
+                [("wall_s", "{:.2f}"), ("cpu_s", "{:.2f}"), ("rss_mb", "{:.0f}"), ("note", "{}")],
+                "wall_s",
+                BARE,
+            )
+    finally:
+        server.__exit__()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
