@@ -197,7 +197,7 @@ def printTable(
         print(
             "  ".join(
                 cell.ljust(w) if j == 0 else cell.rjust(w)
-                for j, (cell, w) in enumerate(zip(line, widths))
+                for j, (cell, w) in enumerate(zip(line, widths, strict=True))
             )
         )
         if i == 0:
