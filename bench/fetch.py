@@ -12,7 +12,8 @@ The server is nginx from the distribution (``sendfile on``, one worker) when it 
 else ``twisted.web``'s static ``File``; it listens on 127.0.0.1 only.  Every client runs
 as its own process; wall time, CPU (user + system) and peak RSS come from ``wait4``'s
 resource usage of that process.  Each case runs ``--repeat`` times and the fastest run
-is shown.  Every downloaded file is checked for size before a run counts.
+is shown; ``sync`` runs before each run so no earlier writeback
+competes with it.  Every downloaded file is checked for size before a run counts.
 
 Peers that cannot fetch in parallel (the twin, wget, plain ``urlretrieve``) run the
 small files one after another; ``urllib (16 threads)`` is ``urlretrieve`` in a thread
@@ -187,6 +188,7 @@ def measure(
     """
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory)
+    os.sync()  # no writeback of an earlier run's (or the setup's) data during this one
     env = environment()
     for name in list(env):
         if name.lower().endswith("_proxy"):

@@ -32,7 +32,7 @@ from common import BENCH, Row, Server, compileC, freePort, printTable
 
 GREETING = "Thank you for connecting\r\n"
 PYTHON = sys.executable
-TWISTD = str(Path(PYTHON).with_name("twistd"))
+TWISTD = [PYTHON, "-c", "from twisted.scripts.twistd import run; run()"]
 FALLBACK_MODES = ("select", "threading", "serial", "forking")
 BARE = "twisted (bare)"
 UVLOOP = "asyncio+uvloop"
@@ -47,7 +47,7 @@ def servers(logDirectory: Path) -> Iterator[tuple[str, list[str] | None]]:
 
     def twistd(logName: str, *extra: str) -> list[str]:
         log = str(logDirectory / logName)
-        twistdArgs = [TWISTD, "-n", "--pidfile=", f"--logfile={log}"]
+        twistdArgs = [*TWISTD, "-n", "--pidfile=", f"--logfile={log}"]
         return [*twistdArgs, "journey-greet", "--listen", listen, *extra]
 
     yield "journey-greet --quiet", twistd("quiet.log", "--quiet")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import struct
 import zlib
 from typing import Any
 
@@ -295,23 +296,29 @@ def webSite(root: Resource | None = None) -> Site:
 # --- raw servers ------------------------------------------------------------------------------
 
 
-_bomb: bytes | None = None
+_bombs: dict[int, bytes] = {}
 
 
-def gzipBomb(size: int = 256 << 20) -> bytes:
+def gzipBomb(size: int = 2 << 30) -> bytes:
     """
-    gzip of ``size`` zero bytes (about 250 KB for the default 256 MiB).
+    A valid gzip stream of ``size`` zero bytes (a whole number of MiB): about 2 MB for
+    the default 2 GiB.  Built in a fraction of a second: once deflate's window is all
+    zeros, each fully flushed 1 MiB block of zeros compresses to the same bytes, so the
+    block is repeated rather than compressed again.
     """
-    global _bomb
-    if _bomb is None or size != 256 << 20:
-        compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    if size not in _bombs:
         block = bytes(1 << 20)
-        parts = [compressor.compress(block) for _ in range(size >> 20)]
-        parts.append(compressor.flush())
-        if size != 256 << 20:
-            return b"".join(parts)
-        _bomb = b"".join(parts)
-    return _bomb
+        blocks = size >> 20
+        compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        first = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)
+        steady = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)
+        crc = 0
+        for _ in range(blocks):
+            crc = zlib.crc32(block, crc)
+        body = first + steady * (blocks - 1) + compressor.flush()
+        header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+        _bombs[size] = header + body + struct.pack("<II", crc, size & 0xFFFFFFFF)
+    return _bombs[size]
 
 
 def response(status: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:

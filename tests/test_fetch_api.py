@@ -208,7 +208,7 @@ class SpoolTests(unittest.SynchronousTestCase):
         Writes pass straight through; :meth:`Spool.finish` fires at once.
         """
         written: list[bytes] = []
-        spool = Spool(None, written.append)
+        spool = Spool(None, written.extend)
         spool.write(b"ab")
         spool.write(b"c")
         self.assertEqual(written, [b"ab", b"c"])

@@ -240,6 +240,33 @@ class FallbackFetchContractTests(FetchContractMixin, unittest.TestCase):
         return env
 
 
+class FallbackOnlyTests(ProcessMixin, unittest.TestCase):
+    """
+    What only the stdlib twin has: ``--timeout``.
+    """
+
+    def argv(self, *arguments: str) -> list[str]:
+        return fallbackArgv("fetch", *arguments)
+
+    @defer.inlineCallbacks
+    def test_timeoutOnStall(self) -> Any:
+        """
+        A body that stalls trips ``--timeout``: exit 6, no file, no ``.part``.
+        """
+        result = yield self.fetch("--timeout", "0.5", self.liar + "/stall")
+        self.assertFailed(result, download.EXIT_TIMEOUT, "/stall")
+        self.assertEqual(self.files(), [])
+
+    @defer.inlineCallbacks
+    def test_badTimeout(self) -> Any:
+        """
+        ``--timeout 0`` is a usage error.
+        """
+        code, lines = yield self.fetch("--timeout", "0", self.web + "/blob")
+        self.assertEqual(code, download.EXIT_USAGE)
+        self.assertIn("--timeout must be", lines[-1])
+
+
 class StdlibJourneyFetchTests(ProcessMixin, unittest.TestCase):
     """
     ``journey fetch`` where Twisted cannot be imported runs the twin.
@@ -354,7 +381,8 @@ class JourneyFetchOptionTests(ProcessMixin, unittest.TestCase):
     @defer.inlineCallbacks
     def test_compressedBomb(self) -> Any:
         """
-        ``--compressed`` on a gzip bomb: exit 11, a clear sentence, no file.
+        ``--compressed`` on a gzip bomb (2 MB inflating to 2 GiB): exit 11, a clear
+        sentence, no file.
         """
         result = yield self.fetch("--compressed", self.liar + "/bomb")
         self.assertFailed(result, download.EXIT_TOO_LARGE, "decompression bomb")
@@ -466,6 +494,71 @@ class JourneyFetchOptionTests(ProcessMixin, unittest.TestCase):
         )
         self.assertEqual(code, 0)
         self.assertIn(b"100%", err)
+
+
+def _onTerminal(argv: list[str], env: dict[str, str], cwd: str) -> tuple[int, bytes]:
+    """
+    Run ``argv`` with stderr on a pseudo-terminal (blocking: call in a thread); return its
+    status and what it wrote there.
+    """
+    import fcntl
+    import struct
+    import subprocess
+    import termios
+
+    master, slave = os.openpty()
+    # A new pseudo-terminal is 0 columns wide; a real one is not (tqdm draws to the width).
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    try:
+        status = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=slave,
+            env=env,
+            cwd=cwd,
+            timeout=60,
+        ).returncode
+    finally:
+        os.close(slave)
+    output = b""
+    os.set_blocking(master, False)
+    try:
+        for _ in range(1000):
+            chunk = os.read(master, 65536)
+            if not chunk:
+                break
+            output += chunk
+    except OSError:  # drained (EAGAIN) or closed (EIO)
+        pass
+    os.close(master)
+    return status, output
+
+
+class TerminalProgressTests(ProcessMixin, unittest.TestCase):
+    """
+    The progress bar appears by itself on a terminal, and ``--quiet`` silences it.
+    """
+
+    @defer.inlineCallbacks
+    def test_terminal(self) -> Any:
+        """
+        With stderr on a terminal a bar is drawn; with ``--quiet`` nothing is.
+        """
+        from twisted.internet.threads import deferToThread
+
+        url = self.web + "/blob"
+        status, output = yield deferToThread(
+            _onTerminal, journeyArgv("fetch", url), self.env(), self.out
+        )
+        self.assertEqual(status, 0)
+        self.assertIn(b"100%", output)
+        os.unlink(os.path.join(self.out, "blob"))
+        status, output = yield deferToThread(
+            _onTerminal, journeyArgv("fetch", "--quiet", url), self.env(), self.out
+        )
+        self.assertEqual((status, output), (0, b""))
+        self.assertEqual(self.files(), ["blob"])
 
 
 class FallbackCredentialsTests(unittest.TestCase):

@@ -112,16 +112,26 @@ class NamingTests(unittest.SynchronousTestCase):
             download.target_path("http://h/a.txt", None, "d", "s.csv"), os.path.join("d", "s.csv")
         )
 
-    def test_targetPathConfined(self) -> None:
+    def test_symlinksNotFollowed(self) -> None:
         """
-        A server name that would resolve outside the directory (a symlink named like it)
-        is refused.
+        A symlink planted as ``NAME.part`` is refused (never written through), and a
+        symlink at ``NAME`` is replaced by the file, its target left alone.
         """
         base = self.mktemp()
         os.makedirs(base)
-        os.symlink("/tmp", os.path.join(base, "link"))
+        target = os.path.join(base, "target")
+        with open(target, "wb") as f:
+            f.write(b"precious")
+        os.symlink(target, os.path.join(base, "a.part"))
         with self.assertRaises(download.FileError):
-            download.target_path("http://h/x", None, base, "link")
+            download.PartFile(os.path.join(base, "a"))
+        os.symlink(target, os.path.join(base, "b"))
+        part = download.PartFile(download.target_path("http://h/b", None, base))
+        part.write(b"new")
+        part.commit()
+        self.assertFalse(os.path.islink(os.path.join(base, "b")))
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(), b"precious")
 
 
 class PartFileTests(unittest.SynchronousTestCase):
@@ -365,3 +375,24 @@ class URLListTests(unittest.SynchronousTestCase):
         entries, problems = download.parse_url_list(text)
         self.assertEqual(entries, [("http://h/a", None), ("http://h/b", "b.txt")])
         self.assertEqual([p.split(":")[0] for p in problems], ["line 5", "line 6", "line 7"])
+
+
+class DocumentationTests(unittest.SynchronousTestCase):
+    """
+    The how-to's exit-code table is :data:`download.EXIT_CODES`.
+    """
+
+    def test_exitCodeTable(self) -> None:
+        """
+        Every row of the table in ``docs/howto/fetch.rst`` matches the code's table.
+        """
+        from tests.support import REPO
+
+        text = (REPO / "docs" / "howto" / "fetch.rst").read_text()
+        table = text.split(".. exit-codes-start")[1].split(".. exit-codes-end")[0]
+        rows = {}
+        for line in table.splitlines():
+            code, _, meaning = line.partition("  ")
+            if code.strip().isdigit():
+                rows[int(code)] = meaning.strip()
+        self.assertEqual(rows, dict(download.EXIT_CODES))

@@ -234,6 +234,24 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
         self.assertEqual(self.files(), ["blob"])
 
     @defer.inlineCallbacks
+    def test_resumeChecksumMismatchDropsPart(self) -> Any:
+        """
+        A resumed body that fails ``sha256`` loses its ``.part`` too (it would fail the
+        same way forever), even with ``resume``.
+        """
+        with open(os.path.join(self.out, "blob.part"), "wb") as f:
+            f.write(b"\0" * 1000)
+        yield defer.ensureDeferred(
+            self.fails(
+                self.fetcher().retrieve(
+                    self.base + "/blob", outputDir=self.out, resume=True, sha256="0" * 64
+                ),
+                download.ChecksumMismatch,
+            )
+        )
+        self.assertEqual(self.files(), [])
+
+    @defer.inlineCallbacks
     def test_newerRemembersETag(self) -> Any:
         """
         ``newer`` stores the ETag beside the file, sends it back as ``If-None-Match``, and
@@ -489,7 +507,7 @@ class LiarTests(FetcherTestsMixin, unittest.TestCase):
     @defer.inlineCallbacks
     def test_gzipBomb(self) -> Any:
         """
-        250 KB of gzip inflating to 256 MiB is stopped by the default ratio cap:
+        2 MB of gzip inflating to 2 GiB is stopped by the default ratio cap:
         :class:`TooLarge`, no file.
         """
         error = yield defer.ensureDeferred(

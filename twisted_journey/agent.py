@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 from typing import Any
+from urllib.request import getproxies
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
@@ -209,18 +210,25 @@ class _Endpoints:
         self.reactor = reactor
         self.settings = settings
         self.policy = policy
+        # Read once: urllib's getproxies() scans the whole environment on every call.
+        self.proxies = settings.proxies if settings.proxies is not None else getproxies()
+        self._tcp: dict[tuple[str, int], Any] = {}
 
     def tcp(self, host: str, port: int) -> Any:
-        return HostnameEndpoint(
-            self.reactor, host, port, timeout=self.settings.connectTimeout or 30
-        )
+        endpoint = self._tcp.get((host, port))
+        if endpoint is None:
+            timeout = self.settings.connectTimeout or 30
+            endpoint = self._tcp[host, port] = HostnameEndpoint(
+                self.reactor, host, port, timeout=timeout
+            )
+        return endpoint
 
     def endpointForURI(self, uri: URI) -> Any:
         host = uri.host.decode("ascii")
         if uri.scheme != b"https":
             return self.tcp(host, uri.port)
         url = f"https://{host}:{uri.port}/"
-        proxy = download.proxy_for(url, self.settings.proxies)
+        proxy = download.proxy_for(url, self.proxies)
         if proxy:
             inner: Any = TunnelEndpoint(
                 self.tcp(*_hostPort(proxy)), host, uri.port, _proxyAuthorization(proxy)
@@ -251,7 +259,7 @@ class EnvironmentAgent:
         self, method: bytes, uri: bytes, headers: Headers | None = None, bodyProducer: Any = None
     ) -> Deferred[IResponse]:
         url = uri.decode("ascii")
-        proxy = download.proxy_for(url, self.settings.proxies) if url.startswith("http:") else None
+        proxy = download.proxy_for(url, self.endpoints.proxies) if url.startswith("http:") else None
         if not proxy:
             return self.direct.request(method, uri, headers, bodyProducer)
         agent = self._proxyAgents.get(proxy)

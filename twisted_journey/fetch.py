@@ -41,7 +41,9 @@ from typing import Any
 
 import attrs
 from twisted.internet.defer import CancelledError, Deferred, DeferredSemaphore
+from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.web.client import (
     HTTPConnectionPool,
@@ -351,6 +353,16 @@ class Fetcher:
 
     # -- internals
 
+    async def _onDiskThread(self, f: Callable[..., Any], *args: Any) -> Any:
+        """
+        Run a file-system call on the reactor's thread pool (creating and renaming files
+        can take a millisecond each; many transfers then overlap them), or here when the
+        reactor has no threads.
+        """
+        if IReactorThreads.providedBy(self.reactor):
+            return await deferToThreadPool(self.reactor, self.reactor.getThreadPool(), f, *args)
+        return f(*args)
+
     async def _withRetries(self, url: str, attempt: Callable[[], Any]) -> Any:
         download.check_url(url)
         settings = self.settings
@@ -398,7 +410,7 @@ class Fetcher:
         self,
         url: str,
         response: IResponse,
-        write: Callable[[bytes], None],
+        write: Callable[[list[bytes]], None],
         deadline: Deadline,
         progress: Callable[[int], object],
         threaded: bool = True,
@@ -473,7 +485,13 @@ class Fetcher:
                 return Retrieved(url, path, response.headers, code, size, changed=False)
             if code == 416 and offset and _completeRange(response, offset):
                 await abandon(response)
-                os.replace(part, path)
+                complete = PartFile(path, True, options.noClobber, options.sha256 is not None)
+                try:
+                    complete.verify(options.sha256)
+                except BaseException:
+                    complete.discard()  # a bad .part would fail the same way forever
+                    raise
+                complete.commit()
                 return Retrieved(url, path, response.headers, code, offset)
             await _raiseForStatus(url, response)
             if options.contentDisposition:
@@ -485,7 +503,9 @@ class Fetcher:
                     return Retrieved(
                         url, path, response.headers, code, os.path.getsize(path), False, True
                     )
-            sink = PartFile(path, bool(offset), options.noClobber, options.sha256 is not None)
+            sink = await self._onDiskThread(
+                PartFile, path, bool(offset), options.noClobber, options.sha256 is not None
+            )
             try:
                 if code == 206:
                     await _checkRange(url, response, sink.offset)
@@ -504,11 +524,12 @@ class Fetcher:
 
                 if reporthook is not None:
                     reporthook(0, 0, total)
-                await self._receive(url, response, sink.write, deadline, progress)
+                await self._receive(url, response, sink.write_many, deadline, progress)
                 sink.verify(options.sha256)
-                sink.commit()
-            except BaseException:
-                sink.discard(keep=options.resume)
+                await self._onDiskThread(sink.commit)
+            except BaseException as e:
+                # Keep the .part for --continue, unless it is what is wrong.
+                sink.discard(keep=options.resume and not isinstance(e, ChecksumMismatch))
                 raise
             if options.newer:
                 download.save_validators(
@@ -533,12 +554,12 @@ class Fetcher:
                 chunks: list[bytes] = []
                 size = 0
 
-                def keep(data: bytes) -> None:
+                def keep(data: list[bytes]) -> None:
                     nonlocal size
-                    size += len(data)
+                    size += sum(len(chunk) for chunk in data)
                     if size > maxSize:
                         raise TooLarge(f"the body is over {maxSize} bytes.", url)
-                    chunks.append(data)
+                    chunks.extend(data)
 
                 await self._receive(url, response, keep, deadline, lambda n: None, False)
                 return Fetched(url, response.code, response.headers, b"".join(chunks))

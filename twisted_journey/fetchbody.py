@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorThreads, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.internet.threads import deferToThreadPool
@@ -158,10 +158,10 @@ class Spool:
     Without a thread pool (an in-memory test reactor), writes happen at once.
     """
 
-    batch = MiB
-    highWater = 8 * MiB
+    batch = 512 * 1024
+    highWater = 2 * MiB
 
-    def __init__(self, reactor: object, write: Callable[[bytes], None]) -> None:
+    def __init__(self, reactor: object, write: Callable[[list[bytes]], None]) -> None:
         self._write = write
         self._threads = reactor if IReactorThreads.providedBy(reactor) else None
         self._pending: list[bytes] = []
@@ -179,7 +179,7 @@ class Spool:
         if self._error is not None:
             raise self._error
         if self._threads is None:
-            self._write(data)
+            self._write([data])
             return
         self._pending.append(data)
         self._pendingSize += len(data)
@@ -190,8 +190,7 @@ class Spool:
             self.producer.pauseProducing()
 
     def _flush(self) -> None:
-        data = b"".join(self._pending)
-        self._pending.clear()
+        data, self._pending = self._pending, []
         self._pendingSize = 0
         self._busy = True
         threads = self._threads
@@ -227,14 +226,18 @@ class Spool:
         self.producer = None
         if self._error is not None:
             return fail(self._error)
-        self._closing = Deferred()
         if not self._busy:
-            if self._pending:
-                self._flush()
-            else:
-                closing, self._closing = self._closing, None
-                closing.callback(None)
-                return closing
+            # A small remainder (or a small body that never reached the thread) is
+            # written here: a thread round trip would cost more than the write.
+            pending, self._pending = self._pending, []
+            self._pendingSize = 0
+            try:
+                if pending:
+                    self._write(pending)
+            except Exception as e:
+                return fail(e)
+            return succeed(None)
+        self._closing = Deferred()
         return self._closing
 
 

@@ -24,7 +24,6 @@ from typing import cast
 from twisted.internet import tcp, unix
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint
-from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime, ITCPTransport
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
@@ -47,10 +46,6 @@ __all__ = [
 #: which :meth:`GreetProtocol.connectionMade` may write to directly.  Exact types only: a
 #: subclass, or a wrapper such as TLS or ``haproxy:``, goes through ``transport.write``.
 _PLAIN_TRANSPORTS = frozenset({tcp.Server, unix.Server})
-
-#: The reason given to ``connectionLost`` after a greeting sent in full; shared, as the
-#: reactor shares its own (``_disconnectSelectable``).
-_SENT = Failure(ConnectionDone())
 
 
 class GreetProtocol(LimitedProtocol):
@@ -89,8 +84,9 @@ class GreetProtocol(LimitedProtocol):
             plain = cast(tcp.Server, transport)
             sent = _sendNow(plain, greeting)
             if sent == len(greeting):
-                # What the reactor does once loseConnection's buffer has drained.
-                plain.connectionLost(_SENT)
+                # What the reactor does once loseConnection's buffer has drained (with
+                # Twisted's shared ConnectionDone failure, as the reactor shares its own).
+                plain.connectionLost(connectionDone)
                 return
             if sent:
                 greeting = greeting[sent:]

@@ -28,6 +28,8 @@ connection events (not data) go through :mod:`twisted.logger`.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import signal
 from collections.abc import Callable
@@ -51,7 +53,7 @@ from zope.interface import implementer
 
 from twisted_journey import records
 from twisted_journey.datalog import DataLog
-from twisted_journey.policies import LimitedFactory, LimitedProtocol
+from twisted_journey.policies import LimitedFactory, LimitedProtocol, peerOf
 
 __all__ = [
     "DataLogService",
@@ -70,27 +72,44 @@ class MuxProtocol(LimitedProtocol):
     factory broadcasts.
 
     :ivar conn: this connection's number since the server started.
-    :ivar lastActivity: when data last arrived (for the factory's idle timeout).
+    :ivar lastActive: the factory's sweep generation when data last arrived (for the idle
+        timeout): a small shared integer rather than a float per connection.
     """
 
     factory: MuxFactory
     transport: Any
     conn = 0
-    lastActivity = 0.0
+    lastActive = 0
     framer: records.Framer | None = None
     _finished = False
     _paused = False
     _queuedWhilePaused = 0
+
+    @property
+    def peer(self) -> str:
+        """
+        The printable peer name, worked out on first use from the address, or once
+        :meth:`connectionMade` has dropped that, from the transport: an idle connection
+        keeps neither an address object nor a name.
+        """
+        if self._peer is None:
+            address = self.address if self.address is not None else self.transport.getPeer()
+            self._peer = peerOf(address)[1]
+        return self._peer
 
     def connectionMade(self) -> None:
         """
         Join the factory's clients; with broadcast, watch this client's write buffer.
         """
         factory = self.factory
+        # The transport knows the address (see peer).  Not via self.__dict__, which would
+        # give every instance a dictionary object of its own.
+        with contextlib.suppress(AttributeError):
+            del self.address
         self.conn = factory.served
         factory.clients.add(self)
         if factory.timeout is not None:
-            self.lastActivity = factory.clock.seconds()
+            self.lastActive = factory.generation
         if factory.broadcast:
             self.transport.registerProducer(self, True)
 
@@ -102,7 +121,7 @@ class MuxProtocol(LimitedProtocol):
             return
         factory = self.factory
         now = factory.clock.seconds()
-        self.lastActivity = now
+        self.lastActive = factory.generation
         framer = self.framer
         if framer is None:
             framer = self.framer = factory.newFramer(self)
@@ -135,8 +154,10 @@ class MuxProtocol(LimitedProtocol):
         """
         The transport's write buffer is full: count what is relayed from now on.
         """
-        self._paused = True
-        self._queuedWhilePaused = 0
+        # The transport calls this on every write while its buffer is full.
+        if not self._paused:
+            self._paused = True
+            self._queuedWhilePaused = 0
 
     def resumeProducing(self) -> None:
         """
@@ -198,7 +219,7 @@ class MuxFactory(LimitedFactory):
     :ivar droppedSlow: broadcast clients dropped for not reading.
     """
 
-    protocol = MuxProtocol  # type: ignore[misc]
+    protocol = MuxProtocol
 
     def __init__(
         self,
@@ -228,6 +249,15 @@ class MuxFactory(LimitedFactory):
         self.droppedSlow = 0
         self._clock = clock
         self._sweeper: IDelayedCall | None = None
+        #: sweeps so far; a connection notes the current one when data arrives
+        self.generation = 0
+        self._sweepInterval = 1.0
+        self._idleSweeps = 0
+        if timeout is not None:
+            self._sweepInterval = min(timeout / 4, 1.0)
+            # Idle for at least ``timeout``: no data in the last ``ceil(timeout / interval)``
+            # whole sweep intervals, so at least that many sweeps, plus the partial one.
+            self._idleSweeps = math.ceil(timeout / self._sweepInterval - 1e-9) + 1
 
     @property
     def clock(self) -> IReactorTime:
@@ -279,20 +309,22 @@ class MuxFactory(LimitedFactory):
         super().stopFactory()
 
     def _scheduleSweep(self) -> None:
-        assert self.timeout is not None
-        self._sweeper = self.clock.callLater(min(self.timeout / 4, 1.0), self.sweep)
+        self._sweeper = self.clock.callLater(self._sweepInterval, self.sweep)
 
     def sweep(self) -> None:
         """
         Drop every client idle for longer than ``timeout`` seconds.
 
-        One timer for all connections, rather than one per connection, keeps an idle
-        connection's memory small; a client is dropped between ``timeout`` and
-        ``timeout * 1.25`` (at most ``timeout + 1``) seconds after its last data.
+        One timer for all connections, rather than one per connection, and a sweep
+        counter (``generation``) rather than a time per connection, keep an idle
+        connection's memory small.  The sweep runs every ``min(timeout / 4, 1)`` seconds;
+        a client is dropped between ``timeout`` and ``timeout`` plus one sweep interval
+        after its last data.
         """
         assert self.timeout is not None
-        deadline = self.clock.seconds() - self.timeout
-        for client in [c for c in self.clients if c.lastActivity <= deadline]:
+        self.generation += 1
+        oldest = self.generation - self._idleSweeps
+        for client in [c for c in self.clients if c.lastActive <= oldest]:
             self.timedOut += 1
             if not self.quiet:
                 self.log.info(

@@ -69,9 +69,11 @@ TRUNCATED = b"\\[truncated]"
 PARTIAL = b"\\[partial]"
 
 # Bytes that may be copied to a record as they are: printable ASCII except the backslash.
-# Anything else (controls, backslash, DEL, any byte >= 0x80) sends a chunk down the slow path.
-_PLAIN = re.compile(rb"[^\x20-\x5b\x5d-\x7e]")
-_PLAIN_LINES = re.compile(rb"[^\n\x20-\x5b\x5d-\x7e]")
+# Anything else (controls, backslash, DEL, any byte >= 0x80) sends a chunk down the slow
+# path.  Deleting the plain bytes with bytes.translate and looking at what is left is about
+# ten times faster than a regular-expression search for the others.
+_PLAIN = bytes(range(0x20, 0x5C)) + bytes(range(0x5D, 0x7F))
+_PLAIN_LINES = _PLAIN + b"\n"
 
 _NAMED = {"\\": "\\\\", "\t": "\\t", "\r": "\\r", "\n": "\\n"}
 _UNNAMED = {"t": b"\t", "r": b"\r", "n": b"\n", "\\": b"\\"}
@@ -127,7 +129,7 @@ def escape(data: bytes, keep_newlines: bool = False) -> bytes:
     :param keep_newlines: leave ``\\n`` bytes as they are (to split the result into lines
         afterwards); otherwise they become ``\\n``.
     """
-    if (_PLAIN_LINES if keep_newlines else _PLAIN).search(data) is None:
+    if not data.translate(None, _PLAIN_LINES if keep_newlines else _PLAIN):
         return data
     text = data.decode("utf-8", "surrogateescape")
     return _special(keep_newlines).sub(_replace, text).encode("utf-8")
@@ -204,12 +206,12 @@ def format_records(record_format: str, stamp: bytes, origin: bytes, body: bytes)
     """
     if record_format == "text":
         prefix = b"%s %s " % (stamp, origin)
-        return prefix + body.replace(b"\n", b"\n" + prefix) + b"\n"
+        return b"".join((prefix, body.replace(b"\n", b"\n" + prefix), b"\n"))
     peer, _, conn = origin.partition(b" ")
     prefix = b'{"time":"%s","peer":"%s","conn":%s,"line":"' % (stamp, peer, conn)
     if b"\\" in body or b'"' in body:
         body = body.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
-    return prefix + body.replace(b"\n", b'"}\n' + prefix) + b'"}\n'
+    return b"".join((prefix, body.replace(b"\n", b'"}\n' + prefix), b'"}\n'))
 
 
 class Framer:
@@ -267,11 +269,12 @@ class Framer:
         self.lines = 0
         self.received = 0
 
-    def _records(self, stamp: bytes, body: bytes) -> bytes:
+    def _records(self, stamp: bytes, body: bytes, newlines: int = 0) -> bytes:
         """
-        Records for ``body`` (escaped lines joined with ``\\n``); counts them.
+        Records for ``body`` (escaped lines joined with ``\\n``, ``newlines`` of them);
+        counts them.
         """
-        self.lines += body.count(b"\n") + 1
+        self.lines += newlines + 1
         return format_records(self._format, stamp, self._origin, body)
 
     def feed(self, data: bytes, now: float) -> bytes:
@@ -293,10 +296,11 @@ class Framer:
             return self._hold(data, now)
         self._pending = b""
         rest = data[end + 1 :]
-        complete = data[: end + 1]
+        complete = data[:end]
         if b"\r" in complete:
             complete = complete.replace(b"\r\n", b"\n")
-        complete = complete[:-1]
+            if complete.endswith(b"\r"):
+                complete = complete[:-1]
         if self._discarding:
             # The rest of a truncated line, up to its newline, is dropped.
             self._discarding = False
@@ -305,22 +309,37 @@ class Framer:
                 self.complete = b""
                 return self._hold(rest, now)
             complete = complete[cut + 1 :]
-        if len(complete) > self._max:
+        if len(complete) > self._max and self._hasLongLine(complete):
             lines = complete.split(b"\n")
-            if max(map(len, lines)) > self._max:
-                body = b"\n".join(
-                    escape(line[: self._max]) + TRUNCATED if len(line) > self._max else escape(line)
-                    for line in lines
-                )
-                complete = b"\n".join(line[: self._max] for line in lines)
-            else:
-                body = escape(complete, keep_newlines=True)
+            body = b"\n".join(
+                escape(line[: self._max]) + TRUNCATED if len(line) > self._max else escape(line)
+                for line in lines
+            )
+            complete = b"\n".join(line[: self._max] for line in lines)
+            newlines = len(lines) - 1
         else:
-            body = escape(complete, keep_newlines=True)
+            # One translate both finds the bytes that need escaping and counts the lines.
+            special = complete.translate(None, _PLAIN)
+            newlines = special.count(b"\n")
+            body = complete if newlines == len(special) else escape(complete, keep_newlines=True)
         if self._keep_lines:
             self.complete = complete + b"\n"
-        out = self._records(timestamp(now), body)
+        out = self._records(timestamp(now), body, newlines)
         return out + self._hold(rest, now) if rest else out
+
+    def _hasLongLine(self, complete: bytes) -> bool:
+        """
+        Whether a line of ``complete`` is longer than the limit: one ``rfind`` per window
+        of the limit's size, not one call per line.
+        """
+        limit = self._max
+        position = 0
+        while len(complete) - position > limit:
+            newline = complete.rfind(b"\n", position, position + limit + 1)
+            if newline < 0:
+                return True
+            position = newline + 1
+        return False
 
     def _hold(self, data: bytes, now: float) -> bytes:
         """

@@ -275,11 +275,23 @@ class MuxServer:
         for other in list(self.clients.values()):
             if other is sender:
                 continue
+            pending = lines
             if not other.out:
+                # Offer it to the kernel at once; queue (and watch for writability) the rest.
+                try:
+                    sent = other.sock.send(pending)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError as e:
+                    self.close(other, e.strerror or str(e))
+                    continue
+                if sent == len(pending):
+                    continue
+                pending = pending[sent:]
                 self.selector.modify(
                     other.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self.ready
                 )
-            other.out += lines
+            other.out += pending
             if len(other.out) > self.broadcast_buffer:
                 log(
                     f"Dropped {other.peer}: it stopped reading, and {len(other.out)} relayed "

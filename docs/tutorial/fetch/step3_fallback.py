@@ -1,0 +1,14 @@
+"""Step 3: the same, but safe: .part + rename, length checks, timeouts, exit codes."""
+
+import sys
+
+from twisted_journey.download import FetchError
+from twisted_journey.fallback.fetch import fetch
+
+url, filename = sys.argv[1], sys.argv[2]
+try:
+    filename, headers = fetch(url, filename, timeout=30)
+except FetchError as e:
+    print(f"failed: {e}", file=sys.stderr)
+    sys.exit(e.exitCode)
+print(f"saved {filename}")
