@@ -5,7 +5,7 @@ Loopback HTTP servers for the fetcher's tests, run in the test's own reactor.
   redirects, status codes with ``Retry-After``, a flaky resource, gzip, header echo).
 - :class:`RawFactory`: a tiny raw server for what well-behaved servers never do (short,
   long and unframed bodies, a stall mid-body, redirect loops, gzip bombs, hostile names).
-- :func:`certificate`: a self-signed certificate for ``127.0.0.1``/``localhost``.
+- :func:`certificate`: a self-signed certificate for ``localhost``.
 - :class:`ConnectProxy`: a ``CONNECT`` proxy that also answers plain proxy requests
   itself, recording every request line it saw.
 - :func:`listen`: listen on 127.0.0.1 and register the cleanup.
@@ -439,51 +439,20 @@ def listenRaw(testCase: Any) -> tuple[RawFactory, int]:
 
 def certificate(directory: str) -> tuple[str, Any]:
     """
-    A self-signed certificate for 127.0.0.1 and localhost, written to
-    ``DIRECTORY/ca.pem``; return its path and server context options.
+    A self-signed certificate for ``localhost`` (made by the greeting tests' helper) in
+    ``directory``; return the certificate's path (the CA to trust) and server context
+    options.
     """
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
     from twisted.internet import ssl
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    certPem = cert.public_bytes(serialization.Encoding.PEM)
-    keyPem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    directory = os.path.abspath(directory)
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, "ca.pem")
-    with open(path, "wb") as f:
-        f.write(certPem)
-    options = ssl.PrivateCertificate.loadPEM(certPem + keyPem).options()
-    return path, options
+    from tests.test_greet_contract import selfSignedCertificate
+
+    keyPath, certPath = selfSignedCertificate(os.path.abspath(directory))
+    with open(keyPath, "rb") as f:
+        keyPem = f.read()
+    with open(certPath, "rb") as f:
+        certPem = f.read()
+    return certPath, ssl.PrivateCertificate.loadPEM(certPem + keyPem).options()
 
 
 # --- a CONNECT proxy ------------------------------------------------------------------------------

@@ -213,6 +213,9 @@ class SpoolTests(unittest.SynchronousTestCase):
         spool.write(b"c")
         self.assertEqual(written, [b"ab", b"c"])
         self.successResultOf(spool.finish())
+        finished: list[bool] = []
+        self.successResultOf(spool.finish(lambda: finished.append(True)))
+        self.assertEqual(finished, [True])
 
 
 class SettingsAndClassifyTests(unittest.SynchronousTestCase):
@@ -253,3 +256,103 @@ class SettingsAndClassifyTests(unittest.SynchronousTestCase):
             f.write("not a certificate")
         with self.assertRaises(download.TLSError):
             Fetcher(Clock(), settings=FetchSettings(cacert=path))
+
+
+class _Producer:
+    """
+    Records what a :class:`Spool` asks of the transport.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.events.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.events.append("resume")
+
+    def stopProducing(self) -> None:
+        self.events.append("stop")
+
+
+class ThreadedSpoolTests(unittest.TestCase):
+    """
+    :class:`Spool` on the real reactor's thread pool.
+    """
+
+    def sleep(self, seconds: float) -> object:
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        return deferLater(reactor, seconds)  # type: ignore[arg-type]
+
+    async def _pausesWhileDiskBehind(self) -> None:
+        import threading
+
+        from twisted.internet import reactor
+
+        gate = threading.Event()
+        written: list[bytes] = []
+
+        def slowWrite(chunks: list[bytes]) -> None:
+            gate.wait(30)
+            written.extend(chunks)
+
+        spool = Spool(reactor, slowWrite)
+        producer = _Producer()
+        spool.producer = producer
+        chunk = b"x" * 65536
+        count = Spool.highWater // len(chunk) + 20
+        for _ in range(count):
+            spool.write(chunk)
+        self.assertEqual(producer.events, ["pause"])
+        gate.set()
+        for _ in range(1000):
+            if "resume" in producer.events:
+                break
+            await self.sleep(0.01)
+        self.assertEqual(producer.events, ["pause", "resume"])
+        finished: list[int] = []
+        await spool.finish(lambda: finished.append(len(written)))
+        self.assertEqual(b"".join(written), chunk * count)
+        self.assertEqual(finished, [count])
+
+    def test_pausesWhileDiskBehind(self) -> object:
+        """
+        While the writer thread is stuck, queued bytes past ``highWater`` pause the
+        transport; once it catches up the transport resumes; :meth:`Spool.finish` runs
+        its final call after every byte is written.
+        """
+        from twisted.internet.defer import Deferred
+
+        return Deferred.fromCoroutine(self._pausesWhileDiskBehind())
+
+    async def _writeError(self) -> None:
+        from twisted.internet import reactor
+
+        def broken(chunks: list[bytes]) -> None:
+            raise download.FileError("cannot write 'x.part': No space left on device.")
+
+        spool = Spool(reactor, broken)
+        producer = _Producer()
+        spool.producer = producer
+        spool.write(b"y" * Spool.batch)
+        for _ in range(1000):
+            if "stop" in producer.events:
+                break
+            await self.sleep(0.01)
+        self.assertEqual(producer.events, ["stop"])
+        with self.assertRaises(download.FileError):
+            spool.write(b"more")
+        with self.assertRaises(download.FileError):
+            await spool.finish()
+
+    def test_writeError(self) -> object:
+        """
+        A write error on the thread stops the transfer and is raised to the writer and
+        by :meth:`Spool.finish`.
+        """
+        from twisted.internet.defer import Deferred
+
+        return Deferred.fromCoroutine(self._writeError())

@@ -17,6 +17,8 @@ import os
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import ProcessProtocol
 from twisted.trial import unittest
 
 from tests import fetchservers as servers
@@ -202,6 +204,19 @@ class FetchContractMixin(ProcessMixin):
         self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
 
     @defer.inlineCallbacks
+    def test_unwritable(self) -> Any:
+        """
+        ``-o`` into a directory that does not exist: exit 3 with the reason, nothing left;
+        a missing ``--output-dir`` is a usage error (exit 2).
+        """
+        result = yield self.fetch(self.web + "/blob", "-o", os.path.join("missing", "x"))
+        self.assertFailed(result, download.EXIT_FILE, "cannot write", "No such file")
+        self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
+        code, lines = yield self.fetch(self.web + "/blob", "--output-dir", "missing")
+        self.assertEqual(code, download.EXIT_USAGE)  # type: ignore[attr-defined]
+        self.assertIn("not a directory", lines[-1])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
     def test_untrustedTLS(self) -> Any:
         """
         A certificate nobody trusts: exit 5, no file.
@@ -335,6 +350,19 @@ class JourneyFetchOptionTests(ProcessMixin, unittest.TestCase):
         result = yield self.fetch("--parallel", "3", "--output-dir", "d", *urls)
         self.assertEqual(result, (0, []))
         self.assertEqual(self.files("d"), ["1", "2", "3", "4", "5", "6"])
+
+    @defer.inlineCallbacks
+    def test_sameNameTwice(self) -> Any:
+        """
+        Two URLs that would be saved under one name: the first is fetched, the second
+        fails (exit 3) without a request, rather than both writing one ``.part``.
+        """
+        blob = servers.Blob()
+        self.root.putChild(b"same", blob)
+        result = yield self.fetch("--parallel", "2", self.web + "/same", self.web + "/same?again")
+        self.assertFailed(result, download.EXIT_FILE, "/same?again", "also saved as 'same'")
+        self.assertEqual(len(blob.requests), 1)
+        self.assertEqual(self.files(), ["same"])
 
     @defer.inlineCallbacks
     def test_continue(self) -> Any:
@@ -559,6 +587,74 @@ class TerminalProgressTests(ProcessMixin, unittest.TestCase):
         )
         self.assertEqual((status, output), (0, b""))
         self.assertEqual(self.files(), ["blob"])
+
+
+class _Child(ProcessProtocol):
+    """
+    Collects a child's stderr; :attr:`ended` fires with its exit status.
+    """
+
+    def __init__(self) -> None:
+        self.stderr = b""
+        self.ended: Deferred[int] = Deferred()
+
+    def errReceived(self, data: bytes) -> None:
+        self.stderr += data
+
+    def processEnded(self, reason: Any) -> None:
+        self.ended.callback(reason.value.exitCode)
+
+
+class InterruptTests(ProcessMixin, unittest.TestCase):
+    """
+    ``journey fetch`` interrupted (SIGINT) mid-body cleans up after itself.
+    """
+
+    async def interrupt(self, *arguments: str) -> tuple[int, str]:
+        from twisted.internet import reactor
+
+        argv = journeyArgv("fetch", "--quiet", *arguments, self.liar + "/stall")
+        child = _Child()
+        process = reactor.spawnProcess(child, argv[0], argv, env=self.env(), path=self.out)  # type: ignore[attr-defined]
+        for _ in range(1000):  # until the stalled body's first 100 bytes are in
+            if self.raw.connections and self.raw.requestLines:
+                break
+            await sleep(0.01)
+        await sleep(1.0)  # and the child has read them (it needs well under 1 ms)
+        process.signalProcess("INT")
+        status = await child.ended.addTimeout(60, reactor)  # type: ignore[arg-type]
+        return status, child.stderr.decode()
+
+    async def _removesPart(self) -> None:
+        status, stderr = await self.interrupt()
+        self.assertEqual(status, 130, stderr)
+        self.assertIn("interrupted", stderr)
+        self.assertEqual(self.files(), [])
+
+    def test_removesPart(self) -> Any:
+        """
+        Exit 130, one sentence, and neither the file nor its ``.part`` is left.
+        """
+        return Deferred.fromCoroutine(self._removesPart())
+
+    async def _keepsPartWithContinue(self) -> None:
+        status, stderr = await self.interrupt("-C")
+        self.assertEqual(status, 130, stderr)
+        self.assertEqual(self.files(), ["stall.part"])
+        self.assertEqual(os.path.getsize(os.path.join(self.out, "stall.part")), 100)
+
+    def test_keepsPartWithContinue(self) -> Any:
+        """
+        With ``-C`` the ``.part`` (100 bytes received) stays for a later resume.
+        """
+        return Deferred.fromCoroutine(self._keepsPartWithContinue())
+
+
+def sleep(seconds: float) -> Deferred[None]:
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    return deferLater(reactor, seconds)  # type: ignore[arg-type]
 
 
 class FallbackCredentialsTests(unittest.TestCase):

@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
-from twisted_journey import download
+from twisted_journey import download, localfiles
 
 
 class SafeBasenameTests(unittest.SynchronousTestCase):
     """
-    :func:`download.safe_basename` on hostile names.
+    :func:`localfiles.safe_basename` on hostile names.
     """
 
     def test_hostile(self) -> None:
@@ -40,16 +40,16 @@ class SafeBasenameTests(unittest.SynchronousTestCase):
             "x\u202egnp.exe": "xgnp.exe",
         }
         for name, expected in cases.items():
-            self.assertEqual(download.safe_basename(name), expected, repr(name))
+            self.assertEqual(localfiles.safe_basename(name), expected, repr(name))
 
     def test_lengthCapped(self) -> None:
         """
         A very long name is cut to 200 UTF-8 bytes, keeping a short extension.
         """
-        name = download.safe_basename("A" * 300 + ".txt")
+        name = localfiles.safe_basename("A" * 300 + ".txt")
         assert name is not None
         self.assertEqual(name, "A" * 196 + ".txt")
-        multibyte = download.safe_basename("\u00e9" * 300)
+        multibyte = localfiles.safe_basename("\u00e9" * 300)
         assert multibyte is not None
         self.assertLessEqual(len(multibyte.encode("utf-8")), 200)
 
@@ -60,7 +60,7 @@ class SafeBasenameTests(unittest.SynchronousTestCase):
         Whatever the input, the result is ``None`` or a name with no separator, no
         control character, no leading dot, and at most 200 bytes.
         """
-        result = download.safe_basename(name)
+        result = localfiles.safe_basename(name)
         if result is None:
             return
         self.assertNotIn("/", result)
@@ -80,36 +80,36 @@ class NamingTests(unittest.SynchronousTestCase):
         """
         The last path segment, percent-decoded; ``index.html`` for an empty one.
         """
-        self.assertEqual(download.name_from_url("http://h/a/b.tar.gz?x=1#f"), "b.tar.gz")
-        self.assertEqual(download.name_from_url("http://h/a%20b.txt"), "a b.txt")
-        self.assertEqual(download.name_from_url("http://h"), "index.html")
-        self.assertEqual(download.name_from_url("http://h/dir/"), "index.html")
-        self.assertEqual(download.name_from_url("http://h/%2e%2e"), "index.html")
-        self.assertEqual(download.name_from_url("http://h/x%2f..%2fetc%2fpasswd"), "passwd")
+        self.assertEqual(localfiles.name_from_url("http://h/a/b.tar.gz?x=1#f"), "b.tar.gz")
+        self.assertEqual(localfiles.name_from_url("http://h/a%20b.txt"), "a b.txt")
+        self.assertEqual(localfiles.name_from_url("http://h"), "index.html")
+        self.assertEqual(localfiles.name_from_url("http://h/dir/"), "index.html")
+        self.assertEqual(localfiles.name_from_url("http://h/%2e%2e"), "index.html")
+        self.assertEqual(localfiles.name_from_url("http://h/x%2f..%2fetc%2fpasswd"), "passwd")
 
     def test_disposition(self) -> None:
         """
         ``filename*`` wins over ``filename``; hostile names are reduced.
         """
         both = "attachment; filename=\"plain.txt\"; filename*=UTF-8''na%C3%AFve.txt"
-        self.assertEqual(download.disposition_name(both), "na\u00efve.txt")
+        self.assertEqual(localfiles.disposition_name(both), "na\u00efve.txt")
         self.assertEqual(
-            download.disposition_name('attachment; filename="../../etc/passwd"'), "passwd"
+            localfiles.disposition_name('attachment; filename="../../etc/passwd"'), "passwd"
         )
-        self.assertEqual(download.disposition_name("attachment; filename=..\\..\\x.bat"), "x.bat")
-        self.assertIsNone(download.disposition_name('attachment; filename=".."'))
-        self.assertIsNone(download.disposition_name("attachment"))
-        self.assertIsNone(download.disposition_name(None))
+        self.assertEqual(localfiles.disposition_name("attachment; filename=..\\..\\x.bat"), "x.bat")
+        self.assertIsNone(localfiles.disposition_name('attachment; filename=".."'))
+        self.assertIsNone(localfiles.disposition_name("attachment"))
+        self.assertIsNone(localfiles.disposition_name(None))
 
     def test_targetPath(self) -> None:
         """
         ``-o`` is taken as given (inside ``--output-dir``); otherwise the URL's name or
         the server's, joined to the directory.
         """
-        self.assertEqual(download.target_path("http://h/a.txt"), os.path.join(".", "a.txt"))
-        self.assertEqual(download.target_path("http://h/a.txt", "b", "d"), os.path.join("d", "b"))
+        self.assertEqual(localfiles.target_path("http://h/a.txt"), os.path.join(".", "a.txt"))
+        self.assertEqual(localfiles.target_path("http://h/a.txt", "b", "d"), os.path.join("d", "b"))
         self.assertEqual(
-            download.target_path("http://h/a.txt", None, "d", "s.csv"), os.path.join("d", "s.csv")
+            localfiles.target_path("http://h/a.txt", None, "d", "s.csv"), os.path.join("d", "s.csv")
         )
 
     def test_symlinksNotFollowed(self) -> None:
@@ -126,7 +126,7 @@ class NamingTests(unittest.SynchronousTestCase):
         with self.assertRaises(download.FileError):
             download.PartFile(os.path.join(base, "a"))
         os.symlink(target, os.path.join(base, "b"))
-        part = download.PartFile(download.target_path("http://h/b", None, base))
+        part = download.PartFile(localfiles.target_path("http://h/b", None, base))
         part.write(b"new")
         part.commit()
         self.assertFalse(os.path.islink(os.path.join(base, "b")))
@@ -220,6 +220,27 @@ class PartFileTests(unittest.SynchronousTestCase):
             download.PartFile(os.path.join(self.directory, "missing", "f"))
         self.assertIn("cannot write", str(e.exception))
         self.assertEqual(e.exception.exitCode, download.EXIT_FILE)
+
+
+class SameContentTests(unittest.SynchronousTestCase):
+    """
+    :func:`download.same_content`.
+    """
+
+    def test_sameContent(self) -> None:
+        """
+        True only for the same size and digest; false for a missing file.
+        """
+        import hashlib
+
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"abc")
+        digest = hashlib.sha256(b"abc").hexdigest()
+        self.assertTrue(download.same_content(path, digest, 3))
+        self.assertFalse(download.same_content(path, digest, 4))
+        self.assertFalse(download.same_content(path, "0" * 64, 3))
+        self.assertFalse(download.same_content(path + "-missing", digest, 3))
 
 
 class ChecksTests(unittest.SynchronousTestCase):
@@ -333,13 +354,13 @@ class ValidatorsTests(unittest.SynchronousTestCase):
         directory = self.mktemp()
         os.makedirs(directory)
         path = os.path.join(directory, "f")
-        self.assertEqual(download.conditional_headers(path), {})
+        self.assertEqual(localfiles.conditional_headers(path), {})
         with open(path, "wb") as f:
             f.write(b"x")
-        self.assertIn("If-Modified-Since", download.conditional_headers(path))
-        download.save_validators(path, "http://h/f", '"e1"', "Thu, 01 Jan 2026 00:00:00 GMT")
+        self.assertIn("If-Modified-Since", localfiles.conditional_headers(path))
+        localfiles.save_validators(path, "http://h/f", '"e1"', "Thu, 01 Jan 2026 00:00:00 GMT")
         self.assertEqual(
-            download.conditional_headers(path),
+            localfiles.conditional_headers(path),
             {"If-None-Match": '"e1"', "If-Modified-Since": "Thu, 01 Jan 2026 00:00:00 GMT"},
         )
         self.assertEqual(sorted(os.listdir(directory)), [".f.http.json", "f"])
@@ -353,9 +374,9 @@ class ValidatorsTests(unittest.SynchronousTestCase):
         path = os.path.join(directory, "f")
         with open(path, "wb") as f:
             f.write(b"x")
-        with open(download.validators_path(path), "w") as f:
+        with open(localfiles.validators_path(path), "w") as f:
             f.write("{not json")
-        self.assertEqual(download.load_validators(path), {})
+        self.assertEqual(localfiles.load_validators(path), {})
 
 
 class URLListTests(unittest.SynchronousTestCase):
@@ -372,7 +393,7 @@ class URLListTests(unittest.SynchronousTestCase):
             "# mirror list\n\nhttp://h/a\nhttp://h/b  b.txt  # note\n"
             "ftp://h/c\nhttp://h/d ../d\nhttp://h/e x y\n"
         )
-        entries, problems = download.parse_url_list(text)
+        entries, problems = localfiles.parse_url_list(text)
         self.assertEqual(entries, [("http://h/a", None), ("http://h/b", "b.txt")])
         self.assertEqual([p.split(":")[0] for p in problems], ["line 5", "line 6", "line 7"])
 

@@ -252,6 +252,40 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
         self.assertEqual(self.files(), [])
 
     @defer.inlineCallbacks
+    def test_onlyIfChanged(self) -> Any:
+        """
+        With ``onlyIfChanged``, a server without validators sending the same bytes
+        again leaves the file alone (same inode, ``changed`` false, no ``.part``); new
+        bytes replace it.
+        """
+        blob = servers.Blob(etag=None)
+        self.root.putChild(b"plain", blob)
+        fetcher = self.fetcher()
+        url = self.base + "/plain"
+        first = yield fetcher.retrieve(url, outputDir=self.out, onlyIfChanged=True)
+        self.assertTrue(first.changed)
+        inode = os.stat(first.filename).st_ino
+        second = yield fetcher.retrieve(url, outputDir=self.out, onlyIfChanged=True)
+        self.assertFalse(second.changed)
+        self.assertEqual(os.stat(first.filename).st_ino, inode)
+        self.assertEqual(self.files(), ["plain"])
+        blob.data = b"new version"
+        third = yield fetcher.retrieve(url, outputDir=self.out, onlyIfChanged=True)
+        self.assertTrue(third.changed)
+        with open(first.filename, "rb") as f:
+            self.assertEqual(f.read(), b"new version")
+
+    @defer.inlineCallbacks
+    def test_nonASCIIPath(self) -> Any:
+        """
+        An IRI is sent percent-encoded, and the file is named with the decoded segment.
+        """
+        self.root.putChild("bl\u00f6b".encode(), servers.Blob())
+        result = yield self.fetcher().retrieve(self.base + "/bl\u00f6b", outputDir=self.out)
+        self.assertEqual(result.size, len(servers.BODY))
+        self.assertEqual(self.files(), ["bl\u00f6b"])
+
+    @defer.inlineCallbacks
     def test_newerRemembersETag(self) -> Any:
         """
         ``newer`` stores the ETag beside the file, sends it back as ``If-None-Match``, and
@@ -616,6 +650,21 @@ class TLSTests(FetcherTestsMixin, unittest.TestCase):
         self.assertEqual(self.files(), ["blob"])
         with open(os.path.join(self.out, "blob"), "rb") as f:
             self.assertEqual(f.read(), servers.BODY)
+
+    @defer.inlineCallbacks
+    def test_connectProxyCredentials(self) -> Any:
+        """
+        ``user:password@`` in the proxy URL becomes ``Proxy-Authorization`` on CONNECT.
+        """
+        proxy, proxyPort = servers.listenProxy(self)
+        fetcher = self.fetcher(
+            cacert=self.cacert, proxies={"https": f"http://u%40x:p@127.0.0.1:{proxyPort}"}
+        )
+        yield fetcher.retrieve(f"https://localhost:{self.port}/blob", outputDir=self.out)
+        import base64
+
+        expected = b"Proxy-Authorization: Basic " + base64.b64encode(b"u@x:p")
+        self.assertIn(expected, proxy.requests[0])
 
     @defer.inlineCallbacks
     def test_httpProxyAndNoProxy(self) -> Any:

@@ -176,6 +176,20 @@ class MuxContract:
             found.append(fields["line"].encode("utf-8"))
         self.assertEqual(found, expected)
 
+    def test_rawMode(self) -> None:
+        """
+        ``--mode raw``: each received chunk is a record, newlines escaped; the records put
+        together are exactly what was sent.
+        """
+        server, address, output = self.start("--mode", "raw")
+        sent = b"first\r\nsecond\x00\nno newline"
+        with connect(address) as sock:
+            sock.sendall(sent)
+        waitFor(lambda: b"no newline" in output.read_bytes(), "the records")
+        byConn = parse(self.stopped(server, output))
+        self.assertEqual(b"".join(line for line, _ in byConn[2]), sent)
+        self.assertEqual({marker for _, marker in byConn[2]}, {b""})
+
     def test_concurrentInterleaved(self) -> None:
         """
         Many clients writing interleaved lines, in pieces that split lines: every line is
@@ -336,6 +350,26 @@ class MuxContract:
         }
         self.assertEqual(recorded, sent)
 
+    def test_reopenOnSigusr1(self) -> None:
+        """
+        After logrotate moves the data log away, ``SIGUSR1`` makes the server write a new
+        one at the same path; records before the signal are in the moved file.
+        """
+        server, address, output = self.start("--flush-interval", "0.1")
+        sock = connect(address)
+        sock.sendall(b"before\n")
+        waitFor(lambda: b"before" in output.read_bytes(), "the first record")
+        moved = output.with_name(output.name + ".1")
+        output.rename(moved)
+        server.process.send_signal(signal.SIGUSR1)
+        waitFor(output.exists, "the reopened data log")
+        sock.sendall(b"after\n")
+        sock.close()
+        waitFor(lambda: b"after" in output.read_bytes(), "the second record")
+        self.stopped(server, output)
+        self.assertEqual(parse(moved.read_bytes())[2], [(b"before", b"")])
+        self.assertEqual(parse(output.read_bytes())[2], [(b"after", b"")])
+
     def test_devFull(self) -> None:
         """
         With ``--output /dev/full`` the write error is reported critically, with the count
@@ -351,7 +385,9 @@ class MuxContract:
         )
         with connect(address) as sock:
             sock.sendall(b"still served\n")
-        waitFor(lambda: b"13 bytes, 1 records" in server.stdout + server.stderr, "the second client")
+        waitFor(
+            lambda: b"13 bytes, 1 records" in server.stdout + server.stderr, "the second client"
+        )
         status = server.stop(signal.SIGTERM)
         log = server.stdout + server.stderr
         self.assertEqual(status, self.stoppedStatus, server.output())
@@ -430,22 +466,52 @@ class MuxContract:
             # CR-LF becomes LF: compare with that one normalisation.
             self.assertEqual(rebuilt, content.replace(b"\r\n", b"\n"), f"conn {conn}")
 
+
+class SendCommandTests(SynchronousTestCase):
+    """
+    ``journey send``'s mistakes, with and without Twisted: one sentence and a non-zero exit.
+    """
+
     def test_sendErrors(self) -> None:
         """
-        ``journey send`` to a closed port, or of a missing file: one sentence, exit 1.
+        A closed port, a missing file or an unreadable input: one sentence, exit 1; a bad
+        port or two files: exit 2.
         """
         port = str(freePort())
         for env in (environment(), environment(stdlibOnly=True)):
             refused = run(journeyArgv("send", "127.0.0.1", port), env=env)
-            self.assertEqual(refused.returncode, 1)
             self.assertEqual(
-                refused.stderr,
-                f"journey send: connection to 127.0.0.1 port {port} refused: is the server running?\n".encode(),
+                (refused.returncode, refused.stderr),
+                (
+                    1,
+                    f"journey send: connection to 127.0.0.1 port {port} refused: is the server running?\n".encode(),
+                ),
             )
             missing = run(journeyArgv("send", "127.0.0.1", port, "/nonexistent/file"), env=env)
             self.assertEqual(
                 (missing.returncode, missing.stderr),
                 (1, b"journey send: cannot read '/nonexistent/file': No such file or directory.\n"),
+            )
+            usage = run(journeyArgv("send", "127.0.0.1", "99999"), env=env)
+            self.assertEqual(
+                (usage.returncode, usage.stderr),
+                (2, b"journey send: '99999' is not a port number from 1 to 65535.\n"),
+            )
+            twoFiles = run(journeyArgv("send", "127.0.0.1", "1", "a", "b"), env=env)
+            self.assertEqual(twoFiles.returncode, 2)
+
+    def test_unreadableInput(self) -> None:
+        """
+        A directory as FILE is reported as unreadable input, exit 1, by both clients.
+        """
+        server = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(server.close)
+        port = str(server.getsockname()[1])
+        for env in (environment(), environment(stdlibOnly=True)):
+            result = run(journeyArgv("send", "127.0.0.1", port, "/"), env=env)
+            self.assertEqual(
+                (result.returncode, result.stderr),
+                (1, b"journey send: cannot read the input: Is a directory.\n"),
             )
 
 
@@ -459,6 +525,33 @@ class TwistedMuxTests(MuxContract, SynchronousTestCase):
 
     def argv(self, *options: str) -> list[str]:
         return twistdArgv("journey-mux", *options)
+
+    def test_idleTimeout(self) -> None:
+        """
+        ``--timeout``: a silent client is dropped, its unterminated line recorded as partial;
+        a client that keeps sending is not dropped.
+        """
+        server, address, output = self.start("--timeout", "0.5")
+        idle = connect(address)
+        busy = connect(address)
+        idle.sendall(b"said something")
+        started = time.monotonic()
+        for _ in range(10):
+            busy.sendall(b"still here\n")
+            time.sleep(0.1)
+        try:
+            closed = idle.recv(100)
+        except ConnectionResetError:  # an aborted connection is reset
+            closed = b""
+        self.assertEqual(closed, b"")
+        self.assertLess(time.monotonic() - started, PATIENCE)
+        busy.sendall(b"last\n")
+        busy.close()
+        waitFor(lambda: b"last" in output.read_bytes(), "the busy client's last line")
+        byConn = parse(self.stopped(server, output))
+        self.assertEqual(byConn[2], [(b"said something", PARTIAL)])
+        self.assertEqual(len(byConn[3]), 11)
+        self.assertIn(b"idle for 0.5 seconds", server.stdout)
 
 
 class FallbackSelectTests(MuxContract, SynchronousTestCase):

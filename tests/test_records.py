@@ -209,6 +209,8 @@ class FramerTests(SynchronousTestCase):
         framer = Framer("text", "p", 1, keep_lines=True)
         framer.feed(b"a\r\nb\nc", NOW)
         self.assertEqual(framer.complete, b"a\nb\n")
+        framer.feed(b"no newline yet", NOW)
+        self.assertEqual(framer.complete, b"")
 
     def test_unknownSettings(self) -> None:
         """

@@ -11,6 +11,9 @@ does not do by itself.
   file, or (``--insecure``) not at all.
 - :func:`surplusNoticingPool` marks a response whose server sent bytes past its
   ``Content-Length`` (Twisted drops them silently), so a too-long body is an error.
+- :func:`classify` turns what ``Agent``, ``RedirectAgent`` and the body fail with
+  (``ResponseNeverReceived``, ``_DataLoss``, ``SSL.Error``, ...) into the
+  :class:`~twisted_journey.download.FetchError` a person and a caller can use.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import base64
 from typing import Any
 from urllib.request import getproxies
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
@@ -29,10 +32,20 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IAgentEndpointFactory, IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
-from twisted_journey import download
-from twisted_journey.download import NetworkError, TLSError
+from twisted_journey import download, errors
+from twisted_journey.download import (
+    FetchError,
+    NetworkError,
+    ProtocolError,
+    Timeout,
+    TLSError,
+    TooManyRedirects,
+    TruncatedBody,
+    UnsupportedURL,
+)
+from twisted_journey.fetchbody import Deadline
 
-__all__ = ["EnvironmentAgent", "TLSPolicy", "TunnelEndpoint", "surplusNoticingPool"]
+__all__ = ["EnvironmentAgent", "TLSPolicy", "TunnelEndpoint", "classify", "surplusNoticingPool"]
 
 _DONE = Failure(ResponseDone())
 
@@ -302,3 +315,81 @@ def surplusNoticingPool(reactor: Any) -> HTTPConnectionPool:
         _factory = ClientFactory
 
     return Pool(reactor)
+
+
+# --- classifying failures ----------------------------------------------------------------------
+
+
+def classify(failure: Failure, url: str, deadline: Deadline | None = None) -> FetchError:
+    """
+    The :class:`FetchError` for a failure of the agent or the body.
+    """
+    from twisted.internet import error
+    from twisted.web import _newclient
+    from twisted.web.error import InfiniteRedirection, RedirectWithNoLocation, SchemeNotSupported
+
+    value = failure.value
+    if isinstance(value, FetchError):
+        if not value.url:
+            value.url = url
+        return value
+    if deadline is not None and deadline.expired:
+        return deadline.error(url)
+    host, port = _hostPortOf(url)
+    reasons = getattr(value, "reasons", None) or []
+    for reason in [failure, *reasons]:
+        if reason.check(InfiniteRedirection):
+            return TooManyRedirects(f"too many redirects (more than --max-redirs) from {url}.", url)
+        if reason.check(RedirectWithNoLocation):
+            return ProtocolError("a redirect without a Location header.", url)
+        if reason.check(_newclient._DataLoss):
+            return TruncatedBody("the body was cut short; nothing saved.", url)
+        if reason.check(FetchError):
+            return classify(reason, url, deadline)
+        try:
+            from OpenSSL import SSL
+
+            if reason.check(SSL.Error):
+                return TLSError(
+                    f"TLS with {host} failed: {_sslReason(reason.value)} "
+                    "(use --cacert FILE to trust its CA).",
+                    url,
+                )
+        except ImportError:  # pragma: no cover
+            pass
+    if failure.check(error.DNSLookupError):
+        return NetworkError(errors.connect_failure(errors.RESOLVE, host, port), url)
+    if failure.check(error.ConnectionRefusedError):
+        return NetworkError(errors.connect_failure(errors.REFUSED, host, port), url)
+    if failure.check(error.TimeoutError, CancelledError):
+        return Timeout(f"cannot connect to {host} port {port} in time (--connect-timeout).", url)
+    if failure.check(SchemeNotSupported):
+        return UnsupportedURL(f"{url!r} is not an http:// or https:// URL.", url)
+    if failure.check(error.ConnectError):
+        return NetworkError(errors.connect_failure(errors.UNREACHABLE, host, port, str(value)), url)
+    if failure.check(_newclient.ResponseNeverReceived):
+        return NetworkError(f"{host} port {port} closed the connection without answering.", url)
+    if failure.check(_newclient.ResponseFailed, _newclient.RequestTransmissionFailed):
+        return NetworkError(f"the connection to {host} port {port} failed mid-response.", url)
+    return FetchError(f"{type(value).__name__}: {value}", url)
+
+
+def _sslReason(value: BaseException) -> str:
+    """
+    The OpenSSL reason text in an ``SSL.Error``.
+    """
+    try:
+        return str(value.args[0][0][2])
+    except (IndexError, TypeError):
+        return str(value)
+
+
+def _hostPortOf(url: str) -> tuple[str, int | str]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        port: int | str = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = "?"
+    return parts.hostname or "", port

@@ -1,20 +1,19 @@
 # -*- test-case-name: tests.test_fetch_download -*-
 """
-What both HTTP fetchers share, stdlib only: names, the ``.part`` file, checks, exit codes.
+What both HTTP fetchers share, stdlib only: the failure classes and exit codes, the
+``.part`` file, the body checks, proxy decisions and the basic command-line options.
 
 The Twisted fetcher (:mod:`twisted_journey.fetch`) and its ``urllib`` twin
-(:mod:`twisted_journey.fallback.fetch`) both import this module, so a URL gets the same
-local name, a body is checked and committed the same way, and a failure ends with the
-same exit status whichever engine ran.
+(:mod:`twisted_journey.fallback.fetch`) both import this module (and
+:mod:`twisted_journey.localfiles` for names), so a body is checked and committed the same
+way, and a failure ends with the same exit status, whichever engine ran.
 
 Safety rules kept here:
 
 - A body is written to ``NAME.part`` and renamed to ``NAME`` only once it is complete and
   verified; on failure the ``.part`` is removed (unless kept for a later resume), so the
-  final name never appears for a broken download.
-- A name chosen by the server (``Content-Disposition``) is reduced to a safe basename:
-  no directory parts, no ``..``, no control characters, a bounded length, and it must
-  resolve inside the output directory.
+  final name never appears for a broken download.  The ``.part`` is opened without
+  following symbolic links.
 - A body shorter or longer than its ``Content-Length``, or cut without any framing, is an
   error, never a success.
 """
@@ -25,9 +24,7 @@ import argparse
 import email.message
 import email.utils
 import hashlib
-import json
 import os
-import unicodedata
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -61,18 +58,11 @@ __all__ = [
     "TruncatedBody",
     "UnsupportedURL",
     "check_length",
-    "disposition_name",
     "exit_status",
     "is_retryable_status",
-    "load_validators",
-    "name_from_url",
     "proxy_for",
     "retry_after",
-    "safe_basename",
     "same_origin",
-    "save_validators",
-    "target_path",
-    "validators_path",
 ]
 
 # --- exit codes ---------------------------------------------------------------------------
@@ -256,104 +246,6 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-# --- names ---------------------------------------------------------------------------------
-
-#: The longest file name (in UTF-8 bytes) we choose, leaving room for ``.part`` and the
-#: validators file's prefix and suffix within the usual 255-byte limit.
-MAX_NAME_BYTES = 200
-
-DEFAULT_NAME = "index.html"
-
-
-def safe_basename(name: str, max_bytes: int = MAX_NAME_BYTES) -> str | None:
-    """
-    Reduce a name someone else chose to a safe file name, or ``None`` when nothing is left.
-
-    Keeps only the part after the last ``/`` or ``\\``; drops control and format
-    characters; strips leading dots (no hidden files, no ``..``) and trailing dots and
-    spaces; shortens to ``max_bytes`` of UTF-8, keeping a short extension.
-    """
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if unicodedata.category(c)[0] != "C")
-    name = name.strip().lstrip(".").rstrip(". ")
-    if not name:
-        return None
-    encoded = name.encode("utf-8", "surrogatepass")
-    if len(encoded) > max_bytes:
-        stem, dot, extension = name.rpartition(".")
-        if not dot or len(extension.encode("utf-8")) > 16:
-            stem, extension = name, ""
-        suffix = f".{extension}" if extension else ""
-        room = max_bytes - len(suffix.encode("utf-8"))
-        stem = stem.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
-        name = stem.rstrip(". ") + suffix
-        if not name.strip("."):
-            return None
-    return name
-
-
-def name_from_url(url: str) -> str:
-    """
-    The local name for ``url``: its path's last segment, decoded and made safe, else
-    ``index.html``.
-    """
-    path = urllib.parse.urlsplit(url).path
-    segment = urllib.parse.unquote(path.rsplit("/", 1)[-1], errors="replace")
-    return safe_basename(segment) or DEFAULT_NAME
-
-
-def disposition_name(header: str | None) -> str | None:
-    """
-    The safe basename a ``Content-Disposition`` header asks for, or ``None``.
-
-    ``filename*`` (RFC 5987) is preferred over ``filename`` (RFC 6266 §4.3).
-    """
-    if not header:
-        return None
-    message = email.message.Message()
-    try:
-        message["content-disposition"] = header
-        params = message.get_params(header="content-disposition") or []
-    except Exception:
-        return None
-    plain = extended = None
-    for key, value in params[1:]:
-        if key.lower() != "filename":
-            continue
-        if isinstance(value, tuple):
-            try:
-                extended = email.utils.collapse_rfc2231_value(value)
-            except (LookupError, UnicodeError):
-                continue
-        else:
-            plain = email.utils.unquote(value)
-    chosen = extended if extended is not None else plain
-    return safe_basename(chosen) if chosen else None
-
-
-def target_path(
-    url: str,
-    output: str | None = None,
-    output_dir: str | None = None,
-    server_name: str | None = None,
-) -> str:
-    """
-    Where the body of ``url`` goes.
-
-    :param output: ``-o FILE``, the user's own choice (relative to ``output_dir``).
-    :param server_name: a name from :func:`disposition_name`, used instead of the URL's.
-    """
-    directory = output_dir or "."
-    if output is not None:
-        return os.path.join(directory, output)
-    name = server_name or name_from_url(url)
-    path = os.path.join(directory, name)
-    # The name has no separator and is not "..": it is inside the directory.  A symlink
-    # planted there cannot redirect the write either: the .part is opened without
-    # following links, and the final rename replaces a link rather than writing through.
-    return path
-
-
 # --- the .part file --------------------------------------------------------------------------
 
 
@@ -490,6 +382,22 @@ class PartFile:
                 pass
 
 
+def same_content(path: str, sha256: str, size: int) -> bool:
+    """
+    Whether the file at ``path`` has ``size`` bytes with this SHA-256 (hex).
+    """
+    try:
+        if os.path.getsize(path) != size:
+            return False
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    except OSError:
+        return False
+    return digest.hexdigest() == sha256
+
+
 # --- checks ----------------------------------------------------------------------------------
 
 
@@ -566,76 +474,6 @@ def _bypassed(netloc: str, host: str, no_proxy: str) -> bool:
     return bool(bypass(netloc, {"no": no_proxy})) or (
         bool(host) and bool(bypass(host, {"no": no_proxy}))
     )
-
-
-# --- remembered validators (ETag / Last-Modified) -----------------------------------------------
-
-
-def validators_path(path: str) -> str:
-    """
-    Where the ETag and Last-Modified of the file at ``path`` are remembered:
-    ``DIR/.NAME.http.json``.
-    """
-    directory, name = os.path.split(path)
-    return os.path.join(directory, f".{name}.http.json")
-
-
-def load_validators(path: str) -> dict[str, str]:
-    """
-    The remembered ``etag``/``last-modified`` for the file at ``path`` (empty when the file
-    or its record is missing or unreadable).
-    """
-    if not os.path.exists(path):
-        return {}
-    try:
-        with open(validators_path(path), encoding="utf-8") as f:
-            data: Any = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {
-        k: v
-        for k, v in data.items()
-        if k in ("etag", "last-modified", "url") and isinstance(v, str)
-    }
-
-
-def save_validators(path: str, url: str, etag: str | None, last_modified: str | None) -> None:
-    """
-    Remember the validators of the file just written at ``path`` (atomically).
-    """
-    record = {"url": url}
-    if etag:
-        record["etag"] = etag
-    if last_modified:
-        record["last-modified"] = last_modified
-    target = validators_path(path)
-    temporary = target + ".part"
-    try:
-        with open(temporary, "w", encoding="utf-8") as f:
-            json.dump(record, f)
-        os.replace(temporary, target)
-    except OSError as e:
-        raise FileError(f"cannot write {target!r}: {e.strerror or e}.", url) from None
-
-
-def conditional_headers(path: str) -> dict[str, str]:
-    """
-    ``If-None-Match``/``If-Modified-Since`` for refreshing the file at ``path``: from its
-    remembered validators, else its modification time.
-    """
-    if not os.path.exists(path):
-        return {}
-    remembered = load_validators(path)
-    headers = {}
-    if "etag" in remembered:
-        headers["If-None-Match"] = remembered["etag"]
-    if "last-modified" in remembered:
-        headers["If-Modified-Since"] = remembered["last-modified"]
-    elif "etag" not in remembered:
-        headers["If-Modified-Since"] = email.utils.formatdate(os.path.getmtime(path), usegmt=True)
-    return headers
 
 
 def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
@@ -745,40 +583,3 @@ def failure_line(program: str, url: str, error: FetchError) -> str:
     The one stderr line for a URL that failed.
     """
     return f"{program}: {describe_url(url)}: {error}"
-
-
-def parse_url_list(text: str) -> tuple[list[tuple[str, str | None]], list[str]]:
-    """
-    Read a mirror's URL file: one URL per line, optionally followed by whitespace and a
-    local name; blank lines and ``#`` comments ignored.
-
-    :return: ``(entries, problems)``: ``(url, name or None)`` pairs, and one sentence per
-        line that was skipped (a bad URL, or a name that is not a plain file name).
-    """
-    entries: list[tuple[str, str | None]] = []
-    problems: list[str] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        fields = line.split()
-        if not fields or fields[0].startswith("#"):
-            continue
-        for i, field in enumerate(fields):
-            if field.startswith("#"):
-                del fields[i:]
-                break
-        if len(fields) > 2:
-            problems.append(f"line {number}: expected 'URL [NAME]', got {line.strip()!r}.")
-            continue
-        url = fields[0]
-        try:
-            check_url(url)
-        except UnsupportedURL as e:
-            problems.append(f"line {number}: {e}")
-            continue
-        name = None
-        if len(fields) == 2:
-            name = safe_basename(fields[1])
-            if name != fields[1]:
-                problems.append(f"line {number}: {fields[1]!r} is not a plain file name.")
-                continue
-        entries.append((url, name))
-    return entries, problems

@@ -8,7 +8,17 @@ and print :func:`connect_failure`'s sentence, so both engines say the same thing
 
 from __future__ import annotations
 
-__all__ = ["REFUSED", "RESOLVE", "TIMEOUT", "UNREACHABLE", "connect_failure"]
+import socket
+
+__all__ = [
+    "REFUSED",
+    "RESOLVE",
+    "TIMEOUT",
+    "UNREACHABLE",
+    "ConnectError",
+    "connect_failure",
+    "create_connection",
+]
 
 RESOLVE = "resolve"
 REFUSED = "refused"
@@ -33,3 +43,26 @@ def connect_failure(
     if kind == TIMEOUT:
         return f"no complete answer from {host} port {port} within {timeout:g} seconds."
     return f"cannot reach {host} port {port}: {detail or 'unknown error'}."
+
+
+class ConnectError(Exception):
+    """
+    A stdlib client could not connect; ``str()`` is :func:`connect_failure`'s sentence.
+    """
+
+
+def create_connection(host: str, port: int, timeout: float) -> socket.socket:
+    """
+    ``socket.create_connection`` for the stdlib clients, with a failure classified and
+    raised as :class:`ConnectError`.
+    """
+    try:
+        return socket.create_connection((host, port), timeout=timeout)
+    except socket.gaierror:
+        raise ConnectError(connect_failure(RESOLVE, host, port)) from None
+    except ConnectionRefusedError:
+        raise ConnectError(connect_failure(REFUSED, host, port)) from None
+    except TimeoutError:
+        raise ConnectError(connect_failure(TIMEOUT, host, port, timeout=timeout)) from None
+    except OSError as e:
+        raise ConnectError(connect_failure(UNREACHABLE, host, port, e.strerror or str(e))) from None

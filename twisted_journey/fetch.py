@@ -4,6 +4,7 @@ Download HTTP(S) URLs to files on ``twisted.web.client``: streaming, bounded, an
 
 The chapter's one-liner, ``urllib.request.urlretrieve(url, filename)``, becomes::
 
+    from twisted.internet.defer import Deferred
     from twisted.internet.task import react
     from twisted_journey.fetch import retrieve
 
@@ -40,10 +41,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-from twisted.internet.defer import CancelledError, Deferred, DeferredSemaphore
-from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.internet.task import deferLater
-from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.web.client import (
     HTTPConnectionPool,
@@ -57,8 +56,8 @@ from twisted.web.iweb import (
     IResponse,
 )
 
-from twisted_journey import __version__, download, errors
-from twisted_journey.agent import EnvironmentAgent, surplusNoticingPool
+from twisted_journey import __version__, download, localfiles
+from twisted_journey.agent import EnvironmentAgent, classify, surplusNoticingPool
 from twisted_journey.download import (
     ChecksumMismatch,
     FetchError,
@@ -188,84 +187,6 @@ class Fetched:
     content: bytes
 
 
-# --- classifying failures ----------------------------------------------------------------------
-
-
-def classify(failure: Failure, url: str, deadline: Deadline | None = None) -> FetchError:
-    """
-    The :class:`FetchError` for a failure of the agent or the body.
-    """
-    from twisted.internet import error
-    from twisted.web import _newclient
-    from twisted.web.error import InfiniteRedirection, RedirectWithNoLocation, SchemeNotSupported
-
-    value = failure.value
-    if isinstance(value, FetchError):
-        if not value.url:
-            value.url = url
-        return value
-    if deadline is not None and deadline.expired:
-        return deadline.error(url)
-    host, port = _hostPortOf(url)
-    reasons = getattr(value, "reasons", None) or []
-    for reason in [failure, *reasons]:
-        if reason.check(InfiniteRedirection):
-            return TooManyRedirects(f"too many redirects (more than --max-redirs) from {url}.", url)
-        if reason.check(RedirectWithNoLocation):
-            return ProtocolError("a redirect without a Location header.", url)
-        if reason.check(_newclient._DataLoss):
-            return TruncatedBody("the body was cut short; nothing saved.", url)
-        if reason.check(FetchError):
-            return classify(reason, url, deadline)
-        try:
-            from OpenSSL import SSL
-
-            if reason.check(SSL.Error):
-                return TLSError(
-                    f"TLS with {host} failed: {_sslReason(reason.value)} "
-                    "(use --cacert FILE to trust its CA).",
-                    url,
-                )
-        except ImportError:  # pragma: no cover
-            pass
-    if failure.check(error.DNSLookupError):
-        return NetworkError(errors.connect_failure(errors.RESOLVE, host, port), url)
-    if failure.check(error.ConnectionRefusedError):
-        return NetworkError(errors.connect_failure(errors.REFUSED, host, port), url)
-    if failure.check(error.TimeoutError, CancelledError):
-        return Timeout(f"cannot connect to {host} port {port} in time (--connect-timeout).", url)
-    if failure.check(SchemeNotSupported):
-        return UnsupportedURL(f"{url!r} is not an http:// or https:// URL.", url)
-    if failure.check(error.ConnectError):
-        return NetworkError(errors.connect_failure(errors.UNREACHABLE, host, port, str(value)), url)
-    if failure.check(_newclient.ResponseNeverReceived):
-        return NetworkError(f"{host} port {port} closed the connection without answering.", url)
-    if failure.check(_newclient.ResponseFailed, _newclient.RequestTransmissionFailed):
-        return NetworkError(f"the connection to {host} port {port} failed mid-response.", url)
-    return FetchError(f"{type(value).__name__}: {value}", url)
-
-
-def _sslReason(value: BaseException) -> str:
-    """
-    The OpenSSL reason text in an ``SSL.Error``.
-    """
-    try:
-        return str(value.args[0][0][2])
-    except (IndexError, TypeError):
-        return str(value)
-
-
-def _hostPortOf(url: str) -> tuple[str, int | str]:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    try:
-        port: int | str = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        port = "?"
-    return parts.hostname or "", port
-
-
 # --- the fetcher -------------------------------------------------------------------------------
 
 
@@ -322,6 +243,7 @@ class Fetcher:
         resume: bool = False,
         newer: bool = False,
         sha256: str | None = None,
+        onlyIfChanged: bool = False,
     ) -> Deferred[Retrieved]:
         """
         Fetch ``url`` to a file; fire with a :class:`Retrieved` (which unpacks as
@@ -337,9 +259,11 @@ class Fetcher:
         :param resume: keep the ``.part`` on failure and continue it with ``Range``.
         :param newer: conditional GET against the existing file; a 304 leaves it alone.
         :param sha256: the hex digest the body must have.
+        :param onlyIfChanged: when the body is byte for byte the existing file, leave the
+            file alone (``changed`` is then false): for servers without validators.
         """
         options = _Options(
-            filename, outputDir, contentDisposition, noClobber, resume, newer, sha256
+            filename, outputDir, contentDisposition, noClobber, resume, newer, sha256, onlyIfChanged
         )
         return self.semaphore.run(
             lambda: Deferred.fromCoroutine(self._retrieve(url, options, reporthook))
@@ -352,16 +276,6 @@ class Fetcher:
         return self.semaphore.run(lambda: Deferred.fromCoroutine(self._fetchBytes(url, maxSize)))
 
     # -- internals
-
-    async def _onDiskThread(self, f: Callable[..., Any], *args: Any) -> Any:
-        """
-        Run a file-system call on the reactor's thread pool (creating and renaming files
-        can take a millisecond each; many transfers then overlap them), or here when the
-        reactor has no threads.
-        """
-        if IReactorThreads.providedBy(self.reactor):
-            return await deferToThreadPool(self.reactor, self.reactor.getThreadPool(), f, *args)
-        return f(*args)
 
     async def _withRetries(self, url: str, attempt: Callable[[], Any]) -> Any:
         download.check_url(url)
@@ -410,14 +324,14 @@ class Fetcher:
         self,
         url: str,
         response: IResponse,
-        write: Callable[[list[bytes]], None],
+        spool: Spool,
         deadline: Deadline,
         progress: Callable[[int], object],
-        threaded: bool = True,
     ) -> int:
         """
-        Stream the body of ``response`` to ``write`` (on a writer thread if ``threaded``);
-        return the raw byte count after checking it against the framing.
+        Stream the body of ``response`` into ``spool`` and check it against its framing;
+        return the raw byte count.  The caller finishes the spool; on failure it is
+        settled here.
         """
         encoding = _header(response.headers, b"content-encoding")
         decoder = None
@@ -428,24 +342,34 @@ class Fetcher:
         ):
             kind = "deflate" if encoding.lower() == "deflate" else "gzip"
             decoder = Decoder(kind, self.settings.maxDecodedSize, self.settings.maxRatio)
-        spool = Spool(self.reactor if threaded else None, write)
         receiver = BodyReceiver(spool.write, deadline, decoder, progress, spool)
         response.deliverBody(receiver)
         try:
             framed = await receiver.done
         except Exception:
+            error = classify(Failure(), url, deadline)
             await _settle(spool)
-            raise classify(Failure(), url, deadline) from None
+            raise error from None
+        expected = None if response.length is UNKNOWN_LENGTH else int(response.length)
+        received = receiver.received + getattr(response, "journeySurplus", 0)
         try:
-            await spool.finish()
+            download.check_length(url, expected, received, framed)
+        except FetchError:
+            await _settle(spool)
+            raise
+        return receiver.received
+
+    @staticmethod
+    async def _finish(url: str, spool: Spool, then: Callable[[], object] | None = None) -> None:
+        """
+        Finish ``spool`` (running ``then`` after the last write), as a :class:`FetchError`.
+        """
+        try:
+            await spool.finish(then)
         except FetchError:
             raise
         except Exception as e:
             raise FileError(f"cannot write the file: {e}.", url) from None
-        expected = None if response.length is UNKNOWN_LENGTH else int(response.length)
-        received = receiver.received + getattr(response, "journeySurplus", 0)
-        download.check_length(url, expected, received, framed)
-        return receiver.received
 
     async def _retrieve(
         self,
@@ -454,7 +378,7 @@ class Fetcher:
         reporthook: Callable[[int, int, int], object] | None,
     ) -> Retrieved:
         download.check_url(url)
-        path = download.target_path(url, options.filename, options.outputDir)
+        path = localfiles.target_path(url, options.filename, options.outputDir)
         if options.noClobber and os.path.exists(path) and not options.contentDisposition:
             return Retrieved(url, path, Headers(), 0, os.path.getsize(path), False, True)
         return await self._withRetries(
@@ -470,7 +394,7 @@ class Fetcher:
     ) -> Retrieved:
         extra: dict[str, str] = {}
         if options.newer:
-            extra.update(download.conditional_headers(path))
+            extra.update(localfiles.conditional_headers(path))
         part = path + ".part"
         offset = os.path.getsize(part) if options.resume and os.path.exists(part) else 0
         if offset:
@@ -495,50 +419,53 @@ class Fetcher:
                 return Retrieved(url, path, response.headers, code, offset)
             await _raiseForStatus(url, response)
             if options.contentDisposition:
-                name = download.disposition_name(_header(response.headers, b"content-disposition"))
+                name = localfiles.disposition_name(
+                    _header(response.headers, b"content-disposition")
+                )
                 if name is not None:
-                    path = download.target_path(url, options.filename, options.outputDir, name)
+                    path = localfiles.target_path(url, options.filename, options.outputDir, name)
                 if options.noClobber and os.path.exists(path):
                     await abandon(response)
                     return Retrieved(
                         url, path, response.headers, code, os.path.getsize(path), False, True
                     )
-            sink = await self._onDiskThread(
-                PartFile, path, bool(offset), options.noClobber, options.sha256 is not None
-            )
-            try:
-                if code == 206:
-                    await _checkRange(url, response, sink.offset)
-                elif sink.offset:
-                    sink.restart()  # the server ignored Range: start again
-                total = (
-                    -1 if response.length is UNKNOWN_LENGTH else sink.offset + int(response.length)
-                )
-                blocks = 0
+            resumed = code == 206
+            if resumed:
+                await _checkRange(url, response, offset)
+            # Opened (truncated unless resumed), written, verified and renamed on the
+            # disk thread: the reactor thread never waits for the file system.
+            hashed = options.sha256 is not None or options.onlyIfChanged
+            sink = _LazySink(lambda: PartFile(path, resumed, options.noClobber, hashed))
+            start = offset if resumed else 0
+            total = -1 if response.length is UNKNOWN_LENGTH else start + int(response.length)
+            blocks = 0
 
-                def progress(size: int) -> None:
-                    nonlocal blocks
-                    blocks += 1
-                    if reporthook is not None:
-                        reporthook(blocks, size, total)
-
+            def progress(size: int) -> None:
+                nonlocal blocks
+                blocks += 1
                 if reporthook is not None:
-                    reporthook(0, 0, total)
-                await self._receive(url, response, sink.write_many, deadline, progress)
-                sink.verify(options.sha256)
-                await self._onDiskThread(sink.commit)
+                    reporthook(blocks, size, total)
+
+            if reporthook is not None:
+                reporthook(0, 0, total)
+            spool = Spool(self.reactor, sink.write_many)
+            try:
+                await self._receive(url, response, spool, deadline, progress)
+                await self._finish(
+                    url, spool, lambda: sink.complete(options.sha256, options.onlyIfChanged)
+                )
             except BaseException as e:
                 # Keep the .part for --continue, unless it is what is wrong.
                 sink.discard(keep=options.resume and not isinstance(e, ChecksumMismatch))
                 raise
             if options.newer:
-                download.save_validators(
+                localfiles.save_validators(
                     path,
                     url,
                     _header(response.headers, b"etag"),
                     _header(response.headers, b"last-modified"),
                 )
-            return Retrieved(url, path, response.headers, code, sink.written)
+            return Retrieved(url, path, response.headers, code, sink.written, not sink.unchanged)
         finally:
             deadline.cancel()
 
@@ -561,12 +488,55 @@ class Fetcher:
                         raise TooLarge(f"the body is over {maxSize} bytes.", url)
                     chunks.extend(data)
 
-                await self._receive(url, response, keep, deadline, lambda n: None, False)
+                spool = Spool(None, keep)
+                await self._receive(url, response, spool, deadline, lambda n: None)
+                await self._finish(url, spool)
                 return Fetched(url, response.code, response.headers, b"".join(chunks))
             finally:
                 deadline.cancel()
 
         return await self._withRetries(url, once)
+
+
+class _LazySink:
+    """
+    A :class:`PartFile` opened on first use (on the disk thread, like every call here).
+    """
+
+    def __init__(self, opener: Callable[[], PartFile]) -> None:
+        self._opener = opener
+        self.part: PartFile | None = None
+        self.unchanged = False
+
+    def _get(self) -> PartFile:
+        if self.part is None:
+            self.part = self._opener()
+        return self.part
+
+    def write_many(self, chunks: list[bytes]) -> None:
+        self._get().write_many(chunks)
+
+    def complete(self, sha256: str | None, onlyIfChanged: bool = False) -> None:
+        """
+        Verify the checksum and rename into place; with ``onlyIfChanged``, drop the new
+        copy instead when it is byte for byte the existing file (:attr:`unchanged`).
+        """
+        part = self._get()
+        part.verify(sha256)
+        digest = part.digest.hexdigest() if part.digest is not None else None
+        if onlyIfChanged and digest and download.same_content(part.path, digest, part.written):
+            part.discard()
+            self.unchanged = True
+            return
+        part.commit()
+
+    def discard(self, keep: bool) -> None:
+        if self.part is not None:
+            self.part.discard(keep)
+
+    @property
+    def written(self) -> int:
+        return self.part.written if self.part is not None else 0
 
 
 @attrs.frozen
@@ -582,6 +552,7 @@ class _Options:
     resume: bool
     newer: bool
     sha256: str | None
+    onlyIfChanged: bool
 
 
 async def _nothing() -> None:

@@ -155,6 +155,9 @@ class Spool:
     Writes body bytes on a thread, so the reactor keeps receiving while the disk writes;
     the transport is paused while more than ``highWater`` bytes wait.
 
+    Bytes are handed over in batches of ``batch`` bytes (as a list of chunks, for
+    ``writev``); a small body never reaches the thread before :meth:`finish`, which runs
+    the last write and a final call (close, verify, rename) in one trip to the thread.
     Without a thread pool (an in-memory test reactor), writes happen at once.
     """
 
@@ -168,6 +171,8 @@ class Spool:
         self._pendingSize = 0
         self._busy = False
         self._closing: Deferred[None] | None = None
+        self._then: Callable[[], object] | None = None
+        self._finalSent = False
         self._error: BaseException | None = None
         self.producer: Any = None
         self._paused = False
@@ -193,22 +198,39 @@ class Spool:
         data, self._pending = self._pending, []
         self._pendingSize = 0
         self._busy = True
+        then = None
+        if self._closing is not None:
+            self._finalSent = True
+            then = self._then
         threads = self._threads
         assert threads is not None
-        deferToThreadPool(threads, threads.getThreadPool(), self._write, data).addCallbacks(
-            self._written, self._failed
-        )
+        deferToThreadPool(
+            threads,
+            threads.getThreadPool(),
+            self._writeThen,
+            data,
+            then,
+        ).addCallbacks(self._written, self._failed)
+
+    def _writeThen(self, data: list[bytes], then: Callable[[], object] | None) -> None:
+        if data:
+            self._write(data)
+        if then is not None:
+            then()
 
     def _written(self, _: object) -> None:
         self._busy = False
         if self._paused and self.producer:
             self._paused = False
             self.producer.resumeProducing()
-        if self._pendingSize >= self.batch or (self._closing is not None and self._pending):
+        if self._closing is not None:
+            if self._finalSent and not self._pending:
+                closing, self._closing = self._closing, None
+                closing.callback(None)
+            else:
+                self._flush()
+        elif self._pendingSize >= self.batch:
             self._flush()
-        elif self._closing is not None:
-            closing, self._closing = self._closing, None
-            closing.callback(None)
 
     def _failed(self, failure: Failure) -> None:
         self._busy = False
@@ -219,26 +241,27 @@ class Spool:
             closing, self._closing = self._closing, None
             closing.errback(failure)
 
-    def finish(self) -> Deferred[None]:
+    def finish(self, then: Callable[[], object] | None = None) -> Deferred[None]:
         """
-        Fire when everything queued is written (or fail with the write error).
+        Write what is queued, then call ``then`` (on the same thread); fire when done, or
+        fail with the first error.
         """
         self.producer = None
         if self._error is not None:
             return fail(self._error)
-        if not self._busy:
-            # A small remainder (or a small body that never reached the thread) is
-            # written here: a thread round trip would cost more than the write.
-            pending, self._pending = self._pending, []
-            self._pendingSize = 0
+        if self._threads is None:
             try:
-                if pending:
-                    self._write(pending)
+                if then is not None:
+                    then()
             except Exception as e:
                 return fail(e)
             return succeed(None)
+        self._then = then
         self._closing = Deferred()
-        return self._closing
+        closing = self._closing
+        if not self._busy:
+            self._flush()
+        return closing
 
 
 class BodyReceiver(Protocol):
@@ -262,7 +285,12 @@ class BodyReceiver(Protocol):
         self.spool = spool
         self.received = 0
         self.error: FetchError | None = None
-        self.done: Deferred[bool] = Deferred()
+        # Cancelling (an interrupted run) stops the transfer; connectionLost follows.
+        self.done: Deferred[bool] = Deferred(lambda _: self._cancel())
+
+    def _cancel(self) -> None:
+        if self.transport is not None:
+            self.transport.stopProducing()  # type: ignore[attr-defined]
 
     def connectionMade(self) -> None:
         self.deadline.watch(self.transport.stopProducing)  # type: ignore[union-attr]
@@ -293,6 +321,8 @@ class BodyReceiver(Protocol):
     def connectionLost(self, reason: Failure = _DONE) -> None:
         from twisted.web.http import PotentialDataLoss
 
+        if self.done.called:  # cancelled
+            return
         if self.error is not None:
             self.done.errback(self.error)
         elif reason.check(ResponseDone, PotentialDataLoss):

@@ -14,10 +14,11 @@ else the code of the first failure, with one line per failed URL on stderr.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
-from twisted_journey import download, settings
+from twisted_journey import download, localfiles, settings
 
 __all__ = ["configure", "run"]
 
@@ -41,28 +42,26 @@ TWISTED_ONLY: dict[str, object] = {
 }
 
 
-def _seconds(name: str) -> Any:
-    def parse(text: str) -> float:
+def _setting(check: Any, name: str) -> Any:
+    """
+    An argparse type running a :mod:`twisted_journey.settings` check for option ``name``.
+    """
+
+    def parse(text: str) -> Any:
         try:
-            value = settings.seconds(name, text)
+            return check(name, text)
         except settings.SettingError as e:
             raise argparse.ArgumentTypeError(str(e).rstrip(".")) from None
-        assert value is not None
-        return value
 
     return parse
+
+
+def _seconds(name: str) -> Any:
+    return _setting(settings.seconds, name)
 
 
 def _limit(name: str) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = settings.limit(name, text)
-        except settings.SettingError as e:
-            raise argparse.ArgumentTypeError(str(e).rstrip(".")) from None
-        assert value is not None
-        return value
-
-    return parse
+    return _setting(settings.limit, name)
 
 
 def _header(text: str) -> tuple[str, str]:
@@ -84,6 +83,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     Add ``journey fetch``'s arguments to ``parser``.
     """
     download.add_basic_arguments(parser)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "exit status:\n" + "\n".join(
+        f"  {code:>2}  {meaning}" for code, meaning in download.EXIT_CODES.items()
+    )
     add = parser.add_argument
     add("--no-clobber", action="store_true", help="skip URLs whose file already exists")
     add(
@@ -211,8 +214,6 @@ def run(args: argparse.Namespace, twisted: bool = True) -> int:
 
 
 def _isdir(path: str) -> bool:
-    import os
-
     return os.path.isdir(path)
 
 
@@ -252,7 +253,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 async def _fetchAll(reactor: Any, args: argparse.Namespace) -> int:
-    from twisted.internet.defer import gatherResults
+    from twisted.internet.defer import DeferredList, gatherResults, succeed
 
     from twisted_journey.fetch import Fetcher, classify
 
@@ -263,7 +264,20 @@ async def _fetchAll(reactor: Any, args: argparse.Namespace) -> int:
         return e.exitCode
     show = not args.quiet and (args.progress or sys.stderr.isatty())
 
+    claimed: dict[str, str] = {}
+
     def one(index: int, url: str) -> Any:
+        if not args.content_disposition:
+            # Two URLs of one run must not write the same NAME.part at once.
+            path = os.path.abspath(localfiles.target_path(url, args.output, args.output_dir))
+            if path in claimed:
+                error = download.FileError(
+                    f"not fetched: {claimed[path]} of this run is also saved as "
+                    f"{os.path.basename(path)!r}.",
+                    url,
+                )
+                return succeed(error)
+            claimed[path] = url
         bar = _Bar(url, index) if show else None
         d = fetcher.retrieve(
             url,
@@ -281,10 +295,39 @@ async def _fetchAll(reactor: Any, args: argparse.Namespace) -> int:
             d.addBoth(bar.close)
         return d
 
+    transfers = [one(i, url) for i, url in enumerate(args.urls)]
+    finished: set[int] = set()
+
+    def markFinished(result: object, index: int) -> object:
+        finished.add(index)
+        return result
+
+    for index, transfer in enumerate(transfers):
+        transfer.addBoth(markFinished, index)
+    interrupted = False
+
+    def interrupt() -> Any:
+        # Ctrl-C (or SIGTERM) stops the reactor: cancel what is running and let each
+        # transfer clean up (remove its .part, unless --continue) before shutdown.
+        nonlocal interrupted
+        running = [d for i, d in enumerate(transfers) if i not in finished]
+        if not running:
+            return None
+        interrupted = True
+        for d in running:
+            d.cancel()
+        return DeferredList(running)
+
+    trigger = reactor.addSystemEventTrigger("before", "shutdown", interrupt)
     try:
-        results = await gatherResults([one(i, url) for i, url in enumerate(args.urls)])
+        results = await gatherResults(transfers)
     finally:
         await fetcher.close()
+    if interrupted:
+        kept = " (.part files kept for --continue)" if args.continue_ else ""
+        print(f"{PROGRAM}: interrupted; unfinished files removed{kept}.", file=sys.stderr)
+        return 130
+    reactor.removeSystemEventTrigger(trigger)
     failures: list[download.FetchError | None] = []
     for url, result in zip(args.urls, results, strict=True):
         if isinstance(result, download.FetchError):
@@ -314,7 +357,7 @@ class _Bar:
                 unit="B",
                 unit_scale=True,
                 unit_divisor=1024,
-                desc=download.name_from_url(self.url)[:30],
+                desc=localfiles.name_from_url(self.url)[:30],
                 position=self.position,
                 leave=True,
                 file=sys.stderr,

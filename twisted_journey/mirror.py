@@ -23,7 +23,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
-from twisted_journey import download
+from twisted_journey import localfiles
 from twisted_journey.fetch import Fetcher, FetchSettings, classify
 
 __all__ = ["MirrorService", "Mirrored"]
@@ -131,7 +131,7 @@ class MirrorService(Service):
             )
             return
         self._stamp = stamp
-        entries, problems = download.parse_url_list(text)
+        entries, problems = localfiles.parse_url_list(text)
         for problem in problems:
             self.log.warn("Skipped in {path!r}: {problem!r}", path=self.urlsPath, problem=problem)
         kept = {}
@@ -164,7 +164,9 @@ class MirrorService(Service):
 
     def _refresh(self, entry: Mirrored) -> Deferred[None]:
         assert self.fetcher is not None
-        d = self.fetcher.retrieve(entry.url, entry.name, outputDir=self.outputDir, newer=True)
+        d = self.fetcher.retrieve(
+            entry.url, entry.name, outputDir=self.outputDir, newer=True, onlyIfChanged=True
+        )
 
         def succeeded(result: Any) -> None:
             entry.failures = 0

@@ -107,7 +107,7 @@ class MuxProtocol(LimitedProtocol):
         with contextlib.suppress(AttributeError):
             del self.address
         self.conn = factory.served
-        factory.clients.add(self)
+        factory.clients[self] = None
         if factory.timeout is not None:
             self.lastActive = factory.generation
         if factory.broadcast:
@@ -180,7 +180,7 @@ class MuxProtocol(LimitedProtocol):
             return
         self._finished = True
         factory = self.factory
-        factory.clients.discard(self)
+        factory.clients.pop(self, None)
         framer = self.framer
         if framer is not None:
             factory.datalog.write(framer.finish(factory.clock.seconds()))
@@ -214,7 +214,8 @@ class MuxFactory(LimitedFactory):
     :param broadcastBuffer: drop a client with more relayed bytes than this waiting.
     :param clock: time source and timer; the global reactor when ``None``.
 
-    :ivar clients: the connections open now.
+    :ivar clients: the connections open now, in the order they opened (a ``dict`` with
+        ``None`` values: about 30 bytes a connection, where a ``set`` takes 26 to 100).
     :ivar timedOut: clients dropped for idleness.
     :ivar droppedSlow: broadcast clients dropped for not reading.
     """
@@ -244,7 +245,7 @@ class MuxFactory(LimitedFactory):
         self.timeout = timeout
         self.broadcast = broadcast
         self.broadcastBuffer = broadcastBuffer
-        self.clients: set[MuxProtocol] = set()
+        self.clients: dict[MuxProtocol, None] = {}
         self.timedOut = 0
         self.droppedSlow = 0
         self._clock = clock
@@ -342,6 +343,8 @@ class MuxFactory(LimitedFactory):
         before the data log is closed.
         """
         for client in list(self.clients):
+            # Read no more: what is read must be recorded, and the data log is closing.
+            client.transport.pauseProducing()
             client.finishRecording()
 
 
@@ -444,7 +447,13 @@ class InputSender:
         Send the next chunk, or half-close at end of input.
         """
         transport = self.protocol.transport
-        data = os.read(self.fd, self.chunkSize)
+        try:
+            data = os.read(self.fd, self.chunkSize)
+        except OSError as e:
+            self.protocol.inputError = e.strerror or str(e)
+            transport.unregisterProducer()
+            transport.abortConnection()
+            return
         if data:
             self.sent += len(data)
             transport.write(data)
@@ -468,6 +477,7 @@ class SendProtocol(Protocol):
 
     transport: Any
     inputDone = False
+    inputError = ""
 
     def __init__(self, fd: int, write: Callable[[bytes], object]) -> None:
         self.fd = fd
@@ -491,7 +501,9 @@ class SendProtocol(Protocol):
         """
         The server closed: done, if all the input went out.
         """
-        if self.inputDone:
+        if self.inputError:
+            self.done.errback(ConnectionError(f"cannot read the input: {self.inputError}"))
+        elif self.inputDone:
             self.done.callback(self.sender.sent)
         else:
             self.done.errback(

@@ -20,18 +20,19 @@ JSON, that same text as a JSON string).
 Escaping is reversible (:func:`unescape`) and leaves no byte in a record that a terminal,
 a log parser or a JSON reader would take for structure:
 
-=========================================  ==================================
-received                                   recorded
-=========================================  ==================================
-printable UTF-8 text (Chinese included)    unchanged
-``\\`` (backslash)                          ``\\\\``
-tab, CR, LF (LF only in ``--mode raw``)    ``\\t``, ``\\r``, ``\\n``
-other ASCII control bytes, DEL             ``\\xNN``
-a byte that is not valid UTF-8             ``\\xNN``
-C1 controls, Unicode format characters     ``\\uNNNN`` (``\\UNNNNNNNN`` above U+FFFF)
-(bidi overrides, zero-width, BOM...) and
-line/paragraph separators
-=========================================  ==================================
+==========================================  ========================================
+received                                    recorded
+==========================================  ========================================
+printable UTF-8 text (Chinese included)     unchanged
+``\\`` (backslash)                           ``\\\\``
+tab, CR, LF (LF only in ``--mode raw``)     ``\\t``, ``\\r``, ``\\n``
+other ASCII controls (NUL, ESC...), DEL     ``\\xNN``
+a byte that is not valid UTF-8              ``\\xNN``
+C1 controls, format characters, separators  ``\\uNNNN`` (``\\UNNNNNNNN`` above U+FFFF)
+==========================================  ========================================
+
+"Format characters" are Unicode category Cf: bidi overrides such as U+202E, zero-width
+characters, the BOM; "separators" are U+2028 and U+2029 (categories Zl and Zp).
 
 Markers, which :func:`escape` never produces (it writes every backslash as ``\\\\``), end a
 line that is not complete: :data:`TRUNCATED` (the line was longer than the limit; the rest
@@ -283,6 +284,8 @@ class Framer:
         when it completes no line.
         """
         self.received += len(data)
+        if self._keep_lines:
+            self.complete = b""
         if self._raw:
             if not data:
                 return b""

@@ -28,7 +28,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from twisted_journey import download, errors
+from twisted_journey import download, errors, localfiles
 from twisted_journey.download import (
     FetchError,
     HTTPStatusError,
@@ -178,7 +178,7 @@ def fetch(
     :raises FetchError: (a subclass) when anything goes wrong; no file is left behind.
     """
     download.check_url(url)
-    path = download.target_path(url, output, output_dir)
+    path = localfiles.target_path(url, output, output_dir)
     opener = urllib.request.build_opener(RedirectHandler(max_redirs))
     request = urllib.request.Request(url, headers=dict(headers))
     request.add_header("User-Agent", "twisted_journey-fallback")
@@ -190,9 +190,9 @@ def fetch(
         raise classify(e, url, timeout) from None
     with response:
         if content_disposition:
-            name = download.disposition_name(response.headers.get("Content-Disposition"))
+            name = localfiles.disposition_name(response.headers.get("Content-Disposition"))
             if name is not None:
-                path = download.target_path(url, output, output_dir, name)
+                path = localfiles.target_path(url, output, output_dir, name)
         part = PartFile(path)
         try:
             _copy_body(response, part, url, reporthook)

@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from twisted_journey import records
+from twisted_journey import errors, records
 from twisted_journey.datalog import DataLog, check_output, keep_count
 from twisted_journey.listen import ListenError, bind, format_peer, parse_listen
 from twisted_journey.settings import SettingError, limit, seconds
@@ -431,6 +431,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --- journey send, stdlib --------------------------------------------------------------
 
 
+def _read_input(fd: int) -> bytes:
+    """
+    The next chunk of input, or ``b""`` at its end.
+
+    :raises ClientError: when the input cannot be read.
+    """
+    try:
+        return os.read(fd, 65536)
+    except OSError as e:
+        raise ClientError(f"cannot read the input: {e.strerror or e}.") from None
+
+
 class ClientError(Exception):
     """
     ``journey send`` failed; ``str()`` is one sentence for a person.
@@ -448,27 +460,15 @@ def send_stream(
     :return: the number of bytes sent.
     :raises ClientError: when the server cannot be reached or closes too early.
     """
-    from twisted_journey import errors
-
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except socket.gaierror:
-        raise ClientError(errors.connect_failure(errors.RESOLVE, host, port)) from None
-    except ConnectionRefusedError:
-        raise ClientError(errors.connect_failure(errors.REFUSED, host, port)) from None
-    except TimeoutError:
-        raise ClientError(
-            errors.connect_failure(errors.TIMEOUT, host, port, timeout=timeout)
-        ) from None
-    except OSError as e:
-        raise ClientError(
-            errors.connect_failure(errors.UNREACHABLE, host, port, e.strerror or str(e))
-        ) from None
+        sock = errors.create_connection(host, port, timeout)
+    except errors.ConnectError as e:
+        raise ClientError(str(e)) from None
     sent = 0
     with sock:
         sock.settimeout(None)
         try:
-            while chunk := os.read(fd, 65536):
+            while chunk := _read_input(fd):
                 # Print what the server relays so far, without waiting for it.
                 sock.setblocking(False)
                 try:
