@@ -73,7 +73,8 @@ def listen(testCase: Any, factory: Any, tls: Any = None) -> int:
 
 class Blob(Resource):
     """
-    Serves ``data`` with ETag, Last-Modified, If-None-Match and ``Range: bytes=N-``.
+    Serves ``data`` with ETag, Last-Modified, If-None-Match, ``Range: bytes=N-`` and
+    If-Range.
 
     :ivar requests: the request headers of every request, as ``{name: value}`` dicts.
     """
@@ -110,6 +111,9 @@ class Blob(Resource):
                 request.setResponseCode(304)
                 return b""
         wanted = (request.getHeader(b"range") or b"").decode()
+        condition = request.getHeader(b"if-range")
+        if condition is not None and condition not in (self.etag, LAST_MODIFIED.encode()):
+            wanted = ""  # changed since: the whole new body, as RFC 9110 says
         if self.ranges and wanted and wanted.startswith("bytes=") and wanted.endswith("-"):
             start = int(wanted[6:-1])
             size = len(self.data)
@@ -333,6 +337,10 @@ def response(status: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> 
 #: Raw answers by path: (bytes to send, close afterwards?).
 RAW: dict[bytes, tuple[bytes, bool]] = {
     b"/short": (response(b"200 OK", [(b"Content-Length", b"100")], b"x" * 40), True),
+    b"/short-etag": (
+        response(b"200 OK", [(b"Content-Length", b"100"), (b"ETag", b'"short-v1"')], b"x" * 40),
+        True,
+    ),
     b"/long": (
         response(b"200 OK", [(b"Content-Length", b"10"), (b"Connection", b"close")], b"y" * 30),
         True,
@@ -445,7 +453,7 @@ def certificate(directory: str) -> tuple[str, Any]:
     """
     from twisted.internet import ssl
 
-    from tests.test_greet_contract import selfSignedCertificate
+    from tests.support import selfSignedCertificate
 
     keyPath, certPath = selfSignedCertificate(os.path.abspath(directory))
     with open(keyPath, "rb") as f:

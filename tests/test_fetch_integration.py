@@ -17,7 +17,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests import fetchservers as servers
-from twisted_journey import download
+from twisted_journey import download, localfiles
 from twisted_journey.fetch import Fetcher, FetchSettings, retrieve
 
 
@@ -208,6 +208,44 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
         self.assertEqual(self.files(), ["resumable"])
         with open(os.path.join(self.out, "resumable"), "rb") as f:
             self.assertEqual(f.read(), servers.BODY)
+
+    @defer.inlineCallbacks
+    def test_resumeAsksIfRange(self) -> Any:
+        """
+        A ``.part`` whose validators were remembered is continued with ``If-Range``; the
+        server still has that version, so only the rest is sent.  The validators of the
+        ``.part`` go once the file is complete.
+        """
+        blob = servers.Blob()
+        self.root.putChild(b"same", blob)
+        part = os.path.join(self.out, "same.part")
+        with open(part, "wb") as f:
+            f.write(servers.BODY[:1000])
+        localfiles.save_validators(part, self.base + "/same", servers.ETAG.decode(), None)
+        yield self.fetcher().retrieve(self.base + "/same", outputDir=self.out, resume=True)
+        self.assertEqual(blob.requests[0]["if-range"], servers.ETAG.decode())
+        self.assertEqual(blob.requests[0]["range"], "bytes=1000-")
+        with open(os.path.join(self.out, "same"), "rb") as f:
+            self.assertEqual(f.read(), servers.BODY)
+        self.assertEqual(self.files(), ["same"])
+
+    @defer.inlineCallbacks
+    def test_resumeChangedFileRestarts(self) -> Any:
+        """
+        When the file changed on the server since the ``.part`` was started (its ETag no
+        longer matches ``If-Range``), the new body replaces the old part instead of being
+        spliced onto it.
+        """
+        new = bytes(reversed(servers.BODY))
+        self.root.putChild(b"changed", servers.Blob(new, etag=b'"v2"'))
+        part = os.path.join(self.out, "changed.part")
+        with open(part, "wb") as f:
+            f.write(servers.BODY[:1000])
+        localfiles.save_validators(part, self.base + "/changed", '"v1"', None)
+        yield self.fetcher().retrieve(self.base + "/changed", outputDir=self.out, resume=True)
+        with open(os.path.join(self.out, "changed"), "rb") as f:
+            self.assertEqual(f.read(), new)
+        self.assertEqual(self.files(), ["changed"])
 
     @defer.inlineCallbacks
     def test_resumeServerIgnoresRange(self) -> Any:
@@ -467,6 +505,24 @@ class LiarTests(FetcherTestsMixin, unittest.TestCase):
         Fewer bytes than Content-Length: :class:`TruncatedBody`, no file, no ``.part``.
         """
         return defer.ensureDeferred(self._truncated("/short", "cut short"))
+
+    @defer.inlineCallbacks
+    def test_resumableFailureRemembersValidators(self) -> Any:
+        """
+        A resumable transfer cut short keeps, beside its ``.part``, the validators that a
+        later ``If-Range`` needs.
+        """
+        yield defer.ensureDeferred(
+            self.fails(
+                self.fetcher().retrieve(self.base + "/short-etag", outputDir=self.out, resume=True),
+                download.TruncatedBody,
+            )
+        )
+        self.assertEqual(self.files(), [".short-etag.part.http.json", "short-etag.part"])
+        self.assertEqual(
+            localfiles.range_condition(os.path.join(self.out, "short-etag.part")),
+            {"If-Range": '"short-v1"'},
+        )
 
     def test_longBody(self) -> Any:
         """

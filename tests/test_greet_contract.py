@@ -28,6 +28,7 @@ from tests.support import (
     journeyArgv,
     readAll,
     run,
+    selfSignedCertificate,
     socketPath,
     startServer,
     twistdArgv,
@@ -392,49 +393,6 @@ class TwistdGreetTests(GreetContract, SynchronousTestCase):
             server = startServer(self, argv, ("127.0.0.1", port))
             self.assertEqual(self.greeting(("127.0.0.1", port)), GREETING, reactor)
             server.stop()
-
-
-def selfSignedCertificate(directory: str) -> tuple[str, str]:
-    """
-    Write a self-signed certificate for ``localhost`` and its key into ``directory``.
-
-    :return: the key and certificate paths.
-    """
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    os.makedirs(directory, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    keyPath, certPath = os.path.join(directory, "key.pem"), os.path.join(directory, "cert.pem")
-    with open(keyPath, "wb") as f:
-        f.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    with open(certPath, "wb") as f:
-        f.write(certificate.public_bytes(serialization.Encoding.PEM))
-    return keyPath, certPath
 
 
 class FallbackGreetContract(GreetContract):

@@ -399,6 +399,7 @@ class Fetcher:
         offset = os.path.getsize(part) if options.resume and os.path.exists(part) else 0
         if offset:
             extra["Range"] = f"bytes={offset}-"
+            extra.update(localfiles.range_condition(part))
         deadline = Deadline(self.reactor, self.settings.idleTimeout, self.settings.maxTime)
         try:
             response = await self._request(url, self._headers(extra), deadline)
@@ -416,6 +417,7 @@ class Fetcher:
                     complete.discard()  # a bad .part would fail the same way forever
                     raise
                 complete.commit()
+                localfiles.forget_validators(part)
                 return Retrieved(url, path, response.headers, code, offset)
             await _raiseForStatus(url, response)
             if options.contentDisposition:
@@ -432,6 +434,15 @@ class Fetcher:
             resumed = code == 206
             if resumed:
                 await _checkRange(url, response, offset)
+            elif options.resume:
+                # A .part that may be continued later remembers what it is part of, so that
+                # the continuation can ask for the rest only if the file is unchanged.
+                etag = _header(response.headers, b"etag")
+                modified = _header(response.headers, b"last-modified")
+                if etag or modified:
+                    localfiles.save_validators(part, url, etag, modified)
+                else:
+                    localfiles.forget_validators(part)
             # Opened (truncated unless resumed), written, verified and renamed on the
             # disk thread: the reactor thread never waits for the file system.
             hashed = options.sha256 is not None or options.onlyIfChanged
@@ -456,8 +467,12 @@ class Fetcher:
                 )
             except BaseException as e:
                 # Keep the .part for --continue, unless it is what is wrong.
-                sink.discard(keep=options.resume and not isinstance(e, ChecksumMismatch))
+                keep = options.resume and not isinstance(e, ChecksumMismatch)
+                sink.discard(keep=keep)
+                if not keep:
+                    localfiles.forget_validators(part)
                 raise
+            localfiles.forget_validators(part)
             if options.newer:
                 localfiles.save_validators(
                     path,

@@ -27,9 +27,11 @@ __all__ = [
     "MAX_NAME_BYTES",
     "conditional_headers",
     "disposition_name",
+    "forget_validators",
     "load_validators",
     "name_from_url",
     "parse_url_list",
+    "range_condition",
     "safe_basename",
     "save_validators",
     "target_path",
@@ -203,6 +205,33 @@ def conditional_headers(path: str) -> dict[str, str]:
     elif "etag" not in remembered:
         headers["If-Modified-Since"] = email.utils.formatdate(os.path.getmtime(path), usegmt=True)
     return headers
+
+
+def range_condition(part: str) -> dict[str, str]:
+    """
+    ``If-Range`` for continuing the partial file ``part``: its remembered strong ETag,
+    else its Last-Modified, so that a server whose file has changed since sends the whole
+    new body (200) instead of the rest of a different one.  Empty when nothing is known.
+    """
+    remembered = load_validators(part)
+    etag = remembered.get("etag", "")
+    if etag and not etag.startswith("W/"):
+        return {"If-Range": etag}
+    if "last-modified" in remembered:
+        return {"If-Range": remembered["last-modified"]}
+    return {}
+
+
+def forget_validators(path: str) -> None:
+    """
+    Remove the remembered validators of ``path``, if any.
+    """
+    try:
+        os.unlink(validators_path(path))
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise FileError(f"cannot remove {validators_path(path)!r}: {e.strerror or e}.") from None
 
 
 def parse_url_list(text: str) -> tuple[list[tuple[str, str | None]], list[str]]:
