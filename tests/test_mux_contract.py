@@ -531,12 +531,12 @@ class TwistedMuxTests(MuxContract, SynchronousTestCase):
         ``--timeout``: a silent client is dropped, its unterminated line recorded as partial;
         a client that keeps sending is not dropped.
         """
-        server, address, output = self.start("--timeout", "0.5")
+        server, address, output = self.start("--timeout", "2")
         idle = connect(address)
         busy = connect(address)
         idle.sendall(b"said something")
         started = time.monotonic()
-        for _ in range(10):
+        for _ in range(30):  # three seconds, a line every 0.1
             busy.sendall(b"still here\n")
             time.sleep(0.1)
         try:
@@ -550,8 +550,8 @@ class TwistedMuxTests(MuxContract, SynchronousTestCase):
         waitFor(lambda: b"last" in output.read_bytes(), "the busy client's last line")
         byConn = parse(self.stopped(server, output))
         self.assertEqual(byConn[2], [(b"said something", PARTIAL)])
-        self.assertEqual(len(byConn[3]), 11)
-        self.assertIn(b"idle for 0.5 seconds", server.stdout)
+        self.assertEqual(len(byConn[3]), 31)
+        self.assertIn(b"idle for 2.0 seconds", server.stdout)
 
 
 class FallbackSelectTests(MuxContract, SynchronousTestCase):

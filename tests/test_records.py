@@ -11,7 +11,7 @@ import re
 import unicodedata
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
@@ -44,7 +44,7 @@ class EscapeTests(SynchronousTestCase):
     :func:`escape` and :func:`unescape`.
     """
 
-    @settings(deadline=None, max_examples=500)
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=500)
     @given(st.binary())
     def test_roundTripBytes(self, data: bytes) -> None:
         """
@@ -54,7 +54,7 @@ class EscapeTests(SynchronousTestCase):
         self.assertEqual(unescape(escaped), data)
         assertClean(self, escaped)
 
-    @settings(deadline=None, max_examples=300)
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=300)
     @given(st.text())
     def test_roundTripText(self, text: str) -> None:
         """
@@ -65,7 +65,7 @@ class EscapeTests(SynchronousTestCase):
         self.assertEqual(unescape(escaped), data)
         assertClean(self, escaped)
 
-    @settings(deadline=None, max_examples=200)
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=200)
     @given(st.binary())
     def test_keepNewlines(self, data: bytes) -> None:
         """
@@ -219,7 +219,7 @@ class FramerTests(SynchronousTestCase):
         self.assertRaises(ValueError, Framer, "xml", "p", 1)
         self.assertRaises(ValueError, Framer, "text", "p", 1, mode="packet")
 
-    @settings(deadline=None, max_examples=300)
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=300)
     @given(chunks, st.sampled_from(records.FORMATS), st.integers(1, 30))
     def test_anyInput(self, pieces: list[bytes], recordFormat: str, maxLength: int) -> None:
         """
