@@ -12,9 +12,11 @@ import json
 import os
 import random
 import re
+import selectors
 import signal
 import socket
 import struct
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -552,6 +554,49 @@ class TwistedMuxTests(MuxContract, SynchronousTestCase):
         self.assertEqual(byConn[2], [(b"said something", PARTIAL)])
         self.assertEqual(len(byConn[3]), 31)
         self.assertIn(b"idle for 2.0 seconds", server.stdout)
+
+    def test_sendPrintsRelayedLinesWhileInputIsOpen(self) -> None:
+        """
+        ``journey send`` with a pipe for input that stays open prints what a ``--broadcast``
+        server relays as it arrives, not only between reads of its input; when the input
+        ends it half-closes and exits 0.
+        """
+        server, address, output = self.start("--broadcast", "--flush-interval", "0.1")
+        sender = subprocess.Popen(
+            journeyArgv("send", address[0], str(address[1])),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=environment(),
+        )
+        self.addCleanup(sender.wait, PATIENCE)
+        self.addCleanup(sender.kill)
+        self.addCleanup(sender.stderr.close)
+        self.addCleanup(sender.stdout.close)
+        assert sender.stdin is not None and sender.stdout is not None
+        sender.stdin.write(b"from the sender\n")
+        sender.stdin.flush()
+        waitFor(lambda: b"from the sender" in output.read_bytes(), "the sender's line")
+        with connect(address) as talker:
+            talker.sendall(b"from the talker\n")
+            printed = bytearray()
+            deadline = time.monotonic() + PATIENCE
+            with selectors.DefaultSelector() as selector:
+                selector.register(sender.stdout, selectors.EVENT_READ)
+                while b"from the talker\n" not in printed and time.monotonic() < deadline:
+                    if selector.select(max(0.0, deadline - time.monotonic())):
+                        chunk = os.read(sender.stdout.fileno(), 65536)
+                        if not chunk:
+                            break
+                        printed += chunk
+            self.assertEqual(bytes(printed), b"from the talker\n")
+            self.assertIsNone(sender.poll())
+            sender.stdin.close()
+            self.assertEqual(sender.wait(PATIENCE), 0)
+        self.assertEqual(sender.stderr.read(), b"")
+        byConn = parse(self.stopped(server, output))
+        self.assertEqual(byConn[2], [(b"from the sender", b"")])
+        self.assertEqual(byConn[3], [(b"from the talker", b"")])
 
 
 class FallbackSelectTests(MuxContract, SynchronousTestCase):

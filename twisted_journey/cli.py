@@ -108,7 +108,8 @@ def _greet(args: argparse.Namespace) -> int:
         out.flush()
 
     if not twistedAvailable():
-        from twisted_journey.fallback.greet import ClientError, receive_greeting
+        from twisted_journey.errors import ClientError
+        from twisted_journey.fallback.greet import receive_greeting
 
         try:
             receive_greeting(args.host, args.port, write, args.timeout)
@@ -174,7 +175,8 @@ def _send(args: argparse.Namespace) -> int:
         out.flush()
 
     if not twistedAvailable():
-        from twisted_journey.fallback.mux import ClientError, send_stream
+        from twisted_journey.errors import ClientError
+        from twisted_journey.fallback.mux import send_stream
 
         try:
             send_stream(args.host, port, fd, write, args.timeout)

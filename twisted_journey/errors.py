@@ -15,9 +15,10 @@ __all__ = [
     "RESOLVE",
     "TIMEOUT",
     "UNREACHABLE",
-    "ConnectError",
+    "ClientError",
     "connect_failure",
     "create_connection",
+    "describe_os_error",
 ]
 
 RESOLVE = "resolve"
@@ -45,24 +46,36 @@ def connect_failure(
     return f"cannot reach {host} port {port}: {detail or 'unknown error'}."
 
 
-class ConnectError(Exception):
+class ClientError(Exception):
     """
-    A stdlib client could not connect; ``str()`` is :func:`connect_failure`'s sentence.
+    A stdlib client failed: it could not connect, the exchange failed or ran out of time,
+    or its input could not be read.  ``str()`` is one sentence for a person.
     """
+
+
+def describe_os_error(
+    error: OSError, host: str, port: int | str, timeout: float | None = None
+) -> str:
+    """
+    :func:`connect_failure`'s sentence for a socket error talking to ``host``/``port``.
+    """
+    if isinstance(error, socket.gaierror):
+        kind = RESOLVE
+    elif isinstance(error, ConnectionRefusedError):
+        kind = REFUSED
+    elif isinstance(error, TimeoutError):
+        kind = TIMEOUT
+    else:
+        kind = UNREACHABLE
+    return connect_failure(kind, host, port, error.strerror or str(error), timeout)
 
 
 def create_connection(host: str, port: int, timeout: float) -> socket.socket:
     """
-    ``socket.create_connection`` for the stdlib clients, with a failure classified and
-    raised as :class:`ConnectError`.
+    ``socket.create_connection`` for the stdlib clients, a failure raised as
+    :class:`ClientError` with its sentence.
     """
     try:
         return socket.create_connection((host, port), timeout=timeout)
-    except socket.gaierror:
-        raise ConnectError(connect_failure(RESOLVE, host, port)) from None
-    except ConnectionRefusedError:
-        raise ConnectError(connect_failure(REFUSED, host, port)) from None
-    except TimeoutError:
-        raise ConnectError(connect_failure(TIMEOUT, host, port, timeout=timeout)) from None
     except OSError as e:
-        raise ConnectError(connect_failure(UNREACHABLE, host, port, e.strerror or str(e))) from None
+        raise ClientError(describe_os_error(e, host, port, timeout)) from None

@@ -168,23 +168,10 @@ class GreetFactory(LimitedFactory):
         quiet: bool = False,
         clock: IReactorTime | None = None,
     ) -> None:
-        super().__init__(maxConnections, maxPerPeer, quiet)
+        super().__init__(maxConnections, maxPerPeer, quiet, clock)
         self.greeting = greeting
         self.timeout = timeout
         self.timedOut = 0
-        self._clock = clock
-
-    @property
-    def clock(self) -> IReactorTime:
-        """
-        The clock deadlines are set on (the global reactor unless one was given).
-        """
-        if self._clock is None:
-            from twisted.internet import reactor
-
-            self._clock = reactor
-        assert self._clock is not None
-        return self._clock
 
 
 class GreetingReceiver(Protocol):

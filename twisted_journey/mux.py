@@ -237,7 +237,7 @@ class MuxFactory(LimitedFactory):
         quiet: bool = False,
         clock: IReactorTime | None = None,
     ) -> None:
-        super().__init__(maxConnections, maxPerPeer, quiet)
+        super().__init__(maxConnections, maxPerPeer, quiet, clock)
         self.datalog = datalog
         self.recordFormat = recordFormat
         self.mode = mode
@@ -248,7 +248,6 @@ class MuxFactory(LimitedFactory):
         self.clients: dict[MuxProtocol, None] = {}
         self.timedOut = 0
         self.droppedSlow = 0
-        self._clock = clock
         self._sweeper: IDelayedCall | None = None
         #: sweeps so far; a connection notes the current one when data arrives
         self.generation = 0
@@ -259,18 +258,6 @@ class MuxFactory(LimitedFactory):
             # Idle for at least ``timeout``: no data in the last ``ceil(timeout / interval)``
             # whole sweep intervals, so at least that many sweeps, plus the partial one.
             self._idleSweeps = math.ceil(timeout / self._sweepInterval - 1e-9) + 1
-
-    @property
-    def clock(self) -> IReactorTime:
-        """
-        The clock for timestamps and timers (the global reactor unless one was given).
-        """
-        if self._clock is None:
-            from twisted.internet import reactor
-
-            self._clock = reactor
-        assert self._clock is not None
-        return self._clock
 
     def newFramer(self, protocol: MuxProtocol) -> records.Framer:
         """

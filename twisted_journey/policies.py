@@ -14,7 +14,9 @@ only worked out when something logs it.
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IAddress
+from typing import cast
+
+from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -124,6 +126,8 @@ class LimitedFactory(Factory):
     connection as the chapter's servers print them (``Got connection from PEER``) unless
     ``quiet``.
 
+    :param clock: the clock for timestamps and timers; the global reactor when ``None``.
+
     :ivar limits: the limits and counters.
     :ivar quiet: when true, no per-connection events are logged (refusals are still counted).
     :ivar served: connections admitted since start.
@@ -137,10 +141,24 @@ class LimitedFactory(Factory):
         maxConnections: int | None = None,
         maxPerPeer: int | None = None,
         quiet: bool = False,
+        clock: IReactorTime | None = None,
     ) -> None:
         self.limits = ConnectionLimits(maxConnections, maxPerPeer)
         self.quiet = quiet
         self.served = 0
+        self._clock = clock
+
+    @property
+    def clock(self) -> IReactorTime:
+        """
+        The clock for this server's timestamps and timers: the one given, else the global
+        reactor, looked up on first use (never at import, so ``--reactor`` still works).
+        """
+        if self._clock is None:
+            from twisted.internet import reactor
+
+            self._clock = cast(IReactorTime, reactor)
+        return self._clock
 
     def buildProtocol(self, addr: IAddress) -> LimitedProtocol | None:  # type: ignore[override]
         """

@@ -215,6 +215,11 @@ def format_records(record_format: str, stamp: bytes, origin: bytes, body: bytes)
     return b"".join((prefix, body.replace(b"\n", b'"}\n' + prefix), b'"}\n'))
 
 
+#: The pending line of every framer that holds none: shared, so that an idle connection
+#: carries no list of its own.  Only a non-empty, framer-owned list is ever appended to.
+_NOTHING_PENDING: list[bytes] = []
+
+
 class Framer:
     """
     Turns the bytes one connection sends into data-log records, a received chunk at a
@@ -239,6 +244,7 @@ class Framer:
         "_max",
         "_origin",
         "_pending",
+        "_pending_size",
         "_raw",
         "complete",
         "lines",
@@ -264,7 +270,10 @@ class Framer:
         self._raw = mode == "raw"
         self._max = max_line_length
         self._keep_lines = keep_lines
-        self._pending = b""
+        # An unterminated line, as the chunks that brought it: joined once, when its
+        # newline comes, so a client trickling a long line costs linear, not quadratic, time.
+        self._pending: list[bytes] = _NOTHING_PENDING
+        self._pending_size = 0
         self._discarding = False
         self.complete = b""
         self.lines = 0
@@ -293,11 +302,17 @@ class Framer:
             body = escape(data[: self._max]) + TRUNCATED if over else escape(data)
             return self._records(timestamp(now), body)
         if self._pending:
-            data = self._pending + data
+            if b"\n" not in data:
+                self._pending.append(data)
+                self._pending_size += len(data)
+                if self._pending_size <= self._max:
+                    return b""
+                data = self._take_pending()
+                return self._hold(data, now)
+            data = self._take_pending() + data
         end = data.rfind(b"\n")
         if end < 0:
             return self._hold(data, now)
-        self._pending = b""
         rest = data[end + 1 :]
         complete = data[:end]
         if b"\r" in complete:
@@ -354,17 +369,27 @@ class Framer:
         # One byte more may be the CR of a CR-LF still to come, which is not counted.
         if len(data) > self._max + data.endswith(b"\r"):
             self._discarding = True
-            self._pending = b""
             return self._records(timestamp(now), escape(data[: self._max]) + TRUNCATED)
-        self._pending = data
+        if data:
+            self._pending = [data]
+            self._pending_size = len(data)
         return b""
+
+    def _take_pending(self) -> bytes:
+        """
+        The unterminated line held so far, joined; nothing is held afterwards.
+        """
+        pending = b"".join(self._pending)
+        self._pending = _NOTHING_PENDING
+        self._pending_size = 0
+        return pending
 
     def finish(self, now: float) -> bytes:
         """
         The record for an unterminated last line, marked :data:`PARTIAL`, when the
         connection ends at ``now``; ``b""`` when there is none.  Later calls return ``b""``.
         """
-        pending, self._pending = self._pending, b""
+        pending = self._take_pending()
         if not pending:
             return b""
         return self._records(timestamp(now), escape(pending) + PARTIAL)

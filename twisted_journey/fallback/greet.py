@@ -45,7 +45,6 @@ from twisted_journey.settings import DEFAULT_GREET_TIMEOUT, SettingError, greeti
 
 __all__ = [
     "MODES",
-    "ClientError",
     "GreetHandler",
     "SelectGreetServer",
     "main",
@@ -386,12 +385,6 @@ def serve(servers: Sequence[Any]) -> None:
 # --- the client --------------------------------------------------------------------------
 
 
-class ClientError(Exception):
-    """
-    The server could not be reached or did not finish in time; ``str()`` is one sentence.
-    """
-
-
 def receive_greeting(
     host: str, port: int, write: Callable[[bytes], object], timeout: float = 10.0
 ) -> int:
@@ -400,12 +393,13 @@ def receive_greeting(
     connection, and return the number of bytes received.
 
     :param timeout: seconds for the whole exchange, connecting included.
-    :raises ClientError: when the server cannot be reached or time runs out.
+    :raises twisted_journey.errors.ClientError: when the server cannot be reached or time
+        runs out.
     """
     deadline = time.monotonic() + timeout
     received = 0
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+    with errors.create_connection(host, port, timeout) as sock:
+        try:
             while True:
                 sock.settimeout(max(deadline - time.monotonic(), 0.001))
                 data = sock.recv(65536)
@@ -413,18 +407,8 @@ def receive_greeting(
                     return received
                 received += len(data)
                 write(data)
-    except socket.gaierror:
-        raise ClientError(errors.connect_failure(errors.RESOLVE, host, port)) from None
-    except ConnectionRefusedError:
-        raise ClientError(errors.connect_failure(errors.REFUSED, host, port)) from None
-    except TimeoutError:
-        raise ClientError(
-            errors.connect_failure(errors.TIMEOUT, host, port, timeout=timeout)
-        ) from None
-    except OSError as e:
-        raise ClientError(
-            errors.connect_failure(errors.UNREACHABLE, host, port, e.strerror or str(e))
-        ) from None
+        except OSError as e:
+            raise errors.ClientError(errors.describe_os_error(e, host, port, timeout)) from None
 
 
 # --- the command -------------------------------------------------------------------------

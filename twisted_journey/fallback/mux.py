@@ -435,18 +435,12 @@ def _read_input(fd: int) -> bytes:
     """
     The next chunk of input, or ``b""`` at its end.
 
-    :raises ClientError: when the input cannot be read.
+    :raises twisted_journey.errors.ClientError: when the input cannot be read.
     """
     try:
         return os.read(fd, 65536)
     except OSError as e:
-        raise ClientError(f"cannot read the input: {e.strerror or e}.") from None
-
-
-class ClientError(Exception):
-    """
-    ``journey send`` failed; ``str()`` is one sentence for a person.
-    """
+        raise errors.ClientError(f"cannot read the input: {e.strerror or e}.") from None
 
 
 def send_stream(
@@ -458,12 +452,9 @@ def send_stream(
     ``write`` until it closes.
 
     :return: the number of bytes sent.
-    :raises ClientError: when the server cannot be reached or closes too early.
+    :raises twisted_journey.errors.ClientError: when the server cannot be reached or closes too early.
     """
-    try:
-        sock = errors.create_connection(host, port, timeout)
-    except errors.ConnectError as e:
-        raise ClientError(str(e)) from None
+    sock = errors.create_connection(host, port, timeout)
     sent = 0
     with sock:
         sock.settimeout(None)
@@ -483,7 +474,7 @@ def send_stream(
             while data := sock.recv(65536):
                 write(data)
         except OSError as e:
-            raise ClientError(
+            raise errors.ClientError(
                 f"the connection to {host} port {port} failed after {sent} bytes: "
                 f"{e.strerror or e}."
             ) from None
