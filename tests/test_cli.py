@@ -4,13 +4,16 @@ Tests for the ``journey`` command's shared behaviour and ``journey greet``'s fai
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import threading
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support import environment, freePort, journeyArgv, run
+from tests.support import PATIENCE, environment, freePort, journeyArgv, run
 from twisted_journey import __version__
+from twisted_journey.cli import _writeAll
 from twisted_journey.errors import REFUSED, RESOLVE, TIMEOUT, UNREACHABLE, connect_failure
 
 
@@ -123,3 +126,33 @@ class GreetCommandTests(SynchronousTestCase):
         """
         result = run(journeyArgv("--version"))
         self.assertEqual(result.stdout.strip(), f"journey {__version__}".encode())
+
+
+class WriteAllTests(SynchronousTestCase):
+    """
+    ``journey send`` prints through ``_writeAll``, which must not lose output when stdout
+    is non-blocking (a terminal shared with a non-blocking terminal input).
+    """
+
+    def test_waitsWhileFull(self) -> None:
+        """
+        Everything is written to a non-blocking pipe that fills up, as it drains.
+        """
+        read, write = os.pipe()
+        self.addCleanup(os.close, read)
+        os.set_blocking(write, False)
+        data = b"".join(b"line %06d\n" % n for n in range(100_000))
+        received = bytearray()
+
+        def drain() -> None:
+            while chunk := os.read(read, 65536):
+                received.extend(chunk)
+
+        reader = threading.Thread(target=drain)
+        reader.start()
+        try:
+            _writeAll(write, data)
+        finally:
+            os.close(write)
+            reader.join(PATIENCE)
+        self.assertEqual(bytes(received), data)

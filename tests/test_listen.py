@@ -12,7 +12,14 @@ from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import socketPath
-from twisted_journey.listen import ListenError, ListenSpec, bind, format_peer, parse_listen
+from twisted_journey.listen import (
+    ListenError,
+    ListenSpec,
+    bind,
+    format_peer,
+    parse_listen,
+    remove_socket_files,
+)
 
 
 class ParseListenTests(SynchronousTestCase):
@@ -146,6 +153,20 @@ class BindTests(SynchronousTestCase):
             error = self.assertRaises(ListenError, bind, parse_listen(f"unix:{path}"))
             self.assertIn("another server", str(error))
             self.assertEqual(sock.getsockname(), path)
+
+    def test_removeSocketFiles(self) -> None:
+        """
+        ``remove_socket_files`` removes the files of the ``unix`` sockets it is given,
+        skips TCP descriptions, and does not mind a file that is already gone.
+        """
+        path = socketPath(self)
+        gone = socketPath(self)
+        bind(parse_listen(f"unix:{path}")).close()
+        self.assertTrue(os.path.exists(path))
+        remove_socket_files(
+            [parse_listen(f"unix:{path}"), parse_listen(f"unix:{gone}"), parse_listen("tcp:0")]
+        )
+        self.assertFalse(os.path.exists(path))
 
 
 class FormatPeerTests(SynchronousTestCase):

@@ -33,6 +33,7 @@ from tests.support import (
     freePort,
     journeyArgv,
     run,
+    socketPath,
     startServer,
     twistdArgv,
 )
@@ -337,7 +338,14 @@ class MuxContract:
             found = [p for p in output.parent.iterdir() if p.name.startswith(output.name)]
             return sorted(found, key=lambda p: -int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0)
 
-        waitFor(lambda: sum(p.read_bytes().count(b"\n") for p in files()) >= total, "all records")
+        def linesOnDisk() -> int:
+            # A rotation may rename a file between listing and reading it: look again.
+            try:
+                return sum(p.read_bytes().count(b"\n") for p in files())
+            except FileNotFoundError:
+                return 0
+
+        waitFor(lambda: linesOnDisk() >= total, "all records")
         self.stopped(server, output)
         paths = files()
         self.assertGreater(len(paths), 5)
@@ -438,6 +446,25 @@ class MuxContract:
         waitFor(lambda: output.read_bytes().count(b"chat line") >= 80000, "all records")
         byConn = parse(self.stopped(server, output))
         self.assertEqual(b"".join(line + b"\n" for line, _ in byConn[4]), payload)
+
+    def test_stopsOnSigterm(self) -> None:
+        """
+        SIGTERM stops a server listening on a unix socket cleanly, with what a client sent
+        over it recorded, and removes the socket file.
+        """
+        path = socketPath(self)
+        output = Path(self.mktemp()).absolute()
+        server = startServer(
+            self,
+            self.argv("--listen", f"unix:{path}", "--output", str(output)),
+            path,
+            env=self.env,
+        )
+        with connect(path) as sock:
+            sock.sendall(b"over a unix socket\n")
+        waitFor(lambda: b"over a unix socket" in output.read_bytes(), "the record")
+        self.assertIn(b" unix 2 over a unix socket\n", self.stopped(server, output))
+        self.assertFalse(os.path.exists(path))
 
     def test_sendRoundTrip(self) -> None:
         """

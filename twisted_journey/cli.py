@@ -168,11 +168,11 @@ def _send(args: argparse.Namespace) -> int:
             fd = os.open(rest[0], os.O_RDONLY)
         except OSError as e:
             return _fail("send", f"cannot read {rest[0]!r}: {e.strerror or e}.")
-    out = sys.stdout.buffer
+    sys.stdout.flush()
+    out = sys.stdout.fileno()
 
     def write(data: bytes) -> None:
-        out.write(data)
-        out.flush()
+        _writeAll(out, data)
 
     if not twistedAvailable():
         from twisted_journey.errors import ClientError
@@ -205,6 +205,25 @@ def _send(args: argparse.Namespace) -> int:
 
     _react(react, run)
     return status
+
+
+def _writeAll(fd: int, data: bytes) -> None:
+    """
+    Write all of ``data`` to ``fd``, waiting while it is full.
+
+    The Twisted client makes a terminal input non-blocking while it runs, and a terminal's
+    flags are shared by every descriptor open on it, stdout included: a plain buffered
+    write would then fail (and lose what it held) whenever the terminal is slow to take it.
+    """
+    import os
+    import select
+
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            select.select([], [fd], [])
 
 
 # --- journey fetch ------------------------------------------------------------------------

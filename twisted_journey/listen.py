@@ -17,12 +17,22 @@ Anything else (``ssl:``, ``tls:``, ``systemd:``, ``haproxy:``...) raises
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["SUPPORTED", "ListenError", "ListenSpec", "bind", "format_peer", "parse_listen"]
+__all__ = [
+    "SUPPORTED",
+    "ListenError",
+    "ListenSpec",
+    "bind",
+    "format_peer",
+    "parse_listen",
+    "remove_socket_files",
+]
 
 SUPPORTED = ("tcp", "tcp6", "unix")
 
@@ -222,6 +232,17 @@ def _remove_stale_unix_socket(path: str) -> None:
         raise ListenError(f"cannot listen on unix:{path}: another server is listening there.")
     finally:
         probe.close()
+
+
+def remove_socket_files(specs: Iterable[ListenSpec]) -> None:
+    """
+    Remove the files of the ``unix`` sockets in ``specs`` that are still there: what a
+    server does once it has stopped listening on them, as Twisted's unix ports do.
+    """
+    for spec in specs:
+        if spec.kind == "unix" and spec.path:
+            with contextlib.suppress(OSError):
+                os.unlink(spec.path)
 
 
 def format_peer(host: str | None, port: int | None) -> str:

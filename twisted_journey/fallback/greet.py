@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
-import os
 import selectors
 import signal
 import socket
@@ -40,7 +39,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted_journey import errors
-from twisted_journey.listen import ListenError, ListenSpec, bind, format_peer, parse_listen
+from twisted_journey.listen import (
+    ListenError,
+    ListenSpec,
+    bind,
+    format_peer,
+    parse_listen,
+    remove_socket_files,
+)
 from twisted_journey.settings import DEFAULT_GREET_TIMEOUT, SettingError, greeting, seconds
 
 __all__ = [
@@ -473,9 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for server in servers:
             server.server_close()
-        for spec in specs:
-            if spec.kind == "unix" and spec.path:
-                _unlink(spec.path)
+        remove_socket_files(specs)
     return 0
 
 
@@ -484,16 +488,6 @@ def _interrupt(signum: int, frame: object) -> None:
     Turn SIGTERM into the ``KeyboardInterrupt`` that ends :func:`serve`.
     """
     raise KeyboardInterrupt
-
-
-def _unlink(path: str) -> None:
-    """
-    Remove a unix socket file we created, if it is still there.
-    """
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 if __name__ == "__main__":

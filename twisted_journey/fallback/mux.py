@@ -15,8 +15,9 @@ recorded (its unterminated line marked partial) and unregistered.  ``select()`` 
 watch a descriptor of 1024 or above (``FD_SETSIZE``): with ``--backend select`` such a
 client is refused with a message saying to use ``poll`` or ``epoll``.
 
-Signals: ``SIGTERM``/``SIGINT`` stop accepting, record what was received, flush and close
-the data log, exit 0; ``SIGUSR1`` reopens the data log.
+Signals: ``SIGTERM``/``SIGINT`` stop accepting (removing the files of ``unix:`` sockets),
+record what was received, flush and close the data log, exit 0; ``SIGUSR1`` reopens the
+data log.
 """
 
 from __future__ import annotations
@@ -33,7 +34,13 @@ from collections.abc import Callable, Sequence
 
 from twisted_journey import errors, records
 from twisted_journey.datalog import DataLog, check_output, keep_count
-from twisted_journey.listen import ListenError, bind, format_peer, parse_listen
+from twisted_journey.listen import (
+    ListenError,
+    bind,
+    format_peer,
+    parse_listen,
+    remove_socket_files,
+)
 from twisted_journey.settings import SettingError, limit, seconds
 
 __all__ = ["BACKENDS", "FD_SETSIZE", "MuxServer", "main", "send_stream"]
@@ -424,7 +431,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGUSR1, server.reopen)
     for spec, listener in zip(specs, listeners, strict=True):
         log(f"Listening on {spec} ({args.backend} backend) as {listener.getsockname()!r}")
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    finally:
+        remove_socket_files(specs)
     return 0
 
 
