@@ -588,13 +588,26 @@ class TwistedMuxTests(MuxContract, SynchronousTestCase):
         server relays as it arrives, not only between reads of its input; when the input
         ends it half-closes and exits 0.
         """
+        self.relayWhileInputIsOpen(environment())
+
+    def test_stdlibSendPrintsRelayedLinesWhileInputIsOpen(self) -> None:
+        """
+        The stdlib ``journey send`` (Twisted blocked) does the same.
+        """
+        self.relayWhileInputIsOpen(environment(stdlibOnly=True))
+
+    def relayWhileInputIsOpen(self, env: dict[str, str]) -> None:
+        """
+        Run ``journey send`` in ``env`` against a ``--broadcast`` server, its input a pipe
+        left open, and check it prints another client's line before its input ends.
+        """
         server, address, output = self.start("--broadcast", "--flush-interval", "0.1")
         sender = subprocess.Popen(
             journeyArgv("send", address[0], str(address[1])),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=environment(),
+            env=env,
         )
         self.addCleanup(sender.wait, PATIENCE)
         self.addCleanup(sender.kill)

@@ -457,38 +457,64 @@ def send_stream(
     host: str, port: int, fd: int, write: Callable[[bytes], object], timeout: float = 10.0
 ) -> int:
     """
-    Connect, send everything readable from ``fd`` (``sendall`` blocks while the server's
-    window is full: that is the back-pressure), half-close, pass what the server sends to
-    ``write`` until it closes.
+    Connect, stream everything readable from ``fd`` to the server, half-close at the end
+    of the input, and pass what the server sends (``--broadcast`` relays) to ``write`` as
+    it arrives, until the server closes.
+
+    One ``poll`` loop watches both the input and the socket, so relayed lines print while
+    the input is idle; input is read only once the previous chunk has been sent, which is
+    the back-pressure.  (``poll``, unlike ``epoll``, accepts regular files: always ready.)
 
     :return: the number of bytes sent.
-    :raises twisted_journey.errors.ClientError: when the server cannot be reached or closes too early.
+    :raises twisted_journey.errors.ClientError: when the server cannot be reached, fails,
+        or closes before all the input was sent.
     """
     sock = errors.create_connection(host, port, timeout)
     sent = 0
-    with sock:
-        sock.settimeout(None)
+    unsent = memoryview(b"")
+    reading = True
+    with sock, selectors.PollSelector() as selector:
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+        selector.register(fd, selectors.EVENT_READ)
         try:
-            while chunk := _read_input(fd):
-                # Print what the server relays so far, without waiting for it.
-                sock.setblocking(False)
-                try:
-                    while data := sock.recv(65536):
-                        write(data)
-                except BlockingIOError:
-                    pass
-                sock.setblocking(True)
-                sock.sendall(chunk)
-                sent += len(chunk)
-            sock.shutdown(socket.SHUT_WR)
-            while data := sock.recv(65536):
-                write(data)
+            while True:
+                for key, events in selector.select():
+                    try:
+                        if key.fileobj is not sock:
+                            chunk = _read_input(fd)
+                            selector.unregister(fd)
+                            if chunk:
+                                unsent = memoryview(chunk)
+                                selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+                            else:
+                                reading = False
+                                sock.shutdown(socket.SHUT_WR)
+                            continue
+                        if events & selectors.EVENT_WRITE:
+                            count = sock.send(unsent)
+                            sent += count
+                            unsent = unsent[count:]
+                            if not unsent:
+                                selector.modify(sock, selectors.EVENT_READ)
+                                selector.register(fd, selectors.EVENT_READ)
+                        if events & selectors.EVENT_READ:
+                            data = sock.recv(65536)
+                            if not data:
+                                if reading or unsent:
+                                    raise errors.ClientError(
+                                        "the server closed the connection before all input "
+                                        "was sent."
+                                    )
+                                return sent
+                            write(data)
+                    except (BlockingIOError, InterruptedError):
+                        pass  # not ready after all: poll again
         except OSError as e:
             raise errors.ClientError(
                 f"the connection to {host} port {port} failed after {sent} bytes: "
                 f"{e.strerror or e}."
             ) from None
-    return sent
 
 
 if __name__ == "__main__":
