@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
+    from twisted.python.failure import Failure
 
 from twisted_journey import __version__
 
@@ -72,15 +73,55 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _react(react: Callable[..., Any], main: Callable[[Any], Deferred[None]]) -> None:
+def _runClient(
+    command: str,
+    stdlib: Callable[[], object],
+    twisted: Callable[[Any], Deferred[Any]],
+    describe: Callable[[Failure], str],
+) -> int:
     """
-    Run ``main(reactor)`` under ``task.react``, which ends by raising ``SystemExit``; the
-    status is the caller's to decide, from what ``main`` recorded.
+    Run a client on the Twisted engine when it is available, else on its stdlib twin, and
+    turn a failure into one sentence on stderr and status 1.
+
+    :param stdlib: runs the stdlib client; raises ``errors.ClientError`` on failure.
+    :param twisted: given the reactor, starts the Twisted client; its Deferred fails on
+        failure.
+    :param describe: the sentence for a Twisted failure.
     """
+    if not twistedAvailable():
+        from twisted_journey.errors import ClientError
+
+        try:
+            stdlib()
+        except ClientError as e:
+            return _fail(command, str(e))
+        return 0
+
+    from twisted.internet.task import react
+
+    status = 0
+
+    def failed(failure: Failure) -> None:
+        nonlocal status
+        status = _fail(command, describe(failure))
+
+    def main(reactor: Any) -> Deferred[None]:
+        return twisted(reactor).addCallbacks(lambda _: None, failed)
+
     try:
         react(main)
     except SystemExit:
-        pass
+        pass  # react always ends so; the status is what ``failed`` recorded
+    return status
+
+
+def _stdout() -> Callable[[bytes], None]:
+    """
+    A writer of raw bytes to stdout, as they arrive (see :func:`_writeAll`).
+    """
+    sys.stdout.flush()
+    out = sys.stdout.fileno()
+    return lambda data: _writeAll(out, data)
 
 
 # --- journey greet -----------------------------------------------------------------------
@@ -101,39 +142,24 @@ def _greet(args: argparse.Namespace) -> int:
     """
     Print what a greeting server sends, until it closes the connection.
     """
-    out = sys.stdout.buffer
+    write = _stdout()
 
-    def write(data: bytes) -> None:
-        out.write(data)
-        out.flush()
-
-    if not twistedAvailable():
-        from twisted_journey.errors import ClientError
+    def stdlib() -> None:
         from twisted_journey.fallback.greet import receive_greeting
 
-        try:
-            receive_greeting(args.host, args.port, write, args.timeout)
-        except ClientError as e:
-            return _fail("greet", str(e))
-        return 0
+        receive_greeting(args.host, args.port, write, args.timeout)
 
-    from twisted.internet.task import react
-    from twisted.python.failure import Failure
+    def twisted(reactor: Any) -> Deferred[int]:
+        from twisted_journey.greet import receiveGreeting
 
-    from twisted_journey.greet import describeFailure, receiveGreeting
+        return receiveGreeting(reactor, args.host, args.port, write, args.timeout)
 
-    status = 0
+    def describe(failure: Failure) -> str:
+        from twisted_journey.greet import describeFailure
 
-    def failed(failure: Failure) -> None:
-        nonlocal status
-        status = _fail("greet", describeFailure(failure, args.host, args.port, args.timeout))
+        return describeFailure(failure, args.host, args.port, args.timeout)
 
-    def run(reactor: Any) -> Deferred[None]:
-        receiving = receiveGreeting(reactor, args.host, args.port, write, args.timeout)
-        return receiving.addCallbacks(lambda _: None, failed)
-
-    _react(react, run)
-    return status
+    return _runClient("greet", stdlib, twisted, describe)
 
 
 # --- journey send ------------------------------------------------------------------------
@@ -168,43 +194,26 @@ def _send(args: argparse.Namespace) -> int:
             fd = os.open(rest[0], os.O_RDONLY)
         except OSError as e:
             return _fail("send", f"cannot read {rest[0]!r}: {e.strerror or e}.")
-    sys.stdout.flush()
-    out = sys.stdout.fileno()
+    write = _stdout()
 
-    def write(data: bytes) -> None:
-        _writeAll(out, data)
-
-    if not twistedAvailable():
-        from twisted_journey.errors import ClientError
+    def stdlib() -> None:
         from twisted_journey.fallback.mux import send_stream
 
-        try:
-            send_stream(args.host, port, fd, write, args.timeout)
-        except ClientError as e:
-            return _fail("send", str(e))
-        return 0
+        send_stream(args.host, port, fd, write, args.timeout)
 
-    from twisted.internet.task import react
-    from twisted.python.failure import Failure
+    def twisted(reactor: Any) -> Deferred[int]:
+        from twisted_journey.mux import sendStream
 
-    from twisted_journey.greet import describeFailure
-    from twisted_journey.mux import sendStream
+        return sendStream(reactor, args.host, port, fd, write, args.timeout)
 
-    status = 0
+    def describe(failure: Failure) -> str:
+        from twisted_journey.greet import describeFailure
 
-    def failed(failure: Failure) -> None:
-        nonlocal status
         if failure.check(ConnectionError) and not failure.check(ConnectionRefusedError):
-            status = _fail("send", f"{failure.value}.")
-        else:
-            status = _fail("send", describeFailure(failure, args.host, port, args.timeout))
+            return f"{failure.value}."
+        return describeFailure(failure, args.host, port, args.timeout)
 
-    def run(reactor: Any) -> Deferred[None]:
-        sending = sendStream(reactor, args.host, port, fd, write, args.timeout)
-        return sending.addCallbacks(lambda _: None, failed)
-
-    _react(react, run)
-    return status
+    return _runClient("send", stdlib, twisted, describe)
 
 
 def _writeAll(fd: int, data: bytes) -> None:
