@@ -81,11 +81,7 @@ class Options(ServerOptions):
         self["flush-interval"] = self._setting(
             settings.seconds, "--flush-interval", self["flush-interval"]
         )
-        self._setting(
-            lambda name, value: check_output(*value),
-            "--output",
-            (self["output"], self["rotate-bytes"]),
-        )
+        self._setting(check_output, self["output"], self["rotate-bytes"])
 
 
 def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
