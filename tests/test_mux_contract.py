@@ -596,6 +596,29 @@ class TwistedMuxTests(MuxContract, SynchronousTestCase):
         """
         self.relayWhileInputIsOpen(environment(stdlibOnly=True))
 
+    def test_sendInterrupted(self) -> None:
+        """
+        Ctrl-C on ``journey send`` (either engine) while its input is still open ends it
+        with status 130 and no complaint about the server.
+        """
+        _, address, output = self.start()
+        for engine, env in [("twisted", environment()), ("stdlib", environment(stdlibOnly=True))]:
+            sender = subprocess.Popen(
+                journeyArgv("send", address[0], str(address[1])),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
+            assert sender.stdin is not None
+            line = f"sent by the {engine} client".encode()
+            sender.stdin.write(line + b"\n")
+            sender.stdin.flush()
+            waitFor(lambda line=line: line in output.read_bytes(), engine)
+            sender.send_signal(signal.SIGINT)
+            _, err = sender.communicate(timeout=PATIENCE)
+            self.assertEqual((sender.returncode, err), (130, b""), engine)
+
     def relayWhileInputIsOpen(self, env: dict[str, str]) -> None:
         """
         Run ``journey send`` in ``env`` against a ``--broadcast`` server, its input a pipe

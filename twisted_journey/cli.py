@@ -7,7 +7,7 @@ otherwise, so the command works (more slowly, with fewer features) on a bare Pyt
 A user's mistake ends in one sentence on stderr and a non-zero exit, never a traceback.
 
 Exit statuses of ``greet`` and ``send``: 0 success, 1 the server could not be reached or
-did not answer in time, 2 a usage error.
+did not answer in time, 2 a usage error, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -100,19 +100,32 @@ def _runClient(
     from twisted.internet.task import react
 
     status = 0
+    finished = interrupted = False
 
     def failed(failure: Failure) -> None:
         nonlocal status
-        status = _fail(command, describe(failure))
+        # Ctrl-C (or SIGTERM) stops the reactor, which may close the connection under the
+        # client: that is the user's doing, not a failure to explain.
+        if not interrupted:
+            status = _fail(command, describe(failure))
+
+    def shuttingDown() -> None:
+        nonlocal interrupted
+        interrupted = not finished
+
+    def finish(_: object) -> None:
+        nonlocal finished
+        finished = True
 
     def main(reactor: Any) -> Deferred[None]:
-        return twisted(reactor).addCallbacks(lambda _: None, failed)
+        reactor.addSystemEventTrigger("before", "shutdown", shuttingDown)
+        return twisted(reactor).addCallbacks(lambda _: None, failed).addBoth(finish)
 
     try:
         react(main)
     except SystemExit:
         pass  # react always ends so; the status is what ``failed`` recorded
-    return status
+    return 130 if interrupted else status
 
 
 def _stdout() -> Callable[[bytes], None]:
