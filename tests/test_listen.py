@@ -16,6 +16,7 @@ from twisted_journey.listen import (
     ListenError,
     ListenSpec,
     bind,
+    bind_all,
     format_peer,
     parse_listen,
     remove_socket_files,
@@ -167,6 +168,36 @@ class BindTests(SynchronousTestCase):
             [parse_listen(f"unix:{path}"), parse_listen(f"unix:{gone}"), parse_listen("tcp:0")]
         )
         self.assertFalse(os.path.exists(path))
+
+
+class BindAllTests(SynchronousTestCase):
+    """
+    ``bind_all`` binds every spec or none.
+    """
+
+    def test_allOrNone(self) -> None:
+        """
+        When a later spec cannot be bound, the sockets bound before it are closed and
+        their unix socket files removed, so nothing is left half-listening.
+        """
+        path = socketPath(self)
+        with bind(parse_listen("tcp:0:interface=127.0.0.1")) as taken:
+            port = taken.getsockname()[1]
+            specs = [parse_listen(f"unix:{path}"), parse_listen(f"tcp:{port}:interface=127.0.0.1")]
+            self.assertRaises(ListenError, bind_all, specs)
+        self.assertFalse(os.path.exists(path))
+
+    def test_binds(self) -> None:
+        """
+        Every spec gets its listening socket, in order.
+        """
+        path = socketPath(self)
+        sockets = bind_all(
+            [parse_listen("tcp:0:interface=127.0.0.1"), parse_listen(f"unix:{path}")]
+        )
+        for sock in sockets:
+            self.addCleanup(sock.close)
+        self.assertEqual([s.family for s in sockets], [socket.AF_INET, socket.AF_UNIX])
 
 
 class FormatPeerTests(SynchronousTestCase):

@@ -21,7 +21,7 @@ import contextlib
 import errno
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "ListenError",
     "ListenSpec",
     "bind",
+    "bind_all",
     "format_peer",
     "parse_listen",
     "remove_socket_files",
@@ -232,6 +233,23 @@ def _remove_stale_unix_socket(path: str) -> None:
         raise ListenError(f"cannot listen on unix:{path}: another server is listening there.")
     finally:
         probe.close()
+
+
+def bind_all(specs: Sequence[ListenSpec]) -> list[socket.socket]:
+    """
+    :func:`bind` every spec, or none: when one fails, the sockets already bound are
+    closed (and their unix socket files removed) before the :class:`ListenError` goes on.
+    """
+    sockets: list[socket.socket] = []
+    try:
+        for spec in specs:
+            sockets.append(bind(spec))
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        remove_socket_files(specs[: len(sockets)])
+        raise
+    return sockets
 
 
 def remove_socket_files(specs: Iterable[ListenSpec]) -> None:

@@ -42,7 +42,7 @@ from twisted_journey import errors
 from twisted_journey.listen import (
     ListenError,
     ListenSpec,
-    bind,
+    bind_all,
     format_peer,
     parse_listen,
     remove_socket_files,
@@ -348,14 +348,7 @@ def make_server(
         ``socketserver`` server per socket.
     :raises ListenError: when a socket cannot be bound.
     """
-    sockets: list[socket.socket] = []
-    try:
-        for spec in specs:
-            sockets.append(bind(spec))
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
+    sockets = bind_all(specs)
     if mode == "select":
         return [SelectGreetServer(sockets, data, timeout, quiet)]
     servers = []

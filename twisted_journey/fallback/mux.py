@@ -36,7 +36,7 @@ from twisted_journey import errors, records
 from twisted_journey.datalog import DataLog, check_output, keep_count
 from twisted_journey.listen import (
     ListenError,
-    bind,
+    bind_all,
     format_peer,
     parse_listen,
     remove_socket_files,
@@ -409,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         parser.error(f"cannot open --output {args.output!r}: {e.strerror or e}.")
     try:
-        listeners = [bind(spec) for spec in specs]
+        listeners = bind_all(specs)
     except ListenError as e:
         datalog.close()
         print(f"{parser.prog}: {e}", file=sys.stderr)
