@@ -596,6 +596,24 @@ class TwistedMuxTests(MuxContract, SynchronousTestCase):
         """
         self.relayWhileInputIsOpen(environment(stdlibOnly=True))
 
+    def startSender(self, address: Any, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """
+        Start ``journey send`` to ``address`` in ``env`` with its input, output and errors
+        on pipes; it is killed and its pipes closed after the test.
+        """
+        sender = subprocess.Popen(
+            journeyArgv("send", address[0], str(address[1])),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        self.addCleanup(sender.wait, PATIENCE)
+        self.addCleanup(sender.kill)
+        for pipe in (sender.stdin, sender.stdout, sender.stderr):
+            self.addCleanup(pipe.close)  # type: ignore[union-attr]
+        return sender
+
     def test_sendInterrupted(self) -> None:
         """
         Ctrl-C on ``journey send`` (either engine) while its input is still open ends it
@@ -603,13 +621,7 @@ class TwistedMuxTests(MuxContract, SynchronousTestCase):
         """
         _, address, output = self.start()
         for engine, env in [("twisted", environment()), ("stdlib", environment(stdlibOnly=True))]:
-            sender = subprocess.Popen(
-                journeyArgv("send", address[0], str(address[1])),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-            )
+            sender = self.startSender(address, env)
             assert sender.stdin is not None
             line = f"sent by the {engine} client".encode()
             sender.stdin.write(line + b"\n")
@@ -625,17 +637,7 @@ class TwistedMuxTests(MuxContract, SynchronousTestCase):
         left open, and check it prints another client's line before its input ends.
         """
         server, address, output = self.start("--broadcast", "--flush-interval", "0.1")
-        sender = subprocess.Popen(
-            journeyArgv("send", address[0], str(address[1])),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-        self.addCleanup(sender.wait, PATIENCE)
-        self.addCleanup(sender.kill)
-        self.addCleanup(sender.stderr.close)
-        self.addCleanup(sender.stdout.close)
+        sender = self.startSender(address, env)
         assert sender.stdin is not None and sender.stdout is not None
         sender.stdin.write(b"from the sender\n")
         sender.stdin.flush()

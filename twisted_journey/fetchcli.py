@@ -236,10 +236,18 @@ def _runStdlib(args: argparse.Namespace) -> int:
 def _settings(args: argparse.Namespace) -> Any:
     from twisted_journey.fetch import FetchSettings
 
+    # Timeouts not given keep FetchSettings' own defaults.
+    timeouts = {
+        name: value
+        for name, value in (
+            ("connectTimeout", args.connect_timeout),
+            ("idleTimeout", args.idle_timeout),
+        )
+        if value is not None
+    }
     return FetchSettings(
+        **timeouts,
         maxRedirects=args.max_redirs,
-        connectTimeout=args.connect_timeout or 30.0,
-        idleTimeout=args.idle_timeout or 300.0,
         maxTime=args.max_time,
         retries=args.retry,
         retryDelay=args.retry_delay,
