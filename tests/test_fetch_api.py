@@ -17,9 +17,9 @@ from twisted.python.failure import Failure
 from twisted.trial import unittest
 
 from tests import fetchservers as servers
-from twisted_journey import download
 from twisted_journey.fetch import Fetcher, FetchSettings, Retrieved, classify
-from twisted_journey.fetchbody import Decoder, Spool
+from twisted_journey.fetch import errors as fetch_errors
+from twisted_journey.fetch.body import Decoder, Spool
 
 
 class InMemoryFetcherTests(unittest.SynchronousTestCase):
@@ -55,7 +55,7 @@ class InMemoryFetcherTests(unittest.SynchronousTestCase):
         """
         d = self.fetcher().retrieve("http://example.invalid/status/500", outputDir=self.out)
         self.agent.flush()
-        failure = self.failureResultOf(d, download.HTTPStatusError)
+        failure = self.failureResultOf(d, fetch_errors.HTTPStatusError)
         self.assertEqual(failure.value.status, 500)
         self.assertEqual(os.listdir(self.out), [])
 
@@ -69,7 +69,7 @@ class InMemoryFetcherTests(unittest.SynchronousTestCase):
         self.assertEqual(self.successResultOf(d).content, servers.BODY)
         d = fetcher.fetchBytes("http://example.invalid/blob", maxSize=10)
         self.agent.flush()
-        self.failureResultOf(d, download.TooLarge)
+        self.failureResultOf(d, fetch_errors.TooLarge)
 
     def test_retryAfterHonoured(self) -> None:
         """
@@ -120,7 +120,7 @@ class InMemoryFetcherTests(unittest.SynchronousTestCase):
         self.assertNoResult(d)
         self.clock.advance(5.0)
         self.agent.flush()
-        failure = self.failureResultOf(d, download.Timeout)
+        failure = self.failureResultOf(d, fetch_errors.Timeout)
         self.assertIn("no data for 5 seconds", str(failure.value))
         self.assertEqual(os.listdir(self.out), [])
 
@@ -177,7 +177,7 @@ class DecoderTests(unittest.SynchronousTestCase):
         """
         bomb = servers.gzipBomb(64 << 20)
         decoder = Decoder("gzip", 1 << 40, 100)
-        with self.assertRaises(download.TooLarge):
+        with self.assertRaises(fetch_errors.TooLarge):
             self.decode(decoder, bomb)
         self.assertLess(decoder.decoded, 8 << 20)
 
@@ -185,16 +185,16 @@ class DecoderTests(unittest.SynchronousTestCase):
         """
         The size cap holds whatever the ratio.
         """
-        with self.assertRaises(download.TooLarge):
+        with self.assertRaises(fetch_errors.TooLarge):
             self.decode(Decoder("gzip", 1000, 1e9), gzip.compress(bytes(5000)))
 
     def test_truncatedAndInvalid(self) -> None:
         """
         A stream without its end is :class:`TruncatedBody`; garbage :class:`ProtocolError`.
         """
-        with self.assertRaises(download.TruncatedBody):
+        with self.assertRaises(fetch_errors.TruncatedBody):
             self.decode(Decoder("gzip", 1 << 30, 100), gzip.compress(os.urandom(4000))[:-100])
-        with self.assertRaises(download.ProtocolError):
+        with self.assertRaises(fetch_errors.ProtocolError):
             self.decode(Decoder("gzip", 1 << 30, 100), b"not gzip at all")
 
 
@@ -237,10 +237,10 @@ class SettingsAndClassifyTests(unittest.SynchronousTestCase):
         """
         url = "http://h.invalid:81/x"
         cases = [
-            (error.DNSLookupError("h.invalid"), download.NetworkError, "cannot resolve"),
-            (error.ConnectionRefusedError(), download.NetworkError, "refused"),
-            (error.TimeoutError(), download.Timeout, "--connect-timeout"),
-            (ValueError("odd"), download.FetchError, "odd"),
+            (error.DNSLookupError("h.invalid"), fetch_errors.NetworkError, "cannot resolve"),
+            (error.ConnectionRefusedError(), fetch_errors.NetworkError, "refused"),
+            (error.TimeoutError(), fetch_errors.Timeout, "--connect-timeout"),
+            (ValueError("odd"), fetch_errors.FetchError, "odd"),
         ]
         for exception, kind, phrase in cases:
             result = classify(Failure(exception), url)
@@ -254,7 +254,7 @@ class SettingsAndClassifyTests(unittest.SynchronousTestCase):
         path = self.mktemp()
         with open(path, "w") as f:
             f.write("not a certificate")
-        with self.assertRaises(download.TLSError):
+        with self.assertRaises(fetch_errors.TLSError):
             Fetcher(Clock(), settings=FetchSettings(cacert=path))
 
 
@@ -332,7 +332,7 @@ class ThreadedSpoolTests(unittest.TestCase):
         from twisted.internet import reactor
 
         def broken(chunks: list[bytes]) -> None:
-            raise download.FileError("cannot write 'x.part': No space left on device.")
+            raise fetch_errors.FileError("cannot write 'x.part': No space left on device.")
 
         spool = Spool(reactor, broken)
         producer = _Producer()
@@ -343,9 +343,9 @@ class ThreadedSpoolTests(unittest.TestCase):
                 break
             await self.sleep(0.01)
         self.assertEqual(producer.events, ["stop"])
-        with self.assertRaises(download.FileError):
+        with self.assertRaises(fetch_errors.FileError):
             spool.write(b"more")
-        with self.assertRaises(download.FileError):
+        with self.assertRaises(fetch_errors.FileError):
             await spool.finish()
 
     def test_writeError(self) -> object:

@@ -23,7 +23,7 @@ from twisted.trial import unittest
 
 from tests import fetchservers as servers
 from tests.support import environment, fallbackArgv, freePort, journeyArgv
-from twisted_journey import download
+from twisted_journey.fetch import errors as fetch_errors
 
 
 class ProcessMixin:
@@ -111,7 +111,7 @@ class FetchContractMixin(ProcessMixin):
         """
         url = self.web + "/status/404"
         result = yield self.fetch(url)
-        self.assertFailed(result, download.EXIT_HTTP, url, "404")
+        self.assertFailed(result, fetch_errors.EXIT_HTTP, url, "404")
         self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
 
     @defer.inlineCallbacks
@@ -120,7 +120,7 @@ class FetchContractMixin(ProcessMixin):
         A body shorter than Content-Length: exit 7, no file, no ``.part``.
         """
         result = yield self.fetch(self.liar + "/short")
-        self.assertFailed(result, download.EXIT_TRUNCATED, "/short")
+        self.assertFailed(result, fetch_errors.EXIT_TRUNCATED, "/short")
         self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
 
     @defer.inlineCallbacks
@@ -129,7 +129,7 @@ class FetchContractMixin(ProcessMixin):
         A body longer than Content-Length: exit 7, no file.
         """
         result = yield self.fetch(self.liar + "/long")
-        self.assertFailed(result, download.EXIT_TRUNCATED, "longer than announced")
+        self.assertFailed(result, fetch_errors.EXIT_TRUNCATED, "longer than announced")
         self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
 
     @defer.inlineCallbacks
@@ -138,7 +138,7 @@ class FetchContractMixin(ProcessMixin):
         A body ended only by the connection closing: exit 7, no file.
         """
         result = yield self.fetch(self.liar + "/unframed")
-        self.assertFailed(result, download.EXIT_TRUNCATED, "without Content-Length")
+        self.assertFailed(result, fetch_errors.EXIT_TRUNCATED, "without Content-Length")
         self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
 
     @defer.inlineCallbacks
@@ -147,7 +147,7 @@ class FetchContractMixin(ProcessMixin):
         Three redirects with ``--max-redirs 2``: exit 9, no file; with the default, fine.
         """
         result = yield self.fetch(self.web + "/redirect/3", "--max-redirs", "2")
-        self.assertFailed(result, download.EXIT_REDIRECTS, "too many redirects")
+        self.assertFailed(result, fetch_errors.EXIT_REDIRECTS, "too many redirects")
         self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
         result = yield self.fetch(self.web + "/redirect/3")
         self.assertEqual(result, (0, []))  # type: ignore[attr-defined]
@@ -159,7 +159,7 @@ class FetchContractMixin(ProcessMixin):
         A server redirecting to itself forever: exit 9, no file.
         """
         result = yield self.fetch(self.liar + "/loop")
-        self.assertFailed(result, download.EXIT_REDIRECTS, "/loop")
+        self.assertFailed(result, fetch_errors.EXIT_REDIRECTS, "/loop")
         self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
 
     @defer.inlineCallbacks
@@ -181,7 +181,7 @@ class FetchContractMixin(ProcessMixin):
         Nothing listening: exit 4 with errors.py's sentence.
         """
         result = yield self.fetch(f"http://127.0.0.1:{freePort()}/x")
-        self.assertFailed(result, download.EXIT_NETWORK, "refused")
+        self.assertFailed(result, fetch_errors.EXIT_NETWORK, "refused")
         self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
 
     @defer.inlineCallbacks
@@ -190,7 +190,7 @@ class FetchContractMixin(ProcessMixin):
         Two URLs, one 404: exit 8, exactly one stderr line, the good file is there.
         """
         result = yield self.fetch(self.web + "/blob", self.web + "/status/500")
-        self.assertFailed(result, download.EXIT_HTTP, "/status/500")
+        self.assertFailed(result, fetch_errors.EXIT_HTTP, "/status/500")
         self.assertEqual(self.files(), ["blob"])  # type: ignore[attr-defined]
 
     @defer.inlineCallbacks
@@ -199,7 +199,7 @@ class FetchContractMixin(ProcessMixin):
         ``-o`` with two URLs is a usage error: exit 2, no request made.
         """
         code, lines = yield self.fetch("-o", "x", self.web + "/a", self.web + "/b")
-        self.assertEqual(code, download.EXIT_USAGE)  # type: ignore[attr-defined]
+        self.assertEqual(code, fetch_errors.EXIT_USAGE)  # type: ignore[attr-defined]
         self.assertIn("one URL", "\n".join(lines))  # type: ignore[attr-defined]
         self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
 
@@ -210,10 +210,10 @@ class FetchContractMixin(ProcessMixin):
         a missing ``--output-dir`` is a usage error (exit 2).
         """
         result = yield self.fetch(self.web + "/blob", "-o", os.path.join("missing", "x"))
-        self.assertFailed(result, download.EXIT_FILE, "cannot write", "No such file")
+        self.assertFailed(result, fetch_errors.EXIT_FILE, "cannot write", "No such file")
         self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
         code, lines = yield self.fetch(self.web + "/blob", "--output-dir", "missing")
-        self.assertEqual(code, download.EXIT_USAGE)  # type: ignore[attr-defined]
+        self.assertEqual(code, fetch_errors.EXIT_USAGE)  # type: ignore[attr-defined]
         self.assertIn("not a directory", lines[-1])  # type: ignore[attr-defined]
 
     @defer.inlineCallbacks
@@ -224,7 +224,7 @@ class FetchContractMixin(ProcessMixin):
         _, options = servers.certificate(self.mktemp())  # type: ignore[attr-defined]
         port = servers.listen(self, servers.webSite(), tls=options)
         result = yield self.fetch(f"https://localhost:{port}/blob")
-        self.assertFailed(result, download.EXIT_TLS, "TLS")
+        self.assertFailed(result, fetch_errors.EXIT_TLS, "TLS")
         self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
 
 
@@ -269,7 +269,7 @@ class FallbackOnlyTests(ProcessMixin, unittest.TestCase):
         A body that stalls trips ``--timeout``: exit 6, no file, no ``.part``.
         """
         result = yield self.fetch("--timeout", "0.5", self.liar + "/stall")
-        self.assertFailed(result, download.EXIT_TIMEOUT, "/stall")
+        self.assertFailed(result, fetch_errors.EXIT_TIMEOUT, "/stall")
         self.assertEqual(self.files(), [])
 
     @defer.inlineCallbacks
@@ -278,7 +278,7 @@ class FallbackOnlyTests(ProcessMixin, unittest.TestCase):
         ``--timeout 0`` is a usage error.
         """
         code, lines = yield self.fetch("--timeout", "0", self.web + "/blob")
-        self.assertEqual(code, download.EXIT_USAGE)
+        self.assertEqual(code, fetch_errors.EXIT_USAGE)
         self.assertIn("--timeout must be", lines[-1])
 
 
@@ -308,7 +308,7 @@ class StdlibJourneyFetchTests(ProcessMixin, unittest.TestCase):
         ... and refuses the others with a sentence and exit 2.
         """
         code, lines = yield self.fetch("--retry", "2", "--compressed", self.web + "/blob")
-        self.assertEqual(code, download.EXIT_USAGE)
+        self.assertEqual(code, fetch_errors.EXIT_USAGE)
         self.assertIn("--retry, --compressed need(s) Twisted", lines[0])
         self.assertEqual(self.files(), [])
 
@@ -344,7 +344,7 @@ class JourneyFetchOptionTests(ProcessMixin, unittest.TestCase):
         result = yield self.fetch(
             "--parallel", "3", *[f"{self.web}/blob?{i}" for i in range(6)], "-o", "x"
         )
-        self.assertEqual(result[0], download.EXIT_USAGE)
+        self.assertEqual(result[0], fetch_errors.EXIT_USAGE)
         os.makedirs(os.path.join(self.out, "d"))
         urls = [f"{self.web}/redirect/{i}" for i in range(1, 7)]
         result = yield self.fetch("--parallel", "3", "--output-dir", "d", *urls)
@@ -360,7 +360,7 @@ class JourneyFetchOptionTests(ProcessMixin, unittest.TestCase):
         blob = servers.Blob()
         self.root.putChild(b"same", blob)
         result = yield self.fetch("--parallel", "2", self.web + "/same", self.web + "/same?again")
-        self.assertFailed(result, download.EXIT_FILE, "/same?again", "also saved as 'same'")
+        self.assertFailed(result, fetch_errors.EXIT_FILE, "/same?again", "also saved as 'same'")
         self.assertEqual(len(blob.requests), 1)
         self.assertEqual(self.files(), ["same"])
 
@@ -371,7 +371,7 @@ class JourneyFetchOptionTests(ProcessMixin, unittest.TestCase):
         completes a partial file with ``Range``.
         """
         result = yield self.fetch("-C", "--idle-timeout", "0.5", self.liar + "/stall")
-        self.assertFailed(result, download.EXIT_TIMEOUT, "no data for 0.5 seconds")
+        self.assertFailed(result, fetch_errors.EXIT_TIMEOUT, "no data for 0.5 seconds")
         self.assertEqual(self.files(), ["stall.part"])
         blob = servers.Blob()
         self.root.putChild(b"resume", blob)
@@ -390,7 +390,7 @@ class JourneyFetchOptionTests(ProcessMixin, unittest.TestCase):
         Without ``-C`` a stalled transfer leaves nothing at all.
         """
         result = yield self.fetch("--idle-timeout", "0.5", self.liar + "/stall")
-        self.assertFailed(result, download.EXIT_TIMEOUT, "--idle-timeout")
+        self.assertFailed(result, fetch_errors.EXIT_TIMEOUT, "--idle-timeout")
         self.assertEqual(self.files(), [])
 
     @defer.inlineCallbacks
@@ -413,7 +413,7 @@ class JourneyFetchOptionTests(ProcessMixin, unittest.TestCase):
         sentence, no file.
         """
         result = yield self.fetch("--compressed", self.liar + "/bomb")
-        self.assertFailed(result, download.EXIT_TOO_LARGE, "decompression bomb")
+        self.assertFailed(result, fetch_errors.EXIT_TOO_LARGE, "decompression bomb")
         self.assertEqual(self.files(), [])
 
     @defer.inlineCallbacks
@@ -432,7 +432,7 @@ class JourneyFetchOptionTests(ProcessMixin, unittest.TestCase):
         ``--sha256``: the right digest succeeds, a wrong one is exit 10 with no file.
         """
         result = yield self.fetch("--sha256", "a" * 64, self.web + "/blob")
-        self.assertFailed(result, download.EXIT_CHECKSUM, "SHA-256 mismatch")
+        self.assertFailed(result, fetch_errors.EXIT_CHECKSUM, "SHA-256 mismatch")
         self.assertEqual(self.files(), [])
         digest = hashlib.sha256(servers.BODY).hexdigest()
         result = yield self.fetch("--sha256", digest, self.web + "/blob")
@@ -461,7 +461,7 @@ class JourneyFetchOptionTests(ProcessMixin, unittest.TestCase):
         with open(os.path.join(self.out, "echo")) as f:
             self.assertEqual(json.load(f)["x-token"], "abc")
         code, _ = yield self.fetch("--header", "no colon", self.web + "/echo")
-        self.assertEqual(code, download.EXIT_USAGE)
+        self.assertEqual(code, fetch_errors.EXIT_USAGE)
 
     @defer.inlineCallbacks
     def test_tls(self) -> Any:

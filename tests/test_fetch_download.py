@@ -11,12 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
-from twisted_journey import download, localfiles
+from twisted_journey.fetch import errors as fetch_errors
+from twisted_journey.fetch import files, semantics
 
 
 class SafeBasenameTests(unittest.SynchronousTestCase):
     """
-    :func:`localfiles.safe_basename` on hostile names.
+    :func:`files.safe_basename` on hostile names.
     """
 
     def test_hostile(self) -> None:
@@ -40,16 +41,16 @@ class SafeBasenameTests(unittest.SynchronousTestCase):
             "x\u202egnp.exe": "xgnp.exe",
         }
         for name, expected in cases.items():
-            self.assertEqual(localfiles.safe_basename(name), expected, repr(name))
+            self.assertEqual(files.safe_basename(name), expected, repr(name))
 
     def test_lengthCapped(self) -> None:
         """
         A very long name is cut to 200 UTF-8 bytes, keeping a short extension.
         """
-        name = localfiles.safe_basename("A" * 300 + ".txt")
+        name = files.safe_basename("A" * 300 + ".txt")
         assert name is not None
         self.assertEqual(name, "A" * 196 + ".txt")
-        multibyte = localfiles.safe_basename("\u00e9" * 300)
+        multibyte = files.safe_basename("\u00e9" * 300)
         assert multibyte is not None
         self.assertLessEqual(len(multibyte.encode("utf-8")), 200)
 
@@ -60,7 +61,7 @@ class SafeBasenameTests(unittest.SynchronousTestCase):
         Whatever the input, the result is ``None`` or a name with no separator, no
         control character, no leading dot, and at most 200 bytes.
         """
-        result = localfiles.safe_basename(name)
+        result = files.safe_basename(name)
         if result is None:
             return
         self.assertNotIn("/", result)
@@ -80,36 +81,36 @@ class NamingTests(unittest.SynchronousTestCase):
         """
         The last path segment, percent-decoded; ``index.html`` for an empty one.
         """
-        self.assertEqual(localfiles.name_from_url("http://h/a/b.tar.gz?x=1#f"), "b.tar.gz")
-        self.assertEqual(localfiles.name_from_url("http://h/a%20b.txt"), "a b.txt")
-        self.assertEqual(localfiles.name_from_url("http://h"), "index.html")
-        self.assertEqual(localfiles.name_from_url("http://h/dir/"), "index.html")
-        self.assertEqual(localfiles.name_from_url("http://h/%2e%2e"), "index.html")
-        self.assertEqual(localfiles.name_from_url("http://h/x%2f..%2fetc%2fpasswd"), "passwd")
+        self.assertEqual(files.name_from_url("http://h/a/b.tar.gz?x=1#f"), "b.tar.gz")
+        self.assertEqual(files.name_from_url("http://h/a%20b.txt"), "a b.txt")
+        self.assertEqual(files.name_from_url("http://h"), "index.html")
+        self.assertEqual(files.name_from_url("http://h/dir/"), "index.html")
+        self.assertEqual(files.name_from_url("http://h/%2e%2e"), "index.html")
+        self.assertEqual(files.name_from_url("http://h/x%2f..%2fetc%2fpasswd"), "passwd")
 
     def test_disposition(self) -> None:
         """
         ``filename*`` wins over ``filename``; hostile names are reduced.
         """
         both = "attachment; filename=\"plain.txt\"; filename*=UTF-8''na%C3%AFve.txt"
-        self.assertEqual(localfiles.disposition_name(both), "na\u00efve.txt")
+        self.assertEqual(files.disposition_name(both), "na\u00efve.txt")
         self.assertEqual(
-            localfiles.disposition_name('attachment; filename="../../etc/passwd"'), "passwd"
+            files.disposition_name('attachment; filename="../../etc/passwd"'), "passwd"
         )
-        self.assertEqual(localfiles.disposition_name("attachment; filename=..\\..\\x.bat"), "x.bat")
-        self.assertIsNone(localfiles.disposition_name('attachment; filename=".."'))
-        self.assertIsNone(localfiles.disposition_name("attachment"))
-        self.assertIsNone(localfiles.disposition_name(None))
+        self.assertEqual(files.disposition_name("attachment; filename=..\\..\\x.bat"), "x.bat")
+        self.assertIsNone(files.disposition_name('attachment; filename=".."'))
+        self.assertIsNone(files.disposition_name("attachment"))
+        self.assertIsNone(files.disposition_name(None))
 
     def test_targetPath(self) -> None:
         """
         ``-o`` is taken as given (inside ``--output-dir``); otherwise the URL's name or
         the server's, joined to the directory.
         """
-        self.assertEqual(localfiles.target_path("http://h/a.txt"), os.path.join(".", "a.txt"))
-        self.assertEqual(localfiles.target_path("http://h/a.txt", "b", "d"), os.path.join("d", "b"))
+        self.assertEqual(files.target_path("http://h/a.txt"), os.path.join(".", "a.txt"))
+        self.assertEqual(files.target_path("http://h/a.txt", "b", "d"), os.path.join("d", "b"))
         self.assertEqual(
-            localfiles.target_path("http://h/a.txt", None, "d", "s.csv"), os.path.join("d", "s.csv")
+            files.target_path("http://h/a.txt", None, "d", "s.csv"), os.path.join("d", "s.csv")
         )
 
     def test_symlinksNotFollowed(self) -> None:
@@ -123,10 +124,10 @@ class NamingTests(unittest.SynchronousTestCase):
         with open(target, "wb") as f:
             f.write(b"precious")
         os.symlink(target, os.path.join(base, "a.part"))
-        with self.assertRaises(download.FileError):
-            download.PartFile(os.path.join(base, "a"))
+        with self.assertRaises(fetch_errors.FileError):
+            files.PartFile(os.path.join(base, "a"))
         os.symlink(target, os.path.join(base, "b"))
-        part = download.PartFile(localfiles.target_path("http://h/b", None, base))
+        part = files.PartFile(files.target_path("http://h/b", None, base))
         part.write(b"new")
         part.commit()
         self.assertFalse(os.path.islink(os.path.join(base, "b")))
@@ -148,7 +149,7 @@ class PartFileTests(unittest.SynchronousTestCase):
         """
         Bytes go to ``f.part``; :meth:`commit` renames it to ``f``.
         """
-        part = download.PartFile(self.path)
+        part = files.PartFile(self.path)
         part.write(b"abc")
         self.assertEqual(sorted(os.listdir(self.directory)), ["f.part"])
         part.commit()
@@ -160,11 +161,11 @@ class PartFileTests(unittest.SynchronousTestCase):
         """
         :meth:`discard` removes the ``.part`` unless asked to keep it.
         """
-        part = download.PartFile(self.path)
+        part = files.PartFile(self.path)
         part.write(b"abc")
         part.discard(keep=True)
         self.assertEqual(os.listdir(self.directory), ["f.part"])
-        part = download.PartFile(self.path)
+        part = files.PartFile(self.path)
         part.discard()
         self.assertEqual(os.listdir(self.directory), [])
 
@@ -175,7 +176,7 @@ class PartFileTests(unittest.SynchronousTestCase):
         """
         with open(self.path + ".part", "wb") as f:
             f.write(b"abc")
-        part = download.PartFile(self.path, resume=True, sha256=True)
+        part = files.PartFile(self.path, resume=True, sha256=True)
         self.assertEqual(part.offset, 3)
         part.write(b"def")
         import hashlib
@@ -191,9 +192,9 @@ class PartFileTests(unittest.SynchronousTestCase):
         """
         A wrong digest is :class:`ChecksumMismatch`.
         """
-        part = download.PartFile(self.path, sha256=True)
+        part = files.PartFile(self.path, sha256=True)
         part.write(b"abc")
-        with self.assertRaises(download.ChecksumMismatch):
+        with self.assertRaises(fetch_errors.ChecksumMismatch):
             part.verify("0" * 64)
         part.discard()
 
@@ -202,11 +203,11 @@ class PartFileTests(unittest.SynchronousTestCase):
         With ``no_clobber``, a file that appeared meanwhile is not replaced, and the
         ``.part`` is removed.
         """
-        part = download.PartFile(self.path, no_clobber=True)
+        part = files.PartFile(self.path, no_clobber=True)
         part.write(b"new")
         with open(self.path, "wb") as f:
             f.write(b"old")
-        with self.assertRaises(download.FileError):
+        with self.assertRaises(fetch_errors.FileError):
             part.commit()
         self.assertEqual(os.listdir(self.directory), ["f"])
         with open(self.path, "rb") as f:
@@ -216,15 +217,15 @@ class PartFileTests(unittest.SynchronousTestCase):
         """
         A directory that does not exist is a :class:`FileError` with a sentence.
         """
-        with self.assertRaises(download.FileError) as e:
-            download.PartFile(os.path.join(self.directory, "missing", "f"))
+        with self.assertRaises(fetch_errors.FileError) as e:
+            files.PartFile(os.path.join(self.directory, "missing", "f"))
         self.assertIn("cannot write", str(e.exception))
-        self.assertEqual(e.exception.exitCode, download.EXIT_FILE)
+        self.assertEqual(e.exception.exitCode, fetch_errors.EXIT_FILE)
 
 
 class SameContentTests(unittest.SynchronousTestCase):
     """
-    :func:`download.same_content`.
+    :func:`files.same_content`.
     """
 
     def test_sameContent(self) -> None:
@@ -237,10 +238,10 @@ class SameContentTests(unittest.SynchronousTestCase):
         with open(path, "wb") as f:
             f.write(b"abc")
         digest = hashlib.sha256(b"abc").hexdigest()
-        self.assertTrue(download.same_content(path, digest, 3))
-        self.assertFalse(download.same_content(path, digest, 4))
-        self.assertFalse(download.same_content(path, "0" * 64, 3))
-        self.assertFalse(download.same_content(path + "-missing", digest, 3))
+        self.assertTrue(files.same_content(path, digest, 3))
+        self.assertFalse(files.same_content(path, digest, 4))
+        self.assertFalse(files.same_content(path, "0" * 64, 3))
+        self.assertFalse(files.same_content(path + "-missing", digest, 3))
 
 
 class ChecksTests(unittest.SynchronousTestCase):
@@ -252,74 +253,74 @@ class ChecksTests(unittest.SynchronousTestCase):
         """
         Short, long and unframed bodies are :class:`TruncatedBody`; exact ones pass.
         """
-        download.check_length("u", 3, 3)
-        download.check_length("u", None, 3)
+        semantics.check_length("u", 3, 3)
+        semantics.check_length("u", None, 3)
         for expected, received, framed in [(3, 2, True), (3, 4, True), (None, 3, False)]:
-            with self.assertRaises(download.TruncatedBody):
-                download.check_length("u", expected, received, framed)
+            with self.assertRaises(fetch_errors.TruncatedBody):
+                semantics.check_length("u", expected, received, framed)
 
     def test_exitStatus(self) -> None:
         """
         0 when all succeed, else the first failure's code; codes are distinct.
         """
-        self.assertEqual(download.exit_status([None, None]), 0)
-        errors = [None, download.Timeout("t"), download.HTTPStatusError("h", status=404)]
-        self.assertEqual(download.exit_status(errors), download.EXIT_TIMEOUT)
-        self.assertEqual(len(set(download.EXIT_CODES)), len(download.EXIT_CODES))
+        self.assertEqual(fetch_errors.exit_status([None, None]), 0)
+        errors = [None, fetch_errors.Timeout("t"), fetch_errors.HTTPStatusError("h", status=404)]
+        self.assertEqual(fetch_errors.exit_status(errors), fetch_errors.EXIT_TIMEOUT)
+        self.assertEqual(len(set(fetch_errors.EXIT_CODES)), len(fetch_errors.EXIT_CODES))
 
     def test_retryable(self) -> None:
         """
         408, 429 and 5xx are retryable statuses; 404 is not.
         """
-        self.assertTrue(download.HTTPStatusError("x", status=503).retryable)
-        self.assertTrue(download.HTTPStatusError("x", status=429).retryable)
-        self.assertFalse(download.HTTPStatusError("x", status=404).retryable)
+        self.assertTrue(fetch_errors.HTTPStatusError("x", status=503).retryable)
+        self.assertTrue(fetch_errors.HTTPStatusError("x", status=429).retryable)
+        self.assertFalse(fetch_errors.HTTPStatusError("x", status=404).retryable)
 
     def test_retryAfter(self) -> None:
         """
         Seconds or an HTTP date; garbage is ``None``.
         """
-        self.assertEqual(download.retry_after("7"), 7.0)
-        self.assertEqual(download.retry_after("Thu, 01 Jan 1970 00:01:40 GMT", now=40.0), 60.0)
-        self.assertIsNone(download.retry_after("soon"))
-        self.assertIsNone(download.retry_after(None))
+        self.assertEqual(semantics.retry_after("7"), 7.0)
+        self.assertEqual(semantics.retry_after("Thu, 01 Jan 1970 00:01:40 GMT", now=40.0), 60.0)
+        self.assertIsNone(semantics.retry_after("soon"))
+        self.assertIsNone(semantics.retry_after(None))
 
     def test_contentRange(self) -> None:
         """
         ``bytes A-B/T`` parses; nonsense does not.
         """
-        self.assertEqual(download.parse_content_range("bytes 10-19/20"), (10, 19, 20))
-        self.assertEqual(download.parse_content_range("bytes 10-19/*"), (10, 19, None))
-        self.assertIsNone(download.parse_content_range("bytes 19-10/20"))
-        self.assertIsNone(download.parse_content_range("items 1-2/3"))
+        self.assertEqual(semantics.parse_content_range("bytes 10-19/20"), (10, 19, 20))
+        self.assertEqual(semantics.parse_content_range("bytes 10-19/*"), (10, 19, None))
+        self.assertIsNone(semantics.parse_content_range("bytes 19-10/20"))
+        self.assertIsNone(semantics.parse_content_range("items 1-2/3"))
 
     def test_checkURL(self) -> None:
         """
         Only absolute http(s) URLs with a host pass.
         """
-        download.check_url("https://h:8443/x")
+        semantics.check_url("https://h:8443/x")
         for bad in ["ftp://h/x", "http:///x", "h/x", "http://h:99999/"]:
-            with self.assertRaises(download.UnsupportedURL):
-                download.check_url(bad)
+            with self.assertRaises(fetch_errors.UnsupportedURL):
+                semantics.check_url(bad)
 
     def test_describeURL(self) -> None:
         """
         Credentials are left out of URLs in messages.
         """
-        self.assertEqual(download.describe_url("http://u:secret@h:81/x"), "http://h:81/x")
+        self.assertEqual(fetch_errors.describe_url("http://u:secret@h:81/x"), "http://h:81/x")
 
     def test_sameOrigin(self) -> None:
         """
         Scheme, host and (default) port must all match.
         """
-        self.assertTrue(download.same_origin("http://h/a", "http://h:80/b"))
-        self.assertFalse(download.same_origin("http://h/a", "https://h/a"))
-        self.assertFalse(download.same_origin("http://h:1/a", "http://h:2/a"))
+        self.assertTrue(semantics.same_origin("http://h/a", "http://h:80/b"))
+        self.assertFalse(semantics.same_origin("http://h/a", "https://h/a"))
+        self.assertFalse(semantics.same_origin("http://h:1/a", "http://h:2/a"))
 
 
 class ProxyTests(unittest.SynchronousTestCase):
     """
-    :func:`download.proxy_for` with explicit settings.
+    :func:`semantics.proxy_for` with explicit settings.
     """
 
     def test_proxyChosenByScheme(self) -> None:
@@ -327,18 +328,18 @@ class ProxyTests(unittest.SynchronousTestCase):
         The scheme's proxy applies; a bare host:port gets ``http://``.
         """
         proxies = {"http": "p:3128", "https": "http://q:8080"}
-        self.assertEqual(download.proxy_for("http://h/x", proxies), "http://p:3128")
-        self.assertEqual(download.proxy_for("https://h/x", proxies), "http://q:8080")
-        self.assertIsNone(download.proxy_for("https://h/x", {}))
+        self.assertEqual(semantics.proxy_for("http://h/x", proxies), "http://p:3128")
+        self.assertEqual(semantics.proxy_for("https://h/x", proxies), "http://q:8080")
+        self.assertIsNone(semantics.proxy_for("https://h/x", {}))
 
     def test_noProxy(self) -> None:
         """
         ``no`` lists hosts and domains to reach directly.
         """
         proxies = {"http": "http://p:1", "no": "127.0.0.1,.example.org"}
-        self.assertIsNone(download.proxy_for("http://127.0.0.1:8080/x", proxies))
-        self.assertIsNone(download.proxy_for("http://www.example.org/x", proxies))
-        self.assertEqual(download.proxy_for("http://example.com/x", proxies), "http://p:1")
+        self.assertIsNone(semantics.proxy_for("http://127.0.0.1:8080/x", proxies))
+        self.assertIsNone(semantics.proxy_for("http://www.example.org/x", proxies))
+        self.assertEqual(semantics.proxy_for("http://example.com/x", proxies), "http://p:1")
 
 
 class ValidatorsTests(unittest.SynchronousTestCase):
@@ -354,13 +355,13 @@ class ValidatorsTests(unittest.SynchronousTestCase):
         directory = self.mktemp()
         os.makedirs(directory)
         path = os.path.join(directory, "f")
-        self.assertEqual(localfiles.conditional_headers(path), {})
+        self.assertEqual(files.conditional_headers(path), {})
         with open(path, "wb") as f:
             f.write(b"x")
-        self.assertIn("If-Modified-Since", localfiles.conditional_headers(path))
-        localfiles.save_validators(path, "http://h/f", '"e1"', "Thu, 01 Jan 2026 00:00:00 GMT")
+        self.assertIn("If-Modified-Since", files.conditional_headers(path))
+        files.save_validators(path, "http://h/f", '"e1"', "Thu, 01 Jan 2026 00:00:00 GMT")
         self.assertEqual(
-            localfiles.conditional_headers(path),
+            files.conditional_headers(path),
             {"If-None-Match": '"e1"', "If-Modified-Since": "Thu, 01 Jan 2026 00:00:00 GMT"},
         )
         self.assertEqual(sorted(os.listdir(directory)), [".f.http.json", "f"])
@@ -374,9 +375,9 @@ class ValidatorsTests(unittest.SynchronousTestCase):
         path = os.path.join(directory, "f")
         with open(path, "wb") as f:
             f.write(b"x")
-        with open(localfiles.validators_path(path), "w") as f:
+        with open(files.validators_path(path), "w") as f:
             f.write("{not json")
-        self.assertEqual(localfiles.load_validators(path), {})
+        self.assertEqual(files.load_validators(path), {})
 
 
 class URLListTests(unittest.SynchronousTestCase):
@@ -393,14 +394,14 @@ class URLListTests(unittest.SynchronousTestCase):
             "# mirror list\n\nhttp://h/a\nhttp://h/b  b.txt  # note\n"
             "ftp://h/c\nhttp://h/d ../d\nhttp://h/e x y\n"
         )
-        entries, problems = localfiles.parse_url_list(text)
+        entries, problems = files.parse_url_list(text)
         self.assertEqual(entries, [("http://h/a", None), ("http://h/b", "b.txt")])
         self.assertEqual([p.split(":")[0] for p in problems], ["line 5", "line 6", "line 7"])
 
 
 class DocumentationTests(unittest.SynchronousTestCase):
     """
-    The how-to's exit-code table is :data:`download.EXIT_CODES`.
+    The how-to's exit-code table is :data:`fetch_errors.EXIT_CODES`.
     """
 
     def test_exitCodeTable(self) -> None:
@@ -416,4 +417,4 @@ class DocumentationTests(unittest.SynchronousTestCase):
             code, _, meaning = line.partition("  ")
             if code.strip().isdigit():
                 rows[int(code)] = meaning.strip()
-        self.assertEqual(rows, dict(download.EXIT_CODES))
+        self.assertEqual(rows, dict(fetch_errors.EXIT_CODES))

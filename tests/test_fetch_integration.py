@@ -17,8 +17,8 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests import fetchservers as servers
-from twisted_journey import download, localfiles
-from twisted_journey.fetch import Fetcher, FetchSettings, retrieve
+from twisted_journey.fetch import Fetcher, FetchSettings, files, retrieve
+from twisted_journey.fetch import errors as fetch_errors
 
 
 class FetcherTestsMixin:
@@ -36,10 +36,10 @@ class FetcherTestsMixin:
         self.addCleanup(fetcher.close)  # type: ignore[attr-defined]
         return fetcher
 
-    async def fails(self, d: Any, kind: type[download.FetchError]) -> download.FetchError:
+    async def fails(self, d: Any, kind: type[fetch_errors.FetchError]) -> fetch_errors.FetchError:
         try:
             result = await d
-        except download.FetchError as e:
+        except fetch_errors.FetchError as e:
             if not isinstance(e, kind):
                 self.fail(f"expected {kind.__name__}, got {type(e).__name__}: {e}")  # type: ignore[attr-defined]
             return e
@@ -111,12 +111,12 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
         error = yield defer.ensureDeferred(
             self.fails(
                 self.fetcher().retrieve(self.base + "/status/404", outputDir=self.out),
-                download.HTTPStatusError,
+                fetch_errors.HTTPStatusError,
             )
         )
         self.assertEqual(error.status, 404)
         self.assertIn("404", str(error))
-        self.assertEqual(error.exitCode, download.EXIT_HTTP)
+        self.assertEqual(error.exitCode, fetch_errors.EXIT_HTTP)
         self.assertEqual(self.files(), [])
 
     @defer.inlineCallbacks
@@ -136,12 +136,13 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
         yield defer.ensureDeferred(
             self.fails(
                 fetcher.retrieve(self.base + "/redirect/3", outputDir=self.out),
-                download.TooManyRedirects,
+                fetch_errors.TooManyRedirects,
             )
         )
         yield defer.ensureDeferred(
             self.fails(
-                fetcher.retrieve(self.base + "/loop", outputDir=self.out), download.TooManyRedirects
+                fetcher.retrieve(self.base + "/loop", outputDir=self.out),
+                fetch_errors.TooManyRedirects,
             )
         )
         self.assertEqual(self.files(), [])
@@ -171,7 +172,7 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
                 self.fetcher(retries=1, retryDelay=0.01).retrieve(
                     self.base + "/flaky", outputDir=self.out
                 ),
-                download.HTTPStatusError,
+                fetch_errors.HTTPStatusError,
             )
         )
         self.assertEqual(flaky.calls, 2)
@@ -189,7 +190,7 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
                 self.fetcher(retries=3, retryDelay=0.01).retrieve(
                     self.base + "/flaky", outputDir=self.out
                 ),
-                download.HTTPStatusError,
+                fetch_errors.HTTPStatusError,
             )
         )
         self.assertEqual(flaky.calls, 1)
@@ -221,7 +222,7 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
         part = os.path.join(self.out, "same.part")
         with open(part, "wb") as f:
             f.write(servers.BODY[:1000])
-        localfiles.save_validators(part, self.base + "/same", servers.ETAG.decode(), None)
+        files.save_validators(part, self.base + "/same", servers.ETAG.decode(), None)
         yield self.fetcher().retrieve(self.base + "/same", outputDir=self.out, resume=True)
         self.assertEqual(blob.requests[0]["if-range"], servers.ETAG.decode())
         self.assertEqual(blob.requests[0]["range"], "bytes=1000-")
@@ -241,7 +242,7 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
         part = os.path.join(self.out, "changed.part")
         with open(part, "wb") as f:
             f.write(servers.BODY[:1000])
-        localfiles.save_validators(part, self.base + "/changed", '"v1"', None)
+        files.save_validators(part, self.base + "/changed", '"v1"', None)
         yield self.fetcher().retrieve(self.base + "/changed", outputDir=self.out, resume=True)
         with open(os.path.join(self.out, "changed"), "rb") as f:
             self.assertEqual(f.read(), new)
@@ -284,7 +285,7 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
                 self.fetcher().retrieve(
                     self.base + "/blob", outputDir=self.out, resume=True, sha256="0" * 64
                 ),
-                download.ChecksumMismatch,
+                fetch_errors.ChecksumMismatch,
             )
         )
         self.assertEqual(self.files(), [])
@@ -370,7 +371,7 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
         error = yield defer.ensureDeferred(
             self.fails(
                 fetcher.retrieve(self.base + "/blob.bin", outputDir=self.out, sha256="0" * 64),
-                download.ChecksumMismatch,
+                fetch_errors.ChecksumMismatch,
             )
         )
         self.assertIn("SHA-256 mismatch", str(error))
@@ -422,7 +423,7 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
         result = yield fetcher.fetchBytes(self.base + "/blob")
         self.assertEqual(result.content, servers.BODY)
         yield defer.ensureDeferred(
-            self.fails(fetcher.fetchBytes(self.base + "/blob", maxSize=100), download.TooLarge)
+            self.fails(fetcher.fetchBytes(self.base + "/blob", maxSize=100), fetch_errors.TooLarge)
         )
 
     @defer.inlineCallbacks
@@ -461,7 +462,7 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
         error = yield defer.ensureDeferred(
             self.fails(
                 self.fetcher().retrieve(f"http://127.0.0.1:{freePort()}/x", outputDir=self.out),
-                download.NetworkError,
+                fetch_errors.NetworkError,
             )
         )
         self.assertIn("refused", str(error))
@@ -472,7 +473,7 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
         An ftp:// URL fails at once with :class:`UnsupportedURL`.
         """
         d = self.fetcher().retrieve("ftp://127.0.0.1/x", outputDir=self.out)
-        self.failureResultOf(d, download.UnsupportedURL)
+        self.failureResultOf(d, fetch_errors.UnsupportedURL)
 
 
 def sleep(seconds: float) -> Any:
@@ -494,10 +495,11 @@ class LiarTests(FetcherTestsMixin, unittest.TestCase):
 
     async def _truncated(self, path: str, message: str) -> None:
         error = await self.fails(
-            self.fetcher().retrieve(self.base + path, outputDir=self.out), download.TruncatedBody
+            self.fetcher().retrieve(self.base + path, outputDir=self.out),
+            fetch_errors.TruncatedBody,
         )
         self.assertIn(message, str(error))
-        self.assertEqual(error.exitCode, download.EXIT_TRUNCATED)
+        self.assertEqual(error.exitCode, fetch_errors.EXIT_TRUNCATED)
         self.assertEqual(self.files(), [])
 
     def test_shortBody(self) -> Any:
@@ -515,12 +517,12 @@ class LiarTests(FetcherTestsMixin, unittest.TestCase):
         yield defer.ensureDeferred(
             self.fails(
                 self.fetcher().retrieve(self.base + "/short-etag", outputDir=self.out, resume=True),
-                download.TruncatedBody,
+                fetch_errors.TruncatedBody,
             )
         )
         self.assertEqual(self.files(), [".short-etag.part.http.json", "short-etag.part"])
         self.assertEqual(
-            localfiles.range_condition(os.path.join(self.out, "short-etag.part")),
+            files.range_condition(os.path.join(self.out, "short-etag.part")),
             {"If-Range": '"short-v1"'},
         )
 
@@ -544,7 +546,7 @@ class LiarTests(FetcherTestsMixin, unittest.TestCase):
         error = yield defer.ensureDeferred(
             self.fails(
                 self.fetcher(idleTimeout=0.3).retrieve(self.base + "/stall", outputDir=self.out),
-                download.Timeout,
+                fetch_errors.Timeout,
             )
         )
         self.assertIn("no data for 0.3 seconds", str(error))
@@ -558,7 +560,7 @@ class LiarTests(FetcherTestsMixin, unittest.TestCase):
         error = yield defer.ensureDeferred(
             self.fails(
                 self.fetcher(maxTime=0.3).retrieve(self.base + "/stall", outputDir=self.out),
-                download.Timeout,
+                fetch_errors.Timeout,
             )
         )
         self.assertIn("--max-time", str(error))
@@ -574,7 +576,7 @@ class LiarTests(FetcherTestsMixin, unittest.TestCase):
                 self.fetcher(idleTimeout=0.3).retrieve(
                     self.base + "/stall", outputDir=self.out, resume=True
                 ),
-                download.Timeout,
+                fetch_errors.Timeout,
             )
         )
         self.assertEqual(self.files(), ["stall.part"])
@@ -588,7 +590,7 @@ class LiarTests(FetcherTestsMixin, unittest.TestCase):
         yield defer.ensureDeferred(
             self.fails(
                 self.fetcher(maxRedirects=5).retrieve(self.base + "/loop", outputDir=self.out),
-                download.TooManyRedirects,
+                fetch_errors.TooManyRedirects,
             )
         )
         self.assertEqual(len(self.raw.requestLines), 6)
@@ -603,7 +605,7 @@ class LiarTests(FetcherTestsMixin, unittest.TestCase):
         error = yield defer.ensureDeferred(
             self.fails(
                 self.fetcher(compressed=True).retrieve(self.base + "/bomb", outputDir=self.out),
-                download.TooLarge,
+                fetch_errors.TooLarge,
             )
         )
         self.assertIn("decompression bomb", str(error))
@@ -619,7 +621,7 @@ class LiarTests(FetcherTestsMixin, unittest.TestCase):
                 self.fetcher(compressed=True, maxDecodedSize=1000, maxRatio=1e9).retrieve(
                     self.base + "/bomb", outputDir=self.out
                 ),
-                download.TooLarge,
+                fetch_errors.TooLarge,
             )
         )
         self.assertIn("more than 1000 bytes", str(error))
@@ -662,11 +664,11 @@ class TLSTests(FetcherTestsMixin, unittest.TestCase):
         error = yield defer.ensureDeferred(
             self.fails(
                 self.fetcher().retrieve(f"https://localhost:{self.port}/blob", outputDir=self.out),
-                download.TLSError,
+                fetch_errors.TLSError,
             )
         )
         self.assertIn("--cacert", str(error))
-        self.assertEqual(error.exitCode, download.EXIT_TLS)
+        self.assertEqual(error.exitCode, fetch_errors.EXIT_TLS)
         self.assertEqual(self.files(), [])
 
     @defer.inlineCallbacks
@@ -809,7 +811,7 @@ class HttpbinTests(FetcherTestsMixin, unittest.TestCase):
                 self.fetcher(retries=1, retryDelay=0.01).retrieve(
                     self.base + "/status/500", outputDir=self.out
                 ),
-                download.HTTPStatusError,
+                fetch_errors.HTTPStatusError,
             )
         )
         self.assertEqual(error.status, 500)

@@ -20,7 +20,7 @@ from twisted.trial import unittest
 from tests import fetchservers as servers
 from tests.support import twistdArgv
 from twisted_journey.fetch import Fetcher, FetchSettings
-from twisted_journey.mirror import MirrorService
+from twisted_journey.fetch.mirror import MirrorService
 from twisted_journey.tap import fetch as tap
 
 

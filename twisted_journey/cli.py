@@ -252,16 +252,16 @@ def _writeAll(fd: int, data: bytes) -> None:
 
 
 def _configureFetch(parser: argparse.ArgumentParser) -> None:
-    from twisted_journey import fetchcli
+    from twisted_journey.fetch import cli as fetchcli
 
     fetchcli.configure(parser)
 
 
 def _fetch(args: argparse.Namespace) -> int:
     """
-    Fetch URLs to files (exit statuses: :data:`twisted_journey.download.EXIT_CODES`).
+    Fetch URLs to files (exit statuses: :data:`twisted_journey.fetch.errors.EXIT_CODES`).
     """
-    from twisted_journey import fetchcli
+    from twisted_journey.fetch import cli as fetchcli
 
     return fetchcli.run(args, twisted=twistedAvailable())
 

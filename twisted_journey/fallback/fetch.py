@@ -28,17 +28,20 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from twisted_journey import download, errors, localfiles
-from twisted_journey.download import (
+from twisted_journey import errors
+from twisted_journey.fetch import cli as fetchcli
+from twisted_journey.fetch import errors as fetch_errors
+from twisted_journey.fetch import files, semantics
+from twisted_journey.fetch.errors import (
     FetchError,
     HTTPStatusError,
     NetworkError,
-    PartFile,
     Timeout,
     TLSError,
     TooManyRedirects,
     TruncatedBody,
 )
+from twisted_journey.fetch.files import PartFile
 
 __all__ = ["fetch", "main"]
 
@@ -60,7 +63,7 @@ class RedirectHandler(urllib.request.HTTPRedirectHandler):
         self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
     ) -> urllib.request.Request | None:
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and not download.same_origin(req.full_url, new.full_url):
+        if new is not None and not semantics.same_origin(req.full_url, new.full_url):
             for name in CREDENTIALS:
                 new.remove_header(name)
                 new.remove_header(name.capitalize())
@@ -92,7 +95,7 @@ def classify(error: BaseException, url: str, timeout: float | None) -> FetchErro
             f"the server answered {error.code} {error.reason}; nothing saved.",
             url,
             error.code,
-            download.retry_after(error.headers.get("Retry-After") if error.headers else None),
+            semantics.retry_after(error.headers.get("Retry-After") if error.headers else None),
         )
     reason: Any = error.reason if isinstance(error, urllib.error.URLError) else error
     if isinstance(reason, (ssl.SSLCertVerificationError, ssl.SSLError)):
@@ -158,7 +161,7 @@ def _copy_body(
             reporthook(blocks, len(block), total)
         if expected is not None and part.written > expected:
             break
-    download.check_length(url, expected, part.written - part.offset, framed)
+    semantics.check_length(url, expected, part.written - part.offset, framed)
 
 
 def fetch(
@@ -177,8 +180,8 @@ def fetch(
     :param timeout: seconds for every connect and every read (not the whole transfer).
     :raises FetchError: (a subclass) when anything goes wrong; no file is left behind.
     """
-    download.check_url(url)
-    path = localfiles.target_path(url, output, output_dir)
+    semantics.check_url(url)
+    path = files.target_path(url, output, output_dir)
     opener = urllib.request.build_opener(RedirectHandler(max_redirs))
     request = urllib.request.Request(url, headers=dict(headers))
     request.add_header("User-Agent", "twisted_journey-fallback")
@@ -190,9 +193,9 @@ def fetch(
         raise classify(e, url, timeout) from None
     with response:
         if content_disposition:
-            name = localfiles.disposition_name(response.headers.get("Content-Disposition"))
+            name = files.disposition_name(response.headers.get("Content-Disposition"))
             if name is not None:
-                path = localfiles.target_path(url, output, output_dir, name)
+                path = files.target_path(url, output, output_dir, name)
         part = PartFile(path)
         try:
             _copy_body(response, part, url, reporthook)
@@ -214,7 +217,7 @@ def parser() -> argparse.ArgumentParser:
         description="Fetch URLs to files with urllib: same names, .part files and exit "
         "codes as journey fetch.",
     )
-    download.add_basic_arguments(result)
+    fetchcli.add_basic_arguments(result)
     result.add_argument(
         "--timeout", type=float, default=30.0, metavar="S", help="seconds per connect/read [30]"
     )
@@ -238,11 +241,11 @@ def run(args: argparse.Namespace, program: str = "fetch") -> int:
                 args.timeout,
             )
         except FetchError as e:
-            print(download.failure_line(program, url, e), file=sys.stderr)
+            print(fetch_errors.failure_line(program, url, e), file=sys.stderr)
             results.append(e)
         else:
             results.append(None)
-    return download.exit_status(results)
+    return fetch_errors.exit_status(results)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -251,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     command = parser()
     args = command.parse_args(argv)
-    download.check_arguments(command, args)
+    fetchcli.check_arguments(command, args)
     if not args.timeout > 0:
         command.error("--timeout must be a number of seconds above 0.")
     try:

@@ -15,7 +15,7 @@ from twisted.application.service import IService
 from twisted.python import usage
 
 from twisted_journey import settings
-from twisted_journey.mirror import MirrorService
+from twisted_journey.fetch.mirror import MirrorService
 
 __all__ = ["Options", "makeService"]
 
@@ -60,7 +60,7 @@ class Options(usage.Options):
 
 def makeService(options: Options, reactor: Any = None) -> IService:
     """
-    The :class:`twisted_journey.mirror.MirrorService` for ``options``.
+    The :class:`twisted_journey.fetch.mirror.MirrorService` for ``options``.
     """
     return MirrorService(
         options["urls"],

@@ -2,8 +2,8 @@
 
 import sys
 
-from twisted_journey.download import FetchError
 from twisted_journey.fallback.fetch import fetch
+from twisted_journey.fetch.errors import FetchError
 
 url, filename = sys.argv[1], sys.argv[2]
 try:

@@ -30,7 +30,7 @@ What it guarantees, which ``Agent`` and ``readBody`` alone do not:
 - ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` from the environment, with ``CONNECT``
   tunnelling for https; ``cacert`` and (loudly) ``insecure`` TLS.
 
-Failures are the :class:`twisted_journey.download.FetchError` subclasses (shared with the
+Failures are the :class:`twisted_journey.fetch.errors.FetchError` subclasses (shared with the
 stdlib twin), each with a sentence and an exit status.
 """
 
@@ -56,15 +56,16 @@ from twisted.web.iweb import (
     IResponse,
 )
 
-from twisted_journey import __version__, download, localfiles
-from twisted_journey.agent import EnvironmentAgent, classify, surplusNoticingPool
-from twisted_journey.download import (
+from twisted_journey import __version__
+from twisted_journey.fetch import files, semantics
+from twisted_journey.fetch.agent import EnvironmentAgent, classify, surplusNoticingPool
+from twisted_journey.fetch.body import BodyReceiver, Deadline, Decoder, Spool, abandon
+from twisted_journey.fetch.errors import (
     ChecksumMismatch,
     FetchError,
     FileError,
     HTTPStatusError,
     NetworkError,
-    PartFile,
     ProtocolError,
     Timeout,
     TLSError,
@@ -73,7 +74,7 @@ from twisted_journey.download import (
     TruncatedBody,
     UnsupportedURL,
 )
-from twisted_journey.fetchbody import BodyReceiver, Deadline, Decoder, Spool, abandon
+from twisted_journey.fetch.files import PartFile
 
 __all__ = [
     "ChecksumMismatch",
@@ -278,7 +279,7 @@ class Fetcher:
     # -- internals
 
     async def _withRetries(self, url: str, attempt: Callable[[], Any]) -> Any:
-        download.check_url(url)
+        semantics.check_url(url)
         settings = self.settings
         for number in range(settings.retries + 1):
             try:
@@ -353,7 +354,7 @@ class Fetcher:
         expected = None if response.length is UNKNOWN_LENGTH else int(response.length)
         received = receiver.received + getattr(response, "journeySurplus", 0)
         try:
-            download.check_length(url, expected, received, framed)
+            semantics.check_length(url, expected, received, framed)
         except FetchError:
             await _settle(spool)
             raise
@@ -377,8 +378,8 @@ class Fetcher:
         options: _Options,
         reporthook: Callable[[int, int, int], object] | None,
     ) -> Retrieved:
-        download.check_url(url)
-        path = localfiles.target_path(url, options.filename, options.outputDir)
+        semantics.check_url(url)
+        path = files.target_path(url, options.filename, options.outputDir)
         if options.noClobber and os.path.exists(path) and not options.contentDisposition:
             return Retrieved(url, path, Headers(), 0, os.path.getsize(path), False, True)
         return await self._withRetries(
@@ -394,12 +395,12 @@ class Fetcher:
     ) -> Retrieved:
         extra: dict[str, str] = {}
         if options.newer:
-            extra.update(localfiles.conditional_headers(path))
+            extra.update(files.conditional_headers(path))
         part = path + ".part"
         offset = os.path.getsize(part) if options.resume and os.path.exists(part) else 0
         if offset:
             extra["Range"] = f"bytes={offset}-"
-            extra.update(localfiles.range_condition(part))
+            extra.update(files.range_condition(part))
         deadline = Deadline(self.reactor, self.settings.idleTimeout, self.settings.maxTime)
         try:
             response = await self._request(url, self._headers(extra), deadline)
@@ -417,15 +418,13 @@ class Fetcher:
                     complete.discard()  # a bad .part would fail the same way forever
                     raise
                 complete.commit()
-                localfiles.forget_validators(part)
+                files.forget_validators(part)
                 return Retrieved(url, path, response.headers, code, offset)
             await _raiseForStatus(url, response)
             if options.contentDisposition:
-                name = localfiles.disposition_name(
-                    _header(response.headers, b"content-disposition")
-                )
+                name = files.disposition_name(_header(response.headers, b"content-disposition"))
                 if name is not None:
-                    path = localfiles.target_path(url, options.filename, options.outputDir, name)
+                    path = files.target_path(url, options.filename, options.outputDir, name)
                 if options.noClobber and os.path.exists(path):
                     await abandon(response)
                     return Retrieved(
@@ -440,9 +439,9 @@ class Fetcher:
                 etag = _header(response.headers, b"etag")
                 modified = _header(response.headers, b"last-modified")
                 if etag or modified:
-                    localfiles.save_validators(part, url, etag, modified)
+                    files.save_validators(part, url, etag, modified)
                 else:
-                    localfiles.forget_validators(part)
+                    files.forget_validators(part)
             # Opened (truncated unless resumed), written, verified and renamed on the
             # disk thread: the reactor thread never waits for the file system.
             hashed = options.sha256 is not None or options.onlyIfChanged
@@ -470,11 +469,11 @@ class Fetcher:
                 keep = options.resume and not isinstance(e, ChecksumMismatch)
                 sink.discard(keep=keep)
                 if not keep:
-                    localfiles.forget_validators(part)
+                    files.forget_validators(part)
                 raise
-            localfiles.forget_validators(part)
+            files.forget_validators(part)
             if options.newer:
-                localfiles.save_validators(
+                files.save_validators(
                     path,
                     url,
                     _header(response.headers, b"etag"),
@@ -539,7 +538,7 @@ class _LazySink:
         part = self._get()
         part.verify(sha256)
         digest = part.digest.hexdigest() if part.digest is not None else None
-        if onlyIfChanged and digest and download.same_content(part.path, digest, part.written):
+        if onlyIfChanged and digest and files.same_content(part.path, digest, part.written):
             part.discard()
             self.unchanged = True
             return
@@ -606,12 +605,12 @@ async def _raiseForStatus(url: str, response: IResponse) -> None:
         f"the server answered {code} {phrase}; nothing saved.",
         url,
         code,
-        download.retry_after(_header(response.headers, b"retry-after")),
+        semantics.retry_after(_header(response.headers, b"retry-after")),
     )
 
 
 async def _checkRange(url: str, response: IResponse, offset: int) -> None:
-    span = download.parse_content_range(_header(response.headers, b"content-range"))
+    span = semantics.parse_content_range(_header(response.headers, b"content-range"))
     if span is None or span[0] != offset:
         await abandon(response)
         raise ProtocolError(

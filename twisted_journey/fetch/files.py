@@ -1,10 +1,11 @@
 # -*- test-case-name: tests.test_fetch_download -*-
 """
-Where downloads go on disk, stdlib only: safe local names, the remembered validators
-(ETag / Last-Modified) beside a file, and the mirror's URL list.
+Where downloads go on disk, stdlib only: safe local names, the ``.part`` file renamed into
+place when complete, the remembered validators (ETag / Last-Modified) beside a file, and
+the mirror's URL list.
 
 Both fetchers (:mod:`twisted_journey.fetch`, :mod:`twisted_journey.fallback.fetch`) and
-the mirror (:mod:`twisted_journey.mirror`) name files here, so a URL gets the same local
+the mirror (:mod:`twisted_journey.fetch.mirror`) name files here, so a URL gets the same local
 name whichever of them fetched it.  A name chosen by someone else (the server's
 ``Content-Disposition``, a line of the URL list) is reduced to a safe basename: no
 directory parts, no ``..``, no control characters, a bounded length.
@@ -14,17 +15,20 @@ from __future__ import annotations
 
 import email.message
 import email.utils
+import hashlib
 import json
 import os
 import unicodedata
 import urllib.parse
 from typing import Any
 
-from twisted_journey.download import FileError, UnsupportedURL, check_url
+from twisted_journey.fetch.errors import ChecksumMismatch, FileError, UnsupportedURL
+from twisted_journey.fetch.semantics import check_url
 
 __all__ = [
     "DEFAULT_NAME",
     "MAX_NAME_BYTES",
+    "PartFile",
     "conditional_headers",
     "disposition_name",
     "forget_validators",
@@ -33,6 +37,7 @@ __all__ = [
     "parse_url_list",
     "range_condition",
     "safe_basename",
+    "same_content",
     "save_validators",
     "target_path",
     "validators_path",
@@ -269,3 +274,155 @@ def parse_url_list(text: str) -> tuple[list[tuple[str, str | None]], list[str]]:
                 continue
         entries.append((url, name))
     return entries, problems
+
+
+# --- the .part file --------------------------------------------------------------------------
+
+
+class PartFile:
+    """
+    A body being written to ``PATH.part``, renamed to ``PATH`` by :meth:`commit`.
+
+    :param path: the final name.
+    :param resume: append to an existing ``.part`` (for ``--continue``).
+    :param no_clobber: make :meth:`commit` fail rather than replace an existing file.
+    :param sha256: keep a SHA-256 of everything written (including a resumed start).
+
+    :ivar offset: bytes already in the ``.part`` when it was opened.
+    :ivar written: bytes in the ``.part`` now.
+    """
+
+    def __init__(
+        self, path: str, resume: bool = False, no_clobber: bool = False, sha256: bool = False
+    ) -> None:
+        self.path = path
+        self.part = path + ".part"
+        self.no_clobber = no_clobber
+        self.digest = hashlib.sha256() if sha256 else None
+        self.offset = 0
+        self._file: Any = None
+        try:
+            nofollow = getattr(os, "O_NOFOLLOW", 0)
+            if resume and os.path.exists(self.part):
+                fd = os.open(self.part, os.O_RDWR | nofollow)
+                self._file = open(fd, "r+b", buffering=0)  # noqa: SIM115
+                self._file.seek(0, os.SEEK_END)
+                self.offset = self._file.tell()
+                if self.digest is not None:
+                    self._file.seek(0)
+                    while block := self._file.read(1 << 20):
+                        self.digest.update(block)
+                    self._file.seek(0, os.SEEK_END)
+            else:
+                fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | nofollow, 0o666)
+                self._file = open(fd, "wb", buffering=0)  # noqa: SIM115
+        except OSError as e:
+            raise FileError(f"cannot write {self.part!r}: {e.strerror or e}.") from None
+        self.written = self.offset
+
+    def write(self, data: bytes) -> None:
+        """
+        Append ``data``; raises :class:`FileError` when the disk refuses it.
+        """
+        self.write_many([data])
+
+    def write_many(self, chunks: list[bytes]) -> None:
+        """
+        Append every chunk with as few system calls as possible (``writev``), without
+        joining them first; raises :class:`FileError` when the disk refuses them.
+        """
+        assert self._file is not None
+        fd = self._file.fileno()
+        try:
+            for start in range(0, len(chunks), 512):
+                batch = chunks[start : start + 512]
+                size = sum(len(c) for c in batch)
+                done = os.writev(fd, batch) if hasattr(os, "writev") else 0
+                if done < size:  # a short write (or no writev): finish plainly
+                    rest = memoryview(b"".join(batch))[done:]
+                    while rest:
+                        rest = rest[os.write(fd, rest) :]
+        except OSError as e:
+            raise FileError(f"cannot write {self.part!r}: {e.strerror or e}.") from None
+        for chunk in chunks:
+            self.written += len(chunk)
+            if self.digest is not None:
+                self.digest.update(chunk)
+
+    def restart(self) -> None:
+        """
+        Throw away what was written (the server ignored our ``Range``): start at 0.
+        """
+        assert self._file is not None
+        self._file.seek(0)
+        self._file.truncate()
+        self.offset = self.written = 0
+        if self.digest is not None:
+            self.digest = hashlib.sha256()
+
+    def verify(self, sha256: str | None) -> None:
+        """
+        Raise :class:`ChecksumMismatch` unless the body's SHA-256 is ``sha256``.
+        """
+        if sha256 is None or self.digest is None:
+            return
+        actual = self.digest.hexdigest()
+        if actual != sha256.lower():
+            raise ChecksumMismatch(
+                f"SHA-256 mismatch: expected {sha256.lower()}, got {actual}; file removed."
+            )
+
+    def close(self) -> None:
+        """
+        Close the ``.part`` (idempotent).
+        """
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def commit(self) -> None:
+        """
+        Close and move the complete ``.part`` to the final name.
+        """
+        try:
+            self.close()
+            if self.no_clobber:
+                os.link(self.part, self.path)
+                os.unlink(self.part)
+            else:
+                os.replace(self.part, self.path)
+        except FileExistsError:
+            self.discard()
+            raise FileError(
+                f"{self.path!r} appeared meanwhile; not replaced (--no-clobber)."
+            ) from None
+        except OSError as e:
+            self.discard()
+            raise FileError(f"cannot rename {self.part!r}: {e.strerror or e}.") from None
+
+    def discard(self, keep: bool = False) -> None:
+        """
+        Close, and remove the ``.part`` unless ``keep`` (for a later ``--continue``).
+        """
+        self.close()
+        if not keep:
+            try:
+                os.unlink(self.part)
+            except FileNotFoundError:
+                pass
+
+
+def same_content(path: str, sha256: str, size: int) -> bool:
+    """
+    Whether the file at ``path`` has ``size`` bytes with this SHA-256 (hex).
+    """
+    try:
+        if os.path.getsize(path) != size:
+            return False
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    except OSError:
+        return False
+    return digest.hexdigest() == sha256

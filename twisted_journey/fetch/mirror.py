@@ -23,8 +23,9 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
-from twisted_journey import localfiles
-from twisted_journey.fetch import Fetcher, FetchSettings, classify
+from twisted_journey.fetch import files
+from twisted_journey.fetch.agent import classify
+from twisted_journey.fetch.client import Fetcher, FetchSettings
 
 __all__ = ["MirrorService", "Mirrored"]
 
@@ -131,7 +132,7 @@ class MirrorService(Service):
             )
             return
         self._stamp = stamp
-        entries, problems = localfiles.parse_url_list(text)
+        entries, problems = files.parse_url_list(text)
         for problem in problems:
             self.log.warn("Skipped in {path!r}: {problem!r}", path=self.urlsPath, problem=problem)
         kept = {}

@@ -4,7 +4,7 @@ The default agent of :class:`twisted_journey.fetch.Fetcher`: what Twisted's ``Ag
 does not do by itself.
 
 - :class:`EnvironmentAgent` honours ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` (decided
-  by :func:`twisted_journey.download.proxy_for`): plain http goes through ``ProxyAgent``,
+  by :func:`twisted_journey.fetch.semantics.proxy_for`): plain http goes through ``ProxyAgent``,
   https through a ``CONNECT`` tunnel (:class:`TunnelEndpoint`) with TLS inside it, so
   the proxy never sees the request in clear.
 - :class:`TLSPolicy` verifies against the system CAs, or only those of a ``--cacert``
@@ -13,7 +13,7 @@ does not do by itself.
   ``Content-Length`` (Twisted drops them silently), so a too-long body is an error.
 - :func:`classify` turns what ``Agent``, ``RedirectAgent`` and the body fail with
   (``ResponseNeverReceived``, ``_DataLoss``, ``SSL.Error``, ...) into the
-  :class:`~twisted_journey.download.FetchError` a person and a caller can use.
+  :class:`~twisted_journey.fetch.errors.FetchError` a person and a caller can use.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IAgentEndpointFactory, IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
-from twisted_journey import download, errors
-from twisted_journey.download import (
+from twisted_journey import errors
+from twisted_journey.fetch import semantics
+from twisted_journey.fetch.body import Deadline
+from twisted_journey.fetch.errors import (
     FetchError,
     NetworkError,
     ProtocolError,
@@ -43,7 +45,6 @@ from twisted_journey.download import (
     TruncatedBody,
     UnsupportedURL,
 )
-from twisted_journey.fetchbody import Deadline
 
 __all__ = ["EnvironmentAgent", "TLSPolicy", "TunnelEndpoint", "classify", "surplusNoticingPool"]
 
@@ -241,7 +242,7 @@ class _Endpoints:
         if uri.scheme != b"https":
             return self.tcp(host, uri.port)
         url = f"https://{host}:{uri.port}/"
-        proxy = download.proxy_for(url, self.proxies)
+        proxy = semantics.proxy_for(url, self.proxies)
         if proxy:
             inner: Any = TunnelEndpoint(
                 self.tcp(*_hostPort(proxy)), host, uri.port, _proxyAuthorization(proxy)
@@ -272,7 +273,9 @@ class EnvironmentAgent:
         self, method: bytes, uri: bytes, headers: Headers | None = None, bodyProducer: Any = None
     ) -> Deferred[IResponse]:
         url = uri.decode("ascii")
-        proxy = download.proxy_for(url, self.endpoints.proxies) if url.startswith("http:") else None
+        proxy = (
+            semantics.proxy_for(url, self.endpoints.proxies) if url.startswith("http:") else None
+        )
         if not proxy:
             return self.direct.request(method, uri, headers, bodyProducer)
         agent = self._proxyAgents.get(proxy)

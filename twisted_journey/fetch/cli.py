@@ -7,7 +7,7 @@
 fetched by :class:`twisted_journey.fetch.Fetcher` (up to ``--parallel`` at once); without
 it, by :mod:`twisted_journey.fallback.fetch`, which takes only the basic options.
 
-Exit statuses are :data:`twisted_journey.download.EXIT_CODES`: 0 when every URL succeeded,
+Exit statuses are :data:`twisted_journey.fetch.errors.EXIT_CODES`: 0 when every URL succeeded,
 else the code of the first failure, with one line per failed URL on stderr.
 """
 
@@ -18,9 +18,12 @@ import os
 import sys
 from typing import Any
 
-from twisted_journey import download, localfiles, settings
+from twisted_journey import settings
+from twisted_journey.fetch import cli as fetchcli
+from twisted_journey.fetch import errors as fetch_errors
+from twisted_journey.fetch import files, semantics
 
-__all__ = ["configure", "run"]
+__all__ = ["add_basic_arguments", "check_arguments", "configure", "run"]
 
 PROGRAM = "journey fetch"
 
@@ -73,7 +76,7 @@ def _header(text: str) -> tuple[str, str]:
 
 
 def _sha256(text: str) -> str:
-    if not download.is_sha256(text):
+    if not semantics.is_sha256(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not 64 hexadecimal digits")
     return text.lower()
 
@@ -82,10 +85,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """
     Add ``journey fetch``'s arguments to ``parser``.
     """
-    download.add_basic_arguments(parser)
+    fetchcli.add_basic_arguments(parser)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = "exit status:\n" + "\n".join(
-        f"  {code:>2}  {meaning}" for code, meaning in download.EXIT_CODES.items()
+        f"  {code:>2}  {meaning}" for code, meaning in fetch_errors.EXIT_CODES.items()
     )
     add = parser.add_argument
     add("--no-clobber", action="store_true", help="skip URLs whose file already exists")
@@ -116,7 +119,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--retry",
-        type=download._count,
+        type=fetchcli._count,
         default=0,
         metavar="N",
         help="retry N times on network errors, timeouts, 408/429/5xx [0]",
@@ -200,7 +203,7 @@ def run(args: argparse.Namespace, twisted: bool = True) -> int:
     from twisted.internet.defer import Deferred
     from twisted.internet.task import react
 
-    status = download.EXIT_FAILURE
+    status = fetch_errors.EXIT_FAILURE
 
     async def main(reactor: Any) -> None:
         nonlocal status
@@ -219,7 +222,7 @@ def _isdir(path: str) -> bool:
 
 def _usage(sentence: str) -> int:
     print(f"{PROGRAM}: {sentence}", file=sys.stderr)
-    return download.EXIT_USAGE
+    return fetch_errors.EXIT_USAGE
 
 
 def _runStdlib(args: argparse.Namespace) -> int:
@@ -234,7 +237,7 @@ def _runStdlib(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from twisted_journey.fetch import FetchSettings
+    from twisted_journey.fetch.client import FetchSettings
 
     # Timeouts not given keep FetchSettings' own defaults.
     timeouts = {
@@ -263,11 +266,12 @@ def _settings(args: argparse.Namespace) -> Any:
 async def _fetchAll(reactor: Any, args: argparse.Namespace) -> int:
     from twisted.internet.defer import DeferredList, gatherResults, succeed
 
-    from twisted_journey.fetch import Fetcher, classify
+    from twisted_journey.fetch.agent import classify
+    from twisted_journey.fetch.client import Fetcher
 
     try:
         fetcher = Fetcher(reactor, settings=_settings(args))
-    except download.FetchError as e:
+    except fetch_errors.FetchError as e:
         print(f"{PROGRAM}: {e}", file=sys.stderr)
         return e.exitCode
     show = not args.quiet and (args.progress or sys.stderr.isatty())
@@ -277,9 +281,9 @@ async def _fetchAll(reactor: Any, args: argparse.Namespace) -> int:
     def one(index: int, url: str) -> Any:
         if not args.content_disposition:
             # Two URLs of one run must not write the same NAME.part at once.
-            path = os.path.abspath(localfiles.target_path(url, args.output, args.output_dir))
+            path = os.path.abspath(files.target_path(url, args.output, args.output_dir))
             if path in claimed:
-                error = download.FileError(
+                error = fetch_errors.FileError(
                     f"not fetched: {claimed[path]} of this run is also saved as "
                     f"{os.path.basename(path)!r}.",
                     url,
@@ -336,14 +340,14 @@ async def _fetchAll(reactor: Any, args: argparse.Namespace) -> int:
         print(f"{PROGRAM}: interrupted; unfinished files removed{kept}.", file=sys.stderr)
         return 130
     reactor.removeSystemEventTrigger(trigger)
-    failures: list[download.FetchError | None] = []
+    failures: list[fetch_errors.FetchError | None] = []
     for url, result in zip(args.urls, results, strict=True):
-        if isinstance(result, download.FetchError):
-            print(download.failure_line(PROGRAM, url, result), file=sys.stderr)
+        if isinstance(result, fetch_errors.FetchError):
+            print(fetch_errors.failure_line(PROGRAM, url, result), file=sys.stderr)
             failures.append(result)
         else:
             failures.append(None)
-    return download.exit_status(failures)
+    return fetch_errors.exit_status(failures)
 
 
 class _Bar:
@@ -365,7 +369,7 @@ class _Bar:
                 unit="B",
                 unit_scale=True,
                 unit_divisor=1024,
-                desc=localfiles.name_from_url(self.url)[:30],
+                desc=files.name_from_url(self.url)[:30],
                 position=self.position,
                 leave=True,
                 file=sys.stderr,
@@ -377,3 +381,50 @@ class _Bar:
         if self.bar is not None:
             self.bar.close()
         return result
+
+
+# --- the options both engines share -------------------------------------------------------
+
+
+def add_basic_arguments(parser: argparse.ArgumentParser) -> None:
+    """
+    Add the options both ``journey fetch`` and the stdlib twin take: ``URL...``, ``-o``,
+    ``--output-dir``, ``--content-disposition``, ``--max-redirs``, ``--quiet``.
+    """
+    parser.add_argument("urls", nargs="+", metavar="URL", help="http:// or https:// URLs")
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE (one URL only) [name from the URL]"
+    )
+    parser.add_argument("--output-dir", metavar="DIR", help="put files in DIR [.]")
+    parser.add_argument(
+        "--content-disposition",
+        action="store_true",
+        help="use the server's Content-Disposition name, reduced to a safe basename",
+    )
+    parser.add_argument(
+        "--max-redirs", type=_count, default=20, metavar="N", help="follow at most N redirects [20]"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """
+    Refuse combinations that make no sense (``-o`` with several URLs, a missing directory).
+    """
+    if args.output is not None and len(args.urls) > 1:
+        parser.error("-o/--output takes one URL; use --output-dir for several.")
+    if args.output_dir is not None and not os.path.isdir(args.output_dir):
+        parser.error(f"--output-dir {args.output_dir!r} is not a directory.")
+
+
+def _count(text: str) -> int:
+    """
+    An argparse type for a whole number of at least 0.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0")
+    return value

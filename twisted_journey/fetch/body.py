@@ -25,7 +25,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.iweb import IResponse
 
-from twisted_journey.download import (
+from twisted_journey.fetch.errors import (
     FetchError,
     FileError,
     ProtocolError,

@@ -1,0 +1,96 @@
+# -*- test-case-name: tests.test_fetch_api -*-
+"""
+The HTTP fetcher: ``journey fetch``, its API and the mirror, one module per concern.
+
+- :mod:`~twisted_journey.fetch.errors`: failure classes, exit codes, sentences (stdlib);
+- :mod:`~twisted_journey.fetch.files`: local names, the ``.part`` file, remembered
+  validators (stdlib);
+- :mod:`~twisted_journey.fetch.semantics`: HTTP rules both engines apply (stdlib);
+- :mod:`~twisted_journey.fetch.client`: the Twisted client (:class:`Fetcher`,
+  :func:`retrieve`), with :mod:`~twisted_journey.fetch.body` (one response body) and
+  :mod:`~twisted_journey.fetch.agent` (proxies, TLS, failure classification);
+- :mod:`~twisted_journey.fetch.mirror`: the service behind ``twistd journey-fetch``;
+- :mod:`~twisted_journey.fetch.cli`: the ``journey fetch`` command line.
+
+The public names below are importable from this package.  They are loaded on first use,
+so the stdlib-only modules import without Twisted (the ``urllib`` twin,
+:mod:`twisted_journey.fallback.fetch`, uses them on a Python that has no Twisted).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "ChecksumMismatch",
+    "FetchError",
+    "FetchSettings",
+    "Fetched",
+    "Fetcher",
+    "FileError",
+    "HTTPStatusError",
+    "NetworkError",
+    "ProtocolError",
+    "Retrieved",
+    "TLSError",
+    "Timeout",
+    "TooLarge",
+    "TooManyRedirects",
+    "TruncatedBody",
+    "UnsupportedURL",
+    "classify",
+    "retrieve",
+]
+
+_CLIENT = ("FetchSettings", "Fetched", "Fetcher", "Retrieved", "retrieve")
+_ERRORS = (
+    "ChecksumMismatch",
+    "FetchError",
+    "FileError",
+    "HTTPStatusError",
+    "NetworkError",
+    "ProtocolError",
+    "TLSError",
+    "Timeout",
+    "TooLarge",
+    "TooManyRedirects",
+    "TruncatedBody",
+    "UnsupportedURL",
+)
+
+if TYPE_CHECKING:
+    from twisted_journey.fetch.agent import classify
+    from twisted_journey.fetch.client import Fetched, Fetcher, FetchSettings, Retrieved, retrieve
+    from twisted_journey.fetch.errors import (
+        ChecksumMismatch,
+        FetchError,
+        FileError,
+        HTTPStatusError,
+        NetworkError,
+        ProtocolError,
+        Timeout,
+        TLSError,
+        TooLarge,
+        TooManyRedirects,
+        TruncatedBody,
+        UnsupportedURL,
+    )
+
+__all__ = [*_CLIENT, *_ERRORS, "classify"]
+
+_HOMES = {
+    **dict.fromkeys(_CLIENT, "client"),
+    **dict.fromkeys(_ERRORS, "errors"),
+    "classify": "agent",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """
+    Load a public name from the module that defines it, on first use.
+    """
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
