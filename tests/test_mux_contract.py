@@ -172,9 +172,7 @@ class MuxContract:
             sock.sendall(HOSTILE)
         waitFor(lambda: b"partial" in output.read_bytes(), "the partial record")
         data = self.stopped(server, output)
-        expected = [
-            split_marker(line.split(b" ", 3)[3]) for line in HOSTILE_TEXT.split(b"\n")[:-1]
-        ]
+        expected = [split_marker(line.split(b" ", 3)[3]) for line in HOSTILE_TEXT.split(b"\n")[:-1]]
         found = []
         for record in data.split(b"\n")[:-1]:
             fields = json.loads(record)
