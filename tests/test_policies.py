@@ -17,6 +17,7 @@ from twisted.internet.interfaces import IProtocol, IProtocolFactory
 from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock, StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_journey.datalog import DataLog
@@ -326,3 +327,33 @@ class HAProxyListenerTests(SynchronousTestCase):
             protocol.getPeer(),  # type: ignore[union-attr]
             IPv6Address("TCP", "2001:db8::9", 7),
         )
+
+
+class PerPeerPrefixOptionTests(SynchronousTestCase):
+    """
+    ``--per-peer-prefix`` on the twistd plugins.
+    """
+
+    def test_option(self) -> None:
+        """
+        The default is ``32,64``; a value is parsed, set on the factory's limits by
+        :func:`listeningService`, and a bad one is a usage error in the shared sentence.
+        """
+        options = Options()
+        options.parseOptions([])
+        self.assertEqual(options["per-peer-prefix"], (32, 64))
+        options = Options()
+        options.parseOptions(["--per-peer-prefix", "24,48", "--max-per-peer", "3"])
+        factory = MuxFactory(DataLog(str(Path(self.mktemp()).absolute())), maxPerPeer=3)
+        self.addCleanup(factory.datalog.close)
+        listeningService(options, factory, MemoryReactorClock())
+        self.assertEqual(factory.limits.prefixes, (24, 48))
+        self.assertEqual(factory.limits.key("192.0.2.9"), "192.0.2.0/24")
+        with self.assertRaises(UsageError) as caught:
+            Options().parseOptions(["--per-peer-prefix", "64"])
+        self.assertEqual(
+            str(caught.exception),
+            "--per-peer-prefix must be two prefix lengths, V4,V6 (IPv4 from 1 to 32, IPv6 from 1 "
+            "to 128, e.g. 32,64), not '64'.",
+        )
+        self.assertIn("--per-peer-prefix", str(Options()))
