@@ -46,6 +46,14 @@ def clientFrom(host: str, address: tuple[str, int]) -> socket.socket:
     return sock
 
 
+def peerName(sock: socket.socket) -> str:
+    """
+    ``host:port`` of ``sock``'s own end, as the records name it.
+    """
+    host, port = sock.getsockname()
+    return f"{host}:{port}"
+
+
 def closedByServer(sock: socket.socket) -> bool:
     """
     Whether the other end closed ``sock`` (end of stream or reset) within the patience.
@@ -134,21 +142,22 @@ class HAProxyTests(SynchronousTestCase):
         for host in ("127.0.0.2", "127.0.0.2", "127.0.0.3"):
             sock = clientFrom(host, front)
             self.addCleanup(sock.close)
-            local = "%s:%d" % sock.getsockname()
+            local = peerName(sock)
             sock.sendall(f"hello from {local}\n".encode())
             clients.append((sock, local))
+            line = f"hello from {local}"
             waitFor(
-                lambda: any(r["line"] == f"hello from {local}" for r in self.records(output)),
+                lambda line=line: any(r["line"] == line for r in self.records(output)),  # type: ignore[misc]
                 f"the record of {local}",
             )
         third = clientFrom("127.0.0.2", front)
         self.addCleanup(third.close)
-        refusedPeer = "%s:%d" % third.getsockname()
+        refusedPeer = peerName(third)
         third.sendall(b"refused line\n")
         self.assertTrue(closedByServer(third), server.output())
         fourth = clientFrom("127.0.0.3", front)
         self.addCleanup(fourth.close)
-        fourthPeer = "%s:%d" % fourth.getsockname()
+        fourthPeer = peerName(fourth)
         fourth.sendall(b"still in\n")
         waitFor(
             lambda: any(r["line"] == "still in" for r in self.records(output)),
