@@ -1,9 +1,10 @@
 """
 journey-mux behind a real HAProxy (the Debian package's ``/usr/sbin/haproxy``) on loopback:
 two ``twistd journey-mux`` instances listening on ``haproxy:`` endpoints, one reached with
-``send-proxy`` (PROXY version 1) and one with ``send-proxy-v2``.  Clients connect from
-known source addresses and ports (127.0.0.2, 127.0.0.3); the records must name exactly
-those, and ``--max-per-peer`` must count each client, not the proxy.
+``send-proxy`` (PROXY version 1) and one with ``send-proxy-v2``; and behind nginx's
+``stream`` module with ``proxy_protocol on;``.  Clients connect from known source
+addresses and ports (127.0.0.2, 127.0.0.3); the records must name exactly those, and
+``--max-per-peer`` must count each client, not the proxy.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from tests.support import PATIENCE, ServerProcess, freePort, startServer, twistdArgv
 
 HAPROXY = "/usr/sbin/haproxy"
+NGINX = "/usr/sbin/nginx"
+NGINX_STREAM = "/usr/lib/nginx/modules/ngx_stream_module.so"
 
 
 def waitFor(condition: object, what: str, timeout: float = PATIENCE) -> None:
@@ -64,64 +67,44 @@ def closedByServer(sock: socket.socket) -> bool:
         return True
 
 
-class HAProxyTests(SynchronousTestCase):
+class ProxiedMuxTestCase(SynchronousTestCase):
     """
-    HAProxy in front of two journey-mux instances.
+    journey-mux instances on ``haproxy:`` endpoints, behind a proxy a subclass starts.
+
+    :ivar backends: by name: the server, its data log and the proxy's address for it.
     """
 
     def setUp(self) -> None:
-        if not os.access(HAPROXY, os.X_OK):
-            raise SkipTest(f"{HAPROXY} is not installed (Debian package haproxy)")
-        directory = Path(self.mktemp()).absolute()
-        directory.mkdir()
-        self.backends = {}
-        config = textwrap.dedent(
-            """\
-            global
-                maxconn 200
-            defaults
-                mode tcp
-                timeout connect 5s
-                timeout client 60s
-                timeout server 60s
-            """
+        self.directory = Path(self.mktemp()).absolute()
+        self.directory.mkdir()
+        self.backends: dict[str, tuple[ServerProcess, Path, tuple[str, int]]] = {}
+
+    def startBackend(self, name: str) -> int:
+        """
+        Start a journey-mux for ``name`` (JSON records, ``--max-per-peer 2``) and record it
+        with a free port for the proxy's frontend; return the port it listens on.
+        """
+        port, front = freePort(), freePort()
+        output = self.directory / f"{name}.log"
+        server = startServer(
+            self,
+            twistdArgv(
+                "journey-mux",
+                "--listen",
+                f"haproxy:tcp:{port}:interface=127.0.0.1",
+                "--output",
+                str(output),
+                "--format",
+                "json",
+                "--max-per-peer",
+                "2",
+                "--flush-interval",
+                "0.05",
+            ),
+            ("127.0.0.1", port),
         )
-        for name, option in (("v1", "send-proxy"), ("v2", "send-proxy-v2")):
-            port, front = freePort(), freePort()
-            output = directory / f"{name}.log"
-            server = startServer(
-                self,
-                twistdArgv(
-                    "journey-mux",
-                    "--listen",
-                    f"haproxy:tcp:{port}:interface=127.0.0.1",
-                    "--output",
-                    str(output),
-                    "--format",
-                    "json",
-                    "--max-per-peer",
-                    "2",
-                    "--flush-interval",
-                    "0.05",
-                ),
-                ("127.0.0.1", port),
-            )
-            self.backends[name] = (server, output, ("127.0.0.1", front))
-            config += textwrap.dedent(
-                f"""\
-                frontend front_{name}
-                    bind 127.0.0.1:{front}
-                    default_backend back_{name}
-                backend back_{name}
-                    server mux_{name} 127.0.0.1:{port} {option}
-                """
-            )
-        path = directory / "haproxy.cfg"
-        path.write_text(config)
-        self.haproxy = ServerProcess([HAPROXY, "-f", str(path), "-db"])
-        self.addCleanup(self.haproxy.stop)
-        for _, _, front in self.backends.values():
-            self.haproxy.waitForListening(front)
+        self.backends[name] = (server, output, ("127.0.0.1", front))
+        return port
 
     def records(self, output: Path) -> list[dict[str, object]]:
         """
@@ -147,7 +130,7 @@ class HAProxyTests(SynchronousTestCase):
             clients.append((sock, local))
             line = f"hello from {local}"
             waitFor(
-                lambda line=line: any(r["line"] == line for r in self.records(output)),  # type: ignore[misc]
+                lambda line=line: any(r["line"] == line for r in self.records(output)),
                 f"the record of {local}",
             )
         third = clientFrom("127.0.0.2", front)
@@ -172,6 +155,46 @@ class HAProxyTests(SynchronousTestCase):
             self.assertIn(f"Got connection from {local}", log)
         self.assertIn(f"Refused connection from {refusedPeer}: 2 connections open", log)
 
+
+class HAProxyTests(ProxiedMuxTestCase):
+    """
+    HAProxy in front of two journey-mux instances.
+    """
+
+    def setUp(self) -> None:
+        if not os.access(HAPROXY, os.X_OK):
+            raise SkipTest(f"{HAPROXY} is not installed (Debian package haproxy)")
+        super().setUp()
+        config = textwrap.dedent(
+            """\
+            global
+                maxconn 200
+            defaults
+                mode tcp
+                timeout connect 5s
+                timeout client 60s
+                timeout server 60s
+            """
+        )
+        for name, option in (("v1", "send-proxy"), ("v2", "send-proxy-v2")):
+            port = self.startBackend(name)
+            front = self.backends[name][2][1]
+            config += textwrap.dedent(
+                f"""\
+                frontend front_{name}
+                    bind 127.0.0.1:{front}
+                    default_backend back_{name}
+                backend back_{name}
+                    server mux_{name} 127.0.0.1:{port} {option}
+                """
+            )
+        path = self.directory / "haproxy.cfg"
+        path.write_text(config)
+        proxy = ServerProcess([HAPROXY, "-f", str(path), "-db"])
+        self.addCleanup(proxy.stop)
+        for _, _, address in self.backends.values():
+            proxy.waitForListening(address)
+
     def test_sendProxyVersion1(self) -> None:
         """
         ``send-proxy``: records and ``--max-per-peer`` see the true clients.
@@ -183,3 +206,47 @@ class HAProxyTests(SynchronousTestCase):
         ``send-proxy-v2``: records and ``--max-per-peer`` see the true clients.
         """
         self.check("v2")
+
+
+class NginxTests(ProxiedMuxTestCase):
+    """
+    nginx's ``stream`` module in front of journey-mux.
+    """
+
+    def setUp(self) -> None:
+        if not (os.access(NGINX, os.X_OK) and os.path.exists(NGINX_STREAM)):
+            raise SkipTest(
+                f"{NGINX} or {NGINX_STREAM} is not installed (Debian packages nginx, "
+                "libnginx-mod-stream)"
+            )
+        super().setUp()
+        port = self.startBackend("nginx")
+        front = self.backends["nginx"][2]
+        path = self.directory / "nginx.conf"
+        path.write_text(
+            textwrap.dedent(
+                f"""\
+                load_module {NGINX_STREAM};
+                daemon off;
+                pid {self.directory}/nginx.pid;
+                error_log {self.directory}/error.log;
+                events {{}}
+                stream {{
+                    server {{
+                        listen 127.0.0.1:{front[1]};
+                        proxy_pass 127.0.0.1:{port};
+                        proxy_protocol on;
+                    }}
+                }}
+                """
+            )
+        )
+        proxy = ServerProcess([NGINX, "-c", str(path), "-p", str(self.directory)])
+        self.addCleanup(proxy.stop)
+        proxy.waitForListening(front)
+
+    def test_proxyProtocol(self) -> None:
+        """
+        ``proxy_protocol on;``: records and ``--max-per-peer`` see the true clients.
+        """
+        self.check("nginx")
