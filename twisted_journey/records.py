@@ -91,6 +91,7 @@ _JSON_MARKS = {TRUNCATED: b',"truncated":true', PARTIAL: b',"partial":true'}
 _PLAIN = bytes(range(0x20, 0x5C)) + bytes(range(0x5D, 0x7F))
 _PLAIN_LINES = _PLAIN + b"\n"
 _JSON_PLAIN = _PLAIN.replace(b'"', b"")
+_JSON_PLAIN_LINES = _JSON_PLAIN + b"\n"
 
 _NAMED = {"\\": "\\\\", "\t": "\\t", "\r": "\\r", "\n": "\\n"}
 _UNNAMED = {"t": b"\t", "r": b"\r", "n": b"\n", "\\": b"\\"}
@@ -141,6 +142,7 @@ def _escaper(kind: str, keep_newlines: bool) -> Callable[[str], str]:
         codes.update(range(0xDC80, 0xDD00))
     else:
         codes.add(0x22)
+        codes.update(range(0xD800, 0xE000))  # lone surrogates, as \\udXXX
     if keep_newlines:
         codes.discard(0x0A)
     ranges: list[list[int]] = []
@@ -204,6 +206,9 @@ def json_string(text: str, keep_newlines: bool = False) -> bytes:
 
     :param keep_newlines: leave ``\\n`` as it is (to split the result into lines).
     """
+    data = text.encode("utf-8", "surrogatepass")
+    if not data.translate(None, _JSON_PLAIN_LINES if keep_newlines else _JSON_PLAIN):
+        return data  # nothing to escape: no regular expression, no table built
     return _escaper("json", keep_newlines)(text).encode("utf-8")
 
 
@@ -533,6 +538,8 @@ class Framer:
         pending = self._take_pending()
         if not pending:
             return b""
+        if len(pending) > self._max:  # held one byte over for a CR, whose LF never came
+            return self._records(now, [(pending[: self._max], TRUNCATED)])
         return self._records(now, [(pending, PARTIAL)])
 
     @property
