@@ -303,7 +303,7 @@ class ProxyHeaderProtocol(ProtocolWrapper):
         """
         How the reactor's log names this connection.
         """
-        return f"{self.factory.logPrefix()}"
+        return self.factory.logPrefix()
 
     def makeConnection(self, transport: Any) -> None:
         """
