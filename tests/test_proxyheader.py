@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+import subprocess
+import sys
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.support import environment
 from twisted_journey.proxyheader import (
     MAX_V2_LENGTH,
     V2_SIGNATURE,
@@ -175,3 +178,31 @@ class AnyBytesTests(SynchronousTestCase):
                 host, port = address
                 self.assertEqual(str(ipaddress.ip_address(host)), host)
                 self.assertTrue(0 <= port <= 65535)
+
+
+class StdlibOnlyTests(SynchronousTestCase):
+    """
+    The parser is a floor-1 helper.
+    """
+
+    def test_importsNoTwisted(self) -> None:
+        """
+        :mod:`twisted_journey.proxyheader` (and :mod:`twisted_journey.settings`, with
+        ``--per-peer-prefix``) import and work where ``import twisted`` fails.
+        """
+        script = (
+            "from twisted_journey import proxyheader, settings\n"
+            "print(proxyheader.parse(b'PROXY TCP4 1.2.3.4 5.6.7.8 1 2\\r\\n').source)\n"
+            "print(settings.peer_network('2001:db8::1', settings.peer_prefix('', '32,64')))\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            env=environment(stdlibOnly=True),
+            check=False,
+        )
+        self.assertEqual(
+            (result.returncode, result.stdout),
+            (0, b"('1.2.3.4', 1)\n2001:db8::/64\n"),
+            result.stderr,
+        )
