@@ -43,9 +43,10 @@ as ``\\\\``), end a line that is not complete: :data:`TRUNCATED` (the line was l
 than the limit; the rest up to the next newline was discarded) and :data:`PARTIAL` (the
 connection ended before a newline).
 
-Hostile bytes stay cheap: escaping finds runs of special characters with one regular
-expression and rewrites each run with one ``str.translate`` over a precomputed table, so a
-flood of NULs costs a few C loops, not a Python call per byte.
+Hostile bytes stay cheap: ASCII is escaped by C codecs (``unicode_escape``, ``json``'s
+encoder) in one pass; text with other characters by one regular expression that finds
+each run of special characters, rewritten by C code.  A flood of NULs or of any mix of
+control bytes costs a few C loops, not a Python call per byte.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ _PLAIN = bytes(range(0x20, 0x5C)) + bytes(range(0x5D, 0x7F))
 _PLAIN_LINES = _PLAIN + b"\n"
 _JSON_PLAIN = _PLAIN.replace(b'"', b"")
 _JSON_PLAIN_LINES = _JSON_PLAIN + b"\n"
+_HIGH = bytes(range(0x80, 0x100))
 
 _NAMED = {"\\": "\\\\", "\t": "\\t", "\r": "\\r", "\n": "\\n"}
 _UNNAMED = {"t": b"\t", "r": b"\r", "n": b"\n", "\\": b"\\"}
@@ -125,17 +127,20 @@ def _text_escape(code: int) -> str:
 
 
 @functools.cache
-def _escaper(kind: str, keep_newlines: bool) -> Callable[[str], str]:
+def _escaper(kind: str, keep_newlines: bool) -> Callable[[str, bool], str]:
     """
     A function escaping every special character of a text, for ``kind`` ``"text"``
-    (:func:`escape`) or ``"json"`` (:func:`json_string`).
+    (:func:`escape`) or ``"json"`` (:func:`json_string`); its second argument says the
+    text is dense with special characters.
 
-    One regular expression finds each *run* of special characters, and C code rewrites
-    the whole run: a flood of control bytes costs a few C loops, not a Python call per
-    byte.  In text records, a run of ASCII controls and undecodable bytes goes through
-    the ``unicode_escape`` codec (which writes exactly the escapes of this module's
-    table for them), any other run through ``str.translate`` over a precomputed table;
-    in JSON, every run goes through the ``json`` module's C string encoder.
+    Usually one regular expression finds each *run* of special characters, and C code
+    rewrites the whole run: in text records, a run of ASCII controls and undecodable
+    bytes goes through the ``unicode_escape`` codec (which writes exactly the escapes of
+    this module's table for them), any other run through ``str.translate`` over a
+    precomputed table; in JSON, every run goes through the ``json`` module's C string
+    encoder.  A dense text (special characters alternating with others, where a Python
+    call per run would cost hundreds of nanoseconds a byte) goes through one
+    ``str.translate`` of the whole text instead.
     """
     codes = set(_unsafe()) | {0x5C}
     if kind == "text":
@@ -155,14 +160,18 @@ def _escaper(kind: str, keep_newlines: bool) -> Callable[[str], str]:
         re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
         for a, b in ranges
     )
-    pattern = re.compile(f"[{members}]+")
+    runs = re.compile(f"[{members}]+").sub
 
     if kind == "json":
+        table = {code: _json_ascii(chr(code))[1:-1] for code in codes}
 
         def json_run(match: re.Match[str]) -> str:
             return _json_ascii(match.group())[1:-1]
 
-        return functools.partial(pattern.sub, json_run)
+        def json_escape(text: str, dense: bool) -> str:
+            return text.translate(table) if dense else runs(json_run, text)
+
+        return json_escape
 
     table = {code: _text_escape(code) for code in codes}
     single = {chr(code): text for code, text in table.items()}
@@ -177,7 +186,18 @@ def _escaper(kind: str, keep_newlines: bool) -> Callable[[str], str]:
             return chars.translate(table)
         return raw.decode("latin-1").encode("unicode_escape").decode("ascii")
 
-    return functools.partial(pattern.sub, run)
+    def text_escape(text: str, dense: bool) -> str:
+        return text.translate(table) if dense else runs(run, text)
+
+    return text_escape
+
+
+def _dense(special: bytes, size: int) -> bool:
+    """
+    Whether ``size`` bytes, of which ``special`` are not plain ASCII, hold so many ASCII
+    special bytes (controls, backslashes) that escaping run by run would be slow.
+    """
+    return len(special.translate(None, _HIGH)) * 16 > size
 
 
 def escape(data: bytes, keep_newlines: bool = False) -> bytes:
@@ -188,10 +208,47 @@ def escape(data: bytes, keep_newlines: bool = False) -> bytes:
     :param keep_newlines: leave ``\\n`` bytes as they are (to split the result into lines
         afterwards); otherwise they become ``\\n``.
     """
-    if not data.translate(None, _PLAIN_LINES if keep_newlines else _PLAIN):
+    special = data.translate(None, _PLAIN_LINES if keep_newlines else _PLAIN)
+    if not special:
         return data
-    text = data.decode("utf-8", "surrogateescape")
-    return _escaper("text", keep_newlines)(text).encode("utf-8")
+    if special.isascii():
+        # ASCII only: the unicode_escape codec writes exactly this module's escapes for
+        # ASCII controls, DEL and the backslash, in one C loop, however they are mixed.
+        return _each_line(data, keep_newlines, _ascii_escape)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        if data.decode("utf-8", "ignore").isascii():
+            # No valid character beyond ASCII: every other byte is an undecodable one,
+            # which the codec writes as \\xNN too.
+            return _each_line(data, keep_newlines, _ascii_escape)
+        text = data.decode("utf-8", "surrogateescape")
+    dense = _dense(special, len(data))
+    return _escaper("text", keep_newlines)(text, dense).encode("utf-8")
+
+
+def _ascii_escape(data: bytes) -> bytes:
+    """
+    ``data``, ASCII and undecodable bytes only, escaped as by :func:`escape` (newlines
+    included).
+    """
+    return data.decode("latin-1").encode("unicode_escape")
+
+
+def _ascii_json(data: bytes) -> bytes:
+    """
+    ASCII ``data`` escaped as by :func:`json_string` (newlines included).
+    """
+    return _json_ascii(data.decode("ascii"))[1:-1].encode("ascii")
+
+
+def _each_line(data: bytes, keep_newlines: bool, convert: Callable[[bytes], bytes]) -> bytes:
+    """
+    ``convert(data)``, or with ``keep_newlines`` each line converted and the newlines kept.
+    """
+    if not keep_newlines or b"\n" not in data:
+        return convert(data)
+    return b"\n".join([convert(line) for line in data.split(b"\n")])
 
 
 def json_string(text: str, keep_newlines: bool = False) -> bytes:
@@ -207,9 +264,13 @@ def json_string(text: str, keep_newlines: bool = False) -> bytes:
     :param keep_newlines: leave ``\\n`` as it is (to split the result into lines).
     """
     data = text.encode("utf-8", "surrogatepass")
-    if not data.translate(None, _JSON_PLAIN_LINES if keep_newlines else _JSON_PLAIN):
+    special = data.translate(None, _JSON_PLAIN_LINES if keep_newlines else _JSON_PLAIN)
+    if not special:
         return data  # nothing to escape: no regular expression, no table built
-    return _escaper("json", keep_newlines)(text).encode("utf-8")
+    if special.isascii():
+        return _each_line(data, keep_newlines, _ascii_json)
+    dense = _dense(special, len(data))
+    return _escaper("json", keep_newlines)(text, dense).encode("utf-8")
 
 
 _ESCAPE = re.compile(r"\\(?:x([0-9a-f]{2})|u([0-9a-f]{4})|U([0-9a-f]{8})|(.))", re.DOTALL)
