@@ -133,6 +133,21 @@ class EscapeTests(SynchronousTestCase):
         self.assertEqual(escape(b"\xff\xfe" * 500), b"\\xff\\xfe" * 500)
         self.assertEqual(escape(b"\t\r\n\\\x1b\x7f" * 3), b"\\t\\r\\n\\\\\\x1b\\x7f" * 3)
         self.assertEqual(records.json_string('\x00\x7f\t"' * 2), b'\\u0000\\u007f\\t\\"' * 2)
+        # Each path: ASCII and undecodable bytes only (codec), text dense with controls
+        # (one translate), sparse specials among other text (runs).
+        for data in [
+            b"\xffa\x00" * 100,
+            b"caf\xe9 \x00\n\\",
+            ("\u00e9\x00" * 100).encode(),
+            ("\u65e5\u5fd7 \u202e\t" * 3 + "x" * 200).encode() + b"\xff",
+            b"\n".join([("\u00e9\x1b" * 20).encode(), b"\x00\xfe" * 10, b"plain"]),
+        ]:
+            for keepNewlines in (False, True):
+                self.assertEqual(
+                    escape(data, keepNewlines), referenceEscape(data, keepNewlines), data
+                )
+                text = data.decode("utf-8", "replace")
+                self.assertEqual(json.loads(b'"%s"' % records.json_string(text)), text)
 
     def test_table(self) -> None:
         """
