@@ -154,7 +154,8 @@ class GreetFactoryLimitTests(SynchronousTestCase):
     def test_maxPerPeer(self) -> None:
         """
         One host at its limit is refused while other hosts are served; IPv6 hosts are
-        keyed by address too; unix clients have no host and are not limited per peer.
+        keyed by their /64 (the default ``--per-peer-prefix``); unix clients have no host
+        and are not limited per peer.
         """
         factory = GreetFactory(maxPerPeer=1, quiet=True, clock=Clock())
         self.assertIsNotNone(connect(factory, "10.0.0.1")[0])
@@ -165,7 +166,7 @@ class GreetFactoryLimitTests(SynchronousTestCase):
         for _ in range(3):
             self.assertIsNotNone(factory.buildProtocol(UNIXAddress(None)))
         self.assertEqual(factory.limits.refused, 2)
-        self.assertEqual(factory.limits.perPeer, {"10.0.0.1": 1, "10.0.0.2": 1, "::1": 1})
+        self.assertEqual(factory.limits.perPeer, {"10.0.0.1": 1, "10.0.0.2": 1, "::/64": 1})
 
     def test_eventsUnlessQuiet(self) -> None:
         """

@@ -7,6 +7,7 @@ do not need it).  ``journey send`` is tested against each, with and without Twis
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -163,21 +164,30 @@ class MuxContract:
 
     def test_jsonFormat(self) -> None:
         """
-        JSON records parse and carry the same escaped text.
+        JSON records parse and hold each line's text as a JSON string, the exact bytes in
+        ``b64`` when they are not valid UTF-8, and the markers as fields.
         """
         server, address, output = self.start("--format", "json", "--max-line-length", "100")
         with connect(address) as sock:
             sock.sendall(HOSTILE)
         waitFor(lambda: b"partial" in output.read_bytes(), "the partial record")
         data = self.stopped(server, output)
-        expected = [line.split(b" ", 3)[3] for line in HOSTILE_TEXT.split(b"\n")[:-1]]
+        expected = [split_marker(line.split(b" ", 3)[3]) for line in HOSTILE_TEXT.split(b"\n")[:-1]]
         found = []
         for record in data.split(b"\n")[:-1]:
             fields = json.loads(record)
-            self.assertEqual(sorted(fields), ["conn", "line", "peer", "time"])
             self.assertEqual(fields["conn"], 2)
-            found.append(fields["line"].encode("utf-8"))
-        self.assertEqual(found, expected)
+            raw = fields["line"].encode("utf-8")
+            if "b64" in fields:
+                raw = base64.b64decode(fields["b64"])
+            marker = TRUNCATED if fields.pop("truncated", False) else b""
+            marker = PARTIAL if fields.pop("partial", False) else marker
+            self.assertLessEqual(set(fields), {"time", "peer", "conn", "line", "b64"})
+            found.append((raw, marker))
+        self.assertEqual(found, [(unescape(text), marker) for text, marker in expected])
+        self.assertEqual(
+            json.loads(data.split(b"\n")[1])["line"], "\x1b[31mred\x1b[0m\tNUL\x00 DEL\x7f"
+        )
 
     def test_rawMode(self) -> None:
         """

@@ -5,9 +5,12 @@ Tests for :mod:`twisted_journey.records` (escaping, record formats, framing) and
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
+import subprocess
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -23,6 +26,9 @@ from twisted_journey.settings import SettingError
 #: 2026-11-27T02:17:39.123456Z
 NOW = 1795745859.123456
 
+#: The checkout, where ``twisted_journey`` is imported from.
+ROOT = str(Path(__file__).resolve().parent.parent)
+
 #: Characters that must never appear raw in a record (beyond the ASCII controls).
 FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 
@@ -37,6 +43,32 @@ def assertClean(testCase: SynchronousTestCase, record: bytes) -> None:
     text = record.decode("utf-8")
     bad = [c for c in text if unicodedata.category(c) in FORBIDDEN_CATEGORIES]
     testCase.assertEqual(bad, [], record)
+
+
+#: Bytes that need escaping, alone or in runs (and one that does not).
+SPECIALS = [
+    b"\x00", b"\x1b", b"\t", b"\n", b"\r", b"\x7f", b"\\", b"\xff", b"\xc3", b'"',
+    "\u0085".encode(), "\u202e".encode(), "\u2028".encode(), "\U000e0001".encode(), b"a",
+]  # fmt: skip
+
+
+def referenceEscape(data: bytes, keepNewlines: bool = False) -> bytes:
+    """
+    :func:`escape` done the slow way, a character at a time, from the table.
+    """
+    out = []
+    for char in data.decode("utf-8", "surrogateescape"):
+        code = ord(char)
+        special = (
+            unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp")
+            or char == "\\"
+            or 0xDC80 <= code <= 0xDCFF
+        )
+        if special and not (keepNewlines and char == "\n"):
+            out.append(records._text_escape(code))
+        else:
+            out.append(char)
+    return "".join(out).encode("utf-8")
 
 
 class EscapeTests(SynchronousTestCase):
@@ -75,6 +107,47 @@ class EscapeTests(SynchronousTestCase):
             escape(data, keep_newlines=True),
             b"\n".join(escape(line) for line in data.split(b"\n")),
         )
+
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=300)
+    @given(st.lists(st.sampled_from(SPECIALS), max_size=30), st.booleans())
+    def test_runs(self, pieces: list[bytes], keepNewlines: bool) -> None:
+        """
+        Runs of special characters (the fast path for floods of control bytes) are
+        escaped exactly as the table says for each character, in text and in JSON.
+        """
+        data = b"".join(pieces)
+        self.assertEqual(escape(data, keepNewlines), referenceEscape(data, keepNewlines))
+        text = data.decode("utf-8", "replace")
+        self.assertEqual(
+            records.json_string(text, keepNewlines),
+            b"".join(records.json_string(c, keepNewlines) for c in text),
+        )
+        self.assertEqual(json.loads(b'"%s"' % records.json_string(text)), text)
+
+    def test_flood(self) -> None:
+        """
+        Floods of one control byte, of undecodable bytes and of mixed controls escape to
+        the documented sequences.
+        """
+        self.assertEqual(escape(b"\x00" * 1000), b"\\x00" * 1000)
+        self.assertEqual(escape(b"\xff\xfe" * 500), b"\\xff\\xfe" * 500)
+        self.assertEqual(escape(b"\t\r\n\\\x1b\x7f" * 3), b"\\t\\r\\n\\\\\\x1b\\x7f" * 3)
+        self.assertEqual(records.json_string('\x00\x7f\t"' * 2), b'\\u0000\\u007f\\t\\"' * 2)
+        # Each path: ASCII and undecodable bytes only (codec), text dense with controls
+        # (one translate), sparse specials among other text (runs).
+        for data in [
+            b"\xffa\x00" * 100,
+            b"caf\xe9 \x00\n\\",
+            ("\u00e9\x00" * 100).encode(),
+            ("\u65e5\u5fd7 \u202e\t" * 3 + "x" * 200).encode() + b"\xff",
+            b"\n".join([("\u00e9\x1b" * 20).encode(), b"\x00\xfe" * 10, b"plain"]),
+        ]:
+            for keepNewlines in (False, True):
+                self.assertEqual(
+                    escape(data, keepNewlines), referenceEscape(data, keepNewlines), data
+                )
+                text = data.decode("utf-8", "replace")
+                self.assertEqual(json.loads(b'"%s"' % records.json_string(text)), text)
 
     def test_table(self) -> None:
         """
@@ -127,6 +200,21 @@ def parseText(output: bytes) -> list[list[bytes]]:
     return [line.split(b" ", 3) for line in output.split(b"\n")[:-1]]
 
 
+def heldSize(framer: Framer) -> int:
+    """
+    What a framer's buffers take, as ``sys.getsizeof`` counts them: every ``bytes``,
+    ``bytearray`` or list of them in its slots.
+    """
+    total = 0
+    for name in Framer.__slots__:
+        value = getattr(framer, name, None)
+        if isinstance(value, (bytes, bytearray)):
+            total += sys.getsizeof(value)
+        elif isinstance(value, list):
+            total += sys.getsizeof(value) + sum(sys.getsizeof(item) for item in value)
+    return total
+
+
 class FramerTests(SynchronousTestCase):
     """
     :class:`Framer`: lines, chunks, limits and markers.
@@ -143,18 +231,83 @@ class FramerTests(SynchronousTestCase):
 
     def test_jsonRecord(self) -> None:
         """
-        JSON records carry the same escaped text.
+        A JSON record holds the line's text as a JSON string, with JSON's own escapes.
         """
         framer = Framer("json", "[::1]:8", 2)
         out = framer.feed(b'say "hi"\\\t\n', NOW)
+        self.assertEqual(
+            out,
+            b'{"time":"2026-11-27T02:17:39.123456Z","peer":"[::1]:8","conn":2,'
+            b'"line":"say \\"hi\\"\\\\\\t"}\n',
+        )
         self.assertEqual(
             json.loads(out),
             {
                 "time": "2026-11-27T02:17:39.123456Z",
                 "peer": "[::1]:8",
                 "conn": 2,
-                "line": 'say "hi"\\\\\\t',
+                "line": 'say "hi"\\\t',
             },
+        )
+
+    def test_jsonText(self) -> None:
+        """
+        Valid UTF-8 is written as it is (Chinese included); controls, DEL, C1 controls,
+        format characters and separators as ``\\uNNNN`` (a surrogate pair above U+FFFF),
+        so the record stays one clean line; and there is no ``b64`` field.
+        """
+        framer = Framer("json", "p", 1)
+        text = "日志 café \x00\x1b[31m\x7f \u0085\u202eevil\u2028 \U000e0001 {x}"
+        out = framer.feed(text.encode() + b"\n", NOW)
+        assertClean(self, out[:-1])
+        self.assertIn("日志 café \\u0000\\u001b[31m\\u007f \\u0085\\u202eevil\\u2028".encode(), out)
+        self.assertIn(b"\\udb40\\udc01 {x}", out)
+        self.assertEqual(json.loads(out)["line"], text)
+        self.assertNotIn("b64", json.loads(out))
+
+    def test_jsonInvalidUtf8(self) -> None:
+        """
+        A line that is not valid UTF-8 has its text with U+FFFD for the bad bytes, and its
+        exact bytes in ``b64``; the other lines of the chunk have no ``b64``.
+        """
+        framer = Framer("json", "p", 1)
+        out = framer.feed(b"ok\nbad \xff\xfe caf\xc3\xa9\x00\nfine\n", NOW)
+        fields = [json.loads(record) for record in out.splitlines()]
+        self.assertEqual([f["line"] for f in fields], ["ok", "bad \ufffd\ufffd café\x00", "fine"])
+        self.assertEqual([f.get("b64") for f in fields], [None, "YmFkIP/+IGNhZsOpAA==", None])
+        self.assertEqual(base64.b64decode(fields[1]["b64"]), b"bad \xff\xfe caf\xc3\xa9\x00")
+        self.assertEqual(framer.lines, 3)
+
+    def test_jsonMarkers(self) -> None:
+        """
+        In JSON a cut line has ``"truncated":true`` and a partial one ``"partial":true``,
+        rather than a marker inside the text (which a client could send itself).
+        """
+        framer = Framer("json", "p", 1, max_line_length=4)
+        out = framer.feed(b"0123456789\n\\[partial]\nhalf", NOW) + framer.finish(NOW)
+        fields = [json.loads(record) for record in out.splitlines()]
+        self.assertEqual(
+            [(f["line"], f.get("truncated"), f.get("partial")) for f in fields],
+            [("0123", True, None), ("\\[pa", True, None), ("half", None, True)],
+        )
+
+    def test_peerEscaped(self) -> None:
+        """
+        A peer name is escaped like client data in both formats: whatever it holds, it
+        makes no extra field and no extra record.
+        """
+        forged = '1.2.3.4","conn":1,"line":"forged"}\n{"time":"x:1 2\x1b\\'
+        text = Framer("text", forged, 7).feed(b"real\n", NOW)
+        self.assertEqual(text.count(b"\n"), 1)
+        assertClean(self, text[:-1])
+        _, peer, conn, line = text[:-1].split(b" ", 3)
+        self.assertEqual((unescape(peer).decode(), conn, line), (forged, b"7", b"real"))
+        out = Framer("json", forged, 7).feed(b"real\n", NOW)
+        self.assertEqual(out.count(b"\n"), 1)
+        assertClean(self, out[:-1])
+        self.assertEqual(
+            json.loads(out),
+            {"time": "2026-11-27T02:17:39.123456Z", "peer": forged, "conn": 7, "line": "real"},
         )
 
     def test_linesAcrossChunks(self) -> None:
@@ -192,6 +345,52 @@ class FramerTests(SynchronousTestCase):
             self.assertEqual(
                 [r[3] for r in parseText(out)], [b"01234567" + TRUNCATED, b"next"], pieces
             )
+
+    def test_plainJsonBuildsNoTable(self) -> None:
+        """
+        Plain ASCII lines and peers go into JSON records without building the escaping
+        tables (a scan of all of Unicode, about 0.2 s of CPU once per process).
+        """
+        script = (
+            "from twisted_journey import records\n"
+            "records.Framer('json', '127.0.0.1:5', 1).feed(b'plain text line\\n' * 3, 1.0)\n"
+            "print(records._unsafe.cache_info().currsize)\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, check=True, cwd=ROOT
+        )
+        self.assertEqual(result.stdout, b"0\n", result.stderr)
+
+    def test_trickledLineMemory(self) -> None:
+        """
+        A line trickled one byte per read costs about what it weighs: the framer's
+        buffers (as ``sys.getsizeof`` counts them) stay under the limit plus one read,
+        and a short trickled line holds little more than its length; not a ``bytes``
+        object (33 bytes and more) per byte.
+        """
+        for limit, length in ((65536, 65000), (65536, 10_000), (1000, 5000)):
+            framer = Framer("text", "127.0.0.1:1", 1, max_line_length=limit)
+            empty = heldSize(framer)
+            out = b"".join(framer.feed(b"x", NOW) for _ in range(length))
+            held = heldSize(framer) - empty
+            overhead = sys.getsizeof(bytearray())
+            self.assertLessEqual(held, limit + 1 + overhead, (limit, length))
+            self.assertLessEqual(held, 2 * length + 256 + overhead, (limit, length))
+            out += framer.feed(b"\n", NOW)
+            expected = b"x" * min(limit, length) + (TRUNCATED if length > limit else b"")
+            self.assertEqual([r[3] for r in parseText(out)], [expected])
+            self.assertEqual(heldSize(framer), empty)
+
+    def test_trickledLineTime(self) -> None:
+        """
+        A line of 200,000 bytes sent one byte per read, then a newline, is one record: held
+        in a buffer that grows by doubling, it takes linear time (no copy of the whole
+        line per byte, which would take minutes here).
+        """
+        framer = Framer("json", "p", 1, max_line_length=1 << 20)
+        for _ in range(200_000):
+            self.assertEqual(framer.feed(b"y", NOW), b"")
+        self.assertEqual(json.loads(framer.feed(b"\r\n", NOW))["line"], "y" * 200_000)
 
     def test_rawMode(self) -> None:
         """
@@ -234,11 +433,19 @@ class FramerTests(SynchronousTestCase):
         for record in out.split(b"\n")[:-1]:
             assertClean(self, record)
             if recordFormat == "json":
-                line = json.loads(record)["line"].encode("utf-8")
+                fields = json.loads(record)
+                if "b64" in fields:
+                    raw = base64.b64decode(fields["b64"])
+                    self.assertEqual(fields["line"], raw.decode("utf-8", "replace"))
+                else:
+                    raw = fields["line"].encode("utf-8")
+                marker = TRUNCATED if fields.get("truncated") else b""
+                marker = PARTIAL if fields.get("partial") else marker
+                lines.append((raw, marker))
             else:
                 line = record.split(b" ", 3)[3]
-            text, marker = split_marker(line)
-            lines.append((unescape(text), marker))
+                text, marker = split_marker(line)
+                lines.append((unescape(text), marker))
         self.assertEqual(len(lines), framer.lines)
         expected = []
         stream = b"".join(pieces)

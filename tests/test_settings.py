@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_journey.settings import DEFAULT_GREETING, SettingError, greeting, limit, seconds
+from twisted_journey.settings import (
+    DEFAULT_GREETING,
+    DEFAULT_PEER_PREFIX,
+    SettingError,
+    greeting,
+    limit,
+    peer_network,
+    peer_prefix,
+    seconds,
+)
 
 
 class GreetingTests(SynchronousTestCase):
@@ -76,3 +85,46 @@ class NumberTests(SynchronousTestCase):
         for bad in ["0", "-1", "nan", "inf", "soon"]:
             error = self.assertRaises(SettingError, seconds, "--timeout", bad)
             self.assertIn("--timeout must be a number of seconds above 0", str(error))
+
+
+class PeerPrefixTests(SynchronousTestCase):
+    """
+    :func:`peer_prefix` (``--per-peer-prefix``) and :func:`peer_network`.
+    """
+
+    def test_parse(self) -> None:
+        """
+        ``V4,V6`` within range; the default is ``32,64``; anything else is one sentence.
+        """
+        self.assertEqual(peer_prefix("--per-peer-prefix", None), (32, 64))
+        self.assertEqual(DEFAULT_PEER_PREFIX, (32, 64))
+        self.assertEqual(peer_prefix("--per-peer-prefix", "24, 48"), (24, 48))
+        self.assertEqual(peer_prefix("--per-peer-prefix", "32,128"), (32, 128))
+        for bad in ("", "32", "0,64", "33,64", "32,129", "32,-1", "a,b", "32,64,1", "+32,64"):
+            with self.assertRaises(SettingError) as caught:
+                peer_prefix("--per-peer-prefix", bad)
+            self.assertEqual(
+                str(caught.exception),
+                "--per-peer-prefix must be two prefix lengths, V4,V6 (IPv4 from 1 to 32, IPv6 "
+                f"from 1 to 128, e.g. 32,64), not {bad!r}.",
+            )
+
+    def test_network(self) -> None:
+        """
+        A host is its own network under a full-length prefix, else ``network/length``;
+        IPv4-mapped IPv6 addresses count as IPv4 and zones are ignored.
+        """
+        cases = {
+            ("127.0.0.2", (32, 64)): "127.0.0.2",
+            ("127.0.0.2", (8, 64)): "127.0.0.0/8",
+            ("10.1.2.3", (24, 64)): "10.1.2.0/24",
+            ("2001:db8:1:2:3:4:5:6", (32, 64)): "2001:db8:1:2::/64",
+            ("2001:db8:1:2:3:4:5:6", (32, 128)): "2001:db8:1:2:3:4:5:6",
+            ("2001:db8:1:2:3:4:5:6", (32, 48)): "2001:db8:1::/48",
+            ("::ffff:10.1.2.3", (24, 64)): "10.1.2.0/24",
+            ("::ffff:10.1.2.3", (32, 64)): "10.1.2.3",
+            ("fe80::1%eth0", (32, 64)): "fe80::/64",
+            ("not an address", (24, 64)): "not an address",
+        }
+        for (host, prefixes), network in cases.items():
+            self.assertEqual(peer_network(host, prefixes), network, (host, prefixes))

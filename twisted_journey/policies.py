@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_policies -*-
 """
 Connection policies every journey server shares: limits on open connections, in total and
-per client host, enforced before a protocol is built.
+per client host (or network: ``--per-peer-prefix``), enforced before a protocol is built,
+and the PROXY header of ``haproxy:`` listeners, read before that.
 
 Twisted's ``LimitConnectionsByPeer`` is broken on Python 3 (it subscripts an address
 object, twisted#12183), and ``WrappingFactory`` puts a second protocol object in front of
@@ -10,20 +11,46 @@ itself: a refused client costs one ``close()`` (``buildProtocol`` returning ``No
 the listening port close the socket at once), and an admitted one costs a counter, plus
 two dictionary operations when a per-host limit is set.  The peer's printable name is
 only worked out when something logs it.
+
+Behind a proxy (``haproxy:`` endpoints) the listening port sees the proxy, not the client.
+:class:`ProxyHeaderFactory` takes the place of Twisted's ``HAProxyWrappingFactory``: it
+reads and checks the PROXY header (:mod:`twisted_journey.proxyheader`; Twisted's parser
+lets a forged address through) and only then asks the server's factory for a protocol,
+with the client's address.  So the limits count clients, not the proxy, and every event
+and record names the client, with or without ``--quiet``.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
-from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+)
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
+from zope.interface import directlyProvides, providedBy
 
+from twisted_journey import proxyheader
 from twisted_journey.listen import format_peer
+from twisted_journey.settings import DEFAULT_PEER_PREFIX, peer_network
 
-__all__ = ["ConnectionLimits", "LimitedFactory", "LimitedProtocol", "peerOf"]
+__all__ = [
+    "ConnectionLimits",
+    "LimitedFactory",
+    "LimitedProtocol",
+    "ProxyHeaderFactory",
+    "ProxyHeaderProtocol",
+    "peerOf",
+    "proxied",
+]
 
 
 def peerOf(address: IAddress) -> tuple[str | None, str]:
@@ -38,51 +65,78 @@ def peerOf(address: IAddress) -> tuple[str | None, str]:
 
 class ConnectionLimits:
     """
-    Counts open connections in total and per host, and says whether one more may open.
+    Counts open connections in total and per host (or per network, see ``prefixes``),
+    and says whether one more may open.
 
     :ivar maxConnections: most connections open at once, or ``None`` for no limit.
     :ivar maxPerPeer: most connections open at once from one host, or ``None``.
+    :ivar prefixes: ``(v4, v6)`` prefix lengths: ``maxPerPeer`` counts the connections of
+        each IPv4 ``/v4`` and IPv6 ``/v6`` network (``--per-peer-prefix``; by default
+        ``(32, 64)``: per IPv4 address, per IPv6 /64).
     :ivar open: connections open now.
-    :ivar perPeer: open connections by host, for hosts with any open.
-    :ivar refused: connections refused since start.
+    :ivar perPeer: open connections by key (:meth:`key`), for keys with any open.
+    :ivar refused: connections refused since start, for any reason.
+    :ivar refusedTotal: of those, refused at ``maxConnections``.
+    :ivar refusedPerPeer: of those, refused at ``maxPerPeer``.
     """
 
-    def __init__(self, maxConnections: int | None = None, maxPerPeer: int | None = None) -> None:
+    def __init__(
+        self,
+        maxConnections: int | None = None,
+        maxPerPeer: int | None = None,
+        prefixes: tuple[int, int] = DEFAULT_PEER_PREFIX,
+    ) -> None:
         self.maxConnections = maxConnections
         self.maxPerPeer = maxPerPeer
+        self.prefixes = prefixes
         self.open = 0
         self.perPeer: dict[str, int] = {}
         self.refused = 0
+        self.refusedTotal = 0
+        self.refusedPerPeer = 0
 
-    def admit(self, host: str | None) -> str | None:
+    def key(self, host: str | None) -> str | None:
         """
-        Count a new connection from ``host`` if the limits allow it.
+        What a connection from ``host`` is counted under per peer: the host, or its
+        network (``10.1.2.0/24``) under a shorter prefix; ``None`` when there is no
+        per-peer limit or no host (``unix:``), so nothing is counted per peer.
+        """
+        if host is None or self.maxPerPeer is None:
+            return None
+        return peer_network(host, self.prefixes)
+
+    def admit(self, key: str | None) -> str | None:
+        """
+        Count a new connection under ``key`` (from :meth:`key`) if the limits allow it.
 
         :return: ``None`` when admitted, else the reason for refusing, as a phrase.
         """
         if self.maxConnections is not None and self.open >= self.maxConnections:
             self.refused += 1
+            self.refusedTotal += 1
             return f"{self.open} connections open, the most allowed (--max-connections)"
-        if host is not None and self.maxPerPeer is not None:
-            count = self.perPeer.get(host, 0)
+        if key is not None and self.maxPerPeer is not None:
+            count = self.perPeer.get(key, 0)
             if count >= self.maxPerPeer:
                 self.refused += 1
-                return f"{count} connections open from this host, the most allowed (--max-per-peer)"
-            self.perPeer[host] = count + 1
+                self.refusedPerPeer += 1
+                where = f"network {key}" if "/" in key else "this host"
+                return f"{count} connections open from {where}, the most allowed (--max-per-peer)"
+            self.perPeer[key] = count + 1
         self.open += 1
         return None
 
-    def release(self, host: str | None) -> None:
+    def release(self, key: str | None) -> None:
         """
-        Forget one connection from ``host`` that :meth:`admit` counted.
+        Forget one connection counted under ``key`` by :meth:`admit`.
         """
         self.open -= 1
-        if host is not None and self.maxPerPeer is not None:
-            count = self.perPeer[host] - 1
+        if key is not None and self.maxPerPeer is not None:
+            count = self.perPeer[key] - 1
             if count:
-                self.perPeer[host] = count
+                self.perPeer[key] = count
             else:
-                del self.perPeer[host]
+                del self.perPeer[key]
 
 
 class LimitedProtocol(Protocol):
@@ -91,9 +145,11 @@ class LimitedProtocol(Protocol):
 
     Subclasses that override ``connectionLost`` must call this one.
 
-    :ivar address: the client's address, as the listening port gave it.
-    :ivar peerHost: the host this connection was counted under: ``None`` when no
-        per-host limit is set (nothing is counted per host) or the address has no host.
+    :ivar address: the client's address, as the listening port (or, behind a proxy, the
+        PROXY header) gave it.
+    :ivar peerHost: the key (host or network) this connection was counted under: ``None``
+        when no per-host limit is set (nothing is counted per host) or the address has
+        no host.
     """
 
     factory: LimitedFactory
@@ -128,7 +184,8 @@ class LimitedFactory(Factory):
 
     :param clock: the clock for timestamps and timers; the global reactor when ``None``.
 
-    :ivar limits: the limits and counters.
+    :ivar limits: the limits and counters (set ``limits.prefixes`` for
+        ``--per-peer-prefix``).
     :ivar quiet: when true, no per-connection events are logged (refusals are still counted).
     :ivar served: connections admitted since start.
     """
@@ -168,7 +225,7 @@ class LimitedFactory(Factory):
         limits = self.limits
         # The host is looked up only for a per-host limit, and the printable name only
         # for an event: a quiet server without limits pays for neither.
-        host = getattr(addr, "host", None) if limits.maxPerPeer is not None else None
+        host = limits.key(getattr(addr, "host", None)) if limits.maxPerPeer is not None else None
         reason = limits.admit(host)
         if reason is not None:
             if not self.quiet:
@@ -199,3 +256,210 @@ class LimitedFactory(Factory):
             served=self.served,
             refused=self.limits.refused,
         )
+
+
+def proxied(description: str) -> str | None:
+    """
+    The endpoint inside a ``haproxy:`` endpoint string (``tcp:1235`` for
+    ``haproxy:tcp:1235``), or ``None`` for any other endpoint.
+
+    Listen on it with a :class:`ProxyHeaderFactory` around the server's factory, instead
+    of letting ``serverFromString`` wrap the factory in Twisted's ``HAProxyWrappingFactory``.
+    """
+    prefix, _, inner = description.partition(":")
+    return inner if prefix.lower() == "haproxy" and inner else None
+
+
+def _address(host: str, port: int) -> IPv4Address | IPv6Address:
+    """
+    A Twisted address for a client named by a PROXY header.
+    """
+    if ":" in host:
+        return IPv6Address("TCP", host, port)
+    return IPv4Address("TCP", host, port)
+
+
+class ProxyHeaderProtocol(ProtocolWrapper):
+    """
+    Reads the PROXY header a proxy sends first, then hands the connection to the protocol
+    the server's factory builds for the client the header names (or refuses), and is
+    that protocol's transport: ``getPeer()`` is the client, ``getHost()`` the address it
+    connected to.  A header that is not valid, or that does not come within the factory's
+    ``headerTimeout``, drops the connection.
+
+    :ivar proxyAddress: the address of the connection itself (the proxy).
+    """
+
+    factory: ProxyHeaderFactory
+    transport: Any
+    wrappedProtocol: IProtocol | None  # type: ignore[assignment]
+    proxyAddress: IAddress
+    _buffer = b""
+    _source: IAddress | None = None
+    _destination: IAddress | None = None
+    _timer: IDelayedCall | None = None
+
+    def logPrefix(self) -> str:
+        """
+        How the reactor's log names this connection.
+        """
+        return self.factory.logPrefix()
+
+    def makeConnection(self, transport: Any) -> None:
+        """
+        Wait for the header (the server's protocol is built once it has come).
+        """
+        directlyProvides(self, providedBy(transport))
+        Protocol.makeConnection(self, transport)
+        self.factory.registerProtocol(self)
+        self._timer = self.factory.clock.callLater(self.factory.headerTimeout, self._timedOut)
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Before the header: read it; after: pass the data on.
+        """
+        if self.wrappedProtocol is not None:
+            self.wrappedProtocol.dataReceived(data)
+            return
+        if self.disconnecting or self._timer is None:
+            return
+        buffer = self._buffer + data
+        try:
+            header = proxyheader.parse(buffer)
+        except proxyheader.ProxyHeaderError as e:
+            self._drop(f"invalid PROXY header: {e}")
+            return
+        if header is None:
+            self._buffer = buffer
+            return
+        self._buffer = b""
+        self._stopTimer()
+        if header.source is not None and header.destination is not None:
+            self._source = _address(*header.source)
+            self._destination = _address(*header.destination)
+        protocol = self.factory.wrappedFactory.buildProtocol(self.getPeer())
+        if protocol is None:
+            # Refused (the server's factory logged and counted it).
+            self.disconnecting = 1
+            self.transport.loseConnection()
+            return
+        self.wrappedProtocol = protocol
+        protocol.makeConnection(self)
+        rest = buffer[header.length :]
+        if rest and self.wrappedProtocol is not None and not self.disconnecting:
+            self.wrappedProtocol.dataReceived(rest)
+
+    def getPeer(self) -> IAddress:
+        """
+        The client the header named (the proxy itself, for a header that names none).
+        """
+        if self._source is not None:
+            return self._source
+        return self.transport.getPeer()
+
+    def getHost(self) -> IAddress:
+        """
+        The address the client connected to, as the header says (else this end's).
+        """
+        if self._destination is not None:
+            return self._destination
+        return self.transport.getHost()
+
+    def _drop(self, reason: str) -> None:
+        """
+        Drop a connection whose header is missing or invalid; say so unless quiet.
+        """
+        self._stopTimer()
+        self._buffer = b""
+        self.factory.invalidHeaders += 1
+        if not self.factory.quiet:
+            self.factory.log.warn(
+                "Dropped connection from {peer}: {reason}",
+                peer=peerOf(self.proxyAddress)[1],
+                reason=reason,
+            )
+        self.disconnecting = 1
+        self.transport.abortConnection()
+
+    def _timedOut(self) -> None:
+        """
+        No complete header within the factory's ``headerTimeout``.
+        """
+        self._timer = None
+        self._drop(f"no PROXY header within {self.factory.headerTimeout:g} seconds")
+
+    def _stopTimer(self) -> None:
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        """
+        Tell the server's protocol, if there is one yet.
+        """
+        self._stopTimer()
+        self.factory.unregisterProtocol(self)
+        protocol, self.wrappedProtocol = self.wrappedProtocol, None
+        if protocol is not None:
+            protocol.connectionLost(reason)
+
+
+class ProxyHeaderFactory(WrappingFactory[ProxyHeaderProtocol]):
+    """
+    Listens for a server factory behind a proxy that speaks the PROXY protocol (versions
+    1 and 2, told apart by their first bytes): builds a :class:`ProxyHeaderProtocol` per
+    connection, which asks ``wrappedFactory`` for the real protocol with the client's
+    address once the header has been read and checked.
+
+    A connection waiting for its header is not counted by the server's limits (a proxy
+    sends it at once); it is dropped after ``headerTimeout`` seconds.
+
+    :param wrappedFactory: the server's factory; its ``quiet`` and ``clock`` are used.
+
+    :ivar headerTimeout: seconds a connection has to send its whole header.
+    :ivar invalidHeaders: connections dropped for a missing or invalid header.
+    """
+
+    protocol = ProxyHeaderProtocol
+    headerTimeout = 10.0
+    log = Logger()
+
+    def __init__(self, wrappedFactory: IProtocolFactory) -> None:
+        super().__init__(wrappedFactory)
+        self.invalidHeaders = 0
+
+    @property
+    def quiet(self) -> bool:
+        """
+        Whether per-connection events are logged: as the server's factory says.
+        """
+        return bool(getattr(self.wrappedFactory, "quiet", False))
+
+    @property
+    def clock(self) -> IReactorTime:
+        """
+        The server factory's clock, else the global reactor (looked up on first use).
+        """
+        clock = getattr(self.wrappedFactory, "clock", None)
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor
+        return cast(IReactorTime, clock)
+
+    def logPrefix(self) -> str:
+        """
+        The server factory's log prefix, marked as behind a proxy.
+        """
+        wrapped = self.wrappedFactory
+        name = wrapped.logPrefix() if hasattr(wrapped, "logPrefix") else type(wrapped).__name__
+        return f"{name} (PROXY)"
+
+    def buildProtocol(self, addr: IAddress) -> ProxyHeaderProtocol:  # type: ignore[override]
+        """
+        A protocol that waits for the header of the connection from the proxy at ``addr``.
+        """
+        protocol = self.protocol(self, None)  # type: ignore[arg-type]
+        protocol.proxyAddress = addr
+        return protocol

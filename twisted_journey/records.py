@@ -14,8 +14,12 @@ Records, one per line::
 
 ``TIME`` is ISO-8601 UTC with microseconds and ``Z`` (``2026-11-27T02:17:39.123456Z``),
 ``PEER`` is ``host:port`` (``[v6]:port``, or ``unix``), ``CONN`` the connection's number
-since the server started, ``LINE`` the received line passed through :func:`escape` (in
-JSON, that same text as a JSON string).
+since the server started.  In text records ``LINE`` (and ``PEER``) are passed through
+:func:`escape`.  In JSON records ``line`` is the line's text as a JSON string (JSON's own
+escapes, see :func:`json_string`); when the line is not valid UTF-8 its text has
+U+FFFD for each undecodable byte and a ``"b64"`` field holds the exact bytes (base64); a
+line cut at the limit has ``"truncated":true`` and a connection's unterminated last line
+``"partial":true``.
 
 Escaping is reversible (:func:`unescape`) and leaves no byte in a record that a terminal,
 a log parser or a JSON reader would take for structure:
@@ -34,19 +38,27 @@ C1 controls, format characters, separators  ``\\uNNNN`` (``\\UNNNNNNNN`` above U
 "Format characters" are Unicode category Cf: bidi overrides such as U+202E, zero-width
 characters, the BOM; "separators" are U+2028 and U+2029 (categories Zl and Zp).
 
-Markers, which :func:`escape` never produces (it writes every backslash as ``\\\\``), end a
-line that is not complete: :data:`TRUNCATED` (the line was longer than the limit; the rest
-up to the next newline was discarded) and :data:`PARTIAL` (the connection ended before a
-newline).
+In text records, markers, which :func:`escape` never produces (it writes every backslash
+as ``\\\\``), end a line that is not complete: :data:`TRUNCATED` (the line was longer
+than the limit; the rest up to the next newline was discarded) and :data:`PARTIAL` (the
+connection ended before a newline).
+
+Hostile bytes stay cheap: ASCII is escaped by C codecs (``unicode_escape``, ``json``'s
+encoder) in one pass; text with other characters by one regular expression that finds
+each run of special characters, rewritten by C code.  A flood of NULs or of any mix of
+control bytes costs a few C loops, not a Python call per byte.
 """
 
 from __future__ import annotations
 
+import binascii
 import functools
 import re
 import sys
 import time
 import unicodedata
+from collections.abc import Callable, Iterable
+from json.encoder import encode_basestring_ascii as _json_ascii
 
 __all__ = [
     "FORMATS",
@@ -55,7 +67,7 @@ __all__ = [
     "TRUNCATED",
     "Framer",
     "escape",
-    "format_records",
+    "json_string",
     "split_marker",
     "timestamp",
     "unescape",
@@ -64,55 +76,47 @@ __all__ = [
 FORMATS = ("text", "json")
 MODES = ("line", "raw")
 
-#: Ends a line that was longer than the limit and was cut there.
+#: Ends a line that was longer than the limit and was cut there (text records).
 TRUNCATED = b"\\[truncated]"
-#: Ends the last line of a connection that closed before sending a newline.
+#: Ends the last line of a connection that closed before sending a newline (text records).
 PARTIAL = b"\\[partial]"
 
-# Bytes that may be copied to a record as they are: printable ASCII except the backslash.
-# Anything else (controls, backslash, DEL, any byte >= 0x80) sends a chunk down the slow
-# path.  Deleting the plain bytes with bytes.translate and looking at what is left is about
-# ten times faster than a regular-expression search for the others.
+#: The JSON fields that say the same as the markers.
+_JSON_MARKS = {TRUNCATED: b',"truncated":true', PARTIAL: b',"partial":true'}
+
+# Bytes that may be copied to a record as they are: printable ASCII except the backslash
+# (and, in JSON, the double quote).  Anything else (controls, backslash, DEL, any byte
+# >= 0x80) sends a chunk down the slow path.  Deleting the plain bytes with
+# bytes.translate and looking at what is left is about ten times faster than a
+# regular-expression search for the others.
 _PLAIN = bytes(range(0x20, 0x5C)) + bytes(range(0x5D, 0x7F))
 _PLAIN_LINES = _PLAIN + b"\n"
+_JSON_PLAIN = _PLAIN.replace(b'"', b"")
+_JSON_PLAIN_LINES = _JSON_PLAIN + b"\n"
+_HIGH = bytes(range(0x80, 0x100))
 
 _NAMED = {"\\": "\\\\", "\t": "\\t", "\r": "\\r", "\n": "\\n"}
 _UNNAMED = {"t": b"\t", "r": b"\r", "n": b"\n", "\\": b"\\"}
 
 
 @functools.cache
-def _special(keep_newlines: bool) -> re.Pattern[str]:
+def _unsafe() -> tuple[int, ...]:
     """
-    The characters :func:`escape` replaces, as a compiled class (built on first use: the
-    Unicode scan takes about 0.1 s).
+    The code points no record holds raw: controls, format characters and separators
+    (categories Cc, Cf, Zl, Zp).  Found by one scan of Unicode, about 0.1 s, on first use.
     """
     wanted = ("Cc", "Cf", "Zl", "Zp")
     category = unicodedata.category
-    ranges: list[tuple[int, int]] = []
-    for code in range(sys.maxunicode + 1):
-        if category(chr(code)) in wanted or code == 0x5C or 0xDC80 <= code <= 0xDCFF:
-            if code == 0x0A and keep_newlines:
-                continue
-            if ranges and ranges[-1][1] == code - 1:
-                ranges[-1] = (ranges[-1][0], code)
-            else:
-                ranges.append((code, code))
-    members = "".join(
-        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
-        for a, b in ranges
-    )
-    return re.compile(f"[{members}]")
+    return tuple(c for c in range(sys.maxunicode + 1) if category(chr(c)) in wanted)
 
 
-def _replace(match: re.Match[str]) -> str:
+def _text_escape(code: int) -> str:
     """
-    The escape sequence for one special character.
+    The text-record escape sequence for one special code point.
     """
-    char = match.group()
-    named = _NAMED.get(char)
+    named = _NAMED.get(chr(code))
     if named is not None:
         return named
-    code = ord(char)
     if code < 0x80:
         return f"\\x{code:02x}"
     if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, from surrogateescape
@@ -120,6 +124,80 @@ def _replace(match: re.Match[str]) -> str:
     if code <= 0xFFFF:
         return f"\\u{code:04x}"
     return f"\\U{code:08x}"
+
+
+@functools.cache
+def _escaper(kind: str, keep_newlines: bool) -> Callable[[str, bool], str]:
+    """
+    A function escaping every special character of a text, for ``kind`` ``"text"``
+    (:func:`escape`) or ``"json"`` (:func:`json_string`); its second argument says the
+    text is dense with special characters.
+
+    Usually one regular expression finds each *run* of special characters, and C code
+    rewrites the whole run: in text records, a run of ASCII controls and undecodable
+    bytes goes through the ``unicode_escape`` codec (which writes exactly the escapes of
+    this module's table for them), any other run through ``str.translate`` over a
+    precomputed table; in JSON, every run goes through the ``json`` module's C string
+    encoder.  A dense text (special characters alternating with others, where a Python
+    call per run would cost hundreds of nanoseconds a byte) goes through one
+    ``str.translate`` of the whole text instead.
+    """
+    codes = set(_unsafe()) | {0x5C}
+    if kind == "text":
+        codes.update(range(0xDC80, 0xDD00))
+    else:
+        codes.add(0x22)
+        codes.update(range(0xD800, 0xE000))  # lone surrogates, as \\udXXX
+    if keep_newlines:
+        codes.discard(0x0A)
+    ranges: list[list[int]] = []
+    for code in sorted(codes):
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    members = "".join(
+        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+        for a, b in ranges
+    )
+    runs = re.compile(f"[{members}]+").sub
+
+    if kind == "json":
+        table = {code: _json_ascii(chr(code))[1:-1] for code in codes}
+
+        def json_run(match: re.Match[str]) -> str:
+            return _json_ascii(match.group())[1:-1]
+
+        def json_escape(text: str, dense: bool) -> str:
+            return text.translate(table) if dense else runs(json_run, text)
+
+        return json_escape
+
+    table = {code: _text_escape(code) for code in codes}
+    single = {chr(code): text for code, text in table.items()}
+
+    def run(match: re.Match[str]) -> str:
+        chars = match.group()
+        if len(chars) == 1:
+            return single[chars]
+        try:
+            raw = chars.encode("ascii", "surrogateescape")
+        except UnicodeEncodeError:
+            return chars.translate(table)
+        return raw.decode("latin-1").encode("unicode_escape").decode("ascii")
+
+    def text_escape(text: str, dense: bool) -> str:
+        return text.translate(table) if dense else runs(run, text)
+
+    return text_escape
+
+
+def _dense(special: bytes, size: int) -> bool:
+    """
+    Whether ``size`` bytes, of which ``special`` are not plain ASCII, hold so many ASCII
+    special bytes (controls, backslashes) that escaping run by run would be slow.
+    """
+    return len(special.translate(None, _HIGH)) * 16 > size
 
 
 def escape(data: bytes, keep_newlines: bool = False) -> bytes:
@@ -130,10 +208,69 @@ def escape(data: bytes, keep_newlines: bool = False) -> bytes:
     :param keep_newlines: leave ``\\n`` bytes as they are (to split the result into lines
         afterwards); otherwise they become ``\\n``.
     """
-    if not data.translate(None, _PLAIN_LINES if keep_newlines else _PLAIN):
+    special = data.translate(None, _PLAIN_LINES if keep_newlines else _PLAIN)
+    if not special:
         return data
-    text = data.decode("utf-8", "surrogateescape")
-    return _special(keep_newlines).sub(_replace, text).encode("utf-8")
+    if special.isascii():
+        # ASCII only: the unicode_escape codec writes exactly this module's escapes for
+        # ASCII controls, DEL and the backslash, in one C loop, however they are mixed.
+        return _each_line(data, keep_newlines, _ascii_escape)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        if data.decode("utf-8", "ignore").isascii():
+            # No valid character beyond ASCII: every other byte is an undecodable one,
+            # which the codec writes as \\xNN too.
+            return _each_line(data, keep_newlines, _ascii_escape)
+        text = data.decode("utf-8", "surrogateescape")
+    dense = _dense(special, len(data))
+    return _escaper("text", keep_newlines)(text, dense).encode("utf-8")
+
+
+def _ascii_escape(data: bytes) -> bytes:
+    """
+    ``data``, ASCII and undecodable bytes only, escaped as by :func:`escape` (newlines
+    included).
+    """
+    return data.decode("latin-1").encode("unicode_escape")
+
+
+def _ascii_json(data: bytes) -> bytes:
+    """
+    ASCII ``data`` escaped as by :func:`json_string` (newlines included).
+    """
+    return _json_ascii(data.decode("ascii"))[1:-1].encode("ascii")
+
+
+def _each_line(data: bytes, keep_newlines: bool, convert: Callable[[bytes], bytes]) -> bytes:
+    """
+    ``convert(data)``, or with ``keep_newlines`` each line converted and the newlines kept.
+    """
+    if not keep_newlines or b"\n" not in data:
+        return convert(data)
+    return b"\n".join([convert(line) for line in data.split(b"\n")])
+
+
+def json_string(text: str, keep_newlines: bool = False) -> bytes:
+    """
+    ``text`` as the inside of a JSON string (without the quotes), UTF-8 encoded.
+
+    JSON's own escapes are used: ``\\"``, ``\\\\``, ``\\t``, ``\\r``, ``\\n``, and
+    ``\\uNNNN`` (a surrogate pair above U+FFFF) for every other control, format or
+    separator character (DEL, C1 controls, bidi overrides, U+2028...), so that the record
+    stays one line that a terminal shows as it is; other text, Chinese included, is
+    written as it is.
+
+    :param keep_newlines: leave ``\\n`` as it is (to split the result into lines).
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    special = data.translate(None, _JSON_PLAIN_LINES if keep_newlines else _JSON_PLAIN)
+    if not special:
+        return data  # nothing to escape: no regular expression, no table built
+    if special.isascii():
+        return _each_line(data, keep_newlines, _ascii_json)
+    dense = _dense(special, len(data))
+    return _escaper("json", keep_newlines)(text, dense).encode("utf-8")
 
 
 _ESCAPE = re.compile(r"\\(?:x([0-9a-f]{2})|u([0-9a-f]{4})|U([0-9a-f]{8})|(.))", re.DOTALL)
@@ -196,28 +333,18 @@ def timestamp(seconds: float) -> bytes:
     return b"%s%06dZ" % (_second_text, fraction)
 
 
-def format_records(record_format: str, stamp: bytes, origin: bytes, body: bytes) -> bytes:
+def _json_line(line: bytes, marker: bytes = b"") -> bytes:
     """
-    Records for escaped lines, each ending in ``\\n``.
-
-    :param record_format: ``"text"`` or ``"json"``.
-    :param stamp: from :func:`timestamp`.
-    :param origin: ``PEER CONN`` as bytes: ``b"127.0.0.1:53122 17"``.
-    :param body: escaped lines joined with ``\\n`` (there is one record more than newlines).
+    A JSON record's ``line`` string contents and closing fields for one line's bytes: its
+    text, the exact bytes in ``"b64"`` when they are not valid UTF-8, the marker's field.
     """
-    if record_format == "text":
-        prefix = b"%s %s " % (stamp, origin)
-        return b"".join((prefix, body.replace(b"\n", b"\n" + prefix), b"\n"))
-    peer, _, conn = origin.partition(b" ")
-    prefix = b'{"time":"%s","peer":"%s","conn":%s,"line":"' % (stamp, peer, conn)
-    if b"\\" in body or b'"' in body:
-        body = body.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
-    return b"".join((prefix, body.replace(b"\n", b'"}\n' + prefix), b'"}\n'))
-
-
-#: The pending line of every framer that holds none: shared, so that an idle connection
-#: carries no list of its own.  Only a non-empty, framer-owned list is ever appended to.
-_NOTHING_PENDING: list[bytes] = []
+    try:
+        text = line.decode("utf-8")
+        extra = b""
+    except UnicodeDecodeError:
+        text = line.decode("utf-8", "replace")
+        extra = b'","b64":"%s' % binascii.b2a_base64(line, newline=False)
+    return b'%s%s"%s}' % (json_string(text), extra, _JSON_MARKS.get(marker, b""))
 
 
 class Framer:
@@ -230,6 +357,13 @@ class Framer:
     longer than ``max_line_length`` bytes is recorded cut to that length and marked
     :data:`TRUNCATED`, and the rest of it, up to the next newline, is discarded (the
     connection carries on).  In ``raw`` mode every chunk is one record (cut the same way).
+
+    An unterminated line is held as the bytes of the chunk that ended with it; when more
+    of it arrives without a newline, in one buffer that grows by doubling up to
+    ``max_line_length`` bytes and never past it.  So a connection holds at most
+    ``max_line_length`` bytes (one more for a CR whose LF is still to come) however its
+    client slices them, one byte per ``recv`` included, and a line trickled byte by byte
+    costs linear time.
 
     :ivar lines: records made so far.
     :ivar received: bytes received so far.
@@ -266,26 +400,72 @@ class Framer:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
         self._format = record_format
-        self._origin = b"%s %d" % (peer.encode("ascii", "backslashreplace"), conn)
+        # The peer is escaped like client data: whatever a PROXY header or a transport
+        # claims, it cannot add a field or a record.
+        if record_format == "text":
+            name = escape(peer.encode("utf-8", "backslashreplace")).replace(b" ", b"\\x20")
+            self._origin = b"%s %d" % (name, conn)
+        else:
+            self._origin = b'"peer":"%s","conn":%d' % (json_string(peer), conn)
         self._raw = mode == "raw"
         self._max = max_line_length
         self._keep_lines = keep_lines
-        # An unterminated line, as the chunks that brought it: joined once, when its
-        # newline comes, so a client trickling a long line costs linear, not quadratic, time.
-        self._pending: list[bytes] = _NOTHING_PENDING
+        # The unterminated line: b"" (nothing held), the bytes of the chunk that ended
+        # with it, or a buffer of which _pending_size bytes are used.
+        self._pending: bytes | bytearray = b""
         self._pending_size = 0
         self._discarding = False
         self.complete = b""
         self.lines = 0
         self.received = 0
 
-    def _records(self, stamp: bytes, body: bytes, newlines: int = 0) -> bytes:
+    def _prefix(self, stamp: bytes) -> bytes:
         """
-        Records for ``body`` (escaped lines joined with ``\\n``, ``newlines`` of them);
-        counts them.
+        What every record made at ``stamp`` starts with, up to its line.
         """
-        self.lines += newlines + 1
-        return format_records(self._format, stamp, self._origin, body)
+        if self._format == "text":
+            return b"%s %s " % (stamp, self._origin)
+        return b'{"time":"%s",%s,"line":"' % (stamp, self._origin)
+
+    def _records(self, now: float, lines: Iterable[tuple[bytes, bytes]]) -> bytes:
+        """
+        Records, made at ``now``, for ``(line, marker)`` pairs of raw bytes, a Python
+        call per line: for the lines that need more than the fast path (cut lines, JSON
+        that is not valid UTF-8, partial lines).
+        """
+        prefix = self._prefix(timestamp(now))
+        out = []
+        if self._format == "text":
+            for line, marker in lines:
+                out.append(b"%s%s%s\n" % (prefix, escape(line), marker))
+        else:
+            for line, marker in lines:
+                out.append(b"%s%s\n" % (prefix, _json_line(line, marker)))
+        self.lines += len(out)
+        return b"".join(out)
+
+    def _body(self, complete: bytes) -> tuple[bytes | None, int]:
+        """
+        ``complete`` (lines joined with ``\\n``) with each line escaped for the format,
+        still joined with ``\\n``, and the number of newlines; ``None`` for the body when
+        a JSON line is not valid UTF-8 (those take :meth:`_records`).
+        """
+        # One translate both finds the bytes that need escaping and counts the lines.
+        if self._format == "text":
+            special = complete.translate(None, _PLAIN)
+            newlines = special.count(b"\n")
+            if newlines == len(special):
+                return complete, newlines
+            return escape(complete, keep_newlines=True), newlines
+        special = complete.translate(None, _JSON_PLAIN)
+        newlines = special.count(b"\n")
+        if newlines == len(special):
+            return complete, newlines
+        try:
+            text = complete.decode("utf-8")
+        except UnicodeDecodeError:
+            return None, newlines
+        return json_string(text, keep_newlines=True), newlines
 
     def feed(self, data: bytes, now: float) -> bytes:
         """
@@ -298,18 +478,13 @@ class Framer:
         if self._raw:
             if not data:
                 return b""
-            over = len(data) > self._max
-            body = escape(data[: self._max]) + TRUNCATED if over else escape(data)
-            return self._records(timestamp(now), body)
+            if len(data) > self._max:
+                return self._records(now, [(data[: self._max], TRUNCATED)])
+            return self._records(now, [(data, b"")])
         if self._pending:
             if b"\n" not in data:
-                self._pending.append(data)
-                self._pending_size += len(data)
-                if self._pending_size <= self._max:
-                    return b""
-                data = self._take_pending()
-                return self._hold(data, now)
-            data = self._take_pending() + data
+                return self._append(data, now)
+            data = self._take_pending(data)
         end = data.rfind(b"\n")
         if end < 0:
             return self._hold(data, now)
@@ -327,22 +502,27 @@ class Framer:
                 self.complete = b""
                 return self._hold(rest, now)
             complete = complete[cut + 1 :]
-        if len(complete) > self._max and self._hasLongLine(complete):
+        limit = self._max
+        if len(complete) > limit and self._hasLongLine(complete):
             lines = complete.split(b"\n")
-            body = b"\n".join(
-                escape(line[: self._max]) + TRUNCATED if len(line) > self._max else escape(line)
-                for line in lines
+            out = self._records(
+                now,
+                [(line[:limit], TRUNCATED if len(line) > limit else b"") for line in lines],
             )
-            complete = b"\n".join(line[: self._max] for line in lines)
-            newlines = len(lines) - 1
+            if self._keep_lines:
+                complete = b"\n".join(line[:limit] for line in lines)
         else:
-            # One translate both finds the bytes that need escaping and counts the lines.
-            special = complete.translate(None, _PLAIN)
-            newlines = special.count(b"\n")
-            body = complete if newlines == len(special) else escape(complete, keep_newlines=True)
+            escaped, newlines = self._body(complete)
+            if escaped is None:
+                out = self._records(now, [(line, b"") for line in complete.split(b"\n")])
+            else:
+                # One record per line: the newlines between them become record ends.
+                prefix = self._prefix(timestamp(now))
+                self.lines += newlines + 1
+                close = b"\n" if self._format == "text" else b'"}\n'
+                out = b"".join((prefix, escaped.replace(b"\n", close + prefix), close))
         if self._keep_lines:
             self.complete = complete + b"\n"
-        out = self._records(timestamp(now), body, newlines)
         return out + self._hold(rest, now) if rest else out
 
     def _hasLongLine(self, complete: bytes) -> bool:
@@ -369,20 +549,47 @@ class Framer:
         # One byte more may be the CR of a CR-LF still to come, which is not counted.
         if len(data) > self._max + data.endswith(b"\r"):
             self._discarding = True
-            return self._records(timestamp(now), escape(data[: self._max]) + TRUNCATED)
-        if data:
-            self._pending = [data]
-            self._pending_size = len(data)
+            return self._records(now, [(data[: self._max], TRUNCATED)])
+        self._pending = data
+        self._pending_size = len(data)
         return b""
 
-    def _take_pending(self) -> bytes:
+    def _append(self, data: bytes, now: float) -> bytes:
         """
-        The unterminated line held so far, joined; nothing is held afterwards.
+        More of the unterminated line held, without its newline: keep it, or record the
+        line truncated once it is longer than the limit.
         """
-        pending = b"".join(self._pending)
-        self._pending = _NOTHING_PENDING
+        if not data:
+            return b""
+        size = self._pending_size
+        need = size + len(data)
+        if need > self._max:
+            # Too long, unless the last byte is a CR whose LF is still to come.
+            return self._hold(self._take_pending(data), now)
+        pending = self._pending
+        if need > len(pending):
+            # Grow by doubling (linear time for a line trickled a byte at a time), never
+            # past the limit; a new buffer of an exact size rather than bytearray's own
+            # growth, which would keep up to an eighth more.
+            grown = bytearray(min(max(need, 2 * len(pending), 256), self._max))
+            grown[:size] = memoryview(pending)[:size]
+            self._pending = pending = grown
+        pending[size:need] = data  # type: ignore[index]
+        self._pending_size = need
+        return b""
+
+    def _take_pending(self, data: bytes = b"") -> bytes:
+        """
+        The unterminated line held so far followed by ``data``; nothing is held afterwards.
+        """
+        pending = self._pending
+        if isinstance(pending, bytearray):
+            joined = b"".join((memoryview(pending)[: self._pending_size], data))
+        else:
+            joined = pending + data if data else pending
+        self._pending = b""
         self._pending_size = 0
-        return pending
+        return joined
 
     def finish(self, now: float) -> bytes:
         """
@@ -392,4 +599,14 @@ class Framer:
         pending = self._take_pending()
         if not pending:
             return b""
-        return self._records(timestamp(now), escape(pending) + PARTIAL)
+        if len(pending) > self._max:  # held one byte over for a CR, whose LF never came
+            return self._records(now, [(pending[: self._max], TRUNCATED)])
+        return self._records(now, [(pending, PARTIAL)])
+
+    @property
+    def held(self) -> int:
+        """
+        The bytes of memory the unterminated line takes now (its buffer's size, as
+        ``sys.getsizeof`` counts it; 0 when nothing is held).
+        """
+        return sys.getsizeof(self._pending) if self._pending else 0

@@ -12,13 +12,18 @@ is one sentence for a person; the callers turn it into ``usage.UsageError`` or
 from __future__ import annotations
 
 import math
+import re
+import socket
 
 __all__ = [
     "DEFAULT_GREETING",
     "DEFAULT_GREET_TIMEOUT",
+    "DEFAULT_PEER_PREFIX",
     "SettingError",
     "greeting",
     "limit",
+    "peer_network",
+    "peer_prefix",
     "seconds",
 ]
 
@@ -26,6 +31,15 @@ DEFAULT_GREETING = b"Thank you for connecting\r\n"
 
 #: seconds a greeting client has to take the whole greeting before it is dropped
 DEFAULT_GREET_TIMEOUT = 30.0
+
+
+#: ``--per-peer-prefix``: ``--max-per-peer`` counts IPv4 clients per address (/32: behind
+#: NAT one address is many people, and a /24 can be many customers) and IPv6 clients per
+#: /64, the smallest network one subscriber or LAN is given, inside which a host can
+#: take any number of addresses.
+DEFAULT_PEER_PREFIX = (32, 64)
+
+_PREFIX = re.compile(r"\s*(\d{1,3})\s*,\s*(\d{1,3})\s*")
 
 
 class SettingError(ValueError):
@@ -90,3 +104,58 @@ def seconds(name: str, value: str | float | None) -> float | None:
     if not (number > 0 and math.isfinite(number)):
         raise SettingError(f"{name} must be a number of seconds above 0, not {value!r}.")
     return number
+
+
+def peer_prefix(name: str, value: str | tuple[int, int] | None) -> tuple[int, int]:
+    """
+    The prefix lengths a per-peer limit counts clients by: ``"V4,V6"``, an IPv4 prefix
+    length from 1 to 32 and an IPv6 one from 1 to 128; :data:`DEFAULT_PEER_PREFIX` for
+    ``None``.
+
+    :param name: the option's name, for the error sentence (``"--per-peer-prefix"``).
+    """
+    if value is None:
+        return DEFAULT_PEER_PREFIX
+    if isinstance(value, tuple):
+        v4, v6 = value
+    else:
+        match = _PREFIX.fullmatch(value)
+        v4, v6 = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    if not (1 <= v4 <= 32 and 1 <= v6 <= 128):
+        raise SettingError(
+            f"{name} must be two prefix lengths, V4,V6 (IPv4 from 1 to 32, IPv6 from 1 to "
+            f"128, e.g. 32,64), not {value!r}."
+        )
+    return v4, v6
+
+
+def peer_network(host: str, prefixes: tuple[int, int] = DEFAULT_PEER_PREFIX) -> str:
+    """
+    The network a per-peer limit counts ``host`` under: the host itself for a full-length
+    prefix, else ``network/length`` (``2001:db8:1:2::/64``).  An IPv4-mapped IPv6 address
+    (``::ffff:1.2.3.4``, from a dual-stack listener) counts as its IPv4 address; an IPv6
+    zone (``%eth0``) is ignored; a host that is not an IP address is its own network.
+    """
+    v4, v6 = prefixes
+    if v4 == 32 and ":" not in host:
+        return host  # the common case, without a parse: hosts come from the kernel
+    address = host.partition("%")[0]
+    try:
+        if ":" in address:
+            packed = socket.inet_pton(socket.AF_INET6, address)
+            if packed[:12] == _MAPPED:
+                packed, bits, family = packed[12:], v4, socket.AF_INET
+            else:
+                bits, family = v6, socket.AF_INET6
+        else:
+            packed, bits, family = socket.inet_pton(socket.AF_INET, address), v4, socket.AF_INET
+    except OSError:
+        return host
+    size = 8 * len(packed)
+    if bits >= size:
+        return socket.inet_ntop(family, packed)
+    number = int.from_bytes(packed, "big") >> (size - bits) << (size - bits)
+    return f"{socket.inet_ntop(family, number.to_bytes(len(packed), 'big'))}/{bits}"
+
+
+_MAPPED = bytes(10) + b"\xff\xff"

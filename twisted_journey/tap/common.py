@@ -3,9 +3,9 @@
 Options and service assembly shared by the journey servers' service makers.
 
 :class:`ServerOptions` holds what every journey server takes (``--listen``,
-``--max-connections``, ``--max-per-peer``, ``--timeout``, ``--quiet``); a tool's
-``Options`` subclasses it, sets ``defaultListen`` and adds its own options, and its
-``makeService`` ends with :func:`listeningService`.
+``--max-connections``, ``--max-per-peer``, ``--per-peer-prefix``, ``--timeout``,
+``--quiet``); a tool's ``Options`` subclasses it, sets ``defaultListen`` and adds its own
+options, and its ``makeService`` ends with :func:`listeningService`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 
 from twisted_journey import settings
+from twisted_journey.policies import LimitedFactory, ProxyHeaderFactory, proxied
 
 __all__ = ["ListeningService", "ServerOptions", "listeningService"]
 
@@ -46,6 +47,12 @@ class ServerOptions(usage.Options):
     optParameters: list[list[Any]] = [
         ["max-connections", None, None, "Refuse clients while this many connections are open."],
         ["max-per-peer", None, None, "Refuse a host's clients while it has this many open."],
+        [
+            "per-peer-prefix",
+            None,
+            "32,64",
+            "V4,V6: --max-per-peer counts each IPv4 /V4 and IPv6 /V6 network as one host.",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -83,6 +90,9 @@ class ServerOptions(usage.Options):
         self.setdefault("timeout", None)
         for name in ("max-connections", "max-per-peer"):
             self[name] = self._setting(settings.limit, f"--{name}", self[name])
+        self["per-peer-prefix"] = self._setting(
+            settings.peer_prefix, "--per-peer-prefix", self["per-peer-prefix"]
+        )
 
     @staticmethod
     def _setting(check: Callable[..., T], *arguments: Any) -> T:
@@ -108,10 +118,15 @@ def listeningService(
         from twisted.internet import reactor as global_reactor
 
         reactor = cast(IReactorCore, global_reactor)
+    if isinstance(factory, LimitedFactory):
+        factory.limits.prefixes = options["per-peer-prefix"]
     parent = MultiService()
     for description in options["listen"]:
-        endpoint = serverFromString(reactor, description)
-        ListeningService(description, endpoint, factory).setServiceParent(parent)
+        # haproxy:...: our own strict PROXY header reader, so limits see the clients.
+        inner = proxied(description)
+        endpoint = serverFromString(reactor, description if inner is None else inner)
+        listening = factory if inner is None else ProxyHeaderFactory(factory)
+        ListeningService(description, endpoint, listening).setServiceParent(parent)
     return parent
 
 

@@ -1,0 +1,252 @@
+"""
+journey-mux behind a real HAProxy (the Debian package's ``/usr/sbin/haproxy``) on loopback:
+two ``twistd journey-mux`` instances listening on ``haproxy:`` endpoints, one reached with
+``send-proxy`` (PROXY version 1) and one with ``send-proxy-v2``; and behind nginx's
+``stream`` module with ``proxy_protocol on;``.  Clients connect from known source
+addresses and ports (127.0.0.2, 127.0.0.3); the records must name exactly those, and
+``--max-per-peer`` must count each client, not the proxy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import textwrap
+import time
+from pathlib import Path
+
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+from tests.support import PATIENCE, ServerProcess, freePort, startServer, twistdArgv
+
+HAPROXY = "/usr/sbin/haproxy"
+NGINX = "/usr/sbin/nginx"
+NGINX_STREAM = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+
+def waitFor(condition: object, what: str, timeout: float = PATIENCE) -> None:
+    """
+    Poll ``condition()`` until it is true, or fail saying ``what`` never happened.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def clientFrom(host: str, address: tuple[str, int]) -> socket.socket:
+    """
+    A client bound to ``host`` (a port the kernel picks, read back with
+    ``getsockname``) and connected to ``address``.
+    """
+    sock = socket.socket()
+    sock.settimeout(PATIENCE)
+    sock.bind((host, 0))
+    sock.connect(address)
+    return sock
+
+
+def peerName(sock: socket.socket) -> str:
+    """
+    ``host:port`` of ``sock``'s own end, as the records name it.
+    """
+    host, port = sock.getsockname()
+    return f"{host}:{port}"
+
+
+def closedByServer(sock: socket.socket) -> bool:
+    """
+    Whether the other end closed ``sock`` (end of stream or reset) within the patience.
+    """
+    try:
+        return sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
+
+
+class ProxiedMuxTestCase(SynchronousTestCase):
+    """
+    journey-mux instances on ``haproxy:`` endpoints, behind a proxy a subclass starts.
+
+    :ivar backends: by name: the server, its data log and the proxy's address for it.
+    """
+
+    def setUp(self) -> None:
+        self.directory = Path(self.mktemp()).absolute()
+        self.directory.mkdir()
+        self.backends: dict[str, tuple[ServerProcess, Path, tuple[str, int]]] = {}
+
+    def startBackend(self, name: str) -> int:
+        """
+        Start a journey-mux for ``name`` (JSON records, ``--max-per-peer 2``) and record it
+        with a free port for the proxy's frontend; return the port it listens on.
+        """
+        port, front = freePort(), freePort()
+        output = self.directory / f"{name}.log"
+        server = startServer(
+            self,
+            twistdArgv(
+                "journey-mux",
+                "--listen",
+                f"haproxy:tcp:{port}:interface=127.0.0.1",
+                "--output",
+                str(output),
+                "--format",
+                "json",
+                "--max-per-peer",
+                "2",
+                "--flush-interval",
+                "0.05",
+            ),
+            ("127.0.0.1", port),
+        )
+        self.backends[name] = (server, output, ("127.0.0.1", front))
+        return port
+
+    def records(self, output: Path) -> list[dict[str, object]]:
+        """
+        The JSON records written so far.
+        """
+        if not output.exists():
+            return []
+        return [json.loads(line) for line in output.read_bytes().splitlines()]
+
+    def check(self, name: str) -> None:
+        """
+        Through the backend ``name``: records name each client's own address and port;
+        the third connection from 127.0.0.2 is refused by ``--max-per-peer 2`` while
+        127.0.0.3 still gets in; the events name the clients.
+        """
+        server, output, front = self.backends[name]
+        clients = []
+        for host in ("127.0.0.2", "127.0.0.2", "127.0.0.3"):
+            sock = clientFrom(host, front)
+            self.addCleanup(sock.close)
+            local = peerName(sock)
+            sock.sendall(f"hello from {local}\n".encode())
+            clients.append((sock, local))
+            line = f"hello from {local}"
+            waitFor(
+                lambda line=line: any(r["line"] == line for r in self.records(output)),
+                f"the record of {local}",
+            )
+        third = clientFrom("127.0.0.2", front)
+        self.addCleanup(third.close)
+        refusedPeer = peerName(third)
+        third.sendall(b"refused line\n")
+        self.assertTrue(closedByServer(third), server.output())
+        fourth = clientFrom("127.0.0.3", front)
+        self.addCleanup(fourth.close)
+        fourthPeer = peerName(fourth)
+        fourth.sendall(b"still in\n")
+        waitFor(
+            lambda: any(r["line"] == "still in" for r in self.records(output)),
+            "the second client of 127.0.0.3",
+        )
+        self.assertEqual(server.stop(signal.SIGTERM), -signal.SIGTERM, server.output())
+        found = [(r["peer"], r["line"]) for r in self.records(output)]
+        expected = [(local, f"hello from {local}") for _, local in clients]
+        self.assertEqual(found, [*expected, (fourthPeer, "still in")])
+        log = server.stdout.decode()
+        for _, local in clients:
+            self.assertIn(f"Got connection from {local}", log)
+        self.assertIn(f"Refused connection from {refusedPeer}: 2 connections open", log)
+
+
+class HAProxyTests(ProxiedMuxTestCase):
+    """
+    HAProxy in front of two journey-mux instances.
+    """
+
+    def setUp(self) -> None:
+        if not os.access(HAPROXY, os.X_OK):
+            raise SkipTest(f"{HAPROXY} is not installed (Debian package haproxy)")
+        super().setUp()
+        config = textwrap.dedent(
+            """\
+            global
+                maxconn 200
+            defaults
+                mode tcp
+                timeout connect 5s
+                timeout client 60s
+                timeout server 60s
+            """
+        )
+        for name, option in (("v1", "send-proxy"), ("v2", "send-proxy-v2")):
+            port = self.startBackend(name)
+            front = self.backends[name][2][1]
+            config += textwrap.dedent(
+                f"""\
+                frontend front_{name}
+                    bind 127.0.0.1:{front}
+                    default_backend back_{name}
+                backend back_{name}
+                    server mux_{name} 127.0.0.1:{port} {option}
+                """
+            )
+        path = self.directory / "haproxy.cfg"
+        path.write_text(config)
+        proxy = ServerProcess([HAPROXY, "-f", str(path), "-db"])
+        self.addCleanup(proxy.stop)
+        for _, _, address in self.backends.values():
+            proxy.waitForListening(address)
+
+    def test_sendProxyVersion1(self) -> None:
+        """
+        ``send-proxy``: records and ``--max-per-peer`` see the true clients.
+        """
+        self.check("v1")
+
+    def test_sendProxyVersion2(self) -> None:
+        """
+        ``send-proxy-v2``: records and ``--max-per-peer`` see the true clients.
+        """
+        self.check("v2")
+
+
+class NginxTests(ProxiedMuxTestCase):
+    """
+    nginx's ``stream`` module in front of journey-mux.
+    """
+
+    def setUp(self) -> None:
+        if not (os.access(NGINX, os.X_OK) and os.path.exists(NGINX_STREAM)):
+            raise SkipTest(
+                f"{NGINX} or {NGINX_STREAM} is not installed (Debian packages nginx, "
+                "libnginx-mod-stream)"
+            )
+        super().setUp()
+        port = self.startBackend("nginx")
+        front = self.backends["nginx"][2]
+        path = self.directory / "nginx.conf"
+        path.write_text(
+            textwrap.dedent(
+                f"""\
+                load_module {NGINX_STREAM};
+                daemon off;
+                pid {self.directory}/nginx.pid;
+                error_log {self.directory}/error.log;
+                events {{}}
+                stream {{
+                    server {{
+                        listen 127.0.0.1:{front[1]};
+                        proxy_pass 127.0.0.1:{port};
+                        proxy_protocol on;
+                    }}
+                }}
+                """
+            )
+        )
+        proxy = ServerProcess([NGINX, "-c", str(path), "-p", str(self.directory)])
+        self.addCleanup(proxy.stop)
+        proxy.waitForListening(front)
+
+    def test_proxyProtocol(self) -> None:
+        """
+        ``proxy_protocol on;``: records and ``--max-per-peer`` see the true clients.
+        """
+        self.check("nginx")
