@@ -20,6 +20,7 @@ extensions = [
     "sphinx.ext.intersphinx",
     "sphinx.ext.viewcode",
     "journey_refs",
+    "journey_reference",
 ]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
@@ -42,3 +43,5 @@ intersphinx_mapping = {
     "twisted": ("https://docs.twisted.org/en/stable/", "_inventories/twisted.inv"),
     "python": ("https://docs.python.org/3/", "_inventories/python.inv"),
 }
+# Where the exit statuses of journey fetch live (the reference page renders them).
+journey_exit_codes = "twisted_journey.download.EXIT_CODES"

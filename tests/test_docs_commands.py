@@ -140,20 +140,24 @@ json.dump(results, open(sys.argv[2], "w"))
 
 def _shims(directory: Path) -> None:
     """
-    ``journey``, ``twistd``, ``twist``, ``python`` and ``python3`` as scripts running this
-    checkout with this interpreter.
+    ``journey``, ``twistd``, ``twist``, ``python`` and ``python3`` running this checkout
+    with this interpreter.  The first three are Python scripts like the ones pip installs,
+    so ``sys.path`` starts with their directory, not the current one, as it would for a user.
     """
     directory.mkdir()
     python = sys.executable
-    for name, body in {
-        "python": f'exec {python} "$@"',
-        "python3": f'exec {python} "$@"',
-        "journey": f'exec {python} -m twisted_journey "$@"',
-        "twistd": f"exec {python} -c 'from twisted.scripts.twistd import run; run()' \"$@\"",
-        "twist": f'exec {python} -m twisted "$@"',
-    }.items():
+    scripts = {
+        "journey": "from twisted_journey.cli import main",
+        "twistd": "from twisted.scripts.twistd import run as main",
+        "twist": "from twisted.application.twist._twist import Twist\nmain = Twist.main",
+    }
+    for name, body in scripts.items():
         script = directory / name
-        script.write_text(f"#!/bin/sh\n{body}\n")
+        script.write_text(f"#!{python}\nimport sys\n{body}\nsys.exit(main())\n")
+        script.chmod(0o755)
+    for name in ["python", "python3"]:
+        script = directory / name
+        script.write_text(f'#!/bin/sh\nexec {python} "$@"\n')
         script.chmod(0o755)
 
 

@@ -39,6 +39,18 @@ class TutorialStepTests(SynchronousTestCase):
             server.stop()
             self.assertIn(b"Got connection from", server.stdout, step)
 
+    def test_endpointStep(self) -> None:
+        """
+        Step 5 listens on the endpoint string it is given and serves the greeting.
+        """
+        port = freePort()
+        startServer(
+            self,
+            [sys.executable, str(STEPS / "step5_endpoints.py"), f"tcp:{port}:interface=127.0.0.1"],
+            ("127.0.0.1", port),
+        )
+        self.assertEqual(readAll(connect(("127.0.0.1", port))), b"Thank you for connecting\r\n")
+
     def test_clientStep(self) -> None:
         """
         Step 1's client prints what the server sends.

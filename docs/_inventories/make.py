@@ -110,10 +110,15 @@ def twistedEntries() -> set[tuple[str, str, str]]:
         for module in _walk(packageName):
             modname = module.__name__  # type: ignore[attr-defined]
             entries.add((modname, "py:module", f"api/{modname}.html"))
+            exported = set(getattr(module, "__all__", ()))
             for name, obj in vars(module).items():
-                if not _isPublic(name) or getattr(obj, "__module__", modname) != modname:
+                if not _isPublic(name) or inspect.ismodule(obj):
                     continue
-                if inspect.ismodule(obj):
+                home = getattr(obj, "__module__", modname) or modname
+                # pydoctor documents a name where it is defined, or, when it is defined in
+                # a private module and re-exported through __all__, where it is exported.
+                private = any(part.startswith("_") for part in home.split("."))
+                if home != modname and not (name in exported and private):
                     continue
                 full = f"{modname}.{name}"
                 if _isInterface(obj):
