@@ -108,7 +108,12 @@ def twinOptionRows(parser: argparse.ArgumentParser) -> list[list[str]]:
         default = action.default
         shown = "" if default in (None, False, [], argparse.SUPPRESS) else str(default)
         rows.append(
-            [", ".join(longs) + value, ", ".join(shorts), shown, " ".join((action.help or "").split())]
+            [
+                ", ".join(longs) + value,
+                ", ".join(shorts),
+                shown,
+                " ".join((action.help or "").split()),
+            ]
         )
     return rows
 
@@ -151,7 +156,12 @@ class ExitCodes(Directive):
 
 
 def howtoRole(
-    name: str, rawtext: str, text: str, lineno: int, inliner: Any, options: Any = None,
+    name: str,
+    rawtext: str,
+    text: str,
+    lineno: int,
+    inliner: Any,
+    options: Any = None,
     content: Any = None,
 ) -> tuple[list[nodes.Node], list[nodes.system_message]]:
     """
