@@ -115,3 +115,20 @@ class LinkCheckerTests(SynchronousTestCase):
             checklinks.broken(root),
             ["index.html: page.html#nowhere (no such anchor)", "index.html: missing.html"],
         )
+
+
+class ReadmeLinkTests(SynchronousTestCase):
+    """
+    The README's links into ``docs/`` lead to pages that exist.
+    """
+
+    def test_links(self) -> None:
+        """
+        Every relative link target of the README is a file in the checkout, and the
+        tutorial and the how-tos are among them.
+        """
+        text = (REPO / "README.rst").read_text()
+        targets = re.findall(r"<([^>\s]+\.rst)>`_", text)
+        self.assertIn("docs/tutorial/index.rst", targets)
+        self.assertIn("docs/howto/run.rst", targets)
+        self.assertEqual([t for t in targets if not (REPO / t).is_file()], [])
