@@ -54,6 +54,50 @@ class ApiReferenceTests(SynchronousTestCase):
         self.assertEqual(missing, [])
 
 
+def undocumented(moduleName: str) -> list[str]:
+    """
+    The public names of a module (its ``__all__``, and their public methods) that have no
+    docstring.  A method that overrides a base class's or implements an interface's is
+    documented there, and is not counted.
+    """
+    import importlib
+    import inspect
+
+    from zope.interface import implementedBy
+
+    module = importlib.import_module(moduleName)
+    missing = [] if module.__doc__ else [moduleName]
+    for name in getattr(module, "__all__", []):
+        value = getattr(module, name, None)
+        if getattr(value, "__module__", None) != moduleName:
+            continue
+        if (inspect.isclass(value) or inspect.isfunction(value)) and not value.__doc__:
+            missing.append(f"{moduleName}.{name}")
+        if not inspect.isclass(value):
+            continue
+        inherited = {a for base in value.__mro__[1:] for a in vars(base)}
+        inherited |= {a for i in implementedBy(value).flattened() for a in i.names()}
+        for attribute, member in vars(value).items():
+            if attribute.startswith("_") or attribute in inherited:
+                continue
+            if inspect.isfunction(member) and not member.__doc__:
+                missing.append(f"{moduleName}.{name}.{attribute}")
+    return missing
+
+
+class DocstringTests(SynchronousTestCase):
+    """
+    Every public name has a docstring for the API reference to show.
+    """
+
+    def test_everyPublicName(self) -> None:
+        """
+        No public module, class, function or method lacks a docstring.
+        """
+        missing = [name for module in publicModules() for name in undocumented(module)]
+        self.assertEqual(missing, [])
+
+
 class OptionTableTests(SynchronousTestCase):
     """
     The generated option tables list exactly the options ``--help`` lists.
