@@ -48,9 +48,10 @@ class EmbeddingExampleTests(SynchronousTestCase):
         """
         directory = self.mktemp()
         os.makedirs(directory)
-        base = freePort()
-        while freePort() in (base + 1, base + 2):
-            base = freePort()
+        ports = set()
+        while len(ports) < 3:
+            ports.add(freePort())
+        greet, mux, own = sorted(ports)
         argv = [
             sys.executable,
             "-c",
@@ -63,16 +64,14 @@ class EmbeddingExampleTests(SynchronousTestCase):
         server = startServer(
             self,
             argv,
-            ("127.0.0.1", base),
+            ("127.0.0.1", greet),
             cwd=directory,
-            env=environment(JOURNEY_BASE_PORT=str(base)),
+            env=environment(GREET_PORT=str(greet), MUX_PORT=str(mux), OWN_PORT=str(own)),
         )
-        for port in (base + 1, base + 2):
+        for port in (mux, own):
             server.waitForListening(("127.0.0.1", port))
-        self.assertEqual(readAll(connect(("127.0.0.1", base))), b"Hello\r\n")
-        self.assertEqual(
-            readAll(connect(("127.0.0.1", base + 2))), b"Hello from my own service\r\n"
-        )
+        self.assertEqual(readAll(connect(("127.0.0.1", greet))), b"Hello\r\n")
+        self.assertEqual(readAll(connect(("127.0.0.1", own))), b"Hello from my own service\r\n")
 
 
 class TestingExampleTests(SynchronousTestCase):

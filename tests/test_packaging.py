@@ -37,6 +37,24 @@ def _clean_environment() -> dict[str, str]:
     return env
 
 
+def _copyCheckout(target: Path) -> Path:
+    """
+    Copy this checkout to ``target``, leaving out build products, and return it.
+
+    Packages are built from a copy: a build in the checkout leaves ``build/`` and
+    ``*.egg-info/`` there, and setuptools reuses a stale ``SOURCES.txt``, which would hide a
+    file ``MANIFEST.in`` forgot.
+    """
+    shutil.copytree(
+        REPO,
+        target,
+        ignore=shutil.ignore_patterns(
+            "*.egg-info", "_build", ".venv", "venv", "build", "dist", "__pycache__", "_trial_temp*"
+        ),
+    )
+    return target
+
+
 @functools.cache
 def installation() -> tuple[Path, Path, Path]:
     """
@@ -49,8 +67,9 @@ def installation() -> tuple[Path, Path, Path]:
     atexit.register(shutil.rmtree, directory, True)
     env = _clean_environment()
     dist, venv = directory / "dist", directory / "venv"
+    checkout = _copyCheckout(directory / "checkout")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(checkout)],
         check=True,
         env=env,
         timeout=INSTALL_PATIENCE,
@@ -149,16 +168,7 @@ def sourceDistribution() -> tuple[Path, list[str]]:
     """
     directory = Path(tempfile.mkdtemp(prefix="journey-sdist-"))
     atexit.register(shutil.rmtree, directory, True)
-    # Build from a copy: setuptools reuses a stale *.egg-info/SOURCES.txt left in the
-    # checkout by an earlier build, which would hide a file MANIFEST.in forgot.
-    checkout = directory / "checkout"
-    shutil.copytree(
-        REPO,
-        checkout,
-        ignore=shutil.ignore_patterns(
-            "*.egg-info", "_build", ".venv", "venv", "build", "dist", "__pycache__", "_trial_temp*"
-        ),
-    )
+    checkout = _copyCheckout(directory / "checkout")
     subprocess.run(
         [
             *[sys.executable, "-m", "build", "--sdist", "--no-isolation"],
