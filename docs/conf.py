@@ -45,3 +45,7 @@ intersphinx_mapping = {
 }
 # Where the exit statuses of journey fetch live (the reference page renders them).
 journey_exit_codes = "twisted_journey.download.EXIT_CODES"
+# Side-by-side listings in the tutorial (``.. container:: side-by-side``).
+html_static_path = ["_static"]
+html_css_files = ["journey.css"]
+html_theme_options = {"page_width": "1240px"}
