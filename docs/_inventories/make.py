@@ -35,17 +35,9 @@ TWISTED_PACKAGES = [
     "twisted.logger",
     "twisted.plugin",
     "twisted.protocols",
-    "twisted.python.failure",
-    "twisted.python.filepath",
-    "twisted.python.usage",
+    "twisted.python",
     "twisted.trial",
-    "twisted.web.client",
-    "twisted.web.http_headers",
-    "twisted.web.iweb",
-    "twisted.web.http",
-    "twisted.web.server",
-    "twisted.web.resource",
-    "twisted.web.static",
+    "twisted.web",
 ]
 
 #: standard-library modules we may reference; each has its own page ``library/MODULE.html``
@@ -55,7 +47,9 @@ PYTHON_MODULES = [
     "http.server", "io", "ipaddress", "itertools", "json", "logging", "os", "os.path",
     "pathlib", "select", "selectors", "signal", "socket", "socketserver", "ssl", "subprocess",
     "sys", "tempfile", "threading", "time", "types", "typing", "unittest", "urllib.error",
-    "urllib.parse", "urllib.request", "zlib",
+    "urllib.parse", "urllib.request", "zlib", "concurrent.futures", "datetime", "email.message",
+    "mmap", "multiprocessing", "os", "resource", "shutil", "stat", "struct", "tarfile",
+    "zipfile", "platform", "random", "re", "secrets", "string", "textwrap", "weakref",
 ]  # fmt: skip
 
 _STDTYPES = {"str", "bytes", "bytearray", "memoryview", "list", "tuple", "dict", "set",
