@@ -19,7 +19,7 @@ from tests.support import REPO
 sys.path.insert(0, str(REPO / "docs" / "_ext"))
 
 import checklinks
-import journey_reference
+import journey_tables
 
 
 def publicModules() -> list[str]:
@@ -121,7 +121,7 @@ class OptionTableTests(SynchronousTestCase):
             inHelp = set(re.findall(r"--([a-z][a-z0-9-]*)", usage)) - {"help", "version"}
             rows = {
                 row[0].split("=")[0].removeprefix("--")
-                for row in journey_reference.tapOptionRows(options)
+                for row in journey_tables.tapOptionRows(options)
             }
             self.assertEqual(rows, inHelp, module.__name__)
 
@@ -132,7 +132,7 @@ class OptionTableTests(SynchronousTestCase):
         """
         conf = (REPO / "docs" / "conf.py").read_text()
         (path,) = re.findall(r'^journey_exit_codes = "([\w.:]+)"', conf, re.MULTILINE)
-        codes = journey_reference._load(path)
+        codes = journey_tables._load(path)
         self.assertEqual(codes[0].split()[0], "every")
         self.assertTrue(all(isinstance(code, int) for code in codes))
 

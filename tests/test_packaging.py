@@ -230,6 +230,7 @@ class SourceDistributionTests(SynchronousTestCase):
             [
                 *[sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
                 *["tests/test_settings.py", "tests/test_tap_greet.py", "tests/test_help.py"],
+                "tests/test_docs_site.py",
             ],
             cwd=self.tree,
             env=_clean_environment(),
