@@ -202,3 +202,65 @@ def printTable(
         )
         if i == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def machine() -> dict[str, object]:
+    """
+    What the numbers were measured on: CPU model and count, kernel, Python, Twisted.
+    """
+    import platform
+
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import twisted
+
+        twistedVersion = twisted.__version__
+    except ImportError:
+        twistedVersion = ""
+    return {
+        "cpu": model or platform.machine(),
+        "cpus": os.cpu_count(),
+        "kernel": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "twisted": twistedVersion,
+    }
+
+
+def resultsPath(name: str) -> Path:
+    """
+    The default place for a benchmark's JSON results: ``bench/results/NAME.json``.
+    """
+    return BENCH / "results" / f"{name}.json"
+
+
+def writeResults(path: str | Path, benchmark: str, settings: dict[str, object],
+                 tables: dict[str, dict[str, object]]) -> None:  # fmt: skip
+    """
+    Write a benchmark's results as JSON, for ``bench/charts.py`` and for anyone's scripts:
+    the benchmark's name, when and on what it ran, its settings, and each table printed,
+    as ``{"title": ..., "baseline": ..., "rows": [{"name": ..., KEY: VALUE...}]}``.
+    """
+    import datetime
+    import json
+
+    document = {
+        "benchmark": benchmark,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "settings": settings,
+        "tables": {
+            key: {**table, "rows": [{"name": r.name, **r.values} for r in table["rows"]]}  # type: ignore[attr-defined]
+            for key, table in tables.items()
+        },
+    }
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    print(f"\nresults written to {target}", file=sys.stderr)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, Row, Server, environment, freePort, printTable
+from common import REPO, Row, Server, environment, freePort, printTable, resultsPath, writeResults
 
 PYTHON = sys.executable
 BARE = "bare Agent"
@@ -262,7 +262,9 @@ def main() -> None:
     )
     parser.add_argument("--server", choices=["auto", "nginx", "twisted"], default="auto")
     parser.add_argument("--only", nargs="*", help="run only these peers")
+    parser.add_argument("--json", default=str(resultsPath("fetch")), help="write results here")
     args = parser.parse_args()
+    tables: dict[str, dict[str, object]] = {}
 
     tmp = tempfile.mkdtemp(prefix="journey-bench-fetch-")
     os.chmod(tmp, 0o755)
@@ -281,9 +283,16 @@ def main() -> None:
     out = os.path.join(tmp, "out")
     try:
         base = f"http://127.0.0.1:{server.port}"
-        for title, peers, urls, expected in [
-            (f"one {args.size_mib} MiB file", LARGE, [f"{base}/large.bin"], {"large.bin": large}),
+        for key, title, peers, urls, expected in [
             (
+                "large",
+                f"one {args.size_mib} MiB file",
+                LARGE,
+                [f"{base}/large.bin"],
+                {"large.bin": large},
+            ),
+            (
+                "small",
                 f"{args.count} x {args.small_kib} KiB files, concurrency {args.concurrency}",
                 SMALL,
                 [f"{base}/small/{n}" for n in names],
@@ -308,9 +317,12 @@ def main() -> None:
                 "wall_s",
                 BARE,
             )
+            tables[key] = {"title": f"{title} from {serverName}", "baseline": BARE, "rows": rows}
     finally:
         server.__exit__()
         shutil.rmtree(tmp, ignore_errors=True)
+    settings = {k: v for k, v in vars(args).items() if k != "json"}
+    writeResults(args.json, "fetch", settings, tables)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BENCH, Row, Server, compileC, freePort, printTable
+from common import BENCH, Row, Server, compileC, freePort, printTable, resultsPath, writeResults
 
 GREETING = "Thank you for connecting\r\n"
 PYTHON = sys.executable
@@ -122,6 +122,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="measured runs per server")
     parser.add_argument("--concurrency", type=int, default=100, help="connections in flight")
     parser.add_argument("--only", action="append", help="measure only servers whose name has this")
+    parser.add_argument("--json", default=str(resultsPath("greet")), help="write results here")
     args = parser.parse_args()
     if not 0 < args.seconds <= 600 or not 1 <= args.repeat <= 20:
         parser.error("--seconds must be in (0, 600] and --repeat in [1, 20]")
@@ -159,6 +160,10 @@ def main() -> None:
         ratioOf="server_us/conn",
         baseline=BARE,
     )
+    settings = {k: v for k, v in vars(args).items() if k != "json"}
+    title = f"greeting server, {args.concurrency} connections in flight"
+    writeResults(args.json, "greet", settings,
+                 {"connections": {"title": title, "baseline": BARE, "rows": rows}})  # fmt: skip
 
 
 if __name__ == "__main__":

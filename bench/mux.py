@@ -40,7 +40,9 @@ from common import (
     freePort,
     peakRss,
     printTable,
+    resultsPath,
     rss,
+    writeResults,
 )
 
 PYTHON = sys.executable
@@ -234,6 +236,7 @@ def main() -> None:
     )
     parser.add_argument("--hold", type=int, default=0, help="also hold this many on journey-mux")
     parser.add_argument("--only", default="", help="comma-separated server names")
+    parser.add_argument("--json", default=str(resultsPath("mux")), help="write results here")
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
     loader = compileC("muxload.c", "muxload")
@@ -257,6 +260,8 @@ def main() -> None:
     columns = [("cpu_us", "{:.3f}"), ("lines_s", "{:,.0f}"), ("lost", "{:d}"), ("peak_mb", "{:.1f}"),
                ("client_us", "{:.3f}"), ("note", "{}")]  # fmt: skip
     printTable(rows, columns, "cpu_us", best.name if best else "asyncio")
+    tables = {"lines": {"title": f"{args.clients} clients x {args.lines} lines x {args.size} B",
+                        "baseline": best.name if best else "asyncio", "rows": rows}}  # fmt: skip
 
     if args.idle:
         print(f"\nidle: {args.idle:,} connections held open, sending nothing\n")
@@ -272,6 +277,8 @@ def main() -> None:
             "bytes_per_conn",
             "journey-mux",
         )
+        tables["idle"] = {"title": f"{args.idle:,} idle connections", "baseline": "journey-mux",
+                          "rows": idleRows}  # fmt: skip
 
     if args.hold:
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -280,6 +287,8 @@ def main() -> None:
         )
         printTable([idle("journey-mux --timeout 300", IDLE_SERVERS["journey-mux --timeout 300"], args.hold)],
                    [("held", "{:d}"), ("bytes_per_conn", "{:,.0f}")], "bytes_per_conn", "")  # fmt: skip
+    settings = {k: v for k, v in vars(args).items() if k != "json"}
+    writeResults(args.json, "mux", settings, tables)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
@@ -36,6 +37,24 @@ def _clean_environment() -> dict[str, str]:
     return env
 
 
+def _copyCheckout(target: Path) -> Path:
+    """
+    Copy this checkout to ``target``, leaving out build products, and return it.
+
+    Packages are built from a copy: a build in the checkout leaves ``build/`` and
+    ``*.egg-info/`` there, and setuptools reuses a stale ``SOURCES.txt``, which would hide a
+    file ``MANIFEST.in`` forgot.
+    """
+    shutil.copytree(
+        REPO,
+        target,
+        ignore=shutil.ignore_patterns(
+            "*.egg-info", "_build", ".venv", "venv", "build", "dist", "__pycache__", "_trial_temp*"
+        ),
+    )
+    return target
+
+
 @functools.cache
 def installation() -> tuple[Path, Path, Path]:
     """
@@ -48,8 +67,9 @@ def installation() -> tuple[Path, Path, Path]:
     atexit.register(shutil.rmtree, directory, True)
     env = _clean_environment()
     dist, venv = directory / "dist", directory / "venv"
+    checkout = _copyCheckout(directory / "checkout")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(checkout)],
         check=True,
         env=env,
         timeout=INSTALL_PATIENCE,
@@ -101,7 +121,9 @@ class InstalledWheelTests(SynchronousTestCase):
         self.assertIn("twisted_journey/py.typed", names)
         self.assertNotIn("twisted/__init__.py", names)
         self.assertNotIn("twisted/plugins/__init__.py", names)
-        self.assertFalse([n for n in names if n.startswith("tests/")], names)
+        self.assertFalse([n for n in names if n.startswith(("tests/", "docs/", "bench/"))], names)
+        # setuptools >= 77 puts it under .dist-info/licenses/, older ones in .dist-info/
+        self.assertTrue([n for n in names if ".dist-info/" in n and n.endswith("/LICENSE")], names)
 
     def test_twistdListsThePlugins(self) -> None:
         """
@@ -134,3 +156,86 @@ class InstalledWheelTests(SynchronousTestCase):
         self.assertEqual(readAll(connect(("127.0.0.1", port))), b"Thank you for connecting\r\n")
         result = self.run_installed(self.bin("journey"), "greet", "127.0.0.1", str(port))
         self.assertEqual((result.returncode, result.stdout), (0, b"Thank you for connecting\r\n"))
+
+
+@functools.cache
+def sourceDistribution() -> tuple[Path, list[str]]:
+    """
+    Build the sdist (with the build tools already installed: no download) and unpack it,
+    once per test run; removed when the run ends.
+
+    :return: the unpacked source tree and the names in the archive, relative to its top.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="journey-sdist-"))
+    atexit.register(shutil.rmtree, directory, True)
+    checkout = _copyCheckout(directory / "checkout")
+    subprocess.run(
+        [
+            *[sys.executable, "-m", "build", "--sdist", "--no-isolation"],
+            *["--skip-dependency-check", "--outdir", str(directory / "dist"), str(checkout)],
+        ],
+        check=True,
+        env=_clean_environment(),
+        timeout=INSTALL_PATIENCE,
+        capture_output=True,
+    )
+    (archive,) = (directory / "dist").glob("twisted_journey-*.tar.gz")
+    with tarfile.open(archive) as tar:
+        names = [name.split("/", 1)[1] for name in tar.getnames() if "/" in name]
+        tar.extractall(directory / "src", filter="data")
+    (tree,) = (directory / "src").iterdir()
+    return tree, names
+
+
+class SourceDistributionTests(SynchronousTestCase):
+    """
+    The sdist carries what it takes to run the suite and build the docs, and the suite
+    runs from it.
+    """
+
+    def setUp(self) -> None:
+        if os.environ.get("JOURNEY_SKIP_PACKAGING"):
+            raise SkipTest("JOURNEY_SKIP_PACKAGING is set")
+        self.tree, self.names = sourceDistribution()
+
+    def test_contents(self) -> None:
+        """
+        The licence, the test support modules, conftest, the docs sources, the benchmarks
+        and CI script are in; built docs and bytecode are not.
+        """
+        for name in [
+            "LICENSE",
+            "README.rst",
+            "conftest.py",
+            ".ci/run",
+            "tests/__init__.py",
+            "tests/support.py",
+            "tests/fetchservers.py",
+            "docs/conf.py",
+            "docs/index.rst",
+            "bench/greet.py",
+            "twisted/plugins/journey_plugins.py",
+        ]:
+            self.assertIn(name, self.names)
+        self.assertFalse(
+            [n for n in self.names if n.startswith("docs/_build/") or n.endswith(".pyc")]
+        )
+
+    def test_suiteRunsFromIt(self) -> None:
+        """
+        A slice of the suite passes with the unpacked sdist as the working directory and
+        nothing pointing at this checkout.
+        """
+        result = subprocess.run(
+            [
+                *[sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                *["tests/test_settings.py", "tests/test_tap_greet.py", "tests/test_help.py"],
+                "tests/test_docs_site.py",
+            ],
+            cwd=self.tree,
+            env=_clean_environment(),
+            capture_output=True,
+            timeout=INSTALL_PATIENCE,
+        )
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn(b"passed", result.stdout)

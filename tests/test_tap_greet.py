@@ -44,7 +44,9 @@ class OptionsTests(SynchronousTestCase):
         """
         ``--listen`` repeats and replaces the default.
         """
-        options = parse("--listen", "tcp:1", "-l", r"tcp6:2:interface=\:\:1", "--listen", "unix:/x")
+        options = parse(
+            "--listen", "tcp:1", "--listen", r"tcp6:2:interface=\:\:1", "--listen", "unix:/x"
+        )
         self.assertEqual(options["listen"], ["tcp:1", r"tcp6:2:interface=\:\:1", "unix:/x"])
 
     def test_values(self) -> None:

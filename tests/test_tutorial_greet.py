@@ -39,6 +39,33 @@ class TutorialStepTests(SynchronousTestCase):
             server.stop()
             self.assertIn(b"Got connection from", server.stdout, step)
 
+    def test_twistedClientStep(self) -> None:
+        """
+        Step 4's Twisted client prints what the server sends and exits 0.
+        """
+        port = freePort()
+        startServer(
+            self,
+            [sys.executable, str(STEPS / "step1_socket_server.py"), str(port)],
+            ("127.0.0.1", port),
+        )
+        result = run(
+            [sys.executable, str(STEPS / "step4_twisted_client.py"), "127.0.0.1", str(port)]
+        )
+        self.assertEqual((result.returncode, result.stdout), (0, b"Thank you for connecting\r\n"))
+
+    def test_endpointStep(self) -> None:
+        """
+        Step 5 listens on the endpoint string it is given and serves the greeting.
+        """
+        port = freePort()
+        startServer(
+            self,
+            [sys.executable, str(STEPS / "step5_endpoints.py"), f"tcp:{port}:interface=127.0.0.1"],
+            ("127.0.0.1", port),
+        )
+        self.assertEqual(readAll(connect(("127.0.0.1", port))), b"Thank you for connecting\r\n")
+
     def test_clientStep(self) -> None:
         """
         Step 1's client prints what the server sends.

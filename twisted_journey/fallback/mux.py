@@ -368,10 +368,25 @@ def _parser() -> argparse.ArgumentParser:
         "--listen", "-l", action="append", default=[], metavar="ENDPOINT",
         help="tcp:PORT[:interface=ADDR], tcp6:..., unix:PATH; repeatable [tcp:1235]",
     )  # fmt: skip
-    parser.add_argument("--backend", choices=sorted(BACKENDS), default="auto", help="[auto]")
+    parser.add_argument(
+        "--backend",
+        choices=sorted(BACKENDS),
+        default="auto",
+        help="readiness API: select, poll, epoll or auto (the best there is) [auto]",
+    )
     parser.add_argument("--output", "-o", default="-", help="data log file; - is stdout [-]")
-    parser.add_argument("--format", choices=records.FORMATS, default="text", help="[text]")
-    parser.add_argument("--mode", choices=records.MODES, default="line", help="[line]")
+    parser.add_argument(
+        "--format",
+        choices=records.FORMATS,
+        default="text",
+        help="record format: text or json [text]",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=records.MODES,
+        default="line",
+        help="line: a record per line; raw: a record per received chunk [line]",
+    )
     parser.add_argument(
         "--max-line-length", type=_setting(limit), default=65536,
         help="record longer lines cut to this many bytes, marked [65536]",
@@ -380,10 +395,25 @@ def _parser() -> argparse.ArgumentParser:
         "--flush-interval", type=_setting(seconds), default=1.0,
         help="write buffered records at least this often, in seconds [1]",
     )  # fmt: skip
-    parser.add_argument("--rotate-bytes", type=_setting(limit), default=None)
-    parser.add_argument("--rotate-keep", type=_setting(keep_count), default=10)
+    parser.add_argument(
+        "--rotate-bytes",
+        type=_setting(limit),
+        default=None,
+        help="start a new data log before it grows past this size [never]",
+    )
+    parser.add_argument(
+        "--rotate-keep",
+        type=_setting(keep_count),
+        default=10,
+        help="rotated data logs to keep (PATH.1 is the newest) [10]",
+    )
     parser.add_argument("--broadcast", action="store_true", help="relay every line to the others")
-    parser.add_argument("--broadcast-buffer", type=_setting(limit), default=1 << 20)
+    parser.add_argument(
+        "--broadcast-buffer",
+        type=_setting(limit),
+        default=1 << 20,
+        help="drop a broadcast client with this many bytes unread [1048576]",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no per-connection events")
     return parser
 

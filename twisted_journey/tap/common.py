@@ -73,8 +73,6 @@ class ServerOptions(usage.Options):
             ) from None
         self["listen"].append(description)
 
-    opt_l = opt_listen
-
     def opt_timeout(self, value: str) -> None:
         """
         Drop a client after this many seconds (see the tool's description).
