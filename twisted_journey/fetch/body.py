@@ -97,32 +97,69 @@ class Deadline:
 class Decoder:
     """
     gzip/deflate decoding that refuses to inflate past a size or a ratio.
+
+    A gzip body of several members (``cat a.gz b.gz``) decodes whole, as ``gzip -d``
+    does.  After the last member, zero bytes (padding) are ignored, as ``gzip -d`` does;
+    any other trailing bytes are a :class:`ProtocolError` and nothing is saved: they are
+    either a damaged member or not gzip at all, and a file silently missing its end is
+    worse than an error.  The same holds for bytes after a deflate stream.
+
+    :ivar next: the decoder the output goes through next (stacked codings), or ``None``.
     """
 
-    def __init__(self, encoding: str, maxSize: int, maxRatio: float) -> None:
-        self.encoding = encoding
+    def __init__(
+        self, encoding: str, maxSize: int, maxRatio: float, next: Decoder | None = None
+    ) -> None:
+        self.encoding = "gzip" if encoding == "x-gzip" else encoding
         self.maxSize = maxSize
         self.maxRatio = maxRatio
+        self.next = next
         self.encoded = self.decoded = 0
         self._raw = False
-        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
+        self._tail = b""
+        self._padding = False
+        self._z = self._decompressor()
+
+    @classmethod
+    def chain(cls, codings: list[str], maxSize: int, maxRatio: float) -> Decoder:
+        """
+        Decoders undoing ``codings`` (in the order they were applied), last one first.
+        """
+        decoder: Decoder | None = None
+        for coding in codings:
+            decoder = cls(coding, maxSize, maxRatio, decoder)
+        assert decoder is not None
+        return decoder
+
+    def _decompressor(self) -> Any:
+        if self.encoding == "gzip":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        return zlib.decompressobj(-zlib.MAX_WBITS if self._raw else zlib.MAX_WBITS)
 
     def decode(self, data: bytes, write: Callable[[bytes], object]) -> None:
         """
-        Decode ``data``, handing the output to ``write`` 64 KiB at a time.
+        Decode ``data``, handing the output to ``write`` 64 KiB at a time (through
+        :attr:`next` first, when stacked).
 
         :raises TooLarge: past the size or ratio cap.
         :raises ProtocolError: when the data is not valid gzip/deflate.
         """
+        if self.next is not None:
+            following, sink = self.next, write
+            write = lambda piece: following.decode(piece, sink)  # noqa: E731
         self.encoded += len(data)
         while data:
+            if self._z.eof:
+                data = self._afterEnd(data)
+                if not data:
+                    return
             try:
                 piece = self._z.decompress(data, 1 << 16)
             except zlib.error:
                 if self.encoding == "deflate" and not self._raw and self.decoded == 0:
                     # "deflate" is meant to be zlib-wrapped, but some servers send raw.
                     self._raw = True
-                    self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+                    self._z = self._decompressor()
                     continue
                 raise ProtocolError(f"the body is not valid {self.encoding} data.") from None
             self.decoded += len(piece)
@@ -138,16 +175,37 @@ class Decoder:
                 )
             if piece:
                 write(piece)
-            data = self._z.unconsumed_tail
-            if self._z.eof:
-                break
+            data = self._z.unused_data if self._z.eof else self._z.unconsumed_tail
+
+    def _afterEnd(self, data: bytes) -> bytes:
+        """
+        Bytes after a complete stream: the start of another gzip member (returned, to be
+        fed to a fresh decompressor), zero padding (dropped), or an error.
+        """
+        if self._padding or (data[:1] == b"\0" and not self._tail):
+            if data.strip(b"\0"):
+                raise ProtocolError(
+                    f"the {self.encoding} body has data after its end; nothing saved."
+                )
+            self._padding = True
+            return b""
+        self._tail += data
+        if self.encoding == "gzip" and b"\x1f\x8b"[: len(self._tail)] == self._tail[:2]:
+            if len(self._tail) < 2:
+                return b""  # half a magic number: wait for the next byte
+            data, self._tail = self._tail, b""
+            self._z = self._decompressor()
+            return data
+        raise ProtocolError(f"the {self.encoding} body has data after its end; nothing saved.")
 
     def finish(self) -> None:
         """
-        :raises TruncatedBody: when the compressed stream did not end.
+        :raises TruncatedBody: when the compressed stream (or a stacked one) did not end.
         """
-        if not self._z.eof:
+        if not self._z.eof or self._tail:
             raise TruncatedBody(f"the {self.encoding} body ended before its end marker.")
+        if self.next is not None:
+            self.next.finish()
 
 
 class Spool:
@@ -176,6 +234,13 @@ class Spool:
         self._error: BaseException | None = None
         self.producer: Any = None
         self._paused = False
+
+    @property
+    def error(self) -> BaseException | None:
+        """
+        The writer thread's error (a full disk, say), or ``None``.
+        """
+        return self._error
 
     def write(self, data: bytes) -> None:
         """
@@ -323,7 +388,15 @@ class BodyReceiver(Protocol):
 
         if self.done.called:  # cancelled
             return
-        if self.error is not None:
+        if self.deadline.expired:
+            # Whatever the framing: a close-delimited body stopped by the clock would
+            # otherwise look complete.
+            self.done.errback(self.deadline.error(""))
+        elif self.spool is not None and self.spool.error is not None and self.error is None:
+            # The writer thread failed (a full disk) and stopped the transfer: a file
+            # error, not a cut body, and not worth retrying.
+            self.done.errback(FileError(f"cannot write the file: {self.spool.error}."))
+        elif self.error is not None:
             self.done.errback(self.error)
         elif reason.check(ResponseDone, PotentialDataLoss):
             try:
