@@ -207,15 +207,16 @@ class FetchContractMixin(ProcessMixin):
     @defer.inlineCallbacks
     def test_unwritable(self) -> Any:
         """
-        ``-o`` into a directory that does not exist: exit 3 with the reason, nothing left;
-        a missing ``--output-dir`` is a usage error (exit 2).
+        ``-o`` into a directory that does not exist (without ``--create-dirs``): exit 3
+        with the reason, nothing left; an ``--output-dir`` that is a file: exit 3.
         """
         result = yield self.fetch(self.web + "/blob", "-o", os.path.join("missing", "x"))
         self.assertFailed(result, fetch_errors.EXIT_FILE, "cannot write", "No such file")
         self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
-        code, lines = yield self.fetch(self.web + "/blob", "--output-dir", "missing")
-        self.assertEqual(code, fetch_errors.EXIT_USAGE)  # type: ignore[attr-defined]
-        self.assertIn("not a directory", lines[-1])  # type: ignore[attr-defined]
+        with open(os.path.join(self.out, "file"), "wb"):
+            pass
+        result = yield self.fetch(self.web + "/blob", "--output-dir", "file")
+        self.assertFailed(result, fetch_errors.EXIT_FILE, "not a directory")
 
     @defer.inlineCallbacks
     def test_untrustedTLS(self) -> Any:

@@ -47,12 +47,13 @@ class OptionsTests(unittest.SynchronousTestCase):
 
     def test_required(self) -> None:
         """
-        Without ``--urls``, or with a missing file or directory, a sentence.
+        Without ``--urls``, with a missing file, or a file as the directory, a sentence (a
+        missing directory is created by the service).
         """
         for argv, phrase in [
             ([], "--urls FILE is required"),
             (["--urls", "missing"], "not a readable file"),
-            (["--urls", self.urls, "--output-dir", "missing"], "not a directory"),
+            (["--urls", self.urls, "--output-dir", self.urls], "not a directory"),
             (["--urls", self.urls, "--interval", "0"], "--interval must be"),
             (["--urls", self.urls, "--parallel", "none"], "--parallel must be"),
         ]:

@@ -14,7 +14,6 @@ else the code of the first failure, with one line per failed URL on stderr.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -190,8 +189,6 @@ def run(args: argparse.Namespace, twisted: bool = True) -> int:
         return _usage("-o/--output takes one URL; use --output-dir for several.")
     if args.sha256 is not None and len(args.urls) > 1:
         return _usage("--sha256 takes one URL.")
-    if args.output_dir is not None and not _isdir(args.output_dir):
-        return _usage(f"--output-dir {args.output_dir!r} is not a directory.")
     if not twisted:
         return _runStdlib(args)
     if args.insecure:
@@ -214,10 +211,6 @@ def run(args: argparse.Namespace, twisted: bool = True) -> int:
     except SystemExit:
         pass
     return status
-
-
-def _isdir(path: str) -> bool:
-    return os.path.isdir(path)
 
 
 def _usage(sentence: str) -> int:
@@ -264,7 +257,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 async def _fetchAll(reactor: Any, args: argparse.Namespace) -> int:
-    from twisted.internet.defer import DeferredList, gatherResults, succeed
+    from twisted.internet.defer import DeferredList, gatherResults
 
     from twisted_journey.fetch.agent import classify
     from twisted_journey.fetch.client import Fetcher
@@ -275,21 +268,10 @@ async def _fetchAll(reactor: Any, args: argparse.Namespace) -> int:
         print(f"{PROGRAM}: {e}", file=sys.stderr)
         return e.exitCode
     show = not args.quiet and (args.progress or sys.stderr.isatty())
-
-    claimed: dict[str, str] = {}
+    # Two URLs of one run never write one name: the later one fails (see NameRegistry).
+    fetcher.names = files.NameRegistry(keep=True)
 
     def one(index: int, url: str) -> Any:
-        if not args.content_disposition:
-            # Two URLs of one run must not write the same NAME.part at once.
-            path = os.path.abspath(files.target_path(url, args.output, args.output_dir))
-            if path in claimed:
-                error = fetch_errors.FileError(
-                    f"not fetched: {claimed[path]} of this run is also saved as "
-                    f"{os.path.basename(path)!r}.",
-                    url,
-                )
-                return succeed(error)
-            claimed[path] = url
         bar = _Bar(url, index) if show else None
         d = fetcher.retrieve(
             url,
@@ -301,6 +283,7 @@ async def _fetchAll(reactor: Any, args: argparse.Namespace) -> int:
             resume=args.continue_,
             newer=args.newer,
             sha256=args.sha256,
+            createDirs=args.create_dirs,
         )
         d.addErrback(lambda failure: classify(failure, url))
         if bar is not None:
@@ -405,16 +388,19 @@ def add_basic_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-redirs", type=_count, default=20, metavar="N", help="follow at most N redirects [20]"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--create-dirs",
+        action="store_true",
+        help="create the missing directories of -o FILE (--output-dir is always created)",
+    )
 
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """
-    Refuse combinations that make no sense (``-o`` with several URLs, a missing directory).
+    Refuse combinations that make no sense (``-o`` with several URLs).
     """
     if args.output is not None and len(args.urls) > 1:
         parser.error("-o/--output takes one URL; use --output-dir for several.")
-    if args.output_dir is not None and not os.path.isdir(args.output_dir):
-        parser.error(f"--output-dir {args.output_dir!r} is not a directory.")
 
 
 def _count(text: str) -> int:

@@ -231,6 +231,8 @@ class Fetcher:
         #: The agent each request (and each redirect hop, followed here) goes through.
         self.agent: IAgent = agent
         self.semaphore = DeferredSemaphore(self.settings.parallel)
+        #: The file names transfers have claimed (by default, only while they run).
+        self.names = files.NameRegistry()
 
     def close(self) -> Deferred[None]:
         """
@@ -255,6 +257,8 @@ class Fetcher:
         newer: bool = False,
         sha256: str | None = None,
         onlyIfChanged: bool = False,
+        stream: bool = True,
+        createDirs: bool = False,
     ) -> Deferred[Retrieved]:
         """
         Fetch ``url`` to a file; fire with a :class:`Retrieved` (which unpacks as
@@ -272,9 +276,27 @@ class Fetcher:
         :param sha256: the hex digest the body must have.
         :param onlyIfChanged: when the body is byte for byte the existing file, leave the
             file alone (``changed`` is then false): for servers without validators.
+        :param stream: when ``filename`` is ``-`` (standard output) or names a FIFO, a
+            character device or a terminal, write the body into it as it arrives (no
+            ``.part``, no resume); with ``False`` such a name is an error.  A name not
+            chosen by the caller is never streamed into.
+        :param createDirs: create the missing parent directories of ``filename``
+            (``outputDir`` is always created).
+
+        Two transfers of one :class:`Fetcher` running at once never write one name: the
+        later fails with :class:`FileError` (see :attr:`names`).
         """
         options = _Options(
-            filename, outputDir, contentDisposition, noClobber, resume, newer, sha256, onlyIfChanged
+            filename,
+            outputDir,
+            contentDisposition,
+            noClobber,
+            resume,
+            newer,
+            sha256,
+            onlyIfChanged,
+            stream,
+            createDirs,
         )
         return self.semaphore.run(
             lambda: Deferred.fromCoroutine(self._retrieve(url, options, reporthook))
@@ -456,11 +478,27 @@ class Fetcher:
     ) -> Retrieved:
         semantics.check_url(url)
         path = files.target_path(url, options.filename, options.outputDir)
-        if options.noClobber and os.path.exists(path) and not options.contentDisposition:
+        streaming = options.stream and options.filename is not None and files.streams_into(path)
+        options = attrs.evolve(options, stream=streaming, resume=options.resume and not streaming)
+        if options.outputDir:
+            files.make_directories(options.outputDir)
+        if options.createDirs and not streaming:
+            files.make_directories(os.path.dirname(path))
+        if (
+            options.noClobber
+            and not streaming
+            and not options.contentDisposition
+            and os.path.exists(path)
+        ):
             return Retrieved(url, path, Headers(), 0, os.path.getsize(path), False, True)
-        return await self._withRetries(
-            url, lambda: self._retrieveOnce(url, path, options, reporthook)
-        )
+        if not options.contentDisposition:
+            self.names.claim(path, options, url)
+        try:
+            return await self._withRetries(
+                url, lambda: self._retrieveOnce(url, path, options, reporthook)
+            )
+        finally:
+            self.names.release(options)
 
     async def _retrieveOnce(
         self,
@@ -501,6 +539,11 @@ class Fetcher:
                 name = files.disposition_name(_header(response.headers, b"content-disposition"))
                 if name is not None:
                     path = files.target_path(url, options.filename, options.outputDir, name)
+                try:
+                    self.names.claim(path, options, url)
+                except FetchError:
+                    await abandon(response)
+                    raise
                 if options.noClobber and os.path.exists(path):
                     await abandon(response)
                     return Retrieved(
@@ -522,7 +565,9 @@ class Fetcher:
             # Opened (truncated unless resumed), written, verified and renamed on the
             # disk thread: the reactor thread never waits for the file system.
             hashed = options.sha256 is not None or options.onlyIfChanged
-            sink = _LazySink(lambda: PartFile(path, resumed, options.noClobber, hashed))
+            sink = _LazySink(
+                lambda: files.open_sink(path, resumed, options.noClobber, hashed, options.stream)
+            )
             start = offset if resumed else 0
             total = -1 if response.length is UNKNOWN_LENGTH else start + int(response.length)
             blocks = 0
@@ -591,15 +636,15 @@ class Fetcher:
 
 class _LazySink:
     """
-    A :class:`PartFile` opened on first use (on the disk thread, like every call here).
+    A :class:`files.Sink` opened on first use (on the disk thread, like every call here).
     """
 
-    def __init__(self, opener: Callable[[], PartFile]) -> None:
+    def __init__(self, opener: Callable[[], files.Sink]) -> None:
         self._opener = opener
-        self.part: PartFile | None = None
+        self.part: files.Sink | None = None
         self.unchanged = False
 
-    def _get(self) -> PartFile:
+    def _get(self) -> files.Sink:
         if self.part is None:
             self.part = self._opener()
         return self.part
@@ -644,6 +689,8 @@ class _Options:
     newer: bool
     sha256: str | None
     onlyIfChanged: bool
+    stream: bool = True
+    createDirs: bool = False
 
 
 async def _nothing() -> None:
