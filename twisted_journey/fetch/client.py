@@ -37,7 +37,7 @@ stdlib twin), each with a sentence and an exit status.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -110,6 +110,13 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: float | 
         raise ValueError(f"{attribute.name} must be above 0, not {value!r}")
 
 
+def _pairs(value: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """
+    An attrs converter: ``(name, value)`` pairs as a tuple.
+    """
+    return tuple(value)
+
+
 @attrs.frozen
 class FetchSettings:
     """
@@ -140,25 +147,33 @@ class FetchSettings:
     :ivar maxHeaders: response header fields read before a :class:`ProtocolError`.
     """
 
-    maxRedirects: int = attrs.field(default=20, validator=attrs.validators.ge(0))
-    connectTimeout: float | None = attrs.field(default=30.0, validator=_positive)
-    idleTimeout: float | None = attrs.field(default=300.0, validator=_positive)
+    maxRedirects: int = attrs.field(
+        default=semantics.MAX_REDIRECTS, validator=attrs.validators.ge(0)
+    )
+    connectTimeout: float | None = attrs.field(
+        default=semantics.CONNECT_TIMEOUT, validator=_positive
+    )
+    idleTimeout: float | None = attrs.field(default=semantics.IDLE_TIMEOUT, validator=_positive)
     maxTime: float | None = attrs.field(default=None, validator=_positive)
     retries: int = attrs.field(default=0, validator=attrs.validators.ge(0))
-    retryDelay: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
-    maxRetryDelay: float = attrs.field(default=120.0, validator=attrs.validators.ge(0))
+    retryDelay: float = attrs.field(default=semantics.RETRY_DELAY, validator=attrs.validators.ge(0))
+    maxRetryDelay: float = attrs.field(
+        default=semantics.MAX_RETRY_DELAY, validator=attrs.validators.ge(0)
+    )
     parallel: int = attrs.field(default=1, validator=attrs.validators.ge(1))
-    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=tuple)
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
     proxies: Mapping[str, str] | None = None
     cacert: str | None = None
     insecure: bool = False
     compressed: bool = False
-    maxDecodedSize: int = attrs.field(default=GiB, validator=attrs.validators.ge(1))
+    maxDecodedSize: int = attrs.field(
+        default=semantics.MAX_DECODED_SIZE, validator=attrs.validators.ge(1)
+    )
     maxRatio: float = attrs.field(default=100.0, validator=attrs.validators.gt(0))
     userAgent: str = f"twisted_journey/{__version__}"
     credentials: tuple[str, str] | None = None
     maxHeaderBytes: int = attrs.field(
-        default=semantics.MAX_HEADER_BYTES, validator=attrs.validators.ge(256)
+        default=semantics.MAX_HEADER_BYTES, validator=attrs.validators.ge(1)
     )
     maxHeaders: int = attrs.field(default=semantics.MAX_HEADERS, validator=attrs.validators.ge(1))
 

@@ -35,9 +35,16 @@ from twisted_journey.fetch.errors import (
 )
 
 __all__ = [
+    "CONNECT_TIMEOUT",
     "DECODABLE",
+    "IDLE_TIMEOUT",
+    "MAX_DECODED_SIZE",
     "MAX_HEADERS",
     "MAX_HEADER_BYTES",
+    "MAX_REDIRECTS",
+    "MAX_RETRY_DELAY",
+    "REDIRECTS",
+    "RETRY_DELAY",
     "basic_authorization",
     "check_codings",
     "check_length",
@@ -54,6 +61,15 @@ __all__ = [
     "same_origin",
     "split_credentials",
 ]
+
+#: Default limits and delays, shared by :class:`twisted_journey.fetch.client.FetchSettings`
+#: and the ``journey fetch`` help text (which must not import Twisted to show them).
+CONNECT_TIMEOUT = 30.0
+IDLE_TIMEOUT = 300.0
+MAX_REDIRECTS = 20
+RETRY_DELAY = 1.0
+MAX_RETRY_DELAY = 120.0
+MAX_DECODED_SIZE = 1 << 30
 
 #: The most bytes of response headers (status line included) read before giving up; curl
 #: stops at 100 KiB too.
