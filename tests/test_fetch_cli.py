@@ -800,7 +800,7 @@ class NoTracebackTests(ProcessMixin, unittest.TestCase):
     """
 
     def argv(self, *arguments: str) -> list[str]:
-        return journeyArgv("fetch", "-s", *arguments)
+        return journeyArgv("fetch", "--quiet", *arguments)
 
     def assertSentence(self, result: tuple[int, list[str]], status: int, *phrases: str) -> None:
         self.assertFailed(result, status, *phrases)

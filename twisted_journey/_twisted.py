@@ -55,12 +55,18 @@ def boundParser(parser: HTTPClientParser, maxBytes: int, maxFields: int) -> None
     lineReceived = parser.lineReceived
 
     def tooLarge() -> ProtocolError:
+        """
+        The error for headers past ``maxBytes``.
+        """
         return ProtocolError(
             f"the server sent more than {maxBytes} bytes of response headers "
             "(--max-header-bytes); nothing saved."
         )
 
     def bounded(line: bytes) -> Any:
+        """
+        Count a status or header line, then let the parser have it.
+        """
         nonlocal received, fields
         if parser.state in (STATUS, HEADER):
             received += len(line) + 1
@@ -76,6 +82,9 @@ def boundParser(parser: HTTPClientParser, maxBytes: int, maxFields: int) -> None
         return lineReceived(line)
 
     def lineLengthExceeded(line: bytes) -> Any:
+        """
+        One line past ``MAX_LENGTH``: headers too large.
+        """
         raise tooLarge()
 
     parser.MAX_LENGTH = maxBytes
@@ -103,6 +112,9 @@ class BoundedClientProtocol(HTTP11ClientProtocol):
         return d
 
     def _finishResponse_WAITING(self, rest: bytes) -> None:
+        """
+        Note surplus bytes on the response, then finish as Twisted does.
+        """
         response = getattr(self._parser, "response", None)
         if rest and response is not None:
             response.journeySurplus = len(rest)
@@ -116,18 +128,33 @@ def journeyPool(reactor: Any, maxHeaderBytes: int, maxHeaders: int) -> HTTPConne
     """
 
     class Protocol(BoundedClientProtocol):
+        """
+        Connections with this pool's limits.
+        """
+
         pass
 
     Protocol.maxHeaderBytes = maxHeaderBytes
     Protocol.maxHeaders = maxHeaders
 
     class ClientFactory(_HTTP11ClientFactory):
+        """
+        Builds :class:`Protocol` connections for the pool.
+        """
+
         noisy = False
 
         def buildProtocol(self, addr: Any) -> Any:
+            """
+            A connection with this pool's limits.
+            """
             return Protocol(self._quiescentCallback)
 
     class Pool(HTTPConnectionPool):
+        """
+        The pool, building connections with :class:`ClientFactory`.
+        """
+
         _factory = ClientFactory
 
     return Pool(reactor)

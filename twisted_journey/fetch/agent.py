@@ -20,7 +20,7 @@ does not do by itself.
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.request import getproxies
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -47,7 +47,17 @@ from twisted_journey.fetch.errors import (
     UnsupportedURL,
 )
 
-__all__ = ["EnvironmentAgent", "TLSPolicy", "TunnelEndpoint", "classify", "journeyPool"]
+if TYPE_CHECKING:
+    from twisted_journey.fetch.client import FetchSettings
+
+__all__ = [
+    "CertificateRejected",
+    "EnvironmentAgent",
+    "TLSPolicy",
+    "TunnelEndpoint",
+    "classify",
+    "journeyPool",
+]
 
 _DONE = Failure(ResponseDone())
 
@@ -65,6 +75,9 @@ class _Unverified:
         self._context = CertificateOptions().getContext()
 
     def clientConnectionForTLS(self, tlsProtocol: object) -> Any:
+        """
+        A client TLS connection for ``tlsProtocol``.
+        """
         from OpenSSL import SSL
 
         connection = SSL.Connection(self._context, None)
@@ -164,6 +177,9 @@ class _Diagnosing:
         self.hostname = hostname
 
     def clientConnectionForTLS(self, tlsProtocol: object) -> Any:
+        """
+        A client TLS connection for ``tlsProtocol``.
+        """
         from OpenSSL import SSL
         from service_identity import VerificationError
         from service_identity.hazmat import DNS_ID, IPAddress_ID, verify_service_identity
@@ -223,6 +239,9 @@ def _proxyAuthorization(proxy: str) -> bytes | None:
 
 
 def _hostPort(proxy: str) -> tuple[str, int]:
+    """
+    The host and port of a proxy URL (port 80 when absent).
+    """
     from urllib.parse import urlsplit
 
     parts = urlsplit(proxy)
@@ -244,12 +263,18 @@ class _TunnelProtocol(Protocol):
         self.wrapped: Any = None
 
     def connectionMade(self) -> None:
+        """
+        Send the ``CONNECT`` request.
+        """
         lines = [b"CONNECT " + self.target + b" HTTP/1.1", b"Host: " + self.target]
         if self.auth:
             lines.append(b"Proxy-Authorization: " + self.auth)
         self.transport.write(b"\r\n".join([*lines, b"", b""]))  # type: ignore[union-attr]
 
     def dataReceived(self, data: bytes) -> None:
+        """
+        Read the proxy's answer; after a 200, pass every byte to the real protocol.
+        """
         if self.wrapped is not None:
             self.wrapped.dataReceived(data)
             return
@@ -272,6 +297,9 @@ class _TunnelProtocol(Protocol):
             self.wrapped.dataReceived(rest)
 
     def _refuse(self, status: bytes) -> None:
+        """
+        The proxy said no: fail the connection attempt with its status line.
+        """
         ready, self.ready = self.ready, None  # type: ignore[assignment]
         text = status.decode("latin-1")
         ready.errback(
@@ -280,6 +308,9 @@ class _TunnelProtocol(Protocol):
         self.transport.loseConnection()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = _DONE) -> None:
+        """
+        Pass the loss on, or fail the attempt when the tunnel never opened.
+        """
         if self.wrapped is not None:
             self.wrapped.connectionLost(reason)
         elif self.ready is not None:
@@ -309,12 +340,18 @@ class TunnelEndpoint:
         self.auth = auth
 
     def connect(self, protocolFactory: Any) -> Deferred[Any]:
+        """
+        Connect to the proxy, ask for the tunnel, then start ``protocolFactory``'s protocol in it.
+        """
         ready: Deferred[Any] = Deferred()
         factory = Factory.forProtocol(
             lambda: _TunnelProtocol(self.target, self.auth, protocolFactory, ready)
         )
 
         def failed(failure: Failure) -> None:
+            """
+            The proxy could not be reached: fail the attempt.
+            """
             if not ready.called:
                 ready.errback(failure)
 
@@ -334,7 +371,7 @@ class _Endpoints:
     Endpoints for direct connections, and for https through a ``CONNECT`` proxy.
     """
 
-    def __init__(self, reactor: Any, settings: Any, policy: IPolicyForHTTPS) -> None:
+    def __init__(self, reactor: Any, settings: FetchSettings, policy: IPolicyForHTTPS) -> None:
         self.reactor = reactor
         self.settings = settings
         self.policy = policy
@@ -343,6 +380,9 @@ class _Endpoints:
         self._tcp: dict[tuple[str, int], Any] = {}
 
     def tcp(self, host: str, port: int) -> Any:
+        """
+        The (cached) TCP endpoint for ``host``:``port``, with the connect timeout.
+        """
         endpoint = self._tcp.get((host, port))
         if endpoint is None:
             timeout = self.settings.connectTimeout or 30
@@ -352,6 +392,9 @@ class _Endpoints:
         return endpoint
 
     def endpointForURI(self, uri: URI) -> Any:
+        """
+        The endpoint for ``uri``: TCP, or TLS over TCP or over a ``CONNECT`` tunnel.
+        """
         host = uri.host.decode("ascii")
         if uri.scheme != b"https":
             return self.tcp(host, uri.port)
@@ -377,7 +420,7 @@ class EnvironmentAgent:
     proxy applies, everything else (https tunnelled or direct) through ``Agent``.
     """
 
-    def __init__(self, reactor: Any, pool: HTTPConnectionPool, settings: Any) -> None:
+    def __init__(self, reactor: Any, pool: HTTPConnectionPool, settings: FetchSettings) -> None:
         self.reactor = reactor
         self.pool = pool
         self.settings = settings
@@ -390,6 +433,9 @@ class EnvironmentAgent:
     def request(
         self, method: bytes, uri: bytes, headers: Headers | None = None, bodyProducer: Any = None
     ) -> Deferred[IResponse]:
+        """
+        Issue the request directly or through the proxy the environment gives.
+        """
         url = uri.decode("ascii")
         proxy = (
             semantics.proxy_for(url, self.endpoints.proxies) if url.startswith("http:") else None
@@ -465,6 +511,9 @@ def classify(
 
 
 def _classify(failure: Failure, url: str, deadline: Deadline | None) -> FetchError:
+    """
+    The :class:`FetchError` for ``failure``, naming ``url``'s host and port.
+    """
     from service_identity import VerificationError
     from twisted.internet import error
     from twisted.web import _newclient
@@ -531,6 +580,9 @@ def _sslReason(value: BaseException) -> str:
 
 
 def _hostPortOf(url: str) -> tuple[str, int | str]:
+    """
+    The host and port (``?`` when invalid) of ``url``, for messages.
+    """
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)

@@ -73,6 +73,9 @@ class Deadline:
             self._idleCall.reset(self.idle)
 
     def _fire(self, kind: str) -> None:
+        """
+        A timer fired: remember which, stop both, stop the transfer.
+        """
         self.expired = kind
         self.cancel()
         self._stop()
@@ -132,6 +135,9 @@ class Decoder:
         return decoder
 
     def _decompressor(self) -> Any:
+        """
+        A fresh ``zlib`` decompressor for this coding.
+        """
         if self.encoding == "gzip":
             return zlib.decompressobj(16 + zlib.MAX_WBITS)
         return zlib.decompressobj(-zlib.MAX_WBITS if self._raw else zlib.MAX_WBITS)
@@ -260,6 +266,9 @@ class Spool:
             self.producer.pauseProducing()
 
     def _flush(self) -> None:
+        """
+        Hand the queued chunks (and, when finishing, the final call) to the thread.
+        """
         data, self._pending = self._pending, []
         self._pendingSize = 0
         self._busy = True
@@ -278,12 +287,18 @@ class Spool:
         ).addCallbacks(self._written, self._failed)
 
     def _writeThen(self, data: list[bytes], then: Callable[[], object] | None) -> None:
+        """
+        On the thread: write ``data``, then call ``then``.
+        """
         if data:
             self._write(data)
         if then is not None:
             then()
 
     def _written(self, _: object) -> None:
+        """
+        A batch was written: resume the transport, send the next batch or finish.
+        """
         self._busy = False
         if self._paused and self.producer:
             self._paused = False
@@ -298,6 +313,9 @@ class Spool:
             self._flush()
 
     def _failed(self, failure: Failure) -> None:
+        """
+        A write failed: remember the error, stop the transfer, fail :meth:`finish`.
+        """
         self._busy = False
         self._error = failure.value
         if self.producer:
@@ -354,15 +372,24 @@ class BodyReceiver(Protocol):
         self.done: Deferred[bool] = Deferred(lambda _: self._cancel())
 
     def _cancel(self) -> None:
+        """
+        Stop the transfer (the caller cancelled :attr:`done`).
+        """
         if self.transport is not None:
             self.transport.stopProducing()  # type: ignore[attr-defined]
 
     def connectionMade(self) -> None:
+        """
+        The body starts: the timers and the spool may now stop or pause it.
+        """
         self.deadline.watch(self.transport.stopProducing)  # type: ignore[union-attr]
         if self.spool is not None:
             self.spool.producer = self.transport
 
     def dataReceived(self, data: bytes) -> None:
+        """
+        Body bytes: restart the idle timer, decode, queue for the disk, report.
+        """
         self.received += len(data)
         self.deadline.poke()
         try:
@@ -379,11 +406,17 @@ class BodyReceiver(Protocol):
         self.progress(len(data))
 
     def _stop(self, error: FetchError) -> None:
+        """
+        Stop the transfer because of ``error`` (the first one wins).
+        """
         if self.error is None:
             self.error = error
             self.transport.stopProducing()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = _DONE) -> None:
+        """
+        The body ended: fire :attr:`done` with the outcome.
+        """
         from twisted.web.http import PotentialDataLoss
 
         if self.done.called:  # cancelled
@@ -421,10 +454,16 @@ class Discard(Protocol):
         self.done: Deferred[None] = Deferred()
 
     def connectionMade(self) -> None:
+        """
+        The body starts: the timers and the spool may now stop or pause it.
+        """
         if not (isinstance(self.length, int) and self.length <= 65536):
             self.transport.stopProducing()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = _DONE) -> None:
+        """
+        The body ended: fire :attr:`done` with the outcome.
+        """
         self.done.callback(None)
 
 

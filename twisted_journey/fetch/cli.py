@@ -202,6 +202,9 @@ def _setting(check: Any, name: str) -> Any:
     """
 
     def parse(text: str) -> Any:
+        """
+        Check ``text`` as the option's value.
+        """
         try:
             return check(name, text)
         except settings.SettingError as e:
@@ -421,6 +424,9 @@ def _acceptCurlContinue(parser: argparse.ArgumentParser) -> None:
     parse = parser.parse_known_args
 
     def parseKnownArgs(args: Any = None, namespace: Any = None) -> Any:
+        """
+        ``parse_known_args`` with ``-C -`` read as ``-C``.
+        """
         if args is not None:
             args = list(args)
             for i in range(len(args) - 1, 0, -1):
@@ -460,6 +466,9 @@ def run(args: argparse.Namespace, twisted: bool = True) -> int:
     status = fetch_errors.EXIT_FAILURE
 
     async def main(reactor: Any) -> None:
+        """
+        Fetch everything; any unexpected failure is one sentence, never a traceback.
+        """
         nonlocal status
         try:
             status = await _fetchAll(reactor, command)
@@ -532,6 +541,9 @@ async def _fetchAll(reactor: Any, command: FetchCommand) -> int:
     fetcher.names = files.NameRegistry(keep=True)
 
     def one(index: int, url: str) -> Any:
+        """
+        Start fetching URL number ``index`` (with its progress bar).
+        """
         bar = _Bar(url, index) if show else None
         d = fetcher.retrieve(
             url,
@@ -554,6 +566,9 @@ async def _fetchAll(reactor: Any, command: FetchCommand) -> int:
     finished: set[int] = set()
 
     def markFinished(result: object, index: int) -> object:
+        """
+        Remember that transfer ``index`` is over.
+        """
         finished.add(index)
         return result
 
@@ -564,6 +579,9 @@ async def _fetchAll(reactor: Any, command: FetchCommand) -> int:
     def interrupt() -> Any:
         # Ctrl-C (or SIGTERM) stops the reactor: cancel what is running and let each
         # transfer clean up (remove its .part, unless --continue) before shutdown.
+        """
+        Before shutdown: cancel running transfers and wait for their clean-up.
+        """
         nonlocal interrupted
         running = [d for i, d in enumerate(transfers) if i not in finished]
         if not running:
@@ -621,6 +639,9 @@ class _Bar:
             self.bar.update(blocksize)
 
     def close(self, result: object) -> object:
+        """
+        Close the bar (a ``Deferred`` callback: pass ``result`` on).
+        """
         if self.bar is not None:
             self.bar.close()
         return result

@@ -326,6 +326,9 @@ class Fetcher:
     # -- internals
 
     async def _withRetries(self, url: str, attempt: Callable[[], Any]) -> Any:
+        """
+        Run ``attempt`` until it succeeds, fails for good, or ``retries`` run out, waiting with exponential backoff (or ``Retry-After``) in between.
+        """
         semantics.check_url(url)
         settings = self.settings
         for number in range(settings.retries + 1):
@@ -477,6 +480,9 @@ class Fetcher:
         options: _Options,
         reporthook: Callable[[int, int, int], object] | None,
     ) -> Retrieved:
+        """
+        Fetch ``url`` to a file; any failure becomes a :class:`FetchError`.
+        """
         try:
             return await self._retrieveChecked(url, options, reporthook)
         except (FetchError, CancelledError):
@@ -491,6 +497,9 @@ class Fetcher:
         options: _Options,
         reporthook: Callable[[int, int, int], object] | None,
     ) -> Retrieved:
+        """
+        Check ``url``, choose and claim the file's name, then fetch with retries.
+        """
         semantics.check_url(url)
         path = files.target_path(url, options.filename, options.outputDir)
         streaming = options.stream and options.filename is not None and files.streams_into(path)
@@ -522,6 +531,9 @@ class Fetcher:
         options: _Options,
         reporthook: Callable[[int, int, int], object] | None,
     ) -> Retrieved:
+        """
+        One attempt at fetching ``url`` to ``path`` (resuming, conditional, verified).
+        """
         extra: dict[str, str] = {}
         if options.newer:
             extra.update(files.conditional_headers(path))
@@ -621,6 +633,10 @@ class Fetcher:
             deadline.cancel()
 
     async def _fetchBytes(self, url: str, maxSize: int) -> Fetched:
+        """
+        Fetch ``url`` into memory, with retries, up to ``maxSize`` bytes.
+        """
+
         async def once() -> Fetched:
             deadline = Deadline(self.reactor, self.settings.idleTimeout, self.settings.maxTime)
             try:
@@ -665,6 +681,9 @@ class _LazySink:
         return self.part
 
     def write_many(self, chunks: list[bytes]) -> None:
+        """
+        Write ``chunks`` to the file, opening it first if needed.
+        """
         self._get().write_many(chunks)
 
     def complete(self, sha256: str | None, onlyIfChanged: bool = False) -> None:
@@ -682,11 +701,17 @@ class _LazySink:
         part.commit()
 
     def discard(self, keep: bool) -> None:
+        """
+        Remove the file being written (keep the ``.part`` with ``keep``).
+        """
         if self.part is not None:
             self.part.discard(keep)
 
     @property
     def written(self) -> int:
+        """
+        Bytes written so far.
+        """
         return self.part.written if self.part is not None else 0
 
 
@@ -709,6 +734,9 @@ class _Options:
 
 
 async def _nothing() -> None:
+    """
+    An already-finished coroutine (no pool to close).
+    """
     return None
 
 
@@ -723,6 +751,9 @@ async def _settle(spool: Spool) -> None:
 
 
 def _header(headers: Headers, name: bytes) -> str | None:
+    """
+    The first value of header ``name`` as text (latin-1), or ``None``.
+    """
     values = headers.getRawHeaders(name)
     return values[0].decode("latin-1") if values else None
 
