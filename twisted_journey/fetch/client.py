@@ -61,38 +61,15 @@ from twisted_journey.fetch.errors import (
     FetchError,
     FileError,
     HTTPStatusError,
-    NetworkError,
     ProtocolError,
-    Timeout,
-    TLSError,
     TooLarge,
     TooManyRedirects,
-    TruncatedBody,
     UnsupportedURL,
     describe_url,
 )
 from twisted_journey.fetch.files import PartFile
 
-__all__ = [
-    "ChecksumMismatch",
-    "FetchError",
-    "FetchSettings",
-    "Fetched",
-    "Fetcher",
-    "FileError",
-    "HTTPStatusError",
-    "NetworkError",
-    "ProtocolError",
-    "Retrieved",
-    "TLSError",
-    "Timeout",
-    "TooLarge",
-    "TooManyRedirects",
-    "TruncatedBody",
-    "UnsupportedURL",
-    "classify",
-    "retrieve",
-]
+__all__ = ["FetchSettings", "Fetched", "Fetcher", "Retrieved", "retrieve"]
 
 MiB = 1 << 20
 _DONE = Failure(ResponseDone())

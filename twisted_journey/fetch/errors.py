@@ -91,7 +91,7 @@ EXIT_CODES: Mapping[int, str] = {
     EXIT_NETWORK: "the server could not be reached, or dropped the connection",
     EXIT_TLS: "the TLS handshake or certificate verification failed",
     EXIT_TIMEOUT: "a connect, idle or total time limit ran out",
-    EXIT_TRUNCATED: "the body was shorter or longer than announced, or a chunked body was cut",
+    EXIT_TRUNCATED: "the answer was cut short, longer than announced, or malformed (range, coding, headers)",
     EXIT_HTTP: "the server answered with an HTTP status of 400 or more",
     EXIT_REDIRECTS: "too many redirects",
     EXIT_CHECKSUM: "the body did not match --sha256",
