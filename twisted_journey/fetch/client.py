@@ -223,6 +223,7 @@ class Fetcher:
         #: The agent each request (and each redirect hop, followed here) goes through.
         self.agent: IAgent = agent
         self.semaphore = DeferredSemaphore(self.settings.parallel)
+        self._madeDirectories: set[str] = set()
         #: The file names transfers have claimed (by default, only while they run).
         self.names = files.NameRegistry()
 
@@ -481,8 +482,9 @@ class Fetcher:
         path = files.target_path(url, options.filename, options.outputDir)
         streaming = options.stream and options.filename is not None and files.streams_into(path)
         options = attrs.evolve(options, stream=streaming, resume=options.resume and not streaming)
-        if options.outputDir:
+        if options.outputDir and options.outputDir not in self._madeDirectories:
             files.make_directories(options.outputDir)
+            self._madeDirectories.add(options.outputDir)
         if options.createDirs and not streaming:
             files.make_directories(os.path.dirname(path))
         if (
@@ -567,7 +569,7 @@ class Fetcher:
                 else:
                     files.forget_validators(part)
             # Opened (truncated unless resumed), written, verified and renamed on the
-            # disk thread: the reactor thread never waits for the file system.
+            # disk thread (a small body: on the reactor thread, see Spool.inline).
             hashed = options.sha256 is not None or options.onlyIfChanged
             sink = _LazySink(
                 lambda: files.open_sink(path, resumed, options.noClobber, hashed, options.stream)
@@ -594,10 +596,12 @@ class Fetcher:
                 # Keep the .part for --continue, unless it is what is wrong.
                 keep = options.resume and not isinstance(e, ChecksumMismatch)
                 sink.discard(keep=keep)
-                if not keep:
+                if options.resume and not keep:
                     files.forget_validators(part)
                 raise
-            files.forget_validators(part)
+            if options.resume:
+                # Only a resumable transfer remembers validators beside its .part.
+                files.forget_validators(part)
             if options.newer:
                 files.save_validators(
                     path,
