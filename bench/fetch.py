@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -128,6 +128,26 @@ def journey(directory: str, urls: Sequence[str], concurrency: int) -> list[str]:
         directory,
         *urls,
     ]
+
+
+#: ``--before CHECKOUT``: the journey fetch of another checkout, run as one more peer.
+BEFORE = "journey (before)"
+BEFORE_SCRIPT = (
+    "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+    "runpy.run_module('twisted_journey', run_name='__main__')"
+)
+
+
+def before(checkout: str) -> Callable[[str, Sequence[str], int], list[str]]:
+    """
+    The command line of ``journey fetch`` from ``checkout`` (for before/after tables).
+    """
+
+    def build(directory: str, urls: Sequence[str], concurrency: int) -> list[str]:
+        command = journey(directory, urls, concurrency)
+        return [PYTHON, "-c", BEFORE_SCRIPT, checkout, *command[3:]]
+
+    return build
 
 
 def fallback(directory: str, urls: Sequence[str], concurrency: int) -> list[str]:
@@ -282,6 +302,11 @@ def main() -> None:
     )
     parser.add_argument("--server", choices=["auto", "nginx", "twisted"], default="auto")
     parser.add_argument("--only", nargs="*", help="run only these peers")
+    parser.add_argument(
+        "--before",
+        metavar="CHECKOUT",
+        help=f"also run journey fetch from this checkout, as {BEFORE!r}",
+    )
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="journey-bench-fetch-")
@@ -310,8 +335,13 @@ def main() -> None:
                 {n: len(small) for n in names},
             ),
         ]:
+            everyone = dict(peers)
+            if args.before:
+                everyone[BEFORE] = before(os.path.abspath(args.before))
             chosen = {
-                name: build for name, build in peers.items() if not args.only or name in args.only
+                name: build
+                for name, build in everyone.items()
+                if not args.only or name in args.only or name == BEFORE
             }
             runs: dict[str, list[dict[str, float | int | str]]] = {name: [] for name in chosen}
             for _ in range(args.repeat):

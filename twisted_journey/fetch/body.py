@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_fetch_api -*-
+# -*- test-case-name: tests.test_fetch_api,tests.test_fetch_answers -*-
 """
 Receiving one response body for :mod:`twisted_journey.fetch`: timers, decoding, writing.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_fetch_api -*-
+# -*- test-case-name: tests.test_fetch_api,tests.test_fetch_answers -*-
 """
 Download HTTP(S) URLs to files on ``twisted.web.client``: streaming, bounded, and safe.
 
@@ -37,8 +37,8 @@ stdlib twin), each with a sentence and an exit status.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any, TypeVar
 
 import attrs
 from twisted.internet.defer import CancelledError, Deferred, DeferredSemaphore
@@ -74,6 +74,8 @@ __all__ = ["FetchSettings", "Fetched", "Fetcher", "Retrieved", "retrieve"]
 MiB = 1 << 20
 _DONE = Failure(ResponseDone())
 GiB = 1 << 30
+
+_T = TypeVar("_T")
 
 #: Request headers that never follow a redirect to another origin.
 _SENSITIVE = (b"authorization", b"cookie", b"proxy-authorization")
@@ -299,7 +301,9 @@ class Fetcher:
         """
         Fetch ``url`` into memory; fail with :class:`TooLarge` past ``maxSize`` bytes.
         """
-        return self.semaphore.run(lambda: Deferred.fromCoroutine(self._fetchBytes(url, maxSize)))
+        return self.semaphore.run(
+            lambda: Deferred.fromCoroutine(_onlyFetchErrors(url, self._fetchBytes(url, maxSize)))
+        )
 
     # -- internals
 
@@ -382,8 +386,10 @@ class Fetcher:
         """
         try:
             requested = self.agent.request(b"GET", target.encode("ascii"), headers)
-        except Exception as e:
+        except (ValueError, NotImplementedError) as e:
             raise UnsupportedURL(f"cannot request {describe_url(target)!r}: {e}.", url) from None
+        except Exception:
+            raise classify(Failure(), target, None, url) from None
         deadline.watch(requested.cancel)
         try:
             response: IResponse = await requested
@@ -461,13 +467,7 @@ class Fetcher:
         """
         Fetch ``url`` to a file; any failure becomes a :class:`FetchError`.
         """
-        try:
-            return await self._retrieveChecked(url, options, reporthook)
-        except (FetchError, CancelledError):
-            raise
-        except Exception:
-            # The API raises FetchError subclasses only.
-            raise classify(Failure(), url) from None
+        return await _onlyFetchErrors(url, self._retrieveChecked(url, options, reporthook))
 
     async def _retrieveChecked(
         self,
@@ -712,6 +712,19 @@ class _Options:
     onlyIfChanged: bool
     stream: bool = True
     createDirs: bool = False
+
+
+async def _onlyFetchErrors(url: str, work: Coroutine[Any, Any, _T]) -> _T:
+    """
+    Await ``work``; any failure but a cancellation becomes a :class:`FetchError` (the API
+    raises nothing else).
+    """
+    try:
+        return await work
+    except (FetchError, CancelledError):
+        raise
+    except Exception:
+        raise classify(Failure(), url) from None
 
 
 async def _nothing() -> None:

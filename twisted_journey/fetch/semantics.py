@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_fetch_download -*-
+# -*- test-case-name: tests.test_fetch_download,tests.test_fetch_answers -*-
 """
 HTTP semantics both fetchers share, stdlib only: which URLs and statuses are acceptable,
 when a body is complete, when a partial answer fits the ``Range`` asked for, which content
