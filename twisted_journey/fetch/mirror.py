@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import urllib.parse
 from typing import Any
 
 import attrs
@@ -225,14 +226,14 @@ class MirrorService(Service):
                 self.log.warn(
                     "Failed {url!r}: {reason!r}",
                     url=describe_url(entry.url),
-                    reason=str(error),
+                    reason=_scrub(str(error), entry.url),
                     exitCode=error.exitCode,
                 )
                 return
             self.log.warn(
                 "Failed {url!r}: {reason!r}; next try in {delay:g} seconds",
                 url=describe_url(entry.url),
-                reason=str(error),
+                reason=_scrub(str(error), entry.url),
                 delay=delay,
                 exitCode=error.exitCode,
             )
@@ -241,6 +242,18 @@ class MirrorService(Service):
             self.log.failure("Mirroring {url!r} went wrong", failure, url=describe_url(entry.url))
 
         return d.addCallbacks(succeeded, failed).addErrback(logged)
+
+
+def _scrub(text: str, url: str) -> str:
+    """
+    ``text`` with the password of ``url`` (if any) replaced by ``***``, whatever put it
+    there.
+    """
+    try:
+        password = urllib.parse.urlsplit(url).password
+    except ValueError:
+        return text
+    return text.replace(password, "***") if password else text
 
 
 # --- journey mirror ----------------------------------------------------------------------------
