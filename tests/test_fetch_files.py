@@ -59,17 +59,22 @@ class SymlinkTests(PlantedMixin, unittest.SynchronousTestCase):
 
     def test_validatorsRecordLink(self) -> None:
         """
-        A link planted at ``.NAME.http.json`` is replaced by the record; its target is
-        untouched (it was overwritten by ``-N``, ``-C`` and every mirror pass).
+        Links planted at ``.NAME.http.json`` and at its old fixed temporary name
+        ``.NAME.http.json.part`` are not written through (the temporary one was, by
+        ``-N``, ``-C`` and every mirror pass): the record replaces the first link, the
+        second is left alone.
         """
         with open(self.at("f"), "wb") as f:
             f.write(b"body")
         record = self.link(".f.http.json")
+        self.link(".f.http.json.part")
         files.save_validators(self.at("f"), "http://h/f", '"e"', None)
         self.assertPreciousIntact()
         self.assertFalse(os.path.islink(record))
         self.assertEqual(files.load_validators(self.at("f"))["etag"], '"e"')
-        self.assertEqual(sorted(os.listdir(self.base)), [".f.http.json", "f", "target"])
+        self.assertEqual(
+            sorted(os.listdir(self.base)), [".f.http.json", ".f.http.json.part", "f", "target"]
+        )
 
     def test_validatorsRecordFIFO(self) -> None:
         """
@@ -259,11 +264,13 @@ class StreamSinkTests(PlantedMixin, unittest.SynchronousTestCase):
 
     def test_validatorsNotBesideDevices(self) -> None:
         """
-        Nothing is remembered beside a device (``-N -o /dev/null`` would create
-        ``/dev/.null.http.json``), and no conditional headers come from it.
+        Nothing is remembered beside a FIFO or device (``-N -o /dev/null`` created
+        ``/dev/.null.http.json``), and no conditional headers come from one.
         """
-        files.save_validators("/dev/null", "http://h/x", '"e"', None)
-        self.assertFalse(os.path.exists("/dev/.null.http.json"))
+        path = self.fifo("p")
+        files.save_validators(path, "http://h/x", '"e"', None)
+        self.assertEqual(sorted(os.listdir(self.base)), ["p", "target"])
+        self.assertEqual(files.conditional_headers(path), {})
         self.assertEqual(files.conditional_headers("/dev/null"), {})
 
 

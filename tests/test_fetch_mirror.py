@@ -268,22 +268,29 @@ class MirrorInputTests(MirrorServiceTests):
     @defer.inlineCallbacks
     def test_plantedLinks(self) -> Any:
         """
-        Links planted at the copy's name, its ``.part`` and its validators record are
-        never written through, pass after pass.
+        Links planted at the copy's ``.part`` and its validators record (and that
+        record's old temporary name) are never written through, pass after pass: the
+        transfer fails while a link sits at the ``.part`` and succeeds once it is gone.
         """
         precious = os.path.join(self.out, "..", "precious")
         with open(precious, "wb") as f:
             f.write(b"precious")
         os.symlink(precious, os.path.join(self.out, ".copy.bin.http.json"))
+        os.symlink(precious, os.path.join(self.out, ".copy.bin.http.json.part"))
+        os.symlink(precious, os.path.join(self.out, "copy.bin.part"))
         self.service.startService()
         self.addCleanup(self.service.stopService)
+        yield self.cycle()
+        self.assertIn("symbolic link", "\n".join(self.messages()))
+        os.unlink(os.path.join(self.out, "copy.bin.part"))
+        self.clock.advance(60)
         yield self.cycle()
         self.clock.advance(60)
         yield self.cycle()
         with open(precious, "rb") as f:
             self.assertEqual(f.read(), b"precious")
         self.assertFalse(os.path.islink(os.path.join(self.out, ".copy.bin.http.json")))
-        self.assertEqual(self.blob.requests[1]["if-none-match"], servers.ETAG.decode())
+        self.assertEqual(self.blob.requests[-1]["if-none-match"], servers.ETAG.decode())
 
     @defer.inlineCallbacks
     def test_noPasswordLogged(self) -> Any:
