@@ -37,18 +37,14 @@ stdlib twin), each with a sentence and an exit status.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
-from twisted.internet.defer import Deferred, DeferredSemaphore
+from twisted.internet.defer import CancelledError, Deferred, DeferredSemaphore
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    HTTPConnectionPool,
-    RedirectAgent,
-    ResponseDone,
-)
+from twisted.web.client import HTTPConnectionPool, ResponseDone
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import (
     UNKNOWN_LENGTH,
@@ -58,48 +54,29 @@ from twisted.web.iweb import (
 
 from twisted_journey import __version__
 from twisted_journey.fetch import files, semantics
-from twisted_journey.fetch.agent import EnvironmentAgent, classify, surplusNoticingPool
+from twisted_journey.fetch.agent import EnvironmentAgent, classify, journeyPool
 from twisted_journey.fetch.body import BodyReceiver, Deadline, Decoder, Spool, abandon
 from twisted_journey.fetch.errors import (
     ChecksumMismatch,
     FetchError,
     FileError,
     HTTPStatusError,
-    NetworkError,
     ProtocolError,
-    Timeout,
-    TLSError,
     TooLarge,
     TooManyRedirects,
-    TruncatedBody,
     UnsupportedURL,
+    describe_url,
 )
 from twisted_journey.fetch.files import PartFile
 
-__all__ = [
-    "ChecksumMismatch",
-    "FetchError",
-    "FetchSettings",
-    "Fetched",
-    "Fetcher",
-    "FileError",
-    "HTTPStatusError",
-    "NetworkError",
-    "ProtocolError",
-    "Retrieved",
-    "TLSError",
-    "Timeout",
-    "TooLarge",
-    "TooManyRedirects",
-    "TruncatedBody",
-    "UnsupportedURL",
-    "classify",
-    "retrieve",
-]
+__all__ = ["FetchSettings", "Fetched", "Fetcher", "Retrieved", "retrieve"]
 
 MiB = 1 << 20
 _DONE = Failure(ResponseDone())
 GiB = 1 << 30
+
+#: Request headers that never follow a redirect to another origin.
+_SENSITIVE = (b"authorization", b"cookie", b"proxy-authorization")
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
@@ -108,6 +85,13 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: float | 
     """
     if value is not None and not value > 0:
         raise ValueError(f"{attribute.name} must be above 0, not {value!r}")
+
+
+def _pairs(value: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """
+    An attrs converter: ``(name, value)`` pairs as a tuple.
+    """
+    return tuple(value)
 
 
 @attrs.frozen
@@ -134,24 +118,41 @@ class FetchSettings:
     :ivar maxRatio: how many times larger than its encoded form a body may decode to
         (plus 1 MiB of slack).
     :ivar userAgent: the ``User-Agent`` header.
+    :ivar credentials: ``(user, password)`` for HTTP Basic authentication, sent to the
+        first URL's origin only (``-u``); a URL's own ``user:password@`` wins for its origin.
+    :ivar maxHeaderBytes: bytes of response headers read before a :class:`ProtocolError`.
+    :ivar maxHeaders: response header fields read before a :class:`ProtocolError`.
     """
 
-    maxRedirects: int = attrs.field(default=20, validator=attrs.validators.ge(0))
-    connectTimeout: float | None = attrs.field(default=30.0, validator=_positive)
-    idleTimeout: float | None = attrs.field(default=300.0, validator=_positive)
+    maxRedirects: int = attrs.field(
+        default=semantics.MAX_REDIRECTS, validator=attrs.validators.ge(0)
+    )
+    connectTimeout: float | None = attrs.field(
+        default=semantics.CONNECT_TIMEOUT, validator=_positive
+    )
+    idleTimeout: float | None = attrs.field(default=semantics.IDLE_TIMEOUT, validator=_positive)
     maxTime: float | None = attrs.field(default=None, validator=_positive)
     retries: int = attrs.field(default=0, validator=attrs.validators.ge(0))
-    retryDelay: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
-    maxRetryDelay: float = attrs.field(default=120.0, validator=attrs.validators.ge(0))
+    retryDelay: float = attrs.field(default=semantics.RETRY_DELAY, validator=attrs.validators.ge(0))
+    maxRetryDelay: float = attrs.field(
+        default=semantics.MAX_RETRY_DELAY, validator=attrs.validators.ge(0)
+    )
     parallel: int = attrs.field(default=1, validator=attrs.validators.ge(1))
-    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=tuple)
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
     proxies: Mapping[str, str] | None = None
     cacert: str | None = None
     insecure: bool = False
     compressed: bool = False
-    maxDecodedSize: int = attrs.field(default=GiB, validator=attrs.validators.ge(1))
+    maxDecodedSize: int = attrs.field(
+        default=semantics.MAX_DECODED_SIZE, validator=attrs.validators.ge(1)
+    )
     maxRatio: float = attrs.field(default=100.0, validator=attrs.validators.gt(0))
     userAgent: str = f"twisted_journey/{__version__}"
+    credentials: tuple[str, str] | None = None
+    maxHeaderBytes: int = attrs.field(
+        default=semantics.MAX_HEADER_BYTES, validator=attrs.validators.ge(1)
+    )
+    maxHeaders: int = attrs.field(default=semantics.MAX_HEADERS, validator=attrs.validators.ge(1))
 
 
 @attrs.frozen
@@ -216,10 +217,11 @@ class Fetcher:
         self.settings = settings or FetchSettings()
         self.pool: HTTPConnectionPool | None = None
         if agent is None:
-            self.pool = surplusNoticingPool(reactor)
+            self.pool = journeyPool(reactor, self.settings.maxHeaderBytes, self.settings.maxHeaders)
             self.pool.maxPersistentPerHost = max(2, self.settings.parallel)
             agent = EnvironmentAgent(reactor, self.pool, self.settings)
-        self.agent: IAgent = RedirectAgent(agent, self.settings.maxRedirects)
+        #: The agent each request (and each redirect hop, followed here) goes through.
+        self.agent: IAgent = agent
         self.semaphore = DeferredSemaphore(self.settings.parallel)
         #: The file names transfers have claimed (by default, only while they run).
         self.names = files.NameRegistry()
@@ -301,6 +303,9 @@ class Fetcher:
     # -- internals
 
     async def _withRetries(self, url: str, attempt: Callable[[], Any]) -> Any:
+        """
+        Run ``attempt`` until it succeeds, fails for good, or ``retries`` run out, waiting with exponential backoff (or ``Retry-After``) in between.
+        """
         semantics.check_url(url)
         settings = self.settings
         for number in range(settings.retries + 1):
@@ -315,31 +320,74 @@ class Fetcher:
                 await deferLater(self.reactor, min(delay, settings.maxRetryDelay))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _headers(self, extra: Mapping[str, str]) -> Headers:
+    def _headers(self, extra: Mapping[str, str], identity: bool = False) -> Headers:
+        """
+        The request headers: ``User-Agent``, ``Accept-Encoding`` (``identity`` when
+        resuming: a range of the decoded body is what the ``.part`` holds), ``--header``
+        values and ``extra``.
+        """
         headers = Headers()
         headers.setRawHeaders(b"user-agent", [self.settings.userAgent.encode("latin-1")])
-        if self.settings.compressed:
+        if identity:
+            headers.setRawHeaders(b"accept-encoding", [b"identity"])
+        elif self.settings.compressed:
             headers.setRawHeaders(b"accept-encoding", [b"gzip, deflate"])
         for name, value in [*self.settings.headers, *extra.items()]:
             headers.setRawHeaders(name.encode("latin-1"), [value.encode("latin-1")])
         return headers
 
     async def _request(self, url: str, headers: Headers, deadline: Deadline) -> IResponse:
-        try:
-            uri = url.encode("ascii")
-        except UnicodeError:
-            import hyperlink
+        """
+        GET ``url``, following up to ``maxRedirects`` redirects to http(s) URLs only.
 
-            uri = hyperlink.DecodedURL.from_text(url).to_uri().to_text().encode("ascii")
+        Basic credentials (from the URL's ``user:password@``, else ``settings.credentials``)
+        go to the first URL's origin only; ``Authorization``, ``Cookie`` and
+        ``Proxy-Authorization`` are dropped once a redirect leaves that origin.
+        """
+        bare, credentials = semantics.split_credentials(url)
+        if credentials is None:
+            credentials = self.settings.credentials
+        current = semantics.request_target(bare)
+        origin = current
+        for hop in range(self.settings.maxRedirects + 1):
+            sent = headers.copy()
+            if semantics.same_origin(current, origin):
+                if credentials is not None and not sent.hasHeader(b"authorization"):
+                    value = semantics.basic_authorization(credentials)
+                    sent.setRawHeaders(b"authorization", [value.encode("latin-1")])
+            else:
+                for name in _SENSITIVE:
+                    sent.removeHeader(name)
+            response = await self._requestOnce(url, current, sent, deadline)
+            if response.code not in semantics.REDIRECTS:
+                return response
+            location = _location(response.headers)
+            await abandon(response)
+            if location is None:
+                raise ProtocolError("a redirect without a Location header.", url)
+            if hop == self.settings.maxRedirects:
+                break
+            # Checked before anything is sent: another scheme opens no connection.
+            current = semantics.redirect_target(current, location)
+        raise TooManyRedirects(
+            f"too many redirects (more than --max-redirs {self.settings.maxRedirects}).", url
+        )
+
+    async def _requestOnce(
+        self, url: str, target: str, headers: Headers, deadline: Deadline
+    ) -> IResponse:
+        """
+        One GET of ``target`` (a hop on the way to ``url``), classified on failure.
+        """
         try:
-            requested = self.agent.request(b"GET", uri, headers)
-        except (ValueError, NotImplementedError) as e:
-            raise UnsupportedURL(f"cannot request {url!r}: {e}.", url) from None
+            requested = self.agent.request(b"GET", target.encode("ascii"), headers)
+        except Exception as e:
+            raise UnsupportedURL(f"cannot request {describe_url(target)!r}: {e}.", url) from None
         deadline.watch(requested.cancel)
         try:
             response: IResponse = await requested
         except Exception:
-            raise classify(Failure(), url, deadline) from None
+            raise classify(Failure(), target, deadline, url) from None
         deadline.poke()
         return response
 
@@ -356,15 +404,24 @@ class Fetcher:
         return the raw byte count.  The caller finishes the spool; on failure it is
         settled here.
         """
-        encoding = _header(response.headers, b"content-encoding")
+        codings = semantics.content_codings(_header(response.headers, b"content-encoding"))
         decoder = None
-        if (
-            self.settings.compressed
-            and encoding
-            and encoding.lower() in ("gzip", "x-gzip", "deflate")
-        ):
-            kind = "deflate" if encoding.lower() == "deflate" else "gzip"
-            decoder = Decoder(kind, self.settings.maxDecodedSize, self.settings.maxRatio)
+        try:
+            semantics.check_codings(url, codings)
+        except FetchError:
+            await abandon(response)
+            await _settle(spool)
+            raise
+        if codings and self.settings.compressed:
+            if response.code == 206:
+                await abandon(response)
+                await _settle(spool)
+                raise ProtocolError(
+                    "the server answered a resumed --compressed download with an encoded "
+                    "range, which cannot continue the decoded .part; nothing saved.",
+                    url,
+                )
+            decoder = Decoder.chain(codings, self.settings.maxDecodedSize, self.settings.maxRatio)
         receiver = BodyReceiver(spool.write, deadline, decoder, progress, spool)
         response.deliverBody(receiver)
         try:
@@ -400,6 +457,26 @@ class Fetcher:
         options: _Options,
         reporthook: Callable[[int, int, int], object] | None,
     ) -> Retrieved:
+        """
+        Fetch ``url`` to a file; any failure becomes a :class:`FetchError`.
+        """
+        try:
+            return await self._retrieveChecked(url, options, reporthook)
+        except (FetchError, CancelledError):
+            raise
+        except Exception:
+            # The API raises FetchError subclasses only.
+            raise classify(Failure(), url) from None
+
+    async def _retrieveChecked(
+        self,
+        url: str,
+        options: _Options,
+        reporthook: Callable[[int, int, int], object] | None,
+    ) -> Retrieved:
+        """
+        Check ``url``, choose and claim the file's name, then fetch with retries.
+        """
         semantics.check_url(url)
         path = files.target_path(url, options.filename, options.outputDir)
         streaming = options.stream and options.filename is not None and files.streams_into(path)
@@ -431,6 +508,9 @@ class Fetcher:
         options: _Options,
         reporthook: Callable[[int, int, int], object] | None,
     ) -> Retrieved:
+        """
+        One attempt at fetching ``url`` to ``path`` (resuming, conditional, verified).
+        """
         extra: dict[str, str] = {}
         if options.newer:
             extra.update(files.conditional_headers(path))
@@ -441,7 +521,7 @@ class Fetcher:
             extra.update(files.range_condition(part))
         deadline = Deadline(self.reactor, self.settings.idleTimeout, self.settings.maxTime)
         try:
-            response = await self._request(url, self._headers(extra), deadline)
+            response = await self._request(url, self._headers(extra, bool(offset)), deadline)
             code = response.code
             if code == 304 and options.newer:
                 await abandon(response)
@@ -475,6 +555,7 @@ class Fetcher:
                     )
             resumed = code == 206
             if resumed:
+                # Never splice: only the range asked for, of the length it says.
                 await _checkRange(url, response, offset)
             elif options.resume:
                 # A .part that may be continued later remembers what it is part of, so that
@@ -529,6 +610,10 @@ class Fetcher:
             deadline.cancel()
 
     async def _fetchBytes(self, url: str, maxSize: int) -> Fetched:
+        """
+        Fetch ``url`` into memory, with retries, up to ``maxSize`` bytes.
+        """
+
         async def once() -> Fetched:
             deadline = Deadline(self.reactor, self.settings.idleTimeout, self.settings.maxTime)
             try:
@@ -573,6 +658,9 @@ class _LazySink:
         return self.part
 
     def write_many(self, chunks: list[bytes]) -> None:
+        """
+        Write ``chunks`` to the file, opening it first if needed.
+        """
         self._get().write_many(chunks)
 
     def complete(self, sha256: str | None, onlyIfChanged: bool = False) -> None:
@@ -590,11 +678,17 @@ class _LazySink:
         part.commit()
 
     def discard(self, keep: bool) -> None:
+        """
+        Remove the file being written (keep the ``.part`` with ``keep``).
+        """
         if self.part is not None:
             self.part.discard(keep)
 
     @property
     def written(self) -> int:
+        """
+        Bytes written so far.
+        """
         return self.part.written if self.part is not None else 0
 
 
@@ -617,6 +711,9 @@ class _Options:
 
 
 async def _nothing() -> None:
+    """
+    An already-finished coroutine (no pool to close).
+    """
     return None
 
 
@@ -631,8 +728,26 @@ async def _settle(spool: Spool) -> None:
 
 
 def _header(headers: Headers, name: bytes) -> str | None:
+    """
+    The first value of header ``name`` as text (latin-1), or ``None``.
+    """
     values = headers.getRawHeaders(name)
     return values[0].decode("latin-1") if values else None
+
+
+def _location(headers: Headers) -> str | None:
+    """
+    The ``Location`` header as text: UTF-8 when it is (as browsers read it), else each
+    non-ASCII byte percent-encoded as it is (as curl sends it).
+    """
+    values = headers.getRawHeaders(b"location")
+    if not values:
+        return None
+    value = values[0]
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return "".join(chr(b) if b < 0x80 else f"%{b:02X}" for b in value)
 
 
 async def _raiseForStatus(url: str, response: IResponse) -> None:
@@ -657,12 +772,15 @@ async def _raiseForStatus(url: str, response: IResponse) -> None:
 
 
 async def _checkRange(url: str, response: IResponse, offset: int) -> None:
-    span = semantics.parse_content_range(_header(response.headers, b"content-range"))
-    if span is None or span[0] != offset:
+    """
+    Fail (dropping the body) unless a 206 answers our ``Range: bytes=OFFSET-``.
+    """
+    length = None if response.length is UNKNOWN_LENGTH else int(response.length)
+    try:
+        semantics.check_partial(url, _header(response.headers, b"content-range"), offset, length)
+    except FetchError:
         await abandon(response)
-        raise ProtocolError(
-            f"the server sent a range other than the one asked for (from byte {offset}).", url
-        )
+        raise
 
 
 def _completeRange(response: IResponse, offset: int) -> bool:
