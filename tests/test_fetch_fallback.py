@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import stat
 import threading
 from typing import Any
@@ -222,8 +223,20 @@ class StrictnessContractMixin(ProcessMixin):
     def test_redirectSchemes(self) -> Any:
         """
         A redirect to ``ftp:``, ``file:`` or a malformed Location is refused in one
-        sentence, without any further request.
+        sentence, without any further request, and without connecting to the ftp host.
         """
+        ftp = socket.socket()
+        self.addCleanup(ftp.close)  # type: ignore[attr-defined]
+        ftp.bind(("127.0.0.1", 0))
+        ftp.listen(5)
+        ftp.setblocking(False)
+        location = b"ftp://127.0.0.1:%d/x" % ftp.getsockname()[1]
+        servers.RAW[b"/to-ftp"] = (
+            servers.response(
+                b"302 Found", [(b"Location", location), (b"Content-Length", b"0")], b""
+            ),
+            False,
+        )
         for path in ("to-ftp", "to-file", "to-broken"):
             code, lines = yield self.fetch(self.liar + "/" + path)
             self.assertNotEqual(code, 0, (path, lines))  # type: ignore[attr-defined]
@@ -231,6 +244,8 @@ class StrictnessContractMixin(ProcessMixin):
             self.assertNotIn("Traceback", lines[0])  # type: ignore[attr-defined]
             self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
         self.assertEqual(len(self.raw.requestLines), 3)  # type: ignore[attr-defined]
+        with self.assertRaises(BlockingIOError):  # type: ignore[attr-defined]
+            ftp.accept()
 
     @defer.inlineCallbacks
     def test_closeDelimited(self) -> Any:
