@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.trial import unittest
 
 from twisted_journey.fetch import errors as fetch_errors
@@ -378,3 +380,91 @@ class URLListTests(unittest.SynchronousTestCase):
         entries, problems = files.parse_url_list(text)
         self.assertEqual(entries, [("http://h/good", None), ("http://h/also-good", "copy")])
         self.assertEqual(len(problems), 6)
+
+
+class APITests(unittest.TestCase):
+    """
+    The same rules through the API (:meth:`Fetcher.retrieve`), against a loopback server.
+    """
+
+    def setUp(self) -> None:
+        from tests import fetchservers as servers
+        from twisted_journey.fetch import Fetcher, FetchSettings
+
+        self.out = os.path.abspath(self.mktemp())
+        os.makedirs(self.out)
+        self.root = servers.webRoot()
+        self.hold = servers.Hold()
+        self.root.putChild(b"held", self.hold)
+        self.base = f"http://127.0.0.1:{servers.listen(self, servers.webSite(self.root))}"
+        self.fetcher = Fetcher(settings=FetchSettings(proxies={}, parallel=4))
+        self.addCleanup(self.fetcher.close)
+
+    async def _outputDirCreated(self) -> None:
+        directory = os.path.join(self.out, "new", "deeper")
+        result = await self.fetcher.retrieve(self.base + "/blob", outputDir=directory)
+        self.assertEqual(result.filename, os.path.join(directory, "blob"))
+        self.assertEqual(os.listdir(directory), ["blob"])
+        nested = os.path.join(self.out, "x", "y", "f")
+        await self.fetcher.retrieve(self.base + "/blob", nested, createDirs=True)
+        self.assertTrue(os.path.isfile(nested))
+
+    def test_outputDirCreated(self) -> Any:
+        """
+        ``outputDir`` is created with its parents; ``createDirs`` creates a filename's.
+        """
+        return Deferred.fromCoroutine(self._outputDirCreated())
+
+    async def _sameNameAtOnce(self) -> None:
+        target = os.path.join(self.out, "one")
+        first = self.fetcher.retrieve(self.base + "/held", target)
+        second = self.fetcher.retrieve(self.base + "/blob", target)
+        try:
+            await second
+        except fetch_errors.FileError as e:
+            self.assertIn("also saved as 'one'", str(e))
+        else:
+            self.fail("two transfers wrote one name at once")
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        for _ in range(3000):  # until the first request has arrived
+            if self.hold.waiting:
+                break
+            await deferLater(reactor, 0.01)  # type: ignore[arg-type]
+        self.hold.release()
+        await first
+        self.assertEqual(self.hold.most, 1)
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(), bytes(range(256)) * 40)
+        await self.fetcher.retrieve(self.base + "/blob", target)  # the claim was released
+
+    def test_sameNameAtOnce(self) -> Any:
+        """
+        Two transfers of one fetcher into one name at once: the later fails with
+        :class:`FileError`, the first's body is the file; once it is done the name is free.
+        """
+        return Deferred.fromCoroutine(self._sameNameAtOnce())
+
+    async def _fifo(self) -> None:
+        path = os.path.join(self.out, "pipe")
+        os.mkfifo(path)
+        try:
+            await self.fetcher.retrieve(self.base + "/blob", path, stream=False)
+        except fetch_errors.FileError as e:
+            self.assertIn("FIFO", str(e))
+        else:
+            self.fail("a FIFO was written into with stream=False")
+        reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, reader)
+        result = await self.fetcher.retrieve(self.base + "/blob", path)
+        self.assertEqual(result.size, 10240)
+        self.assertEqual(os.read(reader, 20000), bytes(range(256)) * 40)
+        self.assertTrue(stat.S_ISFIFO(os.lstat(path).st_mode))
+
+    def test_fifo(self) -> Any:
+        """
+        A ``filename`` naming a FIFO is streamed into (as ``-o``), unless ``stream`` is
+        false, when it is a :class:`FileError`; it stays a FIFO.
+        """
+        return Deferred.fromCoroutine(self._fifo())

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import urllib.parse
 from typing import Any
@@ -138,6 +139,8 @@ class MirrorService(Service):
             stamp = (info.st_mtime_ns, info.st_size)
             if stamp == self._stamp:
                 return
+            if not stat.S_ISREG(info.st_mode):  # a FIFO would block the reactor
+                raise OSError(f"{self.urlsPath!r} is not a regular file")
             with open(self.urlsPath, encoding="utf-8", errors="replace") as f:
                 text = f.read()
         except OSError as e:
