@@ -416,8 +416,21 @@ def parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, program: str = "fetch") -> int:
     """
     Fetch every URL in ``args`` one after another; print a line per failure; return the
-    exit status.
+    exit status.  SIGTERM raises :class:`KeyboardInterrupt` meanwhile, as Ctrl-C does, so
+    the unfinished ``.part`` is removed on the way out.
     """
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
+        return _run(args, program)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace, program: str) -> int:
     results: list[FetchError | None] = []
     names = NameRegistry(keep=True)
     for url in args.urls:
@@ -462,17 +475,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     fetchcli.check_arguments(command, args)
     if not args.timeout > 0:
         command.error("--timeout must be a number of seconds above 0.")
-    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return run(args)
     except KeyboardInterrupt:
-        print(
-            f"{command.prog}: interrupted; unfinished files removed.",
-            file=sys.stderr,
-        )
+        print(f"{command.prog}: interrupted; unfinished files removed.", file=sys.stderr)
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

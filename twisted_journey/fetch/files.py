@@ -531,13 +531,25 @@ def forget_validators(path: str) -> None:
         raise FileError(f"cannot remove {validators_path(path)!r}: {e.strerror or e}.") from None
 
 
+def _shown_url(url: str) -> str:
+    """
+    ``url`` for a message: no password, at most 200 characters, even when malformed.
+    """
+    try:
+        shown = describe_url(url)
+    except ValueError:
+        shown = url.rpartition("@")[2] if "@" in url else url
+    return shown if len(shown) <= 200 else shown[:200] + "..."
+
+
 def parse_url_list(text: str) -> tuple[list[tuple[str, str | None]], list[str]]:
     """
     Read a mirror's URL file: one URL per line, optionally followed by whitespace and a
     local name; blank lines and ``#`` comments ignored.
 
     :return: ``(entries, problems)``: ``(url, name or None)`` pairs, and one sentence per
-        line that was skipped (a bad URL, or a name that is not a plain file name).
+        line that was skipped (a bad URL, or a name that is not a plain file name).  No
+        input raises.
     """
     entries: list[tuple[str, str | None]] = []
     problems: list[str] = []
@@ -553,10 +565,17 @@ def parse_url_list(text: str) -> tuple[list[tuple[str, str | None]], list[str]]:
             problems.append(f"line {number}: expected 'URL [NAME]', got {line.strip()!r}.")
             continue
         url = fields[0]
+        shown = _shown_url(url)
+        if any(unicodedata.category(c)[0] == "C" for c in url):
+            problems.append(f"line {number}: {shown!r} has control characters.")
+            continue
         try:
             check_url(url)
         except UnsupportedURL as e:
-            problems.append(f"line {number}: {e}")
+            problems.append(f"line {number}: {str(e)[:300]}")
+            continue
+        except ValueError as e:  # urlsplit: a broken IPv6 literal, say
+            problems.append(f"line {number}: {shown!r} is not a valid URL: {e}.")
             continue
         name = None
         if len(fields) == 2:
@@ -776,7 +795,7 @@ class StreamSink(Sink):
         try:
             if path == STDOUT:
                 sys.stdout.flush()
-                self._fd = os.dup(sys.stdout.fileno())
+                self._fd = os.dup(1)
             else:
                 self._fd = os.open(path, os.O_WRONLY | _CLOEXEC)
         except (OSError, ValueError) as e:

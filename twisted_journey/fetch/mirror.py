@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
+import urllib.parse
 from typing import Any
 
 import attrs
@@ -137,6 +139,8 @@ class MirrorService(Service):
             stamp = (info.st_mtime_ns, info.st_size)
             if stamp == self._stamp:
                 return
+            if not stat.S_ISREG(info.st_mode):  # a FIFO would block the reactor
+                raise OSError(f"{self.urlsPath!r} is not a regular file")
             with open(self.urlsPath, encoding="utf-8", errors="replace") as f:
                 text = f.read()
         except OSError as e:
@@ -225,14 +229,14 @@ class MirrorService(Service):
                 self.log.warn(
                     "Failed {url!r}: {reason!r}",
                     url=describe_url(entry.url),
-                    reason=str(error),
+                    reason=_scrub(str(error), entry.url),
                     exitCode=error.exitCode,
                 )
                 return
             self.log.warn(
                 "Failed {url!r}: {reason!r}; next try in {delay:g} seconds",
                 url=describe_url(entry.url),
-                reason=str(error),
+                reason=_scrub(str(error), entry.url),
                 delay=delay,
                 exitCode=error.exitCode,
             )
@@ -241,6 +245,18 @@ class MirrorService(Service):
             self.log.failure("Mirroring {url!r} went wrong", failure, url=describe_url(entry.url))
 
         return d.addCallbacks(succeeded, failed).addErrback(logged)
+
+
+def _scrub(text: str, url: str) -> str:
+    """
+    ``text`` with the password of ``url`` (if any) replaced by ``***``, whatever put it
+    there.
+    """
+    try:
+        password = urllib.parse.urlsplit(url).password
+    except ValueError:
+        return text
+    return text.replace(password, "***") if password else text
 
 
 # --- journey mirror ----------------------------------------------------------------------------
