@@ -514,7 +514,10 @@ def _classify(failure: Failure, url: str, deadline: Deadline | None) -> FetchErr
     """
     The :class:`FetchError` for ``failure``, naming ``url``'s host and port.
     """
-    from service_identity import VerificationError
+    try:
+        from service_identity import VerificationError
+    except ImportError:  # pragma: no cover (Twisted[tls] brings it)
+        VerificationError = CertificateRejected  # type: ignore[misc,assignment]
     from twisted.internet import error
     from twisted.web import _newclient
     from twisted.web.error import InfiniteRedirection, RedirectWithNoLocation, SchemeNotSupported
