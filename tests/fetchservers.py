@@ -580,3 +580,92 @@ def files(directory: str) -> list[str]:
     The sorted names in ``directory`` (hidden ones included).
     """
     return sorted(os.listdir(directory))
+
+
+# --- fetchfiles: framing the stdlib twin must read as strictly as Twisted -----------------------
+
+
+def _raw10(headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
+    """
+    A raw HTTP/1.0 response (its body ends when the connection closes).
+    """
+    head = b"HTTP/1.0 200 OK\r\n" + b"".join(n + b": " + v + b"\r\n" for n, v in headers)
+    return head + b"\r\n" + body
+
+
+RAW.update(
+    {
+        # Interim answers before the real one: every 1xx is skipped.
+        b"/interim": (
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n\r\n"
+            b"HTTP/1.1 102 Processing\r\n\r\n"
+            + response(b"200 OK", [(b"Content-Length", b"5")], b"final"),
+            False,
+        ),
+        # Lengths and chunk sizes int() accepts but HTTP does not.
+        b"/cl-underscore": (response(b"200 OK", [(b"Content-Length", b"1_0")], b"u" * 10), True),
+        b"/cl-plus": (response(b"200 OK", [(b"Content-Length", b"+5")], b"p" * 5), True),
+        b"/cl-twice": (
+            response(b"200 OK", [(b"Content-Length", b"5"), (b"Content-Length", b"7")], b"t" * 7),
+            True,
+        ),
+        b"/chunk-0x": (
+            response(b"200 OK", [(b"Transfer-Encoding", b"chunked")], b"0x5\r\nhello\r\n0\r\n\r\n"),
+            True,
+        ),
+        b"/chunk-plus": (
+            response(b"200 OK", [(b"Transfer-Encoding", b"chunked")], b"+5\r\nhello\r\n0\r\n\r\n"),
+            True,
+        ),
+        # Close-delimited bodies are complete bodies (RFC 9112 section 6.3).
+        b"/http10": (_raw10([], b"h" * 50), True),
+        # Redirects nowhere an HTTP client may go, or nowhere at all.
+        b"/to-ftp": (
+            response(
+                b"302 Found",
+                [(b"Location", b"ftp://127.0.0.1:21/x"), (b"Content-Length", b"0")],
+                b"",
+            ),
+            False,
+        ),
+        b"/to-file": (
+            response(
+                b"302 Found", [(b"Location", b"file:///etc/passwd"), (b"Content-Length", b"0")], b""
+            ),
+            False,
+        ),
+        b"/to-broken": (
+            response(
+                b"302 Found", [(b"Location", b"http://[::1/x"), (b"Content-Length", b"0")], b""
+            ),
+            False,
+        ),
+        b"/to-ok": (
+            response(b"302 Found", [(b"Location", b"/ok"), (b"Content-Length", b"0")], b""),
+            False,
+        ),
+        # Two URLs, one Content-Disposition name, different bodies.
+        b"/same-a": (
+            response(
+                b"200 OK",
+                [
+                    (b"Content-Length", b"5"),
+                    (b"Content-Disposition", b'attachment; filename="same"'),
+                ],
+                b"AAAAA",
+            ),
+            False,
+        ),
+        b"/same-b": (
+            response(
+                b"200 OK",
+                [
+                    (b"Content-Length", b"5"),
+                    (b"Content-Disposition", b'attachment; filename="same"'),
+                ],
+                b"BBBBB",
+            ),
+            False,
+        ),
+    }
+)

@@ -135,11 +135,12 @@ class FetchContractMixin(ProcessMixin):
     @defer.inlineCallbacks
     def test_unframedBody(self) -> Any:
         """
-        A body ended only by the connection closing: exit 7, no file.
+        A body ended only by the connection closing is complete (RFC 9112 section 6.3):
+        exit 0, the file holds it.
         """
         result = yield self.fetch(self.liar + "/unframed")
-        self.assertFailed(result, fetch_errors.EXIT_TRUNCATED, "without Content-Length")
-        self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
+        self.assertEqual(result, (0, []))  # type: ignore[attr-defined]
+        self.assertEqual(self.files(), ["unframed"])  # type: ignore[attr-defined]
 
     @defer.inlineCallbacks
     def test_redirectLimit(self) -> Any:
@@ -206,15 +207,16 @@ class FetchContractMixin(ProcessMixin):
     @defer.inlineCallbacks
     def test_unwritable(self) -> Any:
         """
-        ``-o`` into a directory that does not exist: exit 3 with the reason, nothing left;
-        a missing ``--output-dir`` is a usage error (exit 2).
+        ``-o`` into a directory that does not exist (without ``--create-dirs``): exit 3
+        with the reason, nothing left; an ``--output-dir`` that is a file: exit 3.
         """
         result = yield self.fetch(self.web + "/blob", "-o", os.path.join("missing", "x"))
         self.assertFailed(result, fetch_errors.EXIT_FILE, "cannot write", "No such file")
         self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
-        code, lines = yield self.fetch(self.web + "/blob", "--output-dir", "missing")
-        self.assertEqual(code, fetch_errors.EXIT_USAGE)  # type: ignore[attr-defined]
-        self.assertIn("not a directory", lines[-1])  # type: ignore[attr-defined]
+        with open(os.path.join(self.out, "file"), "wb"):
+            pass
+        result = yield self.fetch(self.web + "/blob", "--output-dir", "file")
+        self.assertFailed(result, fetch_errors.EXIT_FILE, "not a directory")
 
     @defer.inlineCallbacks
     def test_untrustedTLS(self) -> Any:
@@ -691,3 +693,155 @@ class FallbackCredentialsTests(unittest.TestCase):
         self.assertNotIn("authorization", away)
         self.assertNotIn("cookie", away)
         self.assertEqual(home["authorization"], "Bearer secret")
+
+
+class CurlHabitsTests(ProcessMixin, unittest.TestCase):
+    """
+    curl's spellings work on ``journey fetch``: ``-s -f -L -k -H -x -u -C - -m``, a
+    ``sha256:`` prefix, ``user:password@`` URLs, and the header limits are options.
+    """
+
+    def argv(self, *arguments: str) -> list[str]:
+        return journeyArgv("fetch", *arguments)
+
+    def echoed(self, name: str) -> dict[str, str]:
+        with open(os.path.join(self.out, name), "rb") as f:
+            return json.loads(f.read())  # type: ignore[no-any-return]
+
+    @defer.inlineCallbacks
+    def test_shortOptions(self) -> Any:
+        """
+        ``-s -f -L -H`` on an http URL, and ``-k`` on an untrusted https one: exit 0, no
+        output but ``-k``'s warning.
+        """
+        result = yield self.fetch(
+            "-s", "-f", "-L", "-H", "X-Test: 1", "-o", "e", self.web + "/echo"
+        )
+        self.assertEqual(result, (0, []))
+        self.assertEqual(self.echoed("e")["x-test"], "1")
+        _, options = servers.certificate(self.mktemp())
+        port = servers.listen(self, servers.webSite(), tls=options)
+        code, lines = yield self.fetch("-s", "-k", f"https://localhost:{port}/blob")
+        self.assertEqual(code, 0, lines)
+        self.assertEqual(len(lines), 1)
+        self.assertIn("WARNING: --insecure", lines[0])
+
+    @defer.inlineCallbacks
+    def test_credentials(self) -> Any:
+        """
+        ``-u USER:PASSWORD`` and ``http://USER:PASSWORD@HOST/`` send Basic credentials;
+        a failure's line shows ``user:***@``, never the password.
+        """
+        result = yield self.fetch("-s", "-u", "me:pw", "-o", "u", self.web + "/echo")
+        self.assertEqual(result, (0, []))
+        self.assertEqual(self.echoed("u")["authorization"], "Basic bWU6cHc=")
+        inURL = self.web.replace("http://", "http://me:pw@")
+        result = yield self.fetch("-s", "-o", "v", inURL + "/echo")
+        self.assertEqual(result, (0, []))
+        self.assertEqual(self.echoed("v")["authorization"], "Basic bWU6cHc=")
+        code, lines = yield self.fetch("-s", inURL.replace("pw", "secret") + "/status/404")
+        self.assertEqual(code, fetch_errors.EXIT_HTTP)
+        self.assertNotIn("secret", "\n".join(lines))
+        self.assertIn("me:***@", lines[0])
+
+    @defer.inlineCallbacks
+    def test_proxyOption(self) -> Any:
+        """
+        ``-x HOST:PORT`` sends plain http through that proxy.
+        """
+        _, proxyPort = servers.listenProxy(self)
+        result = yield self.fetch("-s", "-x", f"127.0.0.1:{proxyPort}", self.web + "/blob")
+        self.assertEqual(result, (0, []))
+        with open(os.path.join(self.out, "blob"), "rb") as f:
+            self.assertEqual(f.read(), f"proxied: GET {self.web}/blob HTTP/1.1".encode())
+
+    @defer.inlineCallbacks
+    def test_continueDash(self) -> Any:
+        """
+        ``-C -`` is ``-C``: the ``.part`` is continued with ``Range``.
+        """
+        with open(os.path.join(self.out, "blob.part"), "wb") as f:
+            f.write(servers.BODY[:1000])
+        result = yield self.fetch("-s", "-C", "-", self.web + "/blob")
+        self.assertEqual(result, (0, []))
+        self.assertEqual(self.files(), ["blob"])
+        with open(os.path.join(self.out, "blob"), "rb") as f:
+            self.assertEqual(f.read(), servers.BODY)
+
+    @defer.inlineCallbacks
+    def test_sha256Prefix(self) -> Any:
+        """
+        ``--sha256 sha256:HEX`` is the digest; a wrong one exits 10 with no file.
+        """
+        digest = hashlib.sha256(servers.BODY).hexdigest()
+        result = yield self.fetch("-s", "--sha256", "sha256:" + digest, self.web + "/blob")
+        self.assertEqual(result, (0, []))
+        os.unlink(os.path.join(self.out, "blob"))
+        result = yield self.fetch("-s", "--sha256", "SHA256:" + "0" * 64, self.web + "/blob")
+        self.assertFailed(result, fetch_errors.EXIT_CHECKSUM)
+        self.assertEqual(self.files(), [])
+
+    @defer.inlineCallbacks
+    def test_headerLimits(self) -> Any:
+        """
+        ``--max-headers`` and ``--max-header-bytes`` bound the response headers: exit 7
+        with a sentence naming the option.
+        """
+        result = yield self.fetch("-s", "--max-headers", "2", self.web + "/blob")
+        self.assertFailed(result, fetch_errors.EXIT_TRUNCATED, "--max-headers")
+        result = yield self.fetch("-s", "--max-header-bytes", "50", self.web + "/blob")
+        self.assertFailed(result, fetch_errors.EXIT_TRUNCATED, "--max-header-bytes")
+        self.assertEqual(self.files(), [])
+
+
+class NoTracebackTests(ProcessMixin, unittest.TestCase):
+    """
+    No failure reaches stderr as a traceback: one sentence per URL, whatever failed.
+    """
+
+    def argv(self, *arguments: str) -> list[str]:
+        return journeyArgv("fetch", "--quiet", *arguments)
+
+    def assertSentence(self, result: tuple[int, list[str]], status: int, *phrases: str) -> None:
+        self.assertFailed(result, status, *phrases)
+        self.assertNotIn("Traceback", result[1][0])
+
+    @defer.inlineCallbacks
+    def test_malformedURLs(self) -> Any:
+        """
+        An unclosed IPv6 bracket (with a password, not shown), a bad port, a control
+        character: exit 2, one line each.
+        """
+        result = yield self.fetch("http://u:secret@[::1/x")
+        self.assertSentence(result, fetch_errors.EXIT_USAGE, "not a valid URL", "u:***@")
+        self.assertNotIn("secret", result[1][0])
+        result = yield self.fetch("http://127.0.0.1:99999999/")
+        self.assertSentence(result, fetch_errors.EXIT_USAGE, "bad port")
+        result = yield self.fetch("http://127.0.0.1/\x01")
+        self.assertSentence(result, fetch_errors.EXIT_USAGE, "control characters")
+
+    @defer.inlineCallbacks
+    def test_badRedirects(self) -> Any:
+        """
+        A malformed ``Location`` and one to ``ftp:``: exit 2, one line each.
+        """
+        self.root.putChild(b"bad", servers.RedirectTo(b"http://[::1/x"))
+        self.root.putChild(b"ftp", servers.RedirectTo(b"ftp://127.0.0.1/x"))
+        result = yield self.fetch(self.web + "/bad")
+        self.assertSentence(result, fetch_errors.EXIT_USAGE, "not a valid URL")
+        result = yield self.fetch(self.web + "/ftp")
+        self.assertSentence(result, fetch_errors.EXIT_USAGE, "only http:// and https://")
+        self.assertEqual(self.files(), [])
+
+    @defer.inlineCallbacks
+    def test_certificateProblems(self) -> Any:
+        """
+        A certificate for another host name, and an untrusted one: exit 5, one line
+        naming the problem (Twisted's own log of the verification stays off stderr).
+        """
+        cacert, options = servers.certificate(self.mktemp())
+        port = servers.listen(self, servers.webSite(), tls=options)
+        result = yield self.fetch("--retry", "2", "--cacert", cacert, f"https://127.0.0.1:{port}/")
+        self.assertSentence(result, fetch_errors.EXIT_TLS, "is for localhost, not 127.0.0.1")
+        result = yield self.fetch(f"https://localhost:{port}/")
+        self.assertSentence(result, fetch_errors.EXIT_TLS, "self-signed")

@@ -251,11 +251,13 @@ class ChecksTests(unittest.SynchronousTestCase):
 
     def test_checkLength(self) -> None:
         """
-        Short, long and unframed bodies are :class:`TruncatedBody`; exact ones pass.
+        Short and long bodies are :class:`TruncatedBody`; exact ones pass, and so do
+        close-delimited ones (RFC 9112 section 6.3).
         """
         semantics.check_length("u", 3, 3)
         semantics.check_length("u", None, 3)
-        for expected, received, framed in [(3, 2, True), (3, 4, True), (None, 3, False)]:
+        semantics.check_length("u", None, 3, framed=False)
+        for expected, received, framed in [(3, 2, True), (3, 4, True), (3, 2, False)]:
             with self.assertRaises(fetch_errors.TruncatedBody):
                 semantics.check_length("u", expected, received, framed)
 
@@ -305,9 +307,11 @@ class ChecksTests(unittest.SynchronousTestCase):
 
     def test_describeURL(self) -> None:
         """
-        Credentials are left out of URLs in messages.
+        Passwords are shown as ``***`` in URLs in messages, even in malformed URLs.
         """
-        self.assertEqual(fetch_errors.describe_url("http://u:secret@h:81/x"), "http://h:81/x")
+        self.assertEqual(fetch_errors.describe_url("http://u:secret@h:81/x"), "http://u:***@h:81/x")
+        self.assertEqual(fetch_errors.describe_url("http://u@h/x"), "http://u@h/x")
+        self.assertEqual(fetch_errors.describe_url("http://u:s@[::1/x"), "http://u:***@[::1/x")
 
     def test_sameOrigin(self) -> None:
         """

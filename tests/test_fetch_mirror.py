@@ -18,7 +18,7 @@ from twisted.python import usage
 from twisted.trial import unittest
 
 from tests import fetchservers as servers
-from tests.support import twistdArgv
+from tests.support import freePort, journeyArgv, twistdArgv
 from twisted_journey.fetch import Fetcher, FetchSettings
 from twisted_journey.fetch.mirror import MirrorService
 from twisted_journey.tap import fetch as tap
@@ -47,12 +47,13 @@ class OptionsTests(unittest.SynchronousTestCase):
 
     def test_required(self) -> None:
         """
-        Without ``--urls``, or with a missing file or directory, a sentence.
+        Without ``--urls``, with a missing file, or a file as the directory, a sentence (a
+        missing directory is created by the service).
         """
         for argv, phrase in [
             ([], "--urls FILE is required"),
             (["--urls", "missing"], "not a readable file"),
-            (["--urls", self.urls, "--output-dir", "missing"], "not a directory"),
+            (["--urls", self.urls, "--output-dir", self.urls], "not a directory"),
             (["--urls", self.urls, "--interval", "0"], "--interval must be"),
             (["--urls", self.urls, "--parallel", "none"], "--parallel must be"),
         ]:
@@ -210,3 +211,150 @@ class MirrorProcessTests(unittest.TestCase):
         self.assertEqual(code, 0)
         self.assertIn("Unchanged", stdout.decode())
         self.assertEqual(servers.files(out), [".mirrored.bin.http.json", "mirrored.bin"])
+
+
+class MirrorInputTests(MirrorServiceTests):
+    """
+    No input stops the refresh loop; names are never shared; nothing is written through
+    a planted link.
+    """
+
+    @defer.inlineCallbacks
+    def test_malformedLinesSkipped(self) -> Any:
+        """
+        Malformed lines are logged and skipped, the good ones are mirrored, and the
+        next pass still happens (one bad line used to end the loop for good).
+        """
+        self.writeURLs(
+            f"http://[::1/x\nhttp://]/y\n{self.base}/page  copy.bin\nhttp://h/\x01 n\n"
+            f"{self.base}/blob\n"
+        )
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        yield self.cycle()
+        self.assertEqual(
+            servers.files(self.out), [".blob.http.json", ".copy.bin.http.json", "blob", "copy.bin"]
+        )
+        skipped = [m for m in self.messages() if m.startswith("Skipped")]
+        self.assertEqual(len(skipped), 3, skipped)
+        self.clock.advance(60)
+        yield self.cycle()
+        self.assertEqual(self.service.cycles, 2)
+        self.assertEqual(len(self.blob.requests), 2)
+
+    @defer.inlineCallbacks
+    def test_sameNameTwice(self) -> Any:
+        """
+        Two lines mapping to one name (or to the other's ``.part``): the later is
+        skipped with a sentence; the file holds the first URL's body.
+        """
+        other = servers.Blob(b"other body")
+        self.root.putChild(b"other", other)
+        self.writeURLs(
+            f"{self.base}/page  copy.bin\n{self.base}/other  copy.bin\n"
+            f"{self.base}/other  copy.bin.part\n"
+        )
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        yield self.cycle()
+        self.assertEqual(servers.files(self.out), [".copy.bin.http.json", "copy.bin"])
+        with open(os.path.join(self.out, "copy.bin"), "rb") as f:
+            self.assertEqual(f.read(), servers.BODY)
+        self.assertEqual(other.requests, [])
+        skipped = [m for m in self.messages() if m.startswith("Skipped")]
+        self.assertEqual(len(skipped), 2, skipped)
+        self.assertIn("also saved as 'copy.bin'", skipped[0])
+
+    @defer.inlineCallbacks
+    def test_plantedLinks(self) -> Any:
+        """
+        Links planted at the copy's ``.part`` and its validators record (and that
+        record's old temporary name) are never written through, pass after pass: the
+        transfer fails while a link sits at the ``.part`` and succeeds once it is gone.
+        """
+        precious = os.path.join(self.out, "..", "precious")
+        with open(precious, "wb") as f:
+            f.write(b"precious")
+        os.symlink(precious, os.path.join(self.out, ".copy.bin.http.json"))
+        os.symlink(precious, os.path.join(self.out, ".copy.bin.http.json.part"))
+        os.symlink(precious, os.path.join(self.out, "copy.bin.part"))
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        yield self.cycle()
+        self.assertIn("symbolic link", "\n".join(self.messages()))
+        os.unlink(os.path.join(self.out, "copy.bin.part"))
+        self.clock.advance(60)
+        yield self.cycle()
+        self.clock.advance(60)
+        yield self.cycle()
+        with open(precious, "rb") as f:
+            self.assertEqual(f.read(), b"precious")
+        self.assertFalse(os.path.islink(os.path.join(self.out, ".copy.bin.http.json")))
+        self.assertEqual(self.blob.requests[-1]["if-none-match"], servers.ETAG.decode())
+
+    @defer.inlineCallbacks
+    def test_noPasswordLogged(self) -> Any:
+        """
+        A URL's password never reaches a log event.
+        """
+        self.writeURLs(f"http://user:secret@127.0.0.1:{freePort()}/x\n")
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        yield self.cycle()
+        text = "\n".join(self.messages())
+        self.assertIn("Failed", text)
+        self.assertNotIn("secret", text)
+
+    @defer.inlineCallbacks
+    def test_outputDirCreated(self) -> Any:
+        """
+        A missing output directory is created (parents too).
+        """
+        self.service.outputDir = os.path.join(self.out, "new", "deeper")
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        yield self.cycle()
+        self.assertIn("copy.bin", servers.files(self.service.outputDir))
+
+
+class JourneyMirrorTests(unittest.TestCase):
+    """
+    ``journey mirror --once``: the service as a command cron can judge by its status.
+    """
+
+    @defer.inlineCallbacks
+    def mirror(self, lines: str) -> Any:
+        out = os.path.abspath(self.mktemp())
+        urls = out + ".txt"
+        base = f"http://127.0.0.1:{servers.listen(self, servers.webSite())}"
+        with open(urls, "w") as f:
+            f.write(lines.format(base=base))
+        argv = journeyArgv("mirror", "--urls", urls, "--output-dir", out, "--once")
+        _, stderr, code = yield servers.runChild(argv, servers.childEnvironment(), ".")
+        return code, stderr.decode(), out
+
+    @defer.inlineCallbacks
+    def test_allGood(self) -> Any:
+        """
+        Every URL fetched: exit 0, the directory created, the log on stderr.
+        """
+        code, log, out = yield self.mirror("{base}/blob  m.bin\n")
+        self.assertEqual(code, 0, log)
+        self.assertEqual(servers.files(out), [".m.bin.http.json", "m.bin"])
+        self.assertIn("Updated", log)
+
+    @defer.inlineCallbacks
+    def test_failureExitStatus(self) -> Any:
+        """
+        One URL failed: the exit status is its class's code (8 for an HTTP status), the
+        good one is still mirrored, and no "next try" is promised after the last pass.
+        """
+        code, log, out = yield self.mirror(
+            "{base}/blob  m.bin\n{base}/status/500\nbad line here x\n"
+        )
+        self.assertEqual(code, 8, log)
+        self.assertEqual(servers.files(out), [".m.bin.http.json", "m.bin"])
+        self.assertIn("500", log)
+        self.assertIn("Skipped", log)
+        self.assertNotIn("next try", log)
+        self.assertNotIn("Traceback", log)

@@ -266,6 +266,29 @@ def _fetch(args: argparse.Namespace) -> int:
     return fetchcli.run(args, twisted=twistedAvailable())
 
 
+# --- journey mirror -----------------------------------------------------------------------
+
+
+def _configureMirror(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--urls", required=True, metavar="FILE", help="file of URLs to mirror, one per line")
+    add("--output-dir", default=".", metavar="DIR", help="directory for the copies [.]")
+    add("--interval", default="3600", metavar="S", help="seconds between refreshes [3600]")
+    add("--parallel", default="4", metavar="N", help="transfers at once [4]")
+    add("--once", action="store_true", help="one pass; exit 0 only if every URL succeeded")
+
+
+def _mirror(args: argparse.Namespace) -> int:
+    """
+    Keep copies of URLs fresh; with ``--once``, exit non-zero when any URL failed.
+    """
+    if not twistedAvailable():
+        return _fail("mirror", "needs Twisted, which is not installed.", 2)
+    from twisted_journey.fetch import mirror
+
+    return mirror.run(args)
+
+
 # --- the command -------------------------------------------------------------------------
 
 
@@ -303,6 +326,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     _configureFetch(fetch)
     fetch.set_defaults(run=_fetch)
+    mirror = commands.add_parser(
+        "mirror",
+        help="keep local copies of a list of URLs fresh (--once: for cron)",
+        description=(
+            "What twistd journey-fetch runs, as a command: refresh every URL of FILE into "
+            "DIR with conditional GETs; with --once, one pass whose exit status says "
+            "whether every URL succeeded."
+        ),
+    )
+    _configureMirror(mirror)
+    mirror.set_defaults(run=_mirror)
     return parser
 
 

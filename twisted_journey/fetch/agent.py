@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_fetch_integration -*-
+# -*- test-case-name: tests.test_fetch_integration,tests.test_fetch_answers -*-
 """
 The default agent of :class:`twisted_journey.fetch.Fetcher`: what Twisted's ``Agent``
 does not do by itself.
@@ -9,8 +9,9 @@ does not do by itself.
   the proxy never sees the request in clear.
 - :class:`TLSPolicy` verifies against the system CAs, or only those of a ``--cacert``
   file, or (``--insecure``) not at all.
-- :func:`surplusNoticingPool` marks a response whose server sent bytes past its
-  ``Content-Length`` (Twisted drops them silently), so a too-long body is an error.
+- :func:`journeyPool` bounds response headers and marks a response whose server sent
+  bytes past its ``Content-Length`` (Twisted drops them silently), so a too-long body is
+  an error.
 - :func:`classify` turns what ``Agent``, ``RedirectAgent`` and the body fail with
   (``ResponseNeverReceived``, ``_DataLoss``, ``SSL.Error``, ...) into the
   :class:`~twisted_journey.fetch.errors.FetchError` a person and a caller can use.
@@ -19,7 +20,7 @@ does not do by itself.
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.request import getproxies
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -46,7 +47,17 @@ from twisted_journey.fetch.errors import (
     UnsupportedURL,
 )
 
-__all__ = ["EnvironmentAgent", "TLSPolicy", "TunnelEndpoint", "classify", "surplusNoticingPool"]
+if TYPE_CHECKING:
+    from twisted_journey.fetch.client import FetchSettings
+
+__all__ = [
+    "CertificateRejected",
+    "EnvironmentAgent",
+    "TLSPolicy",
+    "TunnelEndpoint",
+    "classify",
+    "journeyPool",
+]
 
 _DONE = Failure(ResponseDone())
 
@@ -64,6 +75,9 @@ class _Unverified:
         self._context = CertificateOptions().getContext()
 
     def clientConnectionForTLS(self, tlsProtocol: object) -> Any:
+        """
+        A client TLS connection for ``tlsProtocol``.
+        """
         from OpenSSL import SSL
 
         connection = SSL.Connection(self._context, None)
@@ -100,11 +114,113 @@ class TLSPolicy:
                 raise TLSError(f"--cacert {cacert!r} holds no PEM certificate.")
 
     def creatorForNetloc(self, hostname: bytes, port: int) -> Any:
+        """
+        The connection creator for ``hostname``: verifying (naming what is wrong with a
+        refused certificate), or with ``insecure`` not.
+        """
         if self.insecure:
             return _Unverified(hostname)
         from twisted.internet.ssl import optionsForClientTLS
 
-        return optionsForClientTLS(hostname.decode("ascii"), trustRoot=self._trustRoot)
+        name = hostname.decode("ascii")
+        return _Diagnosing(optionsForClientTLS(name, trustRoot=self._trustRoot), name)
+
+
+#: OpenSSL's X509_V_ERR_* codes a person meets, and what they mean.
+_CERTIFICATE_PROBLEMS = {
+    2: "its issuer's certificate is not available",
+    9: "the certificate is not valid yet",
+    10: "the certificate has expired",
+    18: "the certificate is self-signed and not trusted (use --cacert FILE to trust it)",
+    19: "the certificate chain ends in an untrusted self-signed certificate "
+    "(use --cacert FILE to trust its CA)",
+    20: "the certificate is signed by an untrusted or unknown CA "
+    "(use --cacert FILE to trust its CA)",
+    21: "the certificate is signed by an untrusted or unknown CA "
+    "(use --cacert FILE to trust its CA)",
+    23: "the certificate has been revoked",
+    26: "the certificate is not meant for a TLS server",
+}
+
+
+def _patternText(pattern: Any) -> str:
+    """
+    The host name or address a certificate's ``service_identity`` pattern names.
+    """
+    value = getattr(pattern, "pattern", None)
+    if value is None:
+        value = getattr(pattern, "ip", pattern)
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace")
+    return str(value)
+
+
+class CertificateRejected(Exception):  # noqa: N818
+    """
+    Why a server's certificate was refused (expired, untrusted, another host name), the
+    reason a TLS connection is aborted with; :func:`classify` makes it a ``TLSError``.
+    """
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _Diagnosing:
+    """
+    Twisted's verifying connection creator, with a verify callback that checks the chain
+    as OpenSSL did and the host name as Twisted does (``service_identity``), and on
+    failure aborts the handshake (``TLSMemoryBIOProtocol.failVerification``) with a
+    :class:`CertificateRejected` naming the problem: the failure says what is wrong,
+    nothing is logged, and no traceback reaches stderr.
+    """
+
+    def __init__(self, creator: Any, hostname: str) -> None:
+        self.creator = creator
+        self.hostname = hostname
+
+    def clientConnectionForTLS(self, tlsProtocol: object) -> Any:
+        """
+        A client TLS connection for ``tlsProtocol``.
+        """
+        from OpenSSL import SSL
+        from service_identity import VerificationError
+        from service_identity.hazmat import DNS_ID, IPAddress_ID, verify_service_identity
+        from service_identity.pyopenssl import extract_patterns
+
+        connection = self.creator.clientConnectionForTLS(tlsProtocol)
+        hostname = self.hostname
+        try:
+            import ipaddress
+
+            ipaddress.ip_address(hostname)
+            wanted: Any = IPAddress_ID(hostname)
+        except ValueError:
+            wanted = DNS_ID(hostname)
+
+        rejected = False
+
+        def reject(problem: str) -> bool:
+            nonlocal rejected
+            if not rejected:
+                rejected = True
+                tlsProtocol.failVerification(Failure(CertificateRejected(problem)))  # type: ignore[attr-defined]
+            return False
+
+        def verify(conn: Any, cert: Any, err: int, depth: int, ok: int) -> bool:
+            if rejected:
+                return False
+            if not ok:
+                return reject(_CERTIFICATE_PROBLEMS.get(err, f"certificate verify error {err}"))
+            if depth == 0:
+                try:
+                    verify_service_identity(extract_patterns(cert), [wanted], [])
+                except VerificationError:
+                    names = ", ".join(_patternText(p) for p in extract_patterns(cert))
+                    return reject(
+                        f"the certificate is for {names or 'no host name'}, not {hostname}"
+                    )
+            return True
+
+        connection.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, verify)
+        return connection
 
 
 def _proxyAuthorization(proxy: str) -> bytes | None:
@@ -123,6 +239,9 @@ def _proxyAuthorization(proxy: str) -> bytes | None:
 
 
 def _hostPort(proxy: str) -> tuple[str, int]:
+    """
+    The host and port of a proxy URL (port 80 when absent).
+    """
     from urllib.parse import urlsplit
 
     parts = urlsplit(proxy)
@@ -144,12 +263,18 @@ class _TunnelProtocol(Protocol):
         self.wrapped: Any = None
 
     def connectionMade(self) -> None:
+        """
+        Send the ``CONNECT`` request.
+        """
         lines = [b"CONNECT " + self.target + b" HTTP/1.1", b"Host: " + self.target]
         if self.auth:
             lines.append(b"Proxy-Authorization: " + self.auth)
         self.transport.write(b"\r\n".join([*lines, b"", b""]))  # type: ignore[union-attr]
 
     def dataReceived(self, data: bytes) -> None:
+        """
+        Read the proxy's answer; after a 200, pass every byte to the real protocol.
+        """
         if self.wrapped is not None:
             self.wrapped.dataReceived(data)
             return
@@ -172,6 +297,9 @@ class _TunnelProtocol(Protocol):
             self.wrapped.dataReceived(rest)
 
     def _refuse(self, status: bytes) -> None:
+        """
+        The proxy said no: fail the connection attempt with its status line.
+        """
         ready, self.ready = self.ready, None  # type: ignore[assignment]
         text = status.decode("latin-1")
         ready.errback(
@@ -180,6 +308,9 @@ class _TunnelProtocol(Protocol):
         self.transport.loseConnection()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = _DONE) -> None:
+        """
+        Pass the loss on, or fail the attempt when the tunnel never opened.
+        """
         if self.wrapped is not None:
             self.wrapped.connectionLost(reason)
         elif self.ready is not None:
@@ -193,25 +324,45 @@ class TunnelEndpoint:
     Connects to ``host``:``port`` through an HTTP proxy's ``CONNECT`` tunnel.
     """
 
-    def __init__(self, proxyEndpoint: Any, host: str, port: int, auth: bytes | None = None):
+    def __init__(
+        self,
+        proxyEndpoint: Any,
+        host: str,
+        port: int,
+        auth: bytes | None = None,
+        proxyName: str = "the proxy",
+    ):
         self.proxyEndpoint = proxyEndpoint
+        self.proxyName = proxyName
         self.target = (
             f"{host}:{port}".encode("idna") if ":" not in host else f"[{host}]:{port}".encode()
         )
         self.auth = auth
 
     def connect(self, protocolFactory: Any) -> Deferred[Any]:
+        """
+        Connect to the proxy, ask for the tunnel, then start ``protocolFactory``'s protocol in it.
+        """
         ready: Deferred[Any] = Deferred()
         factory = Factory.forProtocol(
             lambda: _TunnelProtocol(self.target, self.auth, protocolFactory, ready)
         )
 
         def failed(failure: Failure) -> None:
+            """
+            The proxy could not be reached: fail the attempt.
+            """
             if not ready.called:
                 ready.errback(failure)
 
         self.proxyEndpoint.connect(factory).addErrback(failed)
-        return ready
+        return ready.addErrback(self.proxyFailure)
+
+    def proxyFailure(self, failure: Failure) -> Any:
+        """
+        A failure to reach the proxy, as a :class:`NetworkError` naming the proxy.
+        """
+        return _proxyFailure(failure, self.proxyName)
 
 
 @implementer(IAgentEndpointFactory)
@@ -220,7 +371,7 @@ class _Endpoints:
     Endpoints for direct connections, and for https through a ``CONNECT`` proxy.
     """
 
-    def __init__(self, reactor: Any, settings: Any, policy: IPolicyForHTTPS) -> None:
+    def __init__(self, reactor: Any, settings: FetchSettings, policy: IPolicyForHTTPS) -> None:
         self.reactor = reactor
         self.settings = settings
         self.policy = policy
@@ -229,6 +380,9 @@ class _Endpoints:
         self._tcp: dict[tuple[str, int], Any] = {}
 
     def tcp(self, host: str, port: int) -> Any:
+        """
+        The (cached) TCP endpoint for ``host``:``port``, with the connect timeout.
+        """
         endpoint = self._tcp.get((host, port))
         if endpoint is None:
             timeout = self.settings.connectTimeout or 30
@@ -238,6 +392,9 @@ class _Endpoints:
         return endpoint
 
     def endpointForURI(self, uri: URI) -> Any:
+        """
+        The endpoint for ``uri``: TCP, or TLS over TCP or over a ``CONNECT`` tunnel.
+        """
         host = uri.host.decode("ascii")
         if uri.scheme != b"https":
             return self.tcp(host, uri.port)
@@ -245,7 +402,11 @@ class _Endpoints:
         proxy = semantics.proxy_for(url, self.proxies)
         if proxy:
             inner: Any = TunnelEndpoint(
-                self.tcp(*_hostPort(proxy)), host, uri.port, _proxyAuthorization(proxy)
+                self.tcp(*_hostPort(proxy)),
+                host,
+                uri.port,
+                _proxyAuthorization(proxy),
+                _proxyName(proxy),
             )
         else:
             inner = self.tcp(host, uri.port)
@@ -259,7 +420,7 @@ class EnvironmentAgent:
     proxy applies, everything else (https tunnelled or direct) through ``Agent``.
     """
 
-    def __init__(self, reactor: Any, pool: HTTPConnectionPool, settings: Any) -> None:
+    def __init__(self, reactor: Any, pool: HTTPConnectionPool, settings: FetchSettings) -> None:
         self.reactor = reactor
         self.pool = pool
         self.settings = settings
@@ -272,6 +433,9 @@ class EnvironmentAgent:
     def request(
         self, method: bytes, uri: bytes, headers: Headers | None = None, bodyProducer: Any = None
     ) -> Deferred[IResponse]:
+        """
+        Issue the request directly or through the proxy the environment gives.
+        """
         url = uri.decode("ascii")
         proxy = (
             semantics.proxy_for(url, self.endpoints.proxies) if url.startswith("http:") else None
@@ -286,47 +450,74 @@ class EnvironmentAgent:
         if auth:
             headers = headers.copy() if headers is not None else Headers()
             headers.setRawHeaders(b"proxy-authorization", [auth])
-        return agent.request(method, uri, headers, bodyProducer)
+        d = agent.request(method, uri, headers, bodyProducer)
+        return d.addErrback(_proxyFailure, _proxyName(proxy))
 
 
-def surplusNoticingPool(reactor: Any) -> HTTPConnectionPool:
+def _proxyName(proxy: str) -> str:
     """
-    A persistent pool whose connections notice bytes past the end of a response (a body
-    longer than its ``Content-Length``, which Twisted otherwise drops silently) and mark
-    the response with them.  Uses a private hook; without it, a plain pool.
+    How messages name a proxy: ``the proxy HOST port PORT``.
     """
-    try:
-        from twisted.web._newclient import HTTP11ClientProtocol
-        from twisted.web.client import _HTTP11ClientFactory
-    except ImportError:  # pragma: no cover
-        return HTTPConnectionPool(reactor)
+    host, port = _hostPort(proxy)
+    return f"the proxy {host} port {port}"
 
-    class Protocol(HTTP11ClientProtocol):
-        def _finishResponse_WAITING(self, rest: bytes) -> None:
-            response = getattr(self._parser, "response", None)
-            if rest and response is not None:
-                response.journeySurplus = len(rest)
-            super()._finishResponse_WAITING(rest)
 
-    class ClientFactory(_HTTP11ClientFactory):
-        noisy = False
+def _proxyFailure(failure: Failure, name: str) -> Any:
+    """
+    Re-raise a failure to connect to a proxy as a :class:`NetworkError` naming the proxy
+    (not the target, which was never reached); pass other failures through.
+    """
+    from twisted.internet import error
 
-        def buildProtocol(self, addr: Any) -> Any:
-            return Protocol(self._quiescentCallback)
+    if failure.check(error.ConnectionRefusedError):
+        raise NetworkError(f"connection to {name} refused: is the proxy running?")
+    if failure.check(error.DNSLookupError):
+        raise NetworkError(f"cannot resolve the host name of {name}.")
+    if failure.check(error.TimeoutError):
+        raise Timeout(f"cannot connect to {name} in time (--connect-timeout).")
+    if failure.check(error.ConnectError) and not failure.check(error.ConnectingCancelledError):
+        raise NetworkError(f"cannot reach {name}: {failure.value}.")
+    return failure
 
-    class Pool(HTTPConnectionPool):
-        _factory = ClientFactory
 
-    return Pool(reactor)
+def journeyPool(reactor: Any, maxHeaderBytes: int, maxHeaders: int) -> HTTPConnectionPool:
+    """
+    A persistent pool whose connections bound response headers (size and count) and
+    notice bytes past a response's ``Content-Length``; see
+    :func:`twisted_journey._twisted.journeyPool`, home of the Twisted internals it needs.
+    """
+    from twisted_journey import _twisted
+
+    return _twisted.journeyPool(reactor, maxHeaderBytes, maxHeaders)
 
 
 # --- classifying failures ----------------------------------------------------------------------
 
 
-def classify(failure: Failure, url: str, deadline: Deadline | None = None) -> FetchError:
+def classify(
+    failure: Failure, url: str, deadline: Deadline | None = None, reported: str | None = None
+) -> FetchError:
     """
     The :class:`FetchError` for a failure of the agent or the body.
+
+    :param url: the URL requested when it failed (a redirect hop: its host and port are
+        the ones named).
+    :param reported: the URL the caller asked for, recorded on the error (default ``url``).
     """
+    error = _classify(failure, url, deadline)
+    if reported is not None and (not error.url or error.url == url):
+        error.url = reported
+    return error
+
+
+def _classify(failure: Failure, url: str, deadline: Deadline | None) -> FetchError:
+    """
+    The :class:`FetchError` for ``failure``, naming ``url``'s host and port.
+    """
+    try:
+        from service_identity import VerificationError
+    except ImportError:  # pragma: no cover (Twisted[tls] brings it)
+        VerificationError = CertificateRejected  # type: ignore[misc,assignment]
     from twisted.internet import error
     from twisted.web import _newclient
     from twisted.web.error import InfiniteRedirection, RedirectWithNoLocation, SchemeNotSupported
@@ -341,6 +532,12 @@ def classify(failure: Failure, url: str, deadline: Deadline | None = None) -> Fe
     host, port = _hostPortOf(url)
     reasons = getattr(value, "reasons", None) or []
     for reason in [failure, *reasons]:
+        if reason.check(CertificateRejected):
+            return TLSError(f"TLS with {host} port {port} failed: {reason.value}.", url)
+        if reason.check(VerificationError):
+            return TLSError(
+                f"TLS with {host} port {port} failed: the certificate is not for {host}.", url
+            )
         if reason.check(InfiniteRedirection):
             return TooManyRedirects(f"too many redirects (more than --max-redirs) from {url}.", url)
         if reason.check(RedirectWithNoLocation):
@@ -348,16 +545,14 @@ def classify(failure: Failure, url: str, deadline: Deadline | None = None) -> Fe
         if reason.check(_newclient._DataLoss):
             return TruncatedBody("the body was cut short; nothing saved.", url)
         if reason.check(FetchError):
-            return classify(reason, url, deadline)
+            return _classify(reason, url, deadline)
         try:
             from OpenSSL import SSL
 
             if reason.check(SSL.Error):
-                return TLSError(
-                    f"TLS with {host} failed: {_sslReason(reason.value)} "
-                    "(use --cacert FILE to trust its CA).",
-                    url,
-                )
+                why = _sslReason(reason.value)
+                hint = " (use --cacert FILE to trust its CA)" if "CA" in why else ""
+                return TLSError(f"TLS with {host} port {port} failed: {why}{hint}.", url)
         except ImportError:  # pragma: no cover
             pass
     if failure.check(error.DNSLookupError):
@@ -388,6 +583,9 @@ def _sslReason(value: BaseException) -> str:
 
 
 def _hostPortOf(url: str) -> tuple[str, int | str]:
+    """
+    The host and port (``?`` when invalid) of ``url``, for messages.
+    """
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)

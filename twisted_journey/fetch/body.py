@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_fetch_api -*-
+# -*- test-case-name: tests.test_fetch_api,tests.test_fetch_answers -*-
 """
 Receiving one response body for :mod:`twisted_journey.fetch`: timers, decoding, writing.
 
@@ -73,6 +73,9 @@ class Deadline:
             self._idleCall.reset(self.idle)
 
     def _fire(self, kind: str) -> None:
+        """
+        A timer fired: remember which, stop both, stop the transfer.
+        """
         self.expired = kind
         self.cancel()
         self._stop()
@@ -97,32 +100,72 @@ class Deadline:
 class Decoder:
     """
     gzip/deflate decoding that refuses to inflate past a size or a ratio.
+
+    A gzip body of several members (``cat a.gz b.gz``) decodes whole, as ``gzip -d``
+    does.  After the last member, zero bytes (padding) are ignored, as ``gzip -d`` does;
+    any other trailing bytes are a :class:`ProtocolError` and nothing is saved: they are
+    either a damaged member or not gzip at all, and a file silently missing its end is
+    worse than an error.  The same holds for bytes after a deflate stream.
+
+    :ivar next: the decoder the output goes through next (stacked codings), or ``None``.
     """
 
-    def __init__(self, encoding: str, maxSize: int, maxRatio: float) -> None:
-        self.encoding = encoding
+    def __init__(
+        self, encoding: str, maxSize: int, maxRatio: float, next: Decoder | None = None
+    ) -> None:
+        self.encoding = "gzip" if encoding == "x-gzip" else encoding
         self.maxSize = maxSize
         self.maxRatio = maxRatio
+        self.next = next
         self.encoded = self.decoded = 0
         self._raw = False
-        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
+        self._tail = b""
+        self._padding = False
+        self._z = self._decompressor()
+
+    @classmethod
+    def chain(cls, codings: list[str], maxSize: int, maxRatio: float) -> Decoder:
+        """
+        Decoders undoing ``codings`` (in the order they were applied), last one first.
+        """
+        decoder: Decoder | None = None
+        for coding in codings:
+            decoder = cls(coding, maxSize, maxRatio, decoder)
+        assert decoder is not None
+        return decoder
+
+    def _decompressor(self) -> Any:
+        """
+        A fresh ``zlib`` decompressor for this coding.
+        """
+        if self.encoding == "gzip":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        return zlib.decompressobj(-zlib.MAX_WBITS if self._raw else zlib.MAX_WBITS)
 
     def decode(self, data: bytes, write: Callable[[bytes], object]) -> None:
         """
-        Decode ``data``, handing the output to ``write`` 64 KiB at a time.
+        Decode ``data``, handing the output to ``write`` 64 KiB at a time (through
+        :attr:`next` first, when stacked).
 
         :raises TooLarge: past the size or ratio cap.
         :raises ProtocolError: when the data is not valid gzip/deflate.
         """
+        if self.next is not None:
+            following, sink = self.next, write
+            write = lambda piece: following.decode(piece, sink)  # noqa: E731
         self.encoded += len(data)
         while data:
+            if self._z.eof:
+                data = self._afterEnd(data)
+                if not data:
+                    return
             try:
                 piece = self._z.decompress(data, 1 << 16)
             except zlib.error:
                 if self.encoding == "deflate" and not self._raw and self.decoded == 0:
                     # "deflate" is meant to be zlib-wrapped, but some servers send raw.
                     self._raw = True
-                    self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+                    self._z = self._decompressor()
                     continue
                 raise ProtocolError(f"the body is not valid {self.encoding} data.") from None
             self.decoded += len(piece)
@@ -138,16 +181,37 @@ class Decoder:
                 )
             if piece:
                 write(piece)
-            data = self._z.unconsumed_tail
-            if self._z.eof:
-                break
+            data = self._z.unused_data if self._z.eof else self._z.unconsumed_tail
+
+    def _afterEnd(self, data: bytes) -> bytes:
+        """
+        Bytes after a complete stream: the start of another gzip member (returned, to be
+        fed to a fresh decompressor), zero padding (dropped), or an error.
+        """
+        if self._padding or (data[:1] == b"\0" and not self._tail):
+            if data.strip(b"\0"):
+                raise ProtocolError(
+                    f"the {self.encoding} body has data after its end; nothing saved."
+                )
+            self._padding = True
+            return b""
+        self._tail += data
+        if self.encoding == "gzip" and b"\x1f\x8b"[: len(self._tail)] == self._tail[:2]:
+            if len(self._tail) < 2:
+                return b""  # half a magic number: wait for the next byte
+            data, self._tail = self._tail, b""
+            self._z = self._decompressor()
+            return data
+        raise ProtocolError(f"the {self.encoding} body has data after its end; nothing saved.")
 
     def finish(self) -> None:
         """
-        :raises TruncatedBody: when the compressed stream did not end.
+        :raises TruncatedBody: when the compressed stream (or a stacked one) did not end.
         """
-        if not self._z.eof:
+        if not self._z.eof or self._tail:
             raise TruncatedBody(f"the {self.encoding} body ended before its end marker.")
+        if self.next is not None:
+            self.next.finish()
 
 
 class Spool:
@@ -156,13 +220,19 @@ class Spool:
     the transport is paused while more than ``highWater`` bytes wait.
 
     Bytes are handed over in batches of ``batch`` bytes (as a list of chunks, for
-    ``writev``); a small body never reaches the thread before :meth:`finish`, which runs
-    the last write and a final call (close, verify, rename) in one trip to the thread.
+    ``writev``); :meth:`finish` runs the last write and a final call (close, verify,
+    rename) in one trip to the thread.  A body of at most ``inline`` bytes never reaches
+    the thread: :meth:`finish` writes it and makes the final call on the reactor thread,
+    which for small files costs less than the trip (and the lock contention) it saves.
     Without a thread pool (an in-memory test reactor), writes happen at once.
     """
 
     batch = 512 * 1024
     highWater = 2 * MiB
+    #: A body this small, finished before any batch went to the thread, is written on the
+    #: reactor thread: one open, write and rename costs less than the trip to the thread
+    #: and back (measured: see docs/benchmarks/fetch.rst).
+    inline = 64 * 1024
 
     def __init__(self, reactor: object, write: Callable[[list[bytes]], None]) -> None:
         self._write = write
@@ -173,9 +243,17 @@ class Spool:
         self._closing: Deferred[None] | None = None
         self._then: Callable[[], object] | None = None
         self._finalSent = False
+        self._sent = False
         self._error: BaseException | None = None
         self.producer: Any = None
         self._paused = False
+
+    @property
+    def error(self) -> BaseException | None:
+        """
+        The writer thread's error (a full disk, say), or ``None``.
+        """
+        return self._error
 
     def write(self, data: bytes) -> None:
         """
@@ -195,6 +273,9 @@ class Spool:
             self.producer.pauseProducing()
 
     def _flush(self) -> None:
+        """
+        Hand the queued chunks (and, when finishing, the final call) to the thread.
+        """
         data, self._pending = self._pending, []
         self._pendingSize = 0
         self._busy = True
@@ -213,12 +294,18 @@ class Spool:
         ).addCallbacks(self._written, self._failed)
 
     def _writeThen(self, data: list[bytes], then: Callable[[], object] | None) -> None:
+        """
+        On the thread: write ``data``, then call ``then``.
+        """
         if data:
             self._write(data)
         if then is not None:
             then()
 
     def _written(self, _: object) -> None:
+        """
+        A batch was written: resume the transport, send the next batch or finish.
+        """
         self._busy = False
         if self._paused and self.producer:
             self._paused = False
@@ -233,6 +320,9 @@ class Spool:
             self._flush()
 
     def _failed(self, failure: Failure) -> None:
+        """
+        A write failed: remember the error, stop the transfer, fail :meth:`finish`.
+        """
         self._busy = False
         self._error = failure.value
         if self.producer:
@@ -249,7 +339,16 @@ class Spool:
         self.producer = None
         if self._error is not None:
             return fail(self._error)
-        if self._threads is None:
+        if self._threads is None or (
+            not self._busy and not self._sent and self._pendingSize <= self.inline
+        ):
+            if self._pending:
+                data, self._pending = self._pending, []
+                self._pendingSize = 0
+                try:
+                    self._write(data)
+                except Exception as e:
+                    return fail(e)
             try:
                 if then is not None:
                     then()
@@ -289,15 +388,24 @@ class BodyReceiver(Protocol):
         self.done: Deferred[bool] = Deferred(lambda _: self._cancel())
 
     def _cancel(self) -> None:
+        """
+        Stop the transfer (the caller cancelled :attr:`done`).
+        """
         if self.transport is not None:
             self.transport.stopProducing()  # type: ignore[attr-defined]
 
     def connectionMade(self) -> None:
+        """
+        The body starts: the timers and the spool may now stop or pause it.
+        """
         self.deadline.watch(self.transport.stopProducing)  # type: ignore[union-attr]
         if self.spool is not None:
             self.spool.producer = self.transport
 
     def dataReceived(self, data: bytes) -> None:
+        """
+        Body bytes: restart the idle timer, decode, queue for the disk, report.
+        """
         self.received += len(data)
         self.deadline.poke()
         try:
@@ -314,16 +422,30 @@ class BodyReceiver(Protocol):
         self.progress(len(data))
 
     def _stop(self, error: FetchError) -> None:
+        """
+        Stop the transfer because of ``error`` (the first one wins).
+        """
         if self.error is None:
             self.error = error
             self.transport.stopProducing()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = _DONE) -> None:
+        """
+        The body ended: fire :attr:`done` with the outcome.
+        """
         from twisted.web.http import PotentialDataLoss
 
         if self.done.called:  # cancelled
             return
-        if self.error is not None:
+        if self.deadline.expired:
+            # Whatever the framing: a close-delimited body stopped by the clock would
+            # otherwise look complete.
+            self.done.errback(self.deadline.error(""))
+        elif self.spool is not None and self.spool.error is not None and self.error is None:
+            # The writer thread failed (a full disk) and stopped the transfer: a file
+            # error, not a cut body, and not worth retrying.
+            self.done.errback(FileError(f"cannot write the file: {self.spool.error}."))
+        elif self.error is not None:
             self.done.errback(self.error)
         elif reason.check(ResponseDone, PotentialDataLoss):
             try:
@@ -348,10 +470,16 @@ class Discard(Protocol):
         self.done: Deferred[None] = Deferred()
 
     def connectionMade(self) -> None:
+        """
+        The body starts: the timers and the spool may now stop or pause it.
+        """
         if not (isinstance(self.length, int) and self.length <= 65536):
             self.transport.stopProducing()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = _DONE) -> None:
+        """
+        The body ended: fire :attr:`done` with the outcome.
+        """
         self.done.callback(None)
 
 

@@ -14,35 +14,186 @@ else the code of the first failure, with one line per failed URL on stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from twisted_journey import settings
-from twisted_journey.fetch import cli as fetchcli
 from twisted_journey.fetch import errors as fetch_errors
 from twisted_journey.fetch import files, semantics
 
-__all__ = ["add_basic_arguments", "check_arguments", "configure", "run"]
+if TYPE_CHECKING:
+    from twisted_journey.fetch.client import FetchSettings
 
+__all__ = ["PROGRAM", "FetchCommand", "add_basic_arguments", "check_arguments", "configure", "run"]
+
+#: The program name in messages.
 PROGRAM = "journey fetch"
 
-#: Options only the Twisted engine has, with their defaults (to refuse them without it).
-TWISTED_ONLY: dict[str, object] = {
-    "no_clobber": False,
-    "parallel": 1,
-    "connect_timeout": None,
-    "idle_timeout": None,
-    "max_time": None,
-    "retry": 0,
-    "continue_": False,
-    "newer": False,
-    "compressed": False,
-    "cacert": None,
-    "insecure": False,
-    "header": [],
-    "sha256": None,
-}
+
+def _option(flag: str, twin: bool = False, dest: str | None = None) -> dict[str, Any]:
+    """
+    A :class:`FetchCommand` field's metadata: its command-line ``flag``, whether the
+    stdlib twin has it too, and its argparse ``dest`` (default: the field's name).
+    """
+    return {"flag": flag, "twin": twin, "dest": dest}
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchCommand:
+    """
+    One ``journey fetch`` command line, parsed once (stdlib only: the twin's path uses it
+    too).  ``None`` means "not given": the engine's own default applies, so no default is
+    written twice.  :meth:`settings` derives the Twisted engine's
+    :class:`~twisted_journey.fetch.client.FetchSettings`; :meth:`twistedOnly` names the
+    options the stdlib twin lacks.
+
+    :ivar urls: the URLs, in order.
+    :ivar output: ``-o FILE`` (``-``: standard output).
+    :ivar outputDir: ``--output-dir DIR``.
+    :ivar contentDisposition: name files from ``Content-Disposition``.
+    :ivar maxRedirects: ``--max-redirs N``.
+    :ivar quiet: ``-q``/``-s``: no progress bar.
+    :ivar createDirs: ``--create-dirs``.
+    :ivar noClobber: skip URLs whose file exists.
+    :ivar parallel: transfers at once.
+    :ivar connectTimeout: seconds to connect.
+    :ivar idleTimeout: seconds without data.
+    :ivar maxTime: seconds for each attempt.
+    :ivar retries: ``--retry N``.
+    :ivar retryDelay: seconds before the first retry.
+    :ivar resume: ``-C``: keep and continue ``.part`` files.
+    :ivar newer: ``-N``: conditional GET.
+    :ivar compressed: ask for gzip/deflate and decode it.
+    :ivar maxDecodedSize: cap on a decoded body.
+    :ivar maxHeaderBytes: cap on the bytes of response headers.
+    :ivar maxHeaders: cap on the number of response header fields.
+    :ivar cacert: a PEM file of CAs to trust.
+    :ivar insecure: ``-k``: do not verify certificates.
+    :ivar headers: ``-H`` request headers.
+    :ivar proxy: ``-x URL``: the proxy for every URL (instead of the environment's).
+    :ivar credentials: ``-u USER:PASSWORD``.
+    :ivar sha256: the body's expected SHA-256.
+    :ivar progress: show a progress bar even when stderr is not a terminal.
+    """
+
+    urls: tuple[str, ...] = dataclasses.field(metadata=_option("URL", twin=True))
+    output: str | None = dataclasses.field(default=None, metadata=_option("-o", True))
+    outputDir: str | None = dataclasses.field(
+        default=None, metadata=_option("--output-dir", True, "output_dir")
+    )
+    contentDisposition: bool = dataclasses.field(
+        default=False, metadata=_option("--content-disposition", True, "content_disposition")
+    )
+    maxRedirects: int | None = dataclasses.field(
+        default=None, metadata=_option("--max-redirs", True, "max_redirs")
+    )
+    quiet: bool = dataclasses.field(default=False, metadata=_option("-q", True))
+    createDirs: bool = dataclasses.field(
+        default=False, metadata=_option("--create-dirs", True, "create_dirs")
+    )
+    noClobber: bool = dataclasses.field(default=False, metadata=_option("--no-clobber"))
+    parallel: int | None = dataclasses.field(default=None, metadata=_option("--parallel"))
+    connectTimeout: float | None = dataclasses.field(
+        default=None, metadata=_option("--connect-timeout")
+    )
+    idleTimeout: float | None = dataclasses.field(default=None, metadata=_option("--idle-timeout"))
+    maxTime: float | None = dataclasses.field(default=None, metadata=_option("--max-time"))
+    retries: int | None = dataclasses.field(default=None, metadata=_option("--retry"))
+    retryDelay: float | None = dataclasses.field(default=None, metadata=_option("--retry-delay"))
+    resume: bool = dataclasses.field(default=False, metadata=_option("--continue"))
+    newer: bool = dataclasses.field(default=False, metadata=_option("--newer"))
+    compressed: bool = dataclasses.field(default=False, metadata=_option("--compressed"))
+    maxDecodedSize: int | None = dataclasses.field(
+        default=None, metadata=_option("--max-decoded-size")
+    )
+    maxHeaderBytes: int | None = dataclasses.field(
+        default=None, metadata=_option("--max-header-bytes")
+    )
+    maxHeaders: int | None = dataclasses.field(default=None, metadata=_option("--max-headers"))
+    cacert: str | None = dataclasses.field(default=None, metadata=_option("--cacert"))
+    insecure: bool = dataclasses.field(default=False, metadata=_option("--insecure"))
+    headers: tuple[tuple[str, str], ...] = dataclasses.field(
+        default=(), metadata=_option("--header")
+    )
+    proxy: str | None = dataclasses.field(default=None, metadata=_option("--proxy"))
+    credentials: tuple[str, str] | None = dataclasses.field(
+        default=None, metadata=_option("--user")
+    )
+    sha256: str | None = dataclasses.field(default=None, metadata=_option("--sha256"))
+    progress: bool = dataclasses.field(default=False, metadata=_option("--progress"))
+
+    @classmethod
+    def fromArguments(cls, args: argparse.Namespace) -> FetchCommand:
+        """
+        The command parsed by :func:`configure`'s parser (or the twin's, which lacks the
+        Twisted-only options: they keep their "not given" values).
+        """
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            dest = field.metadata["dest"] or field.name
+            if hasattr(args, dest):
+                values[field.name] = getattr(args, dest)
+        values["urls"] = tuple(values.get("urls") or ())
+        values["headers"] = tuple(values.get("headers") or ())
+        return cls(**values)
+
+    def twistedOnly(self) -> list[str]:
+        """
+        The flags given that only the Twisted engine has.
+        """
+        used = []
+        for field in dataclasses.fields(self):
+            if field.metadata["twin"]:
+                continue
+            value = getattr(self, field.name)
+            if value != field.default:
+                used.append(field.metadata["flag"])
+        return used
+
+    def proxies(self) -> Mapping[str, str] | None:
+        """
+        ``-x URL`` as a proxies mapping (``NO_PROXY`` from the environment still applies),
+        or ``None`` to read the environment.
+        """
+        if self.proxy is None:
+            return None
+        proxy = self.proxy if "://" in self.proxy else "http://" + self.proxy
+        proxies = {"http": proxy, "https": proxy}
+        bypass = os.environ.get("no_proxy") or os.environ.get("NO_PROXY")
+        if bypass:
+            proxies["no"] = bypass
+        return proxies
+
+    def settings(self) -> FetchSettings:
+        """
+        The Twisted engine's settings: the options given, the engine's defaults for the rest.
+        """
+        from twisted_journey.fetch.client import FetchSettings
+
+        given: dict[str, Any] = {
+            "maxRedirects": self.maxRedirects,
+            "connectTimeout": self.connectTimeout,
+            "idleTimeout": self.idleTimeout,
+            "maxTime": self.maxTime,
+            "retries": self.retries,
+            "retryDelay": self.retryDelay,
+            "parallel": self.parallel,
+            "maxDecodedSize": self.maxDecodedSize,
+            "maxHeaderBytes": self.maxHeaderBytes,
+            "maxHeaders": self.maxHeaders,
+            "cacert": self.cacert,
+            "proxies": self.proxies(),
+            "credentials": self.credentials,
+        }
+        return FetchSettings(
+            **{name: value for name, value in given.items() if value is not None},
+            headers=self.headers,
+            insecure=self.insecure,
+            compressed=self.compressed,
+        )
 
 
 def _setting(check: Any, name: str) -> Any:
@@ -51,6 +202,9 @@ def _setting(check: Any, name: str) -> Any:
     """
 
     def parse(text: str) -> Any:
+        """
+        Check ``text`` as the option's value.
+        """
         try:
             return check(name, text)
         except settings.SettingError as e:
@@ -60,14 +214,23 @@ def _setting(check: Any, name: str) -> Any:
 
 
 def _seconds(name: str) -> Any:
+    """
+    An argparse type for a number of seconds above 0.
+    """
     return _setting(settings.seconds, name)
 
 
 def _limit(name: str) -> Any:
+    """
+    An argparse type for a whole number above 0.
+    """
     return _setting(settings.limit, name)
 
 
 def _header(text: str) -> tuple[str, str]:
+    """
+    An argparse type for ``-H 'Name: value'``.
+    """
     name, colon, value = text.partition(":")
     name = name.strip()
     if not colon or not name or any(c in name for c in " \t\r\n") or "\n" in value or "\r" in value:
@@ -76,67 +239,98 @@ def _header(text: str) -> tuple[str, str]:
 
 
 def _sha256(text: str) -> str:
-    if not semantics.is_sha256(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not 64 hexadecimal digits")
-    return text.lower()
+    """
+    An argparse type for ``--sha256 HEX`` or ``--sha256 sha256:HEX``.
+    """
+    digest = semantics.parse_sha256(text)
+    if digest is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not 64 hexadecimal digits (optionally after 'sha256:')"
+        )
+    return digest
+
+
+def _credentials(text: str) -> tuple[str, str]:
+    """
+    An argparse type for ``-u USER:PASSWORD``.
+    """
+    user, colon, password = text.partition(":")
+    if not colon:
+        raise argparse.ArgumentTypeError("-u takes USER:PASSWORD (journey does not prompt)")
+    return user, password
+
+
+def _proxy(text: str) -> str:
+    """
+    An argparse type for ``-x [http://]HOST:PORT``.
+    """
+    url = text if "://" in text else "http://" + text
+    try:
+        semantics.check_url(url)
+    except fetch_errors.UnsupportedURL:
+        raise argparse.ArgumentTypeError(
+            f"{fetch_errors.describe_url(text)!r} is not an http:// proxy URL"
+        ) from None
+    if not url.startswith("http://"):
+        raise argparse.ArgumentTypeError("only http:// proxies are supported")
+    return url
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """
-    Add ``journey fetch``'s arguments to ``parser``.
+    Add ``journey fetch``'s arguments to ``parser``; curl's spellings of them too.
     """
-    fetchcli.add_basic_arguments(parser)
+    add_basic_arguments(parser)
+    _acceptCurlContinue(parser)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = "exit status:\n" + "\n".join(
         f"  {code:>2}  {meaning}" for code, meaning in fetch_errors.EXIT_CODES.items()
     )
     add = parser.add_argument
-    add("--no-clobber", action="store_true", help="skip URLs whose file already exists")
-    add(
-        "--parallel",
-        type=_limit("--parallel"),
-        default=1,
-        metavar="N",
-        help="N transfers at once [1]",
-    )
+    add("--no-clobber", dest="noClobber", action="store_true", help="skip URLs whose file exists")
+    add("--parallel", type=_limit("--parallel"), metavar="N", help="N transfers at once [1]")
     add(
         "--connect-timeout",
+        dest="connectTimeout",
         type=_seconds("--connect-timeout"),
         metavar="S",
-        help="seconds to connect [30]",
+        help=f"seconds to connect [{semantics.CONNECT_TIMEOUT:g}]",
     )
     add(
         "--idle-timeout",
+        dest="idleTimeout",
         type=_seconds("--idle-timeout"),
         metavar="S",
-        help="give up after S seconds without data [300]",
+        help=f"give up after S seconds without data [{semantics.IDLE_TIMEOUT:g}]",
     )
     add(
         "--max-time",
+        "-m",
+        dest="maxTime",
         type=_seconds("--max-time"),
         metavar="S",
         help="seconds for each whole attempt [none]",
     )
     add(
         "--retry",
-        type=fetchcli._count,
-        default=0,
+        dest="retries",
+        type=_count,
         metavar="N",
         help="retry N times on network errors, timeouts, 408/429/5xx [0]",
     )
     add(
         "--retry-delay",
+        dest="retryDelay",
         type=_seconds("--retry-delay"),
-        default=1.0,
         metavar="S",
-        help="first retry wait, doubled each time; Retry-After wins [1]",
+        help=f"first retry wait, doubled each time; Retry-After wins [{semantics.RETRY_DELAY:g}]",
     )
     add(
         "-C",
         "--continue",
-        dest="continue_",
+        dest="resume",
         action="store_true",
-        help="keep NAME.part on failure and resume it with Range",
+        help="keep NAME.part on failure and resume it with Range (curl's '-C -' works too)",
     )
     add(
         "-N",
@@ -151,32 +345,96 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--max-decoded-size",
+        dest="maxDecodedSize",
         type=_limit("--max-decoded-size"),
-        default=1 << 30,
         metavar="BYTES",
-        help="cap on a decoded body [1 GiB]",
+        help=f"cap on a decoded body [{semantics.MAX_DECODED_SIZE >> 20} MiB]",
+    )
+    add(
+        "--max-header-bytes",
+        dest="maxHeaderBytes",
+        type=_limit("--max-header-bytes"),
+        metavar="BYTES",
+        help=f"cap on a response's headers [{semantics.MAX_HEADER_BYTES >> 10} KiB]",
+    )
+    add(
+        "--max-headers",
+        dest="maxHeaders",
+        type=_limit("--max-headers"),
+        metavar="N",
+        help=f"cap on a response's header fields [{semantics.MAX_HEADERS}]",
     )
     add("--cacert", metavar="FILE", help="trust only the CA certificates in this PEM file")
-    add("--insecure", action="store_true", help="do NOT verify TLS certificates (dangerous)")
     add(
+        "-k",
+        "--insecure",
+        action="store_true",
+        help="do NOT verify TLS certificates (dangerous)",
+    )
+    add(
+        "-H",
         "--header",
+        dest="headers",
         type=_header,
         action="append",
-        default=[],
         metavar="'NAME: VALUE'",
         help="send this request header; repeatable",
+    )
+    add(
+        "-x",
+        "--proxy",
+        type=_proxy,
+        metavar="URL",
+        help="use this http:// proxy for every URL (NO_PROXY still applies) [environment]",
+    )
+    add(
+        "-u",
+        "--user",
+        dest="credentials",
+        type=_credentials,
+        metavar="USER:PASSWORD",
+        help="HTTP Basic credentials for the first URL's host only (also: http://USER:PASSWORD@HOST/)",
     )
     add(
         "--sha256",
         type=_sha256,
         metavar="HEX",
-        help="fail unless the body has this SHA-256 (one URL)",
+        help="fail unless the body has this SHA-256, as HEX or sha256:HEX (one URL)",
     )
     add(
         "--progress",
         action="store_true",
         help="show a progress bar even when stderr is not a terminal",
     )
+    add("-f", "--fail", action="store_true", help="accepted for curl users: always the case")
+    add(
+        "-L",
+        "--location",
+        action="store_true",
+        help="accepted for curl users: redirects are always followed (--max-redirs 0: none)",
+    )
+
+
+def _acceptCurlContinue(parser: argparse.ArgumentParser) -> None:
+    """
+    Let ``parser`` take curl's ``-C -`` ("continue where the file ends", the only offset
+    journey has) as ``-C``: the ``-`` right after ``-C``/``--continue`` is dropped before
+    parsing (argparse cannot take an optional value that is never a URL).
+    """
+    parse = parser.parse_known_args
+
+    def parseKnownArgs(args: Any = None, namespace: Any = None) -> Any:
+        """
+        ``parse_known_args`` with ``-C -`` read as ``-C``.
+        """
+        if args is not None:
+            args = list(args)
+            for i in range(len(args) - 1, 0, -1):
+                if args[i] == "-" and args[i - 1] in ("-C", "--continue"):
+                    del args[i]
+        return parse(args, namespace)
+
+    parser.parse_known_args = parseKnownArgs  # type: ignore[method-assign]
 
 
 def run(args: argparse.Namespace, twisted: bool = True) -> int:
@@ -186,15 +444,16 @@ def run(args: argparse.Namespace, twisted: bool = True) -> int:
     :param twisted: use the Twisted engine; otherwise the stdlib twin (which refuses the
         options it does not have).
     """
-    if args.output is not None and len(args.urls) > 1:
+    command = FetchCommand.fromArguments(args)
+    if not command.urls:
+        return _usage("no URL given.")
+    if command.output is not None and len(command.urls) > 1:
         return _usage("-o/--output takes one URL; use --output-dir for several.")
-    if args.sha256 is not None and len(args.urls) > 1:
+    if command.sha256 is not None and len(command.urls) > 1:
         return _usage("--sha256 takes one URL.")
-    if args.output_dir is not None and not _isdir(args.output_dir):
-        return _usage(f"--output-dir {args.output_dir!r} is not a directory.")
     if not twisted:
-        return _runStdlib(args)
-    if args.insecure:
+        return _runStdlib(command, args)
+    if command.insecure:
         print(
             f"{PROGRAM}: WARNING: --insecure: TLS certificates are not verified; anyone on "
             "the path can read and change what you download.",
@@ -203,11 +462,19 @@ def run(args: argparse.Namespace, twisted: bool = True) -> int:
     from twisted.internet.defer import Deferred
     from twisted.internet.task import react
 
+    _quietTwistedLogging()
     status = fetch_errors.EXIT_FAILURE
 
     async def main(reactor: Any) -> None:
+        """
+        Fetch everything; any unexpected failure is one sentence, never a traceback.
+        """
         nonlocal status
-        status = await _fetchAll(reactor, args)
+        try:
+            status = await _fetchAll(reactor, command)
+        except Exception as e:  # never a traceback: one sentence
+            print(f"{PROGRAM}: unexpected failure: {type(e).__name__}: {e}", file=sys.stderr)
+            status = fetch_errors.EXIT_FAILURE
 
     try:
         react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
@@ -216,101 +483,92 @@ def run(args: argparse.Namespace, twisted: bool = True) -> int:
     return status
 
 
-def _isdir(path: str) -> bool:
-    return os.path.isdir(path)
+def _quietTwistedLogging() -> None:
+    """
+    Send Twisted's log events nowhere: every failure is reported as one sentence per URL,
+    so a traceback Twisted logs on the way (an unhandled ``Deferred`` error, say) must not
+    reach stderr.  ``JOURNEY_FETCH_DEBUG=1`` writes them to stderr instead.
+    """
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    observers: list[Any] = []
+    if os.environ.get("JOURNEY_FETCH_DEBUG"):
+        observers.append(textFileLogObserver(sys.stderr))
+    else:
+        observers.append(lambda event: None)
+    globalLogBeginner.beginLoggingTo(observers, discardBuffer=True, redirectStandardIO=False)
 
 
 def _usage(sentence: str) -> int:
+    """
+    Print a usage error; return its exit status.
+    """
     print(f"{PROGRAM}: {sentence}", file=sys.stderr)
     return fetch_errors.EXIT_USAGE
 
 
-def _runStdlib(args: argparse.Namespace) -> int:
-    used = [name for name, default in TWISTED_ONLY.items() if getattr(args, name) != default]
+def _runStdlib(command: FetchCommand, args: argparse.Namespace) -> int:
+    """
+    Run the stdlib twin, refusing the options only the Twisted engine has.
+    """
+    used = command.twistedOnly()
     if used:
-        names = ", ".join("--" + name.rstrip("_").replace("_", "-") for name in used)
-        return _usage(f"{names} need(s) Twisted, which is not installed.")
+        return _usage(f"{', '.join(used)} need(s) Twisted, which is not installed.")
     from twisted_journey.fallback import fetch as fallback
 
-    args.timeout = 30.0
+    args.urls = list(command.urls)
+    args.timeout = semantics.CONNECT_TIMEOUT
     return fallback.run(args, PROGRAM)
 
 
-def _settings(args: argparse.Namespace) -> Any:
-    from twisted_journey.fetch.client import FetchSettings
-
-    # Timeouts not given keep FetchSettings' own defaults.
-    timeouts = {
-        name: value
-        for name, value in (
-            ("connectTimeout", args.connect_timeout),
-            ("idleTimeout", args.idle_timeout),
-        )
-        if value is not None
-    }
-    return FetchSettings(
-        **timeouts,
-        maxRedirects=args.max_redirs,
-        maxTime=args.max_time,
-        retries=args.retry,
-        retryDelay=args.retry_delay,
-        parallel=args.parallel,
-        headers=args.header,
-        cacert=args.cacert,
-        insecure=args.insecure,
-        compressed=args.compressed,
-        maxDecodedSize=args.max_decoded_size,
-    )
-
-
-async def _fetchAll(reactor: Any, args: argparse.Namespace) -> int:
-    from twisted.internet.defer import DeferredList, gatherResults, succeed
+async def _fetchAll(reactor: Any, command: FetchCommand) -> int:
+    """
+    Fetch every URL of ``command`` (up to ``--parallel`` at once); print a line per
+    failure; return the exit status (130 when interrupted).
+    """
+    from twisted.internet.defer import DeferredList, gatherResults
 
     from twisted_journey.fetch.agent import classify
     from twisted_journey.fetch.client import Fetcher
 
     try:
-        fetcher = Fetcher(reactor, settings=_settings(args))
+        fetcher = Fetcher(reactor, settings=command.settings())
     except fetch_errors.FetchError as e:
         print(f"{PROGRAM}: {e}", file=sys.stderr)
         return e.exitCode
-    show = not args.quiet and (args.progress or sys.stderr.isatty())
-
-    claimed: dict[str, str] = {}
+    show = not command.quiet and (command.progress or sys.stderr.isatty())
+    # Two URLs of one run never write one name: the later one fails (see NameRegistry).
+    fetcher.names = files.NameRegistry(keep=True)
 
     def one(index: int, url: str) -> Any:
-        if not args.content_disposition:
-            # Two URLs of one run must not write the same NAME.part at once.
-            path = os.path.abspath(files.target_path(url, args.output, args.output_dir))
-            if path in claimed:
-                error = fetch_errors.FileError(
-                    f"not fetched: {claimed[path]} of this run is also saved as "
-                    f"{os.path.basename(path)!r}.",
-                    url,
-                )
-                return succeed(error)
-            claimed[path] = url
+        """
+        Start fetching URL number ``index`` (with its progress bar).
+        """
         bar = _Bar(url, index) if show else None
         d = fetcher.retrieve(
             url,
-            args.output,
+            command.output,
             bar,
-            outputDir=args.output_dir,
-            contentDisposition=args.content_disposition,
-            noClobber=args.no_clobber,
-            resume=args.continue_,
-            newer=args.newer,
-            sha256=args.sha256,
+            outputDir=command.outputDir,
+            contentDisposition=command.contentDisposition,
+            noClobber=command.noClobber,
+            resume=command.resume,
+            newer=command.newer,
+            sha256=command.sha256,
+            createDirs=command.createDirs,
         )
         d.addErrback(lambda failure: classify(failure, url))
         if bar is not None:
             d.addBoth(bar.close)
         return d
 
-    transfers = [one(i, url) for i, url in enumerate(args.urls)]
+    transfers = [one(i, url) for i, url in enumerate(command.urls)]
     finished: set[int] = set()
 
     def markFinished(result: object, index: int) -> object:
+        """
+        Remember that transfer ``index`` is over.
+        """
         finished.add(index)
         return result
 
@@ -321,6 +579,9 @@ async def _fetchAll(reactor: Any, args: argparse.Namespace) -> int:
     def interrupt() -> Any:
         # Ctrl-C (or SIGTERM) stops the reactor: cancel what is running and let each
         # transfer clean up (remove its .part, unless --continue) before shutdown.
+        """
+        Before shutdown: cancel running transfers and wait for their clean-up.
+        """
         nonlocal interrupted
         running = [d for i, d in enumerate(transfers) if i not in finished]
         if not running:
@@ -336,12 +597,12 @@ async def _fetchAll(reactor: Any, args: argparse.Namespace) -> int:
     finally:
         await fetcher.close()
     if interrupted:
-        kept = " (.part files kept for --continue)" if args.continue_ else ""
+        kept = " (.part files kept for --continue)" if command.resume else ""
         print(f"{PROGRAM}: interrupted; unfinished files removed{kept}.", file=sys.stderr)
         return 130
     reactor.removeSystemEventTrigger(trigger)
     failures: list[fetch_errors.FetchError | None] = []
-    for url, result in zip(args.urls, results, strict=True):
+    for url, result in zip(command.urls, results, strict=True):
         if isinstance(result, fetch_errors.FetchError):
             print(fetch_errors.failure_line(PROGRAM, url, result), file=sys.stderr)
             failures.append(result)
@@ -378,6 +639,9 @@ class _Bar:
             self.bar.update(blocksize)
 
     def close(self, result: object) -> object:
+        """
+        Close the bar (a ``Deferred`` callback: pass ``result`` on).
+        """
         if self.bar is not None:
             self.bar.close()
         return result
@@ -389,7 +653,8 @@ class _Bar:
 def add_basic_arguments(parser: argparse.ArgumentParser) -> None:
     """
     Add the options both ``journey fetch`` and the stdlib twin take: ``URL...``, ``-o``,
-    ``--output-dir``, ``--content-disposition``, ``--max-redirs``, ``--quiet``.
+    ``--output-dir``, ``--content-disposition``, ``--max-redirs``, ``--quiet``
+    (``-s``), ``--create-dirs``.
     """
     parser.add_argument("urls", nargs="+", metavar="URL", help="http:// or https:// URLs")
     parser.add_argument(
@@ -402,19 +667,28 @@ def add_basic_arguments(parser: argparse.ArgumentParser) -> None:
         help="use the server's Content-Disposition name, reduced to a safe basename",
     )
     parser.add_argument(
-        "--max-redirs", type=_count, default=20, metavar="N", help="follow at most N redirects [20]"
+        "--max-redirs",
+        type=_count,
+        default=semantics.MAX_REDIRECTS,
+        metavar="N",
+        help=f"follow at most N redirects [{semantics.MAX_REDIRECTS}]",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "-q", "-s", "--quiet", "--silent", action="store_true", help="no progress bar"
+    )
+    parser.add_argument(
+        "--create-dirs",
+        action="store_true",
+        help="create the missing directories of -o FILE (--output-dir is always created)",
+    )
 
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """
-    Refuse combinations that make no sense (``-o`` with several URLs, a missing directory).
+    Refuse combinations that make no sense (``-o`` with several URLs).
     """
     if args.output is not None and len(args.urls) > 1:
         parser.error("-o/--output takes one URL; use --output-dir for several.")
-    if args.output_dir is not None and not os.path.isdir(args.output_dir):
-        parser.error(f"--output-dir {args.output_dir!r} is not a directory.")
 
 
 def _count(text: str) -> int:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_fetch_api -*-
+# -*- test-case-name: tests.test_fetch_api,tests.test_fetch_answers -*-
 """
 Download HTTP(S) URLs to files on ``twisted.web.client``: streaming, bounded, and safe.
 
@@ -37,18 +37,14 @@ stdlib twin), each with a sentence and an exit status.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any, TypeVar
 
 import attrs
-from twisted.internet.defer import Deferred, DeferredSemaphore
+from twisted.internet.defer import CancelledError, Deferred, DeferredSemaphore
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    HTTPConnectionPool,
-    RedirectAgent,
-    ResponseDone,
-)
+from twisted.web.client import HTTPConnectionPool, ResponseDone
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import (
     UNKNOWN_LENGTH,
@@ -58,48 +54,31 @@ from twisted.web.iweb import (
 
 from twisted_journey import __version__
 from twisted_journey.fetch import files, semantics
-from twisted_journey.fetch.agent import EnvironmentAgent, classify, surplusNoticingPool
+from twisted_journey.fetch.agent import EnvironmentAgent, classify, journeyPool
 from twisted_journey.fetch.body import BodyReceiver, Deadline, Decoder, Spool, abandon
 from twisted_journey.fetch.errors import (
     ChecksumMismatch,
     FetchError,
     FileError,
     HTTPStatusError,
-    NetworkError,
     ProtocolError,
-    Timeout,
-    TLSError,
     TooLarge,
     TooManyRedirects,
-    TruncatedBody,
     UnsupportedURL,
+    describe_url,
 )
 from twisted_journey.fetch.files import PartFile
 
-__all__ = [
-    "ChecksumMismatch",
-    "FetchError",
-    "FetchSettings",
-    "Fetched",
-    "Fetcher",
-    "FileError",
-    "HTTPStatusError",
-    "NetworkError",
-    "ProtocolError",
-    "Retrieved",
-    "TLSError",
-    "Timeout",
-    "TooLarge",
-    "TooManyRedirects",
-    "TruncatedBody",
-    "UnsupportedURL",
-    "classify",
-    "retrieve",
-]
+__all__ = ["FetchSettings", "Fetched", "Fetcher", "Retrieved", "retrieve"]
 
 MiB = 1 << 20
 _DONE = Failure(ResponseDone())
 GiB = 1 << 30
+
+_T = TypeVar("_T")
+
+#: Request headers that never follow a redirect to another origin.
+_SENSITIVE = (b"authorization", b"cookie", b"proxy-authorization")
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
@@ -108,6 +87,13 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: float | 
     """
     if value is not None and not value > 0:
         raise ValueError(f"{attribute.name} must be above 0, not {value!r}")
+
+
+def _pairs(value: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """
+    An attrs converter: ``(name, value)`` pairs as a tuple.
+    """
+    return tuple(value)
 
 
 @attrs.frozen
@@ -134,24 +120,41 @@ class FetchSettings:
     :ivar maxRatio: how many times larger than its encoded form a body may decode to
         (plus 1 MiB of slack).
     :ivar userAgent: the ``User-Agent`` header.
+    :ivar credentials: ``(user, password)`` for HTTP Basic authentication, sent to the
+        first URL's origin only (``-u``); a URL's own ``user:password@`` wins for its origin.
+    :ivar maxHeaderBytes: bytes of response headers read before a :class:`ProtocolError`.
+    :ivar maxHeaders: response header fields read before a :class:`ProtocolError`.
     """
 
-    maxRedirects: int = attrs.field(default=20, validator=attrs.validators.ge(0))
-    connectTimeout: float | None = attrs.field(default=30.0, validator=_positive)
-    idleTimeout: float | None = attrs.field(default=300.0, validator=_positive)
+    maxRedirects: int = attrs.field(
+        default=semantics.MAX_REDIRECTS, validator=attrs.validators.ge(0)
+    )
+    connectTimeout: float | None = attrs.field(
+        default=semantics.CONNECT_TIMEOUT, validator=_positive
+    )
+    idleTimeout: float | None = attrs.field(default=semantics.IDLE_TIMEOUT, validator=_positive)
     maxTime: float | None = attrs.field(default=None, validator=_positive)
     retries: int = attrs.field(default=0, validator=attrs.validators.ge(0))
-    retryDelay: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
-    maxRetryDelay: float = attrs.field(default=120.0, validator=attrs.validators.ge(0))
+    retryDelay: float = attrs.field(default=semantics.RETRY_DELAY, validator=attrs.validators.ge(0))
+    maxRetryDelay: float = attrs.field(
+        default=semantics.MAX_RETRY_DELAY, validator=attrs.validators.ge(0)
+    )
     parallel: int = attrs.field(default=1, validator=attrs.validators.ge(1))
-    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=tuple)
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
     proxies: Mapping[str, str] | None = None
     cacert: str | None = None
     insecure: bool = False
     compressed: bool = False
-    maxDecodedSize: int = attrs.field(default=GiB, validator=attrs.validators.ge(1))
+    maxDecodedSize: int = attrs.field(
+        default=semantics.MAX_DECODED_SIZE, validator=attrs.validators.ge(1)
+    )
     maxRatio: float = attrs.field(default=100.0, validator=attrs.validators.gt(0))
     userAgent: str = f"twisted_journey/{__version__}"
+    credentials: tuple[str, str] | None = None
+    maxHeaderBytes: int = attrs.field(
+        default=semantics.MAX_HEADER_BYTES, validator=attrs.validators.ge(1)
+    )
+    maxHeaders: int = attrs.field(default=semantics.MAX_HEADERS, validator=attrs.validators.ge(1))
 
 
 @attrs.frozen
@@ -216,11 +219,15 @@ class Fetcher:
         self.settings = settings or FetchSettings()
         self.pool: HTTPConnectionPool | None = None
         if agent is None:
-            self.pool = surplusNoticingPool(reactor)
+            self.pool = journeyPool(reactor, self.settings.maxHeaderBytes, self.settings.maxHeaders)
             self.pool.maxPersistentPerHost = max(2, self.settings.parallel)
             agent = EnvironmentAgent(reactor, self.pool, self.settings)
-        self.agent: IAgent = RedirectAgent(agent, self.settings.maxRedirects)
+        #: The agent each request (and each redirect hop, followed here) goes through.
+        self.agent: IAgent = agent
         self.semaphore = DeferredSemaphore(self.settings.parallel)
+        self._madeDirectories: set[str] = set()
+        #: The file names transfers have claimed (by default, only while they run).
+        self.names = files.NameRegistry()
 
     def close(self) -> Deferred[None]:
         """
@@ -245,6 +252,8 @@ class Fetcher:
         newer: bool = False,
         sha256: str | None = None,
         onlyIfChanged: bool = False,
+        stream: bool = True,
+        createDirs: bool = False,
     ) -> Deferred[Retrieved]:
         """
         Fetch ``url`` to a file; fire with a :class:`Retrieved` (which unpacks as
@@ -262,9 +271,27 @@ class Fetcher:
         :param sha256: the hex digest the body must have.
         :param onlyIfChanged: when the body is byte for byte the existing file, leave the
             file alone (``changed`` is then false): for servers without validators.
+        :param stream: when ``filename`` is ``-`` (standard output) or names a FIFO, a
+            character device or a terminal, write the body into it as it arrives (no
+            ``.part``, no resume); with ``False`` such a name is an error.  A name not
+            chosen by the caller is never streamed into.
+        :param createDirs: create the missing parent directories of ``filename``
+            (``outputDir`` is always created).
+
+        Two transfers of one :class:`Fetcher` running at once never write one name: the
+        later fails with :class:`FileError` (see :attr:`names`).
         """
         options = _Options(
-            filename, outputDir, contentDisposition, noClobber, resume, newer, sha256, onlyIfChanged
+            filename,
+            outputDir,
+            contentDisposition,
+            noClobber,
+            resume,
+            newer,
+            sha256,
+            onlyIfChanged,
+            stream,
+            createDirs,
         )
         return self.semaphore.run(
             lambda: Deferred.fromCoroutine(self._retrieve(url, options, reporthook))
@@ -274,11 +301,16 @@ class Fetcher:
         """
         Fetch ``url`` into memory; fail with :class:`TooLarge` past ``maxSize`` bytes.
         """
-        return self.semaphore.run(lambda: Deferred.fromCoroutine(self._fetchBytes(url, maxSize)))
+        return self.semaphore.run(
+            lambda: Deferred.fromCoroutine(_onlyFetchErrors(url, self._fetchBytes(url, maxSize)))
+        )
 
     # -- internals
 
     async def _withRetries(self, url: str, attempt: Callable[[], Any]) -> Any:
+        """
+        Run ``attempt`` until it succeeds, fails for good, or ``retries`` run out, waiting with exponential backoff (or ``Retry-After``) in between.
+        """
         semantics.check_url(url)
         settings = self.settings
         for number in range(settings.retries + 1):
@@ -293,31 +325,76 @@ class Fetcher:
                 await deferLater(self.reactor, min(delay, settings.maxRetryDelay))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _headers(self, extra: Mapping[str, str]) -> Headers:
+    def _headers(self, extra: Mapping[str, str], identity: bool = False) -> Headers:
+        """
+        The request headers: ``User-Agent``, ``Accept-Encoding`` (``identity`` when
+        resuming: a range of the decoded body is what the ``.part`` holds), ``--header``
+        values and ``extra``.
+        """
         headers = Headers()
         headers.setRawHeaders(b"user-agent", [self.settings.userAgent.encode("latin-1")])
-        if self.settings.compressed:
+        if identity:
+            headers.setRawHeaders(b"accept-encoding", [b"identity"])
+        elif self.settings.compressed:
             headers.setRawHeaders(b"accept-encoding", [b"gzip, deflate"])
         for name, value in [*self.settings.headers, *extra.items()]:
             headers.setRawHeaders(name.encode("latin-1"), [value.encode("latin-1")])
         return headers
 
     async def _request(self, url: str, headers: Headers, deadline: Deadline) -> IResponse:
-        try:
-            uri = url.encode("ascii")
-        except UnicodeError:
-            import hyperlink
+        """
+        GET ``url``, following up to ``maxRedirects`` redirects to http(s) URLs only.
 
-            uri = hyperlink.DecodedURL.from_text(url).to_uri().to_text().encode("ascii")
+        Basic credentials (from the URL's ``user:password@``, else ``settings.credentials``)
+        go to the first URL's origin only; ``Authorization``, ``Cookie`` and
+        ``Proxy-Authorization`` are dropped once a redirect leaves that origin.
+        """
+        bare, credentials = semantics.split_credentials(url)
+        if credentials is None:
+            credentials = self.settings.credentials
+        current = semantics.request_target(bare)
+        origin = current
+        for hop in range(self.settings.maxRedirects + 1):
+            sent = headers.copy()
+            if semantics.same_origin(current, origin):
+                if credentials is not None and not sent.hasHeader(b"authorization"):
+                    value = semantics.basic_authorization(credentials)
+                    sent.setRawHeaders(b"authorization", [value.encode("latin-1")])
+            else:
+                for name in _SENSITIVE:
+                    sent.removeHeader(name)
+            response = await self._requestOnce(url, current, sent, deadline)
+            if response.code not in semantics.REDIRECTS:
+                return response
+            location = _location(response.headers)
+            await abandon(response)
+            if location is None:
+                raise ProtocolError("a redirect without a Location header.", url)
+            if hop == self.settings.maxRedirects:
+                break
+            # Checked before anything is sent: another scheme opens no connection.
+            current = semantics.redirect_target(current, location)
+        raise TooManyRedirects(
+            f"too many redirects (more than --max-redirs {self.settings.maxRedirects}).", url
+        )
+
+    async def _requestOnce(
+        self, url: str, target: str, headers: Headers, deadline: Deadline
+    ) -> IResponse:
+        """
+        One GET of ``target`` (a hop on the way to ``url``), classified on failure.
+        """
         try:
-            requested = self.agent.request(b"GET", uri, headers)
+            requested = self.agent.request(b"GET", target.encode("ascii"), headers)
         except (ValueError, NotImplementedError) as e:
-            raise UnsupportedURL(f"cannot request {url!r}: {e}.", url) from None
+            raise UnsupportedURL(f"cannot request {describe_url(target)!r}: {e}.", url) from None
+        except Exception:
+            raise classify(Failure(), target, None, url) from None
         deadline.watch(requested.cancel)
         try:
             response: IResponse = await requested
         except Exception:
-            raise classify(Failure(), url, deadline) from None
+            raise classify(Failure(), target, deadline, url) from None
         deadline.poke()
         return response
 
@@ -334,15 +411,24 @@ class Fetcher:
         return the raw byte count.  The caller finishes the spool; on failure it is
         settled here.
         """
-        encoding = _header(response.headers, b"content-encoding")
+        codings = semantics.content_codings(_header(response.headers, b"content-encoding"))
         decoder = None
-        if (
-            self.settings.compressed
-            and encoding
-            and encoding.lower() in ("gzip", "x-gzip", "deflate")
-        ):
-            kind = "deflate" if encoding.lower() == "deflate" else "gzip"
-            decoder = Decoder(kind, self.settings.maxDecodedSize, self.settings.maxRatio)
+        try:
+            semantics.check_codings(url, codings)
+        except FetchError:
+            await abandon(response)
+            await _settle(spool)
+            raise
+        if codings and self.settings.compressed:
+            if response.code == 206:
+                await abandon(response)
+                await _settle(spool)
+                raise ProtocolError(
+                    "the server answered a resumed --compressed download with an encoded "
+                    "range, which cannot continue the decoded .part; nothing saved.",
+                    url,
+                )
+            decoder = Decoder.chain(codings, self.settings.maxDecodedSize, self.settings.maxRatio)
         receiver = BodyReceiver(spool.write, deadline, decoder, progress, spool)
         response.deliverBody(receiver)
         try:
@@ -378,13 +464,44 @@ class Fetcher:
         options: _Options,
         reporthook: Callable[[int, int, int], object] | None,
     ) -> Retrieved:
+        """
+        Fetch ``url`` to a file; any failure becomes a :class:`FetchError`.
+        """
+        return await _onlyFetchErrors(url, self._retrieveChecked(url, options, reporthook))
+
+    async def _retrieveChecked(
+        self,
+        url: str,
+        options: _Options,
+        reporthook: Callable[[int, int, int], object] | None,
+    ) -> Retrieved:
+        """
+        Check ``url``, choose and claim the file's name, then fetch with retries.
+        """
         semantics.check_url(url)
         path = files.target_path(url, options.filename, options.outputDir)
-        if options.noClobber and os.path.exists(path) and not options.contentDisposition:
+        streaming = options.stream and options.filename is not None and files.streams_into(path)
+        options = attrs.evolve(options, stream=streaming, resume=options.resume and not streaming)
+        if options.outputDir and options.outputDir not in self._madeDirectories:
+            files.make_directories(options.outputDir)
+            self._madeDirectories.add(options.outputDir)
+        if options.createDirs and not streaming:
+            files.make_directories(os.path.dirname(path))
+        if (
+            options.noClobber
+            and not streaming
+            and not options.contentDisposition
+            and os.path.exists(path)
+        ):
             return Retrieved(url, path, Headers(), 0, os.path.getsize(path), False, True)
-        return await self._withRetries(
-            url, lambda: self._retrieveOnce(url, path, options, reporthook)
-        )
+        if not options.contentDisposition:
+            self.names.claim(path, options, url)
+        try:
+            return await self._withRetries(
+                url, lambda: self._retrieveOnce(url, path, options, reporthook)
+            )
+        finally:
+            self.names.release(options)
 
     async def _retrieveOnce(
         self,
@@ -393,6 +510,9 @@ class Fetcher:
         options: _Options,
         reporthook: Callable[[int, int, int], object] | None,
     ) -> Retrieved:
+        """
+        One attempt at fetching ``url`` to ``path`` (resuming, conditional, verified).
+        """
         extra: dict[str, str] = {}
         if options.newer:
             extra.update(files.conditional_headers(path))
@@ -403,7 +523,7 @@ class Fetcher:
             extra.update(files.range_condition(part))
         deadline = Deadline(self.reactor, self.settings.idleTimeout, self.settings.maxTime)
         try:
-            response = await self._request(url, self._headers(extra), deadline)
+            response = await self._request(url, self._headers(extra, bool(offset)), deadline)
             code = response.code
             if code == 304 and options.newer:
                 await abandon(response)
@@ -425,6 +545,11 @@ class Fetcher:
                 name = files.disposition_name(_header(response.headers, b"content-disposition"))
                 if name is not None:
                     path = files.target_path(url, options.filename, options.outputDir, name)
+                try:
+                    self.names.claim(path, options, url)
+                except FetchError:
+                    await abandon(response)
+                    raise
                 if options.noClobber and os.path.exists(path):
                     await abandon(response)
                     return Retrieved(
@@ -432,6 +557,7 @@ class Fetcher:
                     )
             resumed = code == 206
             if resumed:
+                # Never splice: only the range asked for, of the length it says.
                 await _checkRange(url, response, offset)
             elif options.resume:
                 # A .part that may be continued later remembers what it is part of, so that
@@ -443,9 +569,11 @@ class Fetcher:
                 else:
                     files.forget_validators(part)
             # Opened (truncated unless resumed), written, verified and renamed on the
-            # disk thread: the reactor thread never waits for the file system.
+            # disk thread (a small body: on the reactor thread, see Spool.inline).
             hashed = options.sha256 is not None or options.onlyIfChanged
-            sink = _LazySink(lambda: PartFile(path, resumed, options.noClobber, hashed))
+            sink = _LazySink(
+                lambda: files.open_sink(path, resumed, options.noClobber, hashed, options.stream)
+            )
             start = offset if resumed else 0
             total = -1 if response.length is UNKNOWN_LENGTH else start + int(response.length)
             blocks = 0
@@ -468,10 +596,12 @@ class Fetcher:
                 # Keep the .part for --continue, unless it is what is wrong.
                 keep = options.resume and not isinstance(e, ChecksumMismatch)
                 sink.discard(keep=keep)
-                if not keep:
+                if options.resume and not keep:
                     files.forget_validators(part)
                 raise
-            files.forget_validators(part)
+            if options.resume:
+                # Only a resumable transfer remembers validators beside its .part.
+                files.forget_validators(part)
             if options.newer:
                 files.save_validators(
                     path,
@@ -484,6 +614,10 @@ class Fetcher:
             deadline.cancel()
 
     async def _fetchBytes(self, url: str, maxSize: int) -> Fetched:
+        """
+        Fetch ``url`` into memory, with retries, up to ``maxSize`` bytes.
+        """
+
         async def once() -> Fetched:
             deadline = Deadline(self.reactor, self.settings.idleTimeout, self.settings.maxTime)
             try:
@@ -514,20 +648,23 @@ class Fetcher:
 
 class _LazySink:
     """
-    A :class:`PartFile` opened on first use (on the disk thread, like every call here).
+    A :class:`files.Sink` opened on first use (on the disk thread, like every call here).
     """
 
-    def __init__(self, opener: Callable[[], PartFile]) -> None:
+    def __init__(self, opener: Callable[[], files.Sink]) -> None:
         self._opener = opener
-        self.part: PartFile | None = None
+        self.part: files.Sink | None = None
         self.unchanged = False
 
-    def _get(self) -> PartFile:
+    def _get(self) -> files.Sink:
         if self.part is None:
             self.part = self._opener()
         return self.part
 
     def write_many(self, chunks: list[bytes]) -> None:
+        """
+        Write ``chunks`` to the file, opening it first if needed.
+        """
         self._get().write_many(chunks)
 
     def complete(self, sha256: str | None, onlyIfChanged: bool = False) -> None:
@@ -545,11 +682,17 @@ class _LazySink:
         part.commit()
 
     def discard(self, keep: bool) -> None:
+        """
+        Remove the file being written (keep the ``.part`` with ``keep``).
+        """
         if self.part is not None:
             self.part.discard(keep)
 
     @property
     def written(self) -> int:
+        """
+        Bytes written so far.
+        """
         return self.part.written if self.part is not None else 0
 
 
@@ -567,9 +710,27 @@ class _Options:
     newer: bool
     sha256: str | None
     onlyIfChanged: bool
+    stream: bool = True
+    createDirs: bool = False
+
+
+async def _onlyFetchErrors(url: str, work: Coroutine[Any, Any, _T]) -> _T:
+    """
+    Await ``work``; any failure but a cancellation becomes a :class:`FetchError` (the API
+    raises nothing else).
+    """
+    try:
+        return await work
+    except (FetchError, CancelledError):
+        raise
+    except Exception:
+        raise classify(Failure(), url) from None
 
 
 async def _nothing() -> None:
+    """
+    An already-finished coroutine (no pool to close).
+    """
     return None
 
 
@@ -584,8 +745,26 @@ async def _settle(spool: Spool) -> None:
 
 
 def _header(headers: Headers, name: bytes) -> str | None:
+    """
+    The first value of header ``name`` as text (latin-1), or ``None``.
+    """
     values = headers.getRawHeaders(name)
     return values[0].decode("latin-1") if values else None
+
+
+def _location(headers: Headers) -> str | None:
+    """
+    The ``Location`` header as text: UTF-8 when it is (as browsers read it), else each
+    non-ASCII byte percent-encoded as it is (as curl sends it).
+    """
+    values = headers.getRawHeaders(b"location")
+    if not values:
+        return None
+    value = values[0]
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return "".join(chr(b) if b < 0x80 else f"%{b:02X}" for b in value)
 
 
 async def _raiseForStatus(url: str, response: IResponse) -> None:
@@ -610,12 +789,15 @@ async def _raiseForStatus(url: str, response: IResponse) -> None:
 
 
 async def _checkRange(url: str, response: IResponse, offset: int) -> None:
-    span = semantics.parse_content_range(_header(response.headers, b"content-range"))
-    if span is None or span[0] != offset:
+    """
+    Fail (dropping the body) unless a 206 answers our ``Range: bytes=OFFSET-``.
+    """
+    length = None if response.length is UNKNOWN_LENGTH else int(response.length)
+    try:
+        semantics.check_partial(url, _header(response.headers, b"content-range"), offset, length)
+    except FetchError:
         await abandon(response)
-        raise ProtocolError(
-            f"the server sent a range other than the one asked for (from byte {offset}).", url
-        )
+        raise
 
 
 def _completeRange(response: IResponse, offset: int) -> bool:

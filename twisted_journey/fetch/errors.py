@@ -91,7 +91,7 @@ EXIT_CODES: Mapping[int, str] = {
     EXIT_NETWORK: "the server could not be reached, or dropped the connection",
     EXIT_TLS: "the TLS handshake or certificate verification failed",
     EXIT_TIMEOUT: "a connect, idle or total time limit ran out",
-    EXIT_TRUNCATED: "the body was shorter or longer than announced, or cut without framing",
+    EXIT_TRUNCATED: "the answer was cut short, longer than announced, or malformed (range, coding, headers)",
     EXIT_HTTP: "the server answered with an HTTP status of 400 or more",
     EXIT_REDIRECTS: "too many redirects",
     EXIT_CHECKSUM: "the body did not match --sha256",
@@ -142,7 +142,10 @@ class NetworkError(FetchError):
 
 
 class TLSError(FetchError):
-    """The TLS handshake failed, usually because the certificate was not trusted."""
+    """
+    The TLS handshake failed: the certificate was untrusted, expired or for another
+    host name.  Not retried: trying again gets the same certificate.
+    """
 
     exitCode = EXIT_TLS
 
@@ -162,7 +165,10 @@ class TruncatedBody(FetchError):  # noqa: N818
 
 
 class ProtocolError(FetchError):
-    """The server's answer made no sense (a bad ``Content-Range``, say)."""
+    """
+    The server's answer made no sense: a bad ``Content-Range``, a content coding that
+    cannot be decoded, headers past the limit, a redirect to another scheme.
+    """
 
     exitCode = EXIT_TRUNCATED
 
@@ -232,12 +238,25 @@ def failure_line(program: str, url: str, error: FetchError) -> str:
 
 def describe_url(url: str) -> str:
     """
-    ``url`` without any user:password, for messages.
+    ``url`` for messages, logs and mirror events: a password in it is shown as ``***``
+    (``http://user:***@host/``).  Never raises, even for a malformed URL.
     """
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None:
+        # Unparseable: hide whatever sits between "//" and the last "@" before the path.
+        head, sep, rest = url.partition("//")
+        authority, slash, tail = rest.partition("/")
+        if sep and "@" in authority:
+            userinfo, _, host = authority.rpartition("@")
+            user = userinfo.partition(":")[0]
+            return f"{head}//{user}:***@{host}{slash}{tail}"
         return url
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    if "@" not in parts.netloc:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    hidden = f"{user}:***@" if colon else f"{user}@"
+    return urllib.parse.urlunsplit(parts._replace(netloc=hidden + hostport))

@@ -18,29 +18,46 @@ import email.utils
 import hashlib
 import json
 import os
+import secrets
+import stat
+import sys
 import unicodedata
 import urllib.parse
 from typing import Any
 
-from twisted_journey.fetch.errors import ChecksumMismatch, FileError, UnsupportedURL
+from twisted_journey.fetch.errors import ChecksumMismatch, FileError, UnsupportedURL, describe_url
 from twisted_journey.fetch.semantics import check_url
 
 __all__ = [
     "DEFAULT_NAME",
     "MAX_NAME_BYTES",
+    "STDOUT",
+    "NameRegistry",
     "PartFile",
+    "Sink",
+    "StreamSink",
     "conditional_headers",
     "disposition_name",
     "forget_validators",
+    "is_regular",
     "load_validators",
+    "make_directories",
     "name_from_url",
+    "open_existing",
+    "open_new",
+    "open_sink",
     "parse_url_list",
     "range_condition",
+    "read_regular",
+    "replace_atomically",
     "safe_basename",
     "same_content",
     "save_validators",
+    "streams_into",
     "target_path",
+    "temporary_beside",
     "validators_path",
+    "write_atomically",
 ]
 
 
@@ -131,15 +148,290 @@ def target_path(
     :param output: ``-o FILE``, the user's own choice (relative to ``output_dir``).
     :param server_name: a name from :func:`disposition_name`, used instead of the URL's.
     """
+    if output == "-":
+        return STDOUT
     directory = output_dir or "."
     if output is not None:
         return os.path.join(directory, output)
     name = server_name or name_from_url(url)
-    path = os.path.join(directory, name)
     # The name has no separator and is not "..": it is inside the directory.  A symlink
-    # planted there cannot redirect the write either: the .part is opened without
-    # following links, and the final rename replaces a link rather than writing through.
-    return path
+    # planted there cannot redirect the write either: see open_new and replace_atomically.
+    return os.path.join(directory, name)
+
+
+#: The name ``-o -`` gives: the body goes to standard output.
+STDOUT = "-"
+
+
+# --- writing without following what someone planted -----------------------------------------
+#
+# Every file the fetchers write goes through these helpers: a new file is created with
+# O_EXCL|O_NOFOLLOW (a symlink, FIFO or device planted at its name makes the open fail
+# instead of being written through), an existing one is reopened with O_NOFOLLOW and
+# checked to be a regular file, and a complete file reaches its final name by a rename,
+# which replaces a symlink there (not its target) and refuses anything else that is not
+# a regular file.
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def _kind(mode: int) -> str:
+    """
+    A few words for a file type, for messages.
+    """
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _replaceable(path: str) -> None:
+    """
+    Raise :class:`FileError` unless ``path`` is missing, a regular file or a symbolic
+    link (which a rename replaces without touching its target).
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise FileError(f"cannot write {path!r}: {e.strerror or e}.") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise FileError(f"{path!r} is {_kind(mode)}, not a regular file; not replaced.")
+
+
+def open_new(path: str, replace: bool = False, mode: int = 0o666) -> int:
+    """
+    Create ``path`` for writing and return its descriptor, never writing through a
+    symbolic link, FIFO or device at that name.
+
+    :param replace: remove a regular file already at ``path`` first; otherwise anything
+        there is an error.
+    :raises FileError: when the name is taken (by a symbolic link, directory, FIFO or
+        device, or by anything unless ``replace``) or cannot be created.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
+    for _ in range(3):
+        try:
+            return os.open(path, flags, mode)
+        except FileExistsError:
+            if not replace:
+                raise FileError(f"{path!r} already exists; not overwritten.") from None
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise FileError(f"cannot write {path!r}: {e.strerror or e}.") from None
+            if not stat.S_ISREG(mode):
+                raise FileError(f"{path!r} is {_kind(mode)}; not written through.") from None
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise FileError(f"cannot replace {path!r}: {e.strerror or e}.") from None
+        except OSError as e:
+            raise FileError(f"cannot write {path!r}: {e.strerror or e}.") from None
+    raise FileError(f"{path!r} keeps being recreated by someone else; not written.")
+
+
+def open_existing(path: str, write: bool = False) -> int:
+    """
+    Open the regular file ``path`` (read-only, or read-write to append) without following
+    a symbolic link or blocking on a FIFO; return its descriptor.
+
+    :raises FileNotFoundError: when there is nothing at ``path``.
+    :raises FileError: when it is a link, FIFO, device or directory, or unreadable.
+    """
+    flags = (os.O_RDWR if write else os.O_RDONLY) | _NOFOLLOW | _NONBLOCK | _CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        try:
+            kind = _kind(os.lstat(path).st_mode)
+        except OSError:
+            kind = ""
+        if kind and kind != "not a regular file":
+            raise FileError(f"{path!r} is {kind}, not a regular file; not used.") from None
+        raise FileError(f"cannot open {path!r}: {e.strerror or e}.") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise FileError(f"{path!r} is {_kind(info.st_mode)}, not a regular file; not used.")
+    if _NONBLOCK:
+        os.set_blocking(fd, True)
+    return fd
+
+
+def temporary_beside(path: str) -> tuple[str, int]:
+    """
+    A new, exclusively created temporary file in ``path``'s directory, with a random
+    name (``.NAME.RANDOM.tmp``): ``(its name, its descriptor)``.
+    """
+    directory, name = os.path.split(path)
+    for _ in range(8):
+        candidate = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return candidate, open_new(candidate)
+        except FileError:
+            if os.path.lexists(candidate):
+                continue
+            raise
+    raise FileError(f"cannot create a temporary file beside {path!r}.")
+
+
+def replace_atomically(temporary: str, final: str) -> None:
+    """
+    Rename ``temporary`` to ``final``.  A symbolic link at ``final`` is replaced (the link,
+    never its target); a directory, FIFO, device or socket there is an error and
+    ``temporary`` is removed.
+    """
+    try:
+        _replaceable(final)
+        os.replace(temporary, final)
+    except FileError:
+        _unlink(temporary)
+        raise
+    except OSError as e:
+        _unlink(temporary)
+        raise FileError(f"cannot rename {temporary!r} to {final!r}: {e.strerror or e}.") from None
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """
+    Replace ``path`` with ``data`` through a temporary file beside it
+    (:func:`temporary_beside`, :func:`replace_atomically`).
+    """
+    temporary, fd = temporary_beside(path)
+    try:
+        with open(fd, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        _unlink(temporary)
+        raise FileError(f"cannot write {temporary!r}: {e.strerror or e}.") from None
+    replace_atomically(temporary, path)
+
+
+def read_regular(path: str, limit: int = 1 << 20) -> bytes | None:
+    """
+    The first ``limit`` bytes of the regular file ``path``, or ``None`` when it is
+    missing, not a regular file (a link, a FIFO...) or unreadable.
+    """
+    try:
+        fd = open_existing(path)
+    except (OSError, FileError):
+        return None
+    with open(fd, "rb") as f:
+        try:
+            return f.read(limit)
+        except OSError:
+            return None
+
+
+def is_regular(path: str) -> bool:
+    """
+    Whether ``path`` itself (not a link's target) is a regular file.
+    """
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def make_directories(path: str) -> None:
+    """
+    Create the directory ``path`` and its missing parents (mode ``0o777`` less the umask),
+    like ``wget -P`` and ``curl --create-dirs``.
+
+    :raises FileError: when it cannot be created, or something else has that name.
+    """
+    if not path:
+        return
+    try:
+        os.makedirs(path, 0o777, exist_ok=True)
+    except FileExistsError:
+        raise FileError(f"{path!r} exists and is not a directory.") from None
+    except OSError as e:
+        raise FileError(f"cannot create the directory {path!r}: {e.strerror or e}.") from None
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+# --- one name, one download --------------------------------------------------------------------
+
+
+class NameRegistry:
+    """
+    The names the downloads of one run (or the transfers of one :class:`Fetcher` in
+    flight) have claimed, so that two URLs never write one file: a URL whose name is
+    taken fails with :class:`FileError` instead of splicing its bytes into another's.
+
+    A claim on ``NAME`` holds ``NAME`` and ``NAME.part`` (and so their validators
+    records): ``a`` and ``a.part`` are one claim apart.  Claims are made before a byte
+    of the body is written (before the request, or as soon as ``Content-Disposition``
+    names the file), in one thread, so the first claimant wins without a race.
+
+    :param keep: keep every claim until the registry is dropped (a ``journey fetch``
+        run: a URL reported as fetched keeps its file); otherwise :meth:`release` frees
+        an owner's claims when its transfer ends.
+    """
+
+    def __init__(self, keep: bool = False) -> None:
+        self.keep = keep
+        self._claims: dict[str, tuple[object, str, str]] = {}
+
+    @staticmethod
+    def _held(path: str) -> tuple[str, str]:
+        absolute = os.path.abspath(path)
+        return absolute, absolute + ".part"
+
+    def claim(self, path: str, owner: object, url: str = "") -> None:
+        """
+        Claim ``path`` for ``owner`` (any object; one per transfer) fetching ``url``.
+
+        :raises FileError: when another owner holds ``path`` or its ``.part`` (or
+            ``path`` is the other's ``.part``).
+        """
+        if path == STDOUT:
+            return
+        held = self._held(path)
+        for name in held:
+            claim = self._claims.get(name)
+            if claim is not None and claim[0] is not owner:
+                raise FileError(
+                    f"not fetched: {describe_url(claim[1])} of this run is also saved as "
+                    f"{os.path.basename(claim[2])!r}.",
+                    url,
+                )
+        absolute = held[0]
+        for name in held:
+            self._claims[name] = (owner, url, absolute)
+
+    def release(self, owner: object) -> None:
+        """
+        Free every claim of ``owner`` (nothing when the registry keeps its claims).
+        """
+        if self.keep:
+            return
+        for name in [n for n, claim in self._claims.items() if claim[0] is owner]:
+            del self._claims[name]
 
 
 # --- remembered validators (ETag / Last-Modified) -----------------------------------------------
@@ -157,14 +449,16 @@ def validators_path(path: str) -> str:
 def load_validators(path: str) -> dict[str, str]:
     """
     The remembered ``etag``/``last-modified`` for the file at ``path`` (empty when the file
-    or its record is missing or unreadable).
+    or its record is missing, unreadable, or not a regular file).
     """
-    if not os.path.exists(path):
+    if not is_regular(path):
+        return {}
+    text = read_regular(validators_path(path))
+    if text is None:
         return {}
     try:
-        with open(validators_path(path), encoding="utf-8") as f:
-            data: Any = json.load(f)
-    except (OSError, ValueError):
+        data: Any = json.loads(text)
+    except ValueError:
         return {}
     if not isinstance(data, dict):
         return {}
@@ -177,29 +471,27 @@ def load_validators(path: str) -> dict[str, str]:
 
 def save_validators(path: str, url: str, etag: str | None, last_modified: str | None) -> None:
     """
-    Remember the validators of the file just written at ``path`` (atomically).
+    Remember the validators of the file just written at ``path`` (atomically, never
+    through a link planted at the record's name); nothing when ``path`` is not a regular
+    file.
     """
     record = {"url": url}
     if etag:
         record["etag"] = etag
     if last_modified:
         record["last-modified"] = last_modified
-    target = validators_path(path)
-    temporary = target + ".part"
-    try:
-        with open(temporary, "w", encoding="utf-8") as f:
-            json.dump(record, f)
-        os.replace(temporary, target)
-    except OSError as e:
-        raise FileError(f"cannot write {target!r}: {e.strerror or e}.", url) from None
+    if os.path.lexists(path) and not is_regular(path):
+        return  # -o /dev/null, a FIFO, stdout: nothing to remember beside it
+    write_atomically(validators_path(path), json.dumps(record).encode("utf-8"))
 
 
 def conditional_headers(path: str) -> dict[str, str]:
     """
     ``If-None-Match``/``If-Modified-Since`` for refreshing the file at ``path``: from its
-    remembered validators, else its modification time.
+    remembered validators, else its modification time.  Empty unless ``path`` is a
+    regular file.
     """
-    if not os.path.exists(path):
+    if not is_regular(path):
         return {}
     remembered = load_validators(path)
     headers = {}
@@ -239,13 +531,25 @@ def forget_validators(path: str) -> None:
         raise FileError(f"cannot remove {validators_path(path)!r}: {e.strerror or e}.") from None
 
 
+def _shown_url(url: str) -> str:
+    """
+    ``url`` for a message: no password, at most 200 characters, even when malformed.
+    """
+    try:
+        shown = describe_url(url)
+    except ValueError:
+        shown = url.rpartition("@")[2] if "@" in url else url
+    return shown if len(shown) <= 200 else shown[:200] + "..."
+
+
 def parse_url_list(text: str) -> tuple[list[tuple[str, str | None]], list[str]]:
     """
     Read a mirror's URL file: one URL per line, optionally followed by whitespace and a
     local name; blank lines and ``#`` comments ignored.
 
     :return: ``(entries, problems)``: ``(url, name or None)`` pairs, and one sentence per
-        line that was skipped (a bad URL, or a name that is not a plain file name).
+        line that was skipped (a bad URL, or a name that is not a plain file name).  No
+        input raises.
     """
     entries: list[tuple[str, str | None]] = []
     problems: list[str] = []
@@ -261,10 +565,17 @@ def parse_url_list(text: str) -> tuple[list[tuple[str, str | None]], list[str]]:
             problems.append(f"line {number}: expected 'URL [NAME]', got {line.strip()!r}.")
             continue
         url = fields[0]
+        shown = _shown_url(url)
+        if any(unicodedata.category(c)[0] == "C" for c in url):
+            problems.append(f"line {number}: {shown!r} has control characters.")
+            continue
         try:
             check_url(url)
         except UnsupportedURL as e:
-            problems.append(f"line {number}: {e}")
+            problems.append(f"line {number}: {str(e)[:300]}")
+            continue
+        except ValueError as e:  # urlsplit: a broken IPv6 literal, say
+            problems.append(f"line {number}: {shown!r} is not a valid URL: {e}.")
             continue
         name = None
         if len(fields) == 2:
@@ -279,60 +590,46 @@ def parse_url_list(text: str) -> tuple[list[tuple[str, str | None]], list[str]]:
 # --- the .part file --------------------------------------------------------------------------
 
 
-class PartFile:
+class Sink:
     """
-    A body being written to ``PATH.part``, renamed to ``PATH`` by :meth:`commit`.
+    Where a body goes while it arrives: a :class:`PartFile` (renamed into place when
+    complete) or a :class:`StreamSink` (written straight into a FIFO, a device, a terminal
+    or standard output).  :func:`open_sink` picks one.
 
-    :param path: the final name.
-    :param resume: append to an existing ``.part`` (for ``--continue``).
-    :param no_clobber: make :meth:`commit` fail rather than replace an existing file.
-    :param sha256: keep a SHA-256 of everything written (including a resumed start).
-
-    :ivar offset: bytes already in the ``.part`` when it was opened.
-    :ivar written: bytes in the ``.part`` now.
+    :ivar path: the final name.
+    :ivar part: the ``.part`` name, or ``None`` when nothing is renamed.
+    :ivar offset: bytes already there when opened (a resumed ``.part``).
+    :ivar written: bytes there now.
+    :ivar digest: a running SHA-256, when asked for.
     """
 
-    def __init__(
-        self, path: str, resume: bool = False, no_clobber: bool = False, sha256: bool = False
-    ) -> None:
+    path: str
+    part: str | None
+    offset: int
+    written: int
+    digest: Any
+    #: Whether a transfer into this sink can be resumed later (``--continue``).
+    resumable = True
+
+    def __init__(self, path: str, sha256: bool = False) -> None:
         self.path = path
-        self.part = path + ".part"
-        self.no_clobber = no_clobber
         self.digest = hashlib.sha256() if sha256 else None
-        self.offset = 0
-        self._file: Any = None
-        try:
-            nofollow = getattr(os, "O_NOFOLLOW", 0)
-            if resume and os.path.exists(self.part):
-                fd = os.open(self.part, os.O_RDWR | nofollow)
-                self._file = open(fd, "r+b", buffering=0)  # noqa: SIM115
-                self._file.seek(0, os.SEEK_END)
-                self.offset = self._file.tell()
-                if self.digest is not None:
-                    self._file.seek(0)
-                    while block := self._file.read(1 << 20):
-                        self.digest.update(block)
-                    self._file.seek(0, os.SEEK_END)
-            else:
-                fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | nofollow, 0o666)
-                self._file = open(fd, "wb", buffering=0)  # noqa: SIM115
-        except OSError as e:
-            raise FileError(f"cannot write {self.part!r}: {e.strerror or e}.") from None
-        self.written = self.offset
+        self.offset = self.written = 0
+        self._fd: int | None = None
 
     def write(self, data: bytes) -> None:
         """
-        Append ``data``; raises :class:`FileError` when the disk refuses it.
+        Append ``data``; raises :class:`FileError` when the file refuses it.
         """
         self.write_many([data])
 
     def write_many(self, chunks: list[bytes]) -> None:
         """
         Append every chunk with as few system calls as possible (``writev``), without
-        joining them first; raises :class:`FileError` when the disk refuses them.
+        joining them first; raises :class:`FileError` when the file refuses them.
         """
-        assert self._file is not None
-        fd = self._file.fileno()
+        assert self._fd is not None
+        fd = self._fd
         try:
             for start in range(0, len(chunks), 512):
                 batch = chunks[start : start + 512]
@@ -343,22 +640,13 @@ class PartFile:
                     while rest:
                         rest = rest[os.write(fd, rest) :]
         except OSError as e:
-            raise FileError(f"cannot write {self.part!r}: {e.strerror or e}.") from None
+            raise FileError(
+                f"cannot write {self.part or self.path!r}: {e.strerror or e}."
+            ) from None
         for chunk in chunks:
             self.written += len(chunk)
             if self.digest is not None:
                 self.digest.update(chunk)
-
-    def restart(self) -> None:
-        """
-        Throw away what was written (the server ignored our ``Range``): start at 0.
-        """
-        assert self._file is not None
-        self._file.seek(0)
-        self._file.truncate()
-        self.offset = self.written = 0
-        if self.digest is not None:
-            self.digest = hashlib.sha256()
 
     def verify(self, sha256: str | None) -> None:
         """
@@ -374,23 +662,103 @@ class PartFile:
 
     def close(self) -> None:
         """
-        Close the ``.part`` (idempotent).
+        Close the file (idempotent).
         """
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def restart(self) -> None:
+        """
+        Throw away what was written: start at 0.
+        """
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        """
+        The body is complete: close, and put it in place.
+        """
+        raise NotImplementedError
+
+    def discard(self, keep: bool = False) -> None:
+        """
+        The body failed: close, and remove what was written unless ``keep``.
+        """
+        raise NotImplementedError
+
+
+class PartFile(Sink):
+    """
+    A body being written to ``PATH.part``, renamed to ``PATH`` by :meth:`commit`.
+
+    Neither name is ever written through a symbolic link, FIFO or device planted there:
+    the ``.part`` is created with ``O_EXCL|O_NOFOLLOW`` (a stale regular file there is
+    removed first, a link is an error) or, to resume, reopened with ``O_NOFOLLOW`` and checked to be a regular
+    file; the rename replaces a link at ``PATH`` (not its target) and refuses a directory,
+    FIFO or device there (:func:`replace_atomically`).
+
+    :param path: the final name.
+    :param resume: append to an existing ``.part`` (for ``--continue``).
+    :param no_clobber: make :meth:`commit` fail rather than replace an existing file.
+    :param sha256: keep a SHA-256 of everything written (including a resumed start).
+    """
+
+    part: str
+
+    def __init__(
+        self, path: str, resume: bool = False, no_clobber: bool = False, sha256: bool = False
+    ) -> None:
+        super().__init__(path, sha256)
+        self.part = path + ".part"
+        self.no_clobber = no_clobber
+        if not no_clobber:
+            _replaceable(path)  # fail before the transfer, not after it
+        fd = None
+        if resume:
+            try:
+                fd = open_existing(self.part, write=True)
+            except FileNotFoundError:
+                fd = None
+            except OSError as e:
+                raise FileError(f"cannot write {self.part!r}: {e.strerror or e}.") from None
+        if fd is None:
+            fd = open_new(self.part, replace=True)
+        else:
+            try:
+                self.offset = os.lseek(fd, 0, os.SEEK_END)
+                if self.digest is not None:
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    while block := os.read(fd, 1 << 20):
+                        self.digest.update(block)
+                    os.lseek(fd, 0, os.SEEK_END)
+            except OSError as e:
+                os.close(fd)
+                raise FileError(f"cannot read {self.part!r}: {e.strerror or e}.") from None
+        self._fd = fd
+        self.written = self.offset
+
+    def restart(self) -> None:
+        """
+        Throw away what was written (the server ignored our ``Range``): start at 0.
+        """
+        assert self._fd is not None
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        os.ftruncate(self._fd, 0)
+        self.offset = self.written = 0
+        if self.digest is not None:
+            self.digest = hashlib.sha256()
 
     def commit(self) -> None:
         """
         Close and move the complete ``.part`` to the final name.
         """
+        self.close()
+        if not self.no_clobber:
+            replace_atomically(self.part, self.path)
+            return
         try:
-            self.close()
-            if self.no_clobber:
-                os.link(self.part, self.path)
-                os.unlink(self.part)
-            else:
-                os.replace(self.part, self.path)
+            os.link(self.part, self.path)  # never follows a link at self.path
+            os.unlink(self.part)
         except FileExistsError:
             self.discard()
             raise FileError(
@@ -406,10 +774,92 @@ class PartFile:
         """
         self.close()
         if not keep:
-            try:
-                os.unlink(self.part)
-            except FileNotFoundError:
-                pass
+            _unlink(self.part)
+
+
+class StreamSink(Sink):
+    """
+    A body written straight into something that is not a regular file -- a FIFO, a
+    character device (``/dev/null``), a terminal, or standard output (``-``) -- as it
+    arrives, as curl does: no ``.part``, no rename, no resume, and the thing itself is
+    never replaced.
+
+    :param path: the name given (``-`` for standard output).
+    """
+
+    part = None
+    resumable = False
+
+    def __init__(self, path: str, sha256: bool = False) -> None:
+        super().__init__(path, sha256)
+        try:
+            if path == STDOUT:
+                sys.stdout.flush()
+                self._fd = os.dup(1)
+            else:
+                self._fd = os.open(path, os.O_WRONLY | _CLOEXEC)
+        except (OSError, ValueError) as e:
+            reason = getattr(e, "strerror", None) or e
+            raise FileError(f"cannot write to {_shown(path)}: {reason}.") from None
+
+    def restart(self) -> None:
+        """
+        A stream cannot be rewound.
+        """
+        if self.written:
+            raise FileError(f"cannot rewrite what was already written to {_shown(self.path)}.")
+
+    def commit(self) -> None:
+        """
+        Close: everything is already there.
+        """
+        self.close()
+
+    def discard(self, keep: bool = False) -> None:
+        """
+        Close: what was written cannot be taken back.
+        """
+        self.close()
+
+
+def _shown(path: str) -> str:
+    return "standard output" if path == STDOUT else repr(path)
+
+
+def streams_into(path: str) -> bool:
+    """
+    Whether a body for ``path`` (a name the user chose) is streamed into it rather than
+    written to a ``.part`` and renamed: ``-``, or (following links, as the user named
+    it) a FIFO, a character device, a terminal or a socket.
+    """
+    if path == STDOUT:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+
+
+def open_sink(
+    path: str,
+    resume: bool = False,
+    no_clobber: bool = False,
+    sha256: bool = False,
+    stream: bool = False,
+) -> Sink:
+    """
+    The :class:`Sink` for a body going to ``path``.
+
+    :param stream: ``path`` is the user's own choice (``-o``): when it is ``-``, a FIFO, a
+        character device or a terminal, write into it (:class:`StreamSink`).  Otherwise
+        (a name from the URL, the server or a URL list) such a file is an error, never
+        written through or replaced.
+    :param resume, no_clobber, sha256: as for :class:`PartFile`.
+    """
+    if stream and streams_into(path):
+        return StreamSink(path, sha256)
+    return PartFile(path, resume, no_clobber, sha256)
 
 
 def same_content(path: str, sha256: str, size: int) -> bool:
@@ -417,10 +867,14 @@ def same_content(path: str, sha256: str, size: int) -> bool:
     Whether the file at ``path`` has ``size`` bytes with this SHA-256 (hex).
     """
     try:
-        if os.path.getsize(path) != size:
-            return False
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
+        fd = open_existing(path)
+    except (OSError, FileError):
+        return False
+    digest = hashlib.sha256()
+    try:
+        with open(fd, "rb") as f:
+            if os.fstat(f.fileno()).st_size != size:
+                return False
             while block := f.read(1 << 20):
                 digest.update(block)
     except OSError:

@@ -7,14 +7,25 @@ Every ``interval`` seconds each URL in the URL file is fetched with a conditiona
 ``.NAME.http.json``), so an unchanged file costs a 304 and is left alone, and a changed
 one is written to ``NAME.part`` and renamed over ``NAME`` atomically.  A URL that fails
 is retried after a backoff that doubles with each failure (up to ``maxBackoff``), without
-holding up the others.  The URL file is read again whenever it changes.  Each change and
-each failure is a ``twisted.logger`` event; with ``once`` the service tries every URL
-one time and then stops the reactor (for cron).
+holding up the others.  The URL file is read again whenever it changes; a line that is
+not ``URL [NAME]`` with a good URL and a plain name, or whose name another line already
+takes (or is the other's ``.part``), is logged and skipped, and no input stops the
+refresh loop.  Each change and each failure is a ``twisted.logger`` event (with any
+password in a URL left out); with ``once`` the service tries every URL one time and then
+stops the reactor.
+
+``journey mirror --once`` (:func:`run`) runs the same service for cron: it exits with
+the code of the first URL that failed (:data:`twisted_journey.fetch.errors.EXIT_CODES`),
+0 when all succeeded.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import stat
+import sys
+import urllib.parse
 from typing import Any
 
 import attrs
@@ -23,11 +34,13 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
+from twisted_journey.fetch import errors as fetch_errors
 from twisted_journey.fetch import files
 from twisted_journey.fetch.agent import classify
 from twisted_journey.fetch.client import Fetcher, FetchSettings
+from twisted_journey.fetch.errors import FetchError, describe_url
 
-__all__ = ["MirrorService", "Mirrored"]
+__all__ = ["MirrorService", "Mirrored", "run"]
 
 
 @attrs.define
@@ -55,6 +68,7 @@ class MirrorService(Service):
     :param fetcher: a :class:`Fetcher` to use (tests); built from ``parallel`` otherwise.
     :ivar cycles: refresh passes completed.
     :ivar failed: URLs that failed in the last pass.
+    :ivar failures: the :class:`FetchError` of each URL that failed in the last pass.
     """
 
     log = Logger()
@@ -81,6 +95,7 @@ class MirrorService(Service):
         self.entries: dict[str, Mirrored] = {}
         self.cycles = 0
         self.failed = 0
+        self.failures: list[FetchError] = []
         self._stamp: tuple[int, int] | None = None
         self._next: IDelayedCall | None = None
         self._running: Deferred[Any] | None = None
@@ -124,6 +139,8 @@ class MirrorService(Service):
             stamp = (info.st_mtime_ns, info.st_size)
             if stamp == self._stamp:
                 return
+            if not stat.S_ISREG(info.st_mode):  # a FIFO would block the reactor
+                raise OSError(f"{self.urlsPath!r} is not a regular file")
             with open(self.urlsPath, encoding="utf-8", errors="replace") as f:
                 text = f.read()
         except OSError as e:
@@ -133,24 +150,40 @@ class MirrorService(Service):
             return
         self._stamp = stamp
         entries, problems = files.parse_url_list(text)
-        for problem in problems:
-            self.log.warn("Skipped in {path!r}: {problem!r}", path=self.urlsPath, problem=problem)
-        kept = {}
+        names = files.NameRegistry(keep=True)
+        kept: dict[str, Mirrored] = {}
         for url, name in entries:
+            try:
+                names.claim(files.target_path(url, name, self.outputDir), url, url)
+            except FetchError as e:
+                problems.append(f"{describe_url(url)}: {e}")
+                continue
+            if url in kept:
+                continue
             old = self.entries.get(url)
             kept[url] = old if old is not None and old.name == name else Mirrored(url, name)
+        for problem in problems:
+            self.log.warn("Skipped in {path!r}: {problem}", path=self.urlsPath, problem=problem)
         self.entries = kept
         self.log.info("Read {count} URLs from {path!r}", count=len(kept), path=self.urlsPath)
 
     def _cycle(self) -> None:
         self._next = None
-        self.reload()
-        now = self.reactor.seconds()
-        due = [entry for entry in self.entries.values() if entry.due <= now]
-        self._running = gatherResults([self._refresh(entry) for entry in due])
+        self.failed = 0
+        self.failures = []
+        try:
+            self.reload()
+            now = self.reactor.seconds()
+            due = [entry for entry in self.entries.values() if entry.due <= now]
+            self._running = gatherResults([self._refresh(entry) for entry in due])
+        except Exception:
+            # A bug, not an input: log it and keep the loop alive.
+            self.log.failure("The mirror pass failed")
+            self._cycled(None)
+            return
         self._running.addBoth(self._cycled)
 
-    def _cycled(self, _: object) -> None:
+    def _cycled(self, result: object) -> None:
         self._running = None
         self.cycles += 1
         if not self.running:
@@ -176,24 +209,104 @@ class MirrorService(Service):
                 self.log.info(
                     "Updated {path!r} from {url!r} ({size} bytes)",
                     path=result.filename,
-                    url=entry.url,
+                    url=describe_url(entry.url),
                     size=result.size,
                 )
             else:
-                self.log.debug("Unchanged: {url!r}", url=entry.url)
+                self.log.debug("Unchanged: {url!r}", url=describe_url(entry.url))
 
         def failed(failure: Any) -> None:
-            error = classify(failure, entry.url)
+            try:
+                error = classify(failure, entry.url)
+            except Exception:
+                error = FetchError(f"unexpected failure: {failure.type.__name__}.", entry.url)
             entry.failures += 1
             delay = min(self.interval * 2 ** (entry.failures - 1), self.maxBackoff)
             entry.due = self.reactor.seconds() + delay
             self.failed += 1
+            self.failures.append(error)
+            if self.once:
+                self.log.warn(
+                    "Failed {url!r}: {reason!r}",
+                    url=describe_url(entry.url),
+                    reason=_scrub(str(error), entry.url),
+                    exitCode=error.exitCode,
+                )
+                return
             self.log.warn(
                 "Failed {url!r}: {reason!r}; next try in {delay:g} seconds",
-                url=entry.url,
-                reason=str(error),
+                url=describe_url(entry.url),
+                reason=_scrub(str(error), entry.url),
                 delay=delay,
                 exitCode=error.exitCode,
             )
 
-        return d.addCallbacks(succeeded, failed)
+        def logged(failure: Any) -> None:
+            self.log.failure("Mirroring {url!r} went wrong", failure, url=describe_url(entry.url))
+
+        return d.addCallbacks(succeeded, failed).addErrback(logged)
+
+
+def _scrub(text: str, url: str) -> str:
+    """
+    ``text`` with the password of ``url`` (if any) replaced by ``***``, whatever put it
+    there.
+    """
+    try:
+        password = urllib.parse.urlsplit(url).password
+    except ValueError:
+        return text
+    return text.replace(password, "***") if password else text
+
+
+# --- journey mirror ----------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    """
+    ``journey mirror`` (its options are set up in :mod:`twisted_journey.cli`): run
+    :class:`MirrorService` until interrupted, or (``--once``) for one pass; log to
+    stderr; return the exit status.
+    """
+    from twisted.internet import reactor
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
+
+    from twisted_journey import settings
+
+    program = "journey mirror"
+    try:
+        interval = settings.seconds("--interval", args.interval)
+        parallel = settings.limit("--parallel", args.parallel)
+    except settings.SettingError as e:
+        print(f"{program}: {e}", file=sys.stderr)
+        return fetch_errors.EXIT_USAGE
+    if not os.path.isfile(args.urls):
+        print(f"{program}: --urls {args.urls!r} is not a readable file.", file=sys.stderr)
+        return fetch_errors.EXIT_USAGE
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
+    globalLogBeginner.beginLoggingTo(
+        [FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])],
+        redirectStandardIO=False,
+    )
+    service = MirrorService(
+        args.urls,
+        args.output_dir,
+        interval if interval is not None else 3600.0,
+        parallel if parallel is not None else 4,
+        once=args.once,
+        reactor=reactor,
+    )
+    reactor.callWhenRunning(service.startService)
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    reactor.run()
+    if not args.once:
+        return 130
+    if service.cycles == 0:
+        return 130  # interrupted before the pass ended
+    return fetch_errors.exit_status(service.failures)

@@ -1,30 +1,89 @@
-# -*- test-case-name: tests.test_fetch_download -*-
+# -*- test-case-name: tests.test_fetch_download,tests.test_fetch_answers -*-
 """
 HTTP semantics both fetchers share, stdlib only: which URLs and statuses are acceptable,
-when a body is complete, when to retry, which proxy to use.
+when a body is complete, when a partial answer fits the ``Range`` asked for, which content
+codings can be undone, where a redirect may go, when to retry, which proxy to use.
 
-A body shorter or longer than its ``Content-Length``, or cut without any framing, is an
-error, never a success.
+- A body shorter or longer than its ``Content-Length``, or a chunked body cut before its
+  last chunk, is an error, never a success.  A body with neither (close-delimited: an
+  HTTP/1.0 answer, or HTTP/1.1 without a length, usually with ``Connection: close``) ends
+  when the server closes the connection and is complete, as RFC 9112 section 6.3 says and
+  as curl, wget, urllib and browsers accept it.
+- A ``206 Partial Content`` is accepted only in answer to a ``Range`` we sent, when its
+  ``Content-Range`` starts where we asked and its body is as long as the range says.
+- Content codings: ``gzip`` (several members included) and ``deflate`` can be undone;
+  any other coding (``br``, ``compress``, ``foo``, or a stack holding one) is an error and
+  nothing is saved.
+- Redirects go to ``http``/``https`` only; a ``Location`` with spaces or non-ASCII is
+  percent-encoded (UTF-8), as browsers and curl do.
+- Response headers are bounded: :data:`MAX_HEADER_BYTES` bytes and :data:`MAX_HEADERS`
+  fields by default.
 """
 
 from __future__ import annotations
 
 import email.utils
+import re
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 
-from twisted_journey.fetch.errors import TruncatedBody, UnsupportedURL, describe_url
+from twisted_journey.fetch.errors import (
+    ProtocolError,
+    TruncatedBody,
+    UnsupportedURL,
+    describe_url,
+)
 
 __all__ = [
+    "CONNECT_TIMEOUT",
+    "DECODABLE",
+    "IDLE_TIMEOUT",
+    "MAX_DECODED_SIZE",
+    "MAX_HEADERS",
+    "MAX_HEADER_BYTES",
+    "MAX_REDIRECTS",
+    "MAX_RETRY_DELAY",
+    "REDIRECTS",
+    "RETRY_DELAY",
+    "basic_authorization",
+    "check_codings",
     "check_length",
+    "check_partial",
     "check_url",
+    "content_codings",
     "is_sha256",
     "parse_content_range",
+    "parse_sha256",
     "proxy_for",
+    "redirect_target",
+    "request_target",
     "retry_after",
     "same_origin",
+    "split_credentials",
 ]
+
+#: Default limits and delays, shared by :class:`twisted_journey.fetch.client.FetchSettings`
+#: and the ``journey fetch`` help text (which must not import Twisted to show them).
+CONNECT_TIMEOUT = 30.0
+IDLE_TIMEOUT = 300.0
+MAX_REDIRECTS = 20
+RETRY_DELAY = 1.0
+MAX_RETRY_DELAY = 120.0
+MAX_DECODED_SIZE = 1 << 30
+
+#: The most bytes of response headers (status line included) read before giving up; curl
+#: stops at 100 KiB too.
+MAX_HEADER_BYTES = 100 * 1024
+
+#: The most response header fields read before giving up.
+MAX_HEADERS = 100
+
+#: The content codings both engines can undo (``--compressed``).
+DECODABLE = frozenset({"gzip", "x-gzip", "deflate"})
+
+#: Statuses that redirect a GET.
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 def retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -57,8 +116,9 @@ def check_length(url: str, expected: int | None, received: int, framed: bool = T
     Raise :class:`TruncatedBody` unless ``received`` bytes is a complete body.
 
     :param expected: the announced body length (``Content-Length``), or ``None``.
-    :param framed: whether the end of the body was marked (by a length or chunking);
-        a body ended only by the connection closing may have been cut.
+    :param framed: whether the end of the body was marked (by a length or chunking).  A
+        close-delimited body (``False``) is complete when the connection closes (RFC 9112
+        section 6.3); a cut chunked body never gets here (the parser reports it).
     """
     if expected is not None and received < expected:
         raise TruncatedBody(
@@ -67,12 +127,6 @@ def check_length(url: str, expected: int | None, received: int, framed: bool = T
     if expected is not None and received > expected:
         raise TruncatedBody(
             f"body longer than announced: more than {expected} bytes; nothing saved.", url
-        )
-    if not framed:
-        raise TruncatedBody(
-            "the server closed the connection without Content-Length or chunked framing, "
-            "so the body may be incomplete; nothing saved.",
-            url,
         )
 
 
@@ -154,11 +208,32 @@ def is_sha256(value: str) -> bool:
     return len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def parse_sha256(text: str) -> str | None:
+    """
+    The lower-case hex digest in ``text`` (64 hex digits, optionally prefixed with
+    ``sha256:`` as in ``sha256:ab12...``), or ``None`` when it is not one.
+    """
+    text = text.strip()
+    if text[:7].lower() == "sha256:":
+        text = text[7:]
+    return text.lower() if is_sha256(text) else None
+
+
 def check_url(url: str) -> None:
     """
     Raise :class:`UnsupportedURL` unless ``url`` is an absolute http(s) URL.
     """
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as e:
+        raise UnsupportedURL(f"{describe_url(url)!r} is not a valid URL: {e}.", url) from None
+    if _CONTROL.search(url):
+        raise UnsupportedURL(
+            f"{describe_url(url)!r} holds control characters; percent-encode them.", url
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsupportedURL(
             f"{describe_url(url)!r} is not an http:// or https:// URL with a host.", url
@@ -167,3 +242,142 @@ def check_url(url: str) -> None:
         parts.port  # noqa: B018
     except ValueError:
         raise UnsupportedURL(f"{describe_url(url)!r} has a bad port number.", url) from None
+
+
+def check_partial(url: str, content_range: str | None, offset: int, length: int | None) -> None:
+    """
+    Raise :class:`ProtocolError` unless a ``206 Partial Content`` answers the ``Range:
+    bytes=OFFSET-`` we sent: no range sent (``offset`` 0), a ``Content-Range`` that is
+    unreadable, starts elsewhere or ends past its total, or a body length (when known)
+    other than the range's are all refused, so nothing is ever spliced at the wrong place.
+
+    :param length: the body length the response announced, or ``None``.
+    """
+    if offset <= 0:
+        raise ProtocolError(
+            "the server sent 206 Partial Content to a request without Range; nothing saved.", url
+        )
+    span = parse_content_range(content_range)
+    if span is None or span[0] != offset:
+        raise ProtocolError(
+            f"the server sent a range other than the one asked for (from byte {offset}); "
+            "nothing saved.",
+            url,
+        )
+    first, last, total = span
+    if total is not None and last >= total:
+        raise ProtocolError(f"the server sent a Content-Range past its end: {content_range}.", url)
+    if length is not None and length != last - first + 1:
+        raise ProtocolError(
+            f"the server sent {length} bytes for the range {first}-{last} "
+            f"({last - first + 1} bytes); nothing saved.",
+            url,
+        )
+
+
+def content_codings(value: str | None) -> list[str]:
+    """
+    The content codings of a ``Content-Encoding`` value, in the order they were applied,
+    lower-cased, without ``identity``.
+    """
+    if not value:
+        return []
+    codings = [c.strip().lower() for c in value.split(",")]
+    return [c for c in codings if c and c != "identity"]
+
+
+def check_codings(url: str, codings: list[str]) -> None:
+    """
+    Raise :class:`ProtocolError` unless every coding in ``codings`` can be undone
+    (:data:`DECODABLE`): a body in a coding we cannot read is refused rather than saved
+    still encoded as if it were the file.
+    """
+    unknown = [c for c in codings if c not in DECODABLE]
+    if unknown:
+        raise ProtocolError(
+            f"the server sent the body in a content coding journey cannot decode "
+            f"({', '.join(unknown)}); nothing saved.",
+            url,
+        )
+
+
+_SAFE = "!#$%&'()*+,/:;=?@[]~"
+
+
+def redirect_target(base: str, location: str) -> str:
+    """
+    The absolute URL a ``Location`` header sends us to, from ``base``.
+
+    Relative references are resolved; spaces, other characters not allowed in a URL, and
+    non-ASCII are percent-encoded as UTF-8 (a non-ASCII host becomes IDNA), as browsers
+    and curl do; the fragment is dropped.
+
+    :raises UnsupportedURL: for a scheme other than http/https (nothing is requested), or
+        a ``Location`` that is not a URL.
+    """
+    location = location.strip()
+    try:
+        target = urllib.parse.urljoin(base, location)
+        parts = urllib.parse.urlsplit(target)
+        parts.port  # noqa: B018
+    except ValueError:
+        raise UnsupportedURL(
+            f"the server redirected to {describe_url(location)!r}, which is not a valid URL.",
+            base,
+        ) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsupportedURL(
+            f"the server redirected to {describe_url(target)!r}; only http:// and https:// "
+            "redirects are followed.",
+            base,
+        )
+    return request_target(target)
+
+
+def request_target(url: str) -> str:
+    """
+    ``url`` as sent on the wire: spaces, other characters not allowed in a URL, and
+    non-ASCII percent-encoded as UTF-8 (existing ``%XX`` escapes kept), a non-ASCII host
+    in IDNA, no fragment.
+
+    :raises UnsupportedURL: for a host name IDNA cannot encode.
+    """
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if not netloc.isascii():
+        host = parts.hostname or ""
+        try:
+            ascii_host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise UnsupportedURL(
+                f"{describe_url(url)!r} has a host name that is not valid.", url
+            ) from None
+        netloc = netloc.replace(host, ascii_host)
+    path = urllib.parse.quote(parts.path, safe=_SAFE)
+    query = urllib.parse.quote(parts.query, safe=_SAFE)
+    return urllib.parse.urlunsplit((parts.scheme, netloc, path or "/", query, ""))
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """
+    ``url`` without its ``user:password@``, and the (percent-decoded) user and password,
+    or ``None`` when it has none.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    bare = urllib.parse.urlunsplit(parts._replace(netloc=hostport))
+    return bare, (urllib.parse.unquote(user), urllib.parse.unquote(password))
+
+
+def basic_authorization(credentials: tuple[str, str]) -> str:
+    """
+    The ``Authorization`` value for HTTP Basic authentication (UTF-8, RFC 7617).
+    """
+    import base64
+
+    user, password = credentials
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"

@@ -3,7 +3,11 @@
 ``twistd -n journey-fetch``: the mirror service as a twistd plugin.
 
     twistd -n journey-fetch --urls urls.txt --output-dir mirror --interval 600
-    twistd -n journey-fetch --urls urls.txt --output-dir mirror --once   # for cron
+    twistd -n journey-fetch --urls urls.txt --output-dir mirror --once
+
+The directory is created when missing.  For cron prefer ``journey mirror --once``
+(:func:`twisted_journey.fetch.mirror.run`), the same service as a command whose exit
+status says whether every URL succeeded (twistd always exits 0).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ class Options(usage.Options):
     optFlags = [["once", None, "Try every URL once, then exit (for cron)."]]
     optParameters: list[list[Any]] = [
         ["urls", "u", None, "File of URLs to mirror (required)."],
-        ["output-dir", "d", ".", "Directory for the copies."],
+        ["output-dir", "d", ".", "Directory for the copies (created when missing)."],
         ["interval", "i", "3600", "Seconds between refreshes of each URL."],
         ["parallel", "p", "4", "Transfers at once."],
     ]
@@ -49,7 +53,7 @@ class Options(usage.Options):
             raise usage.UsageError("--urls FILE is required.")
         if not os.path.isfile(self["urls"]):
             raise usage.UsageError(f"--urls {self['urls']!r} is not a readable file.")
-        if not os.path.isdir(self["output-dir"]):
+        if os.path.exists(self["output-dir"]) and not os.path.isdir(self["output-dir"]):
             raise usage.UsageError(f"--output-dir {self['output-dir']!r} is not a directory.")
         try:
             self["interval"] = settings.seconds("--interval", self["interval"])

@@ -1,0 +1,198 @@
+"""
+Tests for the fetch section of :mod:`twisted_journey._twisted`: each Twisted internal it
+leans on is checked by name, so a Twisted upgrade that changes one fails here, loudly and
+saying which, rather than quietly changing how responses are judged.
+
+Unit tests drive a :class:`~twisted_journey._twisted.BoundedClientProtocol` over a
+``StringTransport``; no network.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.trial import unittest
+from twisted.web._newclient import Request, ResponseFailed
+from twisted.web.http_headers import Headers
+
+from twisted_journey import _twisted
+from twisted_journey.fetch.errors import ProtocolError
+
+
+def connected(maxBytes: int = 1024, maxFields: int = 5) -> tuple[Any, StringTransport]:
+    """
+    A :class:`BoundedClientProtocol` with these limits, on a ``StringTransport``.
+    """
+    pool = _twisted.journeyPool(MemoryReactorClock(), maxBytes, maxFields)
+    factory = pool._factory(lambda protocol: None, "metadata")
+    protocol = factory.buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def get(protocol: Any) -> Any:
+    """
+    Issue a GET for ``/`` on ``protocol``; return its Deferred.
+    """
+    request = Request(b"GET", b"/", Headers({b"host": [b"example"]}), None)
+    return protocol.request(request)
+
+
+class InternalsPresentTests(unittest.SynchronousTestCase):
+    """
+    The private names and behaviours the fetch section relies on are still there.
+    """
+
+    def test_names(self) -> None:
+        """
+        ``_HTTP11ClientFactory`` (with ``_quiescentCallback``), ``HTTPConnectionPool._factory``,
+        ``HTTP11ClientProtocol._parser``/``_finishResponse_WAITING``, and the parser's
+        ``lineReceived``/``lineLengthExceeded``/``MAX_LENGTH``/``state`` all exist.
+        """
+        from twisted.web import _newclient, client
+
+        missing = [
+            what
+            for what, present in [
+                ("client._HTTP11ClientFactory", hasattr(client, "_HTTP11ClientFactory")),
+                ("HTTPConnectionPool._factory", hasattr(client.HTTPConnectionPool, "_factory")),
+                (
+                    "HTTP11ClientProtocol._finishResponse_WAITING",
+                    hasattr(_newclient.HTTP11ClientProtocol, "_finishResponse_WAITING"),
+                ),
+                (
+                    "HTTP11ClientProtocol._parser",
+                    hasattr(_newclient.HTTP11ClientProtocol, "_parser"),
+                ),
+                (
+                    "HTTPClientParser.lineReceived",
+                    hasattr(_newclient.HTTPClientParser, "lineReceived"),
+                ),
+                (
+                    "HTTPClientParser.lineLengthExceeded",
+                    hasattr(_newclient.HTTPClientParser, "lineLengthExceeded"),
+                ),
+                ("HTTPClientParser.MAX_LENGTH", hasattr(_newclient.HTTPClientParser, "MAX_LENGTH")),
+                (
+                    "_newclient.STATUS/HEADER",
+                    hasattr(_newclient, "STATUS") and hasattr(_newclient, "HEADER"),
+                ),
+            ]
+            if not present
+        ]
+        self.assertEqual(missing, [], "Twisted changed; see twisted_journey/_twisted.py")
+
+    def test_factoryBuildsBoundedProtocol(self) -> None:
+        """
+        The pool's factory builds a :class:`BoundedClientProtocol` with the pool's limits
+        and Twisted's quiescent callback.
+        """
+        protocol, _ = connected(2048, 7)
+        self.assertIsInstance(protocol, _twisted.BoundedClientProtocol)
+        self.assertEqual((protocol.maxHeaderBytes, protocol.maxHeaders), (2048, 7))
+        self.assertIsNotNone(protocol._quiescentCallback)
+
+    def test_requestCreatesBoundedParser(self) -> None:
+        """
+        ``request()`` leaves a parser in ``_parser`` whose line handling is bounded.
+        """
+        protocol, _ = connected(4096)
+        get(protocol)
+        self.assertIsNotNone(protocol._parser, "HTTP11ClientProtocol no longer sets _parser")
+        self.assertEqual(protocol._parser.MAX_LENGTH, 4096)
+
+
+class BoundsTests(unittest.SynchronousTestCase):
+    """
+    Header bounds end the response with a :class:`ProtocolError` and bounded buffering.
+    """
+
+    def failure(self, d: Any) -> ProtocolError:
+        failure = self.failureResultOf(d, ResponseFailed)
+        errors = [reason.value for reason in failure.value.reasons]
+        self.assertEqual(len(errors), 1, errors)
+        self.assertIsInstance(errors[0], ProtocolError)
+        return errors[0]
+
+    def test_withinBounds(self) -> None:
+        """
+        A response inside both limits is delivered.
+        """
+        protocol, _ = connected()
+        d = get(protocol)
+        protocol.dataReceived(b"HTTP/1.1 200 OK\r\nA: 1\r\nContent-Length: 0\r\n\r\n")
+        self.assertEqual(self.successResultOf(d).code, 200)
+
+    def test_fieldCount(self) -> None:
+        """
+        One field past ``maxHeaders`` fails; continuation lines do not count as fields.
+        """
+        protocol, transport = connected(maxFields=2)
+        d = get(protocol)
+        protocol.dataReceived(b"HTTP/1.1 200 OK\r\nA: 1\r\n  continued\r\nB: 2\r\nC: 3\r\n")
+        self.assertIn("--max-headers", str(self.failure(d)))
+        self.assertTrue(transport.disconnecting)
+
+    def test_byteCount(self) -> None:
+        """
+        Many short lines past ``maxHeaderBytes``, and interim ``1xx`` responses count.
+        """
+        protocol, _ = connected(maxBytes=300, maxFields=1000)
+        d = get(protocol)
+        interim = b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+        protocol.dataReceived(interim * 5 + b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 100)
+        self.assertIn("--max-header-bytes", str(self.failure(d)))
+
+    def test_endlessLine(self) -> None:
+        """
+        One line longer than ``maxHeaderBytes`` fails without waiting for its end, and
+        the parser holds no more than about the limit.
+        """
+        protocol, _ = connected(maxBytes=1024)
+        d = get(protocol)
+        protocol.dataReceived(b"HTTP/1.1 200 OK\r\nX: ")
+        for _ in range(4):
+            if d.called:
+                break
+            protocol.dataReceived(b"x" * 1000)
+        self.assertIn("--max-header-bytes", str(self.failure(d)))
+
+    def test_surplusNoticed(self) -> None:
+        """
+        Bytes after a response's declared end mark the response with ``journeySurplus``.
+        """
+        protocol, _ = connected()
+        d = get(protocol)
+        protocol.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+        response = self.successResultOf(d)
+        protocol.dataReceived(b"okEXTRA")
+        self.assertEqual(getattr(response, "journeySurplus", None), 5)
+
+
+class ReadSizeTests(unittest.SynchronousTestCase):
+    """
+    The connection asks its TCP transport for larger reads.
+    """
+
+    def test_tcpTransportReadSize(self) -> None:
+        """
+        Twisted's TCP transports still read ``bufferSize`` bytes per ``recv``, and a
+        :class:`BoundedClientProtocol` sets it to its ``readSize``.
+        """
+        import inspect
+
+        from twisted.internet import tcp
+
+        self.assertIn(
+            "self.socket.recv(self.bufferSize)",
+            inspect.getsource(tcp.Connection.doRead),
+            "Twisted's TCP read size is no longer bufferSize; see twisted_journey/_twisted.py",
+        )
+        pool = _twisted.journeyPool(MemoryReactorClock(), 1024, 5)
+        protocol = pool._factory(lambda protocol: None, "metadata").buildProtocol(None)
+        transport = StringTransport()
+        transport.bufferSize = 65536  # type: ignore[attr-defined]
+        protocol.makeConnection(transport)
+        self.assertEqual(transport.bufferSize, _twisted.BoundedClientProtocol.readSize)  # type: ignore[attr-defined]
