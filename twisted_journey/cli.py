@@ -158,17 +158,17 @@ def _greet(args: argparse.Namespace) -> int:
     write = _stdout()
 
     def stdlib() -> None:
-        from twisted_journey.fallback.greet import receive_greeting
+        from twisted_journey.fallback.client import receive_greeting
 
         receive_greeting(args.host, args.port, write, args.timeout)
 
     def twisted(reactor: Any) -> Deferred[int]:
-        from twisted_journey.greet import receiveGreeting
+        from twisted_journey.client import receiveGreeting
 
         return receiveGreeting(reactor, args.host, args.port, write, args.timeout)
 
     def describe(failure: Failure) -> str:
-        from twisted_journey.greet import describeFailure
+        from twisted_journey.client import describeFailure
 
         return describeFailure(failure, args.host, args.port, args.timeout)
 
@@ -210,17 +210,17 @@ def _send(args: argparse.Namespace) -> int:
     write = _stdout()
 
     def stdlib() -> None:
-        from twisted_journey.fallback.mux import send_stream
+        from twisted_journey.fallback.client import send_stream
 
         send_stream(args.host, port, fd, write, args.timeout)
 
     def twisted(reactor: Any) -> Deferred[int]:
-        from twisted_journey.mux import sendStream
+        from twisted_journey.client import sendStream
 
         return sendStream(reactor, args.host, port, fd, write, args.timeout)
 
     def describe(failure: Failure) -> str:
-        from twisted_journey.greet import describeFailure
+        from twisted_journey.client import describeFailure
 
         if failure.check(ConnectionError) and not failure.check(ConnectionRefusedError):
             return f"{failure.value}."
