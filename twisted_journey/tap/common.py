@@ -6,6 +6,10 @@ Options and service assembly shared by the journey servers' service makers.
 ``--max-connections``, ``--max-per-peer``, ``--timeout``, ``--quiet``); a tool's
 ``Options`` subclasses it, sets ``defaultListen`` and adds its own options, and its
 ``makeService`` ends with :func:`listeningService`.
+
+Every endpoint gets the system's maximum listen backlog
+(:data:`twisted_journey.listen.DEFAULT_BACKLOG`) unless its string gives ``backlog=``: see
+:func:`endpointDescription`.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 
 from twisted_journey import settings
+from twisted_journey.listen import with_backlog
 
-__all__ = ["ListeningService", "ServerOptions", "listeningService"]
+__all__ = ["ListeningService", "ServerOptions", "endpointDescription", "listeningService"]
 
 T = TypeVar("T")
 
@@ -59,7 +64,7 @@ class ServerOptions(usage.Options):
         try:
             # Parse now, against a reactor that does nothing, so a typo is a usage error
             # rather than a traceback once twistd has started.
-            serverFromString(MemoryReactor(), description)
+            serverFromString(MemoryReactor(), endpointDescription(description))
         except Exception as e:
             raise usage.UsageError(
                 f"--listen {description!r} is not a usable endpoint: {e or type(e).__name__}."
@@ -96,6 +101,16 @@ class ServerOptions(usage.Options):
             raise usage.UsageError(str(e)) from None
 
 
+def endpointDescription(description: str) -> str:
+    """
+    The endpoint string a journey server listens with for ``description``: the user's,
+    with ``backlog=`` set to the system maximum when it gives none and its type has a
+    listen queue (``tcp:``, ``tcp6:``, ``unix:``, ``ssl:``, ``tls:``, also wrapped in
+    ``haproxy:``), not Twisted's 50; ``systemd:`` and other types are left as they are.
+    """
+    return with_backlog(description)
+
+
 def listeningService(
     options: ServerOptions,
     factory: IProtocolFactory,
@@ -110,7 +125,7 @@ def listeningService(
         reactor = cast(IReactorCore, global_reactor)
     parent = MultiService()
     for description in options["listen"]:
-        endpoint = serverFromString(reactor, description)
+        endpoint = serverFromString(reactor, endpointDescription(description))
         ListeningService(description, endpoint, factory).setServiceParent(parent)
     return parent
 
