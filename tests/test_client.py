@@ -28,6 +28,7 @@ from twisted_journey.client import (
     describeFailure,
     receiveGreeting,
 )
+from twisted_journey.errors import Target
 from twisted_journey.greet import GreetFactory
 
 
@@ -51,8 +52,8 @@ class DescribeFailureTests(SynchronousTestCase):
         ]
         for exception, sentence in cases:
             self.assertTrue(
-                describeFailure(Failure(exception), "nowhere", 7, 2.5).startswith(sentence),
-                describeFailure(Failure(exception), "nowhere", 7, 2.5),
+                describeFailure(Failure(exception), Target("nowhere", 7), 2.5).startswith(sentence),
+                describeFailure(Failure(exception), Target("nowhere", 7), 2.5),
             )
 
 
@@ -87,7 +88,7 @@ class ReceiveGreetingTests(TestCase):
 
         port = yield self.listen(factory=GreetFactory(b"x" * 100000, quiet=True))
         chunks: list[bytes] = []
-        count = yield receiveGreeting(reactor, "127.0.0.1", port, chunks.append, timeout=10)
+        count = yield receiveGreeting(reactor, Target("127.0.0.1", port), chunks.append, timeout=10)
         self.assertEqual(b"".join(chunks), b"x" * 100000)
         self.assertEqual(count, 100000)
 
@@ -101,7 +102,7 @@ class ReceiveGreetingTests(TestCase):
         from tests.support import freePort
 
         yield self.assertFailure(
-            receiveGreeting(reactor, "127.0.0.1", freePort(), lambda _: None, 5),
+            receiveGreeting(reactor, Target("127.0.0.1", freePort()), lambda _: None, 5),
             error.ConnectionRefusedError,
         )
 
@@ -121,7 +122,8 @@ class ReceiveGreetingTests(TestCase):
 
         port = yield self.listen(Silent)
         yield self.assertFailure(
-            receiveGreeting(reactor, "127.0.0.1", port, lambda _: None, 0.2), defer.TimeoutError
+            receiveGreeting(reactor, Target("127.0.0.1", port), lambda _: None, 0.2),
+            defer.TimeoutError,
         )
         for protocol in connections:
             assert protocol.transport is not None

@@ -7,6 +7,12 @@ until it closes; :func:`sendStream` streams a file, a pipe or a terminal to a jo
 server (:mod:`twisted_journey.mux`) with back-pressure, half-closes at the end of the input
 and prints what the server relays.  Their stdlib twins are in
 :mod:`twisted_journey.fallback.client`; :mod:`twisted_journey.cli` picks one.
+
+Both connect to a :class:`twisted_journey.errors.Target`: a host and port
+(``HostnameEndpoint``) or a unix socket (``UNIXClientEndpoint``), optionally wrapped in TLS
+(``wrapClientTLS`` with ``optionsForClientTLS``: the server's certificate is verified against
+the system's authorities, ``platformTrust()``, or those of ``--cacert``, and must carry the
+host name).  A refused certificate fails the Deferred with :class:`CertificateRefusedError`.
 """
 
 from __future__ import annotations
@@ -21,9 +27,17 @@ from typing import Any, cast
 from twisted.internet import fdesc
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.internet.interfaces import IPullProducer, IReactorFDSet, IReactorTCP, ITCPTransport
+from twisted.internet.interfaces import (
+    IHandshakeListener,
+    IOpenSSLClientConnectionCreator,
+    IPullProducer,
+    IReactorFDSet,
+    IReactorTCP,
+    IStreamClientEndpoint,
+    ITCPTransport,
+)
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -31,14 +45,145 @@ from zope.interface import implementer
 from twisted_journey import errors
 
 __all__ = [
+    "CertificateRefusedError",
     "GreetingReceiver",
     "InputReader",
     "InputSender",
     "SendProtocol",
+    "clientEndpoint",
     "describeFailure",
     "receiveGreeting",
     "sendStream",
 ]
+
+
+# --- connecting --------------------------------------------------------------------------
+
+
+class CertificateRefusedError(Exception):
+    """
+    The server's TLS certificate was refused.
+
+    :ivar kind: :data:`twisted_journey.errors.UNTRUSTED`, ``MISMATCH``, ``EXPIRED``,
+        ``NOT_YET_VALID``, or ``HANDSHAKE`` (any other TLS failure, with ``detail``).
+    :ivar detail: the TLS library's reason.
+    """
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(kind, detail)
+        self.kind = kind
+        self.detail = detail
+
+
+def _trustRoot(cacert: str | None) -> Any:
+    """
+    The authorities to verify a server's certificate against: the system's, or every
+    certificate in the PEM file ``cacert``.
+    """
+    from twisted.internet import ssl
+
+    if cacert is None:
+        return ssl.platformTrust()
+    with open(cacert, "rb") as f:
+        pem = f.read()
+    marker = b"-----BEGIN CERTIFICATE-----"
+    blocks = [marker + block for block in pem.split(marker)[1:]]
+    return ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(block) for block in blocks])
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _VerifiedTLS:
+    """
+    ``optionsForClientTLS(hostname, trustRoot)``, keeping the connection it creates so
+    that a failure can be explained from the certificate the server presented.
+    """
+
+    def __init__(self, hostname: str, cacert: str | None) -> None:
+        from twisted.internet.ssl import optionsForClientTLS
+
+        self.options = optionsForClientTLS(hostname, _trustRoot(cacert))
+        self.connection: Any = None
+
+    def clientConnectionForTLS(self, tlsProtocol: Any) -> Any:
+        """
+        Create the connection, and remember it.
+        """
+        self.connection = self.options.clientConnectionForTLS(tlsProtocol)
+        return self.connection
+
+    def refusal(self, error: BaseException) -> CertificateRefusedError | None:
+        """
+        The :class:`CertificateRefusedError` that ``error`` amounts to, or ``None`` when it is
+        not a TLS failure.
+        """
+        from OpenSSL import SSL
+        from service_identity import VerificationError
+
+        if isinstance(error, VerificationError):
+            return CertificateRefusedError(errors.MISMATCH)
+        if not isinstance(error, SSL.Error):
+            return None
+        reasons = [str(part) for entry in error.args for part in _flatten(entry)]
+        if not any("certificate verify failed" in reason for reason in reasons):
+            detail = next((r for r in reversed(reasons) if r), "") or str(error)
+            return CertificateRefusedError(errors.HANDSHAKE, detail)
+        # A refused certificate is not the "peer certificate", but it heads the chain.
+        chain = None
+        if self.connection is not None:
+            chain = self.connection.get_peer_cert_chain(as_cryptography=True)
+        if not chain:
+            return CertificateRefusedError(errors.UNTRUSTED)
+        certificate = chain[0]
+        kind = errors.certificate_problem(
+            None, certificate.not_valid_before_utc, certificate.not_valid_after_utc
+        )
+        return CertificateRefusedError(kind)
+
+
+def _flatten(value: object) -> list[object]:
+    """
+    The leaves of pyOpenSSL's nested error lists (``[(library, function, reason)]``).
+    """
+    if isinstance(value, (list, tuple)):
+        return [leaf for item in value for leaf in _flatten(item)]
+    return [value]
+
+
+def clientEndpoint(
+    reactor: IReactorTCP, target: errors.Target, timeout: float
+) -> tuple[IStreamClientEndpoint, _VerifiedTLS | None]:
+    """
+    The endpoint that connects to ``target``, and its TLS connection creator (``None``
+    without TLS), whose ``refusal`` explains a TLS failure.
+    """
+    endpoint: IStreamClientEndpoint
+    if target.port is None:
+        endpoint = UNIXClientEndpoint(reactor, target.host, timeout=timeout)
+    else:
+        endpoint = HostnameEndpoint(reactor, target.host, target.port, timeout=timeout)
+    if not target.tls:
+        return endpoint, None
+    creator = _VerifiedTLS(target.host, target.cacert)
+    return wrapClientTLS(creator, endpoint), creator
+
+
+def _explained(creator: _VerifiedTLS | None, error: BaseException) -> BaseException:
+    """
+    ``error``, or the :class:`CertificateRefusedError` it amounts to.
+    """
+    if creator is not None:
+        refusal = creator.refusal(error)
+        if refusal is not None:
+            return refusal
+    return error
+
+
+def _ended(reason: Failure | None) -> bool:
+    """
+    Whether ``reason`` is a connection ending (closed, reset, aborted) rather than a
+    failure to report, such as a refused TLS certificate.
+    """
+    return reason is None or bool(reason.check(ConnectionDone, ConnectionLost))
 
 
 # --- journey greet -----------------------------------------------------------------------
@@ -64,15 +209,17 @@ class GreetingReceiver(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
-        The server closed the connection: the greeting is complete.
+        The server closed the connection: the greeting is complete (unless TLS failed).
         """
-        self.done.callback(self.received)
+        if _ended(reason):
+            self.done.callback(self.received)
+        else:
+            self.done.errback(reason)
 
 
 def receiveGreeting(
     reactor: IReactorTCP,
-    host: str,
-    port: int,
+    target: errors.Target,
     write: Callable[[bytes], object],
     timeout: float = 10.0,
 ) -> Deferred[int]:
@@ -80,12 +227,14 @@ def receiveGreeting(
     Connect to a greeting server, pass what it sends to ``write``, and fire with the byte
     count when it closes the connection.
 
+    :param target: the server, and whether to speak TLS to it.
     :param timeout: seconds for the whole exchange, connecting included; past it the
         Deferred fails with :class:`twisted.internet.defer.TimeoutError`.
     :return: fails with the connection error (``DNSLookupError``,
-        ``ConnectionRefusedError``, ...) when the server cannot be reached.
+        ``ConnectionRefusedError``, :class:`CertificateRefusedError`...) when the server cannot
+        be reached or its certificate is refused.
     """
-    endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
+    endpoint, creator = clientEndpoint(reactor, target, timeout)
     receiver = GreetingReceiver(write)
     connecting = endpoint.connect(Factory.forProtocol(lambda: receiver))
 
@@ -93,22 +242,29 @@ def receiveGreeting(
         await connecting
         try:
             return await receiver.done
-        except BaseException:
+        except BaseException as e:
             cast(ITCPTransport, receiver.transport).abortConnection()
-            raise
+            raise _explained(creator, e) from None
 
     result = Deferred.fromCoroutine(exchange())
     result.addTimeout(timeout, reactor)  # type: ignore[arg-type]
     return result
 
 
-def describeFailure(failure: Failure, host: str, port: int, timeout: float) -> str:
+def describeFailure(failure: Failure, target: errors.Target, timeout: float) -> str:
     """
     One sentence for a person about why :func:`receiveGreeting` (or any client connection
-    to ``host``/``port``) failed.
+    to ``target``) failed.
     """
     from twisted.internet import defer, error
 
+    host, port = target.host, target.port
+    value = failure.value
+    if isinstance(value, CertificateRefusedError):
+        return errors.tls_failure(value.kind, host, port, value.detail)
+    detail = str(value)
+    if isinstance(value, error.ConnectError) and value.args and value.args[0]:
+        detail = str(value.args[0])  # the system's reason, as the stdlib client says it
     if failure.check(error.DNSLookupError):
         kind = errors.RESOLVE
     elif failure.check(error.ConnectionRefusedError):
@@ -117,7 +273,7 @@ def describeFailure(failure: Failure, host: str, port: int, timeout: float) -> s
         kind = errors.TIMEOUT
     else:
         kind = errors.UNREACHABLE
-    return errors.connect_failure(kind, host, port, str(failure.value), timeout)
+    return errors.connect_failure(kind, host, port, detail, timeout)
 
 
 # --- journey send ------------------------------------------------------------------------
@@ -306,6 +462,7 @@ class InputReader(_Input, FileDescriptor):
             self.protocol.inputFailed(reason.value)
 
 
+@implementer(IHandshakeListener)
 class SendProtocol(Protocol):
     """
     The client side of ``journey send``: streams input, prints what the server sends,
@@ -319,6 +476,9 @@ class SendProtocol(Protocol):
     :param write: called with each chunk the server sends.
     :param reactor: the reactor that watches a pipe, terminal or socket input; the global
         one when ``None``.
+    :param tls: the connection is TLS: read no input until the handshake is done (and the
+        server's certificate verified), and end it with TLS's ``close_notify`` alert,
+        TLS's half-close, rather than a TCP half-close.
 
     :ivar sender: the producer reading the input.
     :ivar sent: the bytes of input written to the connection so far.
@@ -334,9 +494,11 @@ class SendProtocol(Protocol):
         fd: int,
         write: Callable[[bytes], object],
         reactor: IReactorFDSet | None = None,
+        tls: bool = False,
     ) -> None:
         self.fd = fd
         self.write = write
+        self.tls = tls
         self.done: Deferred[int] = Deferred()
         self.sender: InputSender | InputReader
         if _isWatchable(fd):
@@ -346,9 +508,17 @@ class SendProtocol(Protocol):
 
     def connectionMade(self) -> None:
         """
-        Start streaming the input.
+        Start streaming the input (over TLS, once the handshake is done).
         """
-        self.sender.start()
+        if not self.tls:
+            self.sender.start()
+
+    def handshakeCompleted(self) -> None:
+        """
+        The TLS handshake is done and the server's certificate verified: start streaming.
+        """
+        if self.tls:
+            self.sender.start()
 
     def inputReceived(self, data: bytes) -> None:
         """
@@ -364,7 +534,12 @@ class SendProtocol(Protocol):
         self.sender.stop()
         self.transport.unregisterProducer()
         self.inputDone = True
-        self.transport.loseWriteConnection()
+        if self.tls:
+            # TLS has no half-close of its own in Twisted: loseConnection sends
+            # close_notify and still delivers what the server sends until it answers.
+            self.transport.loseConnection()
+        else:
+            self.transport.loseWriteConnection()
 
     def inputFailed(self, error: BaseException) -> None:
         """
@@ -386,7 +561,10 @@ class SendProtocol(Protocol):
         The server closed: done, if all the input went out.
         """
         self.sender.stop()
-        if self.inputError:
+        if not _ended(reason):
+            assert reason is not None
+            self.done.errback(reason)
+        elif self.inputError:
             self.done.errback(ConnectionError(f"cannot read the input: {self.inputError}"))
         elif self.inputDone:
             self.done.callback(self.sent)
@@ -398,8 +576,7 @@ class SendProtocol(Protocol):
 
 def sendStream(
     reactor: IReactorTCP,
-    host: str,
-    port: int,
+    target: errors.Target,
     fd: int,
     write: Callable[[bytes], object],
     timeout: float = 10.0,
@@ -414,17 +591,21 @@ def sendStream(
     while the input is quiet; a regular file is read as fast as the connection takes it.
 
     :param reactor: connects, and watches the input.
-    :param host: the server's host name or address.
-    :param port: the server's port.
+    :param target: the server, and whether to speak TLS to it.
     :param fd: the input, open for reading.
     :param write: called with each chunk the server sends.
     :param timeout: seconds to connect.
+    :return: fails as :func:`receiveGreeting`'s does, or with ``ConnectionError`` when
+        the server closed before all the input was sent or the input could not be read.
     """
-    endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
-    protocol = SendProtocol(fd, write, cast(IReactorFDSet, reactor))
+    endpoint, creator = clientEndpoint(reactor, target, timeout)
+    protocol = SendProtocol(fd, write, cast(IReactorFDSet, reactor), tls=target.tls)
 
     async def exchange() -> int:
         await endpoint.connect(Factory.forProtocol(lambda: protocol))
-        return await protocol.done
+        try:
+            return await protocol.done
+        except BaseException as e:
+            raise _explained(creator, e) from None
 
     return Deferred.fromCoroutine(exchange())

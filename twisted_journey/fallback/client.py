@@ -5,7 +5,10 @@ The clients of the journey servers with the standard library only: the twins of
 not installed (or ``JOURNEY_ENGINE=stdlib``).
 
 They speak the same bytes and fail with the same sentences (:mod:`twisted_journey.errors`),
-raised as :class:`twisted_journey.errors.ClientError`.
+raised as :class:`twisted_journey.errors.ClientError`.  Each connects to a
+:class:`twisted_journey.errors.Target`: a host and port or a unix socket, optionally with TLS
+(:mod:`ssl`'s default context: the system's authorities or ``--cacert``'s, host name
+checked).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import os
 import selectors
 import socket
+import ssl
 import time
 from collections.abc import Callable
 
@@ -25,7 +29,7 @@ __all__ = ["receive_greeting", "send_stream"]
 
 
 def receive_greeting(
-    host: str, port: int, write: Callable[[bytes], object], timeout: float = 10.0
+    target: errors.Target, write: Callable[[bytes], object], timeout: float = 10.0
 ) -> int:
     """
     Connect to a greeting server, pass what it sends to ``write`` until it closes the
@@ -37,7 +41,7 @@ def receive_greeting(
     """
     deadline = time.monotonic() + timeout
     received = 0
-    with errors.create_connection(host, port, timeout) as sock:
+    with errors.connect(target, timeout) as sock:
         try:
             while True:
                 sock.settimeout(max(deadline - time.monotonic(), 0.001))
@@ -47,7 +51,9 @@ def receive_greeting(
                 received += len(data)
                 write(data)
         except OSError as e:
-            raise errors.ClientError(errors.describe_os_error(e, host, port, timeout)) from None
+            raise errors.ClientError(
+                errors.describe_os_error(e, target.host, target.port, timeout)
+            ) from None
 
 
 # --- journey send ------------------------------------------------------------------------
@@ -65,8 +71,37 @@ def _read_input(fd: int) -> bytes:
         raise errors.ClientError(f"cannot read the input: {e.strerror or e}.") from None
 
 
+#: What a non-blocking socket (plain or TLS) raises when it is not ready after all.
+_NOT_READY = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+def _finish_sending(sock: socket.socket) -> None:
+    """
+    Tell the server the input is finished: a half-close (``SHUT_WR``), or over TLS a
+    ``close_notify`` alert, after which what the server still sends is read as before.
+    """
+    if not isinstance(sock, ssl.SSLSocket):
+        sock.shutdown(socket.SHUT_WR)
+        return
+    try:
+        sock.unwrap()
+    except _NOT_READY:
+        pass  # close_notify is sent; the server's comes with the end of its answer
+
+
+def _receive(sock: socket.socket) -> bytes:
+    """
+    The next bytes the server sent, or ``b""`` at its end: a TCP close, or over TLS the
+    server's ``close_notify`` (which, once ours is sent, ``ssl`` raises as an error).
+    """
+    try:
+        return sock.recv(65536)
+    except ssl.SSLZeroReturnError:
+        return b""
+
+
 def send_stream(
-    host: str, port: int, fd: int, write: Callable[[bytes], object], timeout: float = 10.0
+    target: errors.Target, fd: int, write: Callable[[bytes], object], timeout: float = 10.0
 ) -> int:
     """
     Connect, stream everything readable from ``fd`` to the server, half-close at the end
@@ -81,7 +116,7 @@ def send_stream(
     :raises twisted_journey.errors.ClientError: when the server cannot be reached, fails,
         or closes before all the input was sent.
     """
-    sock = errors.create_connection(host, port, timeout)
+    sock = errors.connect(target, timeout)
     sent = 0
     unsent = memoryview(b"")
     reading = True
@@ -101,7 +136,7 @@ def send_stream(
                                 selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
                             else:
                                 reading = False
-                                sock.shutdown(socket.SHUT_WR)
+                                _finish_sending(sock)
                             continue
                         if events & selectors.EVENT_WRITE:
                             count = sock.send(unsent)
@@ -111,19 +146,21 @@ def send_stream(
                                 selector.modify(sock, selectors.EVENT_READ)
                                 selector.register(fd, selectors.EVENT_READ)
                         if events & selectors.EVENT_READ:
-                            data = sock.recv(65536)
-                            if not data:
+                            # TLS may hold more decrypted bytes than one recv returns.
+                            while data := _receive(sock):
+                                write(data)
+                                if not isinstance(sock, ssl.SSLSocket) or not sock.pending():
+                                    break
+                            else:
                                 if reading or unsent:
                                     raise errors.ClientError(
                                         "the server closed the connection before all input "
                                         "was sent."
                                     )
                                 return sent
-                            write(data)
-                    except (BlockingIOError, InterruptedError):
+                    except _NOT_READY:
                         pass  # not ready after all: poll again
         except OSError as e:
             raise errors.ClientError(
-                f"the connection to {host} port {port} failed after {sent} bytes: "
-                f"{e.strerror or e}."
+                f"the connection to {target} failed after {sent} bytes: {e.strerror or e}."
             ) from None
