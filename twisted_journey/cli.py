@@ -89,10 +89,10 @@ def _cacert(path: str) -> str:
 
     try:
         ssl.create_default_context(cafile=path)
-    except OSError as e:
-        raise argparse.ArgumentTypeError(f"cannot read {path!r}: {e.strerror or e}") from None
     except ssl.SSLError:
         raise argparse.ArgumentTypeError(f"{path!r} holds no PEM certificate") from None
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot read {path!r}: {e.strerror or e}") from None
     return path
 
 
