@@ -20,11 +20,14 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from twisted_journey import errors
 from twisted_journey.client import (
+    CertificateRefusedError,
     GreetingReceiver,
     InputReader,
     InputSender,
     SendProtocol,
+    _VerifiedTLS,
     describeFailure,
     receiveGreeting,
 )
@@ -55,6 +58,65 @@ class DescribeFailureTests(SynchronousTestCase):
                 describeFailure(Failure(exception), Target("nowhere", 7), 2.5).startswith(sentence),
                 describeFailure(Failure(exception), Target("nowhere", 7), 2.5),
             )
+
+    def test_unixSocket(self) -> None:
+        """
+        A unix socket is named as one, with the system's reason as the stdlib client
+        gives it.
+        """
+        target = Target("/run/j.sock")
+        self.assertEqual(
+            describeFailure(Failure(error.ConnectError(2, "No such file or directory")), target, 1),
+            "cannot reach unix socket /run/j.sock: No such file or directory.",
+        )
+        self.assertEqual(
+            describeFailure(Failure(error.ConnectionRefusedError()), target, 1),
+            "connection to unix socket /run/j.sock refused: is the server running?",
+        )
+
+    def test_certificateRefused(self) -> None:
+        """
+        A refused certificate's sentence names the problem.
+        """
+        target = Target("h", 443, tls=True)
+        self.assertEqual(
+            describeFailure(Failure(CertificateRefusedError(errors.EXPIRED)), target, 1),
+            "refused the TLS certificate of h port 443: it has expired.",
+        )
+        self.assertEqual(
+            describeFailure(
+                Failure(CertificateRefusedError(errors.HANDSHAKE, "no ciphers")), target, 1
+            ),
+            "TLS with h port 443 failed: no ciphers.",
+        )
+
+
+class VerifiedTLSTests(SynchronousTestCase):
+    """
+    ``_VerifiedTLS.refusal`` tells a refused certificate's problem from the error and the
+    certificate the server presented.
+    """
+
+    def test_kinds(self) -> None:
+        """
+        A host name mismatch, a chain that does not verify (expired, or untrusted), and
+        another TLS error each get their kind; anything else is not a refusal.
+        """
+        from OpenSSL import SSL
+        from service_identity import VerificationError
+
+        creator = _VerifiedTLS("localhost", None)
+        refusal = creator.refusal(VerificationError(errors=[]))
+        assert refusal is not None
+        self.assertEqual(refusal.kind, errors.MISMATCH)
+        verifyFailed = SSL.Error([("SSL routines", "", "certificate verify failed")])
+        refusal = creator.refusal(verifyFailed)
+        assert refusal is not None
+        self.assertEqual(refusal.kind, errors.UNTRUSTED)  # no certificate seen
+        refusal = creator.refusal(SSL.Error([("SSL routines", "", "no shared cipher")]))
+        assert refusal is not None
+        self.assertEqual((refusal.kind, refusal.detail), (errors.HANDSHAKE, "no shared cipher"))
+        self.assertIsNone(creator.refusal(error.ConnectionLost()))
 
 
 class ReceiveGreetingTests(TestCase):
@@ -141,6 +203,18 @@ class ReceiveGreetingTests(TestCase):
         self.assertEqual(chunks, [b"ab", b"c"])
         self.assertEqual(self.successResultOf(receiver.done), 3)
 
+    def test_receiverFailsOnTLSError(self) -> None:
+        """
+        A connection that ends in an error other than a close or reset (a refused TLS
+        certificate) fails ``done`` rather than passing for an empty greeting.
+        """
+        receiver = GreetingReceiver(lambda _: None)
+        receiver.connectionLost(Failure(ValueError("certificate verify failed")))
+        self.failureResultOf(receiver.done, ValueError)
+        receiver = GreetingReceiver(lambda _: None)
+        receiver.connectionLost(Failure(error.ConnectionLost()))
+        self.assertEqual(self.successResultOf(receiver.done), 0)
+
 
 class HalfCloseableTransport(StringTransport):
     """
@@ -180,6 +254,41 @@ class SendProtocolTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.received: list[bytes] = []
+
+    def test_tlsWaitsForTheHandshake(self) -> None:
+        """
+        Over TLS nothing is read until the handshake is done, and the end of the input is
+        TLS's close (``loseConnection`` sends ``close_notify``), not a TCP half-close.
+        """
+        read, write = self.pipe()
+        reactor = MemoryReactorClock()
+        protocol = SendProtocol(read, self.received.append, reactor, tls=True)
+        transport = HalfCloseableTransport()
+        protocol.makeConnection(transport)
+        self.assertIsNone(transport.producer)
+        self.assertEqual(reactor.getReaders(), [])
+        protocol.handshakeCompleted()
+        self.assertIs(transport.producer, protocol.sender)
+        self.assertEqual(reactor.getReaders(), [protocol.sender])
+        os.write(write, b"secret\n")
+        os.close(write)
+        protocol.sender.doRead()
+        protocol.sender.doRead()
+        self.assertEqual(transport.value(), b"secret\n")
+        self.assertFalse(transport.writeClosed)
+        self.assertTrue(transport.disconnecting)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.successResultOf(protocol.done), 7)
+
+    def test_tlsFailure(self) -> None:
+        """
+        A connection lost to a TLS failure fails ``done`` with it.
+        """
+        read, _ = self.pipe()
+        protocol = SendProtocol(read, self.received.append, MemoryReactorClock(), tls=True)
+        protocol.makeConnection(HalfCloseableTransport())
+        protocol.connectionLost(Failure(ValueError("certificate verify failed")))
+        self.failureResultOf(protocol.done, ValueError)
 
     def test_fileIsPulled(self) -> None:
         """
