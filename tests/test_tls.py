@@ -265,6 +265,36 @@ class ClientContract:
             ),
         )
 
+    def test_plainServer(self) -> None:
+        """
+        ``--tls`` to a server that does not speak it: a greeting server's plain text is
+        a failed handshake, in the same sentence from both engines; a journey-mux server,
+        which never answers a handshake, runs out of ``--timeout`` (the handshake is not
+        left to wait forever).
+        """
+        greetPort, muxPort = freePort(), freePort()
+        startAll(
+            self,  # type: ignore[arg-type]
+            [(fallbackArgv("greet", "-q", "-l", f"tcp:{greetPort}:interface=127.0.0.1"),
+              ("127.0.0.1", greetPort)),
+             (fallbackArgv("mux", "-q", "-o", os.devnull, "-l",
+                           f"tcp:{muxPort}:interface=127.0.0.1"), ("127.0.0.1", muxPort))],
+        )  # fmt: skip
+        result = self.journey("greet", "--tls", "127.0.0.1", str(greetPort))
+        self.assertEqual(  # type: ignore[attr-defined]
+            (result.returncode, result.stdout, result.stderr.decode()),
+            (1, b"", f"journey greet: TLS with 127.0.0.1 port {greetPort} failed: "
+                     "wrong version number.\n"),
+        )  # fmt: skip
+        result = self.journey(
+            "send", "--tls", "--timeout", "0.5", "127.0.0.1", str(muxPort), input=b"x\n"
+        )
+        self.assertEqual(  # type: ignore[attr-defined]
+            (result.returncode, result.stderr.decode()),
+            (1, f"journey send: no complete answer from 127.0.0.1 port {muxPort} "
+                "within 0.5 seconds.\n"),
+        )  # fmt: skip
+
     def test_unixSocket(self) -> None:
         """
         A HOST containing ``/``, or ``unix:PATH``, is a unix socket: ``journey greet``

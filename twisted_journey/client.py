@@ -500,6 +500,8 @@ class SendProtocol(Protocol):
         self.write = write
         self.tls = tls
         self.done: Deferred[int] = Deferred()
+        #: fires once the input may be sent: connected, and over TLS, handshake done
+        self.ready: Deferred[None] = Deferred()
         self.sender: InputSender | InputReader
         if _isWatchable(fd):
             self.sender = InputReader(fd, self, reactor)
@@ -511,14 +513,21 @@ class SendProtocol(Protocol):
         Start streaming the input (over TLS, once the handshake is done).
         """
         if not self.tls:
-            self.sender.start()
+            self._start()
 
     def handshakeCompleted(self) -> None:
         """
         The TLS handshake is done and the server's certificate verified: start streaming.
         """
         if self.tls:
-            self.sender.start()
+            self._start()
+
+    def _start(self) -> None:
+        """
+        Start streaming the input, and say so (``ready``).
+        """
+        self.sender.start()
+        self.ready.callback(None)
 
     def inputReceived(self, data: bytes) -> None:
         """
@@ -561,6 +570,8 @@ class SendProtocol(Protocol):
         The server closed: done, if all the input went out.
         """
         self.sender.stop()
+        if not self.ready.called:
+            self.ready.callback(None)  # what went wrong is done's to say
         if not _ended(reason):
             assert reason is not None
             self.done.errback(reason)
@@ -594,7 +605,7 @@ def sendStream(
     :param target: the server, and whether to speak TLS to it.
     :param fd: the input, open for reading.
     :param write: called with each chunk the server sends.
-    :param timeout: seconds to connect.
+    :param timeout: seconds to connect (and over TLS, to finish the handshake).
     :return: fails as :func:`receiveGreeting`'s does, or with ``ConnectionError`` when
         the server closed before all the input was sent or the input could not be read.
     """
@@ -603,6 +614,12 @@ def sendStream(
 
     async def exchange() -> int:
         await endpoint.connect(Factory.forProtocol(lambda: protocol))
+        try:
+            # The TLS endpoint has connected once TCP has: the handshake has a deadline too.
+            await protocol.ready.addTimeout(timeout, reactor)  # type: ignore[arg-type]
+        except BaseException:
+            protocol.transport.abortConnection()
+            raise
         try:
             return await protocol.done
         except BaseException as e:

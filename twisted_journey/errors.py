@@ -170,7 +170,9 @@ def describe_os_error(
     if isinstance(error, ssl.SSLCertVerificationError):
         return tls_failure(certificate_problem(error.verify_code), host, port)
     if isinstance(error, ssl.SSLError) and not isinstance(error, ssl.SSLEOFError):
-        return tls_failure(HANDSHAKE, host, port, error.reason or error.strerror or str(error))
+        # OpenSSL's reason as Twisted (pyOpenSSL) gives it: "wrong version number".
+        reason = error.reason.lower().replace("_", " ") if error.reason else ""
+        return tls_failure(HANDSHAKE, host, port, reason or error.strerror or str(error))
     if isinstance(error, socket.gaierror):
         kind = RESOLVE
     elif isinstance(error, ConnectionRefusedError):
