@@ -172,7 +172,12 @@ def _runClient(
         return 0
 
     from twisted.internet.task import react
+    from twisted.logger import globalLogBeginner
 
+    # Until logging begins, Twisted prints critical events on stderr, tracebacks included:
+    # a certificate verification that raises is logged so.  Every failure of a client is
+    # reported below in one sentence, so no event is printed at all.
+    globalLogBeginner.beginLoggingTo([], redirectStandardIO=False)
     status = 0
     finished = interrupted = False
 
