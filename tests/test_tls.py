@@ -215,6 +215,7 @@ class ClientContract:
             (ca, "wrongName", "it is not valid for the name '127.0.0.1'."),
             (ca, "untrusted", untrusted),
             (("--tls",), "good", untrusted),
+            (("--tls",), "wrongName", untrusted),  # the chain's problem comes first
         ]
         for options, name, problem in cases:
             result = self.journey("greet", *options, "127.0.0.1", str(ports[name]))

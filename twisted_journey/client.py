@@ -102,6 +102,7 @@ class _VerifiedTLS:
         from twisted.internet.ssl import optionsForClientTLS
 
         self.options = optionsForClientTLS(hostname, _trustRoot(cacert))
+        self.cacert = cacert
         self.connection: Any = None
 
     def clientConnectionForTLS(self, tlsProtocol: Any) -> Any:
@@ -120,24 +121,48 @@ class _VerifiedTLS:
         from service_identity import VerificationError
 
         if isinstance(error, VerificationError):
-            return CertificateRefusedError(errors.MISMATCH)
+            # Twisted checks the name even when the chain failed: say what the stdlib
+            # client says, the chain's problem first.
+            return CertificateRefusedError(self.chainProblem() or errors.MISMATCH)
         if not isinstance(error, SSL.Error):
             return None
         reasons = [str(part) for entry in error.args for part in _flatten(entry)]
         if not any("certificate verify failed" in reason for reason in reasons):
             detail = next((r for r in reversed(reasons) if r), "") or str(error)
             return CertificateRefusedError(errors.HANDSHAKE, detail)
-        # A refused certificate is not the "peer certificate", but it heads the chain.
-        chain = None
-        if self.connection is not None:
-            chain = self.connection.get_peer_cert_chain(as_cryptography=True)
+        return CertificateRefusedError(self.chainProblem() or errors.UNTRUSTED)
+
+    def chainProblem(self) -> str | None:
+        """
+        What is wrong with the certificate chain the server presented, checked again
+        against the same authorities (the system's default paths, or ``cacert``) for
+        OpenSSL's verification code, as the stdlib client reports it; ``None`` when the
+        chain verifies (so only the name was wrong) or none was presented.
+        """
+        import ssl as stdlib
+
+        from OpenSSL import crypto
+
+        chain = self.connection.get_peer_cert_chain() if self.connection is not None else None
         if not chain:
-            return CertificateRefusedError(errors.UNTRUSTED)
-        certificate = chain[0]
-        kind = errors.certificate_problem(
-            None, certificate.not_valid_before_utc, certificate.not_valid_after_utc
-        )
-        return CertificateRefusedError(kind)
+            return None  # nothing presented to judge: the error alone says what failed
+        store = crypto.X509Store()
+        try:
+            if self.cacert is not None:
+                store.load_locations(self.cacert)
+            else:
+                paths = stdlib.get_default_verify_paths()
+                if paths.cafile or paths.capath:
+                    store.load_locations(paths.cafile, paths.capath)
+            crypto.X509StoreContext(store, chain[0], chain[1:]).verify_certificate()
+        except crypto.X509StoreContextError as e:
+            return errors.certificate_problem(e.errors[0])
+        except crypto.Error:
+            leaf = chain[0].to_cryptography()
+            return errors.certificate_problem(
+                None, leaf.not_valid_before_utc, leaf.not_valid_after_utc
+            )
+        return None
 
 
 def _flatten(value: object) -> list[object]:
