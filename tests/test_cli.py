@@ -12,7 +12,7 @@ import threading
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import PATIENCE, environment, freePort, journeyArgv, run
-from twisted_journey import __version__
+from twisted_journey import __version__, errors
 from twisted_journey.cli import _writeAll
 from twisted_journey.errors import REFUSED, RESOLVE, TIMEOUT, UNREACHABLE, connect_failure
 
@@ -39,6 +39,56 @@ class ConnectFailureTests(SynchronousTestCase):
             connect_failure(UNREACHABLE, "h", 1, "No route to host"),
             "cannot reach h port 1: No route to host.",
         )
+
+
+class TLSFailureTests(SynchronousTestCase):
+    """
+    ``tls_failure`` and ``certificate_problem``: one sentence per certificate problem,
+    the same from both engines.
+    """
+
+    def test_sentences(self) -> None:
+        """
+        Each kind names the server and the problem; a unix socket is named as one.
+        """
+        where = "refused the TLS certificate of h port 1"
+        self.assertEqual(
+            errors.tls_failure(errors.UNTRUSTED, "h", 1),
+            f"{where}: it is not signed by a trusted authority "
+            "(give the authority's certificate with --cacert FILE).",
+        )
+        self.assertEqual(
+            errors.tls_failure(errors.MISMATCH, "h", 1),
+            f"{where}: it is not valid for the name 'h'.",
+        )
+        self.assertEqual(errors.tls_failure(errors.EXPIRED, "h", 1), f"{where}: it has expired.")
+        self.assertEqual(
+            errors.tls_failure(errors.NOT_YET_VALID, "h", 1), f"{where}: it is not valid yet."
+        )
+        self.assertEqual(
+            errors.tls_failure(errors.HANDSHAKE, "h", 1, "bad"), "TLS with h port 1 failed: bad."
+        )
+        self.assertEqual(
+            connect_failure(REFUSED, "/j.sock", None),
+            "connection to unix socket /j.sock refused: is the server running?",
+        )
+
+    def test_problems(self) -> None:
+        """
+        OpenSSL's verification codes, else the certificate's dates, say what is wrong.
+        """
+        import datetime
+
+        now = datetime.datetime.now(datetime.timezone.utc)
+        day = datetime.timedelta(days=1)
+        self.assertEqual(errors.certificate_problem(10), errors.EXPIRED)
+        self.assertEqual(errors.certificate_problem(62), errors.MISMATCH)
+        self.assertEqual(errors.certificate_problem(19), errors.UNTRUSTED)
+        self.assertEqual(errors.certificate_problem(None, now - day, now - day), errors.EXPIRED)
+        self.assertEqual(
+            errors.certificate_problem(None, now + day, now + 2 * day), errors.NOT_YET_VALID
+        )
+        self.assertEqual(errors.certificate_problem(None, now - day, now + day), errors.UNTRUSTED)
 
 
 class GreetCommandTests(SynchronousTestCase):

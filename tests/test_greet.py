@@ -1,27 +1,22 @@
 """
 Unit tests for :mod:`twisted_journey.greet`: the protocol and factory on in-memory
-transports and clocks, the client against a real loopback server in-process.
+transports and clocks.  (The client's tests are in :mod:`tests.test_client`.)
 """
 
 from __future__ import annotations
 
-from twisted.internet import defer, error
+from twisted.internet import error
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
-from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver, StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_journey.greet import (
     DEFAULT_GREETING,
     GreetFactory,
-    GreetingReceiver,
     GreetProtocol,
-    describeFailure,
-    receiveGreeting,
 )
 
 
@@ -198,112 +193,3 @@ class GreetFactoryLimitTests(SynchronousTestCase):
         event = self.events[-1]
         self.assertEqual(event["log_format"], "Got connection from {peer}")
         self.assertEqual(event["peer"], "{evil}:1")
-
-
-class DescribeFailureTests(SynchronousTestCase):
-    """
-    ``describeFailure`` turns connection failures into one sentence.
-    """
-
-    def test_kinds(self) -> None:
-        """
-        Each failure class gets its own sentence, naming the host and port.
-        """
-        cases = [
-            (error.DNSLookupError("x"), "cannot resolve host name 'nowhere'."),
-            (
-                error.ConnectionRefusedError(),
-                "connection to nowhere port 7 refused: is the server running?",
-            ),
-            (defer.TimeoutError(), "no complete answer from nowhere port 7 within 2.5 seconds."),
-            (error.NoRouteError(), "cannot reach nowhere port 7: "),
-        ]
-        for exception, sentence in cases:
-            self.assertTrue(
-                describeFailure(Failure(exception), "nowhere", 7, 2.5).startswith(sentence),
-                describeFailure(Failure(exception), "nowhere", 7, 2.5),
-            )
-
-
-class ReceiveGreetingTests(TestCase):
-    """
-    ``receiveGreeting`` against real servers on loopback, in this process.
-    """
-
-    def listen(self, protocol: type[Protocol] | None = None, factory: Factory | None = None) -> int:
-        """
-        Listen on a free loopback port; stop listening after the test.
-        """
-        from twisted.internet import reactor
-
-        endpoint = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
-        factory = factory or Factory.forProtocol(protocol)  # type: ignore[arg-type]
-        d = endpoint.listen(factory)
-
-        def listening(p: object) -> int:
-            self.addCleanup(p.stopListening)  # type: ignore[attr-defined]
-            return p.getHost().port  # type: ignore[attr-defined,no-any-return]
-
-        return d.addCallback(listening)  # type: ignore[return-value]
-
-    @defer.inlineCallbacks
-    def test_receivesUntilClose(self):  # type: ignore[no-untyped-def]
-        """
-        Everything the server sends is passed on, and the Deferred fires with the count
-        when it closes.
-        """
-        from twisted.internet import reactor
-
-        port = yield self.listen(factory=GreetFactory(b"x" * 100000, quiet=True))
-        chunks: list[bytes] = []
-        count = yield receiveGreeting(reactor, "127.0.0.1", port, chunks.append, timeout=10)
-        self.assertEqual(b"".join(chunks), b"x" * 100000)
-        self.assertEqual(count, 100000)
-
-    @defer.inlineCallbacks
-    def test_refused(self):  # type: ignore[no-untyped-def]
-        """
-        Nothing listening: the Deferred fails with ``ConnectionRefusedError``.
-        """
-        from twisted.internet import reactor
-
-        from tests.support import freePort
-
-        yield self.assertFailure(
-            receiveGreeting(reactor, "127.0.0.1", freePort(), lambda _: None, 5),
-            error.ConnectionRefusedError,
-        )
-
-    @defer.inlineCallbacks
-    def test_timeout(self):  # type: ignore[no-untyped-def]
-        """
-        A server that never closes: the Deferred fails with ``TimeoutError`` after the
-        timeout and the connection is dropped.
-        """
-        from twisted.internet import reactor
-
-        connections: list[Protocol] = []
-
-        class Silent(Protocol):
-            def connectionMade(self) -> None:
-                connections.append(self)
-
-        port = yield self.listen(Silent)
-        yield self.assertFailure(
-            receiveGreeting(reactor, "127.0.0.1", port, lambda _: None, 0.2), defer.TimeoutError
-        )
-        for protocol in connections:
-            assert protocol.transport is not None
-            protocol.transport.loseConnection()
-
-    def test_receiverCountsBytes(self) -> None:
-        """
-        ``GreetingReceiver`` passes data on as it comes and fires ``done`` with the count.
-        """
-        chunks: list[bytes] = []
-        receiver = GreetingReceiver(chunks.append)
-        receiver.dataReceived(b"ab")
-        receiver.dataReceived(b"c")
-        receiver.connectionLost(Failure(error.ConnectionDone()))
-        self.assertEqual(chunks, [b"ab", b"c"])
-        self.assertEqual(self.successResultOf(receiver.done), 3)

@@ -1,19 +1,15 @@
 """
 Unit tests for :mod:`twisted_journey.mux`: the protocol and factory on
-``StringTransport`` and ``MemoryReactorClock``, the data-log service, and the
-``journey send`` client protocol.  Nothing here touches the network.
+``StringTransport`` and ``MemoryReactorClock``, and the data-log service.  Nothing here
+touches the network.  (The ``journey send`` client's tests are in :mod:`tests.test_client`.)
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import os
 from pathlib import Path
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock, StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
@@ -22,11 +18,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted_journey.datalog import DataLog
 from twisted_journey.mux import (
     DataLogService,
-    InputReader,
-    InputSender,
     MuxFactory,
     MuxProtocol,
-    SendProtocol,
 )
 
 #: 2026-11-27T02:17:39.123456Z
@@ -269,193 +262,3 @@ class DataLogServiceTests(MuxTestCase):
         protocol.dataReceived(b"new\n")
         self.assertIn(b"new", self.records())
         self.assertNotIn(b"new", Path(str(self.path) + ".1").read_bytes())
-
-
-class HalfCloseableTransport(StringTransport):
-    """
-    A ``StringTransport`` that records ``loseWriteConnection``.
-    """
-
-    writeClosed = False
-
-    def loseWriteConnection(self) -> None:
-        self.writeClosed = True
-
-
-class SendProtocolTests(SynchronousTestCase):
-    """
-    :class:`SendProtocol`, the ``journey send`` client: a regular file is pulled by an
-    :class:`InputSender`, a pipe is read through the reactor by an :class:`InputReader`.
-    """
-
-    def pipe(self) -> tuple[int, int]:
-        """
-        A pipe whose ends are closed after the test (unless the test closed them).
-        """
-        read, write = os.pipe()
-        for fd in (read, write):
-            self.addCleanup(_closeQuietly, fd)
-        return read, write
-
-    def connected(self, fd: int) -> tuple[SendProtocol, HalfCloseableTransport, MemoryReactorClock]:
-        """
-        A protocol sending ``fd``, connected to a transport, on a fake reactor.
-        """
-        reactor = MemoryReactorClock()
-        protocol = SendProtocol(fd, self.received.append, reactor)
-        transport = HalfCloseableTransport()
-        protocol.makeConnection(transport)
-        return protocol, transport, reactor
-
-    def setUp(self) -> None:
-        self.received: list[bytes] = []
-
-    def test_fileIsPulled(self) -> None:
-        """
-        A regular file is written chunk by chunk as the transport asks, then the write
-        side is closed; ``done`` fires with the count when the server closes.
-        """
-        path = Path(self.mktemp())
-        path.write_bytes(b"line one\nline two\n")
-        fd = os.open(path, os.O_RDONLY)
-        self.addCleanup(os.close, fd)
-        protocol, transport, reactor = self.connected(fd)
-        self.assertIsInstance(protocol.sender, InputSender)
-        self.assertIs(transport.producer, protocol.sender)
-        self.assertFalse(transport.streaming)
-        self.assertEqual(reactor.getReaders(), [])
-        protocol.sender.resumeProducing()
-        protocol.sender.resumeProducing()
-        self.assertEqual(transport.value(), b"line one\nline two\n")
-        self.assertIsNone(transport.producer)
-        self.assertTrue(transport.writeClosed)
-        protocol.dataReceived(b"relayed\n")
-        protocol.connectionLost(None)
-        self.assertEqual(self.successResultOf(protocol.done), 18)
-        self.assertEqual(protocol.sender.sent, 18)
-        self.assertEqual(self.received, [b"relayed\n"])
-
-    def test_devNullIsPulled(self) -> None:
-        """
-        ``/dev/null``, which ``epoll`` cannot watch, is pulled like a file.
-        """
-        fd = os.open(os.devnull, os.O_RDONLY)
-        self.addCleanup(os.close, fd)
-        protocol, transport, reactor = self.connected(fd)
-        self.assertIsInstance(protocol.sender, InputSender)
-        self.assertEqual(reactor.getReaders(), [])
-        protocol.sender.resumeProducing()
-        self.assertTrue(transport.writeClosed)
-
-    def test_pipeIsReadThroughTheReactor(self) -> None:
-        """
-        A pipe is watched by the reactor, non-blocking, and is the transport's push
-        producer; what it holds is sent when it is readable, what the server relays is
-        printed meanwhile, and at its end the write side is closed, the pipe is no longer
-        watched and its flags are as they were.
-        """
-        read, write = self.pipe()
-        flags = fcntl.fcntl(read, fcntl.F_GETFL)
-        protocol, transport, reactor = self.connected(read)
-        sender = protocol.sender
-        assert isinstance(sender, InputReader)
-        self.assertIs(transport.producer, sender)
-        self.assertTrue(transport.streaming)
-        self.assertEqual(reactor.getReaders(), [sender])
-        self.assertEqual(sender.fileno(), read)
-        self.assertTrue(fcntl.fcntl(read, fcntl.F_GETFL) & os.O_NONBLOCK)
-        sender.doRead()  # nothing there yet: does not block
-        self.assertEqual(transport.value(), b"")
-        protocol.dataReceived(b"relayed while waiting\n")
-        self.assertEqual(self.received, [b"relayed while waiting\n"])
-        os.write(write, b"line one\n")
-        sender.doRead()
-        self.assertEqual(transport.value(), b"line one\n")
-        os.close(write)
-        sender.doRead()
-        self.assertTrue(transport.writeClosed)
-        self.assertIsNone(transport.producer)
-        self.assertEqual(reactor.getReaders(), [])
-        self.assertEqual(fcntl.fcntl(read, fcntl.F_GETFL), flags)
-        protocol.connectionLost(None)
-        self.assertEqual(self.successResultOf(protocol.done), 9)
-
-    def test_pipeHangUp(self) -> None:
-        """
-        ``epoll`` reports a pipe whose writer has gone as hung up, dropping it with
-        ``ConnectionDone`` rather than calling ``doRead``: that is the end of the input.
-        """
-        read, write = self.pipe()
-        protocol, transport, reactor = self.connected(read)
-        os.close(write)
-        reactor.removeReader(protocol.sender)
-        protocol.sender.connectionLost(Failure(ConnectionDone()))
-        self.assertTrue(transport.writeClosed)
-        self.assertTrue(protocol.inputDone)
-
-    def test_pauseStopsReading(self) -> None:
-        """
-        A full write buffer pauses the pipe's reader (back-pressure); draining resumes it.
-        """
-        read, _ = self.pipe()
-        protocol, _, reactor = self.connected(read)
-        protocol.sender.pauseProducing()
-        self.assertEqual(reactor.getReaders(), [])
-        protocol.sender.resumeProducing()
-        self.assertEqual(reactor.getReaders(), [protocol.sender])
-
-    def test_serverClosesEarly(self) -> None:
-        """
-        A server that closes while the input is still open is noticed at once: ``done``
-        fails, the pipe is no longer watched and its flags are as they were.
-        """
-        read, _ = self.pipe()
-        flags = fcntl.fcntl(read, fcntl.F_GETFL)
-        protocol, _, reactor = self.connected(read)
-        protocol.connectionLost(None)
-        failure = self.failureResultOf(protocol.done, ConnectionError)
-        self.assertIn("before all input was sent", str(failure.value))
-        self.assertEqual(reactor.getReaders(), [])
-        self.assertEqual(fcntl.fcntl(read, fcntl.F_GETFL), flags)
-
-    def test_readError(self) -> None:
-        """
-        A pipe that cannot be read drops the connection, and ``done`` fails saying why.
-        """
-        read, _ = self.pipe()
-        protocol, transport, reactor = self.connected(read)
-
-        def failingRead(fd: int, size: int) -> bytes:
-            raise OSError(errno.EIO, "Input/output error")
-
-        self.patch(os, "read", failingRead)
-        protocol.sender.doRead()
-        self.assertIsNone(transport.producer)
-        self.assertEqual(reactor.getReaders(), [])
-        protocol.connectionLost(None)
-        failure = self.failureResultOf(protocol.done, ConnectionError)
-        self.assertEqual(str(failure.value), "cannot read the input: Input/output error")
-
-    def test_shutdownStopsReading(self) -> None:
-        """
-        At reactor shutdown (``ConnectionLost`` for every descriptor) the pipe's reader
-        stops and restores the flags, and leaves the outcome to the connection.
-        """
-        read, _ = self.pipe()
-        flags = fcntl.fcntl(read, fcntl.F_GETFL)
-        protocol, transport, reactor = self.connected(read)
-        reactor.removeReader(protocol.sender)
-        protocol.sender.connectionLost(Failure(ConnectionLost()))
-        self.assertEqual(fcntl.fcntl(read, fcntl.F_GETFL), flags)
-        self.assertFalse(transport.writeClosed)
-        self.assertFalse(protocol.inputDone)
-        self.assertEqual(protocol.inputError, "")
-        self.assertNoResult(protocol.done)
-
-
-def _closeQuietly(fd: int) -> None:
-    """
-    Close ``fd`` unless it is closed already.
-    """
-    with contextlib.suppress(OSError):
-        os.close(fd)

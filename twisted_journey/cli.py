@@ -6,8 +6,14 @@ Each sub-command uses the Twisted engine when Twisted is installed and its stdli
 otherwise, so the command works (more slowly, with fewer features) on a bare Python.
 A user's mistake ends in one sentence on stderr and a non-zero exit, never a traceback.
 
-Exit statuses of ``greet`` and ``send``: 0 success, 1 the server could not be reached or
-did not answer in time, 2 a usage error, 130 interrupted (Ctrl-C).
+Exit statuses of ``greet`` and ``send``: 0 success, 1 the server could not be reached,
+did not answer in time or its TLS certificate was refused, 2 a usage error, 130 interrupted
+(Ctrl-C).
+
+Both take the server as ``HOST [PORT]``, or as a unix socket path: a HOST that contains a
+``/`` (``/run/journey.sock``, ``./j.sock``) or starts with ``unix:`` (``unix:j.sock``).
+``--tls`` speaks TLS, verifying the server's certificate against the system's authorities
+(or those in ``--cacert FILE``) and checking that it names HOST.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
     from twisted.python.failure import Failure
+
+    from twisted_journey.errors import Target
 
 from twisted_journey import __version__
 
@@ -73,6 +81,72 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _cacert(path: str) -> str:
+    """
+    An argparse type for ``--cacert``: a readable PEM file of certificates.
+    """
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=path)
+    except ssl.SSLError:
+        raise argparse.ArgumentTypeError(f"{path!r} holds no PEM certificate") from None
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot read {path!r}: {e.strerror or e}") from None
+    return path
+
+
+def _addConnectionOptions(parser: argparse.ArgumentParser) -> None:
+    """
+    The options ``greet`` and ``send`` share to say how to reach the server.
+    """
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="speak TLS; the server's certificate must be trusted and name HOST",
+    )
+    parser.add_argument(
+        "--cacert",
+        type=_cacert,
+        metavar="FILE",
+        help="with --tls, trust the authorities in this PEM file [the system's]",
+    )
+
+
+def _unixPath(host: str) -> str | None:
+    """
+    The unix socket path ``host`` names (it contains ``/`` or starts with ``unix:``), or
+    ``None`` for a host name or address.
+    """
+    if host.startswith("unix:"):
+        return host[len("unix:") :]
+    return host if "/" in host else None
+
+
+def _target(command: str, args: argparse.Namespace, port: int | None) -> Target | str:
+    """
+    The :class:`twisted_journey.errors.Target` the arguments name, or the sentence of a
+    usage error.
+
+    :param port: the port given, or ``None`` when there was none.
+    """
+    from twisted_journey.errors import Target
+
+    path = _unixPath(args.host)
+    if args.cacert is not None and not args.tls:
+        return "--cacert goes with --tls."
+    if path is None:
+        default = 1234 if command == "greet" else 1235
+        return Target(args.host, default if port is None else port, args.tls, args.cacert)
+    if not path:
+        return f"{args.host!r} names no unix socket path."
+    if port is not None:
+        return f"a unix socket ({path}) takes no PORT."
+    if args.tls:
+        return "--tls needs a host name to verify; a unix socket has none."
+    return Target(path)
+
+
 def _runClient(
     command: str,
     stdlib: Callable[[], object],
@@ -98,7 +172,12 @@ def _runClient(
         return 0
 
     from twisted.internet.task import react
+    from twisted.logger import globalLogBeginner
 
+    # Until logging begins, Twisted prints critical events on stderr, tracebacks included:
+    # a certificate verification that raises is logged so.  Every failure of a client is
+    # reported below in one sentence, so no event is printed at all.
+    globalLogBeginner.beginLoggingTo([], redirectStandardIO=False)
     status = 0
     finished = interrupted = False
 
@@ -141,8 +220,13 @@ def _stdout() -> Callable[[bytes], None]:
 
 
 def _configureGreet(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("host", help="the greeting server's host name or address")
-    parser.add_argument("port", nargs="?", type=_port, default=1234, help="its port [1234]")
+    parser.add_argument(
+        "host",
+        help="the greeting server's host name or address, or a unix socket path "
+        "(containing '/', or unix:PATH)",
+    )
+    parser.add_argument("port", nargs="?", type=_port, default=None, help="its port [1234]")
+    _addConnectionOptions(parser)
     parser.add_argument(
         "--timeout",
         type=_seconds,
@@ -155,22 +239,25 @@ def _greet(args: argparse.Namespace) -> int:
     """
     Print what a greeting server sends, until it closes the connection.
     """
+    target = _target("greet", args, args.port)
+    if isinstance(target, str):
+        return _fail("greet", target, 2)
     write = _stdout()
 
     def stdlib() -> None:
-        from twisted_journey.fallback.greet import receive_greeting
+        from twisted_journey.fallback.client import receive_greeting
 
-        receive_greeting(args.host, args.port, write, args.timeout)
+        receive_greeting(target, write, args.timeout)
 
     def twisted(reactor: Any) -> Deferred[int]:
-        from twisted_journey.greet import receiveGreeting
+        from twisted_journey.client import receiveGreeting
 
-        return receiveGreeting(reactor, args.host, args.port, write, args.timeout)
+        return receiveGreeting(reactor, target, write, args.timeout)
 
     def describe(failure: Failure) -> str:
-        from twisted_journey.greet import describeFailure
+        from twisted_journey.client import describeFailure
 
-        return describeFailure(failure, args.host, args.port, args.timeout)
+        return describeFailure(failure, target, args.timeout)
 
     return _runClient("greet", stdlib, twisted, describe)
 
@@ -179,10 +266,18 @@ def _greet(args: argparse.Namespace) -> int:
 
 
 def _configureSend(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("host", help="the journey-mux server's host name or address")
     parser.add_argument(
-        "rest", nargs="*", metavar="[PORT] [FILE]", help="its port [1235]; the file to send [stdin]"
+        "host",
+        help="the journey-mux server's host name or address, or a unix socket path "
+        "(containing '/', or unix:PATH)",
     )
+    parser.add_argument(
+        "rest",
+        nargs="*",
+        metavar="[PORT] [FILE]",
+        help="its port [1235] (none for a unix socket); the file to send [stdin]",
+    )
+    _addConnectionOptions(parser)
     parser.add_argument("--timeout", type=_seconds, default=10.0, help="seconds to connect [10]")
 
 
@@ -193,14 +288,17 @@ def _send(args: argparse.Namespace) -> int:
     import os
 
     rest = list(args.rest)
-    port = 1235
-    if rest and rest[0].isdigit():
+    port = None
+    if rest and rest[0].isdigit() and _unixPath(args.host) is None:
         try:
             port = _port(rest.pop(0))
         except argparse.ArgumentTypeError as e:
             return _fail("send", f"{e}.", 2)
     if len(rest) > 1:
         return _fail("send", f"give at most one FILE, not {len(rest)}: {' '.join(rest)}.", 2)
+    target = _target("send", args, port)
+    if isinstance(target, str):
+        return _fail("send", target, 2)
     fd = 0
     if rest and rest[0] != "-":
         try:
@@ -210,21 +308,21 @@ def _send(args: argparse.Namespace) -> int:
     write = _stdout()
 
     def stdlib() -> None:
-        from twisted_journey.fallback.mux import send_stream
+        from twisted_journey.fallback.client import send_stream
 
-        send_stream(args.host, port, fd, write, args.timeout)
+        send_stream(target, fd, write, args.timeout)
 
     def twisted(reactor: Any) -> Deferred[int]:
-        from twisted_journey.mux import sendStream
+        from twisted_journey.client import sendStream
 
-        return sendStream(reactor, args.host, port, fd, write, args.timeout)
+        return sendStream(reactor, target, fd, write, args.timeout)
 
     def describe(failure: Failure) -> str:
-        from twisted_journey.greet import describeFailure
+        from twisted_journey.client import describeFailure
 
         if failure.check(ConnectionError) and not failure.check(ConnectionRefusedError):
             return f"{failure.value}."
-        return describeFailure(failure, args.host, port, args.timeout)
+        return describeFailure(failure, target, args.timeout)
 
     return _runClient("send", stdlib, twisted, describe)
 

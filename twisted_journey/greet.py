@@ -1,10 +1,11 @@
 # -*- test-case-name: tests.test_greet -*-
 """
-The greeting server and its client, on Twisted.
+The greeting server, on Twisted (its client, ``journey greet``, is in
+:mod:`twisted_journey.client`).
 
 Wire contract: when a client connects, the server writes the greeting (by default exactly
 ``Thank you for connecting\\r\\n``) and closes the connection.  It reads nothing; whatever
-the client sends is discarded.  The client reads until the server closes.
+the client sends is discarded.
 
 Use the server in your own application::
 
@@ -18,17 +19,13 @@ Use the server in your own application::
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import cast
 
 from twisted.internet import tcp, unix
-from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint
-from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime, ITCPTransport
-from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITCPTransport
+from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
-from twisted_journey import errors
 from twisted_journey.policies import LimitedFactory, LimitedProtocol
 from twisted_journey.settings import DEFAULT_GREET_TIMEOUT, DEFAULT_GREETING
 
@@ -36,9 +33,6 @@ __all__ = [
     "DEFAULT_GREETING",
     "GreetFactory",
     "GreetProtocol",
-    "GreetingReceiver",
-    "describeFailure",
-    "receiveGreeting",
 ]
 
 
@@ -172,79 +166,3 @@ class GreetFactory(LimitedFactory):
         self.greeting = greeting
         self.timeout = timeout
         self.timedOut = 0
-
-
-class GreetingReceiver(Protocol):
-    """
-    The client side: hands every chunk it receives to ``write`` and fires ``done`` with
-    the number of bytes received when the server closes the connection.
-    """
-
-    def __init__(self, write: Callable[[bytes], object]) -> None:
-        self.write = write
-        self.received = 0
-        self.done: Deferred[int] = Deferred()
-
-    def dataReceived(self, data: bytes) -> None:
-        """
-        Pass the data on as it arrives.
-        """
-        self.received += len(data)
-        self.write(data)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """
-        The server closed the connection: the greeting is complete.
-        """
-        self.done.callback(self.received)
-
-
-def receiveGreeting(
-    reactor: IReactorTCP,
-    host: str,
-    port: int,
-    write: Callable[[bytes], object],
-    timeout: float = 10.0,
-) -> Deferred[int]:
-    """
-    Connect to a greeting server, pass what it sends to ``write``, and fire with the byte
-    count when it closes the connection.
-
-    :param timeout: seconds for the whole exchange, connecting included; past it the
-        Deferred fails with :class:`twisted.internet.defer.TimeoutError`.
-    :return: fails with the connection error (``DNSLookupError``,
-        ``ConnectionRefusedError``, ...) when the server cannot be reached.
-    """
-    endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
-    receiver = GreetingReceiver(write)
-    connecting = endpoint.connect(Factory.forProtocol(lambda: receiver))
-
-    async def exchange() -> int:
-        await connecting
-        try:
-            return await receiver.done
-        except BaseException:
-            cast(ITCPTransport, receiver.transport).abortConnection()
-            raise
-
-    result = Deferred.fromCoroutine(exchange())
-    result.addTimeout(timeout, reactor)  # type: ignore[arg-type]
-    return result
-
-
-def describeFailure(failure: Failure, host: str, port: int, timeout: float) -> str:
-    """
-    One sentence for a person about why :func:`receiveGreeting` (or any client connection
-    to ``host``/``port``) failed.
-    """
-    from twisted.internet import defer, error
-
-    if failure.check(error.DNSLookupError):
-        kind = errors.RESOLVE
-    elif failure.check(error.ConnectionRefusedError):
-        kind = errors.REFUSED
-    elif failure.check(defer.TimeoutError, error.TimeoutError, defer.CancelledError):
-        kind = errors.TIMEOUT
-    else:
-        kind = errors.UNREACHABLE
-    return errors.connect_failure(kind, host, port, str(failure.value), timeout)

@@ -8,11 +8,16 @@ Twisted's own (:func:`twisted.internet.endpoints.serverFromString`): fields sepa
 ``tcp6:1234:interface=\\:\\:1`` means port 1234 on ``::1``.  Supported::
 
     tcp:PORT[:interface=ADDR][:backlog=N]        (interface defaults to all IPv4)
-    tcp6:PORT[:interface=ADDR][:backlog=N]       (interface defaults to ::)
+    tcp6:PORT[:backlog=N][:interface=ADDR]       (interface defaults to ::)
     unix:PATH[:mode=OCTAL][:backlog=N][:lockfile=0|1]
 
 Anything else (``ssl:``, ``tls:``, ``systemd:``, ``haproxy:``...) raises
 :class:`ListenError` naming what is supported; those need the Twisted engine.
+
+The listen backlog defaults to :data:`DEFAULT_BACKLOG`, the system's maximum, rather than
+Twisted's 50: a burst of clients past the backlog has its SYNs dropped and waits out TCP's
+retry timers (1 s, 3 s, 7 s...).  :func:`with_backlog` gives a Twisted endpoint string the
+same default, so both engines listen alike.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import contextlib
 import errno
 import os
 import socket
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "DEFAULT_BACKLOG",
     "SUPPORTED",
     "ListenError",
     "ListenSpec",
@@ -33,15 +40,43 @@ __all__ = [
     "format_peer",
     "parse_listen",
     "remove_socket_files",
+    "with_backlog",
 ]
 
 SUPPORTED = ("tcp", "tcp6", "unix")
 
+# The fields of each kind in Twisted's positional order.
 _FIELDS = {
     "tcp": ("port", "interface", "backlog"),
-    "tcp6": ("port", "interface", "backlog"),
+    "tcp6": ("port", "backlog", "interface"),
     "unix": ("address", "mode", "backlog", "lockfile"),
 }
+
+#: Where ``backlog`` is among the positional fields of the Twisted endpoint types that take
+#: one (``tcp:PORT:INTERFACE:BACKLOG``, ``ssl:PORT:KEY:CERT:METHOD:INTERFACE:BACKLOG``...).
+_BACKLOG_POSITION = {"tcp": 2, "tcp6": 1, "unix": 2, "ssl": 5, "tls": 2}
+
+#: Endpoint types that wrap another endpoint string, given after their prefix.
+_WRAPPERS = ("haproxy",)
+
+
+def _system_backlog() -> int:
+    """
+    The system's maximum listen backlog: Linux's ``net.core.somaxconn`` (4096 by default
+    since Linux 5.4; an administrator may raise it), else :data:`socket.SOMAXCONN`; never
+    below nginx's 511 (the kernel lowers a larger request to its maximum) nor above 65535.
+    """
+    try:
+        with open("/proc/sys/net/core/somaxconn", "rb") as f:
+            value = int(f.read())
+    except (OSError, ValueError):
+        value = socket.SOMAXCONN
+    return min(max(value, 511), 65535)
+
+
+#: The listen backlog of every journey listener whose description gives none: the system
+#: maximum (see :func:`_system_backlog`; 4096 on a current Linux).
+DEFAULT_BACKLOG = _system_backlog()
 
 
 class ListenError(ValueError):
@@ -60,7 +95,7 @@ class ListenSpec:
     :ivar interface: the address to bind for TCP kinds.
     :ivar path: the socket path for ``unix``.
     :ivar mode: permission bits given to a ``unix`` socket file.
-    :ivar backlog: the ``listen()`` queue length.
+    :ivar backlog: the ``listen()`` queue length (:data:`DEFAULT_BACKLOG` unless given).
     :ivar lockfile: Twisted's ``PATH.lock`` pid-lock flag; accepted for compatibility, while
         :func:`bind` guards the path by refusing a socket that another server answers on.
     """
@@ -70,7 +105,7 @@ class ListenSpec:
     interface: str = ""
     path: str | None = None
     mode: int = 0o666
-    backlog: int = 50
+    backlog: int = DEFAULT_BACKLOG
     lockfile: bool = True
 
     @property
@@ -163,7 +198,9 @@ def parse_listen(description: str) -> ListenSpec:
             raise ListenError(f"{name} is given twice in listen description {description!r}.")
         values[name] = value
 
-    backlog = _integer(description, "backlog", values.get("backlog", "50"), 1, 65535)
+    backlog = _integer(
+        description, "backlog", values.get("backlog", str(DEFAULT_BACKLOG)), 1, 65535
+    )
     if kind == "unix":
         path = values.get("address", "")
         if not path:
@@ -184,6 +221,37 @@ def parse_listen(description: str) -> ListenSpec:
         interface=values.get("interface", default_interface),
         backlog=backlog,
     )
+
+
+def with_backlog(description: str, backlog: int = DEFAULT_BACKLOG) -> str:
+    """
+    A Twisted server endpoint string with ``backlog=`` added when it gives none.
+
+    Only the endpoint types with a listen queue of their own get one (``tcp:``, ``tcp6:``,
+    ``unix:``, ``ssl:``, ``tls:``), also inside a wrapper (``haproxy:tcp:1234``); a
+    backlog already given, by name or by position, is kept.  Anything else (``systemd:``,
+    whose socket is listening already; an unknown plugin type) is returned as it is.
+
+    >>> with_backlog("tcp:1234", 4096)
+    'tcp:1234:backlog=4096'
+    >>> with_backlog("haproxy:tcp:1234:backlog=7", 4096)
+    'haproxy:tcp:1234:backlog=7'
+    """
+    kind, colon, rest = description.partition(":")
+    if kind in _WRAPPERS and colon:
+        return f"{kind}:{with_backlog(rest, backlog)}"
+    position = _BACKLOG_POSITION.get(kind)
+    if position is None or not colon:
+        return description
+    try:
+        fields = _split(rest)
+    except ListenError:
+        return description  # malformed: Twisted's parser says what is wrong
+    positional = [field for field in fields if isinstance(field, str)]
+    named = {field[0] for field in fields if isinstance(field, tuple)}
+    if "backlog" in named or len(positional) > position:
+        return description
+    return f"{description}:backlog={backlog}"
 
 
 def bind(spec: ListenSpec) -> socket.socket:
@@ -217,10 +285,19 @@ def bind(spec: ListenSpec) -> socket.socket:
 
 def _remove_stale_unix_socket(path: str) -> None:
     """
-    Remove ``path`` if it is a socket nobody listens on; refuse to touch a live one.
+    Remove ``path`` if it is a socket nobody listens on; refuse to touch a live one, or
+    anything that is not a socket (a regular file, a symbolic link, whatever it points
+    to, a FIFO, a directory): :class:`ListenError` saying what is there.
     """
-    if not os.path.exists(path):
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
         return
+    if not stat.S_ISSOCK(mode):
+        raise ListenError(
+            f"cannot listen on unix:{path}: {_file_kind(mode)} is there, not a socket; "
+            f"remove it or choose another path."
+        )
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(path)
@@ -233,6 +310,22 @@ def _remove_stale_unix_socket(path: str) -> None:
         raise ListenError(f"cannot listen on unix:{path}: another server is listening there.")
     finally:
         probe.close()
+
+
+def _file_kind(mode: int) -> str:
+    """
+    What a file of ``mode`` (from ``lstat``) is, for a sentence.
+    """
+    kinds = [
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+    ]
+    for check, kind in kinds:
+        if check(mode):
+            return kind
+    return "a device file"
 
 
 def bind_all(specs: Sequence[ListenSpec]) -> list[socket.socket]:

@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_mux -*-
 """
-The multiplexing logging server and its client (``journey send``), on Twisted.
+The multiplexing logging server, on Twisted (its client, ``journey send``, is in
+:mod:`twisted_journey.client`).
 
 Wire contract: a client connects and sends lines (``\\n``-terminated; one ``\\r`` before
 the ``\\n`` is dropped).  The server sends nothing back, except with ``broadcast``: then
@@ -29,29 +30,16 @@ connection events (not data) go through :mod:`twisted.logger`.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import math
-import os
 import signal
-import stat
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet import fdesc
-from twisted.internet.abstract import FileDescriptor
-from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint
-from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import (
     IDelayedCall,
-    IPullProducer,
     IPushProducer,
-    IReactorFDSet,
-    IReactorTCP,
     IReactorTime,
 )
-from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -63,12 +51,8 @@ from twisted_journey.policies import LimitedFactory, LimitedProtocol, peerOf
 
 __all__ = [
     "DataLogService",
-    "InputReader",
-    "InputSender",
     "MuxFactory",
     "MuxProtocol",
-    "SendProtocol",
-    "sendStream",
 ]
 
 
@@ -415,313 +399,3 @@ class DataLogService(Service):
             written=datalog.written,
             dropped=datalog.dropped_records,
         )
-
-
-# --- journey send ------------------------------------------------------------------------
-
-
-def _isWatchable(fd: int) -> bool:
-    """
-    Whether the reactor can wait for ``fd`` to be readable: a pipe, a socket or a
-    terminal.  ``epoll`` refuses regular files, directories and devices such as
-    ``/dev/null`` (they are always readable, and a read of them does not wait).  A
-    descriptor that cannot be examined is not watchable: reading it reports the error.
-    """
-    try:
-        mode = os.fstat(fd).st_mode
-    except OSError:
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)
-
-
-class _Input:
-    """
-    What both ``journey send`` input producers do with their descriptor: read a chunk and
-    tell the protocol of it, of the end of the input or of a read error.
-    """
-
-    chunkSize = 65536
-    fd: int
-    protocol: SendProtocol
-
-    @property
-    def sent(self) -> int:
-        """
-        The bytes sent so far (counted by the protocol).
-        """
-        return self.protocol.sent
-
-    def readChunk(self) -> None:
-        """
-        Read the next chunk and pass it on; a non-blocking input with nothing to read
-        yet passes nothing.
-        """
-        try:
-            data = os.read(self.fd, self.chunkSize)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as e:
-            self.protocol.inputFailed(e)
-            return
-        if data:
-            self.protocol.inputReceived(data)
-        else:
-            self.protocol.inputEnded()
-
-
-@implementer(IPullProducer)
-class InputSender(_Input):
-    """
-    Feeds a regular file's bytes to a transport as fast as it takes them (a pull
-    producer: the transport asks for more when its buffer has room).
-
-    Reads block, which for a file (or ``/dev/null``) means only the disk: a file is
-    always readable, and the reactor cannot watch one.  Input that can keep the reader
-    waiting (a pipe, a terminal, a socket) goes through :class:`InputReader` instead.
-
-    :param fd: the input, open for reading.
-    :param protocol: told of each chunk, of the end of the input and of a read error.
-    """
-
-    def __init__(self, fd: int, protocol: SendProtocol) -> None:
-        self.fd = fd
-        self.protocol = protocol
-
-    def start(self) -> None:
-        """
-        Register with the transport; it pulls the first chunk.
-        """
-        self.protocol.transport.registerProducer(self, False)
-
-    def stop(self) -> None:
-        """
-        Nothing to release: the transport asks for no more once it is unregistered.
-        """
-
-    def resumeProducing(self) -> None:
-        """
-        Send the next chunk, or half-close at end of input.
-        """
-        self.readChunk()
-
-    def stopProducing(self) -> None:
-        """
-        The connection is gone.
-        """
-
-
-class InputReader(_Input, FileDescriptor):
-    """
-    Feeds a pipe's, a terminal's or a socket's bytes to a transport as they arrive,
-    read when the reactor says the input is readable, so that the reactor keeps running
-    (printing what the server relays, noticing it close) while the input is quiet.
-
-    It is the transport's push producer: a full write buffer pauses it
-    (:meth:`pauseProducing` stops reading), and resumes it once drained.  While it reads,
-    the descriptor is non-blocking; its flags are put back as they were when it stops, for
-    a terminal's are shared with the shell that started ``journey send``.
-
-    :param fd: the input, open for reading.
-    :param protocol: told of each chunk, of the end of the input and of a read error.
-    :param reactor: the reactor to watch ``fd`` with; the global one when ``None``.
-    """
-
-    _flags: int | None = None
-
-    def __init__(
-        self, fd: int, protocol: SendProtocol, reactor: IReactorFDSet | None = None
-    ) -> None:
-        FileDescriptor.__init__(self, reactor)
-        self.fd = fd
-        self.protocol = protocol
-
-    def fileno(self) -> int:
-        """
-        The input descriptor, for the reactor to watch.
-        """
-        return self.fd
-
-    def logPrefix(self) -> str:
-        """
-        What the reactor's log says this descriptor is.
-        """
-        return "journey send input"
-
-    def start(self) -> None:
-        """
-        Make the input non-blocking (remembering its flags), register with the transport
-        as a push producer and start reading.
-        """
-        self._flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
-        fdesc.setNonBlocking(self.fd)
-        self.connected = 1
-        self.protocol.transport.registerProducer(self, True)
-        self.startReading()
-
-    def stop(self) -> None:
-        """
-        Read no more, and give the input back its original flags; safe to call twice.
-        """
-        self.connected = 0
-        self.disconnected = 1
-        self.stopReading()
-        if self._flags is not None:
-            flags, self._flags = self._flags, None
-            # The descriptor is the caller's, and outlives us; if it was closed under us
-            # there is nothing left to restore.
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(self.fd, fcntl.F_SETFL, flags)
-
-    def doRead(self) -> None:
-        """
-        The input is readable: send what it holds, or half-close at its end.
-        """
-        self.readChunk()
-
-    def stopProducing(self) -> None:
-        """
-        The connection is gone: stop reading.
-        """
-        self.stop()
-
-    def connectionLost(self, reason: Failure) -> None:
-        """
-        The reactor dropped the input: at its end (``epoll`` reports a pipe whose writer
-        has gone as hung up, without calling :meth:`doRead`), when :meth:`doRead` failed,
-        or at shutdown.  Stop reading; tell the protocol of the end or the failure.
-        """
-        reading = self._flags is not None
-        self.stop()
-        super().connectionLost(reason)
-        if not reading:
-            return
-        if reason.check(ConnectionDone):
-            self.protocol.inputEnded()
-        elif not reason.check(ConnectionLost):
-            # ConnectionLost is the reactor shutting down: the connection goes with it.
-            assert reason.value is not None
-            self.protocol.inputFailed(reason.value)
-
-
-class SendProtocol(Protocol):
-    """
-    The client side of ``journey send``: streams input, prints what the server sends,
-    fires ``done`` when the server closes (with the number of bytes sent) or fails if it
-    closed before all the input was sent.
-
-    A regular file (or a device such as ``/dev/null``) is read by an :class:`InputSender`;
-    a pipe, a terminal or a socket by an :class:`InputReader`, through the reactor.
-
-    :param fd: the input, open for reading; left open, with its flags as they were.
-    :param write: called with each chunk the server sends.
-    :param reactor: the reactor that watches a pipe, terminal or socket input; the global
-        one when ``None``.
-
-    :ivar sender: the producer reading the input.
-    :ivar sent: the bytes of input written to the connection so far.
-    """
-
-    transport: Any
-    inputDone = False
-    inputError = ""
-    sent = 0
-
-    def __init__(
-        self,
-        fd: int,
-        write: Callable[[bytes], object],
-        reactor: IReactorFDSet | None = None,
-    ) -> None:
-        self.fd = fd
-        self.write = write
-        self.done: Deferred[int] = Deferred()
-        self.sender: InputSender | InputReader
-        if _isWatchable(fd):
-            self.sender = InputReader(fd, self, reactor)
-        else:
-            self.sender = InputSender(fd, self)
-
-    def connectionMade(self) -> None:
-        """
-        Start streaming the input.
-        """
-        self.sender.start()
-
-    def inputReceived(self, data: bytes) -> None:
-        """
-        Send a chunk of input.
-        """
-        self.sent += len(data)
-        self.transport.write(data)
-
-    def inputEnded(self) -> None:
-        """
-        The input is finished: half-close, and wait for the server to close.
-        """
-        self.sender.stop()
-        self.transport.unregisterProducer()
-        self.inputDone = True
-        self.transport.loseWriteConnection()
-
-    def inputFailed(self, error: BaseException) -> None:
-        """
-        The input cannot be read: drop the connection (``done`` fails saying why).
-        """
-        self.sender.stop()
-        self.inputError = getattr(error, "strerror", None) or str(error)
-        self.transport.unregisterProducer()
-        self.transport.abortConnection()
-
-    def dataReceived(self, data: bytes) -> None:
-        """
-        Print what the server relays.
-        """
-        self.write(data)
-
-    def connectionLost(self, reason: Failure | None = None) -> None:
-        """
-        The server closed: done, if all the input went out.
-        """
-        self.sender.stop()
-        if self.inputError:
-            self.done.errback(ConnectionError(f"cannot read the input: {self.inputError}"))
-        elif self.inputDone:
-            self.done.callback(self.sent)
-        else:
-            self.done.errback(
-                ConnectionError("the server closed the connection before all input was sent")
-            )
-
-
-def sendStream(
-    reactor: IReactorTCP,
-    host: str,
-    port: int,
-    fd: int,
-    write: Callable[[bytes], object],
-    timeout: float = 10.0,
-) -> Deferred[int]:
-    """
-    Connect to a journey-mux server, send everything readable from ``fd`` with
-    back-pressure, half-close, pass what the server sends to ``write``, and fire with the
-    number of bytes sent when the server closes the connection.
-
-    A pipe, terminal or socket input is read through ``reactor`` (which must also provide
-    ``IReactorFDSet``, as every POSIX reactor does), so what the server relays is printed
-    while the input is quiet; a regular file is read as fast as the connection takes it.
-
-    :param reactor: connects, and watches the input.
-    :param host: the server's host name or address.
-    :param port: the server's port.
-    :param fd: the input, open for reading.
-    :param write: called with each chunk the server sends.
-    :param timeout: seconds to connect.
-    """
-    endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
-    protocol = SendProtocol(fd, write, cast(IReactorFDSet, reactor))
-
-    async def exchange() -> int:
-        await endpoint.connect(Factory.forProtocol(lambda: protocol))
-        return await protocol.done
-
-    return Deferred.fromCoroutine(exchange())

@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_greet_contract -*-
 """
-The greeting server and client with the standard library only.
+The greeting server with the standard library only (its client is in
+:mod:`twisted_journey.fallback.client`).
 
 Speaks exactly the bytes :mod:`twisted_journey.greet` speaks: on connect, the server sends
 the greeting and closes.  Four ways to serve, the chapter's steps:
@@ -35,10 +36,9 @@ import socketserver
 import struct
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from twisted_journey import errors
 from twisted_journey.listen import (
     ListenError,
     ListenSpec,
@@ -55,7 +55,6 @@ __all__ = [
     "SelectGreetServer",
     "main",
     "make_server",
-    "receive_greeting",
 ]
 
 log = logging.getLogger("journey-greet")
@@ -379,35 +378,6 @@ def serve(servers: Sequence[Any]) -> None:
                 key.fileobj._handle_request_noblock()  # type: ignore[union-attr]
             for server in servers:
                 server.service_actions()
-
-
-# --- the client --------------------------------------------------------------------------
-
-
-def receive_greeting(
-    host: str, port: int, write: Callable[[bytes], object], timeout: float = 10.0
-) -> int:
-    """
-    Connect to a greeting server, pass what it sends to ``write`` until it closes the
-    connection, and return the number of bytes received.
-
-    :param timeout: seconds for the whole exchange, connecting included.
-    :raises twisted_journey.errors.ClientError: when the server cannot be reached or time
-        runs out.
-    """
-    deadline = time.monotonic() + timeout
-    received = 0
-    with errors.create_connection(host, port, timeout) as sock:
-        try:
-            while True:
-                sock.settimeout(max(deadline - time.monotonic(), 0.001))
-                data = sock.recv(65536)
-                if not data:
-                    return received
-                received += len(data)
-                write(data)
-        except OSError as e:
-            raise errors.ClientError(errors.describe_os_error(e, host, port, timeout)) from None
 
 
 # --- the command -------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_mux_contract -*-
 """
 The multiplexing logging server on the standard library alone: the chapter's ``select``
-and ``poll`` servers done right, and the stdlib ``journey send`` client.
+and ``poll`` servers done right (the stdlib ``journey send`` client is in
+:mod:`twisted_journey.fallback.client`).
 
 Run it as ``python -m twisted_journey.fallback.mux --backend select|poll|epoll|auto``.
 It writes the same records as ``twistd journey-mux`` (:mod:`twisted_journey.mux`), byte for
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import os
 import selectors
 import signal
 import socket
@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from twisted_journey import errors, records
+from twisted_journey import records
 from twisted_journey.datalog import DataLog, check_output, keep_count
 from twisted_journey.listen import (
     ListenError,
@@ -43,7 +43,7 @@ from twisted_journey.listen import (
 )
 from twisted_journey.settings import SettingError, limit, seconds
 
-__all__ = ["BACKENDS", "FD_SETSIZE", "MuxServer", "main", "send_stream"]
+__all__ = ["BACKENDS", "FD_SETSIZE", "MuxServer", "main"]
 
 #: ``select()``'s descriptor ceiling.
 FD_SETSIZE = 1024
@@ -466,85 +466,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         remove_socket_files(specs)
     return 0
-
-
-# --- journey send, stdlib --------------------------------------------------------------
-
-
-def _read_input(fd: int) -> bytes:
-    """
-    The next chunk of input, or ``b""`` at its end.
-
-    :raises twisted_journey.errors.ClientError: when the input cannot be read.
-    """
-    try:
-        return os.read(fd, 65536)
-    except OSError as e:
-        raise errors.ClientError(f"cannot read the input: {e.strerror or e}.") from None
-
-
-def send_stream(
-    host: str, port: int, fd: int, write: Callable[[bytes], object], timeout: float = 10.0
-) -> int:
-    """
-    Connect, stream everything readable from ``fd`` to the server, half-close at the end
-    of the input, and pass what the server sends (``--broadcast`` relays) to ``write`` as
-    it arrives, until the server closes.
-
-    One ``poll`` loop watches both the input and the socket, so relayed lines print while
-    the input is idle; input is read only once the previous chunk has been sent, which is
-    the back-pressure.  (``poll``, unlike ``epoll``, accepts regular files: always ready.)
-
-    :return: the number of bytes sent.
-    :raises twisted_journey.errors.ClientError: when the server cannot be reached, fails,
-        or closes before all the input was sent.
-    """
-    sock = errors.create_connection(host, port, timeout)
-    sent = 0
-    unsent = memoryview(b"")
-    reading = True
-    with sock, selectors.PollSelector() as selector:
-        sock.setblocking(False)
-        selector.register(sock, selectors.EVENT_READ)
-        selector.register(fd, selectors.EVENT_READ)
-        try:
-            while True:
-                for key, events in selector.select():
-                    try:
-                        if key.fileobj is not sock:
-                            chunk = _read_input(fd)
-                            selector.unregister(fd)
-                            if chunk:
-                                unsent = memoryview(chunk)
-                                selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-                            else:
-                                reading = False
-                                sock.shutdown(socket.SHUT_WR)
-                            continue
-                        if events & selectors.EVENT_WRITE:
-                            count = sock.send(unsent)
-                            sent += count
-                            unsent = unsent[count:]
-                            if not unsent:
-                                selector.modify(sock, selectors.EVENT_READ)
-                                selector.register(fd, selectors.EVENT_READ)
-                        if events & selectors.EVENT_READ:
-                            data = sock.recv(65536)
-                            if not data:
-                                if reading or unsent:
-                                    raise errors.ClientError(
-                                        "the server closed the connection before all input "
-                                        "was sent."
-                                    )
-                                return sent
-                            write(data)
-                    except (BlockingIOError, InterruptedError):
-                        pass  # not ready after all: poll again
-        except OSError as e:
-            raise errors.ClientError(
-                f"the connection to {host} port {port} failed after {sent} bytes: "
-                f"{e.strerror or e}."
-            ) from None
 
 
 if __name__ == "__main__":

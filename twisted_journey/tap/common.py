@@ -6,6 +6,10 @@ Options and service assembly shared by the journey servers' service makers.
 ``--max-connections``, ``--max-per-peer``, ``--per-peer-prefix``, ``--timeout``,
 ``--quiet``); a tool's ``Options`` subclasses it, sets ``defaultListen`` and adds its own
 options, and its ``makeService`` ends with :func:`listeningService`.
+
+Every endpoint gets the system's maximum listen backlog
+(:data:`twisted_journey.listen.DEFAULT_BACKLOG`) unless its string gives ``backlog=``: see
+:func:`endpointDescription`.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 
 from twisted_journey import settings
+from twisted_journey.listen import with_backlog
 from twisted_journey.policies import LimitedFactory, ProxyHeaderFactory, proxied
 
-__all__ = ["ListeningService", "ServerOptions", "listeningService"]
+__all__ = ["ListeningService", "ServerOptions", "endpointDescription", "listeningService"]
 
 T = TypeVar("T")
 
@@ -66,7 +71,7 @@ class ServerOptions(usage.Options):
         try:
             # Parse now, against a reactor that does nothing, so a typo is a usage error
             # rather than a traceback once twistd has started.
-            serverFromString(MemoryReactor(), description)
+            serverFromString(MemoryReactor(), endpointDescription(description))
         except Exception as e:
             raise usage.UsageError(
                 f"--listen {description!r} is not a usable endpoint: {e or type(e).__name__}."
@@ -104,6 +109,16 @@ class ServerOptions(usage.Options):
             raise usage.UsageError(str(e)) from None
 
 
+def endpointDescription(description: str) -> str:
+    """
+    The endpoint string a journey server listens with for ``description``: the user's,
+    with ``backlog=`` set to the system maximum when it gives none and its type has a
+    listen queue (``tcp:``, ``tcp6:``, ``unix:``, ``ssl:``, ``tls:``, also wrapped in
+    ``haproxy:``), not Twisted's 50; ``systemd:`` and other types are left as they are.
+    """
+    return with_backlog(description)
+
+
 def listeningService(
     options: ServerOptions,
     factory: IProtocolFactory,
@@ -122,7 +137,9 @@ def listeningService(
     for description in options["listen"]:
         # haproxy:...: our own strict PROXY header reader, so limits see the clients.
         inner = proxied(description)
-        endpoint = serverFromString(reactor, description if inner is None else inner)
+        endpoint = serverFromString(
+            reactor, endpointDescription(description if inner is None else inner)
+        )
         listening = factory if inner is None else ProxyHeaderFactory(factory)
         ListeningService(description, endpoint, listening).setServiceParent(parent)
     return parent
