@@ -102,6 +102,9 @@ class GreetContract:
     sigtermStatus = 0
     #: whether the engine sends to many clients at once (``serial`` serves one at a time)
     concurrent = True
+    #: the greeting size for the memory test: large enough that a tenth of a copy per
+    #: client is well above the engine's own cost per client
+    largeGreeting = 16 * 1024 * 1024
 
     def argv(self, *options: str) -> list[str]:
         """
@@ -269,16 +272,16 @@ class GreetContract:
         client: Callable[..., socket.socket],
     ) -> None:
         """
-        Forty clients with a 4 KB receive buffer never read a 16 MB greeting; the
-        server's memory (its whole process tree, by ``Pss``) must grow by far less than
-        a tenth of forty copies.
+        Forty clients with a 4 KB receive buffer never read a 16 MB greeting
+        (:attr:`largeGreeting`); the server's memory (its whole process tree, by ``Pss``)
+        must grow by less than a tenth of forty copies.
 
         :param start: starts the server with the options given, setting ``self.address``.
         :param client: connects a client to an address, with ``receiveBuffer=``.
         """
         if not os.path.exists("/proc/self/smaps_rollup"):
             raise SkipTest("needs /proc/PID/smaps_rollup (Linux 4.14 or later)")
-        size, clients = 16 * 1024 * 1024, 40
+        size, clients = self.largeGreeting, 40
         path = os.path.abspath(self.mktemp())  # type: ignore[attr-defined]
         with open(path, "wb") as f:
             f.write(os.urandom(1024) * (size // 1024))
@@ -646,4 +649,7 @@ class ForkingFallbackGreetTests(FallbackGreetContract, SynchronousTestCase):
     """
 
     mode = "forking"
+    #: a child process costs about 1 MB (its ``Pss``): a larger greeting keeps the
+    #: test's bound, a tenth of a copy per client, well above that
+    largeGreeting = 48 * 1024 * 1024
     engine = "fallback --mode forking"
