@@ -14,6 +14,7 @@ import errno
 import os
 import socket
 import tempfile
+import weakref
 
 from twisted.internet import defer, error, tcp, unix
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
@@ -33,6 +34,14 @@ from twisted_journey.greet import (
     GreetProtocol,
 )
 from twisted_journey.policies import LimitedFactory, LimitedProtocol
+
+
+def _closeAll(sockets: tuple[socket.socket, ...]) -> None:
+    """
+    Close ``sockets``.
+    """
+    for sock in sockets:
+        sock.close()
 
 
 class FakeSocket:
@@ -56,6 +65,11 @@ class FakeSocket:
         self.sent = b""
         self.incoming = list(incoming or [])
         self.calls: list[tuple[object, ...]] = []
+        # A real descriptor for ioctl(FIONREAD) to look at: as many bytes wait in it as
+        # the client has sent.
+        self._pair = socket.socketpair()
+        self._pair[1].sendall(b"".join(self.incoming))
+        weakref.finalize(self, _closeAll, self._pair)
 
     def recv(self, size: int, flags: int = 0) -> bytes:
         """
@@ -73,9 +87,9 @@ class FakeSocket:
 
     def fileno(self) -> int:
         """
-        Any descriptor number; the memory reactor never uses it.
+        The descriptor where the client's bytes wait (the memory reactor never uses it).
         """
-        return 99
+        return self._pair[0].fileno()
 
     def send(self, data: bytes) -> int:
         """

@@ -88,9 +88,24 @@ class GreetingFastPathTests(TestCase):
         client.setblocking(False)
         client.connect_ex(address)
         protocol = await arrived
+        self.addCleanup(self.closeServerSide, protocol.transport)
         client.setblocking(True)
         client.settimeout(10)
         return protocol, client
+
+    def closeServerSide(self, transport: Any) -> defer.Deferred[None] | None:
+        """
+        Close the server's side of a connection the test left open: a plain socket
+        transport at once, another (TLS) by an abort and a turn of the reactor.
+        """
+        if not _twisted.isPlainSocket(transport):
+            from twisted.internet import reactor
+
+            transport.abortConnection()
+            return deferLater(reactor, 0.01)
+        if not transport.disconnected:
+            transport.connectionLost(Failure(error.ConnectionDone()))
+        return None
 
     def test_plainTransportTypes(self) -> defer.Deferred[None]:
         """

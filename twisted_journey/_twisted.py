@@ -30,7 +30,9 @@ Greeting fast path (:mod:`twisted_journey.greet`)
 
 from __future__ import annotations
 
+import fcntl
 import socket
+import termios
 from typing import TypeGuard
 
 from twisted.internet import tcp, unix
@@ -71,21 +73,34 @@ def sendNow(transport: tcp.Server, data: bytes) -> int | None:
         return 0
 
 
+#: the result buffer of the ``FIONREAD`` ioctl (the reactor runs in one thread)
+_unread = bytearray(4)
+
+
 def drainNow(transport: tcp.Server, limit: int) -> int:
     """
     Read and discard what the peer of ``transport`` has already sent, without waiting,
     up to about ``limit`` bytes: a socket closed with unread bytes resets the connection,
     and a reset can discard what was sent but not yet delivered.
 
+    One ``ioctl(FIONREAD)`` says whether anything is waiting (cheaper than a ``recv``
+    that fails with ``EAGAIN``); only then is the socket read.
+
     :return: the number of bytes discarded.
     """
+    sock = transport.socket
+    try:
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, _unread)
+    except OSError:
+        return 0
+    if not any(_unread):
+        return 0
     drained = 0
-    recv = transport.socket.recv
     while drained <= limit:
         try:
-            data = recv(65536, socket.MSG_DONTWAIT)
+            data = sock.recv(65536, socket.MSG_DONTWAIT)
         except OSError:
-            break  # nothing waiting (EAGAIN), or the peer is gone: nothing left to read
+            break  # nothing more waiting (EAGAIN), or the peer is gone
         if not data:
             break
         drained += len(data)
