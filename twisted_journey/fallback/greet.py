@@ -155,18 +155,19 @@ class GreetHandler(socketserver.BaseRequestHandler):
         """
         sock = self.request
         timeout = self.server.greet_timeout
-        deadline = time.monotonic() + timeout if timeout else None
+        start = time.monotonic()
         sock.settimeout(timeout)
         try:
             sock.sendall(self.server.greeting)
-            sock.shutdown(socket.SHUT_WR)
             if len(self.server.greeting) <= SMALL:
+                # socketserver's shutdown_request half-closes, then closes
                 if not _nothing_waiting(sock):
                     # non-blocking: with a timeout set, recv would wait for data first
                     sock.setblocking(False)
                     _drain_now(sock)
             else:
-                self.linger(deadline)
+                sock.shutdown(socket.SHUT_WR)
+                self.linger(start + timeout if timeout else None)
         except TimeoutError:
             self.server.log_event(
                 logging.WARNING,
