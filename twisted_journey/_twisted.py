@@ -8,7 +8,8 @@ here instead, one section per user, so that a Twisted upgrade has one module to 
 ``tests/test_twisted_internals.py`` checks each assumption on a real loopback connection and
 fails with a message naming it when Twisted changes.
 
-Checked with Twisted 26.10.0 (CPython 3.11, epoll, poll, select and asyncio reactors).
+Checked with Twisted 26.10.0 on CPython 3.11 (the greeting fast path also runs under the
+epoll, poll, select and asyncio reactors in ``tests/test_greet_contract.py``).
 
 What we rely on
 ---------------
@@ -23,6 +24,9 @@ Greeting fast path (:mod:`twisted_journey.greet`)
       written but not yet sent are counted in ``._tempDataLen`` (``write`` appends there)
       and held in ``.dataBuffer`` (``doWrite`` moves them there).  With all three empty
       and false, nothing is queued, so a direct ``send`` keeps the byte order.
+    * Reading that socket directly (``recv`` with ``MSG_DONTWAIT``, after an
+      ``ioctl(FIONREAD)``) inside ``connectionMade`` takes nothing the transport expects
+      to read itself: the bytes are the greeting protocol's to discard.
     * ``transport.connectionLost(ConnectionDone)`` is what the reactor itself calls once
       ``loseConnection``'s buffer has drained: it stops watching the socket, shuts it down
       and closes it (an orderly close, a FIN), and calls the protocol's ``connectionLost``.
