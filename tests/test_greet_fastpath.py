@@ -14,6 +14,7 @@ import errno
 import os
 import socket
 import tempfile
+import weakref
 
 from twisted.internet import defer, error, tcp, unix
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
@@ -24,8 +25,23 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from twisted_journey.greet import DEFAULT_GREETING, GreetFactory, GreetProtocol
+from twisted_journey.greet import (
+    CHUNK,
+    DEFAULT_GREETING,
+    DRAIN_LIMIT,
+    GreetFactory,
+    GreetingProducer,
+    GreetProtocol,
+)
 from twisted_journey.policies import LimitedFactory, LimitedProtocol
+
+
+def _closeAll(sockets: tuple[socket.socket, ...]) -> None:
+    """
+    Close ``sockets``.
+    """
+    for sock in sockets:
+        sock.close()
 
 
 class FakeSocket:
@@ -34,15 +50,35 @@ class FakeSocket:
 
     :ivar accept: how many bytes each ``send`` takes at most, or an ``OSError`` to raise.
     :ivar sent: the bytes taken so far.
-    :ivar calls: ``("send" | "shutdown" | "close" | "setsockopt", ...)`` in call order.
+    :ivar incoming: what the client has sent, one ``recv`` result each; an empty bytes
+        is its close, an empty list nothing waiting.
+    :ivar calls: ``("send" | "recv" | "shutdown" | "close" | "setsockopt", ...)`` in call
+        order.
     """
 
     family = socket.AF_INET
 
-    def __init__(self, accept: int | OSError = 1 << 30) -> None:
+    def __init__(
+        self, accept: int | OSError = 1 << 30, incoming: list[bytes] | None = None
+    ) -> None:
         self.accept = accept
         self.sent = b""
+        self.incoming = list(incoming or [])
         self.calls: list[tuple[object, ...]] = []
+        # A real descriptor for ioctl(FIONREAD) to look at: as many bytes wait in it as
+        # the client has sent.
+        self._pair = socket.socketpair()
+        self._pair[1].sendall(b"".join(self.incoming))
+        weakref.finalize(self, _closeAll, self._pair)
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        """
+        Return what the client sent next, or raise ``EAGAIN`` when nothing is waiting.
+        """
+        self.calls.append(("recv", size, flags))
+        if not self.incoming:
+            raise BlockingIOError(errno.EAGAIN, "nothing waiting")
+        return self.incoming.pop(0)
 
     def setblocking(self, flag: bool) -> None:
         """
@@ -51,9 +87,9 @@ class FakeSocket:
 
     def fileno(self) -> int:
         """
-        Any descriptor number; the memory reactor never uses it.
+        The descriptor where the client's bytes wait (the memory reactor never uses it).
         """
-        return 99
+        return self._pair[0].fileno()
 
     def send(self, data: bytes) -> int:
         """
@@ -185,6 +221,20 @@ class FastPathTests(SynchronousTestCase):
         self.assertEqual(protocol.factory.limits.open, 0)
         self.assertEqual(sock.calls[-2:], [("shutdown", 2), ("close",)])
 
+    def test_drainsWhatTheClientSent(self) -> None:
+        """
+        Bytes a client sent before it was greeted are read and discarded before the
+        close, so that the close is a FIN, not a reset for unread data.
+        """
+        sock = FakeSocket(incoming=[b"hello\r\n"])
+        protocol, _ = serve(self.factory, sock, self.reactor)
+        self.assertEqual(sock.sent, DEFAULT_GREETING)
+        self.assertEqual(sock.incoming, [])
+        self.assertEqual(
+            [call[0] for call in sock.calls], ["send", "recv", "recv", "shutdown", "close"]
+        )
+        self.assertClosedCleanly(sock, protocol)
+
     def test_counted(self) -> None:
         """
         A fast-path connection is counted as served and released, and a limit of one
@@ -208,19 +258,27 @@ class SlowPathTests(SynchronousTestCase):
 
     def test_partialSend(self) -> None:
         """
-        When the kernel takes part of the greeting, the rest is buffered in order, the
-        connection closes once it is flushed, and the deadline is set meanwhile.
+        When the kernel takes part of the greeting, the rest is buffered in order and the
+        deadline is set meanwhile; once it is flushed the socket is half-closed (a FIN
+        after the last byte) and still read, and the connection closes when the client
+        closes its side.
         """
         sock = FakeSocket(accept=10)
         _, transport = serve(self.factory, sock, self.reactor)
         self.assertEqual(sock.sent, DEFAULT_GREETING[:10])
-        self.assertTrue(transport.disconnecting)
         self.assertEqual(len(self.reactor.getDelayedCalls()), 1)
         self.assertIn(transport, self.reactor.getWriters())
         sock.accept = 1 << 30
-        self.assertIsInstance(transport.doWrite(), error.ConnectionDone)
+        transport.doWrite()  # flushes the rest
         self.assertEqual(sock.sent, DEFAULT_GREETING)
-        transport.connectionLost(Failure(error.ConnectionDone()))
+        transport.doWrite()  # nothing left: the half-close
+        self.assertEqual(sock.calls[-1], ("shutdown", socket.SHUT_WR))
+        self.assertFalse(transport.disconnected)
+        self.assertIn(transport, self.reactor.getReaders())
+        transport.readConnectionLost(Failure(error.ConnectionDone()))
+        self.assertTrue(transport.disconnected)
+        self.assertEqual(sock.calls[-1], ("close",))
+        self.assertNotIn("setsockopt", [call[0] for call in sock.calls])
         self.assertEqual(self.reactor.getDelayedCalls(), [])
         self.assertEqual(self.factory.limits.open, 0)
 
@@ -232,7 +290,7 @@ class SlowPathTests(SynchronousTestCase):
         for err in (BlockingIOError(errno.EAGAIN, "full"), ConnectionResetError()):
             sock = FakeSocket(accept=err)
             protocol, transport = serve(self.factory, sock, self.reactor)
-            self.assertTrue(transport.disconnecting)
+            self.assertIn(transport, self.reactor.getWriters())
             self.assertFalse(transport.disconnected)
             self.assertEqual(transport._tempDataBuffer, [DEFAULT_GREETING])
             self.assertIsNotNone(protocol._deadline)
@@ -294,6 +352,130 @@ class SlowPathTests(SynchronousTestCase):
         assert other is not None
         other.makeConnection(memory)
         self.assertEqual(memory.value(), DEFAULT_GREETING)
+        self.assertTrue(memory.disconnecting)
+
+
+class LargeGreetingTests(SynchronousTestCase):
+    """
+    A greeting larger than :data:`CHUNK` that the kernel does not take at once is written
+    from the shared greeting in pieces: the connection never buffers more than a piece.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.greeting = os.urandom(10 * CHUNK + 123)
+        self.factory = GreetFactory(self.greeting, quiet=True, clock=self.reactor, timeout=30.0)
+
+    def pending(self, transport: tcp.Server) -> int:
+        """
+        How many bytes ``transport`` holds unsent in its own buffers.
+        """
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+    def test_piecesFromTheSharedGreeting(self) -> None:
+        """
+        Each time the buffer drains, the producer writes the next piece; the connection
+        holds at most one piece, and the client gets the greeting exactly.
+        """
+        sock = FakeSocket(accept=5000)
+        protocol, transport = serve(self.factory, sock, self.reactor)
+        self.assertIsInstance(transport.producer, GreetingProducer)
+        self.assertLessEqual(self.pending(transport), CHUNK)
+        for _ in range(1000):
+            if len(sock.sent) == len(self.greeting):
+                break
+            transport.doWrite()
+            self.assertLessEqual(self.pending(transport), CHUNK)
+        self.assertEqual(sock.sent, self.greeting)
+        self.assertIsNone(transport.producer)
+        transport.doWrite()
+        self.assertEqual(sock.calls[-1], ("shutdown", socket.SHUT_WR))
+        self.assertIsNotNone(protocol._deadline)
+
+    def test_sentWholeAtOnce(self) -> None:
+        """
+        A large greeting the kernel takes in one ``send`` is not closed at once: it may
+        still be on its way, so the socket is half-closed and read until the client
+        closes.
+        """
+        sock = FakeSocket()
+        _, transport = serve(self.factory, sock, self.reactor)
+        self.assertEqual(sock.sent, self.greeting)
+        transport.doWrite()
+        self.assertEqual(sock.calls[-1], ("shutdown", socket.SHUT_WR))
+        self.assertFalse(transport.disconnected)
+        transport.readConnectionLost(Failure(error.ConnectionDone()))
+        self.assertTrue(transport.disconnected)
+
+    def test_clientClosesFirst(self) -> None:
+        """
+        A client that closes its side while the greeting is still being written (``nc
+        -N``) still gets all of it, and then the connection closes.
+        """
+        sock = FakeSocket(accept=5000)
+        _, transport = serve(self.factory, sock, self.reactor)
+        transport.readConnectionLost(Failure(error.ConnectionDone()))
+        self.assertFalse(transport.disconnected)
+        sock.accept = 1 << 30
+        for _ in range(100):
+            done = transport.doWrite()
+            if done is not None:
+                break
+        self.assertIsInstance(done, error.ConnectionDone)  # the reactor closes it
+        self.assertEqual(sock.sent, self.greeting)
+        self.assertNotIn("setsockopt", [call[0] for call in sock.calls])
+
+    def test_floodIsDropped(self) -> None:
+        """
+        A client that sends more than :data:`DRAIN_LIMIT` bytes is dropped (a reset).
+        """
+        sock = FakeSocket(accept=5000)
+        protocol, transport = serve(self.factory, sock, self.reactor)
+        protocol.dataReceived(b"x" * DRAIN_LIMIT)
+        self.assertFalse(transport.disconnected)
+        protocol.dataReceived(b"x")
+        self.reactor.advance(0)
+        self.assertTrue(transport.disconnected)
+        self.assertIn("setsockopt", [call[0] for call in sock.calls])
+
+    def test_timeoutStopsTheProducer(self) -> None:
+        """
+        A client that does not take the greeting in time is aborted, and the producer is
+        stopped: it writes nothing more.
+        """
+        sock = FakeSocket(accept=5000)
+        _, transport = serve(self.factory, sock, self.reactor)
+        producer = transport.producer
+        assert isinstance(producer, GreetingProducer)
+        self.reactor.advance(30)
+        self.reactor.advance(0)  # the abort's connectionLost
+        self.assertTrue(transport.disconnected)
+        self.assertEqual(self.factory.timedOut, 1)
+        self.assertIsNone(transport.producer)
+        buffered = transport._tempDataLen
+        producer.resumeProducing()
+        self.assertEqual(transport._tempDataLen, buffered)
+
+    def test_otherTransports(self) -> None:
+        """
+        A transport that is not a plain socket (TLS, ``haproxy:``) gets the same pieces
+        through its producer API, then ``loseConnection``.
+        """
+        memory = StringTransport()
+        protocol = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 2))
+        assert protocol is not None
+        protocol.makeConnection(memory)
+        producer = memory.producer
+        assert isinstance(producer, GreetingProducer)
+        self.assertFalse(memory.streaming)
+        self.assertEqual(len(memory.value()), 0)
+        for _ in range(100):
+            if memory.producer is None:
+                break
+            before = len(memory.value())
+            producer.resumeProducing()
+            self.assertLessEqual(len(memory.value()) - before, CHUNK)
+        self.assertEqual(memory.value(), self.greeting)
         self.assertTrue(memory.disconnecting)
 
 

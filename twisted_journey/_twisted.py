@@ -1,16 +1,36 @@
-# -*- test-case-name: tests.test_twisted_internals_fetch -*-
+# -*- test-case-name: tests.test_twisted_internals,tests.test_twisted_internals_fetch -*-
 """
 Every use of Twisted's private or undocumented API in twisted_journey, in one place.
 
-Anything that leans on how a Twisted class works inside lives here, one section per user,
-so that a Twisted upgrade has one module to check; ``tests/test_twisted_internals_fetch.py``
-checks each assumption of the fetch section and fails with a message naming it when
-Twisted changes.
+Public Twisted API (interfaces, ``write``, ``registerProducer``, ``loseWriteConnection``...)
+is used where it is needed; anything that leans on how a Twisted class works inside lives
+here instead, one section per user, so that a Twisted upgrade has one module to check.
+``tests/test_twisted_internals.py`` (the greeting fast path) and
+``tests/test_twisted_internals_fetch.py`` (the HTTP client) check each assumption on real
+connections and fail with a message naming it when Twisted changes.
 
-Checked with Twisted 26.10.0 (CPython 3.11).
+Checked with Twisted 26.10.0 on CPython 3.11 (the greeting fast path also runs under the
+epoll, poll, select and asyncio reactors in ``tests/test_greet_contract.py``).
 
 What we rely on
 ---------------
+
+Greeting fast path (:mod:`twisted_journey.greet`)
+    * Exactly ``twisted.internet.tcp.Server`` and ``twisted.internet.unix.Server`` are the
+      transports of plain stream sockets (``tcp:``, ``tcp6:``, ``unix:``, ``systemd:``);
+      TLS and ``haproxy:`` wrap the protocol in another transport, so the exact type tells
+      a plain socket apart.
+    * Such a transport has its connected, non-blocking socket as ``.socket``; ``.TLS`` is
+      true once ``startTLS`` ran; ``.disconnecting`` once a close was asked for; bytes
+      written but not yet sent are counted in ``._tempDataLen`` (``write`` appends there)
+      and held in ``.dataBuffer`` (``doWrite`` moves them there).  With all three empty
+      and false, nothing is queued, so a direct ``send`` keeps the byte order.
+    * Reading that socket directly (``recv`` with ``MSG_DONTWAIT``, after an
+      ``ioctl(FIONREAD)``) inside ``connectionMade`` takes nothing the transport expects
+      to read itself: the bytes are the greeting protocol's to discard.
+    * ``transport.connectionLost(ConnectionDone)`` is what the reactor itself calls once
+      ``loseConnection``'s buffer has drained: it stops watching the socket, shuts it down
+      and closes it (an orderly close, a FIN), and calls the protocol's ``connectionLost``.
 
 HTTP client (:mod:`twisted_journey.fetch`)
     ``twisted.web``'s HTTP/1.1 client has no limit on the size or number of response
@@ -35,15 +55,106 @@ HTTP client (:mod:`twisted_journey.fetch`)
 
 from __future__ import annotations
 
-# --- HTTP client (twisted_journey.fetch) -----------------------------------------------------
-from typing import Any
+import fcntl
+import socket
+import termios
+from typing import Any, TypeGuard
 
+from twisted.internet import tcp, unix
+from twisted.internet.protocol import connectionDone
 from twisted.web._newclient import HEADER, STATUS, HTTP11ClientProtocol, HTTPClientParser
 from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 
 from twisted_journey.fetch.errors import ProtocolError
 
-__all__ = ["BoundedClientProtocol", "boundParser", "journeyPool"]
+__all__ = [
+    "PLAIN_TRANSPORTS",
+    "BoundedClientProtocol",
+    "boundParser",
+    "closeNow",
+    "drainNow",
+    "isPlainSocket",
+    "journeyPool",
+    "sendNow",
+]
+
+
+# --- Greeting fast path (twisted_journey.greet) ------------------------------------------
+
+#: The transports of plain stream sockets, which :mod:`twisted_journey.greet` may write to
+#: directly.  Exact types only: a subclass, or a wrapper such as TLS or ``haproxy:``, goes
+#: through ``transport.write``.
+PLAIN_TRANSPORTS = frozenset({tcp.Server, unix.Server})
+
+
+def isPlainSocket(transport: object) -> TypeGuard[tcp.Server]:
+    """
+    Whether ``transport`` is exactly the transport of a plain TCP or UNIX stream socket.
+    """
+    return type(transport) in PLAIN_TRANSPORTS
+
+
+def sendNow(transport: tcp.Server, data: bytes) -> int | None:
+    """
+    Offer ``data`` to the socket of ``transport``, a plain socket transport, directly.
+
+    :return: how many bytes the kernel took: all of them, some, or none (its buffer is
+        full, or the send failed and the ordinary write path is left to find out why);
+        ``None`` when the transport is not in its fresh state (TLS started, closing, or
+        bytes already queued), so that only the ordinary write path keeps the order.
+    """
+    if transport.TLS or transport.disconnecting or transport._tempDataLen or transport.dataBuffer:
+        return None
+    try:
+        return transport.socket.send(data)
+    except OSError:
+        return 0
+
+
+#: the result buffer of the ``FIONREAD`` ioctl (the reactor runs in one thread)
+_unread = bytearray(4)
+
+
+def drainNow(transport: tcp.Server, limit: int) -> int:
+    """
+    Read and discard what the peer of ``transport`` has already sent, without waiting,
+    up to about ``limit`` bytes: a socket closed with unread bytes resets the connection,
+    and a reset can discard what was sent but not yet delivered.
+
+    One ``ioctl(FIONREAD)`` says whether anything is waiting (cheaper than a ``recv``
+    that fails with ``EAGAIN``); only then is the socket read.
+
+    :return: the number of bytes discarded.
+    """
+    sock = transport.socket
+    try:
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, _unread)
+    except OSError:
+        return 0
+    if not any(_unread):
+        return 0
+    drained = 0
+    while drained <= limit:
+        try:
+            data = sock.recv(65536, socket.MSG_DONTWAIT)
+        except OSError:
+            break  # nothing more waiting (EAGAIN), or the peer is gone
+        if not data:
+            break
+        drained += len(data)
+    return drained
+
+
+def closeNow(transport: tcp.Server) -> None:
+    """
+    Close a plain socket transport whose write buffer is empty, at once: what the reactor
+    does once ``loseConnection``'s buffer has drained (with Twisted's shared
+    ``ConnectionDone`` failure, as the reactor shares its own).
+    """
+    transport.connectionLost(connectionDone)
+
+
+# --- HTTP client (twisted_journey.fetch) -----------------------------------------------------
 
 
 def boundParser(parser: HTTPClientParser, maxBytes: int, maxFields: int) -> None:

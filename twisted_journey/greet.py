@@ -21,11 +21,18 @@ from __future__ import annotations
 
 from typing import cast
 
-from twisted.internet import tcp, unix
-from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITCPTransport
-from twisted.internet.protocol import connectionDone
+from twisted.internet.interfaces import (
+    IConsumer,
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IPullProducer,
+    IReactorTime,
+    ITCPTransport,
+)
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
+from twisted_journey import _twisted
 from twisted_journey.policies import LimitedFactory, LimitedProtocol
 from twisted_journey.settings import DEFAULT_GREET_TIMEOUT, DEFAULT_GREETING
 
@@ -33,34 +40,99 @@ __all__ = [
     "DEFAULT_GREETING",
     "GreetFactory",
     "GreetProtocol",
+    "GreetingProducer",
 ]
 
 
-#: The transports of plain stream sockets (``tcp:``, ``tcp6:``, ``unix:``, ``systemd:``),
-#: which :meth:`GreetProtocol.connectionMade` may write to directly.  Exact types only: a
-#: subclass, or a wrapper such as TLS or ``haproxy:``, goes through ``transport.write``.
-_PLAIN_TRANSPORTS = frozenset({tcp.Server, unix.Server})
+#: The size of the pieces a large greeting is written in: the most of it that one
+#: connection holds in its own buffers, whatever the greeting's size.
+CHUNK = 64 * 1024
+
+#: Bytes a client may send before the server gives up reading them (and resets the
+#: connection): the greeting protocol reads nothing, but it drains what a client says so
+#: that closing does not reset a connection whose greeting is still on its way.
+DRAIN_LIMIT = 64 * 1024
 
 
+@implementer(IPullProducer)
+class GreetingProducer:
+    """
+    Writes the rest of a large greeting to a connection in :data:`CHUNK`-byte pieces, one
+    each time the transport's buffer has drained, from the one greeting shared by every
+    connection: a client that does not read holds at most one piece, never a copy.
+
+    :param protocol: the connection; told by ``greetingWritten`` when the last piece
+        has been handed to its transport.
+    :param greeting: the whole greeting (not copied).
+    :param offset: how much of it was already sent.
+    """
+
+    def __init__(self, protocol: GreetProtocol, greeting: bytes, offset: int) -> None:
+        self._protocol: GreetProtocol | None = protocol
+        self._view = memoryview(greeting)
+        self._offset = offset
+
+    def resumeProducing(self) -> None:
+        """
+        Write the next piece; after the last, unregister and tell the protocol.
+        """
+        protocol = self._protocol
+        if protocol is None:
+            return
+        start = self._offset
+        self._offset = end = start + CHUNK
+        transport = protocol.transport
+        transport.write(bytes(self._view[start:end]))
+        if end >= len(self._view):
+            self._protocol = None
+            cast(IConsumer, transport).unregisterProducer()
+            protocol.greetingWritten()
+
+    def stopProducing(self) -> None:
+        """
+        The connection is gone: write nothing more.
+        """
+        self._protocol = None
+
+
+@implementer(IHalfCloseableProtocol)
 class GreetProtocol(LimitedProtocol):
     """
     Sends :meth:`getGreeting` to the client, then closes the connection.
 
-    If the client has not taken the whole greeting after the factory's ``timeout``
-    seconds (a large greeting and a client that does not read), the connection is
-    aborted so that it cannot hold the server's memory and descriptor.
+    If the client has not taken the whole greeting (and closed) after the factory's
+    ``timeout`` seconds (a large greeting and a client that does not read), the connection
+    is aborted so that it cannot hold the server's descriptor.
 
     On a plain TCP or UNIX socket transport the greeting is first offered to the socket
-    directly; when the kernel takes all of it, the connection is closed at once, as
-    ``loseConnection`` would close it after flushing (``shutdown``, then ``close``: a FIN),
-    without a trip through the reactor's write buffer, and with no deadline to set or
-    cancel.  Otherwise (part of it sent, TLS, a wrapped transport) the rest goes through
-    ``transport.write`` and ``loseConnection``, and the deadline is armed.
+    directly; when the kernel takes all of it at once and it is small (at most
+    :data:`CHUNK` bytes), whatever the client has already sent is drained and the
+    connection is closed at once, as ``loseConnection`` would close it after flushing
+    (``shutdown``, then ``close``: a FIN), without a trip through the reactor's write
+    buffer, and with no deadline to set or cancel.
+
+    Otherwise the deadline is armed and the rest goes through the transport: at most
+    :data:`CHUNK` bytes in one ``write``, a larger rest through a :class:`GreetingProducer`
+    that writes it piece by piece from the shared greeting, so that a connection never
+    holds a copy of a large greeting.  Once it is all written, a plain socket is
+    half-closed (``loseWriteConnection``: a FIN after the last byte) and what the client
+    sends is read and discarded (at most :data:`DRAIN_LIMIT` bytes) until it closes its
+    side: closing a socket with the client's bytes unread would reset the connection and
+    could discard the end of the greeting.  Other transports (TLS, ``haproxy:``) close
+    with ``loseConnection``.
     """
 
     factory: GreetFactory
     transport: ITCPTransport
     _deadline: IDelayedCall | None = None
+    #: a plain socket, half-closed once the greeting is written
+    _halfClose = False
+    #: the whole greeting is written; waiting for the client to close
+    _written = False
+    #: the client has closed its side
+    _clientClosed = False
+    #: bytes the client has sent
+    _received = 0
 
     def getGreeting(self) -> bytes:
         """
@@ -74,30 +146,61 @@ class GreetProtocol(LimitedProtocol):
         """
         greeting = self.getGreeting()
         transport = self.transport
-        if type(transport) in _PLAIN_TRANSPORTS:
-            plain = cast(tcp.Server, transport)
-            sent = _sendNow(plain, greeting)
-            if sent == len(greeting):
-                # What the reactor does once loseConnection's buffer has drained (with
-                # Twisted's shared ConnectionDone failure, as the reactor shares its own).
-                plain.connectionLost(connectionDone)
+        sent = 0
+        if _twisted.isPlainSocket(transport):
+            sent = _twisted.sendNow(transport, greeting) or 0
+            if sent == len(greeting) and sent <= CHUNK:
+                _twisted.drainNow(transport, DRAIN_LIMIT)
+                _twisted.closeNow(transport)
                 return
-            if sent:
-                greeting = greeting[sent:]
-        transport.write(greeting)
-        transport.loseConnection()
+            self._halfClose = True
         timeout = self.factory.timeout
         if timeout is not None:
             self._deadline = self.factory.clock.callLater(timeout, self._timedOut)
+        if len(greeting) - sent > CHUNK:
+            producer = GreetingProducer(self, greeting, sent)
+            cast(IConsumer, transport).registerProducer(producer, False)
+            return
+        if sent < len(greeting):
+            transport.write(greeting[sent:] if sent else greeting)
+        self.greetingWritten()
+
+    def greetingWritten(self) -> None:
+        """
+        The whole greeting is in the transport: close once it is flushed (half-close a
+        plain socket and wait for the client to close its side).
+        """
+        self._written = True
+        if self._halfClose and not self._clientClosed:
+            self.transport.loseWriteConnection()
+        else:
+            self.transport.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
         """
-        Discard what the client sends: the greeting protocol reads nothing.
+        Discard what the client sends: the greeting protocol reads nothing.  A client that
+        sends more than :data:`DRAIN_LIMIT` bytes is dropped.
+        """
+        self._received += len(data)
+        if self._received > DRAIN_LIMIT:
+            self.transport.abortConnection()
+
+    def readConnectionLost(self) -> None:
+        """
+        The client closed its side: close ours once the greeting is written.
+        """
+        self._clientClosed = True
+        if self._written:
+            self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        """
+        Our side is closed after the greeting; the client's close ends the connection.
         """
 
     def _timedOut(self) -> None:
         """
-        The client did not take the greeting in time: drop it.
+        The client did not take the greeting (and close) in time: drop it.
         """
         self._deadline = None
         if not self.factory.quiet:
@@ -117,23 +220,6 @@ class GreetProtocol(LimitedProtocol):
             self._deadline.cancel()
             self._deadline = None
         super().connectionLost(reason)
-
-
-def _sendNow(transport: tcp.Server, data: bytes) -> int | None:
-    """
-    Offer ``data`` to the socket of ``transport``, a plain socket transport, directly.
-
-    :return: how many bytes the kernel took: all of them, some, or none (its buffer is
-        full, or the send failed and the ordinary write path is left to find out why);
-        ``None`` when the transport is not in its fresh state (TLS started, closing, or
-        bytes already queued), so that only the ordinary write path keeps the order.
-    """
-    if transport.TLS or transport.disconnecting or transport._tempDataLen or transport.dataBuffer:
-        return None
-    try:
-        return transport.socket.send(data)
-    except OSError:
-        return 0
 
 
 class GreetFactory(LimitedFactory):

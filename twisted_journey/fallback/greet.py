@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import fcntl
 import logging
 import selectors
 import signal
@@ -35,6 +36,7 @@ import socket
 import socketserver
 import struct
 import sys
+import termios
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -64,6 +66,64 @@ Socket = socket.socket
 #: accept() errors that mean "out of descriptors or memory": wait for clients to leave.
 _SHORTAGE = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
+#: A greeting at most this long that the kernel takes whole is on its way at once: the
+#: server drains what the client already sent and closes.  A longer one may still be
+#: queued, so the server half-closes and waits for the client to close (see
+#: :func:`_drain_now`).
+SMALL = 64 * 1024
+
+#: Bytes a client may send before the server stops reading them and resets the connection.
+DRAIN_LIMIT = 64 * 1024
+
+
+#: what ``ioctl(FIONREAD)`` fills in when no byte is waiting
+_NONE_WAITING = b"\0\0\0\0"
+
+
+def _nothing_waiting(sock: socket.socket, unread: Any = None) -> bool:
+    """
+    Whether no byte from the client is waiting to be read (one ``ioctl(FIONREAD)``:
+    cheaper than a ``recv`` failing with ``EAGAIN``).  The client's close is not a byte.
+
+    :param unread: a 4-byte ``bytearray`` for the ioctl to fill in (saves an allocation
+        in the single-threaded select loop), or ``None`` (safe from any thread).
+    """
+    try:
+        if unread is None:
+            return fcntl.ioctl(sock.fileno(), termios.FIONREAD, _NONE_WAITING) == _NONE_WAITING
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, unread)
+    except OSError:
+        return True
+    return not any(unread)
+
+
+def _drain_now(sock: socket.socket, limit: int = DRAIN_LIMIT) -> int | None:
+    """
+    Read and discard what the client has already sent, without waiting, up to about
+    ``limit`` bytes.  ``sock`` must be blocking or non-blocking, not in timeout mode
+    (where ``recv`` first waits for data, ``MSG_DONTWAIT`` or not).
+
+    The greeting protocol reads nothing, but a socket closed with the client's bytes
+    unread resets the connection, and the reset discards whatever part of the greeting
+    the kernel has not delivered yet: a client that speaks first (``hello\\r\\n``) would
+    lose its greeting.
+
+    :return: the bytes discarded, or ``None`` when the client has closed its side or the
+        connection failed (there is nothing more to wait for).
+    """
+    drained = 0
+    while drained <= limit:
+        try:
+            data = sock.recv(65536, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return drained
+        except OSError:
+            return None
+        if not data:
+            return None
+        drained += len(data)
+    return drained
+
 
 def _abort(sock: socket.socket) -> None:
     """
@@ -79,7 +139,11 @@ def _abort(sock: socket.socket) -> None:
 
 class GreetHandler(socketserver.BaseRequestHandler):
     """
-    Sends the server's greeting; ``socketserver`` then shuts the socket down and closes it.
+    Sends the server's greeting and half-closes; ``socketserver`` then closes the socket.
+
+    Before the close, what the client sent is drained (see :func:`_drain_now`); after a
+    greeting larger than :data:`SMALL`, the handler reads until the client closes its
+    side, so that the end of the greeting is not lost to a reset.
     """
 
     server: Any
@@ -88,9 +152,21 @@ class GreetHandler(socketserver.BaseRequestHandler):
         """
         Send the whole greeting, or give up on the client after the server's timeout.
         """
-        self.request.settimeout(self.server.greet_timeout)
+        sock = self.request
+        timeout = self.server.greet_timeout
+        start = time.monotonic()
+        sock.settimeout(timeout)
         try:
-            self.request.sendall(self.server.greeting)
+            sock.sendall(self.server.greeting)
+            if len(self.server.greeting) <= SMALL:
+                # socketserver's shutdown_request half-closes, then closes
+                if not _nothing_waiting(sock):
+                    # non-blocking: with a timeout set, recv would wait for data first
+                    sock.setblocking(False)
+                    _drain_now(sock)
+            else:
+                sock.shutdown(socket.SHUT_WR)
+                self.linger(start + timeout if timeout else None)
         except TimeoutError:
             self.server.log_event(
                 logging.WARNING,
@@ -101,6 +177,29 @@ class GreetHandler(socketserver.BaseRequestHandler):
             _abort(self.request)
         except OSError:
             pass  # the client went away first; nothing to tell it
+
+    def linger(self, deadline: float | None) -> None:
+        """
+        Read and discard until the client closes its side, at most :data:`DRAIN_LIMIT`
+        bytes (then reset the connection).
+
+        :raises TimeoutError: when ``deadline`` passes first.
+        """
+        sock = self.request
+        received = 0
+        while True:
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                sock.settimeout(remaining)
+            data = sock.recv(65536)
+            if not data:
+                return
+            received += len(data)
+            if received > DRAIN_LIMIT:
+                _abort(sock)
+                return
 
 
 class _GreetServerMixin:
@@ -188,13 +287,31 @@ class ForkingGreetServer(_GreetServerMixin, socketserver.ForkingMixIn, socketser
     """
 
 
+class _Pending:
+    """
+    A client the select loop still watches: the unsent rest of its greeting (a view of
+    the one greeting every client shares, never a copy), or ``None`` once it is all sent
+    and the loop waits for the client to close; its deadline; and the bytes it has sent.
+    """
+
+    __slots__ = ("deadline", "received", "rest")
+
+    def __init__(self, rest: memoryview | None, deadline: float) -> None:
+        self.rest = rest
+        self.deadline = deadline
+        self.received = 0
+
+
 class SelectGreetServer:
     """
     A non-blocking :mod:`selectors` loop over any number of listening sockets.
 
-    Each accepted client gets one ``send``; if the kernel took the whole greeting the
-    socket is closed at once, otherwise the client is watched for writability with the
-    rest of the greeting until it is sent or ``timeout`` seconds pass.
+    Each accepted client gets one ``send``.  If the kernel took the whole greeting and it
+    is at most :data:`SMALL` bytes, the socket is half-closed, what the client already
+    sent is drained, and the socket is closed at once.  Otherwise the client is watched
+    for writability with the rest of the greeting (a view of the shared greeting) until
+    it is sent, then half-closed and read until the client closes its side (at most
+    :data:`DRAIN_LIMIT` bytes), all within ``timeout`` seconds of connecting.
     """
 
     def __init__(
@@ -208,8 +325,9 @@ class SelectGreetServer:
         # listening sockets set aside while descriptors are short, and when to retry them
         self.paused: list[socket.socket] = []
         self.resume_at = 0.0
-        # pending: socket -> (unsent bytes, deadline)
-        self.pending: dict[socket.socket, tuple[memoryview, float]] = {}
+        self.pending: dict[socket.socket, _Pending] = {}
+        # the FIONREAD result buffer (see _nothing_waiting)
+        self.unread = bytearray(4)
         for sock in self.sockets:
             sock.setblocking(False)
             self.selector.register(sock, selectors.EVENT_READ, self._accept)
@@ -220,6 +338,7 @@ class SelectGreetServer:
         """
         data = self.greeting
         quiet = self.quiet
+        unread = self.unread
         for _ in range(100):
             try:
                 conn, address = listener.accept()
@@ -247,19 +366,30 @@ class SelectGreetServer:
             except OSError:
                 conn.close()
                 continue
-            if sent == len(data):
+            if sent == len(data) and sent <= SMALL:
+                try:
+                    conn.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                if not _nothing_waiting(conn, unread):
+                    _drain_now(conn)
                 conn.close()
+                continue
+            conn.setblocking(False)
+            deadline = time.monotonic() + self.timeout if self.timeout else float("inf")
+            client = self.pending[conn] = _Pending(memoryview(data)[sent:], deadline)
+            if sent == len(data):
+                self._written(conn, client)
             else:
-                conn.setblocking(False)
-                deadline = time.monotonic() + self.timeout if self.timeout else float("inf")
-                self.pending[conn] = (memoryview(data)[sent:], deadline)
                 self.selector.register(conn, selectors.EVENT_WRITE, self._write)
 
     def _write(self, conn: socket.socket) -> None:
         """
         Send more of a greeting the kernel could not take at once.
         """
-        rest, deadline = self.pending[conn]
+        client = self.pending[conn]
+        rest = client.rest
+        assert rest is not None
         try:
             sent = conn.send(rest)
         except (BlockingIOError, InterruptedError):
@@ -268,9 +398,40 @@ class SelectGreetServer:
             self._forget(conn)
             return
         if sent == len(rest):
-            self._forget(conn)
+            self.selector.unregister(conn)
+            self._written(conn, client)
         else:
-            self.pending[conn] = (rest[sent:], deadline)
+            client.rest = rest[sent:]
+
+    def _written(self, conn: socket.socket, client: _Pending) -> None:
+        """
+        The whole greeting is with the kernel: half-close, and read until the client
+        closes its side, so that closing cannot reset a greeting still on its way.
+        """
+        client.rest = None
+        try:
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            del self.pending[conn]
+            conn.close()
+            return
+        self.selector.register(conn, selectors.EVENT_READ, self._drain)
+
+    def _drain(self, conn: socket.socket) -> None:
+        """
+        Discard what a client sends after its greeting; close when it closes its side,
+        reset it when it sends more than :data:`DRAIN_LIMIT` bytes.
+        """
+        client = self.pending[conn]
+        drained = _drain_now(conn)
+        if drained is None:
+            self._forget(conn)
+            return
+        client.received += drained
+        if client.received > DRAIN_LIMIT:
+            del self.pending[conn]
+            self.selector.unregister(conn)
+            _abort(conn)
 
     def _forget(self, conn: socket.socket) -> None:
         """
@@ -284,8 +445,8 @@ class SelectGreetServer:
         """
         Drop every client whose deadline has passed.
         """
-        for conn, (_, deadline) in list(self.pending.items()):
-            if deadline <= now:
+        for conn, client in list(self.pending.items()):
+            if client.deadline <= now:
                 if not self.quiet:
                     try:
                         peer = _peer(conn.getpeername())
@@ -306,7 +467,7 @@ class SelectGreetServer:
         while True:
             wait = None
             if self.pending:
-                wait = max(0.0, min(d for _, d in self.pending.values()) - time.monotonic())
+                wait = max(0.0, min(c.deadline for c in self.pending.values()) - time.monotonic())
             if self.paused:
                 wait = 0.1 if wait is None else min(wait, 0.1)
             for key, _ in select(wait):

@@ -1,0 +1,237 @@
+"""
+Tests for :mod:`twisted_journey._twisted`: what the project assumes about Twisted's insides,
+checked on real loopback connections, so that a Twisted upgrade that changes any of it fails
+here, loudly, naming the assumption, rather than somewhere downstream.
+
+Each section matches a section of :mod:`twisted_journey._twisted`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from typing import Any
+
+from twisted.internet import defer, error, tcp, unix
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+
+from twisted_journey import _twisted
+
+UPGRADE = "; Twisted changed what twisted_journey/_twisted.py relies on ({section}): review it"
+
+
+class Accepted(Protocol):
+    """
+    A server protocol that hands its connection to the test and does nothing else.
+    """
+
+    def __init__(self, arrived: defer.Deferred[Accepted]) -> None:
+        self.arrived = arrived
+        self.lost: Failure | None = None
+
+    def connectionMade(self) -> None:
+        self.transport.stopReading()  # type: ignore[attr-defined]
+        self.arrived.callback(self)
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        self.lost = reason
+
+
+class GreetingFastPathTests(TestCase):
+    """
+    The greeting fast path (:mod:`twisted_journey.greet`): exact transport types, the
+    fresh-state attributes, a direct ``send`` and ``recv``, and closing as the reactor does.
+    """
+
+    section = "greeting fast path"
+
+    def check(self, condition: object, what: str) -> None:
+        """
+        Fail with ``what`` and the upgrade note unless ``condition`` holds.
+        """
+        if not condition:
+            self.fail(what + UPGRADE.format(section=self.section))
+
+    async def accept(
+        self, unixSocket: bool = False, wrap: Any = None
+    ) -> tuple[Accepted, socket.socket]:
+        """
+        Listen on loopback (a UNIX socket when asked), connect a plain blocking client,
+        and return the server's protocol and the client socket.
+
+        :param wrap: a function that wraps the server factory (TLS), or ``None``.
+        """
+        from twisted.internet import reactor
+
+        arrived: defer.Deferred[Accepted] = defer.Deferred()
+        factory: Any = Factory.forProtocol(lambda: Accepted(arrived))
+        if wrap is not None:
+            factory = wrap(factory)
+        if unixSocket:
+            directory = tempfile.mkdtemp(prefix="j-", dir="/tmp")
+            self.addCleanup(shutil.rmtree, directory, True)
+            path = os.path.join(directory, "s")
+            port = reactor.listenUNIX(path, factory)  # type: ignore[attr-defined]
+            client = socket.socket(socket.AF_UNIX)
+            address: Any = path
+        else:
+            port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
+            client = socket.socket()
+            address = ("127.0.0.1", port.getHost().port)
+        self.addCleanup(port.stopListening)
+        self.addCleanup(client.close)
+        client.setblocking(False)
+        client.connect_ex(address)
+        protocol = await arrived
+        self.addCleanup(self.closeServerSide, protocol.transport)
+        client.setblocking(True)
+        client.settimeout(10)
+        return protocol, client
+
+    def closeServerSide(self, transport: Any) -> defer.Deferred[None] | None:
+        """
+        Close the server's side of a connection the test left open: a plain socket
+        transport at once, another (TLS) by an abort and a turn of the reactor.
+        """
+        if not _twisted.isPlainSocket(transport):
+            from twisted.internet import reactor
+
+            transport.abortConnection()
+            return deferLater(reactor, 0.01)
+        if not transport.disconnected:
+            transport.connectionLost(Failure(error.ConnectionDone()))
+        return None
+
+    def test_plainTransportTypes(self) -> defer.Deferred[None]:
+        """
+        A TCP connection's transport is exactly ``tcp.Server``, a UNIX one's exactly
+        ``unix.Server``; both are in ``PLAIN_TRANSPORTS``.
+        """
+
+        async def run() -> None:
+            tcpProtocol, _ = await self.accept()
+            self.check(
+                type(tcpProtocol.transport) is tcp.Server,
+                f"a TCP connection's transport is {type(tcpProtocol.transport)!r}, not tcp.Server",
+            )
+            unixProtocol, _ = await self.accept(unixSocket=True)
+            self.check(
+                type(unixProtocol.transport) is unix.Server,
+                f"a UNIX connection's transport is {type(unixProtocol.transport)!r}, not unix.Server",
+            )
+            self.check(
+                _twisted.isPlainSocket(tcpProtocol.transport)
+                and _twisted.isPlainSocket(unixProtocol.transport),
+                "isPlainSocket() does not recognise tcp.Server and unix.Server",
+            )
+
+        return defer.Deferred.fromCoroutine(run())
+
+    def test_tlsIsNotPlain(self) -> defer.Deferred[None]:
+        """
+        Under TLS the protocol's transport is a wrapper, not a plain socket transport: the
+        fast path must never write around the encryption.
+        """
+        from twisted.internet import ssl
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        from tests.support import selfSignedCertificate
+
+        keyPath, certPath = selfSignedCertificate(os.path.abspath(self.mktemp()))
+        with open(keyPath, "rb") as k, open(certPath, "rb") as c:
+            options = ssl.PrivateCertificate.loadPEM(k.read() + c.read()).options()
+
+        async def run() -> None:
+            protocol, _ = await self.accept(
+                wrap=lambda factory: TLSMemoryBIOFactory(options, False, factory)
+            )
+            self.check(
+                not _twisted.isPlainSocket(protocol.transport),
+                f"a TLS connection's transport {type(protocol.transport)!r} looks plain",
+            )
+
+        return defer.Deferred.fromCoroutine(run())
+
+    def test_freshStateAttributes(self) -> defer.Deferred[None]:
+        """
+        A new ``tcp.Server`` has its non-blocking socket as ``.socket``, ``TLS`` false,
+        ``disconnecting`` false, ``_tempDataLen`` 0 and ``dataBuffer`` empty; ``write``
+        counts into ``_tempDataLen``, ``loseConnection`` sets ``disconnecting``; and
+        ``sendNow`` then refuses to write around the queued bytes.
+        """
+
+        async def run() -> None:
+            protocol, _ = await self.accept()
+            transport: Any = protocol.transport
+            for name in ("socket", "TLS", "disconnecting", "_tempDataLen", "dataBuffer"):
+                self.check(hasattr(transport, name), f"tcp.Server has no attribute {name!r}")
+            self.check(
+                isinstance(transport.socket, socket.socket),
+                f"tcp.Server.socket is {type(transport.socket)!r}, not a socket",
+            )
+            self.check(transport.socket.gettimeout() == 0.0, "tcp.Server's socket is blocking")
+            self.check(
+                not transport.TLS
+                and not transport.disconnecting
+                and transport._tempDataLen == 0
+                and transport.dataBuffer == b"",
+                "a fresh tcp.Server is not in the state sendNow() expects: "
+                f"TLS={transport.TLS!r} disconnecting={transport.disconnecting!r} "
+                f"_tempDataLen={transport._tempDataLen!r} dataBuffer={transport.dataBuffer!r}",
+            )
+            transport.write(b"abc")
+            self.check(
+                transport._tempDataLen == 3,
+                f"write() no longer counts into _tempDataLen ({transport._tempDataLen!r})",
+            )
+            self.check(
+                _twisted.sendNow(transport, b"x") is None,
+                "sendNow() wrote around bytes already queued",
+            )
+            transport.loseConnection()
+            self.check(transport.disconnecting, "loseConnection() does not set disconnecting")
+
+        return defer.Deferred.fromCoroutine(run())
+
+    def test_sendDrainAndCloseNow(self) -> defer.Deferred[None]:
+        """
+        ``sendNow`` hands bytes to the socket, ``drainNow`` discards what the client sent,
+        and ``closeNow`` closes at once as the reactor would after ``loseConnection``: the
+        protocol hears ``ConnectionDone``, the reactor forgets the transport, and the
+        client reads the bytes then an orderly end of file.
+        """
+        from twisted.internet import reactor
+
+        async def run() -> None:
+            protocol, client = await self.accept()
+            transport: Any = protocol.transport
+            client.sendall(b"hello\r\n")
+            drained = 0
+            for _ in range(500):  # bounded: 500 polls of 10 ms at most
+                drained += _twisted.drainNow(transport, 1 << 16)
+                if drained >= 7:
+                    break
+                await deferLater(reactor, 0.01)
+            self.check(drained == 7, f"drainNow() discarded {drained} bytes, not 7")
+            self.check(_twisted.sendNow(transport, b"hi\r\n") == 4, "sendNow() did not send")
+            _twisted.closeNow(transport)
+            self.check(
+                protocol.lost is not None and protocol.lost.check(error.ConnectionDone),
+                f"closeNow() told the protocol {protocol.lost!r}, not ConnectionDone",
+            )
+            self.check(transport.disconnected, "closeNow() left the transport connected")
+            self.check(
+                transport not in reactor.getReaders() + reactor.getWriters(),  # type: ignore[attr-defined]
+                "closeNow() left the transport watched by the reactor",
+            )
+            received = b""
+            while chunk := client.recv(1024):
+                received += chunk
+            self.check(received == b"hi\r\n", f"the client read {received!r}, then EOF")
+
+        return defer.Deferred.fromCoroutine(run())
