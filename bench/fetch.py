@@ -11,9 +11,11 @@ Usage::
 The server is nginx from the distribution (``sendfile on``, one worker) when it starts,
 else ``twisted.web``'s static ``File``; it listens on 127.0.0.1 only.  Every client runs
 as its own process; wall time, CPU (user + system) and peak RSS come from ``wait4``'s
-resource usage of that process.  Each case runs ``--repeat`` times and the fastest run
-is shown; ``sync`` runs before each run so no earlier writeback
-competes with it.  Every downloaded file is checked for size before a run counts.
+resource usage of that process.  Each case runs ``--repeat`` rounds; in each round every
+peer runs once, one after another, so a burst of load from elsewhere on a shared machine
+hits all of them alike.  The median of the rounds is shown with the range (fastest to
+slowest); ``sync`` runs before each run so no earlier writeback competes with it.  Every
+downloaded file is checked for size before a run counts.
 
 Peers that cannot fetch in parallel (the twin, wget, plain ``urlretrieve``) run the
 small files one after another; ``urllib (16 threads)`` is ``urlretrieve`` in a thread
@@ -25,11 +27,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -127,6 +130,26 @@ def journey(directory: str, urls: Sequence[str], concurrency: int) -> list[str]:
     ]
 
 
+#: ``--before CHECKOUT``: the journey fetch of another checkout, run as one more peer.
+BEFORE = "journey (before)"
+BEFORE_SCRIPT = (
+    "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+    "runpy.run_module('twisted_journey', run_name='__main__')"
+)
+
+
+def before(checkout: str) -> Callable[[str, Sequence[str], int], list[str]]:
+    """
+    The command line of ``journey fetch`` from ``checkout`` (for before/after tables).
+    """
+
+    def build(directory: str, urls: Sequence[str], concurrency: int) -> list[str]:
+        command = journey(directory, urls, concurrency)
+        return [PYTHON, "-c", BEFORE_SCRIPT, checkout, *command[3:]]
+
+    return build
+
+
 def fallback(directory: str, urls: Sequence[str], concurrency: int) -> list[str]:
     return [PYTHON, "-m", "twisted_journey.fallback.fetch", "--output-dir", directory, *urls]
 
@@ -221,6 +244,23 @@ def measure(
     }
 
 
+def summarize(results: list[dict[str, float | int | str]]) -> dict[str, float | int | str]:
+    """
+    The median wall time, CPU and peak RSS of the good runs, and the wall-time range.
+    """
+    good = [r for r in results if "wall_s" in r]
+    if not good:
+        return results[0]
+    summary: dict[str, float | int | str] = {}
+    for key in ("wall_s", "cpu_s", "rss_mb"):
+        summary[key] = statistics.median(float(r[key]) for r in good)
+    walls = sorted(float(r["wall_s"]) for r in good)
+    summary["range_s"] = f"{walls[0]:.2f}-{walls[-1]:.2f}"
+    if len(good) < len(results):
+        summary["note"] = f"{len(results) - len(good)} bad run(s)"
+    return summary
+
+
 def startServer(kind: str, root: str, tmp: str) -> tuple[Server, str]:
     """
     nginx when asked (or auto and it starts), else twisted.web.
@@ -258,10 +298,15 @@ def main() -> None:
     parser.add_argument("--small-kib", type=int, default=10, help="each small file's size [10]")
     parser.add_argument("--concurrency", type=int, default=16, help="parallel transfers [16]")
     parser.add_argument(
-        "--repeat", type=int, default=3, help="runs per case; the fastest is shown [3]"
+        "--repeat", type=int, default=3, help="alternating rounds per case; the median is shown [3]"
     )
     parser.add_argument("--server", choices=["auto", "nginx", "twisted"], default="auto")
     parser.add_argument("--only", nargs="*", help="run only these peers")
+    parser.add_argument(
+        "--before",
+        metavar="CHECKOUT",
+        help=f"also run journey fetch from this checkout, as {BEFORE!r}",
+    )
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="journey-bench-fetch-")
@@ -290,23 +335,35 @@ def main() -> None:
                 {n: len(small) for n in names},
             ),
         ]:
-            rows = []
-            for name, build in peers.items():
-                if args.only and name not in args.only:
-                    continue
-                runs = [
-                    measure(build(out, urls, args.concurrency), out, expected)
-                    for _ in range(args.repeat)
-                ]
-                good = [r for r in runs if "wall_s" in r]
-                best = min(good, key=lambda r: r["wall_s"]) if good else runs[0]
-                rows.append(Row(name, best))
-            print(f"\n{title} from {serverName} on loopback (best of {args.repeat})\n")
+            everyone = dict(peers)
+            if args.before:
+                everyone[BEFORE] = before(os.path.abspath(args.before))
+            chosen = {
+                name: build
+                for name, build in everyone.items()
+                if not args.only or name in args.only or name == BEFORE
+            }
+            runs: dict[str, list[dict[str, float | int | str]]] = {name: [] for name in chosen}
+            for _ in range(args.repeat):
+                for name, build in chosen.items():
+                    runs[name].append(measure(build(out, urls, args.concurrency), out, expected))
+            rows = [Row(name, summarize(results)) for name, results in runs.items()]
+            baseline = next((name for name in chosen if name.startswith("curl")), BARE)
+            print(
+                f"\n{title} from {serverName} on loopback "
+                f"(median of {args.repeat} alternating rounds, range min-max)\n"
+            )
             printTable(
                 rows,
-                [("wall_s", "{:.2f}"), ("cpu_s", "{:.2f}"), ("rss_mb", "{:.0f}"), ("note", "{}")],
+                [
+                    ("wall_s", "{:.2f}"),
+                    ("range_s", "{}"),
+                    ("cpu_s", "{:.2f}"),
+                    ("rss_mb", "{:.0f}"),
+                    ("note", "{}"),
+                ],
                 "wall_s",
-                BARE,
+                baseline,
             )
     finally:
         server.__exit__()

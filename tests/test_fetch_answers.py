@@ -808,3 +808,38 @@ class MalformedURLTests(ScriptedMixin, unittest.TestCase):
             )
             self.assertNotIn("secret", str(error))
             self.assertNotIn("secret", fetch_errors.failure_line("journey fetch", url, error))
+
+
+class _Exploding:
+    """
+    An ``IAgent`` whose requests fail with an exception no fetcher expects.
+    """
+
+    def request(
+        self, method: bytes, uri: bytes, headers: Any = None, bodyProducer: Any = None
+    ) -> Any:
+        raise RuntimeError("boom")
+
+
+class OnlyFetchErrorsTests(unittest.SynchronousTestCase):
+    """
+    The API fails with :class:`FetchError` subclasses only.
+    """
+
+    def test_retrieveAndFetchBytes(self) -> None:
+        """
+        A malformed URL and an agent raising an unexpected exception: both
+        :meth:`Fetcher.retrieve` and :meth:`Fetcher.fetchBytes` fail with a
+        :class:`FetchError` (never ``ValueError`` or ``RuntimeError``).
+        """
+        from twisted.internet.testing import MemoryReactorClock
+
+        from twisted_journey.fetch import Fetcher
+
+        fetcher = Fetcher(MemoryReactorClock(), agent=_Exploding())  # type: ignore[arg-type]
+        for call in (fetcher.retrieve, fetcher.fetchBytes):
+            failure = self.failureResultOf(call("http://[::1/x"))
+            self.assertIsInstance(failure.value, fetch_errors.UnsupportedURL)
+            failure = self.failureResultOf(call("http://127.0.0.1/x"))
+            self.assertIsInstance(failure.value, fetch_errors.FetchError)
+            self.assertIn("boom", str(failure.value))

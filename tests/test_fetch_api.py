@@ -356,3 +356,61 @@ class ThreadedSpoolTests(unittest.TestCase):
         from twisted.internet.defer import Deferred
 
         return Deferred.fromCoroutine(self._writeError())
+
+
+class InlineSpoolTests(unittest.SynchronousTestCase):
+    """
+    A small body is written on the reactor thread, a large one on the writer thread.
+    """
+
+    def test_smallBodyInline(self) -> None:
+        """
+        At most :attr:`Spool.inline` bytes, finished before any batch left: written and
+        finished at once on the calling thread (no thread pool needed).
+        """
+        import threading
+
+        from twisted.internet import reactor
+
+        threads: list[str] = []
+        spool = Spool(reactor, lambda chunks: threads.append(threading.current_thread().name))
+        spool.write(b"z" * Spool.inline)
+        d = spool.finish(lambda: threads.append(threading.current_thread().name))
+        self.successResultOf(d)
+        self.assertEqual(threads, [threading.current_thread().name] * 2)
+
+    def test_inlineWriteError(self) -> None:
+        """
+        An inline write error fails :meth:`Spool.finish`.
+        """
+        from twisted.internet import reactor
+
+        def broken(chunks: list[bytes]) -> None:
+            raise fetch_errors.FileError("cannot write: No space left on device.")
+
+        spool = Spool(reactor, broken)
+        spool.write(b"small")
+        self.failureResultOf(spool.finish(), fetch_errors.FileError)
+
+
+class NotInlineSpoolTests(unittest.TestCase):
+    """
+    A body past :attr:`Spool.inline` bytes is written on the writer thread.
+    """
+
+    def test_largeBodyNotInline(self) -> object:
+        """
+        Past :attr:`Spool.inline` bytes, the writes and the final call run on another
+        thread, so :meth:`Spool.finish` has no result at once.
+        """
+        import threading
+
+        from twisted.internet import reactor
+
+        threads: list[str] = []
+        spool = Spool(reactor, lambda chunks: threads.append(threading.current_thread().name))
+        spool.write(b"z" * (Spool.inline + 1))
+        d = spool.finish(lambda: threads.append(threading.current_thread().name))
+        self.assertNoResult(d)
+        here = threading.current_thread().name
+        return d.addCallback(lambda _: self.assertNotIn(here, threads))

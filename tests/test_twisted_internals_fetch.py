@@ -169,3 +169,30 @@ class BoundsTests(unittest.SynchronousTestCase):
         response = self.successResultOf(d)
         protocol.dataReceived(b"okEXTRA")
         self.assertEqual(getattr(response, "journeySurplus", None), 5)
+
+
+class ReadSizeTests(unittest.SynchronousTestCase):
+    """
+    The connection asks its TCP transport for larger reads.
+    """
+
+    def test_tcpTransportReadSize(self) -> None:
+        """
+        Twisted's TCP transports still read ``bufferSize`` bytes per ``recv``, and a
+        :class:`BoundedClientProtocol` sets it to its ``readSize``.
+        """
+        import inspect
+
+        from twisted.internet import tcp
+
+        self.assertIn(
+            "self.socket.recv(self.bufferSize)",
+            inspect.getsource(tcp.Connection.doRead),
+            "Twisted's TCP read size is no longer bufferSize; see twisted_journey/_twisted.py",
+        )
+        pool = _twisted.journeyPool(MemoryReactorClock(), 1024, 5)
+        protocol = pool._factory(lambda protocol: None, "metadata").buildProtocol(None)
+        transport = StringTransport()
+        transport.bufferSize = 65536  # type: ignore[attr-defined]
+        protocol.makeConnection(transport)
+        self.assertEqual(transport.bufferSize, _twisted.BoundedClientProtocol.readSize)  # type: ignore[attr-defined]

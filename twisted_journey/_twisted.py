@@ -28,7 +28,9 @@ HTTP client (:mod:`twisted_journey.fetch`)
     * ``HTTP11ClientProtocol.dataReceived()`` turning an exception raised by the parser
       into a ``ResponseFailed`` whose ``reasons`` hold it;
     * ``HTTP11ClientProtocol._finishResponse_WAITING(rest)`` receiving the bytes after the
-      end of a response, while ``self._parser.response`` is still that response.
+      end of a response, while ``self._parser.response`` is still that response;
+    * a TCP transport reading up to its ``bufferSize`` bytes per ``recv`` (64 KiB by
+      default), so that setting it on the connection sets the read size.
 """
 
 from __future__ import annotations
@@ -101,6 +103,19 @@ class BoundedClientProtocol(HTTP11ClientProtocol):
 
     maxHeaderBytes = 100 * 1024
     maxHeaders = 100
+    #: Bytes asked of each ``recv`` on a plain TCP connection (Twisted's default is 64 KiB).
+    #: 256 KiB measured best on loopback: 128 KiB similar, 1 MiB slower (each read then
+    #: allocates and frees a large buffer).
+    readSize = 256 * 1024
+
+    def connectionMade(self) -> None:
+        """
+        Read in larger pieces than Twisted's default: fewer system calls and fewer trips
+        through the parser per MiB of a large body.
+        """
+        super().connectionMade()
+        if isinstance(getattr(self.transport, "bufferSize", None), int):
+            self.transport.bufferSize = self.readSize  # type: ignore[union-attr]
 
     def request(self, request: Any) -> Any:
         """

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_fetch_integration -*-
+# -*- test-case-name: tests.test_fetch_integration,tests.test_fetch_answers -*-
 """
 The default agent of :class:`twisted_journey.fetch.Fetcher`: what Twisted's ``Agent``
 does not do by itself.

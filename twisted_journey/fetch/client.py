@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_fetch_api -*-
+# -*- test-case-name: tests.test_fetch_api,tests.test_fetch_answers -*-
 """
 Download HTTP(S) URLs to files on ``twisted.web.client``: streaming, bounded, and safe.
 
@@ -37,8 +37,8 @@ stdlib twin), each with a sentence and an exit status.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any, TypeVar
 
 import attrs
 from twisted.internet.defer import CancelledError, Deferred, DeferredSemaphore
@@ -74,6 +74,8 @@ __all__ = ["FetchSettings", "Fetched", "Fetcher", "Retrieved", "retrieve"]
 MiB = 1 << 20
 _DONE = Failure(ResponseDone())
 GiB = 1 << 30
+
+_T = TypeVar("_T")
 
 #: Request headers that never follow a redirect to another origin.
 _SENSITIVE = (b"authorization", b"cookie", b"proxy-authorization")
@@ -223,6 +225,7 @@ class Fetcher:
         #: The agent each request (and each redirect hop, followed here) goes through.
         self.agent: IAgent = agent
         self.semaphore = DeferredSemaphore(self.settings.parallel)
+        self._madeDirectories: set[str] = set()
         #: The file names transfers have claimed (by default, only while they run).
         self.names = files.NameRegistry()
 
@@ -298,7 +301,9 @@ class Fetcher:
         """
         Fetch ``url`` into memory; fail with :class:`TooLarge` past ``maxSize`` bytes.
         """
-        return self.semaphore.run(lambda: Deferred.fromCoroutine(self._fetchBytes(url, maxSize)))
+        return self.semaphore.run(
+            lambda: Deferred.fromCoroutine(_onlyFetchErrors(url, self._fetchBytes(url, maxSize)))
+        )
 
     # -- internals
 
@@ -381,8 +386,10 @@ class Fetcher:
         """
         try:
             requested = self.agent.request(b"GET", target.encode("ascii"), headers)
-        except Exception as e:
+        except (ValueError, NotImplementedError) as e:
             raise UnsupportedURL(f"cannot request {describe_url(target)!r}: {e}.", url) from None
+        except Exception:
+            raise classify(Failure(), target, None, url) from None
         deadline.watch(requested.cancel)
         try:
             response: IResponse = await requested
@@ -460,13 +467,7 @@ class Fetcher:
         """
         Fetch ``url`` to a file; any failure becomes a :class:`FetchError`.
         """
-        try:
-            return await self._retrieveChecked(url, options, reporthook)
-        except (FetchError, CancelledError):
-            raise
-        except Exception:
-            # The API raises FetchError subclasses only.
-            raise classify(Failure(), url) from None
+        return await _onlyFetchErrors(url, self._retrieveChecked(url, options, reporthook))
 
     async def _retrieveChecked(
         self,
@@ -481,8 +482,9 @@ class Fetcher:
         path = files.target_path(url, options.filename, options.outputDir)
         streaming = options.stream and options.filename is not None and files.streams_into(path)
         options = attrs.evolve(options, stream=streaming, resume=options.resume and not streaming)
-        if options.outputDir:
+        if options.outputDir and options.outputDir not in self._madeDirectories:
             files.make_directories(options.outputDir)
+            self._madeDirectories.add(options.outputDir)
         if options.createDirs and not streaming:
             files.make_directories(os.path.dirname(path))
         if (
@@ -567,7 +569,7 @@ class Fetcher:
                 else:
                     files.forget_validators(part)
             # Opened (truncated unless resumed), written, verified and renamed on the
-            # disk thread: the reactor thread never waits for the file system.
+            # disk thread (a small body: on the reactor thread, see Spool.inline).
             hashed = options.sha256 is not None or options.onlyIfChanged
             sink = _LazySink(
                 lambda: files.open_sink(path, resumed, options.noClobber, hashed, options.stream)
@@ -594,10 +596,12 @@ class Fetcher:
                 # Keep the .part for --continue, unless it is what is wrong.
                 keep = options.resume and not isinstance(e, ChecksumMismatch)
                 sink.discard(keep=keep)
-                if not keep:
+                if options.resume and not keep:
                     files.forget_validators(part)
                 raise
-            files.forget_validators(part)
+            if options.resume:
+                # Only a resumable transfer remembers validators beside its .part.
+                files.forget_validators(part)
             if options.newer:
                 files.save_validators(
                     path,
@@ -708,6 +712,19 @@ class _Options:
     onlyIfChanged: bool
     stream: bool = True
     createDirs: bool = False
+
+
+async def _onlyFetchErrors(url: str, work: Coroutine[Any, Any, _T]) -> _T:
+    """
+    Await ``work``; any failure but a cancellation becomes a :class:`FetchError` (the API
+    raises nothing else).
+    """
+    try:
+        return await work
+    except (FetchError, CancelledError):
+        raise
+    except Exception:
+        raise classify(Failure(), url) from None
 
 
 async def _nothing() -> None:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_fetch_download -*-
+# -*- test-case-name: tests.test_fetch_download,tests.test_fetch_answers -*-
 """
 HTTP semantics both fetchers share, stdlib only: which URLs and statuses are acceptable,
 when a body is complete, when a partial answer fits the ``Range`` asked for, which content
@@ -23,6 +23,7 @@ codings can be undone, where a redirect may go, when to retry, which proxy to us
 from __future__ import annotations
 
 import email.utils
+import re
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
@@ -207,6 +208,9 @@ def is_sha256(value: str) -> bool:
     return len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def parse_sha256(text: str) -> str | None:
     """
     The lower-case hex digest in ``text`` (64 hex digits, optionally prefixed with
@@ -226,7 +230,7 @@ def check_url(url: str) -> None:
         parts = urllib.parse.urlsplit(url)
     except ValueError as e:
         raise UnsupportedURL(f"{describe_url(url)!r} is not a valid URL: {e}.", url) from None
-    if any(ord(c) < 0x20 or c == "\x7f" for c in url):
+    if _CONTROL.search(url):
         raise UnsupportedURL(
             f"{describe_url(url)!r} holds control characters; percent-encode them.", url
         )
