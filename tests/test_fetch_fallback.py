@@ -191,9 +191,16 @@ class StrictnessContractMixin(ProcessMixin):
     def test_malformedFraming(self) -> Any:
         """
         ``Content-Length: 1_0``, ``+5``, two different lengths, chunk sizes ``0x5`` and
-        ``+5``: each an error with no file, never a success.
+        ``+5``, a chunk longer than its size: each an error with no file, never a success.
         """
-        for path in ("cl-underscore", "cl-plus", "cl-twice", "chunk-0x", "chunk-plus"):
+        for path in (
+            "cl-underscore",
+            "cl-plus",
+            "cl-twice",
+            "chunk-0x",
+            "chunk-plus",
+            "chunk-long",
+        ):
             code, lines = yield self.fetch(self.liar + "/" + path)
             self.assertNotEqual(code, 0, (path, lines))  # type: ignore[attr-defined]
             self.assertEqual(len(lines), 1, (path, lines))  # type: ignore[attr-defined]
