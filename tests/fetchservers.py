@@ -617,6 +617,10 @@ RAW.update(
             response(b"200 OK", [(b"Transfer-Encoding", b"chunked")], b"+5\r\nhello\r\n0\r\n\r\n"),
             True,
         ),
+        b"/chunk-long": (
+            response(b"200 OK", [(b"Transfer-Encoding", b"chunked")], b"5\r\nhelloXX0\r\n\r\n"),
+            True,
+        ),
         # Close-delimited bodies are complete bodies (RFC 9112 section 6.3).
         b"/http10": (_raw10([], b"h" * 50), True),
         # Redirects nowhere an HTTP client may go, or nowhere at all.

@@ -191,9 +191,16 @@ class StrictnessContractMixin(ProcessMixin):
     def test_malformedFraming(self) -> Any:
         """
         ``Content-Length: 1_0``, ``+5``, two different lengths, chunk sizes ``0x5`` and
-        ``+5``: each an error with no file, never a success.
+        ``+5``, a chunk longer than its size: each an error with no file, never a success.
         """
-        for path in ("cl-underscore", "cl-plus", "cl-twice", "chunk-0x", "chunk-plus"):
+        for path in (
+            "cl-underscore",
+            "cl-plus",
+            "cl-twice",
+            "chunk-0x",
+            "chunk-plus",
+            "chunk-long",
+        ):
             code, lines = yield self.fetch(self.liar + "/" + path)
             self.assertNotEqual(code, 0, (path, lines))  # type: ignore[attr-defined]
             self.assertEqual(len(lines), 1, (path, lines))  # type: ignore[attr-defined]
@@ -375,3 +382,93 @@ class FallbackOnlyTests(ProcessMixin, unittest.TestCase):
         self.assertFailed(result, fetch_errors.EXIT_TLS, "certificate", "127.0.0.1")
         self.assertIn("mismatch", result[1][0].lower())
         self.assertEqual(self.files(), [])
+
+
+def expiredCertificate(directory: str) -> tuple[str, Any]:
+    """
+    A CA (valid) and a certificate for ``localhost`` it signed that expired yesterday:
+    the CA's path (to trust) and server context options for the expired one.
+    """
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    from twisted.internet import ssl
+
+    os.makedirs(directory, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    day = datetime.timedelta(days=1)
+
+    def build(
+        subject: str, issuer: str, key: Any, signer: Any, ca: bool, start: Any, end: Any
+    ) -> Any:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+                critical=False,
+            )
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    caKey = ec.generate_private_key(ec.SECP256R1())
+    ca = build("journey test CA", "journey test CA", caKey, caKey, True, now - day, now + day)
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = build("localhost", "journey test CA", key, caKey, False, now - 10 * day, now - day)
+    pem = serialization.Encoding.PEM
+    caPath = os.path.join(directory, "ca.pem")
+    with open(caPath, "wb") as f:
+        f.write(ca.public_bytes(pem))
+    keyPem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return caPath, ssl.PrivateCertificate.loadPEM(leaf.public_bytes(pem) + keyPem).options()
+
+
+class FallbackTLSTests(ProcessMixin, unittest.TestCase):
+    """
+    The twin's TLS failures name the certificate problem, with exit 5.
+    """
+
+    def argv(self, *arguments: str) -> list[str]:
+        return fallbackArgv("fetch", *arguments)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return _stdlibEnvironment(**extra)
+
+    @defer.inlineCallbacks
+    def test_expired(self) -> Any:
+        """
+        A trusted but expired certificate: exit 5, "expired" in the one sentence.
+        """
+        cacert, options = expiredCertificate(os.path.abspath(self.mktemp()))
+        port = servers.listen(self, servers.webSite(), tls=options)
+        result = yield self.fetch(
+            f"https://localhost:{port}/blob", env=self.env(SSL_CERT_FILE=cacert)
+        )
+        self.assertFailed(result, fetch_errors.EXIT_TLS, "certificate", "expired")
+        self.assertEqual(self.files(), [])
+
+    @defer.inlineCallbacks
+    def test_untrusted(self) -> Any:
+        """
+        A certificate nobody trusts: exit 5, the sentence says so (self-signed).
+        """
+        _, options = servers.certificate(self.mktemp())
+        port = servers.listen(self, servers.webSite(), tls=options)
+        result = yield self.fetch(f"https://localhost:{port}/blob")
+        self.assertFailed(result, fetch_errors.EXIT_TLS, "certificate", "self-signed")

@@ -468,3 +468,36 @@ class APITests(unittest.TestCase):
         false, when it is a :class:`FileError`; it stays a FIFO.
         """
         return Deferred.fromCoroutine(self._fifo())
+
+    async def _fifoWithoutReader(self) -> None:
+        import threading
+
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        path = os.path.join(self.out, "pipe")
+        os.mkfifo(path)
+        readers: list[tuple[str, int]] = []
+
+        def rescue() -> None:  # unblock a reactor stuck in open(), so the test fails
+            if not readers:
+                readers.append(("rescue", os.open(path, os.O_RDONLY | os.O_NONBLOCK)))
+
+        timer = threading.Timer(10.0, rescue)
+        timer.start()
+        self.addCleanup(timer.cancel)
+        d = self.fetcher.retrieve(self.base + "/blob", path)
+        await deferLater(reactor, 0.2)  # type: ignore[arg-type]
+        if not readers:
+            readers.append(("reactor", os.open(path, os.O_RDONLY | os.O_NONBLOCK)))
+        for _, fd in readers:
+            self.addCleanup(os.close, fd)
+        await d
+        self.assertEqual(readers[0][0], "reactor")
+
+    def test_fifoWithoutReader(self) -> Any:
+        """
+        Opening a FIFO nobody reads yet blocks: it happens off the reactor thread, which
+        keeps running (here: to open the reader) even for a small body.
+        """
+        return Deferred.fromCoroutine(self._fifoWithoutReader())

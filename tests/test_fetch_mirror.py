@@ -358,3 +358,18 @@ class JourneyMirrorTests(unittest.TestCase):
         self.assertIn("Skipped", log)
         self.assertNotIn("next try", log)
         self.assertNotIn("Traceback", log)
+
+    @defer.inlineCallbacks
+    def test_needsTwisted(self) -> Any:
+        """
+        Without Twisted, ``journey mirror`` says so in one sentence and exits 2.
+        """
+        urls = os.path.abspath(self.mktemp())
+        with open(urls, "w") as f:
+            f.write("http://127.0.0.1:1/x\n")
+        argv = journeyArgv("mirror", "--urls", urls, "--once")
+        env = servers.childEnvironment(JOURNEY_ENGINE="stdlib")
+        _, stderr, code = yield servers.runChild(argv, env, ".")
+        self.assertEqual(
+            (code, stderr.decode()), (2, "journey mirror: needs Twisted, which is not installed.\n")
+        )

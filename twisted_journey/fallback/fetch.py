@@ -78,7 +78,8 @@ class StrictResponse(http.client.HTTPResponse):
     ``http.client`` skips only ``100 Continue``, takes ``int()`` of ``Content-Length``
     (so ``1_0``, ``+5`` and `` 5`` pass, and the first of two differing values wins) and
     of chunk sizes (so ``0x5`` passes); here every other ``1xx`` is skipped too, and
-    anything but plain digits (one value, repeated or not) is a :class:`ProtocolError`.
+    anything but plain digits (one value, repeated or not) is a :class:`ProtocolError`,
+    as are a chunk size that is not plain hexadecimal and a chunk not followed by CRLF.
     """
 
     def _read_status(self) -> tuple[str, int, str]:
@@ -105,6 +106,21 @@ class StrictResponse(http.client.HTTPResponse):
                     f"the server sent a malformed Content-Length {', '.join(lengths)!r}; "
                     "nothing saved."
                 )
+
+    def _get_chunk_left(self) -> int | None:
+        # http.client's, except that the CRLF after a chunk's data is checked, not tossed.
+        chunk_left: int | None = self.chunk_left
+        if not chunk_left:
+            if chunk_left is not None and self._safe_read(2) != b"\r\n":  # type: ignore[attr-defined]
+                self._close_conn()  # type: ignore[attr-defined]
+                raise ProtocolError("the server sent a chunk longer than its size.")
+            chunk_left = self._read_next_chunk_size()
+            if chunk_left == 0:
+                self._read_and_discard_trailer()  # type: ignore[attr-defined]
+                self._close_conn()  # type: ignore[attr-defined]
+                chunk_left = None
+            self.chunk_left = chunk_left
+        return chunk_left
 
     def _read_next_chunk_size(self) -> int:
         line = self.fp.readline(65537)

@@ -587,6 +587,8 @@ class Fetcher:
             if reporthook is not None:
                 reporthook(0, 0, total)
             spool = Spool(self.reactor, sink.write_many)
+            if options.stream:
+                spool.inline = -1  # a FIFO or terminal may block: never on the reactor thread
             try:
                 await self._receive(url, response, spool, deadline, progress)
                 await self._finish(

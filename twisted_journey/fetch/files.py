@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_fetch_download -*-
+# -*- test-case-name: tests.test_fetch_files -*-
 """
 Where downloads go on disk, stdlib only: safe local names, the ``.part`` file renamed into
 place when complete, the remembered validators (ETag / Last-Modified) beside a file, and
