@@ -44,7 +44,7 @@ intersphinx_mapping = {
     "python": ("https://docs.python.org/3/", "_inventories/python.inv"),
 }
 # Where the exit statuses of journey fetch live (the reference page renders them).
-journey_exit_codes = "twisted_journey.download.EXIT_CODES"
+journey_exit_codes = "twisted_journey.fetch.errors.EXIT_CODES"
 # Side-by-side listings in the tutorial (``.. container:: side-by-side``).
 html_static_path = ["_static"]
 html_css_files = ["journey.css"]

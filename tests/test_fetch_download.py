@@ -1,5 +1,5 @@
 """
-Unit tests of :mod:`twisted_journey.download`, the stdlib helpers both fetchers share:
+Unit tests of :mod:`twisted_journey.fetch.errors`, :mod:`~twisted_journey.fetch.semantics` and :mod:`~twisted_journey.fetch.files`, the stdlib helpers both fetchers share:
 names, the ``.part`` file, length checks, exit codes, proxies, validators, URL lists.
 """
 

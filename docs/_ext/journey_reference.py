@@ -124,7 +124,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     """
     Register the directives and the ``journey_exit_codes`` setting.
     """
-    app.add_config_value("journey_exit_codes", "twisted_journey.download.EXIT_CODES", "env")
+    app.add_config_value("journey_exit_codes", "twisted_journey.fetch.errors.EXIT_CODES", "env")
     app.add_directive("journey-options", TapOptions)
     app.add_directive("journey-twin-options", TwinOptions)
     app.add_directive("journey-exit-codes", ExitCodes)
