@@ -151,9 +151,7 @@ class MuxRobustness:
         filler = Path(directory, "filler")
         filler.write_bytes(b"f" * 180_000)
         output = os.path.join(directory, "data.log")
-        server, address, path = self.start(
-            "--flush-interval", "0.05", "--quiet", output=output
-        )
+        server, address, path = self.start("--flush-interval", "0.05", "--quiet", output=output)
         sent = 0
         with connect(address) as sock:
             for n in range(2000):  # about 130 kB of records: past the room left
@@ -165,7 +163,9 @@ class MuxRobustness:
             for n in range(2000, 2100):
                 sock.sendall(b"line %05d after\n" % n)
                 sent += 1
-        waitFor(lambda: b"02099 after" in path.read_bytes(), "the records after the space came back")
+        waitFor(
+            lambda: b"02099 after" in path.read_bytes(), "the records after the space came back"
+        )
         log = self.stop(server)
         byConn = parse(path.read_bytes())  # fails on a cut or glued record
         onDisk = [line for lines in byConn.values() for line, marker in lines]
@@ -225,7 +225,7 @@ class MuxRobustness:
                 while not stop.is_set():
                     try:
                         sock.sendall(b"%d %s" % (index, line))
-                    except socket.timeout:
+                    except TimeoutError:
                         continue  # paused: the server reads nothing
                     except OSError:
                         return
@@ -289,7 +289,10 @@ class MuxRobustness:
         for record in complete:
             self.assertTrue(record.endswith(b" x" + b"x" * 198), record[-60:])
         counted = sum(
-            int(n) for n in re.findall(r"Connection \d+ from \S+ closed[^:]*: \d+ bytes, (\d+) records", log)
+            int(n)
+            for n in re.findall(
+                r"Connection \d+ from \S+ closed[^:]*: \d+ bytes, (\d+) records", log
+            )
         )
         self.assertEqual(len(complete) + int(match.group(1)), counted)
 
@@ -406,9 +409,7 @@ class MuxRobustness:
         for sock in clients:
             sock.close()
         self.assertEqual(len(outcome), 300, "some clients were never answered")
-        self.assertEqual(
-            {n: o for n, o in outcome.items() if o != "closed"}, {}, self.log(server)
-        )
+        self.assertEqual({n: o for n, o in outcome.items() if o != "closed"}, {}, self.log(server))
         waitFor(lambda: output.read_bytes().count(b"says hello") == 300, "every line")
         self.stop(server)
         lines = sorted(line for byConn in parse(output.read_bytes()).values() for line, _ in byConn)

@@ -174,6 +174,7 @@ class MuxServer:
         self._ceiling = descriptor_ceiling()
         self._exhausted = False
         self._retry_accept = 0.0
+        self._last_deferred_report = -float("inf")
         self._stopping = False
         self._reopen = False
         self._watched_output = -1
@@ -391,12 +392,17 @@ class MuxServer:
         """
         self.deferred_accepts += 1
         self._exhausted = True
-        self._retry_accept = time.monotonic() + 1.0
+        now = time.monotonic()
+        self._retry_accept = now + 1.0
         self._update_accepting()
+        if now - self._last_deferred_report < 10:
+            return
+        self._last_deferred_report = now
         log(
             f"Accepting no more clients for now ({reason}; ulimit -n allows "
             f"{self._ceiling + RESERVED_DESCRIPTORS}, {len(self.clients)} clients connected): "
-            f"new clients wait in the listen backlog until one leaves"
+            f"new clients wait in the listen backlog until one leaves "
+            f"({self.deferred_accepts} times so far)"
         )
 
     def ready(self, sock: socket.socket, mask: int) -> None:
