@@ -399,8 +399,8 @@ class MuxServer:
             return
         self._last_deferred_report = now
         log(
-            f"Accepting no more clients for now ({reason}; ulimit -n allows "
-            f"{self._ceiling + RESERVED_DESCRIPTORS}, {len(self.clients)} clients connected): "
+            f"Accepting no more clients for now ({reason}, ulimit -n "
+            f"{self._ceiling + RESERVED_DESCRIPTORS}; {len(self.clients)} clients connected): "
             f"new clients wait in the listen backlog until one leaves "
             f"({self.deferred_accepts} times so far)"
         )
