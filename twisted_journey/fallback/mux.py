@@ -557,8 +557,15 @@ def _parser() -> argparse.ArgumentParser:
         "--flush-interval", type=_setting(seconds), default=1.0,
         help="write buffered records at least this often, in seconds [1]",
     )  # fmt: skip
-    parser.add_argument("--rotate-bytes", type=_setting(limit), default=None)
-    parser.add_argument("--rotate-keep", type=_setting(keep_count), default=10)
+    parser.add_argument(
+        "--rotate-bytes", type=_setting(limit), default=None,
+        help="start a new data log before it grows past this size; the full one becomes "
+        "PATH-YYYYMMDDTHHMMSS.ffffffZ",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rotate-keep", type=_setting(keep_count), default=10,
+        help="rotated data logs to keep; the oldest go [10]",
+    )  # fmt: skip
     parser.add_argument("--broadcast", action="store_true", help="relay every line to the others")
     parser.add_argument("--broadcast-buffer", type=_setting(limit), default=1 << 20)
     parser.add_argument("--quiet", "-q", action="store_true", help="no per-connection events")

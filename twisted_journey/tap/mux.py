@@ -64,7 +64,7 @@ class Options(ServerOptions):
         ["max-line-length", None, "65536", "Record longer lines cut to this many bytes, marked."],
         ["flush-interval", None, "1", "Write buffered records at least this often (seconds)."],
         ["rotate-bytes", None, None, "Start a new data log before it grows past this size."],
-        ["rotate-keep", None, "10", "Rotated data logs to keep (PATH.1 is the newest)."],
+        ["rotate-keep", None, "10", "Rotated data logs (PATH-TIMEZ) to keep; the oldest go."],
         [
             "broadcast-buffer",
             None,
