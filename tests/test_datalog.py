@@ -360,3 +360,73 @@ class RotationTests(SynchronousTestCase):
             log.flush()
         log.close()
         self.assertEqual(renames, [self.path] * 49)
+
+
+class StandardOutputTests(SynchronousTestCase):
+    """
+    ``--output -``: standard output, whatever it is.
+    """
+
+    def test_regularFileIsNeverMovedAway(self) -> None:
+        """
+        When standard output is a regular file, the data log writes to it and never takes
+        ``-`` for a path that was moved away.
+        """
+        path = os.path.abspath(self.mktemp())
+        saved = os.dup(1)
+        self.addCleanup(os.close, saved)
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(target, 1)
+        os.close(target)
+        self.addCleanup(os.dup2, saved, 1)
+        notices: list[str] = []
+        log = DataLog("-", notice=notices.append)
+        for n in range(3):
+            log.write(record(n))
+            log.flush()
+        log.close()
+        os.dup2(saved, 1)
+        self.assertEqual(numbers(Path(path).read_bytes()), [0, 1, 2])
+        self.assertEqual(notices, [])
+
+    def test_pipeKeepsItsFlags(self) -> None:
+        """
+        When standard output is a pipe, the data log writes without blocking through a
+        descriptor of its own: standard output's own flags stay as they were.
+        """
+        import fcntl
+
+        read, write = os.pipe()
+        self.addCleanup(os.close, read)
+        saved = os.dup(1)
+        self.addCleanup(os.close, saved)
+        os.dup2(write, 1)
+        os.close(write)
+        self.addCleanup(os.dup2, saved, 1)
+        before = fcntl.fcntl(1, fcntl.F_GETFL)
+        log = DataLog("-")
+        self.assertEqual(fcntl.fcntl(1, fcntl.F_GETFL), before)
+        self.assertTrue(fcntl.fcntl(log.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK)
+        for n in range(10000):  # 200 kB: more than the pipe holds
+            log.write(record(n))
+        log.flush()
+        self.assertTrue(log.waiting)
+        os.set_blocking(read, False)
+        received = bytearray()
+        while log.backlog:
+            try:
+                received += os.read(read, 1 << 16)
+            except BlockingIOError:
+                pass
+            log.flush()
+        log.close()
+        os.dup2(saved, 1)
+        while True:
+            try:
+                chunk = os.read(read, 1 << 16)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            received += chunk
+        self.assertEqual(numbers(bytes(received)), list(range(10000)))

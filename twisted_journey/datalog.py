@@ -216,7 +216,8 @@ class DataLog:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         info = os.fstat(fd)
         self._regular = stat.S_ISREG(info.st_mode)
-        self._identity = (info.st_dev, info.st_ino) if self._regular else None
+        # Standard output has no path to compare with: it is never "moved away".
+        self._identity = (info.st_dev, info.st_ino) if self._regular and self.path != "-" else None
         self._size = info.st_size if self._regular else 0
         if stat.S_ISFIFO(info.st_mode) or stat.S_ISSOCK(info.st_mode) or os.isatty(fd):
             fd = self._non_blocking(fd)
@@ -243,8 +244,12 @@ class DataLog:
 
     def _close_fd(self) -> None:
         """
-        Close the file (never standard output: give it back its flags instead).
+        Close the file (never standard output: give it back its flags instead).  An
+        engine watching it stops (the next flush asks again, for the new descriptor).
         """
+        if self.waiting:
+            self.waiting = False
+            self.watch(False)
         if self._fd > 2:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
