@@ -430,3 +430,43 @@ class StandardOutputTests(SynchronousTestCase):
                 break
             received += chunk
         self.assertEqual(numbers(bytes(received)), list(range(10000)))
+
+    def test_socketKeepsItsFlags(self) -> None:
+        """
+        When standard output is a socket (journald's, under systemd), the data log sends
+        without blocking and without changing the socket's flags.
+        """
+        import socket
+
+        mine, theirs = socket.socketpair()
+        self.addCleanup(mine.close)
+        saved = os.dup(1)
+        self.addCleanup(os.close, saved)
+        os.dup2(theirs.fileno(), 1)
+        theirs.close()
+        self.addCleanup(os.dup2, saved, 1)
+        log = DataLog("-")
+        for n in range(50000):  # 1 MB: more than the socket buffers hold
+            log.write(record(n))
+        log.flush()
+        self.assertTrue(log.waiting)
+        self.assertTrue(os.get_blocking(1))
+        mine.setblocking(False)
+        received = bytearray()
+        while log.backlog:
+            try:
+                received += mine.recv(1 << 16)
+            except BlockingIOError:
+                pass
+            log.flush()
+        log.close()
+        os.dup2(saved, 1)
+        while True:
+            try:
+                chunk = mine.recv(1 << 16)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            received += chunk
+        self.assertEqual(numbers(bytes(received)), list(range(50000)))

@@ -44,10 +44,12 @@ import fcntl
 import os
 import re
 import select
+import socket
 import stat
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from twisted_journey.settings import SettingError
 
@@ -175,6 +177,7 @@ class DataLog:
         self._identity: tuple[int, int] | None = None
         self._regular = False
         self._restore_flags: int | None = None
+        self._socket: socket.socket | None = None
         self._size = 0
         self._closed = False
         self._kept: deque[str] = deque()
@@ -219,7 +222,9 @@ class DataLog:
         # Standard output has no path to compare with: it is never "moved away".
         self._identity = (info.st_dev, info.st_ino) if self._regular and self.path != "-" else None
         self._size = info.st_size if self._regular else 0
-        if stat.S_ISFIFO(info.st_mode) or stat.S_ISSOCK(info.st_mode) or os.isatty(fd):
+        if stat.S_ISSOCK(info.st_mode):
+            fd = self._socket_output(fd)
+        elif stat.S_ISFIFO(info.st_mode) or os.isatty(fd):
             fd = self._non_blocking(fd)
         self._fd = fd
 
@@ -242,6 +247,21 @@ class DataLog:
         fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
         return fd
 
+    def _socket_output(self, fd: int) -> int:
+        """
+        A socket as output (standard output under systemd goes to journald through one):
+        written with ``MSG_DONTWAIT`` through a duplicate, so its flags, shared with
+        whoever else writes to it, stay blocking.
+        """
+        sock = socket.socket(fileno=os.dup(fd))
+        self._socket = sock
+
+        def send(ignored: int, data: Any) -> int:
+            return sock.send(data, socket.MSG_DONTWAIT)
+
+        self._os_write = send
+        return sock.fileno()
+
     def _close_fd(self) -> None:
         """
         Close the file (never standard output: give it back its flags instead).  An
@@ -250,7 +270,11 @@ class DataLog:
         if self.waiting:
             self.waiting = False
             self.watch(False)
-        if self._fd > 2:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+            del self._os_write
+        elif self._fd > 2:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
         elif self._fd >= 0 and self._restore_flags is not None:
