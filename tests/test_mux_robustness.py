@@ -143,15 +143,30 @@ class MuxRobustness:
     def test_fullDiskKeepsRecordsWhole(self) -> None:
         """
         On a real, tiny ``tmpfs`` filled up while clients send: every record on disk is
-        whole (none cut, none glued to the next), writing resumes when space comes back,
-        and the records on disk plus the count the server reports lost are exactly the
-        lines sent.
+        whole (none cut, none glued to the next: in text, that would read as a forged
+        record), writing resumes when space comes back, and the records on disk plus the
+        count the server reports lost are exactly the lines sent.
+        """
+        self.fullDisk("text")
+
+    def test_fullDiskKeepsJsonParsable(self) -> None:
+        """
+        The same with ``--format json``: every record on disk parses.
+        """
+        self.fullDisk("json")
+
+    def fullDisk(self, recordFormat: str) -> None:
+        """
+        Fill a tiny ``tmpfs`` under a server writing ``recordFormat`` records, free it,
+        and check every record and the count of those lost.
         """
         directory = mountTmpfs(self, "256k")
         filler = Path(directory, "filler")
         filler.write_bytes(b"f" * 180_000)
         output = os.path.join(directory, "data.log")
-        server, address, path = self.start("--flush-interval", "0.05", "--quiet", output=output)
+        server, address, path = self.start(
+            "--flush-interval", "0.05", "--quiet", "--format", recordFormat, output=output
+        )
         sent = 0
         with connect(address) as sock:
             for n in range(2000):  # about 130 kB of records: past the room left
@@ -167,7 +182,7 @@ class MuxRobustness:
             lambda: b"02099 after" in path.read_bytes(), "the records after the space came back"
         )
         log = self.stop(server)
-        byConn = parse(path.read_bytes())  # fails on a cut or glued record
+        byConn = parse(path.read_bytes(), recordFormat)  # fails on a cut or glued record
         onDisk = [line for lines in byConn.values() for line, marker in lines]
         for line in onDisk:
             self.assertRegex(line.decode(), r"^line \d{5} (d*|after)$")
