@@ -11,6 +11,7 @@ import os
 import re
 import resource
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -439,13 +440,12 @@ class MuxRobustness:
         exactly one file, none torn, none duplicated, in order per client.
         """
         directory = Path(tempfile.mkdtemp(prefix="journey-rot-"))
-        self.addCleanup(lambda: [p.unlink() for p in directory.iterdir()] and directory.rmdir())
+        self.addCleanup(shutil.rmtree, directory, True)
         server, address, output = self.start(
             "--rotate-bytes", "30000", "--rotate-keep", "100000", "--flush-interval", "0.05",
             "--quiet", output=str(directory / "data.log"),
         )  # fmt: skip
         linesEach = 300
-        done = threading.Event()
 
         def send(index: int) -> None:
             with connect(address) as sock:
@@ -470,7 +470,6 @@ class MuxRobustness:
             renames += 1
         for thread in senders:
             thread.join(PATIENCE)
-        done.set()
 
         def everything() -> bytes:
             return b"".join(p.read_bytes() for p in sorted(directory.iterdir()))
