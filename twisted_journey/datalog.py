@@ -406,6 +406,7 @@ class DataLog:
             if not self.waiting:
                 self.waiting = True
                 self.watch(True)
+            self._caught_up()
         else:
             self._failed(error, start, position - start)
         return False
