@@ -471,3 +471,32 @@ class StandardOutputTests(SynchronousTestCase):
                 break
             received += chunk
         self.assertEqual(numbers(bytes(received)), list(range(50000)))
+
+
+class FifoReopenTests(SynchronousTestCase):
+    """
+    Reopening a FIFO while serving never blocks.
+    """
+
+    def test_reopenWithoutReader(self) -> None:
+        """
+        When the FIFO's reader has gone, a reopen does not wait for a new one: the
+        records are counted lost and reported, and the data log tries again later.
+        """
+        path = os.path.abspath(self.mktemp())
+        os.mkfifo(path)
+        reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        reports: list[str] = []
+        log = DataLog(path, report=reports.append)
+        self.addCleanup(log.close)
+        os.close(reader)
+        log.reopen()
+        log.write(record(0))
+        log.flush()
+        self.assertEqual(log.dropped, 1)
+        self.assertRegex(reports[0], r"No such device or address")
+        reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, reader)
+        log.write(record(1))
+        log.flush()
+        self.assertEqual(numbers(os.read(reader, 1000)), [1])

@@ -182,7 +182,7 @@ class DataLog:
         self._closed = False
         self._kept: deque[str] = deque()
         self._last_stamp = 0
-        self._open()
+        self._open(wait=True)
         if rotate_bytes is not None:
             self._find_rotated()
 
@@ -208,15 +208,20 @@ class DataLog:
 
     # --- opening and closing ---------------------------------------------------------------
 
-    def _open(self) -> None:
+    def _open(self, wait: bool = False) -> None:
         """
         Open (or reopen) the file for appending; make a pipe, socket or terminal
         non-blocking.
+
+        :param wait: whether opening a FIFO may wait for its reader (only at start: a
+            reopen while serving must not block, and fails with ``ENXIO`` instead when
+            no one reads the FIFO).
         """
         if self.path == "-":
             fd = 1
         else:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            fd = os.open(self.path, flags if wait else flags | os.O_NONBLOCK, 0o644)
         info = os.fstat(fd)
         self._regular = stat.S_ISREG(info.st_mode)
         # Standard output has no path to compare with: it is never "moved away".
