@@ -17,6 +17,7 @@ off for this process: waiting clients stay in the listen backlog and are served 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from twisted.application.service import IService, MultiService
@@ -116,10 +117,25 @@ def _noShedding() -> None:
         tcp._reservedFD = null()
 
 
+def _logToStandardError() -> None:
+    """
+    The data log is standard output: send twistd's own log (which, with ``-n`` and no
+    ``--logfile``, goes to ``sys.stdout``) to standard error instead, as the stdlib twin
+    does, so events are not mixed into the records, and a stalled reader of the records
+    cannot block the logger (the data log itself never blocks).
+
+    twistd opens its log after ``makeService``, on whatever ``sys.stdout`` is then.
+    """
+    sys.stdout = sys.stderr
+
+
 def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
     """
     The data log, flushed and closed by a :class:`DataLogService`, and a :class:`MuxFactory`
     listening on every endpoint.
+
+    With ``--output -`` under twistd (no ``reactor`` given), twistd's own log goes to
+    standard error.
 
     :raises SystemExit: with one sentence, when the data log cannot be opened (twistd
         prints it and exits 1; a ``UsageError`` here would be a traceback).
@@ -137,6 +153,8 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
             f"cannot open --output {options['output']!r}: {e.strerror or e}."
         ) from None
     _noShedding()
+    if options["output"] == "-" and reactor is None:
+        _logToStandardError()
     factory = MuxFactory(
         datalog,
         recordFormat=options["format"],
