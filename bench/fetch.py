@@ -374,7 +374,11 @@ def main() -> None:
                 "wall_s",
                 baseline,
             )
-            tables[key] = {"title": f"{title} from {serverName}", "baseline": baseline, "rows": rows}
+            tables[key] = {
+                "title": f"{title} from {serverName}",
+                "baseline": baseline,
+                "rows": rows,
+            }
     finally:
         server.__exit__()
         shutil.rmtree(tmp, ignore_errors=True)

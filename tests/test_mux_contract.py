@@ -345,8 +345,9 @@ class MuxContract:
         total = sum(len(lines) for lines in sent.values())
 
         def files() -> list[Path]:
+            # Rotated files are PATH-YYYYMMDDTHHMMSS.ffffffZ: by name is oldest first.
             found = [p for p in output.parent.iterdir() if p.name.startswith(output.name)]
-            return sorted(found, key=lambda p: -int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0)
+            return sorted(found, key=lambda p: (p == output, p.name))
 
         def linesOnDisk() -> int:
             # A rotation may rename a file between listing and reading it: look again.

@@ -12,6 +12,7 @@ from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.support import run, twistdArgv
 from twisted_journey.mux import MuxFactory
 from twisted_journey.tap.mux import Options, makeService
 
@@ -124,12 +125,24 @@ class MakeServiceTests(SynchronousTestCase):
 
     def test_unopenableOutput(self) -> None:
         """
-        A data log that cannot be opened is a usage error, before anything listens.
+        A data log that cannot be opened ends twistd with one sentence (``SystemExit``,
+        which twistd prints without a traceback), before anything listens.
         """
         options = parse("--output", "/nonexistent/dir/log")
-        error = self.assertRaises(usage.UsageError, makeService, options, MemoryReactorClock())
+        error = self.assertRaises(SystemExit, makeService, options, MemoryReactorClock())
         self.assertEqual(
             str(error), "cannot open --output '/nonexistent/dir/log': No such file or directory."
+        )
+
+    def test_unopenableOutputUnderTwistd(self) -> None:
+        """
+        Under a real ``twistd``, a bad ``--output`` is one line on stderr and exit 1, not a
+        traceback (issue 7).
+        """
+        result = run(twistdArgv("journey-mux", "--output", "/nonexistent/dir/log"))
+        self.assertEqual(
+            (result.returncode, result.stdout, result.stderr),
+            (1, b"", b"cannot open --output '/nonexistent/dir/log': No such file or directory.\n"),
         )
 
     def test_plugin(self) -> None:

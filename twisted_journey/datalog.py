@@ -1,29 +1,59 @@
-# -*- test-case-name: tests.test_records -*-
+# -*- test-case-name: tests.test_datalog -*-
 """
 The data-log file of journey-mux, stdlib only: buffered, flushed on demand, rotated by
-size without splitting a record, reopened for logrotate, and loud when a write fails.
+size without splitting a record, reopened for logrotate, loud when a write fails, and
+never blocking its server.
 
 Both engines write records (whole lines, from :mod:`twisted_journey.records`) to a
 :class:`DataLog` and call :meth:`DataLog.flush` on a timer and at stop.
 
-A failed write (``ENOSPC`` on ``/dev/full``, ``EIO``...) does not stop the server: the
-records of that flush are dropped and counted, the first failure and then at most one
-per :attr:`DataLog.report_interval` are reported through ``report`` (the engines log it
-critically), and the next flush tries again; a later success is reported too, with the
-totals lost.  The server keeps serving its clients and the file's readers are told how
-much is missing.
+**Whole records.**  A record is on disk whole or not at all.  When a write to a regular
+file fails part-way (``ENOSPC``, ``EDQUOT``, ``EIO``...), the file is truncated back to the
+end of the last whole record written, the records of that flush that did not make it are
+dropped and counted exactly (:attr:`DataLog.dropped`), the first failure and then at most
+one per :attr:`DataLog.report_interval` are reported through ``report`` (the engines log
+it critically), and the next flush tries again with whole records; a later success is
+reported too, with the totals lost.  The server keeps serving its clients.
+
+**Never blocking.**  A pipe, FIFO, socket or terminal output is written without blocking
+(through a descriptor of its own, so standard output's flags are left as they were for
+whoever shares it).  What the output does not take yet stays buffered; the engine is told
+through :attr:`DataLog.watch` to call :meth:`DataLog.flush` when the output is writable,
+and through :attr:`DataLog.pause` and :attr:`DataLog.resume` to stop and restart reading
+from its clients once :attr:`DataLog.max_backlog` bytes are waiting: nothing is lost, the
+clients wait.  :meth:`DataLog.close` waits at most ``stop_timeout`` seconds for a stalled
+output, then reports in one sentence how many records it could not write.
+
+**Rotation** (``rotate_bytes``) renames the full file to ``PATH-YYYYMMDDTHHMMSS.ffffffZ``
+(its UTC time of rotation, to the microsecond, always later than the one before: the
+names sort oldest first, like logrotate's ``dateext``) and deletes the oldest of these
+beyond ``rotate_keep``: one rename and at most one deletion, whatever the count kept.
+Files named otherwise (logrotate's own) are never touched.
+
+**Moved away.**  At every flush the file at ``PATH`` is compared (device and inode) with
+the one being written; when logrotate (or anyone) has renamed or removed it, the data log
+reopens ``PATH`` by itself, so records go to the new file with or without ``SIGUSR1``.
 """
 
 from __future__ import annotations
 
+import calendar
+import contextlib
 import errno
+import fcntl
 import os
+import re
+import select
+import socket
+import stat
 import time
+from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from twisted_journey.settings import SettingError
 
-__all__ = ["DataLog", "check_output", "keep_count"]
+__all__ = ["DataLog", "check_output", "keep_count", "rotated_name"]
 
 
 def keep_count(name: str, value: str | int) -> int:
@@ -51,24 +81,62 @@ def check_output(path: str, rotate_bytes: int | None) -> None:
         raise SettingError("--rotate-bytes needs --output PATH: standard output cannot be rotated.")
 
 
+def rotated_name(path: str, microseconds: int) -> str:
+    """
+    The name a rotated data log gets: ``PATH-YYYYMMDDTHHMMSS.ffffffZ`` for the UTC time
+    ``microseconds`` after the epoch.
+    """
+    seconds, fraction = divmod(microseconds, 1_000_000)
+    return f"{path}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(seconds))}.{fraction:06d}Z"
+
+
+_STAMP = re.compile(r"-(\d{8}T\d{6})\.(\d{6})Z")
+
+
+def _stamp_of(name: str) -> int:
+    """
+    The microseconds since the epoch in a :func:`rotated_name` suffix.
+    """
+    match = _STAMP.fullmatch(name)
+    assert match is not None
+    whole = time.strptime(match.group(1), "%Y%m%dT%H%M%S")
+    return calendar.timegm(whole) * 1_000_000 + int(match.group(2))
+
+
 class DataLog:
     """
     An append-only file of records.
 
     :param path: the file, or ``"-"`` for standard output.
     :param rotate_bytes: start a new file before one would grow past this many bytes
-        (``None``: never); the old ones are ``PATH.1`` (newest) to ``PATH.K``.
-    :param rotate_keep: how many old files to keep (``K``).
-    :param report: called with one sentence when writing fails or recovers.
+        (``None``: never); see the module docstring for the rotated files' names.
+    :param rotate_keep: how many rotated files to keep.
+    :param report: called with one sentence when writing fails, recovers, or cannot
+        finish at close (the engines log it critically).
+    :param notice: called with one sentence for events that lose nothing (the file was
+        moved away and reopened; the engines log it as information).
     :param buffer_bytes: flush as soon as this much is buffered.
+    :param max_backlog: call :attr:`pause` once this many bytes wait for a slow output,
+        and :attr:`resume` once fewer than half of them do.
+    :param stop_timeout: at :meth:`close`, how long to wait for a stalled output.
 
-    :ivar dropped_records: records lost to write errors since start.
-    :ivar dropped_bytes: bytes lost to write errors since start.
-    :ivar written: bytes written since start.
+    :ivar written: records written whole since start.
+    :ivar written_bytes: bytes of those records.
+    :ivar dropped: records lost to write errors since start (each counted once, whole).
+    :ivar dropped_bytes: bytes of those records.
+    :ivar writeErrors: failed writes since start (one per failed flush).
+    :ivar pause: called (no arguments) when the backlog reaches ``max_backlog``.
+    :ivar resume: called when it has fallen below half of that.
+    :ivar watch: called with ``True`` when the output would block and :meth:`flush`
+        should be called again once :meth:`fileno` is writable, ``False`` when not.
+    :ivar paused: whether :attr:`pause` was called last (rather than :attr:`resume`).
+    :ivar waiting: whether the output would block.
     :raises OSError: from the constructor, when ``path`` cannot be opened.
     """
 
     report_interval = 10.0
+    #: the system call that writes (tests replace it to inject short writes and errors)
+    _os_write = staticmethod(os.write)
 
     def __init__(
         self,
@@ -77,161 +145,452 @@ class DataLog:
         rotate_keep: int = 10,
         report: Callable[[str], object] = lambda sentence: None,
         buffer_bytes: int = 1 << 18,
+        *,
+        notice: Callable[[str], object] = lambda sentence: None,
+        max_backlog: int = 1 << 20,
+        stop_timeout: float = 3.0,
     ) -> None:
         check_output(path, rotate_bytes)
         self.path = path
         self.rotate_bytes = rotate_bytes
         self.rotate_keep = rotate_keep
         self.report = report
+        self.notice = notice
         self.buffer_bytes = buffer_bytes
-        self._buffer: list[bytes] = []
-        self._buffered = 0
+        self.max_backlog = max_backlog
+        self.stop_timeout = stop_timeout
+        self.pause: Callable[[], object] = lambda: None
+        self.resume: Callable[[], object] = lambda: None
+        self.watch: Callable[[bool], object] = lambda waiting: None
+        self.paused = False
+        self.waiting = False
+        self.written = 0
+        self.written_bytes = 0
+        self.dropped = 0
+        self.dropped_bytes = 0
+        self.writeErrors = 0
+        self._buffer = bytearray()
+        self._start = 0  # bytes of _buffer already written
         self._failing = False
         self._last_report = -float("inf")
-        self.dropped_records = 0
-        self.dropped_bytes = 0
-        self.written = 0
         self._fd = -1
+        self._identity: tuple[int, int] | None = None
+        self._regular = False
+        self._restore_flags: int | None = None
+        self._socket: socket.socket | None = None
         self._size = 0
         self._closed = False
-        self._open()
+        self._kept: deque[str] = deque()
+        self._last_stamp = 0
+        self._open(wait=True)
+        if rotate_bytes is not None:
+            self._find_rotated()
 
-    def _open(self) -> None:
+    @property
+    def dropped_records(self) -> int:
         """
-        Open (or reopen) the file for appending.
+        The same as :attr:`dropped` (the name this counter had first).
+        """
+        return self.dropped
+
+    @property
+    def backlog(self) -> int:
+        """
+        Bytes of records accepted and not yet written.
+        """
+        return len(self._buffer) - self._start
+
+    def fileno(self) -> int:
+        """
+        The descriptor written to (``-1`` while none is open), for an engine to watch.
+        """
+        return self._fd
+
+    # --- opening and closing ---------------------------------------------------------------
+
+    def _open(self, wait: bool = False) -> None:
+        """
+        Open (or reopen) the file for appending; make a pipe, socket or terminal
+        non-blocking.
+
+        :param wait: whether opening a FIFO may wait for its reader (only at start: a
+            reopen while serving must not block, and fails with ``ENXIO`` instead when
+            no one reads the FIFO).
         """
         if self.path == "-":
-            self._fd = 1
-            self._size = 0
-            return
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        self._size = os.fstat(self._fd).st_size
+            fd = 1
+        else:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            fd = os.open(self.path, flags if wait else flags | os.O_NONBLOCK, 0o644)
+        info = os.fstat(fd)
+        self._regular = stat.S_ISREG(info.st_mode)
+        # Standard output has no path to compare with: it is never "moved away".
+        self._identity = (info.st_dev, info.st_ino) if self._regular and self.path != "-" else None
+        self._size = info.st_size if self._regular else 0
+        if stat.S_ISSOCK(info.st_mode):
+            fd = self._socket_output(fd)
+        elif stat.S_ISFIFO(info.st_mode) or os.isatty(fd):
+            fd = self._non_blocking(fd)
+        self._fd = fd
+
+    def _non_blocking(self, fd: int) -> int:
+        """
+        A non-blocking descriptor for ``fd``'s pipe, socket or terminal: for standard
+        output, a new open file description of the same pipe or terminal when Linux
+        allows it (``/proc/self/fd/1``), so the flags of the one we share are untouched;
+        otherwise ``fd`` itself, its flags put back by :meth:`_close_fd`.
+        """
+        if fd == 1:
+            with contextlib.suppress(OSError):
+                return os.open(
+                    "/proc/self/fd/1",
+                    os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | os.O_APPEND,
+                )
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        if fd <= 2:
+            self._restore_flags = flags
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        return fd
+
+    def _socket_output(self, fd: int) -> int:
+        """
+        A socket as output (standard output under systemd goes to journald through one):
+        written with ``MSG_DONTWAIT`` through a duplicate, so its flags, shared with
+        whoever else writes to it, stay blocking.
+        """
+        sock = socket.socket(fileno=os.dup(fd))
+        self._socket = sock
+
+        def send(ignored: int, data: Any) -> int:
+            return sock.send(data, socket.MSG_DONTWAIT)
+
+        self._os_write = send
+        return sock.fileno()
 
     def _close_fd(self) -> None:
         """
-        Close the file (never standard output).
+        Close the file (never standard output: give it back its flags instead).  An
+        engine watching it stops (the next flush asks again, for the new descriptor).
         """
-        if self._fd > 2:
-            os.close(self._fd)
+        if self.waiting:
+            self.waiting = False
+            self.watch(False)
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+            del self._os_write
+        elif self._fd > 2:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        elif self._fd >= 0 and self._restore_flags is not None:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(self._fd, fcntl.F_SETFL, self._restore_flags)
+            self._restore_flags = None
         self._fd = -1
+
+    def _moved(self) -> bool:
+        """
+        Whether ``PATH`` is no longer the regular file being written (renamed or removed
+        by someone else).
+        """
+        if self._identity is None or self._fd < 0:
+            return False
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return True
+        return (info.st_dev, info.st_ino) != self._identity
+
+    def _reopen_moved(self) -> None:
+        """
+        ``PATH`` was moved away: write to a new file there.
+        """
+        self._close_fd()
+        self._open()
+        self.notice(f"data log {self.path} was moved away; writing a new one at that path.")
+
+    # --- writing ---------------------------------------------------------------------------
 
     def write(self, records: bytes) -> None:
         """
-        Buffer whole records; flush when the buffer is full.
+        Buffer whole records; flush when the buffer is full (unless the output is known
+        to be full); pause the clients when too much is waiting.
         """
-        if records and not self._closed:
-            self._buffer.append(records)
-            self._buffered += len(records)
-            if self._buffered >= self.buffer_bytes:
-                self.flush()
+        if not records or self._closed:
+            return
+        self._buffer += records
+        backlog = len(self._buffer) - self._start
+        if backlog >= self.buffer_bytes and not self.waiting:
+            self.flush()
+            backlog = len(self._buffer) - self._start
+        if backlog >= self.max_backlog and not self.paused:
+            self.paused = True
+            self.pause()
 
     def flush(self) -> None:
         """
-        Write everything buffered (rotating first when it is due).  Never raises for a
-        write error: see the module docstring.
+        Write everything buffered (rotating when it is due), or as much as a
+        non-blocking output takes.  Never raises for a write error: see the module
+        docstring.
         """
-        if not self._buffer:
+        self._flush(check_moved=True)
+
+    def _flush(self, check_moved: bool) -> None:
+        """
+        :meth:`flush`; with ``check_moved``, first reopen ``PATH`` if it was moved away.
+        """
+        if self._start >= len(self._buffer):
             return
-        data = b"".join(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
-        self._buffer.clear()
-        self._buffered = 0
-        view = memoryview(data)
         try:
             if self._fd < 0:
                 self._open()
-            while view:
-                if self.rotate_bytes is not None and self._size + len(view) > self.rotate_bytes:
-                    room = self.rotate_bytes - self._size
-                    cut = bytes(view[:room]).rfind(b"\n") + 1 if room > 0 else 0
-                    if cut == 0 and self._size == 0:
-                        # One record bigger than a whole file: it gets a file of its own.
-                        cut = bytes(view).find(b"\n") + 1 or len(view)
-                    if cut:
-                        self._write_all(view[:cut])
-                        view = view[cut:]
-                    if view:
-                        self.rotate()
-                    continue
-                self._write_all(view)
-                view = view[len(view) :]
+            elif check_moved and self._moved():
+                self._reopen_moved()
         except OSError as e:
-            self._failed(e, bytes(view))
+            self._failed(e, self._start, 0)
             return
+        buffer = self._buffer
+        while self._start < len(buffer):
+            start = self._start
+            end = len(buffer)
+            limit = self.rotate_bytes
+            if self._regular and limit is not None and self._size + end - start > limit:
+                room = limit - self._size
+                cut = buffer.rfind(b"\n", start, start + room) + 1 if room > 0 else 0
+                if cut == 0 and self._size == 0:
+                    # One record bigger than a whole file: it gets a file of its own.
+                    cut = buffer.find(b"\n", start) + 1 or end
+                if cut == 0:
+                    self._rotate_now()
+                    continue
+                end = cut
+            if not self._write_span(start, end):
+                return
+            if end < len(buffer):
+                self._rotate_now()
+        self._buffer = bytearray()
+        self._start = 0
+        if self.waiting:
+            self.waiting = False
+            self.watch(False)
+        self._caught_up()
         if self._failing:
             self._failing = False
             self.report(
-                f"data log {self.path} is being written again; {self.dropped_records} records "
+                f"data log {self.path} is being written again; {self.dropped} records "
                 f"({self.dropped_bytes} bytes) were lost while it failed."
             )
 
-    def _write_all(self, view: memoryview) -> None:
+    def _write_span(self, start: int, end: int) -> bool:
         """
-        Write all of ``view``; ``os.write`` may write less than asked.
-        """
-        while view:
-            done = os.write(self._fd, view)
-            self._size += done
-            self.written += done
-            view = view[done:]
+        Write ``_buffer[start:end]`` (whole records) and move :attr:`_start` past what
+        went out.
 
-    def _failed(self, error: OSError, lost: bytes) -> None:
+        :return: ``True`` when all of it was written; ``False`` when the output would
+            block (the rest stays buffered) or failed (the rest is dropped).
         """
-        Count the records lost to ``error`` and report it, at most every
-        :attr:`report_interval` seconds.
+        position = start
+        error: OSError | None = None
+        with memoryview(self._buffer) as view:
+            try:
+                while position < end:
+                    position += (done := self._os_write(self._fd, view[position:end]))
+                    self._size += done
+            except BlockingIOError:
+                pass
+            except OSError as e:
+                error = e
+            else:
+                self._count_written(start, end)
+                self._start = end
+                return True
+        if error is None:
+            self._count_written(start, position)
+            self._start = position
+            self._compact()
+            if not self.waiting:
+                self.waiting = True
+                self.watch(True)
+            self._caught_up()
+        else:
+            self._failed(error, start, position - start)
+        return False
+
+    def _count_written(self, start: int, end: int) -> None:
         """
-        self.dropped_records += lost.count(b"\n")
-        self.dropped_bytes += len(lost)
+        Count the records whose last byte is in ``_buffer[start:end]`` as written.
+        """
+        if end > start:
+            self.written += self._buffer.count(b"\n", start, end)
+            self.written_bytes += end - start
+
+    def _compact(self) -> None:
+        """
+        Forget the written head of the buffer once it is most of it.
+        """
+        if self._start > len(self._buffer) // 2:
+            del self._buffer[: self._start]
+            self._start = 0
+
+    def _caught_up(self) -> None:
+        """
+        Resume the clients when the backlog has fallen below half its bound.
+        """
+        if self.paused and len(self._buffer) - self._start < self.max_backlog // 2:
+            self.paused = False
+            self.resume()
+
+    def _failed(self, error: OSError, start: int, done: int) -> None:
+        """
+        A write of ``_buffer[start:]`` failed after ``done`` bytes: keep the records that
+        went out whole, take back (truncate) the torn one of a regular file, drop and count
+        the rest, and report it, at most every :attr:`report_interval` seconds.
+        """
+        buffer = self._buffer
+        whole = buffer.rfind(b"\n", start, start + done) + 1 if done else 0
+        whole = max(whole, start)
+        torn = start + done - whole
+        if torn and self._regular:
+            try:
+                os.ftruncate(self._fd, os.fstat(self._fd).st_size - torn)
+                self._size -= torn
+            except OSError as e:
+                self.report(
+                    f"cannot cut a torn record from data log {self.path}: {e.strerror or e}."
+                )
+        self._count_written(start, whole)
+        lost = len(buffer) - whole
+        self.dropped += buffer.count(b"\n", whole)
+        self.dropped_bytes += lost
+        self.writeErrors += 1
+        self._buffer = bytearray()
+        self._start = 0
+        if self.waiting:
+            self.waiting = False
+            self.watch(False)
+        self._caught_up()
         now = time.monotonic()
         if not self._failing or now - self._last_report >= self.report_interval:
             self._failing = True
             self._last_report = now
             reason = error.strerror or errno.errorcode.get(error.errno or 0, str(error))
             self.report(
-                f"cannot write data log {self.path}: {reason}; {self.dropped_records} records "
+                f"cannot write data log {self.path}: {reason}; {self.dropped} records "
                 f"({self.dropped_bytes} bytes) lost so far, and the server carries on."
             )
 
+    # --- rotation --------------------------------------------------------------------------
+
+    def _find_rotated(self) -> None:
+        """
+        Note the rotated files already there (from an earlier run), oldest first.
+        """
+        directory, base = os.path.split(os.path.abspath(self.path))
+        prefix = re.escape(base)
+        pattern = re.compile(prefix + _STAMP.pattern)
+        found = []
+        with contextlib.suppress(OSError), os.scandir(directory) as entries:
+            for entry in entries:
+                if pattern.fullmatch(entry.name):
+                    found.append(entry.name)
+        found.sort()
+        self._kept.extend(os.path.join(os.path.dirname(self.path), name) for name in found)
+        if found:
+            self._last_stamp = _stamp_of(found[-1][len(base) :])
+
+    def _next_name(self) -> str:
+        """
+        A rotated file name later than every one before, and free.
+        """
+        stamp = max(int(time.time() * 1_000_000), self._last_stamp + 1)
+        while os.path.lexists(rotated_name(self.path, stamp)):
+            stamp += 1
+        self._last_stamp = stamp
+        return rotated_name(self.path, stamp)
+
+    def _rotate_now(self) -> None:
+        """
+        Rotate from :meth:`flush`; a rotation that fails is reported, and the records go
+        on into the current file rather than being lost.
+        """
+        try:
+            self.rotate()
+        except OSError as e:
+            self.report(f"cannot rotate data log {self.path}: {e.strerror or e}; writing on to it.")
+            self._size = 0  # try again when another rotate_bytes have been written
+            if self._fd < 0:
+                with contextlib.suppress(OSError):
+                    self._open()
+
     def rotate(self) -> None:
         """
-        Move ``PATH`` to ``PATH.1`` (``PATH.1`` to ``PATH.2``... dropping the oldest past
-        ``rotate_keep``) and start an empty ``PATH``.  Buffered records are not written
-        here; :meth:`flush` calls this between records.
+        Rename ``PATH`` to :func:`rotated_name` (now), delete the oldest rotated files
+        beyond ``rotate_keep``, and start an empty ``PATH``.  When ``PATH`` was already
+        moved away (logrotate), only reopen.  Buffered records are not written here;
+        :meth:`flush` calls this between records.  Standard output, pipes and devices are
+        never rotated.
         """
-        if self.path == "-":
+        if not self._regular:
             return
+        if self._moved():
+            self._reopen_moved()
+            return
+        name = self._next_name()
+        try:
+            os.rename(self.path, name)
+        except FileNotFoundError:
+            self._reopen_moved()
+            return
+        self._kept.append(name)
+        while len(self._kept) > self.rotate_keep:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._kept.popleft())
         self._close_fd()
-        for number in range(self.rotate_keep, 0, -1):
-            older = f"{self.path}.{number}"
-            if number == self.rotate_keep:
-                if os.path.exists(older):
-                    os.unlink(older)
-                continue
-            if os.path.exists(older):
-                os.replace(older, f"{self.path}.{number + 1}")
-        if self.rotate_keep > 0:
-            os.replace(self.path, f"{self.path}.1")
-        else:
-            os.unlink(self.path)
         self._open()
 
     def reopen(self) -> None:
         """
-        Flush, then close and reopen ``PATH`` (after logrotate has moved it away).
+        Flush (into the file logrotate has moved away: it holds what came before the
+        signal), then close and reopen ``PATH``.
         """
-        self.flush()
-        if self.path == "-":
+        self._flush(check_moved=False)
+        if self.path == "-" or self._closed:
             return
         self._close_fd()
         try:
             self._open()
         except OSError as e:
-            self._failed(e, b"")
+            self._failed(e, self._start, 0)
 
     def close(self) -> None:
         """
-        Flush and close; later writes are ignored.
+        Flush and close; later writes are ignored.  A stalled output is waited for at
+        most ``stop_timeout`` seconds; what it did not take is counted as dropped and
+        reported in one sentence.
         """
+        if self._closed:
+            return
         self.flush()
-        self._buffer.clear()
+        deadline = time.monotonic() + self.stop_timeout
+        if self.backlog and self.waiting and self._fd >= 0:
+            poller = select.poll()
+            poller.register(self._fd, select.POLLOUT)
+            while self.backlog and self.waiting:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                poller.poll(left * 1000)
+                self.flush()
+        if self.backlog:
+            records = self._buffer.count(b"\n", self._start)
+            self.dropped += records
+            self.dropped_bytes += self.backlog
+            self.report(
+                f"data log {self.path} did not take the last {records} records "
+                f"({self.backlog} bytes) within {self.stop_timeout:g} seconds of stopping; "
+                f"they are lost."
+            )
+        self._buffer = bytearray()
+        self._start = 0
         self._closed = True
         self._close_fd()

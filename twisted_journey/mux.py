@@ -31,14 +31,18 @@ from __future__ import annotations
 
 import contextlib
 import math
+import resource
 import signal
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import Service
 from twisted.internet.interfaces import (
     IDelayedCall,
+    IListeningPort,
     IPushProducer,
+    IReactorFDSet,
     IReactorTime,
+    IWriteDescriptor,
 )
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -50,10 +54,60 @@ from twisted_journey.datalog import DataLog
 from twisted_journey.policies import LimitedFactory, LimitedProtocol, peerOf
 
 __all__ = [
+    "RESERVED_DESCRIPTORS",
     "DataLogService",
     "MuxFactory",
     "MuxProtocol",
+    "catchEarlySignals",
+    "descriptorCeiling",
 ]
+
+
+#: descriptors kept free under ``ulimit -n`` for the data log's reopening and rotation,
+#: the log file and the reactor's own: accepting stops above this many in use
+RESERVED_DESCRIPTORS = 8
+
+#: signals that arrived before a :class:`DataLogService` started (see
+#: :func:`catchEarlySignals`)
+signalsBeforeStart: list[int] = []
+
+
+def descriptorCeiling() -> int:
+    """
+    The highest descriptor number a client may get before accepting stops: the soft
+    ``RLIMIT_NOFILE`` less :data:`RESERVED_DESCRIPTORS`.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 30
+    return max(soft - RESERVED_DESCRIPTORS, 1)
+
+
+class _EarlySignalCatcher:
+    """
+    The ``SIGUSR1`` handler from twistd's option parsing until the data log service
+    starts: it remembers the signal, for the service to reopen the data log then.
+
+    It is false (``bool(catcher) is False``) on purpose: twistd installs its own
+    ``SIGUSR1`` handler (which rotates ``--logfile``) only when ``signal.getsignal``
+    returns something false, and this catcher must not stop it.
+    """
+
+    def __call__(self, number: int, frame: Any) -> None:
+        signalsBeforeStart.append(number)
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def catchEarlySignals() -> None:
+    """
+    Catch ``SIGUSR1`` from now on, if nothing does yet: its default action kills the
+    process, and logrotate may send it while the server is starting.  Call it as early as
+    possible (``twistd journey-mux`` does when it parses its options).
+    """
+    if signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGUSR1, _EarlySignalCatcher())
 
 
 @implementer(IPushProducer)
@@ -103,6 +157,9 @@ class MuxProtocol(LimitedProtocol):
             self.lastActive = factory.generation
         if factory.broadcast:
             self.transport.registerProducer(self, True)
+        if factory.outputPaused:
+            self.transport.pauseProducing()
+        factory.checkDescriptors(self.transport)
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -190,6 +247,7 @@ class MuxProtocol(LimitedProtocol):
         """
         self.finishRecording()
         super().connectionLost(reason)
+        self.factory.descriptorFreed()
 
 
 class MuxFactory(LimitedFactory):
@@ -209,6 +267,12 @@ class MuxFactory(LimitedFactory):
         ``None`` values: about 30 bytes a connection, where a ``set`` takes 26 to 100).
     :ivar timedOut: clients dropped for idleness.
     :ivar droppedSlow: broadcast clients dropped for not reading.
+    :ivar outputPaused: whether the clients are paused because the data log's output is
+        behind (see :meth:`pauseClients`).
+    :ivar pauses: how many times the clients were paused for the data log.
+    :ivar descriptorCeiling: the highest descriptor number a client may get before the
+        listening ports stop accepting (``ulimit -n`` less :data:`RESERVED_DESCRIPTORS`).
+    :ivar deferredAccepts: how many times accepting stopped near the descriptor limit.
     """
 
     protocol = MuxProtocol
@@ -239,6 +303,14 @@ class MuxFactory(LimitedFactory):
         self.clients: dict[MuxProtocol, None] = {}
         self.timedOut = 0
         self.droppedSlow = 0
+        self.outputPaused = False
+        self.pauses = 0
+        self.descriptorCeiling = descriptorCeiling()
+        self.deferredAccepts = 0
+        self._pausedPorts: list[Any] = []
+        self._lastDeferredReport = -math.inf
+        datalog.pause = self.pauseClients
+        datalog.resume = self.resumeClients
         self._sweeper: IDelayedCall | None = None
         #: sweeps so far; a connection notes the current one when data arrives
         self.generation = 0
@@ -302,6 +374,10 @@ class MuxFactory(LimitedFactory):
         """
         assert self.timeout is not None
         self.generation += 1
+        if self.outputPaused:
+            # Not reading them: nobody is idle by choice.  resumeClients marks them active.
+            self._scheduleSweep()
+            return
         oldest = self.generation - self._idleSweeps
         for client in [c for c in self.clients if c.lastActive <= oldest]:
             self.timedOut += 1
@@ -315,6 +391,90 @@ class MuxFactory(LimitedFactory):
             client.transport.abortConnection()
         self._scheduleSweep()
 
+    def pauseClients(self) -> None:
+        """
+        The data log's output is behind (a pipe nobody reads): read from no client until
+        it catches up.  Nothing is lost; the clients wait, and so do new ones.
+        """
+        self.outputPaused = True
+        self.pauses += 1
+        for client in self.clients:
+            client.transport.pauseProducing()
+        self.log.warn(
+            "Data log {path} is {backlog} bytes behind its output: reading no client "
+            "until it catches up",
+            path=self.datalog.path,
+            backlog=self.datalog.backlog,
+        )
+
+    def resumeClients(self) -> None:
+        """
+        The data log caught up: read every client again.
+        """
+        self.outputPaused = False
+        for client in self.clients:
+            client.lastActive = self.generation
+            client.transport.resumeProducing()
+        self.log.info("Data log {path} caught up: reading clients again", path=self.datalog.path)
+
+    def _ourPorts(self) -> list[Any]:
+        """
+        The listening ports that accept for this factory (directly, or through a wrapping
+        factory such as TLS's or the PROXY protocol's), as the reactor watches them.
+        """
+        ports = []
+        getReaders = getattr(self.clock, "getReaders", None)
+        for reader in getReaders() if getReaders is not None else ():
+            factory = getattr(reader, "factory", None)
+            while factory is not None and factory is not self:
+                factory = getattr(factory, "wrappedFactory", None)
+            if factory is self and IListeningPort.providedBy(reader):
+                ports.append(reader)
+        return ports
+
+    def checkDescriptors(self, transport: Any) -> None:
+        """
+        A client got a descriptor: when it is near the limit, stop accepting until a
+        client leaves, so that waiting clients stay in the listen backlog (served later)
+        rather than being accepted and closed unread.
+        """
+        while not hasattr(transport, "fileno") and hasattr(transport, "transport"):
+            transport = transport.transport  # TLS, PROXY: the socket is underneath
+        try:
+            fileno = transport.fileno()
+        except Exception:
+            return
+        if not isinstance(fileno, int) or fileno < self.descriptorCeiling:
+            return
+        ports = self._ourPorts()
+        for port in ports:
+            port.stopReading()
+        self._pausedPorts.extend(ports)
+        self.deferredAccepts += 1
+        now = self.clock.seconds()
+        if now - self._lastDeferredReport >= 10:
+            self._lastDeferredReport = now
+            self.log.warn(
+                "Accepting no more clients for now (descriptor {fileno} is near the limit, "
+                "ulimit -n {limit}; {open} clients connected): new clients wait in the listen "
+                "backlog until one leaves ({times} times so far)",
+                fileno=fileno,
+                limit=self.descriptorCeiling + RESERVED_DESCRIPTORS,
+                open=len(self.clients),
+                times=self.deferredAccepts,
+            )
+
+    def descriptorFreed(self) -> None:
+        """
+        A client left: accept again if accepting had stopped near the descriptor limit.
+        """
+        if not self._pausedPorts:
+            return
+        ports, self._pausedPorts = self._pausedPorts, []
+        for port in ports:
+            if getattr(port, "connected", False) and not getattr(port, "disconnecting", False):
+                port.startReading()
+
     def finishAll(self) -> None:
         """
         Record every client's pending partial line and stop recording; used at shutdown,
@@ -326,10 +486,49 @@ class MuxFactory(LimitedFactory):
             client.finishRecording()
 
 
+@implementer(IWriteDescriptor)
+class _OutputWatcher:
+    """
+    Watches a data log's output for writability while it is full, and flushes it then.
+
+    :param datalog: the data log; :meth:`doWrite` calls its ``flush``.
+    """
+
+    def __init__(self, datalog: DataLog) -> None:
+        self.datalog = datalog
+        self.fd = datalog.fileno()
+
+    def fileno(self) -> int:
+        """
+        The output's descriptor, as it was when the watch began.
+        """
+        return self.fd
+
+    def doWrite(self) -> None:
+        """
+        The output has room: write what waits (the data log stops the watch once done).
+        """
+        self.datalog.flush()
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        The reactor gave up on the descriptor (the reader went away): one last flush
+        reports the error and drops what waits, counted.
+        """
+        self.datalog.flush()
+
+    def logPrefix(self) -> str:
+        """
+        What the reactor's log says this descriptor is.
+        """
+        return "journey-mux data log"
+
+
 class DataLogService(Service):
     """
-    Flushes a data log every ``flushInterval`` seconds, reopens it on ``SIGUSR1``, and at
-    stop records every client's partial line, flushes and closes it.
+    Flushes a data log every ``flushInterval`` seconds, flushes it again whenever a
+    non-blocking output (a pipe) has room, reopens it on ``SIGUSR1``, and at stop records
+    every client's partial line, flushes and closes it.
 
     Put it in a ``MultiService`` before the listening services: a ``MultiService`` stops its
     children in reverse order, so the ports stop accepting first.
@@ -350,17 +549,42 @@ class DataLogService(Service):
         self.installSignalHandler = installSignalHandler
         self._loop: LoopingCall | None = None
         self._previousHandler: Any = None
+        self._watcher: _OutputWatcher | None = None
+        factory.datalog.watch = self._watchOutput
+
+    @property
+    def reactor(self) -> Any:
+        """
+        The clock given, else the factory's (the global reactor by default).
+        """
+        return self.clock or self.factory.clock
+
+    def _watchOutput(self, waiting: bool) -> None:
+        """
+        Watch the data log's output for writability while it would block.
+        """
+        reactor = cast(IReactorFDSet, self.reactor)
+        if self._watcher is not None:
+            reactor.removeWriter(self._watcher)
+            self._watcher = None
+        if waiting and self.factory.datalog.fileno() >= 0:
+            self._watcher = _OutputWatcher(self.factory.datalog)
+            reactor.addWriter(self._watcher)
 
     def startService(self) -> None:
         """
-        Start the flush timer and the ``SIGUSR1`` handler.
+        Start the flush timer and the ``SIGUSR1`` handler; reopen the data log if
+        ``SIGUSR1`` came while the server was starting.
         """
         super().startService()
         self._loop = LoopingCall(self.factory.datalog.flush)
-        self._loop.clock = self.clock or self.factory.clock
+        self._loop.clock = self.reactor
         self._loop.start(self.flushInterval, now=False)
         if self.installSignalHandler:
             self._previousHandler = signal.signal(signal.SIGUSR1, self._reopenSignal)
+            if signal.SIGUSR1 in signalsBeforeStart:
+                signalsBeforeStart.clear()
+                self.reopen()
 
     def _reopenSignal(self, number: int, frame: Any) -> None:
         """
@@ -370,7 +594,9 @@ class DataLogService(Service):
         from twisted.internet import reactor
 
         reactor.callFromThread(self.reopen)  # type: ignore[attr-defined]
-        if callable(self._previousHandler):
+        if callable(self._previousHandler) and not isinstance(
+            self._previousHandler, _EarlySignalCatcher
+        ):
             self._previousHandler(number, frame)
 
     def reopen(self) -> None:
@@ -382,20 +608,29 @@ class DataLogService(Service):
 
     def stopService(self) -> None:
         """
-        Record what every client sent, flush and close the data log.
+        Record what every client sent, flush and close the data log (waiting a few
+        seconds at most for a stalled output, then reporting what it did not take).
         """
         super().stopService()
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         if self.installSignalHandler and self._previousHandler is not None:
-            signal.signal(signal.SIGUSR1, self._previousHandler)
+            # Back to what was there, but never to the default, which kills: the
+            # reactor may still run a while.
+            previous = self._previousHandler
+            if previous in (signal.SIG_DFL, None):
+                previous = signal.SIG_IGN
+            signal.signal(signal.SIGUSR1, previous)
             self._previousHandler = None
         self.factory.finishAll()
+        self._watchOutput(False)
         datalog = self.factory.datalog
         datalog.close()
         self.log.info(
-            "Data log {path} closed: {written} bytes written, {dropped} records lost",
+            "Data log {path} closed: {written} records ({bytes} bytes) written, "
+            "{dropped} records lost",
             path=datalog.path,
             written=datalog.written,
-            dropped=datalog.dropped_records,
+            bytes=datalog.written_bytes,
+            dropped=datalog.dropped,
         )

@@ -1,4 +1,5 @@
 # -*- test-case-name: tests.test_mux_contract -*-
+# ruff: noqa: E402
 """
 The multiplexing logging server on the standard library alone: the chapter's ``select``
 and ``poll`` servers done right (the stdlib ``journey send`` client is in
@@ -18,15 +19,38 @@ client is refused with a message saying to use ``poll`` or ``epoll``.
 
 Signals: ``SIGTERM``/``SIGINT`` stop accepting (removing the files of ``unix:`` sockets),
 record what was received, flush and close the data log, exit 0; ``SIGUSR1`` reopens the
-data log.
+data log.  ``SIGUSR1`` is caught from the first line this module runs (before the rest of
+it is imported), so a logrotate run while the server starts does not kill it.
+
+The data log never blocks the loop: when it falls behind a slow output (a pipe nobody
+reads), the loop stops reading from the clients and accepting new ones until it catches
+up (see :class:`twisted_journey.datalog.DataLog`).  Near the descriptor limit
+(``ulimit -n``) the loop stops accepting, leaving new clients in the listen backlog, until
+a client leaves: an accepted client is always read.
 """
 
 from __future__ import annotations
 
+import signal  # first: see _catch_early
+
+#: signals that arrived before :func:`main` installed its handlers
+_early_signals: list[int] = []
+
+
+def _catch_early(number: int, frame: object) -> None:
+    """
+    Remember a signal that arrived while the server was starting.
+    """
+    _early_signals.append(number)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGUSR1, _catch_early)
+
 import argparse
 import errno
+import resource
 import selectors
-import signal
 import socket
 import sys
 import time
@@ -68,10 +92,11 @@ def log(message: str) -> None:
 
 class Connection:
     """
-    One client: its socket, its framer, and what is waiting to be relayed to it.
+    One client: its socket, its framer, what is waiting to be relayed to it, and the
+    events the selector watches for it (``0``: not registered).
     """
 
-    __slots__ = ("conn", "framer", "out", "peer", "sock")
+    __slots__ = ("conn", "events", "framer", "out", "peer", "sock")
 
     def __init__(self, sock: socket.socket, peer: str, conn: int) -> None:
         self.sock = sock
@@ -79,6 +104,23 @@ class Connection:
         self.conn = conn
         self.framer: records.Framer | None = None
         self.out = bytearray()
+        self.events = 0
+
+
+#: descriptors kept free under ``ulimit -n`` for the data log's reopening and rotation,
+#: the signal wake-up pair and the odd file: accepting stops above this many in use
+RESERVED_DESCRIPTORS = 8
+
+
+def descriptor_ceiling() -> int:
+    """
+    The highest descriptor number a client may get before the loop stops accepting:
+    the soft ``RLIMIT_NOFILE`` less :data:`RESERVED_DESCRIPTORS`.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 30
+    return max(soft - RESERVED_DESCRIPTORS, 1)
 
 
 class MuxServer:
@@ -88,6 +130,13 @@ class MuxServer:
     :param listeners: bound, listening sockets.
     :param datalog: where records go.
     :param selector: a fresh selector (one of :data:`BACKENDS`).
+
+    :ivar reading: whether clients are read (``False`` while the data log's output is
+        behind).
+    :ivar accepting: whether the listeners are watched (``False`` while the data log is
+        behind, or near the descriptor limit).
+    :ivar pauses: how many times the clients were paused for the data log.
+    :ivar deferred_accepts: how many times accepting stopped near the descriptor limit.
     """
 
     def __init__(
@@ -117,12 +166,24 @@ class MuxServer:
         self.clients: dict[socket.socket, Connection] = {}
         self.served = 0
         self.refused = 0
+        self.pauses = 0
+        self.deferred_accepts = 0
+        self.reading = True
+        self.accepting = False
         self._limited = isinstance(selector, selectors.SelectSelector)
+        self._ceiling = descriptor_ceiling()
+        self._exhausted = False
+        self._retry_accept = 0.0
+        self._last_deferred_report = -float("inf")
         self._stopping = False
         self._reopen = False
+        self._watched_output = -1
         for listener in self.listeners:
             listener.setblocking(False)
-            selector.register(listener, selectors.EVENT_READ, self.accept)
+        datalog.pause = self._pause_reading
+        datalog.resume = self._resume_reading
+        datalog.watch = self._watch_output
+        self._update_accepting()
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -138,14 +199,21 @@ class MuxServer:
         next_flush = time.monotonic() + self.flush_interval
         try:
             while not self._stopping:
-                timeout = max(0.0, next_flush - time.monotonic())
+                wake = next_flush
+                if self._exhausted and not self.clients:
+                    wake = min(wake, self._retry_accept)
+                timeout = max(0.0, wake - time.monotonic())
                 for key, mask in self.selector.select(timeout):
                     key.data(key.fileobj, mask)
                 if self._reopen:
                     self._reopen = False
                     self.datalog.reopen()
                     log(f"Reopened data log {self.datalog.path}")
-                if time.monotonic() >= next_flush:
+                now = time.monotonic()
+                if self._exhausted and not self.clients and now >= self._retry_accept:
+                    self._exhausted = False
+                    self._update_accepting()
+                if now >= next_flush:
                     self.datalog.flush()
                     next_flush = time.monotonic() + self.flush_interval
         finally:
@@ -179,36 +247,120 @@ class MuxServer:
 
     def finish(self) -> None:
         """
-        Stop listening, record every client's pending line, flush and close the data log.
+        Stop listening, record every client's pending line, flush and close the data log
+        (waiting a few seconds at most for a stalled output).
         """
+        self.reading = False
+        self._watch_output(False)
         for listener in self.listeners:
-            self.selector.unregister(listener)
+            if self.accepting:
+                self.selector.unregister(listener)
             listener.close()
+        self.accepting = False
         for connection in list(self.clients.values()):
             self.close(connection, "server stopping")
         self.datalog.close()
         log(
             f"Served {self.served} connections, refused {self.refused}; data log "
-            f"{self.datalog.path}: {self.datalog.written} bytes written, "
-            f"{self.datalog.dropped_records} records lost"
+            f"{self.datalog.path}: {self.datalog.written} records "
+            f"({self.datalog.written_bytes} bytes) written, {self.datalog.dropped} records lost"
         )
+
+    # --- back-pressure ---------------------------------------------------------------------
+
+    def _interest(self, connection: Connection) -> None:
+        """
+        Watch ``connection`` for what it needs now: reading unless the clients are
+        paused, writing while relayed bytes wait.
+        """
+        events = (selectors.EVENT_READ if self.reading else 0) | (
+            selectors.EVENT_WRITE if connection.out else 0
+        )
+        if events == connection.events:
+            return
+        if not connection.events:
+            self.selector.register(connection.sock, events, self.ready)
+        elif not events:
+            self.selector.unregister(connection.sock)
+        else:
+            self.selector.modify(connection.sock, events, self.ready)
+        connection.events = events
+
+    def _update_accepting(self) -> None:
+        """
+        Watch the listeners unless the data log is behind or descriptors are short.
+        """
+        wanted = self.reading and not self._exhausted and not self._stopping
+        if wanted == self.accepting:
+            return
+        for listener in self.listeners:
+            if wanted:
+                self.selector.register(listener, selectors.EVENT_READ, self.accept)
+            else:
+                self.selector.unregister(listener)
+        self.accepting = wanted
+
+    def _pause_reading(self) -> None:
+        """
+        The data log's output is behind: read from no client, accept none, until it
+        catches up.  Nothing is lost: the clients wait.
+        """
+        self.reading = False
+        self.pauses += 1
+        for connection in self.clients.values():
+            self._interest(connection)
+        self._update_accepting()
+        log(
+            f"Data log {self.datalog.path} is {self.datalog.backlog} bytes behind its "
+            f"output: reading no client until it catches up"
+        )
+
+    def _resume_reading(self) -> None:
+        """
+        The data log caught up: read and accept again.
+        """
+        self.reading = True
+        for connection in self.clients.values():
+            self._interest(connection)
+        self._update_accepting()
+        log(f"Data log {self.datalog.path} caught up: reading clients again")
+
+    def _watch_output(self, waiting: bool) -> None:
+        """
+        Watch the data log's output for writability while it is full.
+        """
+        if self._watched_output >= 0:
+            self.selector.unregister(self._watched_output)
+            self._watched_output = -1
+        if waiting and self.datalog.fileno() >= 0:
+            self._watched_output = self.datalog.fileno()
+            self.selector.register(self._watched_output, selectors.EVENT_WRITE, self._writable)
+
+    def _writable(self, fd: int, mask: int) -> None:
+        """
+        The data log's output has room: write what waits.
+        """
+        self.datalog.flush()
 
     # --- callbacks -------------------------------------------------------------------------
 
     def accept(self, listener: socket.socket, mask: int) -> None:
         """
-        Accept every waiting client (up to a batch).
+        Accept every waiting client (up to a batch), stopping short of the descriptor
+        limit: the rest stay in the listen backlog until a client leaves.
         """
         for _ in range(100):
+            if not self.accepting:
+                return
             try:
                 sock, address = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
-                # EMFILE and friends: say so, and shed what waits rather than spin.
-                log(f"cannot accept a connection: {e.strerror or e}")
-                if e.errno in (errno.EMFILE, errno.ENFILE):
-                    time.sleep(0.01)
+                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self._defer_accepting(e.strerror or str(e))
+                else:
+                    log(f"cannot accept a connection: {e.strerror or e}")
                 return
             if isinstance(address, tuple):
                 peer = format_peer(address[0], address[1])
@@ -227,9 +379,31 @@ class MuxServer:
             self.served += 1
             connection = Connection(sock, peer, self.served)
             self.clients[sock] = connection
-            self.selector.register(sock, selectors.EVENT_READ, self.ready)
+            self._interest(connection)
             if not self.quiet:
                 log(f"Got connection from {peer}")
+            if sock.fileno() >= self._ceiling:
+                self._defer_accepting(f"descriptor {sock.fileno()} is near the limit")
+
+    def _defer_accepting(self, reason: str) -> None:
+        """
+        Out of descriptors: stop accepting until a client leaves (or a second passes,
+        when none is connected); waiting clients stay in the listen backlog.
+        """
+        self.deferred_accepts += 1
+        self._exhausted = True
+        now = time.monotonic()
+        self._retry_accept = now + 1.0
+        self._update_accepting()
+        if now - self._last_deferred_report < 10:
+            return
+        self._last_deferred_report = now
+        log(
+            f"Accepting no more clients for now ({reason}, ulimit -n "
+            f"{self._ceiling + RESERVED_DESCRIPTORS}; {len(self.clients)} clients connected): "
+            f"new clients wait in the listen backlog until one leaves "
+            f"({self.deferred_accepts} times so far)"
+        )
 
     def ready(self, sock: socket.socket, mask: int) -> None:
         """
@@ -242,7 +416,7 @@ class MuxServer:
             self.write(connection)
             if sock not in self.clients:
                 return
-        if mask & selectors.EVENT_READ:
+        if mask & selectors.EVENT_READ and self.reading:
             self.read(connection)
 
     def read(self, connection: Connection) -> None:
@@ -295,10 +469,8 @@ class MuxServer:
                 if sent == len(pending):
                     continue
                 pending = pending[sent:]
-                self.selector.modify(
-                    other.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self.ready
-                )
             other.out += pending
+            self._interest(other)
             if len(other.out) > self.broadcast_buffer:
                 log(
                     f"Dropped {other.peer}: it stopped reading, and {len(other.out)} relayed "
@@ -319,7 +491,7 @@ class MuxServer:
             return
         del connection.out[:sent]
         if not connection.out:
-            self.selector.modify(connection.sock, selectors.EVENT_READ, self.ready)
+            self._interest(connection)
 
     def close(self, connection: Connection, reason: str) -> None:
         """
@@ -329,8 +501,13 @@ class MuxServer:
         framer = connection.framer
         if framer is not None:
             self.datalog.write(framer.finish(time.time()))
-        self.selector.unregister(connection.sock)
+        if connection.events:
+            self.selector.unregister(connection.sock)
         connection.sock.close()
+        if self._exhausted and not self._stopping:
+            # A descriptor is free: accept again (stopping again if it is the last).
+            self._exhausted = False
+            self._update_accepting()
         if not self.quiet:
             log(
                 f"Connection {connection.conn} from {connection.peer} closed "
@@ -396,17 +573,14 @@ def _parser() -> argparse.ArgumentParser:
         help="write buffered records at least this often, in seconds [1]",
     )  # fmt: skip
     parser.add_argument(
-        "--rotate-bytes",
-        type=_setting(limit),
-        default=None,
-        help="start a new data log before it grows past this size [never]",
-    )
+        "--rotate-bytes", type=_setting(limit), default=None,
+        help="start a new data log before it grows past this size; the full one becomes "
+        "PATH-YYYYMMDDTHHMMSS.ffffffZ",
+    )  # fmt: skip
     parser.add_argument(
-        "--rotate-keep",
-        type=_setting(keep_count),
-        default=10,
-        help="rotated data logs to keep (PATH.1 is the newest) [10]",
-    )
+        "--rotate-keep", type=_setting(keep_count), default=10,
+        help="rotated data logs to keep; the oldest go [10]",
+    )  # fmt: skip
     parser.add_argument("--broadcast", action="store_true", help="relay every line to the others")
     parser.add_argument(
         "--broadcast-buffer",
@@ -422,6 +596,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     Run the server until ``SIGTERM``/``SIGINT``; return the exit status.
     """
+    if signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL:
+        signal.signal(signal.SIGUSR1, _catch_early)
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -435,6 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rotate_bytes=args.rotate_bytes,
             rotate_keep=args.rotate_keep,
             report=lambda sentence: log(f"CRITICAL {sentence}"),
+            notice=log,
         )
     except OSError as e:
         parser.error(f"cannot open --output {args.output!r}: {e.strerror or e}.")
@@ -459,6 +636,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, server.stop)
     signal.signal(signal.SIGINT, server.stop)
     signal.signal(signal.SIGUSR1, server.reopen)
+    if signal.SIGUSR1 in _early_signals:
+        server.reopen()
     for spec, listener in zip(specs, listeners, strict=True):
         log(f"Listening on {spec} ({args.backend} backend) as {listener.getsockname()!r}")
     try:

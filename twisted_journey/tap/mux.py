@@ -4,11 +4,20 @@
 
 On ``SIGTERM``/``SIGINT`` twistd stops the service: the ports stop accepting, every
 client's unterminated line is recorded (marked partial), and the data log is flushed and
-closed.  ``SIGUSR1`` reopens the data log (for logrotate).
+closed (a stalled output is waited for a few seconds, then what it did not take is
+reported).  ``SIGUSR1`` reopens the data log (for logrotate); it is caught from the moment
+twistd parses this plugin's options, so a logrotate run while the server starts does not
+kill it.
+
+Near the descriptor limit (``ulimit -n``) the ports stop accepting until a client leaves
+(see :meth:`twisted_journey.mux.MuxFactory.checkDescriptors`), and Twisted's own
+``EMFILE`` recovery, which accepts every waiting client and closes it unread, is turned
+off for this process: waiting clients stay in the listen backlog and are served later.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from twisted.application.service import IService, MultiService
@@ -18,7 +27,7 @@ from twisted.python import usage
 
 from twisted_journey import records, settings
 from twisted_journey.datalog import DataLog, check_output, keep_count
-from twisted_journey.mux import DataLogService, MuxFactory
+from twisted_journey.mux import DataLogService, MuxFactory, catchEarlySignals
 from twisted_journey.tap.common import ServerOptions, listeningService
 
 __all__ = ["Options", "makeService"]
@@ -40,6 +49,12 @@ class Options(ServerOptions):
     )
     defaultListen = "tcp:1235"
 
+    def __init__(self) -> None:
+        # As early as twistd lets a plugin run: logrotate's SIGUSR1 must not kill a
+        # server that is starting.
+        catchEarlySignals()
+        super().__init__()
+
     optFlags: list[list[Any]] = [
         ["broadcast", None, "Also relay every line to every other connected client (chat mode)."],
     ]
@@ -50,7 +65,7 @@ class Options(ServerOptions):
         ["max-line-length", None, "65536", "Record longer lines cut to this many bytes, marked."],
         ["flush-interval", None, "1", "Write buffered records at least this often (seconds)."],
         ["rotate-bytes", None, None, "Start a new data log before it grows past this size."],
-        ["rotate-keep", None, "10", "Rotated data logs to keep (PATH.1 is the newest)."],
+        ["rotate-keep", None, "10", "Rotated data logs (PATH-TIMEZ) to keep; the oldest go."],
         [
             "broadcast-buffer",
             None,
@@ -84,12 +99,46 @@ class Options(ServerOptions):
         self._setting(check_output, self["output"], self["rotate-bytes"])
 
 
+def _noShedding() -> None:
+    """
+    Turn off Twisted's ``EMFILE`` recovery in this process.  On ``EMFILE`` a listening
+    port releases a reserved descriptor and accepts every waiting client only to close it
+    unread: their data is lost.  :class:`MuxFactory` stops accepting short of the limit
+    instead, so with no reserve an ``EMFILE`` (another descriptor taken meanwhile) just
+    ends that round of accepts and the clients wait in the backlog.
+
+    This leans on ``twisted.internet.tcp._reservedFD`` (private, Twisted 16 to 26.10),
+    and does nothing where that is missing.
+    """
+    from twisted.internet import tcp
+
+    null = getattr(tcp, "_NullFileDescriptorReservation", None)
+    if null is not None and hasattr(tcp, "_reservedFD"):
+        tcp._reservedFD = null()
+
+
+def _logToStandardError() -> None:
+    """
+    The data log is standard output: send twistd's own log (which, with ``-n`` and no
+    ``--logfile``, goes to ``sys.stdout``) to standard error instead, as the stdlib twin
+    does, so events are not mixed into the records, and a stalled reader of the records
+    cannot block the logger (the data log itself never blocks).
+
+    twistd opens its log after ``makeService``, on whatever ``sys.stdout`` is then.
+    """
+    sys.stdout = sys.stderr
+
+
 def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
     """
     The data log, flushed and closed by a :class:`DataLogService`, and a :class:`MuxFactory`
     listening on every endpoint.
 
-    :raises usage.UsageError: when the data log cannot be opened.
+    With ``--output -`` under twistd (no ``reactor`` given), twistd's own log goes to
+    standard error.
+
+    :raises SystemExit: with one sentence, when the data log cannot be opened (twistd
+        prints it and exits 1; a ``UsageError`` here would be a traceback).
     """
     try:
         datalog = DataLog(
@@ -97,11 +146,15 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
             rotate_bytes=options["rotate-bytes"],
             rotate_keep=options["rotate-keep"],
             report=lambda sentence: log.critical("{sentence}", sentence=sentence),
+            notice=lambda sentence: log.info("{sentence}", sentence=sentence),
         )
     except OSError as e:
-        raise usage.UsageError(
+        raise SystemExit(
             f"cannot open --output {options['output']!r}: {e.strerror or e}."
         ) from None
+    _noShedding()
+    if options["output"] == "-" and reactor is None:
+        _logToStandardError()
     factory = MuxFactory(
         datalog,
         recordFormat=options["format"],
