@@ -235,3 +235,36 @@ class GreetingFastPathTests(TestCase):
             self.check(received == b"hi\r\n", f"the client read {received!r}, then EOF")
 
         return defer.Deferred.fromCoroutine(run())
+
+
+class AcceptSheddingTests(TestCase):
+    """
+    The accepting section: the reserve descriptor a listening port releases on ``EMFILE``,
+    which :func:`twisted_journey._twisted.stopAcceptShedding` replaces.
+    """
+
+    section = "accepting under descriptor exhaustion"
+
+    def test_reserveIsReplaceable(self) -> None:
+        """
+        ``tcp._reservedFD`` exists, ``tcp._NullFileDescriptorReservation`` builds a
+        reservation that holds no descriptor, and ``stopAcceptShedding`` installs one.
+        """
+        self.addCleanup(setattr, tcp, "_reservedFD", getattr(tcp, "_reservedFD", None))
+        for name in ("_reservedFD", "_NullFileDescriptorReservation"):
+            if not hasattr(tcp, name):
+                self.fail(
+                    f"twisted.internet.tcp.{name} is gone" + UPGRADE.format(section=self.section)
+                )
+        _twisted.stopAcceptShedding()
+        reserve = tcp._reservedFD  # type: ignore[attr-defined]
+        if not isinstance(reserve, tcp._NullFileDescriptorReservation):  # type: ignore[attr-defined]
+            self.fail(
+                "stopAcceptShedding() left a real reserve" + UPGRADE.format(section=self.section)
+            )
+        for method in ("available", "reserve", "__enter__", "__exit__"):
+            if not callable(getattr(reserve, method, None)):
+                self.fail(
+                    f"the null reservation has no {method}()" + UPGRADE.format(section=self.section)
+                )
+        self.assertFalse(reserve.available())

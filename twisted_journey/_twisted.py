@@ -51,6 +51,12 @@ HTTP client (:mod:`twisted_journey.fetch`)
       end of a response, while ``self._parser.response`` is still that response;
     * a TCP transport reading up to its ``bufferSize`` bytes per ``recv`` (64 KiB by
       default), so that setting it on the connection sets the read size.
+Accepting under descriptor exhaustion (:mod:`twisted_journey.tap.mux`)
+    * ``twisted.internet.tcp._reservedFD`` is the module-wide reserve descriptor a
+      listening port releases on ``EMFILE`` to accept every waiting client and close it
+      unread (their data lost); replacing it with a
+      ``tcp._NullFileDescriptorReservation()`` turns that recovery off, so an ``EMFILE``
+      just ends that round of accepts and the clients wait in the backlog.
 """
 
 from __future__ import annotations
@@ -76,6 +82,7 @@ __all__ = [
     "isPlainSocket",
     "journeyPool",
     "sendNow",
+    "stopAcceptShedding",
 ]
 
 
@@ -152,6 +159,21 @@ def closeNow(transport: tcp.Server) -> None:
     ``ConnectionDone`` failure, as the reactor shares its own).
     """
     transport.connectionLost(connectionDone)
+
+
+
+# --- Accepting under descriptor exhaustion (twisted_journey.tap.mux) -------------------------
+
+
+def stopAcceptShedding() -> None:
+    """
+    Turn off Twisted's ``EMFILE`` recovery in this process: on ``EMFILE`` a listening port
+    releases a reserved descriptor and accepts every waiting client only to close it
+    unread.  :class:`~twisted_journey.mux.MuxFactory` stops accepting short of the limit
+    instead, so with no reserve an ``EMFILE`` (another descriptor taken meanwhile) just
+    ends that round of accepts and the clients wait in the backlog.
+    """
+    tcp._reservedFD = tcp._NullFileDescriptorReservation()
 
 
 # --- HTTP client (twisted_journey.fetch) -----------------------------------------------------

@@ -25,7 +25,7 @@ from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 from twisted.python import usage
 
-from twisted_journey import records, settings
+from twisted_journey import _twisted, records, settings
 from twisted_journey.datalog import DataLog, check_output, keep_count
 from twisted_journey.mux import DataLogService, MuxFactory, catchEarlySignals
 from twisted_journey.tap.common import ServerOptions, listeningService
@@ -99,24 +99,6 @@ class Options(ServerOptions):
         self._setting(check_output, self["output"], self["rotate-bytes"])
 
 
-def _noShedding() -> None:
-    """
-    Turn off Twisted's ``EMFILE`` recovery in this process.  On ``EMFILE`` a listening
-    port releases a reserved descriptor and accepts every waiting client only to close it
-    unread: their data is lost.  :class:`MuxFactory` stops accepting short of the limit
-    instead, so with no reserve an ``EMFILE`` (another descriptor taken meanwhile) just
-    ends that round of accepts and the clients wait in the backlog.
-
-    This leans on ``twisted.internet.tcp._reservedFD`` (private, Twisted 16 to 26.10),
-    and does nothing where that is missing.
-    """
-    from twisted.internet import tcp
-
-    null = getattr(tcp, "_NullFileDescriptorReservation", None)
-    if null is not None and hasattr(tcp, "_reservedFD"):
-        tcp._reservedFD = null()
-
-
 def _logToStandardError() -> None:
     """
     The data log is standard output: send twistd's own log (which, with ``-n`` and no
@@ -152,7 +134,7 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         raise SystemExit(
             f"cannot open --output {options['output']!r}: {e.strerror or e}."
         ) from None
-    _noShedding()
+    _twisted.stopAcceptShedding()
     if options["output"] == "-" and reactor is None:
         _logToStandardError()
     factory = MuxFactory(
