@@ -10,7 +10,8 @@ Options and service assembly shared by the journey servers' service makers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from twisted.application.internet import StreamServerEndpointService
@@ -21,7 +22,7 @@ from twisted.internet.interfaces import IProtocolFactory, IReactorCore, IStreamS
 from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 
-from twisted_journey import settings
+from twisted_journey import settings, workers
 
 __all__ = ["ListeningService", "ServerOptions", "listeningService"]
 
@@ -74,6 +75,51 @@ class ServerOptions(usage.Options):
         """
         self["timeout"] = self._setting(settings.seconds, "--timeout", value)
 
+    # --- --workers and --metrics (twisted_journey.workers, twisted_journey.metrics) ---
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse, and keep the arguments: ``--workers`` hands them to each worker.
+        """
+        self.argv = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)
+
+    def opt_workers(self, value: str) -> None:
+        """
+        Serve with this many worker processes sharing the listening sockets, or auto
+        for one per core [default: 1].
+        """
+        from twisted_journey.workers import workerCount
+
+        self["workers"] = self._setting(workerCount, "--workers", value)
+
+    def opt_metrics(self, description: str) -> None:
+        """
+        Serve Prometheus metrics on this endpoint (e.g. tcp:9100:interface=127.0.0.1).
+        """
+        try:
+            serverFromString(MemoryReactor(), description)
+        except Exception as e:
+            raise usage.UsageError(
+                f"--metrics {description!r} is not a usable endpoint: {e or type(e).__name__}."
+            ) from None
+        self["metrics"] = description
+
+    def _checkWorkers(self) -> None:
+        """
+        Default ``--workers`` and ``--metrics``; every worker needs a connection.
+        """
+        self.setdefault("workers", 1)
+        self.setdefault("metrics", None)
+        limit = self["max-connections"]
+        if limit is not None and limit < self["workers"]:
+            raise usage.UsageError(
+                f"--max-connections ({limit}) must be at least --workers ({self['workers']}): "
+                "it is shared out among the workers."
+            )
+
+    # --- end of --workers and --metrics ---
+
     def postOptions(self) -> None:
         """
         Fill in the default endpoint and validate the shared numbers.
@@ -83,6 +129,7 @@ class ServerOptions(usage.Options):
         self.setdefault("timeout", None)
         for name in ("max-connections", "max-per-peer"):
             self[name] = self._setting(settings.limit, f"--{name}", self[name])
+        self._checkWorkers()
 
     @staticmethod
     def _setting(check: Callable[..., T], *arguments: Any) -> T:
@@ -109,9 +156,11 @@ def listeningService(
 
         reactor = cast(IReactorCore, global_reactor)
     parent = MultiService()
+    reactor = workers.listeningReactor(options, reactor)
     for description in options["listen"]:
         endpoint = serverFromString(reactor, description)
         ListeningService(description, endpoint, factory).setServiceParent(parent)
+    workers.serverExtras(options, factory, parent)
     return parent
 
 

@@ -16,7 +16,7 @@ from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 from twisted.python import usage
 
-from twisted_journey import records, settings
+from twisted_journey import records, settings, workers
 from twisted_journey.datalog import DataLog, check_output, keep_count
 from twisted_journey.mux import DataLogService, MuxFactory
 from twisted_journey.tap.common import ServerOptions, listeningService
@@ -82,6 +82,7 @@ class Options(ServerOptions):
             settings.seconds, "--flush-interval", self["flush-interval"]
         )
         self._setting(check_output, self["output"], self["rotate-bytes"])
+        workers.checkMuxWorkers(self)
 
 
 def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
@@ -91,6 +92,8 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
 
     :raises usage.UsageError: when the data log cannot be opened.
     """
+    if options["workers"] > 1 and not workers.isWorker(options):
+        return workers.supervise(options, __name__, reactor)
     try:
         datalog = DataLog(
             options["output"],

@@ -1,0 +1,730 @@
+# -*- test-case-name: tests.test_workers -*-
+"""
+``--workers N``: several processes serving the same listening sockets.
+
+Design: **one socket, bound once, adopted by every worker.**  The supervisor (the
+``twistd`` process) parses every ``--listen`` endpoint string and listens on it as usual,
+but hands nothing to a protocol: it stops reading its ports at once and spawns ``N``
+worker processes (``python -c "from twisted_journey.workers import main; main()" ...``),
+each inheriting the listening descriptors.  A worker parses the same endpoint strings
+against a reactor that, instead of binding, *adopts* the inherited descriptor
+(``adoptStreamPort``), so whatever the string wraps around the socket (``ssl:`` and
+``tls:`` TLS, ``haproxy:`` PROXY headers) is built in the worker exactly as a
+single-process server builds it.
+
+Why not ``SO_REUSEPORT`` (a socket per worker, Twisted's ``makeBinding(reusePort=True)``)?
+It has no endpoint-string syntax, so it covers ``tcp:`` alone (not ``unix:``,
+``systemd:``, nor the wrappers); each worker's socket has its own accept queue, so the
+connections waiting in a worker's queue when it dies are reset; and ``tcp:0`` would give
+every worker a different port.  One shared socket keeps one accept queue: a worker that
+dies, or restarts, loses no connection that it had not accepted yet, privileged ports are
+bound once (before twistd drops privileges), and ``unix:``, ``tcp6:``, ``ssl:``, ``tls:``,
+``haproxy:`` and ``systemd:`` all work.  Its cost is that idle workers all wake for a new
+connection and race to accept it; under load every worker is busy and takes its share.
+
+The supervisor:
+
+- restarts a worker that exits while it is not stopping, after a delay that doubles with
+  each quick failure (:attr:`WorkerPool.firstDelay` to :attr:`WorkerPool.maxDelay`) and
+  goes back to the first once a worker has stayed up :attr:`WorkerPool.stableAfter`
+  seconds;
+- forwards ``SIGUSR1`` (journey-mux reopens its data log) and the ``SIGTERM`` or
+  ``SIGINT`` that stops it to every worker, waits :attr:`WorkerPool.stopTimeout` seconds
+  for them to finish, then ``SIGKILL``\\ s the rest, and only then closes its sockets;
+- relays each worker's log events into its own log, marked ``worker-N``.
+
+Workers run in their own process group (the terminal's Ctrl-C reaches the supervisor
+only, which forwards it) and stop by themselves within a second of the supervisor's death.
+
+Across workers: ``--max-connections`` is shared out (worker ``i`` of ``N`` may hold
+``M // N`` connections, plus one for ``i < M % N``), so the whole server never holds more
+than ``M``; ``--max-per-peer`` applies in each worker, so one host may hold up to ``N``
+times that many.  journey-mux writes one data file per worker, ``PATH.wI``
+(:func:`workerOutput`); a restarted worker appends to its predecessor's file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from typing import Any, cast
+
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet import tcp, unix
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.interfaces import IDelayedCall, IListeningPort, IProtocolFactory
+from twisted.internet.protocol import Factory, ProcessProtocol
+from twisted.logger import Logger, eventFromJSON, globalLogPublisher
+from twisted.python import usage
+from twisted.python.failure import Failure
+
+from twisted_journey.settings import SettingError
+
+__all__ = [
+    "Listener",
+    "WorkerPool",
+    "checkMuxWorkers",
+    "connectionShare",
+    "isWorker",
+    "listeningReactor",
+    "main",
+    "serverExtras",
+    "supervise",
+    "workerCount",
+    "workerOutput",
+]
+
+#: The options key a worker process sets (to its :class:`WorkerContext`).
+WORKER = "worker-context"
+
+
+def availableCores() -> int:
+    """
+    The number of cores this process may run on (its CPU affinity, where the system has
+    one, else ``os.cpu_count()``).
+    """
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def workerCount(name: str, value: str | int) -> int:
+    """
+    ``--workers``: a whole number of at least 1, or ``auto`` for one per core.
+
+    :raises SettingError: otherwise, naming the option ``name``.
+    """
+    if value == "auto":
+        return availableCores()
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise SettingError(f"{name} must be a whole number of at least 1, or auto, not {value!r}.")
+    return number
+
+
+def connectionShare(maxConnections: int | None, workers: int, index: int) -> int | None:
+    """
+    Worker ``index``'s share of ``--max-connections`` among ``workers`` workers: the
+    shares add up to ``maxConnections`` exactly.
+    """
+    if maxConnections is None:
+        return None
+    return maxConnections // workers + (1 if index < maxConnections % workers else 0)
+
+
+def workerOutput(path: str, index: int) -> str:
+    """
+    The data file worker ``index`` writes for ``--output path``: ``PATH.w0``,
+    ``PATH.w1``... (rotated as ``PATH.w0.1``...).
+    """
+    return f"{path}.w{index}"
+
+
+def checkMuxWorkers(options: Any) -> None:
+    """
+    Refuse journey-mux options that cannot work with several workers.
+
+    :raises usage.UsageError: for standard output or ``--broadcast`` with ``--workers``.
+    """
+    if options["workers"] <= 1:
+        return
+    if options["output"] == "-":
+        raise usage.UsageError(
+            "--workers needs --output PATH: each worker writes its own PATH.wN, "
+            "and standard output cannot be shared without mixing records."
+        )
+    if options["broadcast"]:
+        raise usage.UsageError(
+            "--broadcast cannot be used with --workers: a worker relays only to its own clients."
+        )
+
+
+def isWorker(options: Any) -> bool:
+    """
+    Whether ``options`` were parsed in a worker process (set up by :func:`main`).
+    """
+    return options.get(WORKER) is not None
+
+
+# --- listening sockets: bound by the supervisor, adopted by the workers -----------------
+
+
+class Listener:
+    """
+    A listening socket the supervisor holds for its workers.
+
+    :ivar fd: its descriptor in the supervisor.
+    :ivar family: its address family.
+    :ivar childFd: the descriptor number it must have in a worker: the one systemd gave
+        for a ``systemd:`` listener (so the worker's ``LISTEN_FDS`` stay true), else
+        ``None`` (any free number).
+    :ivar mode: the permissions of a ``unix:`` socket file.
+    """
+
+    def __init__(
+        self, fd: int, family: int, childFd: int | None = None, mode: int | None = None
+    ) -> None:
+        self.fd = fd
+        self.family = family
+        self.childFd = childFd
+        self.mode = mode
+
+    def asJSON(self, childFd: int) -> dict[str, Any]:
+        """
+        What a worker needs to know, with the descriptor it has there.
+        """
+        return {"fd": childFd, "family": int(self.family), "mode": self.mode}
+
+
+class _Idle(Factory):
+    """
+    The factory of the supervisor's ports, which never accept.
+    """
+
+    noisy = False
+
+
+class _BindingReactor:
+    """
+    The supervisor's reactor for endpoint strings: it binds and listens like the real
+    reactor, then stops reading the port (the workers accept), and notes the socket.
+    Everything else is the real reactor's.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+        self.listeners: list[Listener] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reactor, name)
+
+    def _hold(self, port: Any, childFd: int | None = None, mode: int | None = None) -> Any:
+        port.stopReading()
+        self.listeners.append(Listener(port.fileno(), port.socket.family, childFd, mode))
+        return port
+
+    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+        return self._hold(self._reactor.listenTCP(port, _Idle(), backlog, interface))
+
+    def listenSSL(
+        self, port: int, factory: Any, contextFactory: Any, backlog: int = 50, interface: str = ""
+    ) -> Any:
+        return self.listenTCP(port, factory, backlog, interface)
+
+    def listenUNIX(
+        self, address: Any, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: int = 0
+    ) -> Any:
+        listening = self._reactor.listenUNIX(address, _Idle(), backlog, mode, wantPID)
+        return self._hold(listening, mode=mode)
+
+    def adoptStreamPort(self, fileDescriptor: int, addressFamily: int, factory: Any) -> Any:
+        port = self._reactor.adoptStreamPort(fileDescriptor, addressFamily, _Idle())
+        return self._hold(port, childFd=fileDescriptor)
+
+
+class _SharedUNIXPort(unix.Port):
+    """
+    A worker's adopted ``unix:`` port: closing it leaves the socket file (the supervisor
+    owns it, and the next worker adopts the same socket) and does not ``shutdown()`` the
+    socket every worker shares.
+    """
+
+    _shouldShutdown = False
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        Close the descriptor; leave the file.
+        """
+        tcp.Port.connectionLost(self, reason)
+
+
+class _AdoptingReactor:
+    """
+    A worker's reactor for endpoint strings: each listen call, in the order of the
+    ``--listen`` options, adopts the next inherited socket instead of binding one.
+    ``ssl:`` gets its TLS factory wrapped around the adopted port, as ``listenSSL`` does.
+    """
+
+    def __init__(self, reactor: Any, listeners: list[dict[str, Any]]) -> None:
+        self._reactor = reactor
+        self._pending = list(listeners)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reactor, name)
+
+    def _adopt(self, factory: IProtocolFactory, keepFd: bool = False) -> IListeningPort:
+        listener = self._pending.pop(0)
+        fd, family = listener["fd"], listener["family"]
+        if family == socket.AF_UNIX:
+            port = _SharedUNIXPort._fromListeningDescriptor(self._reactor, fd, factory)
+            if listener["mode"] is not None:
+                port.mode = listener["mode"]
+            port.startListening()
+        else:
+            port = self._reactor.adoptStreamPort(fd, family, factory)
+        if not keepFd:
+            # The port holds a duplicate; ``adoptStreamPort``'s own callers close theirs.
+            os.close(fd)
+        return cast(IListeningPort, port)
+
+    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+        return self._adopt(factory)
+
+    def listenSSL(
+        self, port: int, factory: Any, contextFactory: Any, backlog: int = 50, interface: str = ""
+    ) -> Any:
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        return self._adopt(TLSMemoryBIOFactory(contextFactory, False, factory))
+
+    def listenUNIX(
+        self, address: Any, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: int = 0
+    ) -> Any:
+        return self._adopt(factory)
+
+    def adoptStreamPort(self, fileDescriptor: int, addressFamily: int, factory: Any) -> Any:
+        return self._adopt(factory, keepFd=True)
+
+
+def serverExtras(options: Any, factory: Any, parent: MultiService) -> None:
+    """
+    Add what a serving process runs beside its ports: in a worker with ``--metrics``,
+    the sync of its counters for the supervisor; in a single process with ``--metrics``,
+    the metrics endpoint itself.  The supervisor of ``--workers N`` adds its own.
+    """
+    context = options.get(WORKER)
+    if context is not None:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from twisted_journey import metrics
+
+            metrics.WorkerMetrics(factory, context.index, context.metricsInterval).setServiceParent(
+                parent
+            )
+    elif options.get("metrics") and options.get("workers", 1) <= 1:
+        from twisted_journey import metrics
+
+        metrics.processService(options, factory).setServiceParent(parent)
+
+
+def listeningReactor(options: Any, reactor: Any) -> Any:
+    """
+    The reactor :func:`twisted_journey.tap.common.listeningService` parses endpoint
+    strings against: in a worker, one that adopts the inherited sockets; else ``reactor``.
+    """
+    context = options.get(WORKER)
+    if context is None:
+        return reactor
+    return _AdoptingReactor(reactor, context.listeners)
+
+
+# --- the supervisor ----------------------------------------------------------------------
+
+
+class WorkerContext:
+    """
+    What a worker process knows of its place: set on its options by :func:`main`.
+
+    :ivar index: this worker's number, ``0`` to ``count - 1``.
+    :ivar count: how many workers there are.
+    :ivar listeners: the inherited sockets, in ``--listen`` order.
+    :ivar metricsInterval: seconds between syncs of the counters for ``--metrics``.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        count: int,
+        listeners: list[dict[str, Any]],
+        metricsInterval: float = 0.5,
+    ) -> None:
+        self.index = index
+        self.count = count
+        self.listeners = listeners
+        self.metricsInterval = metricsInterval
+
+
+class _WorkerProcess(ProcessProtocol):
+    """
+    The supervisor's side of one worker: relays its log events, tells the pool when it
+    ends.
+    """
+
+    def __init__(self, pool: WorkerPool, index: int) -> None:
+        self.pool = pool
+        self.index = index
+        self.pid: int | None = None
+        self.ended: Deferred[None] = Deferred()
+        self._buffers = {1: b"", 2: b""}
+        self.startedAt = pool.clock.seconds()
+
+    def connectionMade(self) -> None:
+        """
+        Note the pid; close the worker's standard input (it reads none).
+        """
+        self.pid = self.transport.pid  # type: ignore[union-attr]
+        self.transport.closeStdin()  # type: ignore[union-attr]
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        """
+        Split what the worker writes into lines, and log each.
+        """
+        lines = (self._buffers.get(childFD, b"") + data).split(b"\n")
+        self._buffers[childFD] = lines.pop()
+        for line in lines:
+            self.pool.relay(self.index, line, childFD == 2)
+
+    def processEnded(self, reason: Failure) -> None:
+        """
+        Flush what is left of its output, and tell the pool.
+        """
+        for childFD, rest in self._buffers.items():
+            if rest:
+                self.pool.relay(self.index, rest, childFD == 2)
+        self._buffers = {}
+        self.pool.workerEnded(self, reason)
+        self.ended.callback(None)
+
+
+class WorkerPool(Service):
+    """
+    Binds every ``--listen`` endpoint once and keeps ``count`` worker processes serving
+    them (see the module docstring).
+
+    :param options: the tool's parsed options.
+    :param module: the tap module the workers run (``twisted_journey.tap.greet``...).
+    :param reactor: the real reactor.
+
+    :ivar restarts: workers restarted since start.
+    :ivar metricsDirectory: the ``PROMETHEUS_MULTIPROC_DIR`` handed to the workers, or
+        ``None`` without ``--metrics``.
+    """
+
+    log = Logger()
+    firstDelay = 0.1
+    maxDelay = 10.0
+    stableAfter = 10.0
+    stopTimeout = 10.0
+    #: seconds between a worker's syncs of its counters into the metrics directory
+    metricsInterval = 0.5
+
+    def __init__(self, options: Any, module: str, reactor: Any) -> None:
+        self.options = options
+        self.module = module
+        self.reactor = reactor
+        self.clock = reactor
+        self.count: int = options["workers"]
+        self.metricsDirectory: str | None = None
+        self.restarts = 0
+        self.workers: dict[int, _WorkerProcess] = {}
+        self._failures = [0] * self.count
+        self._pending: dict[int, IDelayedCall] = {}
+        self._stopping = False
+        self._stopSignal = signal.SIGTERM
+        self._previousHandlers: dict[int, Any] = {}
+        binder = _BindingReactor(reactor)
+        self._binder = binder
+        from twisted_journey.tap.common import listeningService
+
+        self.ports = listeningService(options, _Idle(), binder)
+
+    # The listening ports are bound here, before twistd drops privileges.
+    def privilegedStartService(self) -> None:
+        """
+        Bind every endpoint (or exit with one sentence saying why not).
+        """
+        super().privilegedStartService()
+        self.ports.privilegedStartService()
+
+    def startService(self) -> None:
+        """
+        Start forwarding signals and spawn the workers.
+        """
+        super().startService()
+        self.ports.startService()
+        # After the reactor's own handlers (twistd starts services before reactor.run).
+        self.reactor.callWhenRunning(self._installSignalHandlers)
+        for index in range(self.count):
+            self.spawn(index)
+
+    def _installSignalHandlers(self) -> None:
+        """
+        Put :meth:`_signalled` in front of the handlers of the signals we forward.
+        """
+        if self._stopping:
+            return
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+            self._previousHandlers[number] = signal.signal(number, self._signalled)
+
+    def _signalled(self, number: int, frame: Any) -> None:
+        """
+        Forward ``SIGUSR1`` to the workers; remember which of ``SIGTERM``/``SIGINT``
+        stops us, to stop them with it.  Then chain to the handler that was there.
+        """
+        if number == signal.SIGUSR1:
+            self.signalWorkers(number)
+        else:
+            self._stopSignal = signal.Signals(number)
+        previous = self._previousHandlers.get(number)
+        if callable(previous):
+            previous(number, frame)
+
+    def signalWorkers(self, number: int) -> None:
+        """
+        Send signal ``number`` to every running worker.
+        """
+        for worker in list(self.workers.values()):
+            if worker.pid is not None:
+                try:
+                    os.kill(worker.pid, number)
+                except ProcessLookupError:
+                    pass
+
+    def workerArguments(self, index: int) -> tuple[list[str], dict[int, int | str]]:
+        """
+        The command line and descriptor map for worker ``index``.
+        """
+        childFDs: dict[int, int | str] = {0: "w", 1: "r", 2: "r"}
+        systemdFds = {listener.childFd for listener in self._binder.listeners}
+        nextFd = max([2, *(fd for fd in systemdFds if fd is not None)]) + 1
+        described = []
+        for listener in self._binder.listeners:
+            childFd = listener.childFd
+            if childFd is None:
+                childFd, nextFd = nextFd, nextFd + 1
+            childFDs[childFd] = listener.fd
+            described.append(listener.asJSON(childFd))
+        configuration = {
+            "module": self.module,
+            "index": index,
+            "count": self.count,
+            "listeners": described,
+            "argv": list(getattr(self.options, "argv", [])),
+            "metricsInterval": self.metricsInterval,
+        }
+        argv = [
+            sys.executable,
+            "-c",
+            "from twisted_journey.workers import main; main()",
+            json.dumps(configuration),
+        ]
+        return argv, childFDs
+
+    def workerEnvironment(self) -> dict[str, str]:
+        """
+        The environment of a worker: ours, with this package importable and the metrics
+        directory named.
+        """
+        env = dict(os.environ)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        if self.metricsDirectory is not None:
+            env["PROMETHEUS_MULTIPROC_DIR"] = self.metricsDirectory
+        return env
+
+    def spawn(self, index: int) -> None:
+        """
+        Start worker ``index``.
+        """
+        self._pending.pop(index, None)
+        argv, childFDs = self.workerArguments(index)
+        worker = _WorkerProcess(self, index)
+        self.workers[index] = worker
+        self.reactor.spawnProcess(
+            worker, argv[0], argv, env=self.workerEnvironment(), childFDs=childFDs
+        )
+        self.log.info("Started worker {index} (pid {pid})", index=index, pid=worker.pid)
+
+    def relay(self, index: int, line: bytes, stderr: bool) -> None:
+        """
+        Log a line worker ``index`` wrote: a JSON log event is published as it was, marked
+        ``worker-N``; anything else (a traceback on stderr) is logged as text.
+        """
+        text = line.decode("utf-8", "replace").rstrip("\r")
+        if not text:
+            return
+        if not stderr and text.startswith("{"):
+            try:
+                event = eventFromJSON(text)
+            except ValueError:
+                pass
+            else:
+                namespace = event.get("log_namespace", "-")
+                level = event.get("log_level")
+                levelName = getattr(level, "name", "-")
+                event["log_system"] = f"worker-{index} {namespace}#{levelName}"
+                globalLogPublisher(event)
+                return
+        self.log.warn("worker-{index}: {line}", index=index, line=text)
+
+    def workerEnded(self, worker: _WorkerProcess, reason: Failure) -> None:
+        """
+        A worker exited: unless stopping, restart it after its backoff delay.
+        """
+        index = worker.index
+        if self.workers.get(index) is worker:
+            del self.workers[index]
+        if self.metricsDirectory is not None and worker.pid is not None:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(worker.pid, self.metricsDirectory)
+        status = getattr(reason.value, "status", None)
+        signalNumber = getattr(reason.value, "signal", None)
+        if self._stopping:
+            return
+        how = (
+            f"killed by signal {signalNumber}"
+            if signalNumber
+            else f"exited with status {getattr(reason.value, 'exitCode', status)}"
+        )
+        if self.clock.seconds() - worker.startedAt >= self.stableAfter:
+            self._failures[index] = 0
+        delay = min(self.maxDelay, self.firstDelay * 2 ** self._failures[index])
+        self._failures[index] += 1
+        self.restarts += 1
+        self.log.warn(
+            "Worker {index} (pid {pid}) {how}; restarting it in {delay:.1f} seconds",
+            index=index,
+            pid=worker.pid,
+            how=how,
+            delay=delay,
+        )
+        self._pending[index] = self.clock.callLater(delay, self.spawn, index)
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop the workers with the signal that stopped us (``SIGKILL`` past
+        :attr:`stopTimeout`), then close the sockets.
+        """
+        super().stopService()
+        self._stopping = True
+        for call in self._pending.values():
+            if call.active():
+                call.cancel()
+        self._pending.clear()
+        for number, previous in self._previousHandlers.items():
+            signal.signal(number, previous)
+        self._previousHandlers.clear()
+        running = list(self.workers.values())
+        self.signalWorkers(self._stopSignal)
+        killer = self.clock.callLater(self.stopTimeout, self._killAll)
+        done: Deferred[Any] = DeferredList([w.ended for w in running])
+
+        def stopped(_: object) -> Deferred[None] | None:
+            if killer.active():
+                killer.cancel()
+            return cast("Deferred[None] | None", self.ports.stopService())
+
+        done.addCallback(stopped)
+        return cast("Deferred[None]", done)
+
+    def _killAll(self) -> None:
+        """
+        Workers still running after :attr:`stopTimeout`: kill them.
+        """
+        if self.workers:
+            self.log.warn(
+                "{count} workers still running after {timeout} seconds: killing them",
+                count=len(self.workers),
+                timeout=self.stopTimeout,
+            )
+        self.signalWorkers(signal.SIGKILL)
+
+
+def supervise(options: Any, module: str, reactor: Any = None) -> IService:
+    """
+    The service twistd runs for ``--workers N`` (``N > 1``): a :class:`WorkerPool`, and
+    the metrics endpoint when ``--metrics`` is given.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as globalReactor
+
+        reactor = globalReactor
+    path = options.get("output")
+    if path not in (None, "-"):
+        for index in range(options["workers"]):
+            name = workerOutput(path, index)
+            try:
+                os.close(os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
+            except OSError as e:
+                raise usage.UsageError(f"cannot open --output {name!r}: {e.strerror or e}.") from None
+    parent = MultiService()
+    pool = WorkerPool(options, module, reactor)
+    pool.setServiceParent(parent)
+    if options.get("metrics"):
+        from twisted_journey import metrics
+
+        metrics.supervisorService(options, pool, reactor).setServiceParent(parent)
+    return parent
+
+
+# --- the worker process ------------------------------------------------------------------
+
+
+def _watchParent(reactor: Any, parent: int) -> None:
+    """
+    Stop the reactor when the supervisor is gone (we have been re-parented).
+    """
+    from twisted.internet.task import LoopingCall
+
+    def check() -> None:
+        if os.getppid() != parent:
+            reactor.stop()
+
+    LoopingCall(check).start(1.0, now=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """
+    Run one worker: ``argv[1]`` is the JSON configuration the supervisor wrote
+    (:meth:`WorkerPool.workerArguments`).
+    """
+    configuration = json.loads((sys.argv if argv is None else argv)[1])
+    parent = os.getppid()
+    # Our own process group: the terminal's Ctrl-C goes to the supervisor, which forwards.
+    os.setpgid(0, 0)
+    if "LISTEN_FDS" in os.environ:
+        # The systemd: sockets are where the supervisor got them; they are ours now.
+        os.environ["LISTEN_PID"] = str(os.getpid())
+    # SIGUSR1 must not kill a worker that has no use for it (journey-greet).
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+
+    import importlib
+
+    from twisted.internet import reactor
+    from twisted.logger import globalLogBeginner, jsonFileLogObserver
+
+    globalLogBeginner.beginLoggingTo(
+        [jsonFileLogObserver(sys.stdout, recordSeparator="")], redirectStandardIO=False
+    )
+    module = importlib.import_module(configuration["module"])
+    options = module.Options()
+    index, count = configuration["index"], configuration["count"]
+    try:
+        options.parseOptions(configuration["argv"])
+        options[WORKER] = WorkerContext(
+            index, count, configuration["listeners"], configuration["metricsInterval"]
+        )
+        options["max-connections"] = connectionShare(options["max-connections"], count, index)
+        if options.get("output") not in (None, "-"):
+            options["output"] = workerOutput(options["output"], index)
+        service: IService = module.makeService(options)
+        service.privilegedStartService()
+    except (usage.UsageError, SystemExit) as e:
+        sys.stderr.write(f"worker {index}: {e}\n")
+        sys.exit(1)
+    reactor.callWhenRunning(service.startService)  # type: ignore[attr-defined]
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)  # type: ignore[attr-defined]
+    _watchParent(reactor, parent)
+    reactor.run()  # type: ignore[attr-defined]
+
+
+#: For the type checker: what a signal handler looks like.
+_Handler = Callable[[int, Any], Any]
