@@ -65,6 +65,8 @@ class DataLog:
     :ivar dropped_records: records lost to write errors since start.
     :ivar dropped_bytes: bytes lost to write errors since start.
     :ivar written: bytes written since start.
+    :ivar records_written: records written since start.
+    :ivar write_errors: failed writes since start.
     :raises OSError: from the constructor, when ``path`` cannot be opened.
     """
 
@@ -91,6 +93,8 @@ class DataLog:
         self.dropped_records = 0
         self.dropped_bytes = 0
         self.written = 0
+        self.records_written = 0
+        self.write_errors = 0
         self._fd = -1
         self._size = 0
         self._closed = False
@@ -136,6 +140,7 @@ class DataLog:
         self._buffer.clear()
         self._buffered = 0
         view = memoryview(data)
+        records = data.count(b"\n")
         try:
             if self._fd < 0:
                 self._open()
@@ -155,8 +160,11 @@ class DataLog:
                 self._write_all(view)
                 view = view[len(view) :]
         except OSError as e:
-            self._failed(e, bytes(view))
+            lost = bytes(view)
+            self.records_written += records - lost.count(b"\n")
+            self._failed(e, lost)
             return
+        self.records_written += records
         if self._failing:
             self._failing = False
             self.report(
@@ -179,6 +187,7 @@ class DataLog:
         Count the records lost to ``error`` and report it, at most every
         :attr:`report_interval` seconds.
         """
+        self.write_errors += 1
         self.dropped_records += lost.count(b"\n")
         self.dropped_bytes += len(lost)
         now = time.monotonic()

@@ -100,6 +100,7 @@ class GreetProtocol(LimitedProtocol):
         """
         Discard what the client sends: the greeting protocol reads nothing.
         """
+        self.factory.bytesReceived += len(data)
 
     def _timedOut(self) -> None:
         """

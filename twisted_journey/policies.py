@@ -45,6 +45,8 @@ class ConnectionLimits:
     :ivar open: connections open now.
     :ivar perPeer: open connections by host, for hosts with any open.
     :ivar refused: connections refused since start.
+    :ivar refusedTotal: of which by ``maxConnections``.
+    :ivar refusedPeer: of which by ``maxPerPeer``.
     """
 
     def __init__(self, maxConnections: int | None = None, maxPerPeer: int | None = None) -> None:
@@ -53,6 +55,8 @@ class ConnectionLimits:
         self.open = 0
         self.perPeer: dict[str, int] = {}
         self.refused = 0
+        self.refusedTotal = 0
+        self.refusedPeer = 0
 
     def admit(self, host: str | None) -> str | None:
         """
@@ -62,11 +66,13 @@ class ConnectionLimits:
         """
         if self.maxConnections is not None and self.open >= self.maxConnections:
             self.refused += 1
+            self.refusedTotal += 1
             return f"{self.open} connections open, the most allowed (--max-connections)"
         if host is not None and self.maxPerPeer is not None:
             count = self.perPeer.get(host, 0)
             if count >= self.maxPerPeer:
                 self.refused += 1
+                self.refusedPeer += 1
                 return f"{count} connections open from this host, the most allowed (--max-per-peer)"
             self.perPeer[host] = count + 1
         self.open += 1
@@ -131,6 +137,8 @@ class LimitedFactory(Factory):
     :ivar limits: the limits and counters.
     :ivar quiet: when true, no per-connection events are logged (refusals are still counted).
     :ivar served: connections admitted since start.
+    :ivar bytesReceived: bytes received from clients since start (for ``--metrics``).
+    :ivar bytesSent: bytes written to clients since start, where the protocol counts them.
     """
 
     protocol: type[LimitedProtocol]  # type: ignore[assignment]
@@ -146,6 +154,8 @@ class LimitedFactory(Factory):
         self.limits = ConnectionLimits(maxConnections, maxPerPeer)
         self.quiet = quiet
         self.served = 0
+        self.bytesReceived = 0
+        self.bytesSent = 0
         self._clock = clock
 
     @property

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -230,7 +231,39 @@ class _BindingReactor:
         return self._hold(port, childFd=fileDescriptor)
 
 
-class _SharedUNIXPort(unix.Port):
+class _FewAccepts:
+    """
+    Accept at most :attr:`acceptsPerWakeup` connections each time the shared socket is
+    readable (Twisted's ports accept up to 100 and more), as nginx does by default
+    (``multi_accept off``): every idle worker is woken for a new connection, and one that
+    took the whole queue of a burst would leave the others idle, which matters for
+    long-lived connections (journey-mux).
+    """
+
+    acceptsPerWakeup = 1
+
+    @property
+    def numberAccepts(self) -> int:
+        """
+        How many connections one readable event accepts.
+        """
+        return self.acceptsPerWakeup
+
+    @numberAccepts.setter
+    def numberAccepts(self, value: int) -> None:
+        """
+        Ignore the port's own scaling of its accept loop.
+        """
+
+
+class _SharedTCPPort(_FewAccepts, tcp.Port):
+    """
+    A worker's adopted ``tcp:``/``tcp6:`` port (Twisted already leaves an adopted
+    socket un-``shutdown()`` at close).
+    """
+
+
+class _SharedUNIXPort(_FewAccepts, unix.Port):
     """
     A worker's adopted ``unix:`` port: closing it leaves the socket file (the supervisor
     owns it, and the next worker adopts the same socket) and does not ``shutdown()`` the
@@ -263,13 +296,16 @@ class _AdoptingReactor:
     def _adopt(self, factory: IProtocolFactory, keepFd: bool = False) -> IListeningPort:
         listener = self._pending.pop(0)
         fd, family = listener["fd"], listener["family"]
+        # The adopting constructors are Twisted's own (private) ones behind
+        # adoptStreamPort, for our port classes; tests.test_workers fails if they change.
+        port: tcp.Port
         if family == socket.AF_UNIX:
             port = _SharedUNIXPort._fromListeningDescriptor(self._reactor, fd, factory)
             if listener["mode"] is not None:
-                port.mode = listener["mode"]
-            port.startListening()
+                port.mode = listener["mode"]  # type: ignore[attr-defined]
         else:
-            port = self._reactor.adoptStreamPort(fd, family, factory)
+            port = _SharedTCPPort._fromListeningDescriptor(self._reactor, fd, family, factory)
+        port.startListening()
         if not keepFd:
             # The port holds a duplicate; ``adoptStreamPort``'s own callers close theirs.
             os.close(fd)
@@ -620,6 +656,8 @@ class WorkerPool(Service):
         def stopped(_: object) -> Deferred[None] | None:
             if killer.active():
                 killer.cancel()
+            if self.metricsDirectory is not None:
+                shutil.rmtree(self.metricsDirectory, ignore_errors=True)
             return cast("Deferred[None] | None", self.ports.stopService())
 
         done.addCallback(stopped)
