@@ -397,6 +397,8 @@ class _WorkerProcess(ProcessProtocol):
         self.pool = pool
         self.index = index
         self.pid: int | None = None
+        #: whether it has written anything yet: it handles SIGUSR1 from then on
+        self.ready = False
         self.ended: Deferred[None] = Deferred()
         self._buffers = {1: b"", 2: b""}
         self.startedAt = pool.clock.seconds()
@@ -412,6 +414,7 @@ class _WorkerProcess(ProcessProtocol):
         """
         Split what the worker writes into lines, and log each.
         """
+        self.ready = True
         lines = (self._buffers.get(childFD, b"") + data).split(b"\n")
         self._buffers[childFD] = lines.pop()
         for line in lines:
@@ -514,9 +517,12 @@ class WorkerPool(Service):
 
     def signalWorkers(self, number: int) -> None:
         """
-        Send signal ``number`` to every running worker.
+        Send signal ``number`` to every running worker; ``SIGUSR1`` only to those that
+        have started (before, it would kill them; and they open the data log afresh).
         """
         for worker in list(self.workers.values()):
+            if number == signal.SIGUSR1 and not worker.ready:
+                continue
             if worker.pid is not None:
                 try:
                     os.kill(worker.pid, number)

@@ -1,0 +1,404 @@
+"""
+Tests for ``--workers N`` (:mod:`twisted_journey.workers`): option parsing, the share of
+``--max-connections``, the adopted ports, and real supervisors with real workers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import time
+from pathlib import Path
+
+from twisted.internet import reactor as globalReactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.protocol import Factory, Protocol
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from tests.support import (
+    PATIENCE,
+    ServerProcess,
+    connect,
+    freePort,
+    readAll,
+    socketPath,
+    startServer,
+    twistdArgv,
+)
+from twisted_journey import workers
+from twisted_journey.settings import SettingError
+from twisted_journey.tap import greet as tapGreet
+from twisted_journey.tap import mux as tapMux
+
+GREETING = b"Thank you for connecting\r\n"
+
+
+def parse(module: object, *argv: str) -> usage.Options:
+    """
+    Parse ``argv`` with ``module.Options``.
+    """
+    options = module.Options()  # type: ignore[attr-defined]
+    options.parseOptions(list(argv))
+    return options  # type: ignore[no-any-return]
+
+
+class OptionTests(SynchronousTestCase):
+    """
+    ``--workers`` and the settings derived from it.
+    """
+
+    def test_workerCount(self) -> None:
+        """
+        A whole number of at least 1, or ``auto`` for the cores this process may use.
+        """
+        self.assertEqual(workers.workerCount("--workers", "3"), 3)
+        self.assertEqual(workers.workerCount("--workers", "auto"), len(os.sched_getaffinity(0)))
+        for bad in ("0", "-1", "x", ""):
+            error = self.assertRaises(SettingError, workers.workerCount, "--workers", bad)
+            self.assertEqual(
+                str(error), f"--workers must be a whole number of at least 1, or auto, not {bad!r}."
+            )
+
+    def test_defaultsAndParsing(self) -> None:
+        """
+        One worker and no metrics by default, for both tools; the arguments are kept.
+        """
+        for module in (tapGreet, tapMux):
+            options = parse(module)
+            self.assertEqual((options["workers"], options["metrics"]), (1, None))
+        options = parse(tapGreet, "--workers", "2", "--metrics", "tcp:0", "-q")
+        self.assertEqual((options["workers"], options["metrics"]), (2, "tcp:0"))
+        self.assertEqual(options.argv, ["--workers", "2", "--metrics", "tcp:0", "-q"])  # type: ignore[attr-defined]
+
+    def test_usageErrors(self) -> None:
+        """
+        Options that cannot work with several workers are one-sentence usage errors.
+        """
+        cases = [
+            (tapGreet, ["--workers", "0"], "--workers must be a whole number of at least 1"),
+            (tapGreet, ["--workers", "3", "--max-connections", "2"],
+             "--max-connections (2) must be at least --workers (3): it is shared out"),
+            (tapGreet, ["--metrics", "bogus:1"], "--metrics 'bogus:1' is not a usable endpoint"),
+            (tapMux, ["--workers", "2"], "--workers needs --output PATH"),
+            (tapMux, ["--workers", "2", "-o", "x", "--broadcast"],
+             "--broadcast cannot be used with --workers"),
+        ]  # fmt: skip
+        for module, argv, message in cases:
+            error = self.assertRaises(usage.UsageError, parse, module, *argv)
+            self.assertTrue(str(error).startswith(message), (argv, str(error)))
+
+    def test_connectionShare(self) -> None:
+        """
+        The workers' shares of ``--max-connections`` add up to it exactly.
+        """
+        for limit in range(3, 20):
+            for count in range(1, 4):
+                shares = [workers.connectionShare(limit, count, i) for i in range(count)]
+                self.assertEqual(sum(shares), limit)  # type: ignore[arg-type]
+                self.assertLessEqual(max(shares) - min(shares), 1)  # type: ignore[operator]
+        self.assertIsNone(workers.connectionShare(None, 4, 0))
+
+    def test_workerOutput(self) -> None:
+        """
+        Worker I writes ``PATH.wI``.
+        """
+        self.assertEqual(workers.workerOutput("/var/log/received.log", 0), "/var/log/received.log.w0")
+        self.assertEqual(workers.workerOutput("r", 11), "r.w11")
+
+
+class _Hello(Protocol):
+    def connectionMade(self) -> None:
+        self.transport.write(b"hi")  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+
+class AdoptedPortTests(TestCase):
+    """
+    The ports a worker adopts: a closed one leaves the shared socket (and its file)
+    usable by the next worker.  These lean on Twisted's private adopting constructors,
+    so they fail loudly if a Twisted upgrade changes them.
+    """
+
+    def _listener(self, family: int, address: object) -> socket.socket:
+        sock = socket.socket(family)
+        self.addCleanup(sock.close)
+        sock.bind(address)
+        sock.listen(16)
+        sock.setblocking(False)
+        return sock
+
+    @inlineCallbacks
+    def _adoptTwice(self, sock: socket.socket, address: object) -> object:
+        """
+        Adopt ``sock`` in one port, close it, adopt it again, and get a greeting.
+        """
+        for _ in range(2):
+            description = {"fd": os.dup(sock.fileno()), "family": int(sock.family), "mode": None}
+            adopting = workers._AdoptingReactor(globalReactor, [description])
+            port = adopting.listenTCP(0, Factory.forProtocol(_Hello))
+            self.assertEqual(port.numberAccepts, 1)
+            yield port.stopListening()
+        port = workers._AdoptingReactor(
+            globalReactor, [{"fd": os.dup(sock.fileno()), "family": int(sock.family), "mode": None}]
+        ).listenTCP(0, Factory.forProtocol(_Hello))
+        self.addCleanup(port.stopListening)
+        client = connect(address, timeout=5)
+        client.setblocking(False)
+        data = b""
+        deadline = time.monotonic() + PATIENCE
+        while not data and time.monotonic() < deadline:
+            d: Deferred[None] = Deferred()
+            globalReactor.callLater(0.01, d.callback, None)  # type: ignore[attr-defined]
+            yield d
+            try:
+                data = client.recv(10)
+            except BlockingIOError:
+                pass
+        client.close()
+        self.assertEqual(data, b"hi")
+        return None
+
+    def test_unixSocketSurvivesAWorker(self) -> None:
+        """
+        Closing an adopted ``unix:`` port neither removes the socket file nor shuts the
+        socket down.
+        """
+        path = socketPath(self)
+        sock = self._listener(socket.AF_UNIX, path)
+        d = self._adoptTwice(sock, path)
+        d.addCallback(lambda _: self.assertTrue(os.path.exists(path)))
+        return d
+
+    def test_tcpSocketSurvivesAWorker(self) -> None:
+        """
+        Closing an adopted ``tcp:`` port does not shut the shared socket down.
+        """
+        sock = self._listener(socket.AF_INET, ("127.0.0.1", 0))
+        return self._adoptTwice(sock, sock.getsockname())
+
+
+def _workerPids(supervisor: int) -> set[int]:
+    """
+    The pids of ``supervisor``'s children.
+    """
+    text = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text()
+    return {int(pid) for pid in text.split()}
+
+
+def _waitFor(condition: object, what: str, server: ServerProcess) -> None:
+    """
+    Wait until ``condition()`` is true, or fail with the server's output.
+    """
+    deadline = time.monotonic() + PATIENCE
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}\n{server.output()}")
+        time.sleep(0.05)
+
+
+def _waitForWorkers(server: ServerProcess, count: int) -> None:
+    """
+    Wait until workers 0 to ``count - 1`` have logged that they listen.
+    """
+
+    def listening() -> bool:
+        log = server.stdout
+        return all(
+            re.search(rb"\[worker-%d [^]]*\] \w+ starting on" % index, log) for index in range(count)
+        )
+
+    _waitFor(listening, f"{count} workers never listened", server)
+
+
+class GreetWorkersTests(SynchronousTestCase):
+    """
+    ``twistd journey-greet --workers 2`` on a TCP and a UNIX socket.
+    """
+
+    def setUp(self) -> None:
+        self.port = freePort()
+        self.path = socketPath(self)
+        self.server = startServer(
+            self,
+            twistdArgv(
+                "journey-greet",
+                "--listen", f"tcp:{self.port}:interface=127.0.0.1",
+                "--listen", f"unix:{self.path}",
+                "--workers", "2",
+            ),  # fmt: skip
+            ("127.0.0.1", self.port),
+        )
+        _waitForWorkers(self.server, 2)
+
+    def test_servesRestartsAndStops(self) -> None:
+        """
+        Both sockets are served; a worker killed with SIGKILL is replaced, and serving
+        goes on; SIGUSR1 kills no worker; SIGTERM stops every worker and removes the
+        socket file.
+        """
+        for _ in range(20):
+            self.assertEqual(readAll(connect(("127.0.0.1", self.port))), GREETING)
+            self.assertEqual(readAll(connect(self.path)), GREETING)
+        before = _workerPids(self.server.process.pid)
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        _waitFor(
+            lambda: len(_workerPids(self.server.process.pid) - {victim}) == 2,
+            "the killed worker was not restarted",
+            self.server,
+        )
+        for _ in range(20):
+            self.assertEqual(readAll(connect(("127.0.0.1", self.port))), GREETING)
+        running = _workerPids(self.server.process.pid)
+        self.server.process.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)
+        self.assertEqual(_workerPids(self.server.process.pid), running)
+        _stopCleanly(self.server)
+        self.assertFalse(os.path.exists(self.path))
+        for pid in running:
+            self.assertFalse(Path(f"/proc/{pid}").exists() and _isAlive(pid), pid)
+        log = self.server.stdout.decode()
+        self.assertIn(f"Worker 0 (pid {victim}) killed by signal 9; restarting it", log)
+        self.assertRegex(log, r"\[worker-1 twisted_journey\.greet\.GreetFactory#info\] Got connection")
+
+
+def _stopCleanly(server: ServerProcess) -> None:
+    """
+    Stop ``server`` with SIGTERM and check that twistd shut down in order (it ends by
+    raising the signal that stopped it again).
+    """
+    status = server.stop()
+    if status not in (0, -signal.SIGTERM) or b"Server Shut Down." not in server.stdout:
+        raise AssertionError(f"status {status}\n{server.output()}")
+
+
+def _isAlive(pid: int) -> bool:
+    """
+    Whether ``pid`` runs (is neither gone nor a zombie).
+    """
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+LINE = re.compile(rb"^\S+ 127\.0\.0\.1:\d+ \d+ c(\d+) n(\d+) x+$")
+
+
+class MuxWorkersTests(SynchronousTestCase):
+    """
+    ``twistd journey-mux --workers 2``: a file per worker, whole records, restarts.
+    """
+
+    def setUp(self) -> None:
+        self.port = freePort()
+        self.output = os.path.abspath(self.mktemp())
+
+    def start(self, *extra: str) -> ServerProcess:
+        """
+        Start journey-mux with two workers writing ``self.output.wN``.
+        """
+        server = startServer(
+            self,
+            twistdArgv(
+                "journey-mux", "--listen", f"tcp:{self.port}:interface=127.0.0.1",
+                "--workers", "2", "--output", self.output, "--quiet", "--flush-interval", "0.1",
+                *extra,
+            ),  # fmt: skip
+            ("127.0.0.1", self.port),
+        )
+        _waitForWorkers(server, 2)
+        return server
+
+    def records(self) -> list[bytes]:
+        """
+        Every record in every worker's file.
+        """
+        lines = []
+        for index in range(2):
+            path = Path(workers.workerOutput(self.output, index))
+            lines.extend(path.read_bytes().splitlines(keepends=True))
+        return lines
+
+    def test_killedWorkerLosesNoWrittenRecord(self) -> None:
+        """
+        Clients stream lines while a worker is killed with SIGKILL: every record in the
+        files is whole, no line is recorded twice, every line sent to the surviving
+        worker is recorded, and the restarted worker serves.
+        """
+        server = self.start()
+        clients = [connect(("127.0.0.1", self.port)) for _ in range(6)]
+        reset: set[int] = set()
+        for number in range(200):
+            for client, sock in enumerate(clients):
+                try:
+                    sock.sendall(b"c%d n%d %s\n" % (client, number, b"x" * 40))
+                except OSError:
+                    reset.add(client)
+            if number == 100:
+                os.kill(min(_workerPids(server.process.pid)), signal.SIGKILL)
+        for client, sock in enumerate(clients):
+            # The killed worker's connections are reset; the others stay open (mux
+            # sends nothing).
+            sock.settimeout(0.5)
+            try:
+                if sock.recv(1) == b"":
+                    reset.add(client)
+            except TimeoutError:
+                pass
+            except OSError:
+                reset.add(client)
+            sock.close()
+        _waitFor(
+            lambda: len(_workerPids(server.process.pid)) == 2, "the worker was not restarted", server
+        )
+        with connect(("127.0.0.1", self.port)) as late:
+            late.sendall(b"c99 n0 " + b"x" * 40 + b"\n")
+        _stopCleanly(server)
+        seen = set()
+        perClient: dict[int, list[int]] = {}
+        for record in self.records():
+            self.assertTrue(record.endswith(b"\n"), record)
+            match = LINE.match(record.rstrip(b"\n"))
+            self.assertIsNotNone(match, record)
+            assert match is not None
+            key = (int(match.group(1)), int(match.group(2)))
+            self.assertNotIn(key, seen)
+            seen.add(key)
+            perClient.setdefault(key[0], []).append(key[1])
+        self.assertIn((99, 0), seen)
+        # The killed worker's clients lost what it had not written; the others lost nothing.
+        self.assertLess(len(reset), 6)
+        for client in set(range(6)) - reset:
+            self.assertEqual(sorted(perClient.get(client, [])), list(range(200)), client)
+        for numbers in perClient.values():
+            # What a client's worker wrote is a prefix of what the client sent.
+            self.assertEqual(sorted(numbers), list(range(len(numbers))))
+
+    def test_maxConnectionsIsShared(self) -> None:
+        """
+        ``--max-connections 2`` with two workers: never more than two open in all.
+        """
+        server = self.start("--max-connections", "2")
+        held = []
+        opened = [connect(("127.0.0.1", self.port)) for _ in range(6)]
+        time.sleep(1.0)
+        for sock in opened:
+            sock.settimeout(0.2)
+            try:
+                refused = sock.recv(1) == b""
+            except TimeoutError:
+                refused = False
+            if refused:
+                sock.close()
+            else:
+                held.append(sock)
+        for sock in held:
+            sock.close()
+        self.assertGreaterEqual(len(held), 1)
+        self.assertLessEqual(len(held), 2)
+        _stopCleanly(server)
