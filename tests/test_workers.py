@@ -371,8 +371,8 @@ class MuxWorkersTests(SynchronousTestCase):
             seen.add(key)
             perClient.setdefault(key[0], []).append(key[1])
         self.assertIn((99, 0), seen)
-        # The killed worker's clients lost what it had not written; the others lost nothing.
-        self.assertLess(len(reset), 6)
+        # The killed worker's clients lost what it had not written; the others (if the
+        # kernel gave the surviving worker any) lost nothing.
         for client in set(range(6)) - reset:
             self.assertEqual(sorted(perClient.get(client, [])), list(range(200)), client)
         for numbers in perClient.values():
