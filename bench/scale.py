@@ -62,7 +62,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import greet as greetBench
+import greet as greet_bench
 from common import BENCH, Row, Server, compileC, freePort, printTable
 
 PYTHON = sys.executable
@@ -102,7 +102,9 @@ def waitForWorkers(server: Server, logPath: Path, workers: int, timeout: float =
     wanted = [f"[worker-{i} " for i in range(workers)] if workers > 1 else ["starting on"]
     while time.monotonic() < deadline:
         text = logPath.read_text(errors="replace") if logPath.exists() else ""
-        if all(any(w in line and "starting on" in line for line in text.splitlines()) for w in wanted):
+        if all(
+            any(w in line and "starting on" in line for line in text.splitlines()) for w in wanted
+        ):
             return
         if server.process.poll() is not None:
             raise RuntimeError(f"{server.argv} exited with {server.process.returncode}")
@@ -181,7 +183,9 @@ def muxRow(tool: Path, workers: int, args: argparse.Namespace, directory: Path) 
         waitForWorkers(server, log, workers)
         before = server.cpu()
         started = time.monotonic()
-        processes = [subprocess.Popen(loaderArgv, stdout=subprocess.DEVNULL) for _ in range(args.loaders)]
+        processes = [
+            subprocess.Popen(loaderArgv, stdout=subprocess.DEVNULL) for _ in range(args.loaders)
+        ]
         for process in processes:
             process.wait(timeout=600)
         elapsed = time.monotonic() - started
@@ -201,24 +205,26 @@ def cpuPerConnection(args: argparse.Namespace, directory: Path) -> list[dict]:
     ``bench/greet.py`` measures them.
     """
     tool = compileC("greetload.c", "greetload")
-    wanted = ("journey-greet --quiet", greetBench.BARE, greetBench.UVLOOP)
+    wanted = ("journey-greet --quiet", greet_bench.BARE, greet_bench.UVLOOP)
     options = argparse.Namespace(seconds=args.seconds, repeat=args.repeat, concurrency=100)
     rows = []
-    for name, argv in greetBench.servers(directory):
+    for name, argv in greet_bench.servers(directory):
         if name in wanted and argv is not None:
-            rows.append(greetBench.measure(name, argv, tool, options))
+            rows.append(greet_bench.measure(name, argv, tool, options))
     values = {row.name: float(row.values["server_us/conn"]) for row in rows}
-    bare, uvloop = values.get(greetBench.BARE), values.get(greetBench.UVLOOP)
+    bare, uvloop = values.get(greet_bench.BARE), values.get(greet_bench.UVLOOP)
     result = []
     for row in rows:
         us = float(row.values["server_us/conn"])
-        result.append({
-            "server": row.name,
-            "server_us_per_conn": round(us, 2),
-            "conn_per_s": round(float(row.values["conn/s"]), 1),
-            "vs_bare_twisted": round(us / bare, 3) if bare else None,
-            "vs_uvloop": round(us / uvloop, 3) if uvloop else None,
-        })  # fmt: skip
+        result.append(
+            {
+                "server": row.name,
+                "server_us_per_conn": round(us, 2),
+                "conn_per_s": round(float(row.values["conn/s"]), 1),
+                "vs_bare_twisted": round(us / bare, 3) if bare else None,
+                "vs_uvloop": round(us / uvloop, 3) if uvloop else None,
+            }
+        )
     return result
 
 
@@ -232,7 +238,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="greet runs per row (median)")
     parser.add_argument("--concurrency", type=int, default=100, help="greet connections per loader")
     parser.add_argument("--clients", type=int, default=20, help="mux connections per loader")
-    parser.add_argument("--lines", type=int, default=20000, help="lines per mux connection")
+    parser.add_argument("--lines", type=int, default=100000, help="lines per mux connection")
     parser.add_argument("--size", type=int, default=100, help="bytes per line")
     parser.add_argument("--loaders", type=int, default=max(1, cores() // 4),
                         help="load generators at once [default: one per 4 cores]")  # fmt: skip
@@ -276,9 +282,18 @@ def main() -> None:
     for tool in ("journey-greet", "journey-mux"):
         print()
         printTable(
-            [Row(f"{r['tool']} --workers {r['workers']}", {**r}) for r in rows if r["tool"] == tool],
-            [("rate", "{:,.0f}"), ("unit", "{}"), ("server_cpu_s", "{:.2f}"),
-             ("errors", "{}"), ("lost", "{}")],  # fmt: skip
+            [
+                Row(f"{r['tool']} --workers {r['workers']}", {**r})
+                for r in rows
+                if r["tool"] == tool
+            ],
+            [
+                ("rate", "{:,.0f}"),
+                ("unit", "{}"),
+                ("server_cpu_s", "{:.2f}"),
+                ("errors", "{}"),
+                ("lost", "{}"),
+            ],
             ratioOf="rate",
             baseline=f"{tool} --workers 1",
         )
@@ -287,10 +302,13 @@ def main() -> None:
         print("journey-greet CPU per connection against its peers, same run")
         printTable(
             [Row(p["server"], {**p}) for p in peers],
-            [("server_us_per_conn", "{:.1f}"), ("conn_per_s", "{:,.0f}"),
-             ("vs_uvloop", "{}")],  # fmt: skip
+            [
+                ("server_us_per_conn", "{:.1f}"),
+                ("conn_per_s", "{:,.0f}"),
+                ("vs_uvloop", "{}"),
+            ],
             ratioOf="server_us_per_conn",
-            baseline=greetBench.BARE,
+            baseline=greet_bench.BARE,
         )
     print(f"\nwrote {args.output}")
 

@@ -147,10 +147,16 @@ class LoadMixin:
         server = startServer(
             self,
             twistdArgv(
-                tapname, "--listen", f"tcp:{port}:interface=127.0.0.1", "--quiet",
-                "--workers", str(self.workers),
-                "--metrics", f"tcp:{metricsPort}:interface=127.0.0.1", *options,
-            ),  # fmt: skip
+                tapname,
+                "--listen",
+                f"tcp:{port}:interface=127.0.0.1",
+                "--quiet",
+                "--workers",
+                str(self.workers),
+                "--metrics",
+                f"tcp:{metricsPort}:interface=127.0.0.1",
+                *options,
+            ),
             ("127.0.0.1", port),
         )
         self.server = server

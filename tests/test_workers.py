@@ -12,7 +12,7 @@ import socket
 import time
 from pathlib import Path
 
-from twisted.internet import reactor as globalReactor
+from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python import usage
@@ -30,8 +30,8 @@ from tests.support import (
 )
 from twisted_journey import workers
 from twisted_journey.settings import SettingError
-from twisted_journey.tap import greet as tapGreet
-from twisted_journey.tap import mux as tapMux
+from twisted_journey.tap import greet as tap_greet
+from twisted_journey.tap import mux as tap_mux
 
 GREETING = b"Thank you for connecting\r\n"
 
@@ -66,26 +66,41 @@ class OptionTests(SynchronousTestCase):
         """
         One worker and no metrics by default, for both tools; the arguments are kept.
         """
-        for module in (tapGreet, tapMux):
+        for module in (tap_greet, tap_mux):
             options = parse(module)
             self.assertEqual((options["workers"], options["metrics"]), (1, None))
-        options = parse(tapGreet, "--workers", "2", "--metrics", "tcp:0", "-q")
+        options = parse(tap_greet, "--workers", "2", "--metrics", "tcp:0", "-q")
         self.assertEqual((options["workers"], options["metrics"]), (2, "tcp:0"))
         self.assertEqual(options.argv, ["--workers", "2", "--metrics", "tcp:0", "-q"])  # type: ignore[attr-defined]
+
+    def test_help(self) -> None:
+        """
+        Both tools' help names ``--workers`` and ``--metrics``.
+        """
+        for module in (tap_greet, tap_mux):
+            text = str(module.Options())
+            self.assertIn("--workers", text)
+            self.assertIn("--metrics", text)
 
     def test_usageErrors(self) -> None:
         """
         Options that cannot work with several workers are one-sentence usage errors.
         """
         cases = [
-            (tapGreet, ["--workers", "0"], "--workers must be a whole number of at least 1"),
-            (tapGreet, ["--workers", "3", "--max-connections", "2"],
-             "--max-connections (2) must be at least --workers (3): it is shared out"),
-            (tapGreet, ["--metrics", "bogus:1"], "--metrics 'bogus:1' is not a usable endpoint"),
-            (tapMux, ["--workers", "2"], "--workers needs --output PATH"),
-            (tapMux, ["--workers", "2", "-o", "x", "--broadcast"],
-             "--broadcast cannot be used with --workers"),
-        ]  # fmt: skip
+            (tap_greet, ["--workers", "0"], "--workers must be a whole number of at least 1"),
+            (
+                tap_greet,
+                ["--workers", "3", "--max-connections", "2"],
+                "--max-connections (2) must be at least --workers (3): it is shared out",
+            ),
+            (tap_greet, ["--metrics", "bogus:1"], "--metrics 'bogus:1' is not a usable endpoint"),
+            (tap_mux, ["--workers", "2"], "--workers needs --output PATH"),
+            (
+                tap_mux,
+                ["--workers", "2", "-o", "x", "--broadcast"],
+                "--broadcast cannot be used with --workers",
+            ),
+        ]
         for module, argv, message in cases:
             error = self.assertRaises(usage.UsageError, parse, module, *argv)
             self.assertTrue(str(error).startswith(message), (argv, str(error)))
@@ -105,8 +120,35 @@ class OptionTests(SynchronousTestCase):
         """
         Worker I writes ``PATH.wI``.
         """
-        self.assertEqual(workers.workerOutput("/var/log/received.log", 0), "/var/log/received.log.w0")
+        self.assertEqual(
+            workers.workerOutput("/var/log/received.log", 0), "/var/log/received.log.w0"
+        )
         self.assertEqual(workers.workerOutput("r", 11), "r.w11")
+
+
+class TornRecordTests(SynchronousTestCase):
+    """
+    :func:`workers.dropTornRecord` cuts an unfinished last record, and nothing else.
+    """
+
+    def test_cases(self) -> None:
+        """
+        Whole files are left alone; a torn tail is cut back to the last newline, however
+        far back it is; a file of one torn record becomes empty; a missing file is fine.
+        """
+        path = self.mktemp()
+        cases = [
+            (b"", b"", 0),
+            (b"a\nb\n", b"a\nb\n", 0),
+            (b"a\nb\nhalf", b"a\nb\n", 4),
+            (b"a\n" + b"x" * 200000, b"a\n", 200000),
+            (b"torn", b"", 4),
+        ]
+        for content, expected, cut in cases:
+            Path(path).write_bytes(content)
+            self.assertEqual(workers.dropTornRecord(path), cut)
+            self.assertEqual(Path(path).read_bytes(), expected)
+        self.assertEqual(workers.dropTornRecord(path + ".missing"), 0)
 
 
 class _Hello(Protocol):
@@ -137,12 +179,13 @@ class AdoptedPortTests(TestCase):
         """
         for _ in range(2):
             description = {"fd": os.dup(sock.fileno()), "family": int(sock.family), "mode": None}
-            adopting = workers._AdoptingReactor(globalReactor, [description])
+            adopting = workers._AdoptingReactor(global_reactor, [description])
             port = adopting.listenTCP(0, Factory.forProtocol(_Hello))
             self.assertEqual(port.numberAccepts, 1)
             yield port.stopListening()
         port = workers._AdoptingReactor(
-            globalReactor, [{"fd": os.dup(sock.fileno()), "family": int(sock.family), "mode": None}]
+            global_reactor,
+            [{"fd": os.dup(sock.fileno()), "family": int(sock.family), "mode": None}],
         ).listenTCP(0, Factory.forProtocol(_Hello))
         self.addCleanup(port.stopListening)
         client = connect(address, timeout=5)
@@ -151,7 +194,7 @@ class AdoptedPortTests(TestCase):
         deadline = time.monotonic() + PATIENCE
         while not data and time.monotonic() < deadline:
             d: Deferred[None] = Deferred()
-            globalReactor.callLater(0.01, d.callback, None)  # type: ignore[attr-defined]
+            global_reactor.callLater(0.01, d.callback, None)  # type: ignore[attr-defined]
             yield d
             try:
                 data = client.recv(10)
@@ -207,7 +250,8 @@ def _waitForWorkers(server: ServerProcess, count: int) -> None:
     def listening() -> bool:
         log = server.stdout
         return all(
-            re.search(rb"\[worker-%d [^]]*\] \w+ starting on" % index, log) for index in range(count)
+            re.search(rb"\[worker-%d [^]]*\] \w+ starting on" % index, log)
+            for index in range(count)
         )
 
     _waitFor(listening, f"{count} workers never listened", server)
@@ -225,10 +269,13 @@ class GreetWorkersTests(SynchronousTestCase):
             self,
             twistdArgv(
                 "journey-greet",
-                "--listen", f"tcp:{self.port}:interface=127.0.0.1",
-                "--listen", f"unix:{self.path}",
-                "--workers", "2",
-            ),  # fmt: skip
+                "--listen",
+                f"tcp:{self.port}:interface=127.0.0.1",
+                "--listen",
+                f"unix:{self.path}",
+                "--workers",
+                "2",
+            ),
             ("127.0.0.1", self.port),
         )
         _waitForWorkers(self.server, 2)
@@ -262,7 +309,9 @@ class GreetWorkersTests(SynchronousTestCase):
             self.assertFalse(Path(f"/proc/{pid}").exists() and _isAlive(pid), pid)
         log = self.server.stdout.decode()
         self.assertIn(f"Worker 0 (pid {victim}) killed by signal 9; restarting it", log)
-        self.assertRegex(log, r"\[worker-1 twisted_journey\.greet\.GreetFactory#info\] Got connection")
+        self.assertRegex(
+            log, r"\[worker-1 twisted_journey\.greet\.GreetFactory#info\] Got connection"
+        )
 
 
 def _stopCleanly(server: ServerProcess) -> None:
@@ -305,10 +354,18 @@ class MuxWorkersTests(SynchronousTestCase):
         server = startServer(
             self,
             twistdArgv(
-                "journey-mux", "--listen", f"tcp:{self.port}:interface=127.0.0.1",
-                "--workers", "2", "--output", self.output, "--quiet", "--flush-interval", "0.1",
+                "journey-mux",
+                "--listen",
+                f"tcp:{self.port}:interface=127.0.0.1",
+                "--workers",
+                "2",
+                "--output",
+                self.output,
+                "--quiet",
+                "--flush-interval",
+                "0.1",
                 *extra,
-            ),  # fmt: skip
+            ),
             ("127.0.0.1", self.port),
         )
         _waitForWorkers(server, 2)
@@ -354,7 +411,9 @@ class MuxWorkersTests(SynchronousTestCase):
                 reset.add(client)
             sock.close()
         _waitFor(
-            lambda: len(_workerPids(server.process.pid)) == 2, "the worker was not restarted", server
+            lambda: len(_workerPids(server.process.pid)) == 2,
+            "the worker was not restarted",
+            server,
         )
         with connect(("127.0.0.1", self.port)) as late:
             late.sendall(b"c99 n0 " + b"x" * 40 + b"\n")

@@ -75,7 +75,12 @@ FAMILIES: list[tuple[str, str, str, tuple[str, ...]]] = [
         (),
     ),
     ("journey_datalog_write_errors", "counter", "Failed writes of the data log (journey-mux).", ()),
-    ("journey_datalog_written_bytes", "counter", "Bytes written to the data log (journey-mux).", ()),
+    (
+        "journey_datalog_written_bytes",
+        "counter",
+        "Bytes written to the data log (journey-mux).",
+        (),
+    ),
 ]
 
 #: The supervisor's own families.
@@ -256,7 +261,7 @@ class WorkerMetrics(Service):
         self._loop = LoopingCall(self.sync)
         self._loop.clock = self.factory.clock
         self._loop.start(self.interval, now=True)
-        reactor.addSystemEventTrigger("after", "shutdown", self.sync)  # type: ignore[attr-defined]
+        reactor.addSystemEventTrigger("after", "shutdown", self.sync)
 
     def stopService(self) -> None:
         """
@@ -289,9 +294,9 @@ def _metricsService(description: str, collectors: Iterable[Any], reactor: Any = 
     from twisted_journey.tap.common import ListeningService
 
     if reactor is None:
-        from twisted.internet import reactor as globalReactor
+        from twisted.internet import reactor as global_reactor
 
-        reactor = globalReactor
+        reactor = global_reactor
     registry = CollectorRegistry(auto_describe=False)
     for collector in collectors:
         registry.register(collector)

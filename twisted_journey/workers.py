@@ -40,7 +40,9 @@ Across workers: ``--max-connections`` is shared out (worker ``i`` of ``N`` may h
 ``M // N`` connections, plus one for ``i < M % N``), so the whole server never holds more
 than ``M``; ``--max-per-peer`` applies in each worker, so one host may hold up to ``N``
 times that many.  journey-mux writes one data file per worker, ``PATH.wI``
-(:func:`workerOutput`); a restarted worker appends to its predecessor's file.
+(:func:`workerOutput`); a restarted worker appends to its predecessor's file, after
+cutting a record its predecessor was killed in the middle of writing
+(:func:`dropTornRecord`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ __all__ = [
     "WorkerPool",
     "checkMuxWorkers",
     "connectionShare",
+    "dropTornRecord",
     "isWorker",
     "listeningReactor",
     "main",
@@ -146,6 +149,37 @@ def checkMuxWorkers(options: Any) -> None:
         raise usage.UsageError(
             "--broadcast cannot be used with --workers: a worker relays only to its own clients."
         )
+
+
+def dropTornRecord(path: str) -> int:
+    """
+    Cut a record left unfinished at the end of worker data file ``path`` (its writer was
+    killed in the middle of a write), so that the restarted worker appends whole records
+    after whole records.
+
+    :return: the number of bytes cut.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        size = os.fstat(fd).st_size
+        end = size
+        while end > 0:
+            start = max(0, end - 65536)
+            chunk = os.pread(fd, end - start, start)
+            if end == size and chunk.endswith(b"\n"):
+                return 0
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                end = start + newline + 1
+                break
+            end = start
+        os.ftruncate(fd, end)
+        return size - end
+    finally:
+        os.close(fd)
 
 
 def isWorker(options: Any) -> bool:
@@ -472,7 +506,7 @@ class WorkerPool(Service):
         self._binder = binder
         from twisted_journey.tap.common import listeningService
 
-        self.ports = listeningService(options, _Idle(), binder)
+        self.ports = listeningService(options, _Idle(), cast(Any, binder))
 
     # The listening ports are bound here, before twistd drops privileges.
     def privilegedStartService(self) -> None:
@@ -688,17 +722,21 @@ def supervise(options: Any, module: str, reactor: Any = None) -> IService:
     the metrics endpoint when ``--metrics`` is given.
     """
     if reactor is None:
-        from twisted.internet import reactor as globalReactor
+        from twisted.internet import reactor as global_reactor
 
-        reactor = globalReactor
+        reactor = global_reactor
     path = options.get("output")
     if path not in (None, "-"):
         for index in range(options["workers"]):
             name = workerOutput(path, index)
             try:
-                os.close(os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
+                os.close(
+                    os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                )
             except OSError as e:
-                raise usage.UsageError(f"cannot open --output {name!r}: {e.strerror or e}.") from None
+                raise usage.UsageError(
+                    f"cannot open --output {name!r}: {e.strerror or e}."
+                ) from None
     parent = MultiService()
     pool = WorkerPool(options, module, reactor)
     pool.setServiceParent(parent)
@@ -759,15 +797,16 @@ def main(argv: list[str] | None = None) -> None:
         options["max-connections"] = connectionShare(options["max-connections"], count, index)
         if options.get("output") not in (None, "-"):
             options["output"] = workerOutput(options["output"], index)
+            dropTornRecord(options["output"])
         service: IService = module.makeService(options)
         service.privilegedStartService()
     except (usage.UsageError, SystemExit) as e:
         sys.stderr.write(f"worker {index}: {e}\n")
         sys.exit(1)
-    reactor.callWhenRunning(service.startService)  # type: ignore[attr-defined]
-    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)  # type: ignore[attr-defined]
+    reactor.callWhenRunning(service.startService)
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     _watchParent(reactor, parent)
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.run()
 
 
 #: For the type checker: what a signal handler looks like.
