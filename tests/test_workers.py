@@ -242,17 +242,19 @@ def _waitFor(condition: object, what: str, server: ServerProcess) -> None:
         time.sleep(0.05)
 
 
-def _waitForWorkers(server: ServerProcess, count: int) -> None:
+def _waitForWorkers(server: ServerProcess, count: int, starts: int = 0) -> None:
     """
-    Wait until workers 0 to ``count - 1`` have logged that they listen.
+    Wait until workers 0 to ``count - 1`` have logged that they listen, and workers have
+    started listening at least ``starts`` times in all (restarts included).
     """
 
     def listening() -> bool:
         log = server.stdout
-        return all(
+        every = all(
             re.search(rb"\[worker-%d [^]]*\] \w+ starting on" % index, log)
             for index in range(count)
         )
+        return every and len(re.findall(rb"\[worker-\d+ [^]]*\] \w+ starting on", log)) >= starts
 
     _waitFor(listening, f"{count} workers never listened", server)
 
@@ -410,13 +412,14 @@ class MuxWorkersTests(SynchronousTestCase):
             except OSError:
                 reset.add(client)
             sock.close()
-        _waitFor(
-            lambda: len(_workerPids(server.process.pid)) == 2,
-            "the worker was not restarted",
-            server,
-        )
+        _waitForWorkers(server, 2, starts=3)
         with connect(("127.0.0.1", self.port)) as late:
             late.sendall(b"c99 n0 " + b"x" * 40 + b"\n")
+        _waitFor(
+            lambda: any(b" c99 n0 " in record for record in self.records()),
+            "the restarted worker recorded nothing",
+            server,
+        )
         _stopCleanly(server)
         seen = set()
         perClient: dict[int, list[int]] = {}

@@ -2,25 +2,29 @@
 """
 ``--workers N``: several processes serving the same listening sockets.
 
-Design: **one socket, bound once, adopted by every worker.**  The supervisor (the
-``twistd`` process) parses every ``--listen`` endpoint string and listens on it as usual,
-but hands nothing to a protocol: it stops reading its ports at once and spawns ``N``
-worker processes (``python -c "from twisted_journey.workers import main; main()" ...``),
-each inheriting the listening descriptors.  A worker parses the same endpoint strings
-against a reactor that, instead of binding, *adopts* the inherited descriptor
-(``adoptStreamPort``), so whatever the string wraps around the socket (``ssl:`` and
-``tls:`` TLS, ``haproxy:`` PROXY headers) is built in the worker exactly as a
-single-process server builds it.
+Design: **the supervisor binds, the workers adopt.**  The supervisor (the ``twistd``
+process) parses every ``--listen`` endpoint string and listens on it as usual, but hands
+nothing to a protocol: it stops reading its ports at once and spawns ``N`` worker
+processes (``python -c "from twisted_journey.workers import main; main()" ...``), each
+inheriting listening descriptors.  A worker parses the same endpoint strings against a
+reactor that, instead of binding, *adopts* its inherited descriptor (``adoptStreamPort``),
+so whatever the string wraps around the socket (``ssl:`` and ``tls:`` TLS, ``haproxy:``
+PROXY headers) is built in the worker exactly as a single-process server builds it.
 
-Why not ``SO_REUSEPORT`` (a socket per worker, Twisted's ``makeBinding(reusePort=True)``)?
-It has no endpoint-string syntax, so it covers ``tcp:`` alone (not ``unix:``,
-``systemd:``, nor the wrappers); each worker's socket has its own accept queue, so the
-connections waiting in a worker's queue when it dies are reset; and ``tcp:0`` would give
-every worker a different port.  One shared socket keeps one accept queue: a worker that
-dies, or restarts, loses no connection that it had not accepted yet, privileged ports are
-bound once (before twistd drops privileges), and ``unix:``, ``tcp6:``, ``ssl:``, ``tls:``,
-``haproxy:`` and ``systemd:`` all work.  Its cost is that idle workers all wake for a new
-connection and race to accept it; under load every worker is busy and takes its share.
+- A ``tcp:``/``tcp6:`` endpoint (also inside ``ssl:``, ``tls:``, ``haproxy:``) gets **one
+  socket per worker**, all bound to the same address with ``SO_REUSEPORT`` (Twisted's
+  ``tcp.makeBinding(reusePort=True)``) by the supervisor, which keeps holding them.  The
+  kernel spreads new connections over the sockets by a hash of their addresses: evenly,
+  with no thundering herd, and without a fast worker taking a whole burst (which
+  matters for long-lived journey-mux clients).  Because the supervisor holds every socket,
+  a dead worker's queue is not reset: the connections waiting in it are accepted by its
+  replacement, in the same slot.
+- A ``unix:`` or ``systemd:`` socket cannot be multiplied: it is **one socket shared** by
+  every worker, with one accept queue; a worker accepts one connection per wakeup (as
+  nginx does by default) so that a burst spreads over the workers that are awake.
+
+Binding in the supervisor also means that privileged ports are bound once, before twistd
+drops privileges, and ``tcp:0`` is one port for every worker.
 
 The supervisor:
 
@@ -194,10 +198,11 @@ def isWorker(options: Any) -> bool:
 
 class Listener:
     """
-    A listening socket the supervisor holds for its workers.
+    The listening socket(s) the supervisor holds for one endpoint.
 
-    :ivar fd: its descriptor in the supervisor.
-    :ivar family: its address family.
+    :ivar fds: their descriptors in the supervisor: one shared by every worker, or one
+        per worker (``tcp:``/``tcp6:``, ``SO_REUSEPORT``).
+    :ivar family: their address family.
     :ivar childFd: the descriptor number it must have in a worker: the one systemd gave
         for a ``systemd:`` listener (so the worker's ``LISTEN_FDS`` stay true), else
         ``None`` (any free number).
@@ -205,18 +210,36 @@ class Listener:
     """
 
     def __init__(
-        self, fd: int, family: int, childFd: int | None = None, mode: int | None = None
+        self, fds: list[int], family: int, childFd: int | None = None, mode: int | None = None
     ) -> None:
-        self.fd = fd
+        self.fds = fds
         self.family = family
         self.childFd = childFd
         self.mode = mode
+
+    @property
+    def shared(self) -> bool:
+        """
+        Whether every worker accepts from the same socket.
+        """
+        return len(self.fds) == 1
+
+    def fdFor(self, index: int) -> int:
+        """
+        The supervisor's descriptor that worker ``index`` inherits.
+        """
+        return self.fds[0] if self.shared else self.fds[index]
 
     def asJSON(self, childFd: int) -> dict[str, Any]:
         """
         What a worker needs to know, with the descriptor it has there.
         """
-        return {"fd": childFd, "family": int(self.family), "mode": self.mode}
+        return {
+            "fd": childFd,
+            "family": int(self.family),
+            "mode": self.mode,
+            "shared": self.shared,
+        }
 
 
 class _Idle(Factory):
@@ -231,23 +254,45 @@ class _BindingReactor:
     """
     The supervisor's reactor for endpoint strings: it binds and listens like the real
     reactor, then stops reading the port (the workers accept), and notes the socket.
-    Everything else is the real reactor's.
+    A TCP listen call binds one ``SO_REUSEPORT`` socket per worker (the kernel spreads
+    the connections over them).  Everything else is the real reactor's.
+
+    :ivar extraPorts: the per-worker ports past the first of each TCP endpoint (the
+        endpoint's service knows only the first), for the pool to close.
     """
 
-    def __init__(self, reactor: Any) -> None:
+    def __init__(self, reactor: Any, count: int = 1) -> None:
         self._reactor = reactor
+        self.count = count
         self.listeners: list[Listener] = []
+        self.extraPorts: list[Any] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._reactor, name)
 
     def _hold(self, port: Any, childFd: int | None = None, mode: int | None = None) -> Any:
         port.stopReading()
-        self.listeners.append(Listener(port.fileno(), port.socket.family, childFd, mode))
+        self.listeners.append(Listener([port.fileno()], port.socket.family, childFd, mode))
         return port
 
     def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
-        return self._hold(self._reactor.listenTCP(port, _Idle(), backlog, interface))
+        ports: list[Any] = []
+        number = port
+        try:
+            for _ in range(self.count):
+                binding = tcp.makeBinding(interface, number, reuseAddress=True, reusePort=True)
+                listening = self._reactor.listenTCP(binding, _Idle(), backlog, interface)
+                listening.stopReading()
+                ports.append(listening)
+                # tcp:0 picks a port for the first socket; the others join it.
+                number = listening.getHost().port
+        except BaseException:
+            for listening in ports:
+                listening.stopListening()
+            raise
+        self.listeners.append(Listener([p.fileno() for p in ports], ports[0].socket.family))
+        self.extraPorts.extend(ports[1:])
+        return ports[0]
 
     def listenSSL(
         self, port: int, factory: Any, contextFactory: Any, backlog: int = 50, interface: str = ""
@@ -337,8 +382,11 @@ class _AdoptingReactor:
             port = _SharedUNIXPort._fromListeningDescriptor(self._reactor, fd, factory)
             if listener["mode"] is not None:
                 port.mode = listener["mode"]  # type: ignore[attr-defined]
-        else:
+        elif listener.get("shared", True):
             port = _SharedTCPPort._fromListeningDescriptor(self._reactor, fd, family, factory)
+        else:
+            # This worker's own SO_REUSEPORT socket: accept as greedily as Twisted likes.
+            port = tcp.Port._fromListeningDescriptor(self._reactor, fd, family, factory)
         port.startListening()
         if not keepFd:
             # The port holds a duplicate; ``adoptStreamPort``'s own callers close theirs.
@@ -502,7 +550,7 @@ class WorkerPool(Service):
         self._stopping = False
         self._stopSignal = signal.SIGTERM
         self._previousHandlers: dict[int, Any] = {}
-        binder = _BindingReactor(reactor)
+        binder = _BindingReactor(reactor, self.count)
         self._binder = binder
         from twisted_journey.tap.common import listeningService
 
@@ -575,7 +623,7 @@ class WorkerPool(Service):
             childFd = listener.childFd
             if childFd is None:
                 childFd, nextFd = nextFd, nextFd + 1
-            childFDs[childFd] = listener.fd
+            childFDs[childFd] = listener.fdFor(index)
             described.append(listener.asJSON(childFd))
         configuration = {
             "module": self.module,
@@ -698,6 +746,8 @@ class WorkerPool(Service):
                 killer.cancel()
             if self.metricsDirectory is not None:
                 shutil.rmtree(self.metricsDirectory, ignore_errors=True)
+            for port in self._binder.extraPorts:
+                port.stopListening()
             return cast("Deferred[None] | None", self.ports.stopService())
 
         done.addCallback(stopped)
