@@ -30,6 +30,7 @@ JSON written to ``--output`` (default ``bench/results/scale.json``)::
       "machine": "hostname", "cpu": "model name", "cores": 2,
       "date": "2026-12-01T00:00:00+00:00", "python": "3.11.7", "twisted": "26.10.0",
       "settings": {"seconds": 3.0, "concurrency": 100, "clients": 20, ...},
+      "loadavg_before": [0.1, 0.2, 0.2], "loadavg_after": [1.9, 0.6, 0.3],
       "rows": [
         {"tool": "journey-greet", "workers": 1, "rate": 12345.6, "unit": "conn/s",
          "ratio": 1.0, "server_cpu_s": 2.9, "errors": 0},
@@ -247,6 +248,7 @@ def main() -> None:
     args = parser.parse_args()
     if not 1 <= args.max_workers <= 256 or not 1 <= args.loaders <= 64:
         parser.error("--max-workers must be in [1, 256] and --loaders in [1, 64]")
+    loadBefore = os.getloadavg()
     greetTool = compileC("greetload.c", "greetload")
     muxTool = compileC("muxload.c", "muxload")
     rows: list[dict] = []
@@ -270,6 +272,9 @@ def main() -> None:
         "python": platform.python_version(),
         "twisted": twisted.__version__,
         "settings": {k: v for k, v in vars(args).items() if k != "output"},
+        # Other processes' load around the run: on a shared machine, read the rates with it.
+        "loadavg_before": [round(x, 2) for x in loadBefore],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "rows": rows,
         "cpu_per_connection": peers,
     }
@@ -278,7 +283,8 @@ def main() -> None:
     print(f"{report['cores']} cores ({report['cpu']}), {args.loaders} load generator(s) "
           f"sharing them; greet: {args.concurrency} in flight per loader, median of "
           f"{args.repeat} x {args.seconds:g} s; mux: {args.clients} clients x {args.lines} "
-          f"lines x {args.size} B per loader")  # fmt: skip
+          f"lines x {args.size} B per loader; load average before {loadBefore[0]:.2f}, "
+          f"after {os.getloadavg()[0]:.2f}")  # fmt: skip
     for tool in ("journey-greet", "journey-mux"):
         print()
         printTable(

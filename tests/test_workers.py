@@ -24,6 +24,7 @@ from tests.support import (
     connect,
     freePort,
     readAll,
+    selfSignedCertificate,
     socketPath,
     startServer,
     twistdArgv,
@@ -251,10 +252,10 @@ def _waitForWorkers(server: ServerProcess, count: int, starts: int = 0) -> None:
     def listening() -> bool:
         log = server.stdout
         every = all(
-            re.search(rb"\[worker-%d [^]]*\] \w+ starting on" % index, log)
+            re.search(rb"\[worker-%d [^]]*\] [^\n]*starting on" % index, log)
             for index in range(count)
         )
-        return every and len(re.findall(rb"\[worker-\d+ [^]]*\] \w+ starting on", log)) >= starts
+        return every and len(re.findall(rb"\[worker-\d+ [^]]*\] [^\n]*starting on", log)) >= starts
 
     _waitFor(listening, f"{count} workers never listened", server)
 
@@ -463,4 +464,83 @@ class MuxWorkersTests(SynchronousTestCase):
             sock.close()
         self.assertGreaterEqual(len(held), 1)
         self.assertLessEqual(len(held), 2)
+        _stopCleanly(server)
+
+
+class WrappedEndpointTests(SynchronousTestCase):
+    """
+    Workers build what an endpoint string wraps around the adopted socket: TLS for
+    ``ssl:``, the PROXY protocol for ``haproxy:``.
+    """
+
+    def test_ssl(self) -> None:
+        """
+        ``ssl:`` with two workers: a TLS client gets the greeting from each connection.
+        """
+        import ssl
+
+        keyPath, certPath = selfSignedCertificate(os.path.abspath(self.mktemp()))
+        port = freePort()
+        server = startServer(
+            self,
+            twistdArgv(
+                "journey-greet",
+                "--listen",
+                f"ssl:{port}:interface=127.0.0.1:privateKey={keyPath}:certKey={certPath}",
+                "--workers",
+                "2",
+                "--quiet",
+            ),
+            ("127.0.0.1", port),
+        )
+        _waitForWorkers(server, 2)
+        context = ssl.create_default_context(cafile=certPath)
+        for _ in range(6):
+            with context.wrap_socket(
+                connect(("127.0.0.1", port)), server_hostname="localhost"
+            ) as tls:
+                received = b""
+                while chunk := tls.recv(100):
+                    received += chunk
+            self.assertEqual(received, GREETING)
+        _stopCleanly(server)
+
+    def test_haproxy(self) -> None:
+        """
+        ``haproxy:tcp:`` with two workers: the record names the client the PROXY header
+        gives, not the proxy.
+        """
+        port = freePort()
+        output = os.path.abspath(self.mktemp())
+        server = startServer(
+            self,
+            twistdArgv(
+                "journey-mux",
+                "--listen",
+                f"haproxy:tcp:{port}:interface=127.0.0.1",
+                "--workers",
+                "2",
+                "--output",
+                output,
+                "--quiet",
+                "--flush-interval",
+                "0.1",
+            ),
+            ("127.0.0.1", port),
+        )
+        _waitForWorkers(server, 2)
+        for number in range(6):
+            with connect(("127.0.0.1", port)) as sock:
+                sock.sendall(
+                    b"PROXY TCP4 192.0.2.%d 127.0.0.1 4000%d 1235\r\nline %d\n"
+                    % (number, number, number)
+                )
+        files = [Path(workers.workerOutput(output, i)) for i in range(2)]
+
+        def recorded() -> bytes:
+            return b"".join(path.read_bytes() for path in files if path.exists())
+
+        _waitFor(lambda: recorded().count(b"\n") == 6, "not every line was recorded", server)
+        for number in range(6):
+            self.assertIn(b" 192.0.2.%d:4000%d " % (number, number), recorded())
         _stopCleanly(server)
