@@ -16,7 +16,7 @@ from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python import usage
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from tests.support import (
     PATIENCE,
@@ -543,4 +543,39 @@ class WrappedEndpointTests(SynchronousTestCase):
         _waitFor(lambda: recorded().count(b"\n") == 6, "not every line was recorded", server)
         for number in range(6):
             self.assertIn(b" 192.0.2.%d:4000%d " % (number, number), recorded())
+        _stopCleanly(server)
+
+    def test_systemd(self) -> None:
+        """
+        ``systemd:`` with two workers under ``systemd-socket-activate``: the workers adopt
+        the socket systemd handed the supervisor, found by its name.
+        """
+        import shutil
+
+        activate = shutil.which("systemd-socket-activate")
+        if activate is None:
+            raise SkipTest("systemd-socket-activate is not installed")
+        port = freePort()
+        server = startServer(
+            self,
+            [
+                activate,
+                "-E",
+                "PYTHONPATH",
+                "-l",
+                f"127.0.0.1:{port}",
+                "--fdname=journey",
+                *twistdArgv(
+                    "journey-greet",
+                    "--listen",
+                    "systemd:domain=INET:name=journey",
+                    "--workers",
+                    "2",
+                ),
+            ],
+            ("127.0.0.1", port),
+        )
+        _waitForWorkers(server, 2)
+        for _ in range(10):
+            self.assertEqual(readAll(connect(("127.0.0.1", port))), GREETING)
         _stopCleanly(server)

@@ -617,7 +617,8 @@ class WorkerPool(Service):
         """
         childFDs: dict[int, int | str] = {0: "w", 1: "r", 2: "r"}
         systemdFds = {listener.childFd for listener in self._binder.listeners}
-        nextFd = max([2, *(fd for fd in systemdFds if fd is not None)]) + 1
+        inherited = int(_systemdEnvironment().get("LISTEN_FDS", "0"))
+        nextFd = max([2 + inherited, *(fd for fd in systemdFds if fd is not None)]) + 1
         described = []
         for listener in self._binder.listeners:
             childFd = listener.childFd
@@ -643,10 +644,12 @@ class WorkerPool(Service):
 
     def workerEnvironment(self) -> dict[str, str]:
         """
-        The environment of a worker: ours, with this package importable and the metrics
-        directory named.
+        The environment of a worker: ours, with this package importable, the metrics
+        directory named, and systemd's description of the sockets it handed us (which
+        Twisted removed from our environment as it read it).
         """
         env = dict(os.environ)
+        env.update(_systemdEnvironment())
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         if self.metricsDirectory is not None:
@@ -764,6 +767,33 @@ class WorkerPool(Service):
                 timeout=self.stopTimeout,
             )
         self.signalWorkers(signal.SIGKILL)
+
+
+def _systemdEnvironment() -> dict[str, str]:
+    """
+    ``LISTEN_FDS`` and ``LISTEN_FDNAMES`` as systemd gave them to this process, for a
+    worker (which sets ``LISTEN_PID`` itself): the workers get the same descriptors at the
+    same numbers, so that their ``systemd:`` endpoint strings parse as ours did.
+
+    Twisted reads and removes these variables when it loads its endpoint parsers, and
+    keeps what it read on a private attribute of its ``systemd:`` parser; without it
+    (another Twisted), workers get nothing and a ``systemd:`` endpoint fails in them,
+    loudly.
+    """
+    try:
+        from twisted.internet.endpoints import _SystemdParser
+
+        inherited = _SystemdParser._sddaemon
+        descriptors = inherited.inheritedDescriptors()
+        names = {fd: name for name, fd in inherited.inheritedNamedDescriptors().items()}
+    except (ImportError, AttributeError):  # pragma: no cover - another Twisted
+        return {}
+    if not descriptors:
+        return {}
+    return {
+        "LISTEN_FDS": str(len(descriptors)),
+        "LISTEN_FDNAMES": ":".join(names.get(fd, "unknown") for fd in descriptors),
+    }
 
 
 def supervise(options: Any, module: str, reactor: Any = None) -> IService:
