@@ -7,6 +7,7 @@ and with two workers.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 import urllib.request
@@ -301,3 +302,26 @@ class TwoWorkersTests(LoadMixin, SynchronousTestCase):
         _, metricsPort = self.startWithMetrics("journey-greet")
         samples = self.waitForValues(metricsPort, {("journey_workers", ()): 2})
         self.assertEqual(samples["journey_worker_restarts_total", ()], 0)
+
+    def test_restartKeepsCounting(self) -> None:
+        """
+        A worker killed with SIGKILL is counted as restarted, and what it had counted
+        (once synced) stays in the totals: counters never go down.
+        """
+        port, metricsPort = self.startWithMetrics("journey-greet")
+        for _ in range(10):
+            self.assertEqual(readAll(connect(("127.0.0.1", port))), GREETING)
+        self.waitForValues(metricsPort, {("journey_connections_accepted_total", ()): 11})
+        supervisor = self.server.process.pid
+        children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+        os.kill(int(min(children, key=int)), signal.SIGKILL)
+        for _ in range(10):
+            self.assertEqual(readAll(connect(("127.0.0.1", port))), GREETING)
+        self.waitForValues(
+            metricsPort,
+            {
+                ("journey_connections_accepted_total", ()): 21,
+                ("journey_worker_restarts_total", ()): 1,
+                ("journey_workers", ()): 2,
+            },
+        )
