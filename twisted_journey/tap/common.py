@@ -22,7 +22,7 @@ from twisted.internet.interfaces import IProtocolFactory, IReactorCore, IStreamS
 from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 
-from twisted_journey import settings, workers
+from twisted_journey import settings
 
 __all__ = ["ListeningService", "ServerOptions", "listeningService"]
 
@@ -89,9 +89,9 @@ class ServerOptions(usage.Options):
         Serve with this many worker processes sharing the listening sockets, or auto
         for one per core [default: 1].
         """
-        from twisted_journey.workers import workerCount
+        from twisted_journey import workers
 
-        self["workers"] = self._setting(workerCount, "--workers", value)
+        self["workers"] = self._setting(workers.workerCount, "--workers", value)
 
     def opt_metrics(self, description: str) -> None:
         """
@@ -155,6 +155,8 @@ def listeningService(
         from twisted.internet import reactor as global_reactor
 
         reactor = cast(IReactorCore, global_reactor)
+    from twisted_journey import workers
+
     parent = MultiService()
     reactor = workers.listeningReactor(options, reactor)
     for description in options["listen"]:
