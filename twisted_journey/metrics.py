@@ -106,7 +106,7 @@ def snapshot(factory: Any) -> dict[Key, float]:
         ("journey_connections_accepted", ()): factory.served,
         ("journey_connections_open", ()): limits.open,
         ("journey_connections_refused", (("reason", "limit-total"),)): limits.refusedTotal,
-        ("journey_connections_refused", (("reason", "limit-peer"),)): limits.refusedPeer,
+        ("journey_connections_refused", (("reason", "limit-peer"),)): limits.refusedPerPeer,
         ("journey_connections_dropped", (("reason", "timeout"),)): factory.timedOut,
         ("journey_received_bytes", ()): factory.bytesReceived,
         ("journey_sent_bytes", ()): sent,
@@ -115,11 +115,29 @@ def snapshot(factory: Any) -> dict[Key, float]:
         values["journey_connections_dropped", (("reason", "slow-reader"),)] = factory.droppedSlow
     datalog = getattr(factory, "datalog", None)
     if datalog is not None:
-        values["journey_records_written", ()] = datalog.records_written
-        values["journey_records_dropped", ()] = datalog.dropped_records
-        values["journey_datalog_write_errors", ()] = datalog.write_errors
-        values["journey_datalog_written_bytes", ()] = datalog.written
+        values.update(_datalogValues(datalog))
     return values
+
+
+def _datalogValues(datalog: Any) -> dict[Key, float]:
+    """
+    The counters of a :class:`twisted_journey.datalog.DataLog`, under either of the
+    names it has had: ``written`` (records) with ``written_bytes``, ``dropped`` and
+    ``writeErrors``; or ``records_written`` with ``written`` (bytes), ``dropped_records``
+    and ``write_errors``.
+    """
+    if hasattr(datalog, "written_bytes"):
+        records, size = datalog.written, datalog.written_bytes
+        dropped, errors = datalog.dropped, datalog.writeErrors
+    else:
+        records, size = datalog.records_written, datalog.written
+        dropped, errors = datalog.dropped_records, datalog.write_errors
+    return {
+        ("journey_records_written", ()): records,
+        ("journey_records_dropped", ()): dropped,
+        ("journey_datalog_write_errors", ()): errors,
+        ("journey_datalog_written_bytes", ()): size,
+    }
 
 
 def _families(perWorker: dict[str, dict[Key, float]]) -> Iterator[Any]:

@@ -46,7 +46,7 @@ class ConnectionLimits:
     :ivar perPeer: open connections by host, for hosts with any open.
     :ivar refused: connections refused since start.
     :ivar refusedTotal: of which by ``maxConnections``.
-    :ivar refusedPeer: of which by ``maxPerPeer``.
+    :ivar refusedPerPeer: of which by ``maxPerPeer``.
     """
 
     def __init__(self, maxConnections: int | None = None, maxPerPeer: int | None = None) -> None:
@@ -56,7 +56,7 @@ class ConnectionLimits:
         self.perPeer: dict[str, int] = {}
         self.refused = 0
         self.refusedTotal = 0
-        self.refusedPeer = 0
+        self.refusedPerPeer = 0
 
     def admit(self, host: str | None) -> str | None:
         """
@@ -72,7 +72,7 @@ class ConnectionLimits:
             count = self.perPeer.get(host, 0)
             if count >= self.maxPerPeer:
                 self.refused += 1
-                self.refusedPeer += 1
+                self.refusedPerPeer += 1
                 return f"{count} connections open from this host, the most allowed (--max-per-peer)"
             self.perPeer[host] = count + 1
         self.open += 1

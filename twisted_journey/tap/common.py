@@ -151,18 +151,18 @@ def listeningService(
     """
     A service that listens with ``factory`` on every endpoint in ``options["listen"]``.
     """
+    from twisted_journey import workers
+
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
         reactor = cast(IReactorCore, global_reactor)
-    from twisted_journey import workers
-
     parent = MultiService()
     reactor = workers.listeningReactor(options, reactor)
+    workers.serverExtras(options, factory, parent)
     for description in options["listen"]:
         endpoint = serverFromString(reactor, description)
         ListeningService(description, endpoint, factory).setServiceParent(parent)
-    workers.serverExtras(options, factory, parent)
     return parent
 
 
