@@ -111,7 +111,7 @@ class ServerOptions(usage.Options):
         """
         self.setdefault("workers", 1)
         self.setdefault("metrics", None)
-        limit = self["max-connections"]
+        limit = self._setting(settings.limit, "--max-connections", self["max-connections"])
         if limit is not None and limit < self["workers"]:
             raise usage.UsageError(
                 f"--max-connections ({limit}) must be at least --workers ({self['workers']}): "
@@ -127,9 +127,9 @@ class ServerOptions(usage.Options):
         if not self["listen"]:
             self["listen"] = [self.defaultListen]
         self.setdefault("timeout", None)
+        self._checkWorkers()
         for name in ("max-connections", "max-per-peer"):
             self[name] = self._setting(settings.limit, f"--{name}", self[name])
-        self._checkWorkers()
 
     @staticmethod
     def _setting(check: Callable[..., T], *arguments: Any) -> T:
