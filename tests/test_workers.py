@@ -15,7 +15,9 @@ from pathlib import Path
 from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from tests.support import (
@@ -150,6 +152,60 @@ class TornRecordTests(SynchronousTestCase):
             self.assertEqual(workers.dropTornRecord(path), cut)
             self.assertEqual(Path(path).read_bytes(), expected)
         self.assertEqual(workers.dropTornRecord(path + ".missing"), 0)
+
+
+class _RecordingPool(workers.WorkerPool):
+    """
+    A pool that records the workers it would start instead of starting them.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.spawned: list[int] = []
+
+    def spawn(self, index: int) -> None:
+        self._pending.pop(index, None)
+        self.spawned.append(index)
+        worker = workers._WorkerProcess(self, index)
+        worker.pid = 1000 + len(self.spawned)
+        self.workers[index] = worker
+
+
+class BackoffTests(SynchronousTestCase):
+    """
+    :class:`workers.WorkerPool` restarts a worker that exits after a delay that doubles
+    with each quick failure, up to a cap, and starts again from the first delay once a
+    worker has stayed up.
+    """
+
+    def test_backoff(self) -> None:
+        """
+        0.1, 0.2, 0.4... seconds, capped at 10; a worker that ran 10 seconds resets it.
+        """
+        from twisted.internet.error import ProcessTerminated
+
+        clock = MemoryReactorClock()
+        options = parse(tap_greet, "--workers", "2", "--listen", "tcp:0")
+        pool = _RecordingPool(options, "twisted_journey.tap.greet", clock)
+        pool.spawn(0)
+
+        def crash(after: float) -> float:
+            """
+            Let worker 0 run ``after`` seconds, kill it, return the restart delay.
+            """
+            clock.advance(after)
+            worker = pool.workers[0]
+            worker.processEnded(Failure(ProcessTerminated(signal=9)))
+            [call] = clock.getDelayedCalls()
+            delay = call.getTime() - clock.seconds()
+            clock.advance(delay)
+            return delay
+
+        delays = [round(crash(0.01), 3) for _ in range(9)]
+        self.assertEqual(delays, [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 10.0, 10.0])
+        self.assertEqual(round(crash(10.0), 3), 0.1)
+        self.assertEqual(pool.restarts, 10)
+        self.assertEqual(pool.spawned, [0] * 11)
 
 
 class _Hello(Protocol):
@@ -314,6 +370,51 @@ class GreetWorkersTests(SynchronousTestCase):
         self.assertIn(f"Worker 0 (pid {victim}) killed by signal 9; restarting it", log)
         self.assertRegex(
             log, r"\[worker-1 twisted_journey\.greet\.GreetFactory#info\] Got connection"
+        )
+
+
+class GreetWorkersSignalTests(SynchronousTestCase):
+    """
+    How the workers of ``twistd journey-greet --workers 2`` end.
+    """
+
+    def setUp(self) -> None:
+        self.port = freePort()
+        self.server = startServer(
+            self,
+            twistdArgv(
+                "journey-greet",
+                "--listen",
+                f"tcp:{self.port}:interface=127.0.0.1",
+                "--workers",
+                "2",
+                "--quiet",
+            ),
+            ("127.0.0.1", self.port),
+        )
+        _waitForWorkers(self.server, 2)
+        self.workers = _workerPids(self.server.process.pid)
+
+    def test_sigintIsForwarded(self) -> None:
+        """
+        SIGINT to the supervisor reaches every worker as SIGINT.
+        """
+        self.server.stop(signal.SIGINT)
+        log = self.server.stdout
+        for index in range(2):
+            self.assertIn(b"[worker-%d twisted.internet.base#info] Received SIGINT" % index, log)
+        self.assertFalse(any(_isAlive(pid) for pid in self.workers))
+
+    def test_orphansStop(self) -> None:
+        """
+        Workers whose supervisor was killed with SIGKILL stop by themselves.
+        """
+        self.server.process.kill()
+        self.server.process.wait()
+        _waitFor(
+            lambda: not any(_isAlive(pid) for pid in self.workers),
+            "orphaned workers kept running",
+            self.server,
         )
 
 
