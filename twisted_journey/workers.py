@@ -249,6 +249,12 @@ class _Idle(Factory):
 
     noisy = False
 
+    def logPrefix(self) -> str:
+        """
+        How the supervisor's ports name themselves in the log.
+        """
+        return "supervisor"
+
 
 class _BindingReactor:
     """
