@@ -33,9 +33,9 @@ JSON written to ``--output`` (default ``bench/results/scale.json``)::
       "loadavg_before": [0.1, 0.2, 0.2], "loadavg_after": [1.9, 0.6, 0.3],
       "rows": [
         {"tool": "journey-greet", "workers": 1, "rate": 12345.6, "unit": "conn/s",
-         "ratio": 1.0, "server_cpu_s": 2.9, "errors": 0},
+         "ratio": 1.0, "server_cpu_s": 2.9, "server_us_per_unit": 25.1, "errors": 0},
         {"tool": "journey-mux", "workers": 2, "rate": 987654.3, "unit": "lines/s",
-         "ratio": 1.6, "server_cpu_s": 4.1, "lost": 0},
+         "ratio": 1.6, "server_cpu_s": 4.1, "server_us_per_unit": 0.24, "lost": 0},
         ...
       ],
       "cpu_per_connection": [
@@ -45,7 +45,9 @@ JSON written to ``--output`` (default ``bench/results/scale.json``)::
       ]
     }
 
-``ratio`` is a row's rate over the same tool's rate with one worker.
+``ratio`` is a row's rate over the same tool's rate with one worker;
+``server_us_per_unit`` is the server's CPU (all processes) per connection or per line,
+which, unlike the rates, hardly depends on what else the machine runs.
 """
 
 from __future__ import annotations
@@ -149,11 +151,13 @@ def greetRow(tool: Path, workers: int, args: argparse.Namespace, directory: Path
             before = server.cpu()
             counts = greetLoad(tool, port, args, args.seconds)
             used = server.cpu() - before
-            runs.append((counts["completed"] / counts["seconds"], used, int(counts["errors"])))
+            done = max(1, int(counts["completed"]))
+            runs.append((done / counts["seconds"], used, int(counts["errors"]), used / done))
     runs.sort()
-    rate, used, errors = runs[len(runs) // 2]
+    rate, used, errors, perConnection = runs[len(runs) // 2]
     return {"tool": "journey-greet", "workers": workers, "rate": round(rate, 1),
-            "unit": "conn/s", "server_cpu_s": round(used, 3), "errors": errors}  # fmt: skip
+            "unit": "conn/s", "server_cpu_s": round(used, 3),
+            "server_us_per_unit": round(perConnection * 1e6, 2), "errors": errors}  # fmt: skip
 
 
 def countLines(paths: list[Path]) -> int:
@@ -197,7 +201,8 @@ def muxRow(tool: Path, workers: int, args: argparse.Namespace, directory: Path) 
     for path in files:
         path.unlink(missing_ok=True)
     return {"tool": "journey-mux", "workers": workers, "rate": round(sent / elapsed, 1),
-            "unit": "lines/s", "server_cpu_s": round(used, 3), "lost": sent - written}  # fmt: skip
+            "unit": "lines/s", "server_cpu_s": round(used, 3),
+            "server_us_per_unit": round(used / sent * 1e6, 4), "lost": sent - written}  # fmt: skip
 
 
 def cpuPerConnection(args: argparse.Namespace, directory: Path) -> list[dict]:
@@ -297,6 +302,7 @@ def main() -> None:
                 ("rate", "{:,.0f}"),
                 ("unit", "{}"),
                 ("server_cpu_s", "{:.2f}"),
+                ("server_us_per_unit", "{:.3g}"),
                 ("errors", "{}"),
                 ("lost", "{}"),
             ],
