@@ -161,7 +161,6 @@ def closeNow(transport: tcp.Server) -> None:
     transport.connectionLost(connectionDone)
 
 
-
 # --- Accepting under descriptor exhaustion (twisted_journey.tap.mux) -------------------------
 
 

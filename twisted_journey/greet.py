@@ -182,6 +182,7 @@ class GreetProtocol(LimitedProtocol):
         sends more than :data:`DRAIN_LIMIT` bytes is dropped.
         """
         self._received += len(data)
+        self.factory.bytesReceived += len(data)
         if self._received > DRAIN_LIMIT:
             self.transport.abortConnection()
 

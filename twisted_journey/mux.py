@@ -168,6 +168,7 @@ class MuxProtocol(LimitedProtocol):
         if self._finished:
             return
         factory = self.factory
+        factory.bytesReceived += len(data)
         now = factory.clock.seconds()
         self.lastActive = factory.generation
         framer = self.framer
@@ -196,6 +197,7 @@ class MuxProtocol(LimitedProtocol):
                 self.finishRecording()
                 self.transport.abortConnection()
                 return
+        self.factory.bytesSent += len(data)
         self.transport.write(data)
 
     def pauseProducing(self) -> None:

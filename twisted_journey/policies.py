@@ -188,6 +188,8 @@ class LimitedFactory(Factory):
         ``--per-peer-prefix``).
     :ivar quiet: when true, no per-connection events are logged (refusals are still counted).
     :ivar served: connections admitted since start.
+    :ivar bytesReceived: bytes received from clients since start (for ``--metrics``).
+    :ivar bytesSent: bytes written to clients since start, where the protocol counts them.
     """
 
     protocol: type[LimitedProtocol]  # type: ignore[assignment]
@@ -203,6 +205,8 @@ class LimitedFactory(Factory):
         self.limits = ConnectionLimits(maxConnections, maxPerPeer)
         self.quiet = quiet
         self.served = 0
+        self.bytesReceived = 0
+        self.bytesSent = 0
         self._clock = clock
 
     @property

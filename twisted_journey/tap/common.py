@@ -14,7 +14,8 @@ Every endpoint gets the system's maximum listen backlog
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from twisted.application.internet import StreamServerEndpointService
@@ -84,6 +85,51 @@ class ServerOptions(usage.Options):
         """
         self["timeout"] = self._setting(settings.seconds, "--timeout", value)
 
+    # --- --workers and --metrics (twisted_journey.workers, twisted_journey.metrics) ---
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse, and keep the arguments: ``--workers`` hands them to each worker.
+        """
+        self.argv = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)
+
+    def opt_workers(self, value: str) -> None:
+        """
+        Serve with this many worker processes sharing the listening sockets, or auto
+        for one per core [default: 1].
+        """
+        from twisted_journey import workers
+
+        self["workers"] = self._setting(workers.workerCount, "--workers", value)
+
+    def opt_metrics(self, description: str) -> None:
+        """
+        Serve Prometheus metrics on this endpoint (e.g. tcp:9100:interface=127.0.0.1).
+        """
+        try:
+            serverFromString(MemoryReactor(), description)
+        except Exception as e:
+            raise usage.UsageError(
+                f"--metrics {description!r} is not a usable endpoint: {e or type(e).__name__}."
+            ) from None
+        self["metrics"] = description
+
+    def _checkWorkers(self) -> None:
+        """
+        Default ``--workers`` and ``--metrics``; every worker needs a connection.
+        """
+        self.setdefault("workers", 1)
+        self.setdefault("metrics", None)
+        limit = self._setting(settings.limit, "--max-connections", self["max-connections"])
+        if limit is not None and limit < self["workers"]:
+            raise usage.UsageError(
+                f"--max-connections ({limit}) must be at least --workers ({self['workers']}): "
+                "it is shared out among the workers."
+            )
+
+    # --- end of --workers and --metrics ---
+
     def postOptions(self) -> None:
         """
         Fill in the default endpoint and validate the shared numbers.
@@ -91,6 +137,7 @@ class ServerOptions(usage.Options):
         if not self["listen"]:
             self["listen"] = [self.defaultListen]
         self.setdefault("timeout", None)
+        self._checkWorkers()
         for name in ("max-connections", "max-per-peer"):
             self[name] = self._setting(settings.limit, f"--{name}", self[name])
         self["per-peer-prefix"] = self._setting(
@@ -127,6 +174,8 @@ def listeningService(
     """
     A service that listens with ``factory`` on every endpoint in ``options["listen"]``.
     """
+    from twisted_journey import workers
+
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
@@ -134,6 +183,8 @@ def listeningService(
     if isinstance(factory, LimitedFactory):
         factory.limits.prefixes = options["per-peer-prefix"]
     parent = MultiService()
+    reactor = workers.listeningReactor(options, reactor)
+    workers.serverExtras(options, factory, parent)
     for description in options["listen"]:
         # haproxy:...: our own strict PROXY header reader, so limits see the clients.
         inner = proxied(description)

@@ -25,7 +25,7 @@ from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 from twisted.python import usage
 
-from twisted_journey import _twisted, records, settings
+from twisted_journey import _twisted, records, settings, workers
 from twisted_journey.datalog import DataLog, check_output, keep_count
 from twisted_journey.mux import DataLogService, MuxFactory, catchEarlySignals
 from twisted_journey.tap.common import ServerOptions, listeningService
@@ -97,6 +97,7 @@ class Options(ServerOptions):
             settings.seconds, "--flush-interval", self["flush-interval"]
         )
         self._setting(check_output, self["output"], self["rotate-bytes"])
+        workers.checkMuxWorkers(self)
 
 
 def _logToStandardError() -> None:
@@ -122,6 +123,8 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     :raises SystemExit: with one sentence, when the data log cannot be opened (twistd
         prints it and exits 1; a ``UsageError`` here would be a traceback).
     """
+    if options["workers"] > 1 and not workers.isWorker(options):
+        return workers.supervise(options, __name__, reactor)
     try:
         datalog = DataLog(
             options["output"],

@@ -1,0 +1,682 @@
+"""
+Tests for ``--workers N`` (:mod:`twisted_journey.workers`): option parsing, the share of
+``--max-connections``, the adopted ports, and real supervisors with real workers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import time
+from pathlib import Path
+
+from twisted.internet import reactor as global_reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+
+from tests.support import (
+    PATIENCE,
+    ServerProcess,
+    connect,
+    freePort,
+    readAll,
+    selfSignedCertificate,
+    socketPath,
+    startServer,
+    twistdArgv,
+)
+from twisted_journey import workers
+from twisted_journey.settings import SettingError
+from twisted_journey.tap import greet as tap_greet
+from twisted_journey.tap import mux as tap_mux
+
+GREETING = b"Thank you for connecting\r\n"
+
+
+def parse(module: object, *argv: str) -> usage.Options:
+    """
+    Parse ``argv`` with ``module.Options``.
+    """
+    options = module.Options()  # type: ignore[attr-defined]
+    options.parseOptions(list(argv))
+    return options  # type: ignore[no-any-return]
+
+
+class OptionTests(SynchronousTestCase):
+    """
+    ``--workers`` and the settings derived from it.
+    """
+
+    def test_workerCount(self) -> None:
+        """
+        A whole number of at least 1, or ``auto`` for the cores this process may use.
+        """
+        self.assertEqual(workers.workerCount("--workers", "3"), 3)
+        self.assertEqual(workers.workerCount("--workers", "auto"), len(os.sched_getaffinity(0)))
+        for bad in ("0", "-1", "x", ""):
+            error = self.assertRaises(SettingError, workers.workerCount, "--workers", bad)
+            self.assertEqual(
+                str(error), f"--workers must be a whole number of at least 1, or auto, not {bad!r}."
+            )
+
+    def test_defaultsAndParsing(self) -> None:
+        """
+        One worker and no metrics by default, for both tools; the arguments are kept.
+        """
+        for module in (tap_greet, tap_mux):
+            options = parse(module)
+            self.assertEqual((options["workers"], options["metrics"]), (1, None))
+        options = parse(tap_greet, "--workers", "2", "--metrics", "tcp:0", "-q")
+        self.assertEqual((options["workers"], options["metrics"]), (2, "tcp:0"))
+        self.assertEqual(options.argv, ["--workers", "2", "--metrics", "tcp:0", "-q"])  # type: ignore[attr-defined]
+
+    def test_help(self) -> None:
+        """
+        Both tools' help names ``--workers`` and ``--metrics``.
+        """
+        for module in (tap_greet, tap_mux):
+            text = str(module.Options())
+            self.assertIn("--workers", text)
+            self.assertIn("--metrics", text)
+
+    def test_usageErrors(self) -> None:
+        """
+        Options that cannot work with several workers are one-sentence usage errors.
+        """
+        cases = [
+            (tap_greet, ["--workers", "0"], "--workers must be a whole number of at least 1"),
+            (
+                tap_greet,
+                ["--workers", "3", "--max-connections", "2"],
+                "--max-connections (2) must be at least --workers (3): it is shared out",
+            ),
+            (tap_greet, ["--metrics", "bogus:1"], "--metrics 'bogus:1' is not a usable endpoint"),
+            (tap_mux, ["--workers", "2"], "--workers needs --output PATH"),
+            (
+                tap_mux,
+                ["--workers", "2", "-o", "x", "--broadcast"],
+                "--broadcast cannot be used with --workers",
+            ),
+        ]
+        for module, argv, message in cases:
+            error = self.assertRaises(usage.UsageError, parse, module, *argv)
+            self.assertTrue(str(error).startswith(message), (argv, str(error)))
+
+    def test_connectionShare(self) -> None:
+        """
+        The workers' shares of ``--max-connections`` add up to it exactly.
+        """
+        for limit in range(3, 20):
+            for count in range(1, 4):
+                shares = [workers.connectionShare(limit, count, i) for i in range(count)]
+                self.assertEqual(sum(shares), limit)  # type: ignore[arg-type]
+                self.assertLessEqual(max(shares) - min(shares), 1)  # type: ignore[operator]
+        self.assertIsNone(workers.connectionShare(None, 4, 0))
+
+    def test_workerOutput(self) -> None:
+        """
+        Worker I writes ``PATH.wI``.
+        """
+        self.assertEqual(
+            workers.workerOutput("/var/log/received.log", 0), "/var/log/received.log.w0"
+        )
+        self.assertEqual(workers.workerOutput("r", 11), "r.w11")
+
+
+class TornRecordTests(SynchronousTestCase):
+    """
+    :func:`workers.dropTornRecord` cuts an unfinished last record, and nothing else.
+    """
+
+    def test_cases(self) -> None:
+        """
+        Whole files are left alone; a torn tail is cut back to the last newline, however
+        far back it is; a file of one torn record becomes empty; a missing file is fine.
+        """
+        path = self.mktemp()
+        cases = [
+            (b"", b"", 0),
+            (b"a\nb\n", b"a\nb\n", 0),
+            (b"a\nb\nhalf", b"a\nb\n", 4),
+            (b"a\n" + b"x" * 200000, b"a\n", 200000),
+            (b"torn", b"", 4),
+        ]
+        for content, expected, cut in cases:
+            Path(path).write_bytes(content)
+            self.assertEqual(workers.dropTornRecord(path), cut)
+            self.assertEqual(Path(path).read_bytes(), expected)
+        self.assertEqual(workers.dropTornRecord(path + ".missing"), 0)
+
+
+class _RecordingPool(workers.WorkerPool):
+    """
+    A pool that records the workers it would start instead of starting them.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.spawned: list[int] = []
+
+    def spawn(self, index: int) -> None:
+        self._pending.pop(index, None)
+        self.spawned.append(index)
+        worker = workers._WorkerProcess(self, index)
+        worker.pid = 1000 + len(self.spawned)
+        self.workers[index] = worker
+
+
+class BackoffTests(SynchronousTestCase):
+    """
+    :class:`workers.WorkerPool` restarts a worker that exits after a delay that doubles
+    with each quick failure, up to a cap, and starts again from the first delay once a
+    worker has stayed up.
+    """
+
+    def test_backoff(self) -> None:
+        """
+        0.1, 0.2, 0.4... seconds, capped at 10; a worker that ran 10 seconds resets it.
+        """
+        from twisted.internet.error import ProcessTerminated
+
+        clock = MemoryReactorClock()
+        options = parse(tap_greet, "--workers", "2", "--listen", "tcp:0")
+        pool = _RecordingPool(options, "twisted_journey.tap.greet", clock)
+        pool.spawn(0)
+
+        def crash(after: float) -> float:
+            """
+            Let worker 0 run ``after`` seconds, kill it, return the restart delay.
+            """
+            clock.advance(after)
+            worker = pool.workers[0]
+            worker.processEnded(Failure(ProcessTerminated(signal=9)))
+            [call] = clock.getDelayedCalls()
+            delay = call.getTime() - clock.seconds()
+            clock.advance(delay)
+            return delay
+
+        delays = [round(crash(0.01), 3) for _ in range(9)]
+        self.assertEqual(delays, [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 10.0, 10.0])
+        self.assertEqual(round(crash(10.0), 3), 0.1)
+        self.assertEqual(pool.restarts, 10)
+        self.assertEqual(pool.spawned, [0] * 11)
+
+
+class _Hello(Protocol):
+    def connectionMade(self) -> None:
+        self.transport.write(b"hi")  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+
+class AdoptedPortTests(TestCase):
+    """
+    The ports a worker adopts: a closed one leaves the shared socket (and its file)
+    usable by the next worker.  These lean on Twisted's private adopting constructors,
+    so they fail loudly if a Twisted upgrade changes them.
+    """
+
+    def _listener(self, family: int, address: object) -> socket.socket:
+        sock = socket.socket(family)
+        self.addCleanup(sock.close)
+        sock.bind(address)
+        sock.listen(16)
+        sock.setblocking(False)
+        return sock
+
+    @inlineCallbacks
+    def _adoptTwice(self, sock: socket.socket, address: object) -> object:
+        """
+        Adopt ``sock`` in one port, close it, adopt it again, and get a greeting.
+        """
+        for _ in range(2):
+            description = {"fd": os.dup(sock.fileno()), "family": int(sock.family), "mode": None}
+            adopting = workers._AdoptingReactor(global_reactor, [description])
+            port = adopting.listenTCP(0, Factory.forProtocol(_Hello))
+            self.assertEqual(port.numberAccepts, 1)
+            yield port.stopListening()
+        port = workers._AdoptingReactor(
+            global_reactor,
+            [{"fd": os.dup(sock.fileno()), "family": int(sock.family), "mode": None}],
+        ).listenTCP(0, Factory.forProtocol(_Hello))
+        self.addCleanup(port.stopListening)
+        client = connect(address, timeout=5)
+        client.setblocking(False)
+        data = b""
+        deadline = time.monotonic() + PATIENCE
+        while not data and time.monotonic() < deadline:
+            d: Deferred[None] = Deferred()
+            global_reactor.callLater(0.01, d.callback, None)  # type: ignore[attr-defined]
+            yield d
+            try:
+                data = client.recv(10)
+            except BlockingIOError:
+                pass
+        client.close()
+        self.assertEqual(data, b"hi")
+        return None
+
+    def test_unixSocketSurvivesAWorker(self) -> None:
+        """
+        Closing an adopted ``unix:`` port neither removes the socket file nor shuts the
+        socket down.
+        """
+        path = socketPath(self)
+        sock = self._listener(socket.AF_UNIX, path)
+        d = self._adoptTwice(sock, path)
+        d.addCallback(lambda _: self.assertTrue(os.path.exists(path)))
+        return d
+
+    def test_tcpSocketSurvivesAWorker(self) -> None:
+        """
+        Closing an adopted ``tcp:`` port does not shut the shared socket down.
+        """
+        sock = self._listener(socket.AF_INET, ("127.0.0.1", 0))
+        return self._adoptTwice(sock, sock.getsockname())
+
+
+def _workerPids(supervisor: int) -> set[int]:
+    """
+    The pids of ``supervisor``'s children.
+    """
+    text = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text()
+    return {int(pid) for pid in text.split()}
+
+
+def _waitFor(condition: object, what: str, server: ServerProcess) -> None:
+    """
+    Wait until ``condition()`` is true, or fail with the server's output.
+    """
+    deadline = time.monotonic() + PATIENCE
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}\n{server.output()}")
+        time.sleep(0.05)
+
+
+def _waitForWorkers(server: ServerProcess, count: int, starts: int = 0) -> None:
+    """
+    Wait until workers 0 to ``count - 1`` have logged that they listen, and workers have
+    started listening at least ``starts`` times in all (restarts included).
+    """
+
+    def listening() -> bool:
+        log = server.stdout
+        every = all(
+            re.search(rb"\[worker-%d [^]]*\] [^\n]*starting on" % index, log)
+            for index in range(count)
+        )
+        return every and len(re.findall(rb"\[worker-\d+ [^]]*\] [^\n]*starting on", log)) >= starts
+
+    _waitFor(listening, f"{count} workers never listened", server)
+
+
+class GreetWorkersTests(SynchronousTestCase):
+    """
+    ``twistd journey-greet --workers 2`` on a TCP and a UNIX socket.
+    """
+
+    def setUp(self) -> None:
+        self.port = freePort()
+        self.path = socketPath(self)
+        self.server = startServer(
+            self,
+            twistdArgv(
+                "journey-greet",
+                "--listen",
+                f"tcp:{self.port}:interface=127.0.0.1",
+                "--listen",
+                f"unix:{self.path}",
+                "--workers",
+                "2",
+            ),
+            ("127.0.0.1", self.port),
+        )
+        _waitForWorkers(self.server, 2)
+
+    def test_servesRestartsAndStops(self) -> None:
+        """
+        Both sockets are served; a worker killed with SIGKILL is replaced, and serving
+        goes on; SIGUSR1 kills no worker; SIGTERM stops every worker and removes the
+        socket file.
+        """
+        for _ in range(20):
+            self.assertEqual(readAll(connect(("127.0.0.1", self.port))), GREETING)
+            self.assertEqual(readAll(connect(self.path)), GREETING)
+        before = _workerPids(self.server.process.pid)
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        _waitFor(
+            lambda: len(_workerPids(self.server.process.pid) - {victim}) == 2,
+            "the killed worker was not restarted",
+            self.server,
+        )
+        for _ in range(20):
+            self.assertEqual(readAll(connect(("127.0.0.1", self.port))), GREETING)
+        running = _workerPids(self.server.process.pid)
+        self.server.process.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)
+        self.assertEqual(_workerPids(self.server.process.pid), running)
+        _stopCleanly(self.server)
+        self.assertFalse(os.path.exists(self.path))
+        for pid in running:
+            self.assertFalse(Path(f"/proc/{pid}").exists() and _isAlive(pid), pid)
+        log = self.server.stdout.decode()
+        self.assertIn(f"Worker 0 (pid {victim}) killed by signal 9; restarting it", log)
+        self.assertRegex(
+            log, r"\[worker-1 twisted_journey\.greet\.GreetFactory#info\] Got connection"
+        )
+
+
+class GreetWorkersSignalTests(SynchronousTestCase):
+    """
+    How the workers of ``twistd journey-greet --workers 2`` end.
+    """
+
+    def setUp(self) -> None:
+        self.port = freePort()
+        self.server = startServer(
+            self,
+            twistdArgv(
+                "journey-greet",
+                "--listen",
+                f"tcp:{self.port}:interface=127.0.0.1",
+                "--workers",
+                "2",
+                "--quiet",
+            ),
+            ("127.0.0.1", self.port),
+        )
+        _waitForWorkers(self.server, 2)
+        self.workers = _workerPids(self.server.process.pid)
+
+    def test_sigintIsForwarded(self) -> None:
+        """
+        SIGINT to the supervisor reaches every worker as SIGINT.
+        """
+        self.server.stop(signal.SIGINT)
+        log = self.server.stdout
+        for index in range(2):
+            self.assertIn(b"[worker-%d twisted.internet.base#info] Received SIGINT" % index, log)
+        self.assertFalse(any(_isAlive(pid) for pid in self.workers))
+
+    def test_orphansStop(self) -> None:
+        """
+        Workers whose supervisor was killed with SIGKILL stop by themselves.
+        """
+        self.server.process.kill()
+        self.server.process.wait()
+        _waitFor(
+            lambda: not any(_isAlive(pid) for pid in self.workers),
+            "orphaned workers kept running",
+            self.server,
+        )
+
+
+def _stopCleanly(server: ServerProcess) -> None:
+    """
+    Stop ``server`` with SIGTERM and check that twistd shut down in order (it ends by
+    raising the signal that stopped it again).
+    """
+    status = server.stop()
+    if status not in (0, -signal.SIGTERM) or b"Server Shut Down." not in server.stdout:
+        raise AssertionError(f"status {status}\n{server.output()}")
+
+
+def _isAlive(pid: int) -> bool:
+    """
+    Whether ``pid`` runs (is neither gone nor a zombie).
+    """
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+LINE = re.compile(rb"^\S+ 127\.0\.0\.1:\d+ \d+ c(\d+) n(\d+) x+$")
+
+
+class MuxWorkersTests(SynchronousTestCase):
+    """
+    ``twistd journey-mux --workers 2``: a file per worker, whole records, restarts.
+    """
+
+    def setUp(self) -> None:
+        self.port = freePort()
+        self.output = os.path.abspath(self.mktemp())
+
+    def start(self, *extra: str) -> ServerProcess:
+        """
+        Start journey-mux with two workers writing ``self.output.wN``.
+        """
+        server = startServer(
+            self,
+            twistdArgv(
+                "journey-mux",
+                "--listen",
+                f"tcp:{self.port}:interface=127.0.0.1",
+                "--workers",
+                "2",
+                "--output",
+                self.output,
+                "--quiet",
+                "--flush-interval",
+                "0.1",
+                *extra,
+            ),
+            ("127.0.0.1", self.port),
+        )
+        _waitForWorkers(server, 2)
+        return server
+
+    def records(self) -> list[bytes]:
+        """
+        Every record in every worker's file.
+        """
+        lines = []
+        for index in range(2):
+            path = Path(workers.workerOutput(self.output, index))
+            lines.extend(path.read_bytes().splitlines(keepends=True))
+        return lines
+
+    def test_killedWorkerLosesNoWrittenRecord(self) -> None:
+        """
+        Clients stream lines while a worker is killed with SIGKILL: every record in the
+        files is whole, no line is recorded twice, every line sent to the surviving
+        worker is recorded, and the restarted worker serves.
+        """
+        server = self.start()
+        clients = [connect(("127.0.0.1", self.port)) for _ in range(6)]
+        reset: set[int] = set()
+        for number in range(200):
+            for client, sock in enumerate(clients):
+                try:
+                    sock.sendall(b"c%d n%d %s\n" % (client, number, b"x" * 40))
+                except OSError:
+                    reset.add(client)
+            if number == 100:
+                os.kill(min(_workerPids(server.process.pid)), signal.SIGKILL)
+        for client, sock in enumerate(clients):
+            # The killed worker's connections are reset; the others stay open (mux
+            # sends nothing).
+            sock.settimeout(0.5)
+            try:
+                if sock.recv(1) == b"":
+                    reset.add(client)
+            except TimeoutError:
+                pass
+            except OSError:
+                reset.add(client)
+            sock.close()
+        _waitForWorkers(server, 2, starts=3)
+        with connect(("127.0.0.1", self.port)) as late:
+            late.sendall(b"c99 n0 " + b"x" * 40 + b"\n")
+        _waitFor(
+            lambda: any(b" c99 n0 " in record for record in self.records()),
+            "the restarted worker recorded nothing",
+            server,
+        )
+        _stopCleanly(server)
+        seen = set()
+        perClient: dict[int, list[int]] = {}
+        for record in self.records():
+            self.assertTrue(record.endswith(b"\n"), record)
+            match = LINE.match(record.rstrip(b"\n"))
+            self.assertIsNotNone(match, record)
+            assert match is not None
+            key = (int(match.group(1)), int(match.group(2)))
+            self.assertNotIn(key, seen)
+            seen.add(key)
+            perClient.setdefault(key[0], []).append(key[1])
+        self.assertIn((99, 0), seen)
+        # The killed worker's clients lost what it had not written; the others (if the
+        # kernel gave the surviving worker any) lost nothing.
+        for client in set(range(6)) - reset:
+            self.assertEqual(sorted(perClient.get(client, [])), list(range(200)), client)
+        for numbers in perClient.values():
+            # What a client's worker wrote is a prefix of what the client sent.
+            self.assertEqual(sorted(numbers), list(range(len(numbers))))
+
+    def test_maxConnectionsIsShared(self) -> None:
+        """
+        ``--max-connections 2`` with two workers: never more than two open in all.
+        """
+        server = self.start("--max-connections", "2")
+        held = []
+        opened = [connect(("127.0.0.1", self.port)) for _ in range(6)]
+        time.sleep(1.0)
+        for sock in opened:
+            sock.settimeout(0.2)
+            try:
+                refused = sock.recv(1) == b""
+            except TimeoutError:
+                refused = False
+            if refused:
+                sock.close()
+            else:
+                held.append(sock)
+        for sock in held:
+            sock.close()
+        self.assertGreaterEqual(len(held), 1)
+        self.assertLessEqual(len(held), 2)
+        _stopCleanly(server)
+
+
+class WrappedEndpointTests(SynchronousTestCase):
+    """
+    Workers build what an endpoint string wraps around the adopted socket: TLS for
+    ``ssl:``, the PROXY protocol for ``haproxy:``.
+    """
+
+    def test_ssl(self) -> None:
+        """
+        ``ssl:`` with two workers: a TLS client gets the greeting from each connection.
+        """
+        import ssl
+
+        keyPath, certPath = selfSignedCertificate(os.path.abspath(self.mktemp()))
+        port = freePort()
+        server = startServer(
+            self,
+            twistdArgv(
+                "journey-greet",
+                "--listen",
+                f"ssl:{port}:interface=127.0.0.1:privateKey={keyPath}:certKey={certPath}",
+                "--workers",
+                "2",
+                "--quiet",
+            ),
+            ("127.0.0.1", port),
+        )
+        _waitForWorkers(server, 2)
+        context = ssl.create_default_context(cafile=certPath)
+        for _ in range(6):
+            with context.wrap_socket(
+                connect(("127.0.0.1", port)), server_hostname="localhost"
+            ) as tls:
+                received = b""
+                while chunk := tls.recv(100):
+                    received += chunk
+            self.assertEqual(received, GREETING)
+        _stopCleanly(server)
+
+    def test_haproxy(self) -> None:
+        """
+        ``haproxy:tcp:`` with two workers: the record names the client the PROXY header
+        gives, not the proxy.
+        """
+        port = freePort()
+        output = os.path.abspath(self.mktemp())
+        server = startServer(
+            self,
+            twistdArgv(
+                "journey-mux",
+                "--listen",
+                f"haproxy:tcp:{port}:interface=127.0.0.1",
+                "--workers",
+                "2",
+                "--output",
+                output,
+                "--quiet",
+                "--flush-interval",
+                "0.1",
+            ),
+            ("127.0.0.1", port),
+        )
+        _waitForWorkers(server, 2)
+        for number in range(6):
+            with connect(("127.0.0.1", port)) as sock:
+                sock.sendall(
+                    b"PROXY TCP4 192.0.2.%d 127.0.0.1 4000%d 1235\r\nline %d\n"
+                    % (number, number, number)
+                )
+        files = [Path(workers.workerOutput(output, i)) for i in range(2)]
+
+        def recorded() -> bytes:
+            return b"".join(path.read_bytes() for path in files if path.exists())
+
+        _waitFor(lambda: recorded().count(b"\n") == 6, "not every line was recorded", server)
+        for number in range(6):
+            self.assertIn(b" 192.0.2.%d:4000%d " % (number, number), recorded())
+        _stopCleanly(server)
+
+    def test_systemd(self) -> None:
+        """
+        ``systemd:`` with two workers under ``systemd-socket-activate``: the workers adopt
+        the socket systemd handed the supervisor, found by its name.
+        """
+        import shutil
+
+        activate = shutil.which("systemd-socket-activate")
+        if activate is None:
+            raise SkipTest("systemd-socket-activate is not installed")
+        port = freePort()
+        server = startServer(
+            self,
+            [
+                activate,
+                "-E",
+                "PYTHONPATH",
+                "-l",
+                f"127.0.0.1:{port}",
+                "--fdname=journey",
+                *twistdArgv(
+                    "journey-greet",
+                    "--listen",
+                    "systemd:domain=INET:name=journey",
+                    "--workers",
+                    "2",
+                ),
+            ],
+            ("127.0.0.1", port),
+        )
+        _waitForWorkers(server, 2)
+        for _ in range(10):
+            self.assertEqual(readAll(connect(("127.0.0.1", port))), GREETING)
+        _stopCleanly(server)

@@ -1,0 +1,336 @@
+# -*- test-case-name: tests.test_metrics -*-
+"""
+``--metrics ENDPOINT``: the servers' counters in the Prometheus text format, served with
+``twisted.web`` and ``prometheus_client``.
+
+Nothing is counted twice on the data path: the servers keep plain integer attributes
+(:class:`twisted_journey.policies.LimitedFactory`'s ``served``, ``bytesReceived``...,
+:class:`twisted_journey.datalog.DataLog`'s ``records_written``...), and a collector reads
+them when Prometheus scrapes (:func:`snapshot`).
+
+- One process (``--workers 1``): the process serves the endpoint, and a scrape reads its
+  live counters: exact at the moment of the scrape.
+- ``--workers N``: the supervisor serves the endpoint.  It owns a private directory
+  (``mkdtemp``, mode 0700) that it hands to every worker as ``PROMETHEUS_MULTIPROC_DIR``;
+  each worker copies its counters into ``prometheus_client``'s multiprocess files every
+  half second (:class:`WorkerMetrics`; and once more when it stops), labelled with its
+  number; a scrape of the supervisor aggregates the files (``MultiProcessCollector``).
+  So a scrape lags the workers by at most half a second.  A worker that is killed loses
+  at most its last half second of counts; a restarted worker's counts add to its
+  predecessor's, so every counter only grows.
+
+Every family is exposed twice: ``journey_X`` holds the server's total, and
+``journey_worker_X{worker="N"}`` each worker's share (``worker="0"`` alone with one
+process), so that ``sum(journey_worker_X) == journey_X`` and neither double-counts.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from twisted.application.service import IService, Service
+from twisted.internet.endpoints import serverFromString
+from twisted.web.server import Site
+
+__all__ = [
+    "FAMILIES",
+    "MetricsSite",
+    "ProcessCollector",
+    "SupervisorCollector",
+    "WorkerMetrics",
+    "processService",
+    "snapshot",
+    "supervisorService",
+]
+
+#: ``(name, type, help, label names)`` of every family a server exposes; counters get
+#: ``_total`` appended by the exposition.
+FAMILIES: list[tuple[str, str, str, tuple[str, ...]]] = [
+    ("journey_connections_accepted", "counter", "Connections accepted and served.", ()),
+    ("journey_connections_open", "gauge", "Connections open now.", ()),
+    (
+        "journey_connections_refused",
+        "counter",
+        "Connections refused at accept, by reason (limit-total: --max-connections, "
+        "limit-peer: --max-per-peer).",
+        ("reason",),
+    ),
+    (
+        "journey_connections_dropped",
+        "counter",
+        "Connections the server dropped, by reason (timeout: --timeout, slow-reader: "
+        "--broadcast-buffer).",
+        ("reason",),
+    ),
+    ("journey_received_bytes", "counter", "Bytes received from clients.", ()),
+    ("journey_sent_bytes", "counter", "Bytes written to clients.", ()),
+    ("journey_records_written", "counter", "Records written to the data log (journey-mux).", ()),
+    (
+        "journey_records_dropped",
+        "counter",
+        "Records lost because the data log could not be written (journey-mux).",
+        (),
+    ),
+    ("journey_datalog_write_errors", "counter", "Failed writes of the data log (journey-mux).", ()),
+    (
+        "journey_datalog_written_bytes",
+        "counter",
+        "Bytes written to the data log (journey-mux).",
+        (),
+    ),
+]
+
+#: The supervisor's own families.
+SUPERVISOR_FAMILIES: list[tuple[str, str, str]] = [
+    ("journey_workers", "gauge", "Worker processes running."),
+    ("journey_worker_restarts", "counter", "Workers restarted after they exited."),
+]
+
+_TYPES = {name: kind for name, kind, _, _ in FAMILIES}
+
+#: A value's key: its family and its labels (other than ``worker``), sorted.
+Key = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def snapshot(factory: Any) -> dict[Key, float]:
+    """
+    The counters of a server's factory (and its data log, if it has one) now.
+    """
+    limits = factory.limits
+    greeting = getattr(factory, "greeting", None)
+    sent = factory.bytesSent + (factory.served * len(greeting) if greeting is not None else 0)
+    values: dict[Key, float] = {
+        ("journey_connections_accepted", ()): factory.served,
+        ("journey_connections_open", ()): limits.open,
+        ("journey_connections_refused", (("reason", "limit-total"),)): limits.refusedTotal,
+        ("journey_connections_refused", (("reason", "limit-peer"),)): limits.refusedPerPeer,
+        ("journey_connections_dropped", (("reason", "timeout"),)): factory.timedOut,
+        ("journey_received_bytes", ()): factory.bytesReceived,
+        ("journey_sent_bytes", ()): sent,
+    }
+    if hasattr(factory, "droppedSlow"):
+        values["journey_connections_dropped", (("reason", "slow-reader"),)] = factory.droppedSlow
+    datalog = getattr(factory, "datalog", None)
+    if datalog is not None:
+        values.update(_datalogValues(datalog))
+    return values
+
+
+def _datalogValues(datalog: Any) -> dict[Key, float]:
+    """
+    The counters of a :class:`twisted_journey.datalog.DataLog`: ``written`` (records),
+    ``written_bytes``, ``dropped`` and ``writeErrors``.
+    """
+    records, size = datalog.written, datalog.written_bytes
+    dropped, errors = datalog.dropped, datalog.writeErrors
+    return {
+        ("journey_records_written", ()): records,
+        ("journey_records_dropped", ()): dropped,
+        ("journey_datalog_write_errors", ()): errors,
+        ("journey_datalog_written_bytes", ()): size,
+    }
+
+
+def _families(perWorker: dict[str, dict[Key, float]]) -> Iterator[Any]:
+    """
+    Each family twice: the total over the workers, and per worker.
+    """
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    kinds = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily}
+    for name, kind, documentation, labels in FAMILIES:
+        total = kinds[kind](name, documentation, labels=labels)
+        each = kinds[kind](
+            name.replace("journey_", "journey_worker_", 1),
+            documentation + " Per worker.",
+            labels=("worker", *labels),
+        )
+        sums: dict[tuple[str, ...], float] = defaultdict(float)
+        for worker, values in sorted(perWorker.items(), key=lambda item: int(item[0])):
+            for (family, labelPairs), value in values.items():
+                if family != name:
+                    continue
+                labelValues = tuple(v for _, v in labelPairs)
+                sums[labelValues] += value
+                each.add_metric([worker, *labelValues], value)
+        if not sums:
+            continue
+        for labelValues, value in sums.items():
+            total.add_metric(list(labelValues), value)
+        yield total
+        yield each
+
+
+class ProcessCollector:
+    """
+    The collector of a single-process server: reads its factory's live counters.
+    """
+
+    def __init__(self, factory: Any) -> None:
+        self.factory = factory
+
+    def collect(self) -> Iterator[Any]:
+        """
+        The families, from the counters as they are now.
+        """
+        return _families({"0": snapshot(self.factory)})
+
+
+class SupervisorCollector:
+    """
+    The collector of a ``--workers N`` supervisor: aggregates what the workers wrote into
+    the multiprocess directory, plus the supervisor's own counts.
+    """
+
+    def __init__(self, directory: str, pool: Any) -> None:
+        self.directory = directory
+        self.pool = pool
+
+    def collect(self) -> Iterator[Any]:
+        """
+        The families, from the workers' latest syncs.
+        """
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        perWorker: dict[str, dict[Key, float]] = defaultdict(dict)
+        for metric in MultiProcessCollector(None, self.directory).collect():
+            if metric.name not in _TYPES:
+                continue
+            for sample in metric.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                labels = dict(sample.labels)
+                labels.pop("pid", None)
+                worker = labels.pop("worker", "0")
+                key = (metric.name, tuple(sorted(labels.items())))
+                perWorker[worker][key] = perWorker[worker].get(key, 0.0) + sample.value
+        yield from _families(perWorker)
+        (name, _, documentation), (restartsName, _, restartsHelp) = SUPERVISOR_FAMILIES
+        yield GaugeMetricFamily(name, documentation, value=len(self.pool.workers))
+        yield CounterMetricFamily(restartsName, restartsHelp, value=self.pool.restarts)
+
+
+class WorkerMetrics(Service):
+    """
+    In a worker: copies its factory's counters into ``prometheus_client``'s multiprocess
+    files every ``interval`` seconds, and once more when it stops.
+
+    :param factory: the worker's server factory.
+    :param index: the worker's number (the ``worker`` label).
+    """
+
+    def __init__(self, factory: Any, index: int, interval: float = 0.5) -> None:
+        self.factory = factory
+        self.index = str(index)
+        self.interval = interval
+        self._last: dict[Key, float] = {}
+        self._metrics: dict[str, Any] = {}
+        self._loop: Any = None
+
+    def _metric(self, name: str, labels: tuple[str, ...]) -> Any:
+        metric = self._metrics.get(name)
+        if metric is None:
+            from prometheus_client import Counter, Gauge
+
+            labelnames = ("worker", *labels)
+            if _TYPES[name] == "counter":
+                metric = Counter(name, name, labelnames, registry=None)
+            else:
+                metric = Gauge(name, name, labelnames, registry=None, multiprocess_mode="livesum")
+            self._metrics[name] = metric
+        return metric
+
+    def sync(self) -> None:
+        """
+        Add what each counter grew by since the last sync; set the gauges.
+        """
+        for (name, labelPairs), value in snapshot(self.factory).items():
+            key = (name, labelPairs)
+            child = self._metric(name, tuple(k for k, _ in labelPairs)).labels(
+                self.index, *(v for _, v in labelPairs)
+            )
+            if _TYPES[name] == "counter":
+                grown = value - self._last.get(key, 0)
+                if grown > 0:
+                    child.inc(grown)
+            else:
+                child.set(value)
+            self._last[key] = value
+
+    def startService(self) -> None:
+        """
+        Sync now and every ``interval`` seconds, and once more after the reactor has
+        stopped (so that the data log's last flush at stop is counted).
+        """
+        from twisted.internet import reactor
+        from twisted.internet.task import LoopingCall
+
+        super().startService()
+        self._loop = LoopingCall(self.sync)
+        self._loop.clock = self.factory.clock
+        self._loop.start(self.interval, now=True)
+        reactor.addSystemEventTrigger("after", "shutdown", self.sync)
+
+    def stopService(self) -> None:
+        """
+        Stop the periodic sync.
+        """
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+
+class MetricsSite(Site):
+    """
+    The metrics web site: quiet (no access log line per scrape).
+    """
+
+    noisy = False
+
+    def log(self, request: Any) -> None:
+        """
+        Scrapes are not logged.
+        """
+
+
+def _metricsService(description: str, collectors: Iterable[Any], reactor: Any = None) -> IService:
+    """
+    A service serving ``collectors`` in the Prometheus text format on ``description``.
+    """
+    from prometheus_client import CollectorRegistry
+
+    from twisted_journey.tap.common import ListeningService
+
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    registry = CollectorRegistry(auto_describe=False)
+    for collector in collectors:
+        registry.register(collector)
+    from prometheus_client.twisted import MetricsResource
+
+    site = MetricsSite(MetricsResource(registry))
+    return ListeningService(description, serverFromString(reactor, description), site)
+
+
+def processService(options: Any, factory: Any, reactor: Any = None) -> IService:
+    """
+    The ``--metrics`` endpoint of a single-process server, reading ``factory``.
+    """
+    return _metricsService(options["metrics"], [ProcessCollector(factory)], reactor)
+
+
+def supervisorService(options: Any, pool: Any, reactor: Any = None) -> IService:
+    """
+    The ``--metrics`` endpoint of a ``--workers N`` supervisor, and the multiprocess
+    directory (private: ``mkdtemp`` makes it mode 0700) that ``pool`` hands its workers
+    and removes once they have all exited.
+    """
+    pool.metricsDirectory = tempfile.mkdtemp(prefix="journey-metrics-")
+    collector = SupervisorCollector(pool.metricsDirectory, pool)
+    return _metricsService(options["metrics"], [collector], reactor)
