@@ -103,7 +103,7 @@ class TLSListenerTests(SynchronousTestCase):
         port = freePort()
         startAll(
             self,
-            [(twistdArgv("journey-greet", "-q", "-l", self.certificates.good.endpoint(port)),
+            [(twistdArgv("journey-greet", "-q", "--listen", self.certificates.good.endpoint(port)),
               ("127.0.0.1", port))],
         )  # fmt: skip
         for name in ("127.0.0.1", "localhost"):
@@ -130,7 +130,7 @@ class TLSListenerTests(SynchronousTestCase):
         port = freePort()
         startAll(
             self,
-            [(twistdArgv("journey-greet", "-q", "-l",
+            [(twistdArgv("journey-greet", "-q", "--listen",
                          f"tls:{directory.absolute()}:port={port}:interface=127.0.0.1"),
               ("127.0.0.1", port))],
         )  # fmt: skip
@@ -151,7 +151,7 @@ class TLSListenerTests(SynchronousTestCase):
         output = Path(self.mktemp()).absolute()
         startAll(
             self,
-            [(twistdArgv("journey-mux", "-q", "-o", str(output), "-l",
+            [(twistdArgv("journey-mux", "-q", "-o", str(output), "--listen",
                          self.certificates.good.endpoint(port)),
               ("127.0.0.1", port))],
         )  # fmt: skip
@@ -197,7 +197,7 @@ class ClientContract:
         ports = {name: freePort() for name in ("good", "expired", "wrongName", "untrusted")}
         startAll(
             self,  # type: ignore[arg-type]
-            [(twistdArgv("journey-greet", "-q", "-l",
+            [(twistdArgv("journey-greet", "-q", "--listen",
                          getattr(certificates, name).endpoint(port)), ("127.0.0.1", port))
              for name, port in ports.items()],
         )  # fmt: skip
@@ -236,9 +236,9 @@ class ClientContract:
         output = Path(self.mktemp()).absolute()  # type: ignore[attr-defined]
         startAll(
             self,  # type: ignore[arg-type]
-            [(twistdArgv("journey-mux", "-q", "-o", str(output), "-l",
+            [(twistdArgv("journey-mux", "-q", "-o", str(output), "--listen",
                          certificates.good.endpoint(port)), ("127.0.0.1", port)),
-             (twistdArgv("journey-mux", "-q", "-o", str(output) + ".untrusted", "-l",
+             (twistdArgv("journey-mux", "-q", "-o", str(output) + ".untrusted", "--listen",
                          certificates.untrusted.endpoint(untrustedPort)),
               ("127.0.0.1", untrustedPort))],
         )  # fmt: skip
@@ -276,9 +276,9 @@ class ClientContract:
         greetPort, muxPort = freePort(), freePort()
         startAll(
             self,  # type: ignore[arg-type]
-            [(fallbackArgv("greet", "-q", "-l", f"tcp:{greetPort}:interface=127.0.0.1"),
+            [(fallbackArgv("greet", "-q", "--listen", f"tcp:{greetPort}:interface=127.0.0.1"),
               ("127.0.0.1", greetPort)),
-             (fallbackArgv("mux", "-q", "-o", os.devnull, "-l",
+             (fallbackArgv("mux", "-q", "-o", os.devnull, "--listen",
                            f"tcp:{muxPort}:interface=127.0.0.1"), ("127.0.0.1", muxPort))],
         )  # fmt: skip
         result = self.journey("greet", "--tls", "127.0.0.1", str(greetPort))
@@ -306,8 +306,8 @@ class ClientContract:
         output = Path(self.mktemp()).absolute()  # type: ignore[attr-defined]
         startAll(
             self,  # type: ignore[arg-type]
-            [(fallbackArgv("greet", "-q", "-l", f"unix:{greetPath}"), greetPath),
-             (fallbackArgv("mux", "-q", "-o", str(output), "-l", f"unix:{muxPath}"), muxPath)],
+            [(fallbackArgv("greet", "-q", "--listen", f"unix:{greetPath}"), greetPath),
+             (fallbackArgv("mux", "-q", "-o", str(output), "--listen", f"unix:{muxPath}"), muxPath)],
         )  # fmt: skip
         for host in (greetPath, f"unix:{greetPath}"):
             result = self.journey("greet", host)

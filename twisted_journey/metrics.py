@@ -5,7 +5,7 @@
 
 Nothing is counted twice on the data path: the servers keep plain integer attributes
 (:class:`twisted_journey.policies.LimitedFactory`'s ``served``, ``bytesReceived``...,
-:class:`twisted_journey.datalog.DataLog`'s ``records_written``...), and a collector reads
+:class:`twisted_journey.datalog.DataLog`'s ``written``...), and a collector reads
 them when Prometheus scrapes (:func:`snapshot`).
 
 - One process (``--workers 1``): the process serves the endpoint, and a scrape reads its
