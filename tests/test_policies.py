@@ -306,6 +306,7 @@ class HAProxyListenerTests(SynchronousTestCase):
             self.messages(),
         )
         self.assertEqual(factory.invalidHeaders, 1)
+        self.assertEqual(self.factory.limits.refusedProxy, 1)
 
     def test_plainEndpointsUnwrapped(self) -> None:
         """

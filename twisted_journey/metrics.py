@@ -55,7 +55,7 @@ FAMILIES: list[tuple[str, str, str, tuple[str, ...]]] = [
         "journey_connections_refused",
         "counter",
         "Connections refused at accept, by reason (limit-total: --max-connections, "
-        "limit-peer: --max-per-peer).",
+        "limit-peer: --max-per-peer, proxy-invalid: a missing or invalid PROXY header).",
         ("reason",),
     ),
     (
@@ -107,6 +107,7 @@ def snapshot(factory: Any) -> dict[Key, float]:
         ("journey_connections_open", ()): limits.open,
         ("journey_connections_refused", (("reason", "limit-total"),)): limits.refusedTotal,
         ("journey_connections_refused", (("reason", "limit-peer"),)): limits.refusedPerPeer,
+        ("journey_connections_refused", (("reason", "proxy-invalid"),)): limits.refusedProxy,
         ("journey_connections_dropped", (("reason", "timeout"),)): factory.timedOut,
         ("journey_received_bytes", ()): factory.bytesReceived,
         ("journey_sent_bytes", ()): sent,

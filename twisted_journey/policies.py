@@ -78,6 +78,8 @@ class ConnectionLimits:
     :ivar refused: connections refused since start, for any reason.
     :ivar refusedTotal: of those, refused at ``maxConnections``.
     :ivar refusedPerPeer: of those, refused at ``maxPerPeer``.
+    :ivar refusedProxy: connections dropped before admission for a missing or invalid
+        PROXY header (``haproxy:`` listeners; not counted in ``refused``).
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class ConnectionLimits:
         self.open = 0
         self.perPeer: dict[str, int] = {}
         self.refused = 0
+        self.refusedProxy = 0
         self.refusedTotal = 0
         self.refusedPerPeer = 0
 
@@ -376,6 +379,9 @@ class ProxyHeaderProtocol(ProtocolWrapper):
         self._stopTimer()
         self._buffer = b""
         self.factory.invalidHeaders += 1
+        limits = getattr(self.factory.wrappedFactory, "limits", None)
+        if limits is not None:
+            limits.refusedProxy += 1
         if not self.factory.quiet:
             self.factory.log.warn(
                 "Dropped connection from {peer}: {reason}",
