@@ -64,8 +64,9 @@ class CertificateRefusedError(Exception):
     """
     The server's TLS certificate was refused.
 
-    :ivar kind: :data:`twisted_journey.errors.UNTRUSTED`, ``MISMATCH``, ``EXPIRED``,
-        ``NOT_YET_VALID``, or ``HANDSHAKE`` (any other TLS failure, with ``detail``).
+    :ivar kind: :data:`~twisted_journey.errors.UNTRUSTED`, :data:`~twisted_journey.errors.MISMATCH`,
+        :data:`~twisted_journey.errors.EXPIRED`, :data:`~twisted_journey.errors.NOT_YET_VALID`,
+        or :data:`~twisted_journey.errors.HANDSHAKE` (any other TLS failure, with ``detail``).
     :ivar detail: the TLS library's reason.
     """
 

@@ -10,7 +10,7 @@ Both engines write records (whole lines, from :mod:`twisted_journey.records`) to
 **Whole records.**  A record is on disk whole or not at all.  When a write to a regular
 file fails part-way (``ENOSPC``, ``EDQUOT``, ``EIO``...), the file is truncated back to the
 end of the last whole record written, the records of that flush that did not make it are
-dropped and counted exactly (:attr:`DataLog.dropped`), the first failure and then at most
+dropped and counted exactly (``DataLog.dropped``), the first failure and then at most
 one per :attr:`DataLog.report_interval` are reported through ``report`` (the engines log
 it critically), and the next flush tries again with whole records; a later success is
 reported too, with the totals lost.  The server keeps serving its clients.
@@ -18,9 +18,9 @@ reported too, with the totals lost.  The server keeps serving its clients.
 **Never blocking.**  A pipe, FIFO, socket or terminal output is written without blocking
 (through a descriptor of its own, so standard output's flags are left as they were for
 whoever shares it).  What the output does not take yet stays buffered; the engine is told
-through :attr:`DataLog.watch` to call :meth:`DataLog.flush` when the output is writable,
-and through :attr:`DataLog.pause` and :attr:`DataLog.resume` to stop and restart reading
-from its clients once :attr:`DataLog.max_backlog` bytes are waiting: nothing is lost, the
+through ``DataLog.watch`` to call :meth:`DataLog.flush` when the output is writable,
+and through ``DataLog.pause`` and ``DataLog.resume`` to stop and restart reading
+from its clients once ``DataLog.max_backlog`` bytes are waiting: nothing is lost, the
 clients wait.  :meth:`DataLog.close` waits at most ``stop_timeout`` seconds for a stalled
 output, then reports in one sentence how many records it could not write.
 
@@ -116,8 +116,8 @@ class DataLog:
     :param notice: called with one sentence for events that lose nothing (the file was
         moved away and reopened; the engines log it as information).
     :param buffer_bytes: flush as soon as this much is buffered.
-    :param max_backlog: call :attr:`pause` once this many bytes wait for a slow output,
-        and :attr:`resume` once fewer than half of them do.
+    :param max_backlog: call ``pause`` once this many bytes wait for a slow output,
+        and ``resume`` once fewer than half of them do.
     :param stop_timeout: at :meth:`close`, how long to wait for a stalled output.
 
     :ivar written: records written whole since start.
@@ -129,7 +129,7 @@ class DataLog:
     :ivar resume: called when it has fallen below half of that.
     :ivar watch: called with ``True`` when the output would block and :meth:`flush`
         should be called again once :meth:`fileno` is writable, ``False`` when not.
-    :ivar paused: whether :attr:`pause` was called last (rather than :attr:`resume`).
+    :ivar paused: whether ``pause`` was called last (rather than ``resume``).
     :ivar waiting: whether the output would block.
     :raises OSError: from the constructor, when ``path`` cannot be opened.
     """
@@ -189,7 +189,7 @@ class DataLog:
     @property
     def dropped_records(self) -> int:
         """
-        The same as :attr:`dropped` (the name this counter had first).
+        The same as ``dropped`` (the name this counter had first).
         """
         return self.dropped
 

@@ -40,10 +40,17 @@ REFUSED = "refused"
 TIMEOUT = "timeout"
 UNREACHABLE = "unreachable"
 
+# The kinds of TLS failure tls_failure describes:
+
+#: The certificate is not signed by an authority the client trusts.
 UNTRUSTED = "untrusted"
+#: The certificate does not name the host the client asked for.
 MISMATCH = "mismatch"
+#: The certificate's validity ended.
 EXPIRED = "expired"
+#: The certificate's validity has not begun.
 NOT_YET_VALID = "not yet valid"
+#: Any other TLS failure; the sentence carries the TLS library's reason.
 HANDSHAKE = "handshake"
 
 

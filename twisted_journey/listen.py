@@ -75,7 +75,7 @@ def _system_backlog() -> int:
 
 
 #: The listen backlog of every journey listener whose description gives none: the system
-#: maximum (see :func:`_system_backlog`; 4096 on a current Linux).
+#: maximum (see ``_system_backlog()``; 4096 on a current Linux).
 DEFAULT_BACKLOG = _system_backlog()
 
 

@@ -8,7 +8,9 @@ Reference tables generated from the code, so ``--help`` and the docs cannot disa
     ``twistd PLUGIN --help`` prints them).
 
 ``.. journey-twin-options:: twisted_journey.fallback.greet:_parser``
-    The same for a stdlib twin, read from the :mod:`argparse` parser the function returns.
+    The same for a stdlib twin, read from the :mod:`argparse` parser the function returns;
+    with a second argument, for that sub-command of the parser
+    (``.. journey-twin-options:: twisted_journey.cli:_parser fetch`` for ``journey fetch``).
 
 ``.. journey-exit-codes::``
     The exit statuses of ``journey fetch``, from the mapping named by the
@@ -21,7 +23,7 @@ from typing import Any
 
 from docutils import nodes
 from docutils.parsers.rst import Directive
-from journey_tables import _load, tapOptionRows, twinOptionRows
+from journey_tables import _load, subcommandParser, tapOptionRows, twinOptionRows
 from sphinx.application import Sphinx
 
 
@@ -68,13 +70,17 @@ class TapOptions(Directive):
 
 class TwinOptions(Directive):
     """
-    ``.. journey-twin-options:: module:parser_function``
+    ``.. journey-twin-options:: module:parser_function [sub-command]``
     """
 
     required_arguments = 1
+    optional_arguments = 1
 
     def run(self) -> list[nodes.Node]:
-        rows = twinOptionRows(_load(self.arguments[0])())
+        parser = _load(self.arguments[0])()
+        if len(self.arguments) > 1:
+            parser = subcommandParser(parser, self.arguments[1])
+        rows = twinOptionRows(parser)
         return [_table(["option", "short", "default", "meaning"], rows, [22, 6, 12, 60])]
 
 

@@ -73,3 +73,15 @@ def twinOptionRows(parser: argparse.ArgumentParser) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def subcommandParser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """
+    The parser of the sub-command ``name`` of ``parser`` (``journey fetch``'s, say).
+
+    :raises KeyError: when ``parser`` has no such sub-command.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]  # type: ignore[no-any-return]
+    raise KeyError(name)

@@ -69,7 +69,7 @@ _SHORTAGE = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 #: A greeting at most this long that the kernel takes whole is on its way at once: the
 #: server drains what the client already sent and closes.  A longer one may still be
 #: queued, so the server half-closes and waits for the client to close (see
-#: :func:`_drain_now`).
+#: ``_drain_now``).
 SMALL = 64 * 1024
 
 #: Bytes a client may send before the server stops reading them and resets the connection.
@@ -141,7 +141,7 @@ class GreetHandler(socketserver.BaseRequestHandler):
     """
     Sends the server's greeting and half-closes; ``socketserver`` then closes the socket.
 
-    Before the close, what the client sent is drained (see :func:`_drain_now`); after a
+    Before the close, what the client sent is drained (see ``_drain_now``); after a
     greeting larger than :data:`SMALL`, the handler reads until the client closes its
     side, so that the end of the greeting is not lost to a reset.
     """

@@ -6,9 +6,11 @@ The HTTP fetcher: ``journey fetch``, its API and the mirror, one module per conc
 - :mod:`~twisted_journey.fetch.files`: local names, the ``.part`` file, remembered
   validators (stdlib);
 - :mod:`~twisted_journey.fetch.semantics`: HTTP rules both engines apply (stdlib);
-- :mod:`~twisted_journey.fetch.client`: the Twisted client (:class:`Fetcher`,
-  :func:`retrieve`), with :mod:`~twisted_journey.fetch.body` (one response body) and
-  :mod:`~twisted_journey.fetch.agent` (proxies, TLS, failure classification);
+- :mod:`~twisted_journey.fetch.client`: the Twisted client
+  (:class:`~twisted_journey.fetch.client.Fetcher`,
+  :func:`~twisted_journey.fetch.client.retrieve`), with :mod:`~twisted_journey.fetch.body`
+  (one response body) and :mod:`~twisted_journey.fetch.agent` (proxies, TLS, failure
+  classification);
 - :mod:`~twisted_journey.fetch.mirror`: the service behind ``twistd journey-fetch``;
 - :mod:`~twisted_journey.fetch.cli`: the ``journey fetch`` command line.
 

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_fetch_integration,tests.test_fetch_answers -*-
 """
-The default agent of :class:`twisted_journey.fetch.Fetcher`: what Twisted's ``Agent``
+The default agent of :class:`~twisted_journey.fetch.client.Fetcher`: what Twisted's ``Agent``
 does not do by itself.
 
 - :class:`EnvironmentAgent` honours ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` (decided
@@ -484,7 +484,7 @@ def journeyPool(reactor: Any, maxHeaderBytes: int, maxHeaders: int) -> HTTPConne
     """
     A persistent pool whose connections bound response headers (size and count) and
     notice bytes past a response's ``Content-Length``; see
-    :func:`twisted_journey._twisted.journeyPool`, home of the Twisted internals it needs.
+    ``twisted_journey._twisted.journeyPool``, home of the Twisted internals it needs.
     """
     from twisted_journey import _twisted
 

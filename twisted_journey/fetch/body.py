@@ -366,7 +366,12 @@ class Spool:
 class BodyReceiver(Protocol):
     """
     Receives one response body: feeds the timers, the decoder and the sink, and fires
-    :attr:`done` with whether the body was framed (``False``: close-delimited).
+    ``done`` with whether the body was framed (``False``: close-delimited).
+
+    :ivar done: a ``Deferred`` firing with ``True`` for a body whose end the server
+        marked (length or chunks), ``False`` for one that ended when the connection
+        closed, or failing with why the transfer stopped; cancelling it stops the
+        transfer.
     """
 
     def __init__(
@@ -389,7 +394,7 @@ class BodyReceiver(Protocol):
 
     def _cancel(self) -> None:
         """
-        Stop the transfer (the caller cancelled :attr:`done`).
+        Stop the transfer (the caller cancelled ``done``).
         """
         if self.transport is not None:
             self.transport.stopProducing()  # type: ignore[attr-defined]
@@ -431,7 +436,7 @@ class BodyReceiver(Protocol):
 
     def connectionLost(self, reason: Failure = _DONE) -> None:
         """
-        The body ended: fire :attr:`done` with the outcome.
+        The body ended: fire ``done`` with the outcome.
         """
         from twisted.web.http import PotentialDataLoss
 
@@ -462,7 +467,9 @@ class BodyReceiver(Protocol):
 class Discard(Protocol):
     """
     Throws a response body away: reads a small one to its end (so the connection can be
-    reused), stops a large or unknown one at once; :attr:`done` fires when it is over.
+    reused), stops a large or unknown one at once; ``done`` fires when it is over.
+
+    :ivar done: a ``Deferred`` firing with ``None`` when the body is read or dropped.
     """
 
     def __init__(self, length: object) -> None:
@@ -478,7 +485,7 @@ class Discard(Protocol):
 
     def connectionLost(self, reason: Failure = _DONE) -> None:
         """
-        The body ended: fire :attr:`done` with the outcome.
+        The body ended: fire ``done`` with the outcome.
         """
         self.done.callback(None)
 

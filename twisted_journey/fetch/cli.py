@@ -4,7 +4,7 @@
 
 :func:`configure` adds the options to the ``fetch`` sub-command's parser and
 :func:`run` executes it; ``twisted_journey.cli`` calls both.  With Twisted the URLs are
-fetched by :class:`twisted_journey.fetch.Fetcher` (up to ``--parallel`` at once); without
+fetched by :class:`~twisted_journey.fetch.client.Fetcher` (up to ``--parallel`` at once); without
 it, by :mod:`twisted_journey.fallback.fetch`, which takes only the basic options.
 
 Exit statuses are :data:`twisted_journey.fetch.errors.EXIT_CODES`: 0 when every URL succeeded,

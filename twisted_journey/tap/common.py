@@ -96,8 +96,7 @@ class ServerOptions(usage.Options):
 
     def opt_workers(self, value: str) -> None:
         """
-        Serve with this many worker processes sharing the listening sockets, or auto
-        for one per core [default: 1].
+        Serve with this many worker processes sharing the listening sockets (auto: one per core) [default: 1].
         """
         from twisted_journey import workers
 
