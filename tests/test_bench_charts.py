@@ -55,7 +55,7 @@ class ChartTests(SynchronousTestCase):
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            raise SkipTest("matplotlib (the bench extra) is not installed") from None
+            raise SkipTest("matplotlib (in the test extra) is not installed") from None
         import charts
 
         results, out = Path(self.mktemp()), Path(self.mktemp())
