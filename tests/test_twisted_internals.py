@@ -268,3 +268,63 @@ class AcceptSheddingTests(TestCase):
                     f"the null reservation has no {method}()" + UPGRADE.format(section=self.section)
                 )
         self.assertFalse(reserve.available())
+
+
+class WorkerPortTests(TestCase):
+    """
+    The workers section: the adopting constructors, the accept-count and shutdown
+    attributes our port classes override, and where Twisted keeps systemd's descriptors.
+    """
+
+    section = "workers: adopted listening sockets"
+
+    def require(self, owner: object, name: str) -> None:
+        """
+        Fail, naming the assumption, unless ``owner`` has ``name``.
+        """
+        if not hasattr(owner, name):
+            self.fail(f"{owner!r} has no {name}" + UPGRADE.format(section=self.section))
+
+    def test_attributes(self) -> None:
+        """
+        What :mod:`twisted_journey._twisted`'s workers section names still exists.
+        """
+        from twisted.internet.endpoints import _SystemdParser
+
+        self.require(tcp.Port, "_fromListeningDescriptor")
+        self.require(unix.Port, "_fromListeningDescriptor")
+        self.require(unix.Port, "_shouldShutdown")
+        self.require(_SystemdParser, "_sddaemon")
+        self.require(_SystemdParser._sddaemon, "inheritedNamedDescriptors")
+        self.assertEqual(_twisted.systemdEnvironment(), {})
+
+    def test_adoptedPortAcceptsOnePerWakeup(self) -> defer.Deferred[None]:
+        """
+        An adopted shared TCP port listens on the inherited socket, keeps
+        ``numberAccepts`` at one whatever the port sets, and serves a connection.
+        """
+        from twisted.internet import reactor
+
+        listening = socket.socket()
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(8)
+        self.addCleanup(listening.close)
+        arrived: defer.Deferred[Accepted] = defer.Deferred()
+        factory = Factory.forProtocol(lambda: Accepted(arrived))
+        port = _twisted.adoptListeningPort(
+            reactor, os.dup(listening.fileno()), socket.AF_INET, factory, shared=True
+        )
+        port.startListening()
+        self.addCleanup(port.stopListening)
+        port.numberAccepts = 100
+        self.assertEqual(
+            port.numberAccepts, 1, "numberAccepts" + UPGRADE.format(section=self.section)
+        )
+
+        async def run() -> None:
+            client = socket.create_connection(listening.getsockname())
+            self.addCleanup(client.close)
+            protocol = await arrived
+            protocol.transport.loseConnection()  # type: ignore[union-attr]
+
+        return defer.Deferred.fromCoroutine(run())

@@ -57,6 +57,17 @@ Accepting under descriptor exhaustion (:mod:`twisted_journey.tap.mux`)
       unread (their data lost); replacing it with a
       ``tcp._NullFileDescriptorReservation()`` turns that recovery off, so an ``EMFILE``
       just ends that round of accepts and the clients wait in the backlog.
+Workers: adopted listening sockets (:mod:`twisted_journey.workers`)
+    * ``tcp.Port._fromListeningDescriptor(reactor, fd, family, factory)`` and
+      ``unix.Port._fromListeningDescriptor(reactor, fd, factory)`` are the constructors
+      behind ``adoptStreamPort``; we call them for our own port subclasses.
+    * A port accepts up to ``numberAccepts`` connections per readable event and rescales
+      that attribute itself; a property that ignores the rescaling fixes it.
+    * ``unix.Port`` shuts the socket down at close unless ``_shouldShutdown`` is false,
+      and its ``connectionLost`` removes the socket file (``tcp.Port.connectionLost``
+      does not).
+    * Twisted reads and removes ``LISTEN_FDS``/``LISTEN_FDNAMES`` when it loads its
+      endpoint parsers, keeping them on ``endpoints._SystemdParser._sddaemon``.
 """
 
 from __future__ import annotations
@@ -67,7 +78,9 @@ import termios
 from typing import Any, TypeGuard
 
 from twisted.internet import tcp, unix
+from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.web._newclient import HEADER, STATUS, HTTP11ClientProtocol, HTTPClientParser
 from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 
@@ -76,6 +89,9 @@ from twisted_journey.fetch.errors import ProtocolError
 __all__ = [
     "PLAIN_TRANSPORTS",
     "BoundedClientProtocol",
+    "SharedTCPPort",
+    "SharedUNIXPort",
+    "adoptListeningPort",
     "boundParser",
     "closeNow",
     "drainNow",
@@ -83,6 +99,7 @@ __all__ = [
     "journeyPool",
     "sendNow",
     "stopAcceptShedding",
+    "systemdEnvironment",
 ]
 
 
@@ -173,6 +190,96 @@ def stopAcceptShedding() -> None:
     ends that round of accepts and the clients wait in the backlog.
     """
     tcp._reservedFD = tcp._NullFileDescriptorReservation()
+
+
+# --- Workers: adopted listening sockets (twisted_journey.workers) ------------------------------
+
+
+class _FewAccepts:
+    """
+    Accept at most :attr:`acceptsPerWakeup` connections each time the shared socket is
+    readable (Twisted's ports accept up to 100 and more), as nginx does by default
+    (``multi_accept off``): every idle worker is woken for a new connection, and one that
+    took the whole queue of a burst would leave the others idle, which matters for
+    long-lived connections (journey-mux).
+    """
+
+    acceptsPerWakeup = 1
+
+    @property
+    def numberAccepts(self) -> int:
+        """
+        How many connections one readable event accepts.
+        """
+        return self.acceptsPerWakeup
+
+    @numberAccepts.setter
+    def numberAccepts(self, value: int) -> None:
+        """
+        Ignore the port's own scaling of its accept loop.
+        """
+
+
+class SharedTCPPort(_FewAccepts, tcp.Port):
+    """
+    A worker's adopted ``tcp:``/``tcp6:`` port shared with other workers (Twisted already
+    leaves an adopted socket un-``shutdown()`` at close).
+    """
+
+
+class SharedUNIXPort(_FewAccepts, unix.Port):
+    """
+    A worker's adopted ``unix:`` port: closing it leaves the socket file (the supervisor
+    owns it, and the next worker adopts the same socket) and does not ``shutdown()`` the
+    socket every worker shares.
+    """
+
+    _shouldShutdown = False
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        Close the descriptor; leave the file.
+        """
+        tcp.Port.connectionLost(self, reason)
+
+
+def adoptListeningPort(
+    reactor: Any, fd: int, family: int, factory: IProtocolFactory, shared: bool = True
+) -> tcp.Port:
+    """
+    A port (not yet listening) on the inherited listening socket ``fd``, as
+    ``adoptStreamPort`` builds one, but of our classes: a ``unix:`` socket is always
+    shared; a TCP socket is shared (:class:`SharedTCPPort`) unless it is this worker's
+    own ``SO_REUSEPORT`` socket, which accepts as greedily as Twisted likes.
+    """
+    if family == socket.AF_UNIX:
+        return SharedUNIXPort._fromListeningDescriptor(reactor, fd, factory)
+    cls = SharedTCPPort if shared else tcp.Port
+    return cls._fromListeningDescriptor(reactor, fd, family, factory)
+
+
+def systemdEnvironment() -> dict[str, str]:
+    """
+    ``LISTEN_FDS`` and ``LISTEN_FDNAMES`` as systemd gave them to this process, for a
+    worker (which sets ``LISTEN_PID`` itself): the workers get the same descriptors at the
+    same numbers, so that their ``systemd:`` endpoint strings parse as ours did.  Empty
+    when this process inherited none, or when Twisted no longer keeps them where we look
+    (then a worker's ``systemd:`` endpoint fails, loudly).
+    """
+    try:
+        from twisted.internet.endpoints import _SystemdParser
+
+        inherited = _SystemdParser._sddaemon
+        descriptors = inherited.inheritedDescriptors()
+        names = {fd: name for name, fd in inherited.inheritedNamedDescriptors().items()}
+    except (ImportError, AttributeError):  # pragma: no cover - another Twisted
+        return {}
+    if not descriptors:
+        return {}
+    return {
+        "LISTEN_FDS": str(len(descriptors)),
+        "LISTEN_FDNAMES": ":".join(names.get(fd, "unknown") for fd in descriptors),
+    }
 
 
 # --- HTTP client (twisted_journey.fetch) -----------------------------------------------------

@@ -61,7 +61,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.application.service import IService, MultiService, Service
-from twisted.internet import tcp, unix
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IProtocolFactory
 from twisted.internet.protocol import Factory, ProcessProtocol
@@ -69,6 +69,7 @@ from twisted.logger import Logger, eventFromJSON, globalLogPublisher
 from twisted.python import usage
 from twisted.python.failure import Failure
 
+from twisted_journey import _twisted
 from twisted_journey.settings import SettingError
 
 __all__ = [
@@ -316,54 +317,6 @@ class _BindingReactor:
         return self._hold(port, childFd=fileDescriptor)
 
 
-class _FewAccepts:
-    """
-    Accept at most :attr:`acceptsPerWakeup` connections each time the shared socket is
-    readable (Twisted's ports accept up to 100 and more), as nginx does by default
-    (``multi_accept off``): every idle worker is woken for a new connection, and one that
-    took the whole queue of a burst would leave the others idle, which matters for
-    long-lived connections (journey-mux).
-    """
-
-    acceptsPerWakeup = 1
-
-    @property
-    def numberAccepts(self) -> int:
-        """
-        How many connections one readable event accepts.
-        """
-        return self.acceptsPerWakeup
-
-    @numberAccepts.setter
-    def numberAccepts(self, value: int) -> None:
-        """
-        Ignore the port's own scaling of its accept loop.
-        """
-
-
-class _SharedTCPPort(_FewAccepts, tcp.Port):
-    """
-    A worker's adopted ``tcp:``/``tcp6:`` port (Twisted already leaves an adopted
-    socket un-``shutdown()`` at close).
-    """
-
-
-class _SharedUNIXPort(_FewAccepts, unix.Port):
-    """
-    A worker's adopted ``unix:`` port: closing it leaves the socket file (the supervisor
-    owns it, and the next worker adopts the same socket) and does not ``shutdown()`` the
-    socket every worker shares.
-    """
-
-    _shouldShutdown = False
-
-    def connectionLost(self, reason: Failure) -> None:
-        """
-        Close the descriptor; leave the file.
-        """
-        tcp.Port.connectionLost(self, reason)
-
-
 class _AdoptingReactor:
     """
     A worker's reactor for endpoint strings: each listen call, in the order of the
@@ -381,18 +334,13 @@ class _AdoptingReactor:
     def _adopt(self, factory: IProtocolFactory, keepFd: bool = False) -> IListeningPort:
         listener = self._pending.pop(0)
         fd, family = listener["fd"], listener["family"]
-        # The adopting constructors are Twisted's own (private) ones behind
-        # adoptStreamPort, for our port classes; tests.test_workers fails if they change.
-        port: tcp.Port
-        if family == socket.AF_UNIX:
-            port = _SharedUNIXPort._fromListeningDescriptor(self._reactor, fd, factory)
-            if listener["mode"] is not None:
-                port.mode = listener["mode"]  # type: ignore[attr-defined]
-        elif listener.get("shared", True):
-            port = _SharedTCPPort._fromListeningDescriptor(self._reactor, fd, family, factory)
-        else:
-            # This worker's own SO_REUSEPORT socket: accept as greedily as Twisted likes.
-            port = tcp.Port._fromListeningDescriptor(self._reactor, fd, family, factory)
+        # unix: one socket every worker shares; tcp: this worker's own SO_REUSEPORT socket
+        # unless the endpoint could not have one per worker.
+        port = _twisted.adoptListeningPort(
+            self._reactor, fd, family, factory, shared=listener.get("shared", True)
+        )
+        if family == socket.AF_UNIX and listener["mode"] is not None:
+            port.mode = listener["mode"]  # type: ignore[attr-defined]
         port.startListening()
         if not keepFd:
             # The port holds a duplicate; ``adoptStreamPort``'s own callers close theirs.
@@ -623,7 +571,7 @@ class WorkerPool(Service):
         """
         childFDs: dict[int, int | str] = {0: "w", 1: "r", 2: "r"}
         systemdFds = {listener.childFd for listener in self._binder.listeners}
-        inherited = int(_systemdEnvironment().get("LISTEN_FDS", "0"))
+        inherited = int(_twisted.systemdEnvironment().get("LISTEN_FDS", "0"))
         nextFd = max([2 + inherited, *(fd for fd in systemdFds if fd is not None)]) + 1
         described = []
         for listener in self._binder.listeners:
@@ -655,7 +603,7 @@ class WorkerPool(Service):
         Twisted removed from our environment as it read it).
         """
         env = dict(os.environ)
-        env.update(_systemdEnvironment())
+        env.update(_twisted.systemdEnvironment())
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         if self.metricsDirectory is not None:
@@ -773,33 +721,6 @@ class WorkerPool(Service):
                 timeout=self.stopTimeout,
             )
         self.signalWorkers(signal.SIGKILL)
-
-
-def _systemdEnvironment() -> dict[str, str]:
-    """
-    ``LISTEN_FDS`` and ``LISTEN_FDNAMES`` as systemd gave them to this process, for a
-    worker (which sets ``LISTEN_PID`` itself): the workers get the same descriptors at the
-    same numbers, so that their ``systemd:`` endpoint strings parse as ours did.
-
-    Twisted reads and removes these variables when it loads its endpoint parsers, and
-    keeps what it read on a private attribute of its ``systemd:`` parser; without it
-    (another Twisted), workers get nothing and a ``systemd:`` endpoint fails in them,
-    loudly.
-    """
-    try:
-        from twisted.internet.endpoints import _SystemdParser
-
-        inherited = _SystemdParser._sddaemon
-        descriptors = inherited.inheritedDescriptors()
-        names = {fd: name for name, fd in inherited.inheritedNamedDescriptors().items()}
-    except (ImportError, AttributeError):  # pragma: no cover - another Twisted
-        return {}
-    if not descriptors:
-        return {}
-    return {
-        "LISTEN_FDS": str(len(descriptors)),
-        "LISTEN_FDNAMES": ":".join(names.get(fd, "unknown") for fd in descriptors),
-    }
 
 
 def supervise(options: Any, module: str, reactor: Any = None) -> IService:
