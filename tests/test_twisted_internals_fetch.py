@@ -79,6 +79,7 @@ class InternalsPresentTests(unittest.SynchronousTestCase):
                     "_newclient.STATUS/HEADER",
                     hasattr(_newclient, "STATUS") and hasattr(_newclient, "HEADER"),
                 ),
+                ("_newclient._DataLoss", hasattr(_newclient, "_DataLoss")),
             ]
             if not present
         ]

@@ -49,6 +49,8 @@ HTTP client (:mod:`twisted_journey.fetch`)
       into a ``ResponseFailed`` whose ``reasons`` hold it;
     * ``HTTP11ClientProtocol._finishResponse_WAITING(rest)`` receiving the bytes after the
       end of a response, while ``self._parser.response`` is still that response;
+    * ``twisted.web._newclient._DataLoss`` being the reason a body with a declared length
+      ends early (:data:`DataLoss`);
     * a TCP transport reading up to its ``bufferSize`` bytes per ``recv`` (64 KiB by
       default), so that setting it on the connection sets the read size.
 Accepting under descriptor exhaustion (:mod:`twisted_journey.tap.mux`)
@@ -81,7 +83,13 @@ from twisted.internet import tcp, unix
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
-from twisted.web._newclient import HEADER, STATUS, HTTP11ClientProtocol, HTTPClientParser
+from twisted.web._newclient import (
+    HEADER,
+    STATUS,
+    HTTP11ClientProtocol,
+    HTTPClientParser,
+    _DataLoss,
+)
 from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 
 from twisted_journey.fetch.errors import ProtocolError
@@ -89,6 +97,7 @@ from twisted_journey.fetch.errors import ProtocolError
 __all__ = [
     "PLAIN_TRANSPORTS",
     "BoundedClientProtocol",
+    "DataLoss",
     "SharedTCPPort",
     "SharedUNIXPort",
     "adoptListeningPort",
@@ -283,6 +292,10 @@ def systemdEnvironment() -> dict[str, str]:
 
 
 # --- HTTP client (twisted_journey.fetch) -----------------------------------------------------
+
+#: What a response body ends with when its connection closed before the length it
+#: declared (Content-Length or chunking) was received: a cut body.
+DataLoss = _DataLoss
 
 
 def boundParser(parser: HTTPClientParser, maxBytes: int, maxFields: int) -> None:

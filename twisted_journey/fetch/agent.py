@@ -519,8 +519,10 @@ def _classify(failure: Failure, url: str, deadline: Deadline | None) -> FetchErr
     except ImportError:  # pragma: no cover (Twisted[tls] brings it)
         VerificationError = CertificateRejected  # type: ignore[misc,assignment]
     from twisted.internet import error
-    from twisted.web import _newclient
+    from twisted.web.client import RequestTransmissionFailed, ResponseFailed, ResponseNeverReceived
     from twisted.web.error import InfiniteRedirection, RedirectWithNoLocation, SchemeNotSupported
+
+    from twisted_journey._twisted import DataLoss
 
     value = failure.value
     if isinstance(value, FetchError):
@@ -542,7 +544,7 @@ def _classify(failure: Failure, url: str, deadline: Deadline | None) -> FetchErr
             return TooManyRedirects(f"too many redirects (more than --max-redirs) from {url}.", url)
         if reason.check(RedirectWithNoLocation):
             return ProtocolError("a redirect without a Location header.", url)
-        if reason.check(_newclient._DataLoss):
+        if reason.check(DataLoss):
             return TruncatedBody("the body was cut short; nothing saved.", url)
         if reason.check(FetchError):
             return _classify(reason, url, deadline)
@@ -565,9 +567,9 @@ def _classify(failure: Failure, url: str, deadline: Deadline | None) -> FetchErr
         return UnsupportedURL(f"{url!r} is not an http:// or https:// URL.", url)
     if failure.check(error.ConnectError):
         return NetworkError(errors.connect_failure(errors.UNREACHABLE, host, port, str(value)), url)
-    if failure.check(_newclient.ResponseNeverReceived):
+    if failure.check(ResponseNeverReceived):
         return NetworkError(f"{host} port {port} closed the connection without answering.", url)
-    if failure.check(_newclient.ResponseFailed, _newclient.RequestTransmissionFailed):
+    if failure.check(ResponseFailed, RequestTransmissionFailed):
         return NetworkError(f"the connection to {host} port {port} failed mid-response.", url)
     return FetchError(f"{type(value).__name__}: {value}", url)
 
