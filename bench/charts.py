@@ -35,11 +35,15 @@ def footer(document: dict[str, Any]) -> str:
     ``bench/NAME.py, DATE, on CPU (N CPUs), KERNEL, Python X, Twisted Y``.
     """
     m = document.get("machine", {})
-    return (
-        f"bench/{document['benchmark']}.py, {document['date'][:10]}, on {m.get('cpu', '?')} "
-        f"({m.get('cpus', '?')} CPUs, shared), {m.get('kernel', '')}, Python {m.get('python', '')}, "
-        f"Twisted {m.get('twisted', '')}"
-    )
+    parts = [
+        f"bench/{document['benchmark']}.py",
+        document["date"][:10],
+        f"on {m.get('cpu', '?')} ({m.get('cpus', '?')} CPUs, shared)",
+        m.get("kernel", ""),
+        f"Python {m.get('python', '')}",
+        f"Twisted {m.get('twisted', '')}",
+    ]
+    return ", ".join(part for part in parts if part)
 
 
 def numeric(rows: list[dict[str, Any]], key: str) -> list[tuple[str, float]]:
@@ -149,13 +153,25 @@ def main(argv: list[str] | None = None) -> int:
 
     scale = load(results, "scale")
     if scale:
+        # bench/scale.py writes one row per (tool, worker count), and the machine inline.
+        document = {
+            "benchmark": "scale",
+            "date": scale["date"],
+            "machine": {
+                "cpu": scale.get("cpu", "?"),
+                "cpus": scale.get("cores", "?"),
+                "python": scale.get("python", ""),
+                "twisted": scale.get("twisted", ""),
+                "kernel": "",
+            },
+        }
         panels = []
-        for table in scale.get("tables", {}).values():
-            rows = table.get("rows", [])
-            keys = [k for k in (rows[0] if rows else {}) if k != "name"]
-            for key in keys[:2]:
-                panels.append((f"{table.get('title', '')}: {key}", numeric(rows, key), key))
-        barChart(out / "scale.svg", scale, panels)
+        for tool in dict.fromkeys(row["tool"] for row in scale.get("rows", [])):
+            rows = [row for row in scale["rows"] if row["tool"] == tool]
+            named = [{"name": f"{tool} x{row['workers']}", "rate": row["rate"]} for row in rows]
+            unit = rows[0].get("unit", "per second")
+            panels.append((f"{tool}: {unit} by worker count", numeric(named, "rate"), unit))
+        barChart(out / "scale.svg", document, panels)
     return 0
 
 
