@@ -69,7 +69,6 @@ from twisted.logger import Logger, eventFromJSON, globalLogPublisher
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from twisted_journey import _twisted
 from twisted_journey.settings import SettingError
 
 __all__ = [
@@ -195,6 +194,18 @@ def isWorker(options: Any) -> bool:
 
 
 # --- listening sockets: bound by the supervisor, adopted by the workers -----------------
+
+
+def _internals() -> Any:
+    """
+    :mod:`twisted_journey._twisted`, imported when first needed rather than with this
+    module: a worker runs this module as its main program, and must set ``LISTEN_PID``
+    (see :func:`main`) before anything imports ``twisted.internet.endpoints``, which
+    reads systemd's variables once, at import.
+    """
+    from twisted_journey import _twisted
+
+    return _twisted
 
 
 class Listener:
@@ -336,7 +347,7 @@ class _AdoptingReactor:
         fd, family = listener["fd"], listener["family"]
         # unix: one socket every worker shares; tcp: this worker's own SO_REUSEPORT socket
         # unless the endpoint could not have one per worker.
-        port = _twisted.adoptListeningPort(
+        port: tcp.Port = _internals().adoptListeningPort(
             self._reactor, fd, family, factory, shared=listener.get("shared", True)
         )
         if family == socket.AF_UNIX and listener["mode"] is not None:
@@ -571,7 +582,7 @@ class WorkerPool(Service):
         """
         childFDs: dict[int, int | str] = {0: "w", 1: "r", 2: "r"}
         systemdFds = {listener.childFd for listener in self._binder.listeners}
-        inherited = int(_twisted.systemdEnvironment().get("LISTEN_FDS", "0"))
+        inherited = int(_internals().systemdEnvironment().get("LISTEN_FDS", "0"))
         nextFd = max([2 + inherited, *(fd for fd in systemdFds if fd is not None)]) + 1
         described = []
         for listener in self._binder.listeners:
@@ -603,7 +614,7 @@ class WorkerPool(Service):
         Twisted removed from our environment as it read it).
         """
         env = dict(os.environ)
-        env.update(_twisted.systemdEnvironment())
+        env.update(_internals().systemdEnvironment())
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         if self.metricsDirectory is not None:
