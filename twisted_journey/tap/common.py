@@ -23,7 +23,6 @@ from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IProtocolFactory, IReactorCore, IStreamServerEndpoint
-from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 
 from twisted_journey import settings
@@ -69,14 +68,7 @@ class ServerOptions(usage.Options):
         """
         Listen on this endpoint (tcp:PORT, tcp6:, unix:, ssl:, tls:, systemd:, haproxy:...); repeatable.
         """
-        try:
-            # Parse now, against a reactor that does nothing, so a typo is a usage error
-            # rather than a traceback once twistd has started.
-            serverFromString(MemoryReactor(), endpointDescription(description))
-        except Exception as e:
-            raise usage.UsageError(
-                f"--listen {description!r} is not a usable endpoint: {e or type(e).__name__}."
-            ) from None
+        _checkEndpoint("--listen", description, endpointDescription(description))
         self["listen"].append(description)
 
     def opt_timeout(self, value: str) -> None:
@@ -106,12 +98,7 @@ class ServerOptions(usage.Options):
         """
         Serve Prometheus metrics on this endpoint (e.g. tcp:9100:interface=127.0.0.1).
         """
-        try:
-            serverFromString(MemoryReactor(), description)
-        except Exception as e:
-            raise usage.UsageError(
-                f"--metrics {description!r} is not a usable endpoint: {e or type(e).__name__}."
-            ) from None
+        _checkEndpoint("--metrics", description, description)
         self["metrics"] = description
 
     def _checkWorkers(self) -> None:
@@ -163,6 +150,27 @@ def endpointDescription(description: str) -> str:
     ``haproxy:``), not Twisted's 50; ``systemd:`` and other types are left as they are.
     """
     return with_backlog(description)
+
+
+class _UnstartedReactor:
+    """
+    Stands in for the reactor while an endpoint string is only being checked: Twisted's
+    endpoint parsers keep a reference to the reactor they are given and call nothing on
+    it until the endpoint listens.
+    """
+
+
+def _checkEndpoint(option: str, description: str, parsed: str) -> None:
+    """
+    Parse the endpoint string ``parsed`` (given as ``description``) now, so that a typo is
+    a usage error naming ``option`` rather than a traceback once twistd has started.
+    """
+    try:
+        serverFromString(_UnstartedReactor(), parsed)
+    except Exception as e:
+        raise usage.UsageError(
+            f"{option} {description!r} is not a usable endpoint: {e or type(e).__name__}."
+        ) from None
 
 
 def listeningService(
