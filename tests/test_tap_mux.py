@@ -12,7 +12,7 @@ from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support import run, twistdArgv
+from tests.support import fallbackArgv, run, twistdArgv
 from twisted_journey.mux import MuxFactory
 from twisted_journey.tap.mux import Options, makeService
 
@@ -144,6 +144,34 @@ class MakeServiceTests(SynchronousTestCase):
             (result.returncode, result.stdout, result.stderr),
             (1, b"", b"cannot open --output '/nonexistent/dir/log': No such file or directory.\n"),
         )
+
+    def test_linkAtOutputRefused(self) -> None:
+        """
+        A symbolic link planted at ``--output`` (or at a worker's ``PATH.wI``) is refused in
+        one sentence by twistd, with and without ``--workers``, and by the stdlib twin; the
+        link's target is never written.
+        """
+        base = Path(self.mktemp())
+        base.mkdir()
+        target = base / "target"
+        target.write_bytes(b"precious\n")
+        link = base / "received.log"
+        link.symlink_to(target)
+        (base / "w.log.w1").symlink_to(target)
+        sentence = "a symbolic link is there, and the data log is never written through one."
+        for argv, name in [
+            (twistdArgv("journey-mux", "--output", str(link)), link),
+            (
+                twistdArgv("journey-mux", "--output", str(base / "w.log"), "--workers", "2"),
+                base / "w.log.w1",
+            ),
+            (fallbackArgv("mux", "--output", str(link), "--listen", "tcp:0"), link),
+        ]:
+            result = run(argv)
+            self.assertNotEqual(result.returncode, 0, argv)
+            self.assertIn(f"cannot open --output '{name}': {sentence}".encode(), result.stderr)
+            self.assertNotIn(b"Traceback", result.stderr + result.stdout)
+        self.assertEqual(target.read_bytes(), b"precious\n")
 
     def test_plugin(self) -> None:
         """

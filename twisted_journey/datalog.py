@@ -53,7 +53,7 @@ from typing import Any
 
 from twisted_journey.settings import SettingError
 
-__all__ = ["DataLog", "check_output", "keep_count", "rotated_name"]
+__all__ = ["DataLog", "check_output", "keep_count", "open_output", "rotated_name"]
 
 
 def keep_count(name: str, value: str | int) -> int:
@@ -79,6 +79,26 @@ def check_output(path: str, rotate_bytes: int | None) -> None:
     """
     if path == "-" and rotate_bytes is not None:
         raise SettingError("--rotate-bytes needs --output PATH: standard output cannot be rotated.")
+
+
+def open_output(path: str, wait: bool = True) -> int:
+    """
+    Open the data log at ``path`` for appending, creating it: never through a symbolic
+    link planted at that name (the last component; use ``-`` for standard output).
+
+    :param wait: whether opening a FIFO may wait for its reader.
+    :raises OSError: whose ``strerror`` is a phrase for a person, for a link too.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        return os.open(path, flags if wait else flags | os.O_NONBLOCK, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise OSError(
+                errno.ELOOP,
+                "a symbolic link is there, and the data log is never written through one",
+            ) from None
+        raise
 
 
 def rotated_name(path: str, microseconds: int) -> str:
@@ -217,11 +237,7 @@ class DataLog:
             reopen while serving must not block, and fails with ``ENXIO`` instead when
             no one reads the FIFO).
         """
-        if self.path == "-":
-            fd = 1
-        else:
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-            fd = os.open(self.path, flags if wait else flags | os.O_NONBLOCK, 0o644)
+        fd = 1 if self.path == "-" else open_output(self.path, wait)
         info = os.fstat(fd)
         self._regular = stat.S_ISREG(info.st_mode)
         # Standard output has no path to compare with: it is never "moved away".

@@ -69,6 +69,7 @@ from twisted.logger import Logger, eventFromJSON, globalLogPublisher
 from twisted.python import usage
 from twisted.python.failure import Failure
 
+from twisted_journey.datalog import open_output
 from twisted_journey.settings import SettingError
 
 __all__ = [
@@ -748,13 +749,10 @@ def supervise(options: Any, module: str, reactor: Any = None) -> IService:
         for index in range(options["workers"]):
             name = workerOutput(path, index)
             try:
-                os.close(
-                    os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-                )
+                os.close(open_output(name))
             except OSError as e:
-                raise usage.UsageError(
-                    f"cannot open --output {name!r}: {e.strerror or e}."
-                ) from None
+                # SystemExit: twistd prints it and exits 1 (a UsageError here is a traceback).
+                raise SystemExit(f"cannot open --output {name!r}: {e.strerror or e}.") from None
     parent = MultiService()
     pool = WorkerPool(options, module, reactor)
     pool.setServiceParent(parent)
