@@ -273,10 +273,11 @@ def cpuSeconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def selfSignedCertificate(directory: str) -> tuple[str, str]:
+def selfSignedCertificate(directory: str, expired: bool = False) -> tuple[str, str]:
     """
     Write a self-signed certificate for ``localhost`` and its key into ``directory``.
 
+    :param expired: make one that expired yesterday (valid from ten days ago).
     :return: the key and certificate paths.
     """
     import datetime
@@ -296,8 +297,8 @@ def selfSignedCertificate(directory: str) -> tuple[str, str]:
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
+        .not_valid_before(now - datetime.timedelta(days=10 if expired else 1))
+        .not_valid_after(now + datetime.timedelta(days=-1 if expired else 1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())

@@ -11,11 +11,11 @@ URL credentials, TLS certificate problems, write errors, ``--max-time`` and prox
 from __future__ import annotations
 
 import base64
-import datetime
 import errno
 import gzip
 import os
 import zlib
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer
@@ -23,7 +23,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 
 from tests import fetchservers as servers
-from tests.support import freePort
+from tests.support import freePort, selfSignedCertificate
 from tests.test_fetch_integration import FetcherTestsMixin
 from twisted_journey.fetch import errors as fetch_errors
 from twisted_journey.fetch import files
@@ -644,38 +644,11 @@ def expiredCertificate(directory: str) -> tuple[str, Any]:
     A self-signed certificate for ``localhost`` that expired yesterday: its path and
     server context options.
     """
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
     from twisted.internet import ssl
 
-    os.makedirs(directory, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=10))
-        .not_valid_after(now - datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    certPem = certificate.public_bytes(serialization.Encoding.PEM)
-    keyPem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    path = os.path.join(directory, "expired.pem")
-    with open(path, "wb") as f:
-        f.write(certPem)
-    return path, ssl.PrivateCertificate.loadPEM(certPem + keyPem).options()
+    keyPath, certPath = selfSignedCertificate(directory, expired=True)
+    pem = Path(certPath).read_bytes() + Path(keyPath).read_bytes()
+    return certPath, ssl.PrivateCertificate.loadPEM(pem).options()
 
 
 class CountingSite(servers.Site):

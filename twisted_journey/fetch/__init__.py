@@ -24,6 +24,27 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# The failure classes are stdlib-only: imported at once.  The Twisted client is loaded on
+# first use (see __getattr__), so the stdlib modules import on a Python without Twisted.
+from twisted_journey.fetch.errors import (
+    ChecksumMismatch,
+    FetchError,
+    FileError,
+    HTTPStatusError,
+    NetworkError,
+    ProtocolError,
+    Timeout,
+    TLSError,
+    TooLarge,
+    TooManyRedirects,
+    TruncatedBody,
+    UnsupportedURL,
+)
+
+if TYPE_CHECKING:
+    from twisted_journey.fetch.agent import classify
+    from twisted_journey.fetch.client import Fetched, Fetcher, FetchSettings, Retrieved, retrieve
+
 __all__ = [
     "ChecksumMismatch",
     "FetchError",
@@ -45,52 +66,16 @@ __all__ = [
     "retrieve",
 ]
 
-_CLIENT = ("FetchSettings", "Fetched", "Fetcher", "Retrieved", "retrieve")
-_ERRORS = (
-    "ChecksumMismatch",
-    "FetchError",
-    "FileError",
-    "HTTPStatusError",
-    "NetworkError",
-    "ProtocolError",
-    "TLSError",
-    "Timeout",
-    "TooLarge",
-    "TooManyRedirects",
-    "TruncatedBody",
-    "UnsupportedURL",
-)
-
-if TYPE_CHECKING:
-    from twisted_journey.fetch.agent import classify
-    from twisted_journey.fetch.client import Fetched, Fetcher, FetchSettings, Retrieved, retrieve
-    from twisted_journey.fetch.errors import (
-        ChecksumMismatch,
-        FetchError,
-        FileError,
-        HTTPStatusError,
-        NetworkError,
-        ProtocolError,
-        Timeout,
-        TLSError,
-        TooLarge,
-        TooManyRedirects,
-        TruncatedBody,
-        UnsupportedURL,
-    )
-
-__all__ = [*_CLIENT, *_ERRORS, "classify"]
-
+#: The module each lazily loaded public name lives in.
 _HOMES = {
-    **dict.fromkeys(_CLIENT, "client"),
-    **dict.fromkeys(_ERRORS, "errors"),
+    **dict.fromkeys(("FetchSettings", "Fetched", "Fetcher", "Retrieved", "retrieve"), "client"),
     "classify": "agent",
 }
 
 
 def __getattr__(name: str) -> Any:
     """
-    Load a public name from the module that defines it, on first use.
+    Load a public name of the Twisted client from the module that defines it, on first use.
     """
     home = _HOMES.get(name)
     if home is None:
