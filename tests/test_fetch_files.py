@@ -183,6 +183,19 @@ class SymlinkTests(PlantedMixin, unittest.SynchronousTestCase):
         os.close(files.open_new(self.at("r"), replace=True))
         self.assertPreciousIntact()
 
+    def test_replacedFileGetsFreshPermissions(self) -> None:
+        """
+        A regular file replaced by :func:`files.open_new` is created anew with the mode
+        asked for (less the umask), never with the old file's bits (setuid, executable).
+        """
+        with open(self.at("r"), "wb"):
+            pass
+        os.chmod(self.at("r"), 0o4755)
+        umask = os.umask(0o022)
+        self.addCleanup(os.umask, umask)
+        os.close(files.open_new(self.at("r"), replace=True, mode=0o640))
+        self.assertEqual(stat.S_IMODE(os.stat(self.at("r")).st_mode), 0o640)
+
     def test_temporaryNames(self) -> None:
         """
         Temporary files beside a name are new, hidden and random.

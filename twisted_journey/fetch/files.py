@@ -227,13 +227,13 @@ def open_new(path: str, replace: bool = False, mode: int = 0o666) -> int:
             if not replace:
                 raise FileError(f"{path!r} already exists; not overwritten.") from None
             try:
-                mode = os.lstat(path).st_mode
+                there = os.lstat(path).st_mode
             except FileNotFoundError:
                 continue
             except OSError as e:
                 raise FileError(f"cannot write {path!r}: {e.strerror or e}.") from None
-            if not stat.S_ISREG(mode):
-                raise FileError(f"{path!r} is {_kind(mode)}; not written through.") from None
+            if not stat.S_ISREG(there):
+                raise FileError(f"{path!r} is {_kind(there)}; not written through.") from None
             try:
                 os.unlink(path)
             except FileNotFoundError:
