@@ -384,12 +384,7 @@ class DataLog:
                 return
             if end < len(buffer):
                 self._rotate_now()
-        self._buffer = bytearray()
-        self._start = 0
-        if self.waiting:
-            self.waiting = False
-            self.watch(False)
-        self._caught_up()
+        self._emptied()
         if self._failing:
             self._failing = False
             self.report(
@@ -448,6 +443,18 @@ class DataLog:
             del self._buffer[: self._start]
             self._start = 0
 
+    def _emptied(self) -> None:
+        """
+        Everything buffered is written or dropped: forget it, stop watching the output, and
+        resume the clients if they were paused.
+        """
+        self._buffer = bytearray()
+        self._start = 0
+        if self.waiting:
+            self.waiting = False
+            self.watch(False)
+        self._caught_up()
+
     def _caught_up(self) -> None:
         """
         Resume the clients when the backlog has fallen below half its bound.
@@ -479,12 +486,7 @@ class DataLog:
         self.dropped += buffer.count(b"\n", whole)
         self.dropped_bytes += lost
         self.writeErrors += 1
-        self._buffer = bytearray()
-        self._start = 0
-        if self.waiting:
-            self.waiting = False
-            self.watch(False)
-        self._caught_up()
+        self._emptied()
         now = time.monotonic()
         if not self._failing or now - self._last_report >= self.report_interval:
             self._failing = True
