@@ -267,6 +267,35 @@ class Hold(Resource):
             request.finish()
 
 
+class Trickle(Resource):
+    """
+    Serves ``data`` with its ``Content-Length``, sending the first ``first`` bytes at once
+    and the rest only on :meth:`release`: a slow download that is mid-body for as long as
+    the test needs.
+    """
+
+    isLeaf = True
+
+    def __init__(self, data: bytes, first: int) -> None:
+        super().__init__()
+        self.data = data
+        self.first = first
+        self.waiting: list[Request] = []
+
+    def render_GET(self, request: Request) -> Any:
+        request.setHeader(b"content-length", b"%d" % len(self.data))
+        request.write(self.data[: self.first])
+        self.waiting.append(request)
+        return NOT_DONE_YET
+
+    def release(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for request in waiting:
+            if not request.finished and not request._disconnected:
+                request.write(self.data[self.first :])
+                request.finish()
+
+
 def webRoot() -> Resource:
     """
     The resources :func:`webSite` serves.
