@@ -226,8 +226,9 @@ def open_new(path: str, replace: bool = False, mode: int = 0o666) -> int:
     Create ``path`` for writing and return its descriptor, never writing through a
     symbolic link, FIFO or device at that name.
 
-    :param replace: remove a regular file already at ``path`` first; otherwise anything
-        there is an error.
+    :param replace: remove a regular file already at ``path`` first (unless another
+        download holds it or it has other hard links); otherwise anything there is an
+        error.
     :raises FileError: when the name is taken (by a symbolic link, directory, FIFO or
         device, or by anything unless ``replace``) or cannot be created.
     """
@@ -246,15 +247,33 @@ def open_new(path: str, replace: bool = False, mode: int = 0o666) -> int:
                 raise FileError(f"cannot write {path!r}: {e.strerror or e}.") from None
             if not stat.S_ISREG(there):
                 raise FileError(f"{path!r} is {_kind(there)}; not written through.") from None
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                raise FileError(f"cannot replace {path!r}: {e.strerror or e}.") from None
+            _remove_stale(path)
         except OSError as e:
             raise FileError(f"cannot write {path!r}: {e.strerror or e}.") from None
     raise FileError(f"{path!r} keeps being recreated by someone else; not written.")
+
+
+def _remove_stale(path: str) -> None:
+    """
+    Remove the regular file at ``path`` unless another download holds it (:func:`_lock`)
+    or it has other hard links, which are :class:`FileError`; it is removed only while
+    locked here and still at that name.
+    """
+    try:
+        stale = open_existing(path, write=True)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise FileError(f"cannot write {path!r}: {e.strerror or e}.") from None
+    try:
+        _lock(stale, path)
+        _single(stale, path)
+        if _is(stale, path):
+            os.unlink(path)
+    except OSError as e:
+        raise FileError(f"cannot replace {path!r}: {e.strerror or e}.") from None
+    finally:
+        os.close(stale)
 
 
 def open_existing(path: str, write: bool = False) -> int:
@@ -334,53 +353,22 @@ def _single(fd: int, path: str) -> None:
 
 def own_new(path: str, mode: int = 0o666) -> int:
     """
-    Create ``path`` (``O_EXCL|O_NOFOLLOW``), lock it (:func:`_lock`) and return its
-    descriptor.  A stale regular file at ``path`` that nobody holds (a crashed run's) is
-    removed first; one another download holds, a link, a file with other hard links, a
-    FIFO or a device is an error and is left as it is.
+    Create ``path`` (:func:`open_new` with ``replace``), lock it (:func:`_lock`) and
+    return its descriptor.  A stale regular file at ``path`` that nobody holds (a crashed
+    run's) is removed first; one another download holds, a link, a file with other hard
+    links, a FIFO or a device is an error and is left as it is.
 
     :raises FileError: as said, or when the file cannot be created.
     """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
-    for _ in range(3):
-        try:
-            fd = os.open(path, flags, mode)
-        except FileExistsError:
-            try:
-                there = os.lstat(path).st_mode
-            except FileNotFoundError:
-                continue
-            except OSError as e:
-                raise FileError(f"cannot write {path!r}: {e.strerror or e}.") from None
-            if not stat.S_ISREG(there):
-                raise FileError(f"{path!r} is {_kind(there)}; not written through.") from None
-            try:
-                stale = open_existing(path, write=True)
-            except FileNotFoundError:
-                continue
-            except OSError as e:
-                raise FileError(f"cannot write {path!r}: {e.strerror or e}.") from None
-            try:
-                _lock(stale, path)
-                _single(stale, path)
-                if _is(stale, path):
-                    os.unlink(path)
-            except OSError as e:
-                raise FileError(f"cannot replace {path!r}: {e.strerror or e}.") from None
-            finally:
-                os.close(stale)
-            continue
-        except OSError as e:
-            raise FileError(f"cannot write {path!r}: {e.strerror or e}.") from None
-        try:
-            _lock(fd, path)
-            if not _is(fd, path):  # taken over between our open and our lock
-                raise FileError(_busy(path))
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
-    raise FileError(f"{path!r} keeps being recreated by someone else; not written.")
+    fd = open_new(path, replace=True, mode=mode)
+    try:
+        _lock(fd, path)
+        if not _is(fd, path):  # taken over between our open and our lock
+            raise FileError(_busy(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def own_existing(path: str) -> int:
