@@ -655,6 +655,24 @@ class APITests(unittest.TestCase):
             self.fail("the disk was too small for the file and its record, yet it succeeded")
         self.assertEqual(os.listdir(disk), [])
 
+    async def _newerRecordBlocked(self) -> None:
+        target = os.path.join(self.out, "blob")
+        os.mkdir(os.path.join(self.out, ".blob.http.json"))
+        try:
+            await self.fetcher.retrieve(self.base + "/blob", target, newer=True)
+        except fetch_errors.FileError as e:
+            self.assertIn(".blob.http.json", str(e))
+        else:
+            self.fail("the validators record could not be written, yet the run succeeded")
+        self.assertEqual(os.listdir(self.out), [".blob.http.json"])
+
+    def test_newerRecordBlocked(self) -> Any:
+        """
+        ``newer`` with a directory planted at the validators record's name fails before
+        the file is renamed into place: no file, one sentence naming the record.
+        """
+        return Deferred.fromCoroutine(self._newerRecordBlocked())
+
     def test_newerOnFullDisk(self) -> Any:
         """
         On a real full disk (a tmpfs with room for the body but not its record), ``-N``

@@ -452,11 +452,13 @@ class Replacement:
     it before the change it describes, so that a full disk fails the run before anything
     is renamed.
 
-    :raises FileError: when the temporary file cannot be created or written.
+    :raises FileError: when the temporary file cannot be created or written, or
+        something at ``path`` could not be replaced by it.
     """
 
     def __init__(self, path: str, data: bytes) -> None:
         self.path = path
+        _replaceable(path)  # a directory or FIFO there would fail the rename: fail now
         self.temporary, fd = temporary_beside(path)
         self._fd: int | None = fd
         try:
