@@ -8,7 +8,15 @@ Both fetchers (:mod:`twisted_journey.fetch`, :mod:`twisted_journey.fallback.fetc
 the mirror (:mod:`twisted_journey.fetch.mirror`) name files here, so a URL gets the same local
 name whichever of them fetched it.  A name chosen by someone else (the server's
 ``Content-Disposition``, a line of the URL list) is reduced to a safe basename: no
-directory parts, no ``..``, no control characters, a bounded length.
+directory parts, no ``..``, no control characters, a bounded length, and it never
+replaces an existing file (:func:`refuse_server_name`).
+
+Every file written here is its writer's from creation to rename: it is created with
+``O_EXCL|O_NOFOLLOW`` and locked (``flock``) at once, so a second download of the same
+name, in any process, fails with one sentence instead of writing into it; and it is
+renamed or removed only while its name still holds the file written (``fstat`` of the
+descriptor against ``lstat`` of the name).  A file with other hard links is never
+written into.
 """
 
 from __future__ import annotations
