@@ -74,7 +74,7 @@ def listen(testCase: Any, factory: Any, tls: Any = None) -> int:
 class Blob(Resource):
     """
     Serves ``data`` with ETag, Last-Modified, If-None-Match, ``Range: bytes=N-`` and
-    If-Range.
+    If-Range (ignored, as some servers do, with ``ifRange=False``).
 
     :ivar requests: the request headers of every request, as ``{name: value}`` dicts.
     """
@@ -87,11 +87,13 @@ class Blob(Resource):
         etag: bytes | None = ETAG,
         ranges: bool = True,
         headers: dict[bytes, bytes] | None = None,
+        ifRange: bool = True,
     ) -> None:
         super().__init__()
         self.data = data
         self.etag = etag
         self.ranges = ranges
+        self.ifRange = ifRange
         self.headers = headers or {}
         self.requests: list[dict[str, str]] = []
 
@@ -112,7 +114,11 @@ class Blob(Resource):
                 return b""
         wanted = (request.getHeader(b"range") or b"").decode()
         condition = request.getHeader(b"if-range")
-        if condition is not None and condition not in (self.etag, LAST_MODIFIED.encode()):
+        if (
+            self.ifRange
+            and condition is not None
+            and condition not in (self.etag, LAST_MODIFIED.encode())
+        ):
             wanted = ""  # changed since: the whole new body, as RFC 9110 says
         if self.ranges and wanted and wanted.startswith("bytes=") and wanted.endswith("-"):
             start = int(wanted[6:-1])
@@ -265,6 +271,35 @@ class Hold(Resource):
         for request in waiting:
             request.write(BODY)
             request.finish()
+
+
+class Trickle(Resource):
+    """
+    Serves ``data`` with its ``Content-Length``, sending the first ``first`` bytes at once
+    and the rest only on :meth:`release`: a slow download that is mid-body for as long as
+    the test needs.
+    """
+
+    isLeaf = True
+
+    def __init__(self, data: bytes, first: int) -> None:
+        super().__init__()
+        self.data = data
+        self.first = first
+        self.waiting: list[Request] = []
+
+    def render_GET(self, request: Request) -> Any:
+        request.setHeader(b"content-length", b"%d" % len(self.data))
+        request.write(self.data[: self.first])
+        self.waiting.append(request)
+        return NOT_DONE_YET
+
+    def release(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for request in waiting:
+            if not request.finished and not request._disconnected:
+                request.write(self.data[self.first :])
+                request.finish()
 
 
 def webRoot() -> Resource:

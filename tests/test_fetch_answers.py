@@ -306,6 +306,33 @@ class PartialContentTests(ScriptedMixin, unittest.TestCase):
         self.assertEqual(result.status, 206)
         self.assertEqual(self.read("f"), b"helloworld")
 
+    @defer.inlineCallbacks
+    def test_rangeShortOfTotal(self) -> Any:
+        """
+        A 206 that is right in itself but ends before the total it names (``bytes
+        5-9/20``, or a range the server cut short) is appended, yet the file is not
+        saved as complete: :class:`TruncatedBody` (retryable, exit 7), the ``.part``
+        kept with what arrived, so a later ``resume`` asks for the rest.
+        """
+        server, base = self.serve({b"/f": (partial(5, 9, 20, b"world"), False)})
+        self.stalePart("f", b"hello")
+        error = yield defer.ensureDeferred(
+            self.fails(
+                self.fetcher().retrieve(base + "/f", outputDir=self.out, resume=True),
+                fetch_errors.TruncatedBody,
+            )
+        )
+        self.assertIn("bytes 5-9 of 20", str(error))
+        self.assertEqual(error.exitCode, fetch_errors.EXIT_TRUNCATED)
+        self.assertEqual(self.files(), ["f.part"])
+        self.assertEqual(self.read("f.part"), b"helloworld")
+        server.answers[b"/f"] = (partial(10, 19, 20, b"0123456789"), False)
+        result = yield self.fetcher().retrieve(base + "/f", outputDir=self.out, resume=True)
+        self.assertEqual(server.requests[-1][1]["range"], "bytes=10-")
+        self.assertEqual(result.size, 20)
+        self.assertEqual(self.read("f"), b"helloworld0123456789")
+        self.assertEqual(self.files(), ["f"])
+
 
 class ContentCodingTests(ScriptedMixin, unittest.TestCase):
     """

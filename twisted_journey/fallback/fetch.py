@@ -393,12 +393,14 @@ def fetch(
             raise
         raise classify(e, url, timeout) from None
     with response:
+        server_named = False
         if content_disposition:
             name = files.disposition_name(response.headers.get("Content-Disposition"))
             if name is not None:
                 path = files.target_path(url, output, output_dir, name)
+                server_named = output is None
             names.claim(path, owner, url)
-        part = files.open_sink(path, stream=streaming)
+        part = files.open_sink(path, stream=streaming, server_named=server_named)
         try:
             _copy_body(response, part, url, reporthook)
             part.commit()

@@ -664,7 +664,8 @@ def add_basic_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--content-disposition",
         action="store_true",
-        help="use the server's Content-Disposition name, reduced to a safe basename",
+        help="use the server's Content-Disposition name, reduced to a safe basename; "
+        "it never replaces an existing file",
     )
     parser.add_argument(
         "--max-redirs",

@@ -64,6 +64,7 @@ from twisted_journey.fetch.errors import (
     ProtocolError,
     TooLarge,
     TooManyRedirects,
+    TruncatedBody,
     UnsupportedURL,
     describe_url,
 )
@@ -509,15 +510,21 @@ class Fetcher:
         path: str,
         options: _Options,
         reporthook: Callable[[int, int, int], object] | None,
+        fresh: bool = False,
     ) -> Retrieved:
         """
         One attempt at fetching ``url`` to ``path`` (resuming, conditional, verified).
+
+        :param fresh: ask for the whole body even when a ``.part`` could be resumed (its
+            server answered a resume with another version of the file).
         """
         extra: dict[str, str] = {}
         if options.newer:
             extra.update(files.conditional_headers(path))
         part = path + ".part"
-        offset = os.path.getsize(part) if options.resume and os.path.exists(part) else 0
+        offset = 0
+        if options.resume and not fresh and files.is_regular(part):
+            offset = os.path.getsize(part)
         if offset:
             extra["Range"] = f"bytes={offset}-"
             extra.update(files.range_condition(part))
@@ -538,13 +545,14 @@ class Fetcher:
                     complete.discard()  # a bad .part would fail the same way forever
                     raise
                 complete.commit()
-                files.forget_validators(part)
                 return Retrieved(url, path, response.headers, code, offset)
             await _raiseForStatus(url, response)
+            serverNamed = False
             if options.contentDisposition:
                 name = files.disposition_name(_header(response.headers, b"content-disposition"))
                 if name is not None:
                     path = files.target_path(url, options.filename, options.outputDir, name)
+                    serverNamed = options.filename is None
                 try:
                     self.names.claim(path, options, url)
                 except FetchError:
@@ -556,24 +564,62 @@ class Fetcher:
                         url, path, response.headers, code, os.path.getsize(path), False, True
                     )
             resumed = code == 206
+            span = None
             if resumed:
-                # Never splice: only the range asked for, of the length it says.
+                # Never splice: only the range asked for, of the length it says, of the
+                # version whose start the .part holds.
                 await _checkRange(url, response, offset)
-            elif options.resume:
-                # A .part that may be continued later remembers what it is part of, so that
-                # the continuation can ask for the rest only if the file is unchanged.
-                etag = _header(response.headers, b"etag")
-                modified = _header(response.headers, b"last-modified")
-                if etag or modified:
-                    files.save_validators(part, url, etag, modified)
-                else:
-                    files.forget_validators(part)
-            # Opened (truncated unless resumed), written, verified and renamed on the
-            # disk thread (a small body: on the reactor thread, see Spool.inline).
+                if files.range_validator_changed(
+                    extra.get("If-Range"),
+                    _header(response.headers, b"etag"),
+                    _header(response.headers, b"last-modified"),
+                ):
+                    await abandon(response)
+                    deadline.cancel()
+                    return await self._retrieveOnce(url, path, options, reporthook, fresh=True)
+                span = _completeSize(response)
+            # A file is opened (truncated unless resumed) and locked now, before anything
+            # beside it is written: from here on it is this transfer's alone.  A FIFO or a
+            # terminal (which may block the open) is opened on the disk thread.
             hashed = options.sha256 is not None or options.onlyIfChanged
-            sink = _LazySink(
-                lambda: files.open_sink(path, resumed, options.noClobber, hashed, options.stream)
+            sink = _Target(
+                lambda: files.open_sink(
+                    path, resumed, options.noClobber, hashed, options.stream, serverNamed
+                )
             )
+            if not options.stream:
+                try:
+                    sink.open()
+                except FetchError:
+                    await abandon(response)
+                    raise
+            validators = None
+            try:
+                if resumed and sink.offset != offset:
+                    raise FileError(
+                        f"{part!r} changed while its rest was being asked for; not continued.",
+                        url,
+                    )
+                if options.resume and not resumed:
+                    # A .part that may be continued later remembers what it is part of, so
+                    # the continuation asks for the rest only if the file is unchanged.
+                    etag = _header(response.headers, b"etag")
+                    modified = _header(response.headers, b"last-modified")
+                    if etag or modified:
+                        files.save_validators(part, url, etag, modified)
+                if options.newer:
+                    # Written before the file is renamed, put in place right after it: a
+                    # full disk fails the run with nothing changed.
+                    validators = files.prepare_validators(
+                        path,
+                        url,
+                        _header(response.headers, b"etag"),
+                        _header(response.headers, b"last-modified"),
+                    )
+            except BaseException:
+                await abandon(response)
+                sink.discard(keep=options.resume)
+                raise
             start = offset if resumed else 0
             total = -1 if response.length is UNKNOWN_LENGTH else start + int(response.length)
             blocks = 0
@@ -591,26 +637,26 @@ class Fetcher:
                 spool.inline = -1  # a FIFO or terminal may block: never on the reactor thread
             try:
                 await self._receive(url, response, spool, deadline, progress)
+                if span is not None and span[1] + 1 != span[2]:
+                    # The range was all there, the file is not: never saved as complete.
+                    await self._finish(url, spool)
+                    raise TruncatedBody(
+                        f"the server sent only bytes {span[0]}-{span[1]} of {span[2]}; "
+                        "the .part is kept for --continue.",
+                        url,
+                    )
                 await self._finish(
-                    url, spool, lambda: sink.complete(options.sha256, options.onlyIfChanged)
+                    url,
+                    spool,
+                    lambda: sink.complete(options.sha256, options.onlyIfChanged, validators),
                 )
             except BaseException as e:
                 # Keep the .part for --continue, unless it is what is wrong.
                 keep = options.resume and not isinstance(e, ChecksumMismatch)
                 sink.discard(keep=keep)
-                if options.resume and not keep:
-                    files.forget_validators(part)
+                if validators is not None:
+                    validators.discard()
                 raise
-            if options.resume:
-                # Only a resumable transfer remembers validators beside its .part.
-                files.forget_validators(part)
-            if options.newer:
-                files.save_validators(
-                    path,
-                    url,
-                    _header(response.headers, b"etag"),
-                    _header(response.headers, b"last-modified"),
-                )
             return Retrieved(url, path, response.headers, code, sink.written, not sink.unchanged)
         finally:
             deadline.cancel()
@@ -648,54 +694,79 @@ class Fetcher:
         return await self._withRetries(url, once)
 
 
-class _LazySink:
+class _Target:
     """
-    A :class:`files.Sink` opened on first use (on the disk thread, like every call here).
+    The :class:`files.Sink` of one transfer (opened by :meth:`open`, else on first use),
+    and how the transfer ends: put in place with its validators, or left alone when
+    unchanged.
     """
 
     def __init__(self, opener: Callable[[], files.Sink]) -> None:
         self._opener = opener
-        self.part: files.Sink | None = None
+        self._sink: files.Sink | None = None
         self.unchanged = False
 
-    def _get(self) -> files.Sink:
-        if self.part is None:
-            self.part = self._opener()
-        return self.part
+    def open(self) -> files.Sink:
+        """
+        The sink, opened now if it is not yet.
+        """
+        if self._sink is None:
+            self._sink = self._opener()
+        return self._sink
+
+    @property
+    def offset(self) -> int:
+        """
+        Bytes the file held when opened (a resumed ``.part``).
+        """
+        return self.open().offset
 
     def write_many(self, chunks: list[bytes]) -> None:
         """
-        Write ``chunks`` to the file, opening it first if needed.
+        Write ``chunks`` to the file (on the disk thread), opening it first if needed.
         """
-        self._get().write_many(chunks)
+        self.open().write_many(chunks)
 
-    def complete(self, sha256: str | None, onlyIfChanged: bool = False) -> None:
+    def complete(
+        self,
+        sha256: str | None,
+        onlyIfChanged: bool = False,
+        validators: files.Replacement | None = None,
+    ) -> None:
         """
-        Verify the checksum and rename into place; with ``onlyIfChanged``, drop the new
-        copy instead when it is byte for byte the existing file (:attr:`unchanged`).
+        Verify the checksum and rename into place, then put ``validators`` beside it;
+        with ``onlyIfChanged``, drop the new copy instead when it is byte for byte the
+        existing file (:attr:`unchanged`).
         """
-        part = self._get()
-        part.verify(sha256)
-        digest = part.digest.hexdigest() if part.digest is not None else None
-        if onlyIfChanged and digest and files.same_content(part.path, digest, part.written):
-            part.discard()
-            self.unchanged = True
-            return
-        part.commit()
+        try:
+            sink = self.open()
+            sink.verify(sha256)
+            digest = sink.digest.hexdigest() if sink.digest is not None else None
+            if onlyIfChanged and digest and files.same_content(sink.path, digest, sink.written):
+                sink.discard()
+                self.unchanged = True
+            else:
+                sink.commit()
+        except BaseException:
+            if validators is not None:
+                validators.discard()
+            raise
+        if validators is not None:
+            validators.commit()
 
     def discard(self, keep: bool) -> None:
         """
         Remove the file being written (keep the ``.part`` with ``keep``).
         """
-        if self.part is not None:
-            self.part.discard(keep)
+        if self._sink is not None:
+            self._sink.discard(keep)
 
     @property
     def written(self) -> int:
         """
         Bytes written so far.
         """
-        return self.part.written if self.part is not None else 0
+        return self._sink.written if self._sink is not None else 0
 
 
 @attrs.frozen
@@ -800,6 +871,17 @@ async def _checkRange(url: str, response: IResponse, offset: int) -> None:
     except FetchError:
         await abandon(response)
         raise
+
+
+def _completeSize(response: IResponse) -> tuple[int, int, int] | None:
+    """
+    For a ``206``: ``(first, last, total)`` from its ``Content-Range``, or ``None`` when
+    the whole file's size is not said (``bytes A-B/*``).
+    """
+    span = semantics.parse_content_range(_header(response.headers, b"content-range"))
+    if span is None or span[2] is None:
+        return None
+    return span[0], span[1], span[2]
 
 
 def _completeRange(response: IResponse, offset: int) -> bool:
