@@ -32,6 +32,7 @@ from twisted_journey.fetch.errors import (
     Timeout,
     TooLarge,
     TruncatedBody,
+    max_time_exceeded,
 )
 
 __all__ = ["BodyReceiver", "Deadline", "Decoder", "Spool", "abandon"]
@@ -93,7 +94,7 @@ class Deadline:
         The :class:`Timeout` for the timer that fired.
         """
         if self.expired == "total":
-            return Timeout(f"not complete within --max-time {self.total:g} seconds.", url)
+            return max_time_exceeded(self.total or 0.0, url)
         return Timeout(f"no data for {self.idle:g} seconds (--idle-timeout).", url)
 
 

@@ -66,6 +66,7 @@ from twisted_journey.fetch.errors import (
     TooManyRedirects,
     UnsupportedURL,
     describe_url,
+    unfollowed_status,
 )
 from twisted_journey.fetch.files import PartFile
 
@@ -120,8 +121,9 @@ class FetchSettings:
     :ivar maxRatio: how many times larger than its encoded form a body may decode to
         (plus 1 MiB of slack).
     :ivar userAgent: the ``User-Agent`` header.
-    :ivar credentials: ``(user, password)`` for HTTP Basic authentication, sent to the
-        first URL's origin only (``-u``); a URL's own ``user:password@`` wins for its origin.
+    :ivar credentials: ``(user, password)`` for HTTP Basic authentication, sent to each
+        retrieved URL's own origin only, never after a redirect to another (``-u``, as
+        curl); a URL's own ``user:password@`` wins for its origin.
     :ivar maxHeaderBytes: bytes of response headers read before a :class:`ProtocolError`.
     :ivar maxHeaders: response header fields read before a :class:`ProtocolError`.
     """
@@ -346,7 +348,8 @@ class Fetcher:
         GET ``url``, following up to ``maxRedirects`` redirects to http(s) URLs only.
 
         Basic credentials (from the URL's ``user:password@``, else ``settings.credentials``)
-        go to the first URL's origin only; ``Authorization``, ``Cookie`` and
+        go to ``url``'s own origin only (each URL of a run is its own first URL, as in
+        curl); ``Authorization``, ``Cookie`` and
         ``Proxy-Authorization`` are dropped once a redirect leaves that origin.
         """
         bare, credentials = semantics.split_credentials(url)
@@ -779,9 +782,7 @@ async def _raiseForStatus(url: str, response: IResponse) -> None:
     await abandon(response)
     phrase = response.phrase.decode("latin-1", "replace")
     if code < 400:
-        raise ProtocolError(
-            f"the server answered {code} {phrase} and no redirect was followed.", url
-        )
+        raise unfollowed_status(url, code, phrase)
     raise HTTPStatusError(
         f"the server answered {code} {phrase}; nothing saved.",
         url,

@@ -14,8 +14,8 @@ codings can be undone, where a redirect may go, when to retry, which proxy to us
 - Content codings: ``gzip`` (several members included) and ``deflate`` can be undone;
   any other coding (``br``, ``compress``, ``foo``, or a stack holding one) is an error and
   nothing is saved.
-- Redirects go to ``http``/``https`` only; a ``Location`` with spaces or non-ASCII is
-  percent-encoded (UTF-8), as browsers and curl do.
+- Redirects go to ``http``/``https`` only, never to a URL with a ``user:password@``; a
+  ``Location`` with spaces or non-ASCII is percent-encoded (UTF-8), as browsers and curl do.
 - Response headers are bounded: :data:`MAX_HEADER_BYTES` bytes and :data:`MAX_HEADERS`
   fields by default.
 """
@@ -39,6 +39,7 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "DECODABLE",
     "IDLE_TIMEOUT",
+    "MAX_CHUNK_LINE",
     "MAX_DECODED_SIZE",
     "MAX_HEADERS",
     "MAX_HEADER_BYTES",
@@ -78,6 +79,10 @@ MAX_HEADER_BYTES = 100 * 1024
 
 #: The most response header fields read before giving up.
 MAX_HEADERS = 100
+
+#: The longest chunk size line (chunk extensions included) read before calling the chunked
+#: framing broken: Twisted's own limit, which the stdlib twin applies too.
+MAX_CHUNK_LINE = 1024
 
 #: The content codings both engines can undo (``--compressed``).
 DECODABLE = frozenset({"gzip", "x-gzip", "deflate"})
@@ -224,7 +229,8 @@ def parse_sha256(text: str) -> str | None:
 
 def check_url(url: str) -> None:
     """
-    Raise :class:`UnsupportedURL` unless ``url`` is an absolute http(s) URL.
+    Raise :class:`UnsupportedURL` unless ``url`` is an absolute http(s) URL whose port,
+    when given, is 1 to 65535 (``:0`` is refused, never taken for the default).
     """
     try:
         parts = urllib.parse.urlsplit(url)
@@ -239,9 +245,13 @@ def check_url(url: str) -> None:
             f"{describe_url(url)!r} is not an http:// or https:// URL with a host.", url
         )
     try:
-        parts.port  # noqa: B018
+        port = parts.port
     except ValueError:
-        raise UnsupportedURL(f"{describe_url(url)!r} has a bad port number.", url) from None
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise UnsupportedURL(
+            f"{describe_url(url)!r} has a bad port number (1 to 65535).", url
+        ) from None
 
 
 def check_partial(url: str, content_range: str | None, offset: int, length: int | None) -> None:
@@ -312,8 +322,9 @@ def redirect_target(base: str, location: str) -> str:
     non-ASCII are percent-encoded as UTF-8 (a non-ASCII host becomes IDNA), as browsers
     and curl do; the fragment is dropped.
 
-    :raises UnsupportedURL: for a scheme other than http/https (nothing is requested), or
-        a ``Location`` that is not a URL.
+    :raises UnsupportedURL: for a scheme other than http/https, a ``Location`` holding a
+        ``user:password@`` (nothing is requested in either case), or a ``Location`` that is
+        not a URL.
     """
     location = location.strip()
     try:
@@ -329,6 +340,12 @@ def redirect_target(base: str, location: str) -> str:
         raise UnsupportedURL(
             f"the server redirected to {describe_url(target)!r}; only http:// and https:// "
             "redirects are followed.",
+            base,
+        )
+    if "@" in parts.netloc:
+        raise UnsupportedURL(
+            f"the server redirected to {describe_url(target)!r}, a URL with a user name "
+            "or password in it; not followed (credentials are never taken from a server).",
             base,
         )
     return request_target(target)
