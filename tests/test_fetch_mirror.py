@@ -313,8 +313,7 @@ class MirrorInputTests(MirrorServiceTests):
         """
         _, rawPort = servers.listenRaw(self)
         self.writeURLs(
-            f"http://127.0.0.1:{rawPort}/hostile-404\n"
-            f"http://u:pa/SECRET7@127.0.0.1:{rawPort}/ok\n"
+            f"http://127.0.0.1:{rawPort}/hostile-404\nhttp://u:pa/SECRET7@127.0.0.1:{rawPort}/ok\n"
         )
         self.service.startService()
         self.addCleanup(self.service.stopService)
