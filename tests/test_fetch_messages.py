@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from typing import Any
 
 from twisted.internet import defer
@@ -26,6 +27,40 @@ from twisted_journey.records import printable
 
 #: Characters no message may hold raw: ESC, BEL, CSI (C1), a bidi override.
 RAW_CONTROLS = ("\x1b", "\x07", "\x9b", "\u202e")
+
+
+def brotliInstalled() -> bool:
+    """
+    Whether the ``brotli`` package (the ``brotli`` extra) is importable here.
+    """
+    try:
+        import brotli  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+_noBrotli: str | None = None
+
+
+def withoutBrotli(env: dict[str, str]) -> dict[str, str]:
+    """
+    ``env`` with ``import brotli`` failing in the child: a ``sitecustomize`` first on
+    ``PYTHONPATH`` blocks it (and, for the stdlib twin's environment, Twisted too, as the
+    blocker it shadows did).
+    """
+    global _noBrotli
+    if _noBrotli is None:
+        _noBrotli = tempfile.mkdtemp(prefix="journey-no-brotli-")
+        with open(os.path.join(_noBrotli, "sitecustomize.py"), "w") as f:
+            f.write(
+                "import os, sys\n"
+                "sys.modules['brotli'] = None\n"
+                "if os.environ.get('JOURNEY_TEST_STDLIB_ONLY'):\n"
+                "    for name in ('twisted', 'zope', 'zope.interface'):\n"
+                "        sys.modules[name] = None\n"
+            )
+    return {**env, "PYTHONPATH": _noBrotli + os.pathsep + env["PYTHONPATH"]}
 
 
 class MessagesContractMixin(ProcessMixin):
@@ -172,11 +207,25 @@ class MessagesContractMixin(ProcessMixin):
     @defer.inlineCallbacks
     def test_brotliRefused(self) -> Any:
         """
-        A body in a coding neither engine decodes (``br``) is refused, never saved encoded.
+        Without the ``brotli`` package, a ``br`` body is refused by both engines (exit 7),
+        never saved encoded.
         """
-        result = yield self.fetch(self.liar + "/brotli")
+        result = yield self.fetch(self.liar + "/brotli", env=withoutBrotli(self.env()))
         self.assertFailed(result, fetch_errors.EXIT_TRUNCATED, "(br)")
         self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_brotliAsSent(self) -> Any:
+        """
+        With the ``brotli`` package (and without ``--compressed``), a ``br`` body is saved
+        as sent by both engines, as gzip is.
+        """
+        if not brotliInstalled():
+            raise unittest.SkipTest("the brotli package is not installed")
+        result = yield self.fetch(self.liar + "/brotli")
+        self.assertEqual(result, (0, []))  # type: ignore[attr-defined]
+        with open(os.path.join(self.out, "brotli"), "rb") as f:
+            self.assertEqual(f.read(), b"hello")  # type: ignore[attr-defined]
 
     @defer.inlineCallbacks
     def test_maxTimeEndlessInterim(self) -> Any:
@@ -273,6 +322,52 @@ class JourneyOptionMessagesTests(ProcessMixin, unittest.TestCase):
         name = yield self.fetch("-H", "X-Ü: é", self.liar + "/ok")
         self.assertUsage(name, "-H/--header", "header name")
         self.assertEqual(self.raw.requestLines, [])
+
+
+class JourneyBrotliTests(ProcessMixin, unittest.TestCase):
+    """
+    ``--compressed`` with the ``brotli`` extra: ``br`` is asked for and decoded, capped.
+    """
+
+    def setUp(self) -> None:
+        if not brotliInstalled():
+            raise unittest.SkipTest("the brotli package is not installed")
+        super().setUp()
+
+    def argv(self, *arguments: str) -> list[str]:
+        return journeyArgv("fetch", *arguments)
+
+    def serve(self, path: bytes, body: bytes) -> str:
+        """
+        Serve ``body`` brotli-compressed at ``path``; return its URL.
+        """
+        import brotli
+
+        data = brotli.compress(body, quality=5)
+        headers = [(b"Content-Length", b"%d" % len(data)), (b"Content-Encoding", b"br")]
+        servers.RAW[path] = (servers.response(b"200 OK", headers, data), False)
+        return self.liar + path.decode()
+
+    @defer.inlineCallbacks
+    def test_decoded(self) -> Any:
+        """
+        ``--compressed`` stores the decoded body.
+        """
+        url = self.serve(b"/brotli-body", servers.BODY * 10)
+        result = yield self.fetch("--compressed", url)
+        self.assertEqual(result, (0, []))
+        with open(os.path.join(self.out, "brotli-body"), "rb") as f:
+            self.assertEqual(f.read(), servers.BODY * 10)
+
+    @defer.inlineCallbacks
+    def test_bomb(self) -> Any:
+        """
+        A ``br`` body decoding past ``--max-decoded-size`` is exit 11, no file.
+        """
+        url = self.serve(b"/brotli-bomb", bytes(8 << 20))
+        result = yield self.fetch("--compressed", "--max-decoded-size", "1000000", url)
+        self.assertFailed(result, fetch_errors.EXIT_TOO_LARGE, "br body", "--max-decoded-size")
+        self.assertEqual(self.files(), [])
 
 
 class PrintableTests(unittest.SynchronousTestCase):

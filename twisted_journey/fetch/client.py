@@ -338,7 +338,8 @@ class Fetcher:
         if identity:
             headers.setRawHeaders(b"accept-encoding", [b"identity"])
         elif self.settings.compressed:
-            headers.setRawHeaders(b"accept-encoding", [b"gzip, deflate"])
+            brotli = b", br" if "br" in semantics.decodable() else b""
+            headers.setRawHeaders(b"accept-encoding", [b"gzip, deflate" + brotli])
         for name, value in [*self.settings.headers, *extra.items()]:
             headers.setRawHeaders(name.encode("latin-1"), [value.encode("latin-1")])
         return headers

@@ -285,7 +285,7 @@ def unfollowed_status(url: str, code: int, phrase: str) -> HTTPStatusError:
     """
     The failure for a final ``3xx`` answer that is not a redirect journey follows
     (``300 Multiple Choices``, ``304 Not Modified`` to a request that was not
-    conditional, ``305``, an unknown ``3xx``): nothing to save, exit :data:`EXIT_HTTP`,
+    conditional, ``305``, an unknown ``3xx``): nothing to save, exit 8 (``EXIT_HTTP``),
     in both engines.
     """
     return HTTPStatusError(

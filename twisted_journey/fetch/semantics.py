@@ -11,9 +11,10 @@ codings can be undone, where a redirect may go, when to retry, which proxy to us
   as curl, wget, urllib and browsers accept it.
 - A ``206 Partial Content`` is accepted only in answer to a ``Range`` we sent, when its
   ``Content-Range`` starts where we asked and its body is as long as the range says.
-- Content codings: ``gzip`` (several members included) and ``deflate`` can be undone;
-  any other coding (``br``, ``compress``, ``foo``, or a stack holding one) is an error and
-  nothing is saved.
+- Content codings: ``gzip`` (several members included) and ``deflate`` can be undone,
+  and ``br`` when the ``brotli`` package is installed; any other coding (``compress``,
+  ``foo``, ``br`` without ``brotli``, or a stack holding one) is an error and nothing is
+  saved.
 - Redirects go to ``http``/``https`` only, never to a URL with a ``user:password@``; a
   ``Location`` with spaces or non-ASCII is percent-encoded (UTF-8), as browsers and curl do.
 - Response headers are bounded: :data:`MAX_HEADER_BYTES` bytes and :data:`MAX_HEADERS`
@@ -23,6 +24,7 @@ codings can be undone, where a redirect may go, when to retry, which proxy to us
 from __future__ import annotations
 
 import email.utils
+import functools
 import re
 import urllib.parse
 import urllib.request
@@ -53,6 +55,7 @@ __all__ = [
     "check_partial",
     "check_url",
     "content_codings",
+    "decodable",
     "is_sha256",
     "parse_content_range",
     "parse_sha256",
@@ -84,7 +87,8 @@ MAX_HEADERS = 100
 #: framing broken: Twisted's own limit, which the stdlib twin applies too.
 MAX_CHUNK_LINE = 1024
 
-#: The content codings both engines can undo (``--compressed``).
+#: The content codings both engines can undo (``--compressed``) with the standard library;
+#: :func:`decodable` adds ``br`` when the ``brotli`` package is installed.
 DECODABLE = frozenset({"gzip", "x-gzip", "deflate"})
 
 #: Statuses that redirect a GET.
@@ -296,13 +300,28 @@ def content_codings(value: str | None) -> list[str]:
     return [c for c in codings if c and c != "identity"]
 
 
+@functools.cache
+def decodable() -> frozenset[str]:
+    """
+    The content codings journey can undo here: :data:`DECODABLE`, and ``br`` when the
+    ``brotli`` package (the ``brotli`` extra) is installed.  Both engines judge a body's
+    codings by this set, so they agree whichever packages are installed.
+    """
+    try:
+        import brotli  # noqa: F401
+    except ImportError:
+        return DECODABLE
+    return DECODABLE | {"br"}
+
+
 def check_codings(url: str, codings: list[str]) -> None:
     """
     Raise :class:`ProtocolError` unless every coding in ``codings`` can be undone
-    (:data:`DECODABLE`): a body in a coding we cannot read is refused rather than saved
+    (:func:`decodable`): a body in a coding we cannot read is refused rather than saved
     still encoded as if it were the file.
     """
-    unknown = [c for c in codings if c not in DECODABLE]
+    known = decodable()
+    unknown = [c for c in codings if c not in known]
     if unknown:
         raise ProtocolError(
             f"the server sent the body in a content coding journey cannot decode "
