@@ -10,6 +10,8 @@ outcomes the docs' table lists (exit status and sentence) are the same in both e
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import socket
 import tempfile
@@ -324,6 +326,40 @@ class JourneyOptionMessagesTests(ProcessMixin, unittest.TestCase):
         self.assertEqual(self.raw.requestLines, [])
 
 
+class JourneyCredentialsScopeTests(ProcessMixin, unittest.TestCase):
+    """
+    ``-u``: ``--help`` and behaviour say the same thing.
+    """
+
+    def argv(self, *arguments: str) -> list[str]:
+        return journeyArgv("fetch", *arguments)
+
+    @defer.inlineCallbacks
+    def test_eachURLsOwnHost(self) -> Any:
+        """
+        ``-u`` goes to each URL's own origin (two origins in one run: both get it, as
+        curl sends them), never to another origin after a redirect; ``--help`` says so.
+        """
+        other = servers.webRoot()
+        other.putChild(b"echo2", servers.Echo())
+        otherURL = f"http://127.0.0.1:{servers.listen(self, servers.webSite(other))}"
+        self.root.putChild(b"to-other", servers.RedirectTo(f"{otherURL}/echo2".encode()))
+        result = yield self.fetch("-u", "me:pw", self.web + "/echo", otherURL + "/echo2")
+        self.assertEqual(result, (0, []))
+        token = "Basic " + base64.b64encode(b"me:pw").decode()
+        for name in ("echo", "echo2"):
+            with open(os.path.join(self.out, name)) as f:
+                self.assertEqual(json.load(f).get("authorization"), token, name)
+        result = yield self.fetch("-u", "me:pw", "-o", "hop", self.web + "/to-other")
+        self.assertEqual(result, (0, []))
+        with open(os.path.join(self.out, "hop")) as f:
+            self.assertNotIn("authorization", json.load(f))
+        out, _, _ = yield servers.runChild(self.argv("--help"), self.env(), self.out)
+        text = " ".join(out.decode().split())
+        self.assertIn("credentials for each URL's own host", text)
+        self.assertIn("never sent on a redirect to another host", text)
+
+
 class JourneyBrotliTests(ProcessMixin, unittest.TestCase):
     """
     ``--compressed`` with the ``brotli`` extra: ``br`` is asked for and decoded, capped.
@@ -398,6 +434,22 @@ class PrintableTests(unittest.SynchronousTestCase):
         """
         error = fetch_errors.HTTPStatusError("the server answered 404 \x1b[31mX\x9b", "u", 404)
         self.assertEqual(str(error), "the server answered 404 \\x1b[31mX\\u009b")
+
+    def test_passwordInAnySentence(self) -> None:
+        """
+        A ``//user:password@`` quoted in a sentence (a library's exception text, say) has
+        its password hidden; a hidden one stays as it is, and a port before a path holding
+        ``@`` is not taken for a password.
+        """
+        error = fetch_errors.FetchError(
+            "ValueError: cannot open 'http://evil:pw2@127.0.0.1:1/ok' nor http://u:***@h/."
+        )
+        self.assertEqual(
+            str(error),
+            "ValueError: cannot open 'http://evil:***@127.0.0.1:1/ok' nor http://u:***@h/.",
+        )
+        port = fetch_errors.FetchError("see http://host:8080/a@b")
+        self.assertEqual(str(port), "see http://host:8080/a@b")
 
     def test_describeURLShapes(self) -> None:
         """

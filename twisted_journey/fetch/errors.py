@@ -10,6 +10,7 @@ ends with the same sentence and the same exit status whichever engine ran.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from twisted_journey import errors
@@ -109,13 +110,20 @@ EXIT_CODES: Mapping[int, str] = {
 }
 
 
+#: ``//user:password@`` in a sentence: the password is replaced by ``***`` (a port
+#: followed by a path holding ``@``, ``//host:8080/a@b``, is left alone).
+_USERINFO = re.compile(r"(//[^\s/?#@:'\"]*):(?!\d*[/?#\s'\"])[^\s@'\"]*@")
+
+
 class FetchError(Exception):
     """
     Why fetching one URL failed: a sentence for a person and an exit status.
 
     Subclasses are the failure classes a caller can branch on; ``str()`` is the sentence,
     with whatever a server or a URL put in it made :func:`~twisted_journey.records.printable`
-    (a reason phrase can carry terminal escapes).
+    (a reason phrase can carry terminal escapes), and the password of any
+    ``scheme://user:password@`` in it shown as ``***`` (a library's exception text quoting
+    a URL included).
 
     :ivar url: the URL that failed (may be empty when unknown).
     :ivar exitCode: the ``journey fetch`` exit status for this class of failure.
@@ -126,7 +134,7 @@ class FetchError(Exception):
     retryable = False
 
     def __init__(self, message: str, url: str = "") -> None:
-        message = printable(message)
+        message = _USERINFO.sub(r"\1:***@", printable(message))
         super().__init__(message)
         self.message = message
         self.url = url
