@@ -343,6 +343,25 @@ class MirrorInputTests(MirrorServiceTests):
         self.assertNotIn("secret", text)
 
     @defer.inlineCallbacks
+    def test_hostileTextEscaped(self) -> Any:
+        """
+        A reason phrase with terminal escapes reaches the log escaped, and a password
+        holding ``/`` (``u:pa/SECRET@host``) never reaches it.
+        """
+        _, rawPort = servers.listenRaw(self)
+        self.writeURLs(
+            f"http://127.0.0.1:{rawPort}/hostile-404\nhttp://u:pa/SECRET7@127.0.0.1:{rawPort}/ok\n"
+        )
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        yield self.cycle()
+        text = "\n".join(self.messages())
+        self.assertIn("404", text)
+        self.assertNotIn("SECRET7", text)
+        for char in ("\x1b", "\x07", "\x9b", "\u202e"):
+            self.assertNotIn(char, text)
+
+    @defer.inlineCallbacks
     def test_outputDirCreated(self) -> Any:
         """
         A missing output directory is created (parents too).

@@ -51,6 +51,10 @@ HTTP client (:mod:`twisted_journey.fetch`)
       end of a response, while ``self._parser.response`` is still that response;
     * ``twisted.web._newclient._DataLoss`` being the reason a body with a declared length
       ends early (:data:`DataLoss`);
+    * ``twisted.web.http._MalformedChunkedDataError`` being the reason a chunked body's
+      framing is broken, and ``twisted.web.http.maxChunkSizeLineLength`` the longest chunk
+      size line (extensions included) it reads (:data:`MalformedChunks`,
+      :data:`MAX_CHUNK_LINE`);
     * a TCP transport reading up to its ``bufferSize`` bytes per ``recv`` (64 KiB by
       default), so that setting it on the connection sets the read size.
 Accepting under descriptor exhaustion (:mod:`twisted_journey.tap.mux`)
@@ -91,13 +95,20 @@ from twisted.web._newclient import (
     _DataLoss,
 )
 from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
+from twisted.web.http import _MalformedChunkedDataError, maxChunkSizeLineLength
 
-from twisted_journey.fetch.errors import ProtocolError
+from twisted_journey.fetch.errors import (
+    ProtocolError,
+    headers_too_large,
+    too_many_header_fields,
+)
 
 __all__ = [
+    "MAX_CHUNK_LINE",
     "PLAIN_TRANSPORTS",
     "BoundedClientProtocol",
     "DataLoss",
+    "MalformedChunks",
     "SharedTCPPort",
     "SharedUNIXPort",
     "adoptListeningPort",
@@ -297,6 +308,13 @@ def systemdEnvironment() -> dict[str, str]:
 #: declared (Content-Length or chunking) was received: a cut body.
 DataLoss = _DataLoss
 
+#: What a chunked body ends with when its framing is broken (a chunk size that is not
+#: hexadecimal, a chunk size line longer than :data:`MAX_CHUNK_LINE`...): a framing error.
+MalformedChunks = _MalformedChunkedDataError
+
+#: The longest chunk size line (extensions included) Twisted reads.
+MAX_CHUNK_LINE: int = maxChunkSizeLineLength
+
 
 def boundParser(parser: HTTPClientParser, maxBytes: int, maxFields: int) -> None:
     """
@@ -312,10 +330,7 @@ def boundParser(parser: HTTPClientParser, maxBytes: int, maxFields: int) -> None
         """
         The error for headers past ``maxBytes``.
         """
-        return ProtocolError(
-            f"the server sent more than {maxBytes} bytes of response headers "
-            "(--max-header-bytes); nothing saved."
-        )
+        return headers_too_large(maxBytes)
 
     def bounded(line: bytes) -> Any:
         """
@@ -329,10 +344,7 @@ def boundParser(parser: HTTPClientParser, maxBytes: int, maxFields: int) -> None
             if parser.state == HEADER and line.strip(b"\r") and line[:1] not in b" \t":
                 fields += 1
                 if fields > maxFields:
-                    raise ProtocolError(
-                        f"the server sent more than {maxFields} response header fields "
-                        "(--max-headers); nothing saved."
-                    )
+                    raise too_many_header_fields(maxFields)
         return lineReceived(line)
 
     def lineLengthExceeded(line: bytes) -> Any:

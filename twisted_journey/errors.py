@@ -84,11 +84,13 @@ class Target:
 
 def place(host: str, port: int | str | None) -> str:
     """
-    How sentences name a server: ``HOST port PORT``, or ``unix socket PATH`` when there
-    is no port.
+    How sentences name a server: ``HOST port PORT`` (``[::1] port PORT`` for an IPv6
+    address), or ``unix socket PATH`` when there is no port.
     """
     if port is None or port == "":
         return f"unix socket {host}"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address, written as in a URL
     return f"{host} port {port}"
 
 

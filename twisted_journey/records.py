@@ -68,6 +68,7 @@ __all__ = [
     "Framer",
     "escape",
     "json_string",
+    "printable",
     "split_marker",
     "timestamp",
     "unescape",
@@ -198,6 +199,24 @@ def _dense(special: bytes, size: int) -> bool:
     special bytes (controls, backslashes) that escaping run by run would be slow.
     """
     return len(special.translate(None, _HIGH)) * 16 > size
+
+
+def printable(text: str) -> str:
+    """
+    ``text`` made safe to show in a message or a log line: every character
+    ``str.isprintable`` refuses (C0 and C1 controls, DEL, bidi overrides and other format
+    characters, separators other than the space, surrogates, unassigned code points) is
+    written as its escape (``\\t``, ``\\r``, ``\\n``, ``\\xNN``, ``\\uNNNN``,
+    ``\\UNNNNNNNN``, as :func:`escape` writes them; an undecodable byte kept by
+    ``surrogateescape`` is ``\\xNN``); everything else, backslashes included, is left as
+    it is, so a sentence reads as written and escaping twice changes nothing.
+
+    Whatever a server or a URL contributes to a message (a reason phrase, a ``Location``,
+    a name, a header value) goes through here before it reaches a terminal or a log.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _text_escape(ord(c)) for c in text)
 
 
 def escape(data: bytes, keep_newlines: bool = False) -> bytes:

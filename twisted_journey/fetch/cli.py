@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from twisted_journey import settings
 from twisted_journey.fetch import errors as fetch_errors
 from twisted_journey.fetch import files, semantics
+from twisted_journey.records import printable
 
 if TYPE_CHECKING:
     from twisted_journey.fetch.client import FetchSettings
@@ -100,7 +101,9 @@ class FetchCommand:
         default=None, metadata=_option("--connect-timeout")
     )
     idleTimeout: float | None = dataclasses.field(default=None, metadata=_option("--idle-timeout"))
-    maxTime: float | None = dataclasses.field(default=None, metadata=_option("--max-time"))
+    maxTime: float | None = dataclasses.field(
+        default=None, metadata=_option("--max-time", True, "maxTime")
+    )
     retries: int | None = dataclasses.field(default=None, metadata=_option("--retry"))
     retryDelay: float | None = dataclasses.field(default=None, metadata=_option("--retry-delay"))
     resume: bool = dataclasses.field(default=False, metadata=_option("--continue"))
@@ -227,15 +230,28 @@ def _limit(name: str) -> Any:
     return _setting(settings.limit, name)
 
 
+#: The characters of an HTTP field name (RFC 9110 section 5.1: a token).
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
 def _header(text: str) -> tuple[str, str]:
     """
-    An argparse type for ``-H 'Name: value'``.
+    An argparse type for ``-H 'Name: value'``: the name an HTTP token, the value printable
+    ASCII (spaces and tabs allowed), as both engines send them unchanged.
     """
     name, colon, value = text.partition(":")
-    name = name.strip()
-    if not colon or not name or any(c in name for c in " \t\r\n") or "\n" in value or "\r" in value:
+    name, value = name.strip(), value.strip(" \t")
+    if not colon or not name:
         raise argparse.ArgumentTypeError(f"{text!r} is not 'Name: value'")
-    return name, value.strip()
+    if not set(name) <= _TOKEN:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the header name may hold only ASCII letters, digits and !#$%&'*+-.^_`|~"
+        )
+    if not all(c == "\t" or " " <= c <= "~" for c in value):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the header value may hold only printable ASCII and tabs"
+        )
+    return name, value
 
 
 def _sha256(text: str) -> str:
@@ -269,7 +285,8 @@ def _proxy(text: str) -> str:
         semantics.check_url(url)
     except fetch_errors.UnsupportedURL:
         raise argparse.ArgumentTypeError(
-            f"{fetch_errors.describe_url(text)!r} is not an http:// proxy URL"
+            f"{fetch_errors.describe_url(text)!r} is not an http:// proxy URL with a host "
+            "and a port from 1 to 65535"
         ) from None
     if not url.startswith("http://"):
         raise argparse.ArgumentTypeError("only http:// proxies are supported")
@@ -302,14 +319,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=_seconds("--idle-timeout"),
         metavar="S",
         help=f"give up after S seconds without data [{semantics.IDLE_TIMEOUT:g}]",
-    )
-    add(
-        "--max-time",
-        "-m",
-        dest="maxTime",
-        type=_seconds("--max-time"),
-        metavar="S",
-        help="seconds for each whole attempt [none]",
     )
     add(
         "--retry",
@@ -393,7 +402,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         dest="credentials",
         type=_credentials,
         metavar="USER:PASSWORD",
-        help="HTTP Basic credentials for the first URL's host only (also: http://USER:PASSWORD@HOST/)",
+        help="HTTP Basic credentials for each URL's own host, as curl sends them; never "
+        "sent on a redirect to another host (also: http://USER:PASSWORD@HOST/)",
     )
     add(
         "--sha256",
@@ -473,7 +483,8 @@ def run(args: argparse.Namespace, twisted: bool = True) -> int:
         try:
             status = await _fetchAll(reactor, command)
         except Exception as e:  # never a traceback: one sentence
-            print(f"{PROGRAM}: unexpected failure: {type(e).__name__}: {e}", file=sys.stderr)
+            detail = printable(f"{type(e).__name__}: {e}")
+            print(f"{PROGRAM}: unexpected failure: {detail}", file=sys.stderr)
             status = fetch_errors.EXIT_FAILURE
 
     try:
@@ -654,7 +665,7 @@ def add_basic_arguments(parser: argparse.ArgumentParser) -> None:
     """
     Add the options both ``journey fetch`` and the stdlib twin take: ``URL...``, ``-o``,
     ``--output-dir``, ``--content-disposition``, ``--max-redirs``, ``--quiet``
-    (``-s``), ``--create-dirs``.
+    (``-s``), ``--max-time`` (``-m``), ``--create-dirs``.
     """
     parser.add_argument("urls", nargs="+", metavar="URL", help="http:// or https:// URLs")
     parser.add_argument(
@@ -676,6 +687,15 @@ def add_basic_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "-q", "-s", "--quiet", "--silent", action="store_true", help="no progress bar"
+    )
+    parser.add_argument(
+        "--max-time",
+        "-m",
+        dest="maxTime",
+        type=_seconds("--max-time"),
+        metavar="S",
+        help="seconds for each whole attempt, redirects and interim answers included "
+        "(exit 6 past them) [none]",
     )
     parser.add_argument(
         "--create-dirs",

@@ -67,6 +67,7 @@ from twisted_journey.fetch.errors import (
     TruncatedBody,
     UnsupportedURL,
     describe_url,
+    unfollowed_status,
 )
 from twisted_journey.fetch.files import PartFile
 
@@ -121,8 +122,9 @@ class FetchSettings:
     :ivar maxRatio: how many times larger than its encoded form a body may decode to
         (plus 1 MiB of slack).
     :ivar userAgent: the ``User-Agent`` header.
-    :ivar credentials: ``(user, password)`` for HTTP Basic authentication, sent to the
-        first URL's origin only (``-u``); a URL's own ``user:password@`` wins for its origin.
+    :ivar credentials: ``(user, password)`` for HTTP Basic authentication, sent to each
+        retrieved URL's own origin only, never after a redirect to another (``-u``, as
+        curl); a URL's own ``user:password@`` wins for its origin.
     :ivar maxHeaderBytes: bytes of response headers read before a :class:`ProtocolError`.
     :ivar maxHeaders: response header fields read before a :class:`ProtocolError`.
     """
@@ -337,7 +339,8 @@ class Fetcher:
         if identity:
             headers.setRawHeaders(b"accept-encoding", [b"identity"])
         elif self.settings.compressed:
-            headers.setRawHeaders(b"accept-encoding", [b"gzip, deflate"])
+            brotli = b", br" if "br" in semantics.decodable() else b""
+            headers.setRawHeaders(b"accept-encoding", [b"gzip, deflate" + brotli])
         for name, value in [*self.settings.headers, *extra.items()]:
             headers.setRawHeaders(name.encode("latin-1"), [value.encode("latin-1")])
         return headers
@@ -347,7 +350,8 @@ class Fetcher:
         GET ``url``, following up to ``maxRedirects`` redirects to http(s) URLs only.
 
         Basic credentials (from the URL's ``user:password@``, else ``settings.credentials``)
-        go to the first URL's origin only; ``Authorization``, ``Cookie`` and
+        go to ``url``'s own origin only (each URL of a run is its own first URL, as in
+        curl); ``Authorization``, ``Cookie`` and
         ``Proxy-Authorization`` are dropped once a redirect leaves that origin.
         """
         bare, credentials = semantics.split_credentials(url)
@@ -850,9 +854,7 @@ async def _raiseForStatus(url: str, response: IResponse) -> None:
     await abandon(response)
     phrase = response.phrase.decode("latin-1", "replace")
     if code < 400:
-        raise ProtocolError(
-            f"the server answered {code} {phrase} and no redirect was followed.", url
-        )
+        raise unfollowed_status(url, code, phrase)
     raise HTTPStatusError(
         f"the server answered {code} {phrase}; nothing saved.",
         url,
