@@ -24,6 +24,7 @@ from twisted_journey.datalog import DataLog
 from twisted_journey.mux import MuxFactory
 from twisted_journey.policies import ConnectionLimits, ProxyHeaderFactory, proxied
 from twisted_journey.proxyheader import V2_SIGNATURE
+from twisted_journey.settings import DEFAULT_PROXY_TIMEOUT
 from twisted_journey.tap.common import listeningService
 from twisted_journey.tap.mux import Options
 
@@ -199,10 +200,14 @@ class HAProxyListenerTests(SynchronousTestCase):
             b"GET / HTTP/1.1\r\n",
             b"PROXY TCP4 " + b"1" * 200,
         ]:
-            _, transport = self.connect(factory, header)
+            protocol, transport = self.connect(factory, header)
             self.assertTrue(transport.disconnecting, header)
+            # Until the socket is closed, it holds its place.
+            self.assertEqual(self.factory.limits.open, 1)
+            assert protocol is not None
+            protocol.connectionLost(Failure(ConnectionDone()))
+            self.assertEqual(self.factory.limits.open, 0)
         self.assertEqual(self.factory.served, 0)
-        self.assertEqual(self.factory.limits.open, 0)
 
     def test_recordsAndEventsNameTheClient(self) -> None:
         """
@@ -291,22 +296,25 @@ class HAProxyListenerTests(SynchronousTestCase):
 
     def test_headerTimeout(self) -> None:
         """
-        A connection that sends no complete header within ``headerTimeout`` seconds is
-        dropped, and the event says so.
+        A connection that sends no complete header within ``--proxy-timeout`` seconds
+        (:data:`DEFAULT_PROXY_TIMEOUT` unless given) is dropped, and the event says so.
         """
-        factory = self.listen()
-        assert isinstance(factory, ProxyHeaderFactory)
-        _, transport = self.connect(factory, b"PROXY TCP4 1.2")
-        self.reactor.advance(factory.headerTimeout - 0.1)
-        self.assertFalse(transport.disconnecting)
-        self.reactor.advance(0.2)
-        self.assertTrue(transport.disconnecting)
-        self.assertIn(
-            "Dropped connection from 10.9.9.9:40000: no PROXY header within 10 seconds",
-            self.messages(),
-        )
-        self.assertEqual(factory.invalidHeaders, 1)
-        self.assertEqual(self.factory.limits.refusedProxy, 1)
+        for arguments, timeout in [((), DEFAULT_PROXY_TIMEOUT), (("--proxy-timeout", "7.5"), 7.5)]:
+            factory = self.listen(*arguments)
+            assert isinstance(factory, ProxyHeaderFactory)
+            self.assertEqual(factory.headerTimeout, timeout)
+            _, transport = self.connect(factory, b"PROXY TCP4 1.2")
+            self.reactor.advance(timeout - 0.1)
+            self.assertFalse(transport.disconnecting)
+            self.reactor.advance(0.2)
+            self.assertTrue(transport.disconnecting)
+            self.assertIn(
+                f"Dropped connection from 10.9.9.9:40000: no PROXY header within {timeout:g} "
+                "seconds",
+                self.messages(),
+            )
+            self.assertEqual(factory.invalidHeaders, 1)
+            self.assertEqual(self.factory.limits.refusedProxy, 1)
 
     def test_plainEndpointsUnwrapped(self) -> None:
         """
