@@ -182,6 +182,13 @@ class WrappedListenerLimitTests(SynchronousTestCase):
         """
         self.attack("haproxy:" + self.sslListen())
 
+    def test_haproxyTCP(self) -> None:
+        """
+        ``haproxy:tcp:``: connections that never send their PROXY header hold places in
+        the limit; the ones past it are closed at once.
+        """
+        self.attack("haproxy:tcp:{port}:interface=127.0.0.1")
+
     def test_sslWorkers(self) -> None:
         """
         ``ssl:`` with ``--workers 2``: a limit of 4 is 2 per worker; whichever worker
