@@ -705,6 +705,9 @@ class ListeningReactor:
         return AdmittingFactory(factory, self._server)
 
     def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+        """
+        Listen on TCP ``port`` with the outermost factory for ``factory``.
+        """
         return self._reactor.listenTCP(port, self._outermost(factory), backlog, interface)
 
     def listenSSL(
@@ -724,9 +727,16 @@ class ListeningReactor:
     def listenUNIX(
         self, address: Any, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: int = 0
     ) -> Any:
+        """
+        Listen on the unix socket ``address`` with the outermost factory for ``factory``.
+        """
         return self._reactor.listenUNIX(address, self._outermost(factory), backlog, mode, wantPID)
 
     def adoptStreamPort(self, fileDescriptor: int, addressFamily: int, factory: Any) -> Any:
+        """
+        Listen on an inherited socket (``systemd:``) with the outermost factory for
+        ``factory``.
+        """
         return self._reactor.adoptStreamPort(
             fileDescriptor, addressFamily, self._outermost(factory)
         )
