@@ -409,9 +409,10 @@ class HAProxyListenerTests(SynchronousTestCase):
 
     def test_healthCheckNotAClient(self) -> None:
         """
-        A version 2 ``LOCAL`` connection (HAProxy's ``check-send-proxy``) is a health
-        check: served, but not logged and not counted as an accepted client; it has its
-        own count.
+        A version 2 ``LOCAL`` connection (HAProxy's ``check-send-proxy``), or a header
+        naming the connection's own address and port (HAProxy's version 1 checks), is a
+        health check: served, but not logged and not counted as an accepted client; it
+        has its own count.
         """
         factory = self.listen()
         local = v2Header(("127.0.0.1", 1), ("127.0.0.1", 2), command=0)
@@ -422,9 +423,14 @@ class HAProxyListenerTests(SynchronousTestCase):
         self.assertEqual((self.factory.served, self.factory.healthChecks), (0, 1))
         self.assertEqual(self.factory.limits.open, 0)
         self.assertEqual([m for m in self.messages() if "10.9.9.9" in m or "Connection" in m], [])
+        # HAProxy's version 1 checks name the connection's own ends: not relayed either.
+        self.connect(factory, b"PROXY TCP4 10.9.9.9 10.0.0.1 40000 1235\r\n")
+        self.assertEqual((self.factory.served, self.factory.healthChecks), (0, 2))
         self.connect(factory, b"PROXY TCP4 192.0.2.7 10.0.0.1 5555 1235\r\n")
-        self.assertEqual((self.factory.served, self.factory.healthChecks), (1, 1))
+        self.connect(factory, b"PROXY TCP4 10.9.9.9 10.0.0.1 40001 1235\r\n")
+        self.assertEqual((self.factory.served, self.factory.healthChecks), (2, 2))
         self.assertIn("Got connection from 192.0.2.7:5555", self.messages())
+        self.assertIn("Got connection from 10.9.9.9:40001", self.messages())
 
     def test_tlsRefusedBeforeHandshake(self) -> None:
         """

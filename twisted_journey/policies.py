@@ -360,6 +360,16 @@ def _address(host: str, port: int) -> IPv4Address | IPv6Address:
     return IPv4Address("TCP", host, port)
 
 
+def _hostAndPort(address: IAddress) -> tuple[str, int] | None:
+    """
+    ``(host, port)`` of an IP address, as a PROXY header names one; ``None`` for others.
+    """
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    if host is None or port is None:
+        return None
+    return host, port
+
+
 class ProxyHeaderProtocol(ProtocolWrapper):
     """
     Reads the PROXY header a proxy sends first, in clear, then hands the connection to
@@ -426,6 +436,10 @@ class ProxyHeaderProtocol(ProtocolWrapper):
         self._stopTimer()
         self._releasePending()
         healthCheck = header.source is None or header.destination is None
+        if not healthCheck and header.source == _hostAndPort(self.proxyAddress):
+            # The header names this very connection (HAProxy's version 1 health checks
+            # do): it was not relayed, it is the proxy's own.
+            healthCheck = True
         if not healthCheck:
             assert header.source is not None and header.destination is not None
             self._source = _address(*header.source)
@@ -446,8 +460,8 @@ class ProxyHeaderProtocol(ProtocolWrapper):
         """
         The protocol for ``client``: the server decides its limits first, so that a
         wrapping factory (TLS) never sees a refusal.  A health check (the proxy's own
-        connection, a ``LOCAL`` or ``UNKNOWN`` header) is built as the server's health
-        check: not logged, not counted as a client.
+        connection: a ``LOCAL`` or ``UNKNOWN`` header, or one that names this connection
+        itself) is built as the server's health check: not logged, not counted as a client.
         """
         server = self.factory.server
         wrapped = self.factory.wrappedFactory
