@@ -275,7 +275,7 @@ class HAProxyTLSTests(SynchronousTestCase):
                 bind 127.0.0.1:{self.frontPort}
                 default_backend back
             backend back
-                server mux 127.0.0.1:{port} ssl verify none send-proxy-v2 check inter 100ms check-ssl check-send-proxy
+                server mux 127.0.0.1:{port} {self.serverOptions}
             """
         )  # fmt: skip
         path = self.directory / "haproxy.cfg"
@@ -325,6 +325,8 @@ class HAProxyTLSTests(SynchronousTestCase):
                     total += float(line.rsplit(" ", 1)[1])
         return total
 
+    #: HAProxy's ``server`` options
+    serverOptions = "ssl verify none send-proxy-v2 check inter 100ms check-ssl check-send-proxy"
     #: health checks to wait for before the client connects
     checks = 3
 
@@ -364,6 +366,15 @@ class HAProxyTLSTests(SynchronousTestCase):
         self.assertIn(f"Got connection from {local}", log)
         for unwanted in ("Dropped", "Traceback", "Unhandled"):
             self.assertNotIn(unwanted, log)
+
+
+class HAProxyTLSVersion1Tests(HAProxyTLSTests):
+    """
+    The same with ``send-proxy``: HAProxy's health checks then send a version 1 header
+    naming the check's own connection, which is told from a client's as well.
+    """
+
+    serverOptions = "ssl verify none send-proxy check inter 100ms check-ssl"
 
 
 class NginxTLSTests(HAProxyTLSTests):
