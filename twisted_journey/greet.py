@@ -204,7 +204,7 @@ class GreetProtocol(LimitedProtocol):
         The client did not take the greeting (and close) in time: drop it.
         """
         self._deadline = None
-        if not self.factory.quiet:
+        if not self.quiet:
             self.factory.log.warn(
                 "Dropped {peer}: greeting not taken within {timeout} seconds",
                 peer=self.peer,

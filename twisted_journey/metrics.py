@@ -55,8 +55,15 @@ FAMILIES: list[tuple[str, str, str, tuple[str, ...]]] = [
         "journey_connections_refused",
         "counter",
         "Connections refused at accept, by reason (limit-total: --max-connections, "
-        "limit-peer: --max-per-peer, proxy-invalid: a missing or invalid PROXY header).",
+        "limit-peer: --max-per-peer, proxy-invalid: a missing or invalid PROXY header, "
+        "proxy-untrusted: a peer outside --proxy-from).",
         ("reason",),
+    ),
+    (
+        "journey_health_checks",
+        "counter",
+        "A proxy's health checks (PROXY LOCAL connections), not counted as accepted.",
+        (),
     ),
     (
         "journey_connections_dropped",
@@ -108,6 +115,8 @@ def snapshot(factory: Any) -> dict[Key, float]:
         ("journey_connections_refused", (("reason", "limit-total"),)): limits.refusedTotal,
         ("journey_connections_refused", (("reason", "limit-peer"),)): limits.refusedPerPeer,
         ("journey_connections_refused", (("reason", "proxy-invalid"),)): limits.refusedProxy,
+        ("journey_connections_refused", (("reason", "proxy-untrusted"),)): limits.refusedUntrusted,
+        ("journey_health_checks", ()): factory.healthChecks,
         ("journey_connections_dropped", (("reason", "timeout"),)): factory.timedOut,
         ("journey_received_bytes", ()): factory.bytesReceived,
         ("journey_sent_bytes", ()): sent,

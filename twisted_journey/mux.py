@@ -234,7 +234,7 @@ class MuxProtocol(LimitedProtocol):
         framer = self.framer
         if framer is not None:
             factory.datalog.write(framer.finish(factory.clock.seconds()))
-        if not factory.quiet:
+        if not self.quiet:
             factory.log.info(
                 "Connection {conn} from {peer} closed: {bytes} bytes, {lines} records",
                 conn=self.conn,

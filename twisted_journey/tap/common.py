@@ -27,7 +27,7 @@ from twisted.python import usage
 
 from twisted_journey import settings
 from twisted_journey.listen import with_backlog
-from twisted_journey.policies import LimitedFactory, ProxyHeaderFactory, proxied
+from twisted_journey.policies import LimitedFactory, ListeningReactor, proxied
 
 __all__ = ["ListeningService", "ServerOptions", "endpointDescription", "listeningService"]
 
@@ -58,11 +58,25 @@ class ServerOptions(usage.Options):
             "32,64",
             "V4,V6: --max-per-peer counts each IPv4 /V4 and IPv6 /V6 network as one host.",
         ],
+        [
+            "proxy-timeout",
+            None,
+            settings.DEFAULT_PROXY_TIMEOUT,
+            "Drop a connection to a haproxy: listener without its whole PROXY header after "
+            "this many seconds (it holds a place in --max-connections meanwhile).",
+        ],
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self["proxy-from"] = []
+
+    def opt_proxy_from(self, value: str) -> None:
+        """
+        haproxy: listeners take connections only from proxies in this network (CIDR or address), not from anyone; repeatable.
+        """
+        self["proxy-from"].append(self._setting(settings.proxy_network, "--proxy-from", value))
 
     def opt_listen(self, description: str) -> None:
         """
@@ -123,6 +137,9 @@ class ServerOptions(usage.Options):
         if not self["listen"]:
             self["listen"] = [self.defaultListen]
         self.setdefault("timeout", None)
+        proxyTimeout = self._setting(settings.seconds, "--proxy-timeout", self["proxy-timeout"])
+        assert proxyTimeout is not None
+        self["proxy"] = settings.ProxySettings(proxyTimeout, tuple(self["proxy-from"]))
         self._checkWorkers()
         for name in ("max-connections", "max-per-peer"):
             self[name] = self._setting(settings.limit, f"--{name}", self[name])
@@ -193,13 +210,17 @@ def listeningService(
     reactor = workers.listeningReactor(options, reactor)
     workers.serverExtras(options, factory, parent)
     for description in options["listen"]:
-        # haproxy:...: our own strict PROXY header reader, so limits see the clients.
+        # haproxy:...: our own strict PROXY header reader, outermost (before TLS), so
+        # limits see the clients; and the limits decide before TLS builds anything.
         inner = proxied(description)
+        listening: Any = reactor
+        if isinstance(factory, LimitedFactory):
+            proxy = options["proxy"] if inner is not None else None
+            listening = ListeningReactor(reactor, factory, proxy)
         endpoint = serverFromString(
-            reactor, endpointDescription(description if inner is None else inner)
+            listening, endpointDescription(description if inner is None else inner)
         )
-        listening = factory if inner is None else ProxyHeaderFactory(factory)
-        ListeningService(description, endpoint, listening).setServiceParent(parent)
+        ListeningService(description, endpoint, factory).setServiceParent(parent)
     return parent
 
 
