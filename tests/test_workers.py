@@ -6,6 +6,7 @@ Tests for ``--workers N`` (:mod:`twisted_journey.workers`): option parsing, the 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import signal
@@ -351,6 +352,48 @@ class StartFailureTests(SynchronousTestCase):
         self.assertEqual(critical["sentence"], sentence.decode().strip())
 
 
+class ConnectionNumberTests(SynchronousTestCase):
+    """
+    :class:`workers.ConnectionNumbers` and the supervisor's side of it: ``CONN`` is unique
+    across workers and restarts.
+    """
+
+    def test_strides(self) -> None:
+        """
+        Worker I of N numbers its connections I+1, I+1+N...: no two workers share one.
+        """
+        numbers = [workers.ConnectionNumbers(i, 3) for i in range(3)]
+        seen = [n(k) for n in numbers for k in range(1, 2000)]
+        self.assertEqual(len(seen), len(set(seen)))
+        self.assertEqual([numbers[1](k) for k in (1, 2, 3)], [2, 5, 8])
+
+    def test_reservations(self) -> None:
+        """
+        A worker writes each block it reserves to its control pipe before using it; the
+        supervisor starts the slot's next worker after the highest, so no number repeats.
+        """
+        read, write = os.pipe()
+        self.addCleanup(os.close, read)
+        self.addCleanup(os.close, write)
+        first = workers.ConnectionNumbers(1, 2, 0, write)
+        used = [first(k) for k in range(1, 1500)]
+        written = os.read(read, 100)
+        self.assertEqual(written, b"1024\n2048\n")
+        pool = _pool(_SpawningReactor())
+        pool.spawn(1)
+        protocol, _ = pool.reactor.processes[0]
+        protocol.childDataReceived(pool.controlFd, written[:3])
+        protocol.childDataReceived(pool.controlFd, written[3:])
+        self.assertEqual(pool.reserved, [0, 2048])
+        argv, childFDs = pool.workerArguments(1)
+        configuration = json.loads(argv[-1])
+        self.assertEqual(childFDs[configuration["control"]], "r")
+        second = workers.ConnectionNumbers(1, 2, configuration["connStart"])
+        later = [second(k) for k in range(1, 100)]
+        self.assertGreater(min(later), max(used))
+        self.assertTrue(all(n % 2 == 0 for n in used + later))
+
+
 class _Hello(Protocol):
     def connectionMade(self) -> None:
         self.transport.write(b"hi")  # type: ignore[union-attr]
@@ -685,6 +728,36 @@ class MuxWorkersTests(SynchronousTestCase):
         for numbers in perClient.values():
             # What a client's worker wrote is a prefix of what the client sent.
             self.assertEqual(sorted(numbers), list(range(len(numbers))))
+
+    def test_connectionNumbersAreUnique(self) -> None:
+        """
+        ``CONN`` never repeats, across the two workers' files and a worker's restart.
+        """
+        server = self.start()
+
+        def send(first: int) -> None:
+            for number in range(first, first + 8):
+                with connect(("127.0.0.1", self.port)) as sock:
+                    sock.sendall(b"c%d n0 %s\n" % (number, b"x" * 8))
+
+        def recorded(count: int) -> bool:
+            return len(self.records()) >= count
+
+        send(0)
+        _waitFor(lambda: recorded(8), "the first lines were not recorded", server)
+        os.kill(_workerOf(server, 1), signal.SIGKILL)
+        _waitForWorkers(server, 2, starts=3)
+        send(8)
+        _waitFor(lambda: recorded(16), "the later lines were not recorded", server)
+        _stopCleanly(server)
+        conns = [int(record.split()[2]) for record in self.records()]
+        self.assertEqual(len(conns), 16)
+        self.assertEqual(len(set(conns)), 16, conns)
+        for index in range(2):
+            path = Path(workers.workerOutput(self.output, index))
+            inFile = [int(r.split()[2]) for r in path.read_bytes().splitlines()]
+            self.assertEqual(inFile, sorted(inFile))
+            self.assertTrue(all(n % 2 == (index + 1) % 2 for n in inFile), inFile)
 
     def test_maxConnectionsIsShared(self) -> None:
         """

@@ -77,6 +77,7 @@ from twisted_journey.datalog import open_output
 from twisted_journey.settings import SettingError
 
 __all__ = [
+    "ConnectionNumbers",
     "Listener",
     "WorkerPool",
     "checkMuxWorkers",
@@ -422,6 +423,8 @@ def serverExtras(options: Any, factory: Any, parent: MultiService) -> None:
     """
     context = options.get(WORKER)
     if context is not None:
+        if hasattr(factory, "connectionNumber"):
+            factory.connectionNumber = context.numbers
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from twisted_journey import metrics
 
@@ -448,6 +451,50 @@ def listeningReactor(options: Any, reactor: Any) -> Any:
 # --- the supervisor ----------------------------------------------------------------------
 
 
+class ConnectionNumbers:
+    """
+    The connection numbers (journey-mux's ``CONN``) of one worker, unique for the life of
+    the server across workers and restarts.
+
+    Worker ``index`` of ``count`` numbers its connections ``index + 1``,
+    ``index + 1 + count``, ``index + 1 + 2 * count``... (stride ``count``); a restarted
+    worker goes on after every number its predecessors in the same slot could have used.
+    For that, a worker *reserves* its numbers in blocks of :attr:`block` before using
+    them, writing the end of the block (a decimal line) to a pipe the supervisor reads
+    (:attr:`control`); the supervisor starts the next worker of the slot after it.  So
+    numbers are unique and increase within each ``PATH.wI``, and some are skipped at each
+    restart.
+
+    :param index: the worker's number.
+    :param count: how many workers there are.
+    :param start: how many numbers of this slot its predecessors reserved.
+    :param control: the descriptor of the pipe to the supervisor, or ``None`` (tests).
+    """
+
+    block = 1024
+
+    def __init__(self, index: int, count: int, start: int = 0, control: int | None = None):
+        self.index = index
+        self.count = count
+        self.start = start
+        self.control = control
+        self.reserved = start
+
+    def __call__(self, served: int) -> int:
+        """
+        The number of this worker's ``served``-th connection (from 1), reserved first.
+        """
+        step = self.start + served - 1
+        if step >= self.reserved:
+            self.reserved = step + self.block
+            if self.control is not None:
+                try:
+                    os.write(self.control, b"%d\n" % self.reserved)
+                except OSError:
+                    pass  # The supervisor is gone: this worker stops within a second.
+        return step * self.count + self.index + 1
+
+
 class WorkerContext:
     """
     What a worker process knows of its place: set on its options by :func:`main`.
@@ -456,6 +503,7 @@ class WorkerContext:
     :ivar count: how many workers there are.
     :ivar listeners: the inherited sockets, in ``--listen`` order.
     :ivar metricsInterval: seconds between syncs of the counters for ``--metrics``.
+    :ivar numbers: this worker's connection numbers.
     """
 
     def __init__(
@@ -464,11 +512,13 @@ class WorkerContext:
         count: int,
         listeners: list[dict[str, Any]],
         metricsInterval: float = 0.5,
+        numbers: ConnectionNumbers | None = None,
     ) -> None:
         self.index = index
         self.count = count
         self.listeners = listeners
         self.metricsInterval = metricsInterval
+        self.numbers = numbers or ConnectionNumbers(index, count)
 
 
 class _WorkerProcess(ProcessProtocol):
@@ -490,6 +540,7 @@ class _WorkerProcess(ProcessProtocol):
         self._buffers = {1: b"", 2: b""}
         self.startedAt = pool.clock.seconds()
         self.lastError = ""
+        self._control = b""
 
     def connectionMade(self) -> None:
         """
@@ -500,13 +551,27 @@ class _WorkerProcess(ProcessProtocol):
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
         """
-        Split what the worker writes into lines, and log each.
+        Split what the worker writes into lines, and log each; note the connection
+        numbers it reserves (:class:`ConnectionNumbers`).
         """
+        if childFD == self.pool.controlFd:
+            self._reserved(data)
+            return
         self.ready = True
         lines = (self._buffers.get(childFD, b"") + data).split(b"\n")
         self._buffers[childFD] = lines.pop()
         for line in lines:
             self._line(childFD, line)
+
+    def _reserved(self, data: bytes) -> None:
+        """
+        Note the highest number of connection numbers the worker has reserved.
+        """
+        lines = (self._control + data).split(b"\n")
+        self._control = lines.pop()
+        for line in lines:
+            if line.isdigit():
+                self.pool.reserve(self.index, int(line))
 
     def _line(self, childFD: int, line: bytes) -> None:
         """
@@ -610,6 +675,9 @@ class WorkerPool(Service):
     #: seconds between a worker's syncs of its counters into the metrics directory
     metricsInterval = 0.5
     exitAtEnd: Callable[[int], None] = staticmethod(_exitAtEnd)
+    #: the descriptor a worker writes its connection-number reservations to, set by
+    #: :meth:`workerArguments`
+    controlFd = -1
 
     def __init__(self, options: Any, module: str, reactor: Any) -> None:
         self.options = options
@@ -623,6 +691,8 @@ class WorkerPool(Service):
         self.workers: dict[int, _WorkerProcess] = {}
         self._failures = [0] * self.count
         self._starts = [0] * self.count
+        #: per slot: how many connection numbers its workers have reserved
+        self.reserved = [0] * self.count
         self._pending: dict[int, IDelayedCall] = {}
         #: slots whose replacement is due after :attr:`firstDelay`: their sockets stay
         #: open for it
@@ -761,6 +831,8 @@ class WorkerPool(Service):
                 childFd, nextFd = nextFd, nextFd + 1
             childFDs[childFd] = listener.fdFor(index)
             described.append(listener.asJSON(childFd))
+        self.controlFd = nextFd
+        childFDs[nextFd] = "r"
         configuration = {
             "module": self.module,
             "index": index,
@@ -769,6 +841,8 @@ class WorkerPool(Service):
             "argv": list(getattr(self.options, "argv", [])),
             "metricsInterval": self.metricsInterval,
             "restarted": self._starts[index] > 0,
+            "control": self.controlFd,
+            "connStart": self.reserved[index],
         }
         argv = [
             sys.executable,
@@ -820,6 +894,13 @@ class WorkerPool(Service):
         self._starts[index] += 1
         self._closeIdleSlots()
         self.log.info("Started worker {index} (pid {pid})", index=index, pid=worker.pid)
+
+    def reserve(self, index: int, reserved: int) -> None:
+        """
+        Worker ``index`` has reserved its slot's connection numbers up to ``reserved``:
+        its successors go on after them.
+        """
+        self.reserved[index] = max(self.reserved[index], reserved)
 
     def relay(self, index: int, line: bytes, stderr: bool) -> None:
         """
@@ -1051,8 +1132,11 @@ def main(argv: list[str] | None = None) -> None:
     held: int | None = None
     try:
         options.parseOptions(configuration["argv"])
+        numbers = ConnectionNumbers(
+            index, count, configuration.get("connStart", 0), configuration.get("control")
+        )
         options[WORKER] = WorkerContext(
-            index, count, configuration["listeners"], configuration["metricsInterval"]
+            index, count, configuration["listeners"], configuration["metricsInterval"], numbers
         )
         options["max-connections"] = connectionShare(options["max-connections"], count, index)
         if options.get("output") not in (None, "-"):
