@@ -1064,3 +1064,99 @@ class SlotDownTests(SynchronousTestCase):
             server,
             b"cannot open --output %s: it is a FIFO that no process reads." % repr(name).encode(),
         )
+
+
+class MetricsDirectoryTests(SynchronousTestCase):
+    """
+    The ``--metrics`` directory of a supervisor: one that a supervisor killed with
+    ``SIGKILL`` left behind is removed at the next start.
+    """
+
+    def test_removeAbandoned(self) -> None:
+        """
+        Only directories of this user, named like ours, whose lock nobody holds (or that
+        have none and are old) are removed; links and live directories stay.
+        """
+        import fcntl
+
+        parent = os.path.abspath(self.mktemp())
+        os.mkdir(parent)
+
+        def directory(name: str, lock: bool = True) -> str:
+            path = os.path.join(parent, name)
+            os.mkdir(path)
+            Path(path, "counter_1.db").write_bytes(b"x")
+            if lock:
+                Path(path, workers.METRICS_LOCK).touch()
+            return path
+
+        abandoned = directory("journey-metrics-a")
+        live = directory("journey-metrics-b")
+        held = os.open(os.path.join(live, workers.METRICS_LOCK), os.O_RDONLY)
+        self.addCleanup(os.close, held)
+        fcntl.flock(held, fcntl.LOCK_EX)
+        old = directory("journey-metrics-c", lock=False)
+        os.utime(old, (time.time() - 3600, time.time() - 3600))
+        young = directory("journey-metrics-d", lock=False)
+        target = directory("elsewhere")
+        os.symlink(target, os.path.join(parent, "journey-metrics-link"))
+        other = directory("other-metrics-e")
+        self.assertEqual(sorted(workers.removeAbandoned(parent)), [abandoned, old])
+        for path in (live, young, target, other, os.path.join(parent, "journey-metrics-link")):
+            self.assertTrue(os.path.exists(path), path)
+        self.assertTrue(os.path.exists(os.path.join(target, "counter_1.db")))
+
+    def test_poolHoldsItsDirectory(self) -> None:
+        """
+        The pool's directory is private, locked while the pool runs, removed by stopping.
+        """
+        parent = os.path.abspath(self.mktemp())
+        os.mkdir(parent)
+        pool = _pool(_SpawningReactor())
+        directory = pool.makeMetricsDirectory(parent)
+        self.assertEqual(pool.metricsDirectory, directory)
+        self.assertEqual(os.stat(directory).st_mode & 0o777, 0o700)
+        self.assertEqual(workers.removeAbandoned(parent), [])
+        self.successResultOf(pool.stopService())
+        self.assertFalse(os.path.exists(directory))
+
+    def test_killedSupervisorsDirectoryIsRemoved(self) -> None:
+        """
+        ``SIGKILL`` the supervisor of ``--workers 2 --metrics``: its directory stays in
+        the temporary directory until the next supervisor starts there.
+        """
+        from tests.support import environment
+
+        temporary = os.path.abspath(self.mktemp())
+        os.mkdir(temporary)
+
+        def start() -> ServerProcess:
+            port = freePort()
+            server = startServer(
+                self,
+                twistdArgv(
+                    "journey-greet",
+                    "--listen",
+                    f"tcp:{port}:interface=127.0.0.1",
+                    "--workers",
+                    "2",
+                    "--metrics",
+                    "tcp:0:interface=127.0.0.1",
+                    "--quiet",
+                ),
+                ("127.0.0.1", port),
+                env=environment(TMPDIR=temporary),
+            )
+            _waitForWorkers(server, 2)
+            return server
+
+        server = start()
+        [first] = os.listdir(temporary)
+        server.process.kill()
+        server.process.wait()
+        self.assertEqual(os.listdir(temporary), [first])
+        server = start()
+        [second] = os.listdir(temporary)
+        self.assertNotEqual(second, first)
+        _stopCleanly(server)
+        self.assertEqual(os.listdir(temporary), [])

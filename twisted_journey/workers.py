@@ -86,6 +86,7 @@ __all__ = [
     "isWorker",
     "listeningReactor",
     "main",
+    "removeAbandoned",
     "serverExtras",
     "supervise",
     "workerCount",
@@ -646,6 +647,60 @@ def _exitAtEnd(status: int) -> None:
     atexit.register(leave)
 
 
+#: The name of ``--metrics`` directories (:meth:`WorkerPool.makeMetricsDirectory`) starts so.
+METRICS_PREFIX = "journey-metrics-"
+#: The file in one whose lock says that its supervisor runs.
+METRICS_LOCK = "supervisor.lock"
+
+
+def removeAbandoned(parent: str | None = None, graceSeconds: float = 60.0) -> list[str]:
+    """
+    Remove the ``--metrics`` directories that supervisors killed with ``SIGKILL`` (which
+    removes nothing) left in ``parent`` (the temporary directory by default): those of
+    this user whose :data:`METRICS_LOCK` nobody holds, or that have none and are older
+    than ``graceSeconds`` (a directory of an older version, or of a supervisor killed as
+    it made it).  Anything else at such a name (a link, another user's directory) is
+    left alone.
+
+    :return: the directories removed.
+    """
+    import fcntl
+    import tempfile
+    import time
+
+    parent = parent or tempfile.gettempdir()
+    removed: list[str] = []
+    try:
+        entries = [e for e in os.scandir(parent) if e.name.startswith(METRICS_PREFIX)]
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            try:
+                lock = os.open(
+                    os.path.join(entry.path, METRICS_LOCK),
+                    os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                )
+            except FileNotFoundError:
+                if time.time() - info.st_mtime < graceSeconds:
+                    continue
+            else:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # Its supervisor runs.
+                finally:
+                    os.close(lock)
+            shutil.rmtree(entry.path)
+            removed.append(entry.path)
+        except OSError:
+            continue
+    return removed
+
+
 class WorkerPool(Service):
     """
     Binds every ``--listen`` endpoint once and keeps ``count`` worker processes serving
@@ -686,6 +741,7 @@ class WorkerPool(Service):
         self.clock = reactor
         self.count: int = options["workers"]
         self.metricsDirectory: str | None = None
+        self._metricsLock: int | None = None
         self.restarts = 0
         self.failure: str | None = None
         self.workers: dict[int, _WorkerProcess] = {}
@@ -757,6 +813,34 @@ class WorkerPool(Service):
                 continue
             worker.signal(number)
 
+    # --- the metrics directory ----------------------------------------------------------
+
+    def makeMetricsDirectory(self, parent: str | None = None) -> str:
+        """
+        Make the private directory (``mkdtemp``: mode 0700) the workers write their
+        counters into for ``--metrics``, in ``parent`` (the temporary directory:
+        ``TMPDIR`` or ``/tmp``), and remove those a supervisor killed with ``SIGKILL``
+        left there (:func:`removeAbandoned`).  While the supervisor runs it holds a lock
+        on the directory's :data:`METRICS_LOCK` (through ``twistd``'s daemon fork too);
+        :meth:`stopService` removes the directory.
+
+        :return: the directory, also set as :attr:`metricsDirectory`.
+        """
+        import fcntl
+        import tempfile
+
+        removeAbandoned(parent)
+        directory = tempfile.mkdtemp(prefix=METRICS_PREFIX, dir=parent)
+        lock = os.open(
+            os.path.join(directory, METRICS_LOCK),
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+        )
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._metricsLock = lock
+        self.metricsDirectory = directory
+        return directory
+
     # --- each slot's own sockets: open while its worker runs --------------------------
 
     def _ownListeners(self) -> list[Listener]:
@@ -807,10 +891,10 @@ class WorkerPool(Service):
 
     def _closeIdleSlots(self) -> None:
         """
-        Close the sockets of every slot whose worker is not running, now that some
-        worker's are open.
+        Close the sockets of every slot waiting for a restart that is not imminent, now
+        that some worker's are open.
         """
-        for index in range(self.count):
+        for index in list(self._pending):
             if index not in self.workers and index not in self._imminent:
                 self.closeSlot(index)
 
@@ -1025,6 +1109,9 @@ class WorkerPool(Service):
                     call.cancel()
             if self.metricsDirectory is not None:
                 shutil.rmtree(self.metricsDirectory, ignore_errors=True)
+            if self._metricsLock is not None:
+                os.close(self._metricsLock)
+                self._metricsLock = None
             for listener in self._ownListeners():
                 for port in listener.ports:
                     # The endpoint's service closes the port it got from the endpoint.
