@@ -33,7 +33,7 @@ The supervisor:
   :attr:`WorkerPool.maxDelay`) and goes back to the first once a worker has stayed up
   :attr:`WorkerPool.stableAfter` seconds;
 - stops the server, with the worker's sentence and exit status 1, when a worker could not
-  start for a reason a restart will not change (it exits with :data:`CANNOT_START`);
+  start for a reason a restart will not change (it exits with ``CANNOT_START``);
 - forwards ``SIGUSR1`` (journey-mux reopens its data log) and the ``SIGTERM`` or
   ``SIGINT`` that stops it to every worker, waits :attr:`WorkerPool.stopTimeout` seconds
   for them to finish, then ``SIGKILL``\\ s the rest, and only then closes its sockets;
@@ -234,7 +234,7 @@ class Listener:
         for a ``systemd:`` listener (so the worker's ``LISTEN_FDS`` stay true), else
         ``None`` (any free number).
     :ivar mode: the permissions of a ``unix:`` socket file.
-    :ivar ports: the supervisor's ports holding :attr:`fds`, ``None`` where a worker's
+    :ivar ports: the supervisor's ports holding ``fds``, ``None`` where a worker's
         own socket is closed while its slot is down (:meth:`WorkerPool.closeSlot`).
     :ivar address: ``(interface, port, backlog)`` to bind a worker's own socket again.
     """
@@ -462,7 +462,7 @@ class ConnectionNumbers:
     worker goes on after every number its predecessors in the same slot could have used.
     For that, a worker *reserves* its numbers in blocks of :attr:`block` before using
     them, writing the end of the block (a decimal line) to a pipe the supervisor reads
-    (:attr:`control`); the supervisor starts the next worker of the slot after it.  So
+    (``control``); the supervisor starts the next worker of the slot after it.  So
     numbers are unique and increase within each ``PATH.wI``, and some are skipped at each
     restart.
 
@@ -657,7 +657,7 @@ def removeAbandoned(parent: str | None = None, graceSeconds: float = 60.0) -> li
     """
     Remove the ``--metrics`` directories that supervisors killed with ``SIGKILL`` (which
     removes nothing) left in ``parent`` (the temporary directory by default): those of
-    this user whose :data:`METRICS_LOCK` nobody holds, or that have none and are older
+    this user whose ``METRICS_LOCK`` nobody holds, or that have none and are older
     than ``graceSeconds`` (a directory of an older version, or of a supervisor killed as
     it made it).  Anything else at such a name (a link, another user's directory) is
     left alone.
@@ -701,6 +701,10 @@ def removeAbandoned(parent: str | None = None, graceSeconds: float = 60.0) -> li
     return removed
 
 
+# Not twisted.runner.procmon.ProcessMonitor: it spawns each process with only standard
+# input, output and error (no childFDs), so it cannot hand a worker its listening sockets
+# or the pipe it reserves connection numbers through, and it knows nothing of a start
+# that fails for good.
 class WorkerPool(Service):
     """
     Binds every ``--listen`` endpoint once and keeps ``count`` worker processes serving
@@ -821,7 +825,7 @@ class WorkerPool(Service):
         counters into for ``--metrics``, in ``parent`` (the temporary directory:
         ``TMPDIR`` or ``/tmp``), and remove those a supervisor killed with ``SIGKILL``
         left there (:func:`removeAbandoned`).  While the supervisor runs it holds a lock
-        on the directory's :data:`METRICS_LOCK` (through ``twistd``'s daemon fork too);
+        on the directory's ``METRICS_LOCK`` (through ``twistd``'s daemon fork too);
         :meth:`stopService` removes the directory.
 
         :return: the directory, also set as :attr:`metricsDirectory`.
@@ -1270,8 +1274,8 @@ def _holdReader(path: str, restarted: bool) -> int | None:
 def _cannotStart(index: int, error: BaseException) -> None:
     """
     End a worker that could not start, with one sentence on standard error: with
-    :data:`CANNOT_START` (the supervisor stops the server) unless the cause may go away
-    by itself (an ``errno`` in :data:`TRANSIENT_ERRNOS`: the supervisor tries again).
+    ``CANNOT_START`` (the supervisor stops the server) unless the cause may go away
+    by itself (an ``errno`` in ``TRANSIENT_ERRNOS``: the supervisor tries again).
     """
     cause: BaseException | None = error
     transient = False
