@@ -48,7 +48,8 @@ than ``M``; ``--max-per-peer`` applies in each worker, so one host may hold up t
 times that many.  journey-mux writes one data file per worker, ``PATH.wI``
 (:func:`workerOutput`); a restarted worker appends to its predecessor's file, after
 cutting a record its predecessor was killed in the middle of writing
-(:func:`dropTornRecord`).
+(:func:`dropTornRecord`); its connection numbers (``CONN``) are unique across workers and
+restarts (:class:`ConnectionNumbers`).
 """
 
 from __future__ import annotations
