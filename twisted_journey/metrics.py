@@ -26,7 +26,6 @@ process), so that ``sum(journey_worker_X) == journey_X`` and neither double-coun
 
 from __future__ import annotations
 
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -338,9 +337,9 @@ def processService(options: Any, factory: Any, reactor: Any = None) -> IService:
 def supervisorService(options: Any, pool: Any, reactor: Any = None) -> IService:
     """
     The ``--metrics`` endpoint of a ``--workers N`` supervisor, and the multiprocess
-    directory (private: ``mkdtemp`` makes it mode 0700) that ``pool`` hands its workers
-    and removes once they have all exited.
+    directory that ``pool`` makes (:meth:`~twisted_journey.workers.WorkerPool.makeMetricsDirectory`),
+    hands its workers, and removes once they have all exited.
     """
-    pool.metricsDirectory = tempfile.mkdtemp(prefix="journey-metrics-")
+    pool.makeMetricsDirectory()
     collector = SupervisorCollector(pool.metricsDirectory, pool)
     return _metricsService(options["metrics"], [collector], reactor)

@@ -33,6 +33,7 @@ import contextlib
 import math
 import resource
 import signal
+from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.application.service import Service
@@ -116,7 +117,7 @@ class MuxProtocol(LimitedProtocol):
     Records every line its client sends; relays them to the other clients when the
     factory broadcasts.
 
-    :ivar conn: this connection's number since the server started.
+    :ivar conn: this connection's number, unique for the life of the server.
     :ivar lastActive: the factory's sweep generation when data last arrived (for the idle
         timeout): a small shared integer rather than a float per connection.
     """
@@ -151,7 +152,7 @@ class MuxProtocol(LimitedProtocol):
         # give every instance a dictionary object of its own.
         with contextlib.suppress(AttributeError):
             del self.address
-        self.conn = factory.served
+        self.conn = factory.connectionNumber(factory.served)
         factory.clients[self] = None
         if factory.timeout is not None:
             self.lastActive = factory.generation
@@ -275,9 +276,13 @@ class MuxFactory(LimitedFactory):
     :ivar descriptorCeiling: the highest descriptor number a client may get before the
         listening ports stop accepting (``ulimit -n`` less :data:`RESERVED_DESCRIPTORS`).
     :ivar deferredAccepts: how many times accepting stopped near the descriptor limit.
+    :ivar connectionNumber: gives the ``served``-th connection its ``CONN``: ``served``
+        itself, unless ``--workers`` gives each worker numbers of its own
+        (:class:`twisted_journey.workers.ConnectionNumbers`).
     """
 
     protocol = MuxProtocol
+    connectionNumber: Callable[[int], int] = int
 
     def __init__(
         self,

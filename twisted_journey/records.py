@@ -13,8 +13,8 @@ Records, one per line::
     json:  {"time":"TIME","peer":"PEER","conn":CONN,"line":"LINE"}
 
 ``TIME`` is ISO-8601 UTC with microseconds and ``Z`` (``2026-11-27T02:17:39.123456Z``),
-``PEER`` is ``host:port`` (``[v6]:port``, or ``unix``), ``CONN`` the connection's number
-since the server started.  In text records ``LINE`` (and ``PEER``) are passed through
+``PEER`` is ``host:port`` (``[v6]:port``, or ``unix``), ``CONN`` the connection's number,
+unique for the life of the server.  In text records ``LINE`` (and ``PEER``) are passed through
 :func:`escape`.  In JSON records ``line`` is the line's text as a JSON string (JSON's own
 escapes, see :func:`json_string`); when the line is not valid UTF-8 its text has
 U+FFFD for each undecodable byte and a ``"b64"`` field holds the exact bytes (base64); a
