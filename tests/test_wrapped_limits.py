@@ -10,6 +10,7 @@ log must hold no traceback.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 import urllib.request
@@ -107,6 +108,18 @@ class WrappedListenerLimitTests(SynchronousTestCase):
             ("127.0.0.1", metricsPort),
         )  # fmt: skip
         self.waitForZeroOpen(metricsPort, server)
+        if "--workers" in options:
+            # A worker's descriptors (its reactor, its adopted socket) exist only once it
+            # serves: count the ones at rest after every worker has said so.
+            workers = int(options[options.index("--workers") + 1])
+            self.waitFor(
+                lambda: (
+                    len(re.findall(rb"\[worker-\d+ [^]]*\] .* starting on", server.stdout))
+                    >= workers
+                ),
+                "every worker to serve",
+                server,
+            )
         before = descriptors(server.process.pid)
         for _ in range(LIMIT + EXTRA):
             self.clients.append(socket.create_connection(("127.0.0.1", port), timeout=PATIENCE))
