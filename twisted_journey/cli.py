@@ -396,6 +396,25 @@ def _mirror(args: argparse.Namespace) -> int:
     return mirror.run(args)
 
 
+# --- journey completion -------------------------------------------------------------------
+
+
+def _configureCompletion(parser: argparse.ArgumentParser) -> None:
+    from twisted_journey.completion import SHELLS
+
+    parser.add_argument("shell", choices=SHELLS, help="the shell to complete for")
+
+
+def _completion(args: argparse.Namespace) -> int:
+    """
+    Print the completion script for ``args.shell``, generated from the parsers.
+    """
+    from twisted_journey.completion import script
+
+    sys.stdout.write(script(_parser(), args.shell))
+    return 0
+
+
 # --- the command -------------------------------------------------------------------------
 
 
@@ -478,6 +497,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     _configureMirror(mirror)
     mirror.set_defaults(run=_mirror)
+    completion = commands.add_parser(
+        "completion",
+        help="print a bash or zsh completion script for journey",
+        description=(
+            "Print a completion script generated from journey's own options: "
+            "'source <(journey completion bash)' in ~/.bashrc, or "
+            "'journey completion zsh > ~/.zfunc/_journey' with ~/.zfunc on $fpath."
+        ),
+    )
+    _configureCompletion(completion)
+    completion.set_defaults(run=_completion)
     return parser
 
 
