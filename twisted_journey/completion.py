@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["SHELLS", "Command", "Option", "Positional", "bash", "commands", "script", "zsh"]
 
+#: The shells ``journey completion`` writes scripts for.
 SHELLS = ("bash", "zsh")
 
 _FILE_METAVARS = re.compile(r"\b(FILE|PATH)\b")
