@@ -8,6 +8,7 @@ file behind (:mod:`twisted_journey.startup`).
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -179,3 +180,52 @@ class DaemonStartTests(SynchronousTestCase):
                 result.stdout.splitlines()[-1],
             )
             self.assertFalse(os.path.exists(self.pidfile))
+
+
+class DaemonStartedTests(SynchronousTestCase):
+    """
+    A daemon that starts lets go of the standard error it kept for reporting a failure.
+    """
+
+    def test_releasesStandardError(self) -> None:
+        """
+        ``twistd`` (daemon mode) with its standard error on a pipe returns, and the pipe
+        reaches its end while the daemon serves: an ``ssh host twistd ...`` does not hang.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        pidfile = os.path.join(directory, "j.pid")
+        argv = [
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            f"--pidfile={pidfile}",
+            "--logfile=j.log",
+            "journey-greet",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+        ]
+        try:
+            result = subprocess.run(
+                argv,
+                cwd=directory,
+                env=environment(),
+                capture_output=True,
+                text=True,
+                timeout=PATIENCE,
+            )
+        except subprocess.TimeoutExpired:
+            self.fail("the daemon kept the command's standard error open")
+        finally:
+            self.addCleanup(self.stopDaemon, pidfile)
+        self.assertEqual((result.returncode, result.stderr), (0, ""))
+
+    def stopDaemon(self, pidfile: str) -> None:
+        """
+        Stop the daemon named by ``pidfile`` and wait for it to remove the file.
+        """
+        waitFor(lambda: os.path.exists(pidfile), "the pid file")
+        with open(pidfile) as f:
+            pid = int(f.read())
+        os.kill(pid, signal.SIGTERM)
+        waitFor(lambda: not os.path.exists(pidfile), "the daemon to stop")
