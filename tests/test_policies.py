@@ -65,7 +65,7 @@ class ConnectionLimitsTests(SynchronousTestCase):
         reason = limits.admit(keys[3])
         self.assertEqual(
             reason,
-            "1 connections open from network 2001:db8::/64, the most allowed (--max-per-peer)",
+            "1 connection open from network 2001:db8::/64, the most allowed (--max-per-peer)",
         )
         limits.prefixes = (24, 128)
         self.assertEqual(limits.key("127.0.0.3"), "127.0.0.0/24")
@@ -492,3 +492,27 @@ class PerPeerPrefixOptionTests(SynchronousTestCase):
             "to 128, e.g. 32,64), not '64'.",
         )
         self.assertIn("--per-peer-prefix", str(Options()))
+
+
+class ServedTotalTests(SynchronousTestCase):
+    """
+    The line a :class:`twisted_journey.policies.LimitedFactory` logs when it stops.
+    """
+
+    def test_oneConnection(self) -> None:
+        """
+        One connection served is "Served 1 connection", not "1 connections".
+        """
+        from twisted.logger import formatEvent
+
+        from twisted_journey.greet import GreetFactory
+
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        factory = GreetFactory(quiet=True, clock=MemoryReactorClock())
+        factory.doStart()
+        protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+        assert protocol is not None
+        protocol.makeConnection(StringTransport())
+        protocol.connectionLost(Failure(ConnectionDone()))
+        factory.doStop()
+        self.assertIn("Served 1 connection, refused 0", [formatEvent(e) for e in events])

@@ -40,6 +40,7 @@ from twisted.python.failure import Failure
 from zope.interface import directlyProvides, providedBy
 
 from twisted_journey import proxyheader
+from twisted_journey.errors import plural
 from twisted_journey.listen import format_peer
 from twisted_journey.settings import DEFAULT_PEER_PREFIX, ProxySettings, peer_network, trusted_proxy
 
@@ -124,14 +125,17 @@ class ConnectionLimits:
         if self.maxConnections is not None and self.open >= self.maxConnections:
             self.refused += 1
             self.refusedTotal += 1
-            return f"{self.open} connections open, the most allowed (--max-connections)"
+            return f"{plural(self.open, 'connection')} open, the most allowed (--max-connections)"
         if key is not None and self.maxPerPeer is not None:
             count = self.perPeer.get(key, 0)
             if count >= self.maxPerPeer:
                 self.refused += 1
                 self.refusedPerPeer += 1
                 where = f"network {key}" if "/" in key else "this host"
-                return f"{count} connections open from {where}, the most allowed (--max-per-peer)"
+                return (
+                    f"{plural(count, 'connection')} open from {where}, "
+                    "the most allowed (--max-per-peer)"
+                )
         return None
 
     def admit(self, key: str | None) -> str | None:
@@ -333,7 +337,8 @@ class LimitedFactory(Factory):
         Log what this factory served when its last listening port stops.
         """
         self.log.info(
-            "Served {served} connections, refused {refused}",
+            "Served {connections}, refused {refused}",
+            connections=plural(self.served, "connection"),
             served=self.served,
             refused=self.limits.refused,
         )

@@ -44,7 +44,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from twisted_journey import errors
+from twisted_journey import __version__, errors
 from twisted_journey.fetch import cli as fetchcli
 from twisted_journey.fetch import errors as fetch_errors
 from twisted_journey.fetch import files, semantics
@@ -626,6 +626,7 @@ def parser() -> argparse.ArgumentParser:
         description="Fetch URLs to files with urllib: same names, .part files and exit "
         "codes as journey fetch.",
     )
+    result.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     fetchcli.add_basic_arguments(result)
     result.add_argument(
         "--timeout", type=float, default=30.0, metavar="S", help="seconds per connect/read [30]"

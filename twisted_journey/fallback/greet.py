@@ -41,6 +41,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from twisted_journey import __version__
 from twisted_journey.listen import (
     ListenError,
     ListenSpec,
@@ -549,6 +550,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m twisted_journey.fallback.greet",
         description="Send every client a greeting, then close (stdlib engine).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--listen",
         "-l",

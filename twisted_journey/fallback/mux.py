@@ -56,8 +56,9 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from twisted_journey import records
+from twisted_journey import __version__, records
 from twisted_journey.datalog import DataLog, check_output, keep_count
+from twisted_journey.errors import plural
 from twisted_journey.listen import (
     ListenError,
     bind_all,
@@ -261,7 +262,7 @@ class MuxServer:
             self.close(connection, "server stopping")
         self.datalog.close()
         log(
-            f"Served {self.served} connections, refused {self.refused}; data log "
+            f"Served {plural(self.served, 'connection')}, refused {self.refused}; data log "
             f"{self.datalog.path}: {self.datalog.written} records "
             f"({self.datalog.written_bytes} bytes) written, {self.datalog.dropped} records lost"
         )
@@ -541,6 +542,7 @@ def _parser() -> argparse.ArgumentParser:
             "SIGUSR1 reopens the data log; SIGTERM records what was received and closes it."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--listen", "-l", action="append", default=[], metavar="ENDPOINT",
         help="tcp:PORT[:interface=ADDR], tcp6:..., unix:PATH; repeatable [tcp:1235]",

@@ -34,6 +34,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
+from twisted_journey.errors import plural
 from twisted_journey.fetch import errors as fetch_errors
 from twisted_journey.fetch import files
 from twisted_journey.fetch.agent import classify
@@ -165,7 +166,12 @@ class MirrorService(Service):
         for problem in problems:
             self.log.warn("Skipped in {path!r}: {problem}", path=self.urlsPath, problem=problem)
         self.entries = kept
-        self.log.info("Read {count} URLs from {path!r}", count=len(kept), path=self.urlsPath)
+        self.log.info(
+            "Read {urls} from {path!r}",
+            urls=plural(len(kept), "URL"),
+            count=len(kept),
+            path=self.urlsPath,
+        )
 
     def _cycle(self) -> None:
         self._next = None

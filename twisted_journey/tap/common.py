@@ -25,7 +25,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IProtocolFactory, IReactorCore, IStreamServerEndpoint
 from twisted.python import usage
 
-from twisted_journey import settings
+from twisted_journey import settings, startup
 from twisted_journey.listen import with_backlog
 from twisted_journey.policies import LimitedFactory, ListeningReactor, proxied
 
@@ -185,8 +185,9 @@ def _checkEndpoint(option: str, description: str, parsed: str) -> None:
     try:
         serverFromString(_UnstartedReactor(), parsed)
     except Exception as e:
+        reason = str(e).rstrip(".") or type(e).__name__
         raise usage.UsageError(
-            f"{option} {description!r} is not a usable endpoint: {e or type(e).__name__}."
+            f"{option} {description!r} is not a usable endpoint: {reason}."
         ) from None
 
 
@@ -228,7 +229,7 @@ class ListeningService(StreamServerEndpointService):
     """
     A ``StreamServerEndpointService`` that reports an endpoint it cannot listen on (a port
     in use, a missing certificate...) in one sentence and ends twistd with status 1,
-    rather than with a traceback.
+    rather than with a traceback, in daemon mode too (see :mod:`twisted_journey.startup`).
 
     :ivar description: the endpoint string, for the sentence.
     """
@@ -240,15 +241,25 @@ class ListeningService(StreamServerEndpointService):
     ) -> None:
         super().__init__(endpoint, factory)
         self.description = description
+        startup.keepStandardError()
 
     def privilegedStartService(self) -> None:
         """
-        Listen now, or exit with one sentence saying why not.
+        Listen now, or raise :class:`~twisted_journey.startup.StartError` with one
+        sentence saying why not.
         """
         try:
             super().privilegedStartService()
         except CannotListenError as e:
             reason = getattr(e.socketError, "strerror", None) or e.socketError
-            raise SystemExit(f"cannot listen on {self.description}: {reason}.") from None
+            raise startup.StartError(f"cannot listen on {self.description}: {reason}.") from None
         except Exception as e:
-            raise SystemExit(f"cannot listen on {self.description}: {e}.") from None
+            raise startup.StartError(f"cannot listen on {self.description}: {e}.") from None
+
+    def startService(self) -> None:
+        """
+        Start, and let go of the standard error kept for reporting a failure: twistd
+        starts services once every one has listened.
+        """
+        startup.started()
+        super().startService()
