@@ -175,9 +175,10 @@ class MuxProtocol(LimitedProtocol):
         framer = self.framer
         if framer is None:
             framer = self.framer = factory.newFramer(self)
+        made = framer.lines
         out = framer.feed(data, now)
         if out:
-            factory.datalog.write(out)
+            factory.datalog.write(out, framer.lines - made)
             if framer.complete:
                 factory.relay(self, framer.complete)
 

@@ -444,9 +444,10 @@ class MuxServer:
                 max_line_length=self.max_line_length,
                 keep_lines=self.broadcast,
             )
+        made = framer.lines
         out = framer.feed(data, time.time())
         if out:
-            self.datalog.write(out)
+            self.datalog.write(out, framer.lines - made)
             if framer.complete:
                 self.relay(connection, framer.complete)
 

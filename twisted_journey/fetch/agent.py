@@ -20,11 +20,12 @@ does not do by itself.
 from __future__ import annotations
 
 import base64
+import sys
 from typing import TYPE_CHECKING, Any
 from urllib.request import getproxies
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CertificateRejected",
     "EnvironmentAgent",
+    "TLSEndpoint",
     "TLSPolicy",
     "TunnelEndpoint",
     "classify",
@@ -414,7 +416,33 @@ class _Endpoints:
             )
         else:
             inner = self.tcp(host, uri.port)
-        return wrapClientTLS(self.policy.creatorForNetloc(uri.host, uri.port), inner)
+        return TLSEndpoint(self.policy.creatorForNetloc(uri.host, uri.port), inner)
+
+
+@implementer(IStreamClientEndpoint)
+class TLSEndpoint:
+    """
+    TLS over ``inner``, as ``twisted.internet.endpoints.wrapClientTLS`` makes it, but
+    importing pyOpenSSL (``twisted.protocols.tls``) only when it first connects, so the
+    fetcher runs where Twisted was loaded without TLS support
+    (:mod:`twisted_journey.fetch.lazytls`).
+
+    :param creator: the ``IOpenSSLClientConnectionCreator`` for the server.
+    :param inner: the endpoint of the connection (TCP, or a ``CONNECT`` tunnel).
+    """
+
+    def __init__(self, creator: Any, inner: Any) -> None:
+        self.creator = creator
+        self.inner = inner
+
+    def connect(self, protocolFactory: Any) -> Deferred[Any]:
+        """
+        Connect ``inner``, run TLS over it; fire with ``protocolFactory``'s protocol.
+        """
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        tls = TLSMemoryBIOFactory(self.creator, True, protocolFactory)
+        return self.inner.connect(tls).addCallback(lambda protocol: protocol.wrappedProtocol)
 
 
 @implementer(IAgent)
@@ -511,10 +539,10 @@ def _classify(failure: Failure, url: str, deadline: Deadline | None) -> FetchErr
     """
     The :class:`FetchError` for ``failure``, naming ``url``'s host and port.
     """
-    try:
-        from service_identity import VerificationError
-    except ImportError:  # pragma: no cover (Twisted[tls] brings it)
-        VerificationError = CertificateRejected  # type: ignore[misc,assignment]
+    # A TLS failure needs TLS to have been loaded: never import it just to classify.
+    identity = sys.modules.get("service_identity")
+    VerificationError = identity.VerificationError if identity else CertificateRejected
+    SSL = sys.modules.get("OpenSSL.SSL")
     from twisted.internet import error
     from twisted.web.client import RequestTransmissionFailed, ResponseFailed, ResponseNeverReceived
     from twisted.web.error import InfiniteRedirection, RedirectWithNoLocation, SchemeNotSupported
@@ -548,15 +576,10 @@ def _classify(failure: Failure, url: str, deadline: Deadline | None) -> FetchErr
             return TruncatedBody("the body was cut short; nothing saved.", url)
         if reason.check(FetchError):
             return _classify(reason, url, deadline)
-        try:
-            from OpenSSL import SSL
-
-            if reason.check(SSL.Error):
-                why = _sslReason(reason.value)
-                hint = " (use --cacert FILE to trust its CA)" if "CA" in why else ""
-                return TLSError(f"TLS with {host} port {port} failed: {why}{hint}.", url)
-        except ImportError:  # pragma: no cover
-            pass
+        if SSL is not None and reason.check(SSL.Error):
+            why = _sslReason(reason.value)
+            hint = " (use --cacert FILE to trust its CA)" if "CA" in why else ""
+            return TLSError(f"TLS with {host} port {port} failed: {why}{hint}.", url)
     if failure.check(error.DNSLookupError):
         return NetworkError(errors.connect_failure(errors.RESOLVE, host, port), url)
     if failure.check(error.ConnectionRefusedError):

@@ -469,8 +469,14 @@ def run(args: argparse.Namespace, twisted: bool = True) -> int:
             "the path can read and change what you download.",
             file=sys.stderr,
         )
-    from twisted.internet.defer import Deferred
-    from twisted.internet.task import react
+    from twisted_journey.fetch.lazytls import withoutTLSImports
+
+    with withoutTLSImports():  # pyOpenSSL loads on the first https connection, if any
+        from twisted.internet import reactor  # noqa: F401 (installed here, in no-TLS form)
+        from twisted.internet.defer import Deferred
+        from twisted.internet.task import react
+
+        from twisted_journey.fetch import client  # noqa: F401 (twisted.web, in no-TLS form)
 
     _quietTwistedLogging()
     status = fetch_errors.EXIT_FAILURE
