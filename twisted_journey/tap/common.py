@@ -25,11 +25,18 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IProtocolFactory, IReactorCore, IStreamServerEndpoint
 from twisted.python import usage
 
-from twisted_journey import settings
+from twisted_journey import _twisted, settings
+from twisted_journey.eventlog import AcceptFailures, classic_line, event_stream
 from twisted_journey.listen import with_backlog
 from twisted_journey.policies import LimitedFactory, ProxyHeaderFactory, proxied
 
-__all__ = ["ListeningService", "ServerOptions", "endpointDescription", "listeningService"]
+__all__ = [
+    "ListeningService",
+    "ServerOptions",
+    "endpointDescription",
+    "listeningService",
+    "nonBlockingEventLog",
+]
 
 T = TypeVar("T")
 
@@ -184,11 +191,13 @@ def listeningService(
     from twisted_journey import workers
 
     if reactor is None:
+        nonBlockingEventLog()
         from twisted.internet import reactor as global_reactor
 
         reactor = cast(IReactorCore, global_reactor)
     if isinstance(factory, LimitedFactory):
         factory.limits.prefixes = options["per-peer-prefix"]
+    _twisted.throttleAcceptFailures(AcceptFailures().failed)
     parent = MultiService()
     reactor = workers.listeningReactor(options, reactor)
     workers.serverExtras(options, factory, parent)
@@ -201,6 +210,17 @@ def listeningService(
         listening = factory if inner is None else ProxyHeaderFactory(factory)
         ListeningService(description, endpoint, listening).setServiceParent(parent)
     return parent
+
+
+def nonBlockingEventLog() -> None:
+    """
+    Under twistd: make ``sys.stdout`` an :class:`~twisted_journey.eventlog.EventStream`,
+    so that the log twistd opens there (``-n`` with no ``--logfile``) drops events, and
+    says how many, rather than stop the server when nobody reads it.
+
+    twistd opens its log after ``makeService``, on whatever ``sys.stdout`` is then.
+    """
+    sys.stdout = event_stream(sys.stdout, classic_line)
 
 
 class ListeningService(StreamServerEndpointService):
