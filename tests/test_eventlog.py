@@ -27,7 +27,13 @@ from tests.support import (
     readAll,
     twistdArgv,
 )
-from twisted_journey.eventlog import DEFAULT_BUFFER, EventStream, dropped_sentence
+from twisted_journey.eventlog import (
+    DEFAULT_BUFFER,
+    AcceptFailures,
+    EventStream,
+    accept_failure_sentence,
+    dropped_sentence,
+)
 from twisted_journey.settings import DEFAULT_GREETING
 
 #: Linux's F_SETPIPE_SZ: the smallest pipe (one page) fills after a few dozen events.
@@ -126,6 +132,30 @@ class EventStreamTests(SynchronousTestCase):
         started = time.monotonic()
         self.stream.close(0.2)
         self.assertLess(time.monotonic() - started, PATIENCE)
+
+
+class AcceptFailuresTests(SynchronousTestCase):
+    """
+    :class:`AcceptFailures`: one event per interval, with the count of the others.
+    """
+
+    def test_oncePerInterval(self) -> None:
+        """
+        The first failure is said at once; the next ones within the interval are held
+        back and counted in the first event after it.
+        """
+        now = [100.0]
+        failures = AcceptFailures(interval=1.0, clock=lambda: now[0])
+        said = []
+        for _ in range(40):  # eight a second for five seconds
+            said.append(failures.failed("EMFILE"))
+            now[0] += 0.125
+        events = [sentence for sentence in said if sentence is not None]
+        self.assertEqual(
+            events,
+            [accept_failure_sentence("EMFILE", 0)] + [accept_failure_sentence("EMFILE", 7)] * 4,
+        )
+        self.assertEqual(failures.held_back, 7)
 
 
 class StalledEventLogContract:

@@ -37,6 +37,9 @@ from twisted.internet.protocol import Protocol
 from twisted.protocols.policies import WrappingFactory
 from twisted.web.server import Site
 
+from twisted_journey import _twisted
+from twisted_journey.eventlog import AcceptFailures
+
 __all__ = [
     "FAMILIES",
     "IDLE_TIMEOUT",
@@ -366,6 +369,8 @@ def _metricsService(description: str, collectors: Iterable[Any], reactor: Any = 
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
+    # The supervisor of --workers N listens only here: its failed accepts are throttled too.
+    _twisted.throttleAcceptFailures(AcceptFailures().failed)
     registry = CollectorRegistry(auto_describe=False)
     for collector in collectors:
         registry.register(collector)
