@@ -12,6 +12,7 @@ import select
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,34 @@ class EventStreamTests(SynchronousTestCase):
         # Whole events, in order, none torn.
         self.assertEqual(kept(), sorted(kept()))
         self.assertTrue(all(len(line) == len(events[0]) for line in kept()))
+
+    def test_drainWaitsForTheWriter(self) -> None:
+        """
+        :meth:`EventStream.drain` returns once a reader has taken what was queued (the
+        events and the word of what was dropped), and within its timeout while none does.
+        """
+        for i in range(3000):
+            self.stream.write(f"event {i:05d}\n")
+        self.stream.drain(0.1)  # nobody reads: returns all the same
+        received = []
+        stop = threading.Event()
+
+        def reader() -> None:
+            while not stop.is_set():  # one read at a time, then look at stop again
+                if select.select([self.read], [], [], 0.05)[0]:
+                    received.append(os.read(self.read, 65536))
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        self.stream.drain(PATIENCE)
+        stop.set()
+        thread.join()
+        # Everything was written before drain() returned: what is left is in the pipe.
+        try:
+            received.append(os.read(self.read, 65536))
+        except BlockingIOError:
+            pass
+        self.assertEqual(self._reported(b"".join(received)), self.stream.dropped)
 
     @staticmethod
     def _reported(received: bytes) -> int:

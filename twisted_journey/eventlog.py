@@ -231,7 +231,7 @@ class EventStream(io.TextIOBase):
                 )
                 self._writer.start()
             elif self._idle:
-                self._wake.notify()
+                self._wake.notify_all()
         return len(text)
 
     def _writeNow(self, data: bytes) -> bytes:
@@ -268,6 +268,7 @@ class EventStream(io.TextIOBase):
             with self._wake:
                 while not self._pending and not self._closing:
                     self._idle = True
+                    self._wake.notify_all()  # for drain()
                     self._wake.wait()
                 self._idle = False
                 if not self._pending:
@@ -304,6 +305,20 @@ class EventStream(io.TextIOBase):
             return False
         return True
 
+    def drain(self, timeout: float = EXIT_WAIT) -> None:
+        """
+        Wait at most ``timeout`` seconds for the writer to write what is queued (and say
+        what was dropped): for a process about to end without ``atexit`` (twistd ends by
+        raising the signal that stopped it).
+        """
+        deadline = time.monotonic() + timeout
+        with self._wake:
+            while self._writer is not None and (self._pending or not self._idle):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._broken:
+                    return
+                self._wake.wait(remaining)
+
     def close(self, timeout: float = EXIT_WAIT) -> None:
         """
         Let the writer finish what is queued (and say what was dropped), waiting at most
@@ -322,7 +337,7 @@ class EventStream(io.TextIOBase):
                     target=self._run, name="journey-event-log", daemon=True
                 )
                 writer.start()
-            self._wake.notify()
+            self._wake.notify_all()
         if writer is not None:
             writer.join(timeout)
         super().close()

@@ -218,9 +218,16 @@ def nonBlockingEventLog() -> None:
     so that the log twistd opens there (``-n`` with no ``--logfile``) drops events, and
     says how many, rather than stop the server when nobody reads it.
 
-    twistd opens its log after ``makeService``, on whatever ``sys.stdout`` is then.
+    twistd opens its log after ``makeService``, on whatever ``sys.stdout`` is then, and
+    ends by raising the signal that stopped it (no ``atexit``): once the reactor has
+    stopped, what is queued gets a bounded wait.
     """
     sys.stdout = event_stream(sys.stdout, classic_line)
+    drain = getattr(sys.stdout, "drain", None)
+    if drain is not None:
+        from twisted.internet import reactor
+
+        reactor.addSystemEventTrigger("after", "shutdown", drain)
 
 
 class ListeningService(StreamServerEndpointService):
