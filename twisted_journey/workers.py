@@ -62,6 +62,7 @@ import signal
 import socket
 import stat
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -75,6 +76,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from twisted_journey.datalog import open_output
+from twisted_journey.eventlog import classic_line, event_stream
 from twisted_journey.settings import SettingError
 
 __all__ = [
@@ -1151,6 +1153,8 @@ def supervise(options: Any, module: str, reactor: Any = None) -> IService:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
+        # twistd's own log, on sys.stdout under -n: never blocking (see eventlog).
+        sys.stdout = event_stream(sys.stdout, classic_line)
     path = options.get("output")
     if path not in (None, "-"):
         for index in range(options["workers"]):
@@ -1195,6 +1199,22 @@ def _watchParent(reactor: Any, parent: int) -> None:
     LoopingCall(check).start(1.0, now=False)
 
 
+def _jsonLine(sentence: str) -> str:
+    """
+    ``sentence`` as a JSON log event line, as a worker writes its events.
+    """
+    from twisted.logger import LogLevel, eventAsJSON
+
+    event = {
+        "log_format": "{sentence}",
+        "sentence": sentence,
+        "log_time": time.time(),
+        "log_namespace": "twisted_journey.eventlog",
+        "log_level": LogLevel.warn,
+    }
+    return eventAsJSON(event) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     """
     Run one worker: ``argv[1]`` is the JSON configuration the supervisor wrote
@@ -1215,6 +1235,9 @@ def main(argv: list[str] | None = None) -> None:
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, jsonFileLogObserver
 
+    # The pipe to the supervisor never blocks this worker: events it cannot take are
+    # dropped and counted (see eventlog).
+    sys.stdout = event_stream(sys.stdout, _jsonLine)
     globalLogBeginner.beginLoggingTo(
         [jsonFileLogObserver(sys.stdout, recordSeparator="")], redirectStandardIO=False
     )

@@ -59,6 +59,7 @@ from collections.abc import Callable, Sequence
 from twisted_journey import __version__, records
 from twisted_journey.datalog import DataLog, check_output, keep_count
 from twisted_journey.errors import plural
+from twisted_journey.eventlog import event_stream
 from twisted_journey.listen import (
     ListenError,
     bind_all,
@@ -83,11 +84,19 @@ BACKENDS: dict[str, Callable[[], selectors.BaseSelector]] = {
 READ_SIZE = 65536
 
 
+def _event_line(message: str) -> str:
+    """
+    ``message`` as a line of the event log, timestamped like the records.
+    """
+    return f"{records.timestamp(time.time()).decode()} {message}\n"
+
+
 def log(message: str) -> None:
     """
-    An event (not data) on stderr, timestamped like the records.
+    An event (not data) on stderr, timestamped like the records.  :func:`main` makes
+    stderr an :class:`~twisted_journey.eventlog.EventStream`: never blocking.
     """
-    sys.stderr.write(f"{records.timestamp(time.time()).decode()} {message}\n")
+    sys.stderr.write(_event_line(message))
     sys.stderr.flush()
 
 
@@ -608,6 +617,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         specs = [parse_listen(d) for d in args.listen or ["tcp:1235"]]
     except (SettingError, ListenError) as e:
         parser.error(str(e))
+    # Events never block the loop: those a stalled reader cannot take are dropped, counted.
+    sys.stderr = event_stream(sys.stderr, _event_line)
     try:
         datalog = DataLog(
             args.output,

@@ -25,11 +25,18 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IProtocolFactory, IReactorCore, IStreamServerEndpoint
 from twisted.python import usage
 
-from twisted_journey import settings, startup
+from twisted_journey import _twisted, settings, startup
+from twisted_journey.eventlog import AcceptFailures, classic_line, event_stream
 from twisted_journey.listen import with_backlog
 from twisted_journey.policies import LimitedFactory, ListeningReactor, proxied
 
-__all__ = ["ListeningService", "ServerOptions", "endpointDescription", "listeningService"]
+__all__ = [
+    "ListeningService",
+    "ServerOptions",
+    "endpointDescription",
+    "listeningService",
+    "nonBlockingEventLog",
+]
 
 T = TypeVar("T")
 
@@ -110,7 +117,7 @@ class ServerOptions(usage.Options):
 
     def opt_metrics(self, description: str) -> None:
         """
-        Serve Prometheus metrics on this endpoint (e.g. tcp:9100:interface=127.0.0.1).
+        Serve Prometheus metrics on this endpoint; tcp:9100 is every interface, tcp:9100:interface=127.0.0.1 keeps it private (at most 16 connections, idle ones closed after 10 s).
         """
         _checkEndpoint("--metrics", description, description)
         self["metrics"] = description
@@ -202,11 +209,13 @@ def listeningService(
     from twisted_journey import workers
 
     if reactor is None:
+        nonBlockingEventLog()
         from twisted.internet import reactor as global_reactor
 
         reactor = cast(IReactorCore, global_reactor)
     if isinstance(factory, LimitedFactory):
         factory.limits.prefixes = options["per-peer-prefix"]
+    _twisted.throttleAcceptFailures(AcceptFailures().failed)
     parent = MultiService()
     reactor = workers.listeningReactor(options, reactor)
     workers.serverExtras(options, factory, parent)
@@ -223,6 +232,24 @@ def listeningService(
         )
         ListeningService(description, endpoint, factory).setServiceParent(parent)
     return parent
+
+
+def nonBlockingEventLog() -> None:
+    """
+    Under twistd: make ``sys.stdout`` an :class:`~twisted_journey.eventlog.EventStream`,
+    so that the log twistd opens there (``-n`` with no ``--logfile``) drops events, and
+    says how many, rather than stop the server when nobody reads it.
+
+    twistd opens its log after ``makeService``, on whatever ``sys.stdout`` is then, and
+    ends by raising the signal that stopped it (no ``atexit``): once the reactor has
+    stopped, what is queued gets a bounded wait.
+    """
+    sys.stdout = event_stream(sys.stdout, classic_line)
+    drain = getattr(sys.stdout, "drain", None)
+    if drain is not None:
+        from twisted.internet import reactor
+
+        reactor.addSystemEventTrigger("after", "shutdown", drain)
 
 
 class ListeningService(StreamServerEndpointService):
