@@ -7,7 +7,6 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import react
 from twisted.web.client import Agent, readBody
 
-
 # Twisted's readBody warns "Using readBody with a transport that does not have an
 # abortConnection method" whenever the whole body arrived with the headers (any small
 # response): the transport it then sees is a proxy without that method.  Harmless here.
