@@ -55,18 +55,22 @@ class TutorialStepTests(SynchronousTestCase):
         )
         result = run([sys.executable, str(STEPS / "ch6_twisted_client.py"), "127.0.0.1", str(port)])
         self.assertEqual((result.returncode, result.stdout), (0, b"Thank you for connecting\r\n"))
+        self.assertEqual(result.stderr, b"")
 
     def test_endpointStep(self) -> None:
         """
-        Chapter 6's endpoint program listens on the endpoint string it is given and serves the greeting.
+        Chapter 6's endpoint program listens on the endpoint string it is given and
+        serves the greeting.
         """
         port = freePort()
-        startServer(
+        server = startServer(
             self,
             [sys.executable, str(STEPS / "ch6_endpoints.py"), f"tcp:{port}:interface=127.0.0.1"],
             ("127.0.0.1", port),
         )
         self.assertEqual(readAll(connect(("127.0.0.1", port))), b"Thank you for connecting\r\n")
+        server.stop()
+        self.assertNotIn(b"Traceback", server.stderr)
 
     def test_clientStep(self) -> None:
         """
@@ -80,3 +84,4 @@ class TutorialStepTests(SynchronousTestCase):
         )
         result = run([sys.executable, str(STEPS / "ch1_client.py"), "127.0.0.1", str(port)])
         self.assertEqual(result.stdout, b"Thank you for connecting\r\n")
+        self.assertEqual(result.stderr, b"")
