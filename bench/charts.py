@@ -82,13 +82,14 @@ def numeric(rows: list[dict[str, Any]], key: str) -> list[tuple[str, float]]:
 
 def ranges(rows: list[dict[str, Any]], key: str) -> dict[str, tuple[float, float]]:
     """
-    ``{name: (low, high)}`` from the rows' ``range_*`` text (``"0.79-1.60"``: the fastest
-    and slowest of the runs) when ``key`` is ``wall_s``; rows without one are left out.
+    ``{name: (low, high)}``: the lowest and highest of the runs behind each row's ``key``,
+    from its ``range_KEY`` text (``"0.79-1.60"``; bench/fetch.py names the range of
+    ``wall_s`` ``range_s``).  Rows without one are left out.
     """
     found = {}
     for row in rows:
-        text = row.get(key.replace("wall_", "range_"))
-        if key.startswith("wall_") and isinstance(text, str) and "-" in text:
+        text = row.get(f"range_{key}", row.get("range_s") if key == "wall_s" else None)
+        if isinstance(text, str) and "-" in text:
             low, high = text.split("-", 1)
             try:
                 found[row["name"]] = (float(low), float(high))
@@ -156,7 +157,7 @@ def barChart(
                     for n, v in zip(names, numbers, strict=True)
                 ],
             ]
-            label += "; whiskers: fastest to slowest run"
+            label += "; whiskers: lowest to highest run"
         bars = axis.barh(names, numbers, color=colours, xerr=errors,
                          error_kw={"ecolor": "#222222", "capsize": 4, "elinewidth": 1.2})  # fmt: skip
         labels = [_value(v) for v in numbers]
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         barChart(out / "greet-cpu.svg", greet, [
             ("Server CPU per connection (lower is better)", numeric(rows, "server_us/conn"), "µs of server CPU per connection"),
             ("Connections per second", numeric(rows, "conn/s"), "connections/s"),
-        ])  # fmt: skip
+        ], [ranges(rows, "server_us/conn"), {}])  # fmt: skip
 
     mux = load(results, "mux")
     if mux:

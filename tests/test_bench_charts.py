@@ -111,7 +111,7 @@ class ChartLayoutTests(SynchronousTestCase):
         ]
         table = {"title": "one file", "baseline": "curl", "rows": rows}
         svgs = self.draw("fetch", {"large": table}, {"repeat": 5})
-        self.assertIn("whiskers: fastest to slowest run", svgs["fetch-time.svg"])
+        self.assertIn("whiskers: lowest to highest run", svgs["fetch-time.svg"])
         self.assertNotIn("whiskers", svgs["fetch-memory.svg"])
         footer = svgs["fetch-time.svg"]
         self.assertRegex(footer, r"load average [0-9.]+: (quiet|busy)")
@@ -128,3 +128,18 @@ class ChartLayoutTests(SynchronousTestCase):
         self.assertEqual(charts._tick(1_500_000, None), "1.5 M")
         self.assertEqual(charts._tick(35_000, None), "35 k")
         self.assertEqual(charts._tick(0.25, None), "0.25")
+
+    def test_greetRanges(self) -> None:
+        """
+        The greet chart draws whiskers from the ``range_server_us/conn`` bench/greet.py
+        records, on the CPU panel only.
+        """
+        rows = [
+            common.Row(
+                "journey-greet --quiet",
+                {"server_us/conn": 23.5, "conn/s": 15000.0, "range_server_us/conn": "21.0-30.5"},
+            ),
+        ]
+        table = {"title": "t", "baseline": "b", "rows": rows}
+        svg = self.draw("greet", {"connections": table}, {"repeat": 3})["greet-cpu.svg"]
+        self.assertEqual(svg.count("whiskers"), 1)
