@@ -246,7 +246,6 @@ def main(argv: list[str] | None = None) -> int:
         document = {
             "benchmark": "scale",
             "date": scale["date"],
-            "settings": scale.get("settings", {}),
             "machine": {
                 "cpu": scale.get("cpu", "?"),
                 "cpus": scale.get("cores", "?"),
@@ -256,13 +255,17 @@ def main(argv: list[str] | None = None) -> int:
                 "kernel": "",
             },
         }
-        panels = []
+        panels, spreads = [], []
         for tool in dict.fromkeys(row["tool"] for row in scale.get("rows", [])):
             rows = [row for row in scale["rows"] if row["tool"] == tool]
-            named = [{"name": f"{tool} x{row['workers']}", "rate": row["rate"]} for row in rows]
+            named = [
+                {"name": f"{tool} x{row['workers']}", "rate": row["rate"], "range_rate": row.get("range_rate")}
+                for row in rows
+            ]  # fmt: skip
             unit = rows[0].get("unit", "per second")
             panels.append((f"{tool}: {unit} by worker count", numeric(named, "rate"), unit))
-        barChart(out / "scale.svg", document, panels)
+            spreads.append(ranges(named, "rate"))
+        barChart(out / "scale.svg", document, panels, spreads)
     return 0
 
 
