@@ -21,6 +21,7 @@ extensions = [
     "sphinx.ext.viewcode",
     "journey_refs",
     "journey_reference",
+    "journey_bench",
 ]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"

@@ -1,4 +1,4 @@
-"""Step 6: twisted_journey.fetch.retrieve: urlretrieve's shape, step 5's streaming, safe."""
+"""Chapter 8: twisted_journey.fetch.retrieve: urlretrieve's shape, ch6_stream.py's streaming, safe."""
 
 import sys
 
@@ -13,4 +13,6 @@ async def main(reactor, url, filename):
     print(f"saved {filename} ({headers.getRawHeaders(b'content-type')})")
 
 
+if len(sys.argv) != 3:
+    sys.exit(f"usage: python {sys.argv[0]} URL FILENAME")
 react(lambda reactor: Deferred.fromCoroutine(main(reactor, *sys.argv[1:3])))

@@ -1,4 +1,4 @@
-"""Step 5: stream the body to disk through deliverBody: constant memory."""
+"""Chapter 6: stream the body to disk through deliverBody: constant memory."""
 
 import sys
 
@@ -30,4 +30,6 @@ async def main(reactor, url, filename):
     print("complete" if complete else "INCOMPLETE (and the file is already there)")
 
 
+if len(sys.argv) != 3:
+    sys.exit(f"usage: python {sys.argv[0]} URL FILENAME")
 react(lambda reactor: Deferred.fromCoroutine(main(reactor, *sys.argv[1:3])))

@@ -1,7 +1,7 @@
 """
-Step 1: the chapter's socket client.
+Chapter 1: the book's socket client.
 
-Run: python step1_socket_client.py [HOST] [PORT]
+Run: python ch1_client.py [HOST] [PORT]
 """
 
 import socket

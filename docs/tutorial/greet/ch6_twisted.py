@@ -1,7 +1,8 @@
 """
-Step 4: Twisted.  No threads, no blocking: the reactor calls connectionMade for each client.
+Chapter 6: the server of chapter 1 on Twisted.  No threads, no blocking: the reactor
+calls connectionMade for each client.
 
-Run: python step4_twisted.py [PORT]
+Run: python ch6_twisted.py [PORT]
 """
 
 import sys

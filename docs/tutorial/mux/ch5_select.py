@@ -1,7 +1,7 @@
 """
-Step 1: the chapter's select() server -- many clients at once, one thread.
+Chapter 5: the book's select() server -- many clients at once, one thread.
 
-    python step1_select_server.py PORT
+    python ch5_select.py PORT
 """
 
 import select

@@ -1,7 +1,7 @@
 """
-Step 4's client: the socket client of step 1, on Twisted.
+Chapter 6: the socket client of chapter 1, on Twisted.
 
-Run: python step4_twisted_client.py [HOST] [PORT]
+Run: python ch6_twisted_client.py [HOST] [PORT]
 """
 
 import sys

@@ -1,7 +1,7 @@
 """
-Step 5: the same Twisted server, listening where a string says: an endpoint.
+Chapter 6: the same Twisted server, listening where a string says: an endpoint.
 
-Run: python step5_endpoints.py [ENDPOINT]     (default tcp:1234:interface=127.0.0.1;
+Run: python ch6_endpoints.py [ENDPOINT]     (default tcp:1234:interface=127.0.0.1;
      try unix:greet.sock, or tcp6:1234:interface=\\:\\:1 quoted for the shell)
 """
 

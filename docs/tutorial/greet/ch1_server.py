@@ -1,7 +1,7 @@
 """
-Step 1: the chapter's socket server.  One client at a time, forever.
+Chapter 1: the book's socket server.  One client at a time, forever.
 
-Run: python step1_socket_server.py [PORT]
+Run: python ch1_server.py [PORT]
 """
 
 import socket

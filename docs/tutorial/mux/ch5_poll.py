@@ -1,8 +1,8 @@
 """
-Step 2: the same server on poll(), which has no 1024-descriptor ceiling, now
+Chapter 5: the same server on poll(), which has no 1024-descriptor ceiling, now
 recording whole lines: a recv() returns whatever arrived, so a line may come in pieces.
 
-    python step2_poll_server.py PORT
+    python ch5_poll.py PORT
 """
 
 import select

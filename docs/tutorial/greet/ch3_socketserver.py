@@ -1,8 +1,8 @@
 """
-Step 2: the same server with socketserver.  The framework owns the accept loop; we write
+Chapter 3: the same server with socketserver.  The framework owns the accept loop; we write
 only the handler.
 
-Run: python step2_socketserver.py [PORT]
+Run: python ch3_socketserver.py [PORT]
 """
 
 import sys

@@ -1,5 +1,6 @@
-"""Step 7: many URLs, four at a time, with retries; branch on the kind of failure."""
+"""Chapter 8: many URLs, four at a time, with retries; branch on the kind of failure."""
 
+import os
 import sys
 
 from twisted.internet.defer import Deferred, gatherResults
@@ -24,4 +25,6 @@ async def main(reactor, directory, *urls):
     await fetcher.close()
 
 
+if len(sys.argv) < 3 or not os.path.isdir(sys.argv[1]):
+    sys.exit(f"usage: python {sys.argv[0]} DIRECTORY URL... (DIRECTORY must exist)")
 react(lambda reactor: Deferred.fromCoroutine(main(reactor, *sys.argv[1:])))

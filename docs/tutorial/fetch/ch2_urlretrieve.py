@@ -1,4 +1,4 @@
-"""Step 2: urlretrieve streams to a file in blocks, and reports progress."""
+"""Chapter 2: urlretrieve streams to a file in blocks, and reports progress."""
 
 import sys
 from urllib.request import urlretrieve
@@ -9,6 +9,8 @@ def report(blocknum, blocksize, totalsize):
     pass
 
 
+if len(sys.argv) != 3:
+    sys.exit(f"usage: python {sys.argv[0]} URL FILENAME")
 url, filename = sys.argv[1], sys.argv[2]
 filename, headers = urlretrieve(url, filename, report)
 print(f"saved {filename} ({headers['Content-Length']} bytes)")

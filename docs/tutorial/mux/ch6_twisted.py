@@ -1,8 +1,8 @@
 """
-Step 3: the same server on Twisted: the reactor does the polling (epoll on Linux), and
-a protocol instance per connection holds that connection's state.
+Chapter 6: the poll() server of chapter 5 on Twisted: the reactor does the polling (epoll
+on Linux), and a protocol instance per connection holds that connection's state.
 
-    python step3_twisted.py PORT
+    python ch6_twisted.py PORT
 """
 
 import sys

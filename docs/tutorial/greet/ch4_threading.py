@@ -1,7 +1,7 @@
 """
-Step 3: many clients at once, a thread each (ForkingMixIn would give a process each).
+Chapter 4: many clients at once, a thread each (ch4_forking.py: a process each).
 
-Run: python step3_threading.py [PORT]
+Run: python ch4_threading.py [PORT]
 """
 
 import sys
