@@ -709,6 +709,12 @@ def parser() -> argparse.ArgumentParser:
     result.add_argument(
         "--timeout", type=float, default=30.0, metavar="S", help="seconds per connect/read [30]"
     )
+    result.add_argument(
+        "-L",
+        "--location",
+        action="store_true",
+        help="accepted for curl users: redirects are always followed (--max-redirs 0: none)",
+    )
     return result
 
 

@@ -186,6 +186,7 @@ class MirrorService(Service):
     def _cycled(self, result: object) -> None:
         self._running = None
         self.cycles += 1
+        self._saveCookies()
         if not self.running:
             return
         if self.once:
@@ -195,6 +196,18 @@ class MirrorService(Service):
             self.reactor.stop()
             return
         self._next = self.reactor.callLater(self.interval, self._cycle)
+
+    def _saveCookies(self) -> None:
+        """
+        After each pass, write the fetcher's cookie jar (``FetchSettings.cookieJar``), so
+        the cookies servers set survive a restart.
+        """
+        if self.fetcher is None:
+            return
+        try:
+            self.fetcher.saveCookies()
+        except FetchError as e:
+            self.log.error("Cannot write the cookie jar: {reason!r}", reason=str(e))
 
     def _refresh(self, entry: Mirrored) -> Deferred[None]:
         assert self.fetcher is not None
