@@ -182,7 +182,7 @@ class UnauthorizedDetailTests(unittest.SynchronousTestCase):
     def test_digestWithoutDigest(self) -> None:
         self.assertEqual(
             auth.unauthorized_detail(['Digest realm="r", nonce="n"'], "basic"),
-            "the server asks for Digest authentication: use --digest or --anyauth with -u",
+            "it asks for Digest authentication: use --digest or --anyauth with -u",
         )
 
     def test_unknownAndMalformed(self) -> None:

@@ -86,14 +86,37 @@ class CookieEngineTests(unittest.SynchronousTestCase):
         sent = (again.header("http://example.org/") or "").split("; ")
         self.assertEqual(sorted(sent), ["h=2", "p=3", "s=1"])
 
-    def test_badFile(self) -> None:
+    def test_ipv6AndDotlessHosts(self) -> None:
         """
-        A ``-b`` file that is missing or not in the Netscape format: a
-        :class:`FileError` naming it.
+        ``-b`` cookies reach an IPv6 literal and a dotless host name too.
+        """
+        engine = CookieEngine("a=1")
+        for url in ["http://[::1]:8080/x", "http://localhost/"]:
+            engine.begin(url)
+            self.assertEqual(engine.header(url), "a=1", url)
+
+    def test_missingFile(self) -> None:
+        """
+        A ``-b`` file that does not exist is an empty jar, as in curl (``-b jar -c jar``
+        on a first run).
+        """
+        engine = CookieEngine(os.path.abspath(self.mktemp()))
+        self.assertEqual(len(engine.jar), 0)
+
+    def test_fifoRefused(self) -> None:
+        """
+        A FIFO at the ``-b`` path is refused without blocking on it.
         """
         path = os.path.abspath(self.mktemp())
-        with self.assertRaises(FileError):
-            CookieEngine(path)
+        os.mkfifo(path)
+        error = self.assertRaises(FileError, CookieEngine, path)
+        self.assertIn("not a regular file", str(error))
+
+    def test_badFile(self) -> None:
+        """
+        A ``-b`` file not in the Netscape format: a :class:`FileError` naming it.
+        """
+        path = os.path.abspath(self.mktemp())
         with open(path, "w") as f:
             f.write("just text\n")
         error = self.assertRaises(FileError, CookieEngine, path)

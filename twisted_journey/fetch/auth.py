@@ -34,6 +34,9 @@ from dataclasses import dataclass
 from twisted_journey.fetch import semantics
 
 __all__ = [
+    "MAX_CHALLENGES",
+    "MAX_CHALLENGE_BYTES",
+    "MAX_PARAMETERS",
     "MODES",
     "Authenticator",
     "Challenge",
@@ -385,9 +388,9 @@ def unauthorized_detail(values: Sequence[str], mode: str) -> str:
         return ""
     asked = " or ".join(names)
     if "Digest" in names and mode == "basic":
-        return f"the server asks for {asked} authentication: use --digest or --anyauth with -u"
+        return f"it asks for {asked} authentication: use --digest or --anyauth with -u"
     if "Basic" in names and mode == "digest" and "Digest" not in names:
-        return f"the server asks for {asked} authentication: use --anyauth or -u without --digest"
+        return f"it asks for {asked} authentication: use --anyauth or -u without --digest"
     if "Digest" in names or "Basic" in names:
-        return f"the server asks for {asked} authentication: check -u USER:PASSWORD"
-    return f"the server asks for {asked} authentication, which journey does not do"
+        return f"it asks for {asked} authentication: check -u USER:PASSWORD"
+    return f"it asks for {asked} authentication, which journey does not do"

@@ -28,6 +28,8 @@ import http.cookiejar
 import io
 import itertools
 import os
+import re
+import stat
 import time
 import urllib.parse
 import urllib.request
@@ -36,7 +38,7 @@ from collections.abc import Iterable
 from twisted_journey.fetch import files
 from twisted_journey.fetch.errors import FileError
 
-__all__ = ["CookieEngine", "parse_pairs"]
+__all__ = ["MAX_COOKIES", "MAX_COOKIE_BYTES", "MAX_SET_COOKIES", "CookieEngine", "parse_pairs"]
 
 #: ``Set-Cookie`` fields read from one response.
 MAX_SET_COOKIES = 50
@@ -133,15 +135,25 @@ class CookieEngine:
 
     def _load(self, path: str) -> None:
         """
-        Read the Netscape-format file ``path`` (a link is followed: it is only read).
+        Read the Netscape-format file ``path`` (a link is followed: it is only read; a
+        missing file is an empty jar, as in curl; a FIFO or device is refused unopened
+        for reading).
         """
         try:
-            with open(path, "rb") as f:
-                if not os.path.isfile(path):
-                    raise FileError(f"-b {path!r} is not a regular file.")
-                data = f.read(MAX_FILE_BYTES + 1)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        except FileNotFoundError:
+            return
         except OSError as e:
             raise FileError(f"cannot read the cookie file {path!r}: {e.strerror or e}.") from None
+        with open(fd, "rb") as f:
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise FileError(f"the cookie file {path!r} is not a regular file.")
+                data = f.read(MAX_FILE_BYTES + 1)
+            except OSError as e:
+                raise FileError(
+                    f"cannot read the cookie file {path!r}: {e.strerror or e}."
+                ) from None
         if len(data) > MAX_FILE_BYTES:
             raise FileError(f"the cookie file {path!r} is over {MAX_FILE_BYTES} bytes.")
         text = "\n".join(_session(line) for line in data.decode("utf-8", "replace").splitlines())
@@ -160,12 +172,17 @@ class CookieEngine:
         Give the ``-b NAME=VALUE`` cookies to ``url``'s host (once per host): each URL
         of a run is sent them, a redirect to another host is not.
         """
-        host = (urllib.parse.urlsplit(url).hostname or "").lower()
-        if not self._pairs or not host or host in self._hosts:
+        if not self._pairs:
+            return
+        # The host as http.cookiejar's eff_request_host names it: no port, ``[::1]`` for
+        # an IPv6 literal, ``NAME.local`` for a dotless name.
+        netloc = urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
+        host = re.sub(r":\d+$", "", netloc, count=1).lower()
+        if host and "." not in host:
+            host += ".local"
+        if not host or host in self._hosts:
             return
         self._hosts.add(host)
-        if "." not in host and ":" not in host:
-            host += ".local"  # as http.cookiejar names a dotless host
         for name, value in self._pairs:
             self.jar.set_cookie(
                 http.cookiejar.Cookie(
