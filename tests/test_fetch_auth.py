@@ -123,6 +123,16 @@ class DigestTests(unittest.SynchronousTestCase):
         header = auth.digest_authorization(challenge, ('a"b\\c', "p"), "GET", "/", 1, "c")
         self.assertEqual(_fields(header)["username"], 'a"b\\c')
 
+    def test_userWithControlCharacters(self) -> None:
+        """
+        A user name that is not printable ASCII goes as ``username*`` (RFC 7616 section
+        3.4.4), percent-encoded: no raw CR or LF reaches the header.
+        """
+        (challenge,) = parse_challenges(['Digest realm="r", nonce="n", qop=auth'])
+        header = auth.digest_authorization(challenge, ("a\r\nX: é", "p"), "GET", "/", 1, "c")
+        self.assertIn("username*=UTF-8''a%0D%0AX%3A%20%C3%A9", header)
+        self.assertNotIn("\r", header)
+
 
 class AuthenticatorTests(unittest.SynchronousTestCase):
     """

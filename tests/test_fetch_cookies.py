@@ -112,6 +112,22 @@ class CookieEngineTests(unittest.SynchronousTestCase):
         error = self.assertRaises(FileError, CookieEngine, path)
         self.assertIn("not a regular file", str(error))
 
+    def test_bytesKept(self) -> None:
+        """
+        A value's bytes (``Set-Cookie`` values are latin-1 text in both engines) are
+        written and read back unchanged; a CRLF file reads as an LF one.
+        """
+        path = os.path.abspath(self.mktemp())
+        engine = CookieEngine(None, path)
+        engine.store("http://example.org/", ["v=caf\xe9\x85x"])
+        engine.save()
+        with open(path, "rb") as f:
+            data = f.read()
+        self.assertIn(b"\tv\tcaf\xe9\x85x\n", data)
+        with open(path, "wb") as f:
+            f.write(data.replace(b"\n", b"\r\n"))
+        self.assertEqual(CookieEngine(path).header("http://example.org/"), "v=caf\xe9\x85x")
+
     def test_badFile(self) -> None:
         """
         A ``-b`` file not in the Netscape format: a :class:`FileError` naming it.

@@ -295,7 +295,7 @@ def digest_authorization(
     fields: list[str] = []
     if p.get("userhash", "").lower() == "true":
         fields += [f"username={_quote(h(f'{user}:{realm}'.encode()))}", "userhash=true"]
-    elif user.isascii():
+    elif user.isascii() and user.isprintable():
         fields.append(f"username={_quote(user)}")
     else:
         fields.append(f"username*=UTF-8''{urllib.parse.quote(user, safe='')}")

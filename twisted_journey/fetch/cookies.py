@@ -92,7 +92,7 @@ def _session(line: str) -> str:
     ``http.cookiejar`` writes it (empty), so it is read as a session cookie, not as one
     that expired in 1970.
     """
-    fields = line.split("\t")
+    fields = line.rstrip("\r").split("\t")
     if len(fields) == 7 and fields[4] == "0":
         fields[4] = ""
     return "\t".join(fields)
@@ -156,7 +156,7 @@ class CookieEngine:
                 ) from None
         if len(data) > MAX_FILE_BYTES:
             raise FileError(f"the cookie file {path!r} is over {MAX_FILE_BYTES} bytes.")
-        text = "\n".join(_session(line) for line in data.decode("utf-8", "replace").splitlines())
+        text = "\n".join(_session(line) for line in data.decode("latin-1").split("\n"))
         try:
             self.jar._really_load(  # type: ignore[attr-defined]
                 io.StringIO(text), path, ignore_discard=True, ignore_expires=False
@@ -216,7 +216,9 @@ class CookieEngine:
 
     def netscape(self) -> bytes:
         """
-        The jar in the Netscape format (session cookies included, expired ones not).
+        The jar in the Netscape format (session cookies included, expired ones not), its
+        bytes those the servers sent (header values are latin-1 text here, as in both
+        engines).
         """
         lines = ["# Netscape HTTP Cookie File", "# Written by twisted_journey.", ""]
         now = int(time.time())
@@ -241,7 +243,7 @@ class CookieEngine:
             if any("\t" in f or "\n" in f or "\r" in f for f in fields):
                 continue
             lines.append("\t".join(fields))
-        return ("\n".join(lines) + "\n").encode("utf-8")
+        return ("\n".join(lines) + "\n").encode("latin-1")
 
     def save(self) -> None:
         """
