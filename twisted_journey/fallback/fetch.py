@@ -6,6 +6,7 @@ The stdlib twin of ``journey fetch``, for a Python without Twisted::
 
     python -m twisted_journey.fallback.fetch URL [URL ...] [-o FILE] [--output-dir DIR]
         [--content-disposition] [--max-redirs N] [--max-time S] [--timeout S]
+        [-u USER:PASSWORD [--digest | --anyauth]] [-b COOKIES|FILE] [-c FILE]
 
 It keeps the Twisted fetcher's promises, through the same helpers
 (:mod:`twisted_journey.fetch.files`, :mod:`~twisted_journey.fetch.semantics`,
@@ -18,7 +19,10 @@ Where plain ``urllib`` is lax it is made as strict as Twisted: every ``1xx`` int
 response is skipped, ``Content-Length`` must be plain digits (one value), chunk sizes
 plain hexadecimal, redirects go to http/https only and at most ``--max-redirs`` (0:
 none) are followed, ``Authorization``/``Cookie`` are not forwarded to another origin,
-and ``http://user:pass@host/`` sends Basic credentials to that origin only.  No
+and ``-u`` or ``http://user:pass@host/`` sends credentials to that origin only: Basic,
+or (``--digest``, ``--anyauth``) the answer to a Digest challenge computed by
+:mod:`twisted_journey.fetch.auth`, as ``journey fetch`` does.  ``-b`` and ``-c`` run
+the cookie engine of :mod:`twisted_journey.fetch.cookies`, shared by all URLs.  No
 failure prints a traceback; SIGTERM and SIGINT remove the unfinished ``.part``.
 ``--timeout`` bounds every connect and read, ``--max-time`` the whole URL (exit 6, as
 ``journey fetch``).  ``HTTP_PROXY``, ``HTTPS_PROXY`` and
