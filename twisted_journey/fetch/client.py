@@ -122,9 +122,9 @@ class FetchSettings:
     :ivar maxRatio: how many times larger than its encoded form a body may decode to
         (plus 1 MiB of slack).
     :ivar userAgent: the ``User-Agent`` header.
-    :ivar credentials: ``(user, password)`` for HTTP Basic authentication, sent to each
-        retrieved URL's own origin only, never after a redirect to another (``-u``, as
-        curl); a URL's own ``user:password@`` wins for its origin.
+    :ivar credentials: ``(user, password)`` for HTTP authentication (as ``authMode``
+        says), sent to each retrieved URL's own origin only, never after a redirect to
+        another (``-u``, as curl); a URL's own ``user:password@`` wins for its origin.
     :ivar maxHeaderBytes: bytes of response headers read before a :class:`ProtocolError`.
     :ivar maxHeaders: response header fields read before a :class:`ProtocolError`.
     :ivar authMode: how ``credentials`` are sent: ``"basic"`` (at once), ``"digest"``
