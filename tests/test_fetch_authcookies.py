@@ -29,6 +29,26 @@ _HOSTILE = servers.response(
 )
 
 
+def listenHttpbin(testCase: Any) -> int:
+    """
+    Serve httpbin in Twisted's WSGI container on loopback (stopped at cleanup); return
+    its port.  Skips the test when httpbin is not installed.
+    """
+    try:
+        import httpbin
+    except ImportError:
+        raise unittest.SkipTest("httpbin is not installed") from None
+    from twisted.internet import reactor
+    from twisted.python.threadpool import ThreadPool
+    from twisted.web.wsgi import WSGIResource
+
+    pool = ThreadPool(minthreads=1, maxthreads=4)
+    pool.start()
+    testCase.addCleanup(pool.stop)
+    resource = WSGIResource(reactor, pool, httpbin.app)
+    return servers.listen(testCase, servers.webSite(resource))  # type: ignore[arg-type]
+
+
 class AuthCookiesContractMixin(ProcessMixin):
     """
     ``--digest``, ``--anyauth``, ``-b`` and ``-c``, alike in both engines.
@@ -36,19 +56,7 @@ class AuthCookiesContractMixin(ProcessMixin):
 
     def setUp(self) -> None:
         super().setUp()
-        try:
-            import httpbin
-        except ImportError:
-            raise unittest.SkipTest("httpbin is not installed") from None
-        from twisted.internet import reactor
-        from twisted.python.threadpool import ThreadPool
-        from twisted.web.wsgi import WSGIResource
-
-        pool = ThreadPool(minthreads=1, maxthreads=4)
-        pool.start()
-        self.addCleanup(pool.stop)  # type: ignore[attr-defined]
-        resource = WSGIResource(reactor, pool, httpbin.app)
-        self.port = servers.listen(self, servers.webSite(resource))  # type: ignore[arg-type]
+        self.port = listenHttpbin(self)
         self.bin = f"http://127.0.0.1:{self.port}"
         servers.RAW[b"/hostile-challenge"] = (_HOSTILE, False)
         self.addCleanup(servers.RAW.pop, b"/hostile-challenge")  # type: ignore[attr-defined]
@@ -206,3 +214,69 @@ class FallbackAuthCookiesContractTests(AuthCookiesContractMixin, unittest.TestCa
 
     def env(self, **extra: str) -> dict[str, str]:
         return _stdlibEnvironment(**extra)
+
+
+class MirrorAuthCookiesTests(unittest.TestCase):
+    """
+    ``journey mirror`` and ``twistd journey-fetch`` take the same options.
+    """
+
+    @defer.inlineCallbacks
+    def test_mirrorDigestAndCookies(self) -> Any:
+        """
+        ``journey mirror --once --digest -u ... -b '' -c jar``: a Digest-protected URL
+        and a cookie-gated one are mirrored, and the jar is written.
+        """
+        port = listenHttpbin(self)
+        out = os.path.abspath(self.mktemp())
+        os.makedirs(out)
+        base = f"http://127.0.0.1:{port}"
+        urls = os.path.join(out, "urls.txt")
+        with open(urls, "w") as f:
+            f.write(f"{base}/digest-auth/auth/user/passwd/SHA-256 auth.json\n")
+            f.write(f"{base}/cookies/set?k=v cookies.json\n")
+        argv = journeyArgv(
+            "mirror", "--urls", urls, "--output-dir", out, "--once", "--digest",
+            "-u", "user:passwd", "-b", "", "-c", os.path.join(out, "jar"),
+        )  # fmt: skip
+        _, err, status = yield servers.runChild(argv, servers.childEnvironment(), out)
+        self.assertEqual(status, 0, err)
+        with open(os.path.join(out, "auth.json")) as f:
+            self.assertEqual(json.load(f), {"authenticated": True, "user": "user"})
+        with open(os.path.join(out, "cookies.json")) as f:
+            # (httpbin's Digest page sets cookies of its own, sent back too.)
+            self.assertEqual(json.load(f)["cookies"]["k"], "v")
+        with open(os.path.join(out, "jar")) as f:
+            self.assertIn("\tk\tv", f.read())
+
+    def test_tapOptions(self) -> None:
+        """
+        The plugin's ``--user``, ``--digest``, ``-b`` and ``-c`` reach the service's
+        settings; contradictions and a bad cookie file are usage errors.
+        """
+        from twisted.internet.testing import MemoryReactorClock
+        from twisted.python import usage
+
+        from twisted_journey.tap.fetch import Options, makeService
+
+        urls = os.path.abspath(self.mktemp())
+        with open(urls, "w") as f:
+            f.write("")
+        options = Options()
+        options.parseOptions(["--urls", urls, "--digest", "--user", "u:p", "-b", "", "-c", "jar"])
+        service = makeService(options, MemoryReactorClock())
+        settings = service.settings  # type: ignore[attr-defined]
+        self.assertEqual(
+            (settings.credentials, settings.authMode, settings.cookie, settings.cookieJar),
+            (("u", "p"), "digest", "", "jar"),
+        )
+        with open(urls + ".notes", "w") as f:
+            f.write("not cookies\n")
+        for bad in [
+            ["--digest", "--anyauth"],
+            ["--user", "nocolon"],
+            ["-b", urls + ".notes"],
+            ["-b", "a b=1"],
+        ]:
+            with self.assertRaises(usage.UsageError, msg=bad):
+                Options().parseOptions(["--urls", urls, *bad])

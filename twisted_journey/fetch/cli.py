@@ -28,7 +28,15 @@ from twisted_journey.records import printable
 if TYPE_CHECKING:
     from twisted_journey.fetch.client import FetchSettings
 
-__all__ = ["PROGRAM", "FetchCommand", "add_basic_arguments", "check_arguments", "configure", "run"]
+__all__ = [
+    "PROGRAM",
+    "FetchCommand",
+    "add_auth_and_cookie_arguments",
+    "add_basic_arguments",
+    "check_arguments",
+    "configure",
+    "run",
+]
 
 #: The program name in messages.
 PROGRAM = "journey fetch"
@@ -707,12 +715,14 @@ def add_basic_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="create the missing directories of -o FILE (--output-dir is always created)",
     )
-    _add_auth_and_cookie_arguments(parser)
+    add_auth_and_cookie_arguments(parser)
 
 
-def _add_auth_and_cookie_arguments(parser: argparse.ArgumentParser) -> None:
+def add_auth_and_cookie_arguments(parser: argparse.ArgumentParser) -> None:
     """
-    ``-u`` and its modes (``--digest``, ``--anyauth``, ``--basic``), ``-b`` and ``-c``.
+    ``-u`` and its modes (``--digest``, ``--anyauth``, ``--basic``), ``-b`` and ``-c``
+    (dests ``credentials``, ``authMode``, ``cookie``, ``cookieJar``): ``journey fetch``,
+    its twin and ``journey mirror`` take them alike.
     """
     parser.add_argument(
         "-u",
