@@ -383,6 +383,9 @@ def _configureMirror(parser: argparse.ArgumentParser) -> None:
     add("--interval", default="3600", metavar="S", help="seconds between refreshes [3600]")
     add("--parallel", default="4", metavar="N", help="transfers at once [4]")
     add("--once", action="store_true", help="one pass; exit 0 only if every URL succeeded")
+    from twisted_journey.fetch import cli as fetchcli
+
+    fetchcli.add_auth_and_cookie_arguments(parser)
 
 
 def _mirror(args: argparse.Namespace) -> int:

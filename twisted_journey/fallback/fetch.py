@@ -6,6 +6,7 @@ The stdlib twin of ``journey fetch``, for a Python without Twisted::
 
     python -m twisted_journey.fallback.fetch URL [URL ...] [-o FILE] [--output-dir DIR]
         [--content-disposition] [--max-redirs N] [--max-time S] [--timeout S]
+        [-u USER:PASSWORD [--digest | --anyauth]] [-b COOKIES|FILE] [-c FILE]
 
 It keeps the Twisted fetcher's promises, through the same helpers
 (:mod:`twisted_journey.fetch.files`, :mod:`~twisted_journey.fetch.semantics`,
@@ -18,7 +19,10 @@ Where plain ``urllib`` is lax it is made as strict as Twisted: every ``1xx`` int
 response is skipped, ``Content-Length`` must be plain digits (one value), chunk sizes
 plain hexadecimal, redirects go to http/https only and at most ``--max-redirs`` (0:
 none) are followed, ``Authorization``/``Cookie`` are not forwarded to another origin,
-and ``http://user:pass@host/`` sends Basic credentials to that origin only.  No
+and ``-u`` or ``http://user:pass@host/`` sends credentials to that origin only: Basic,
+or (``--digest``, ``--anyauth``) the answer to a Digest challenge computed by
+:mod:`twisted_journey.fetch.auth`, as ``journey fetch`` does.  ``-b`` and ``-c`` run
+the cookie engine of :mod:`twisted_journey.fetch.cookies`, shared by all URLs.  No
 failure prints a traceback; SIGTERM and SIGINT remove the unfinished ``.part``.
 ``--timeout`` bounds every connect and read, ``--max-time`` the whole URL (exit 6, as
 ``journey fetch``).  ``HTTP_PROXY``, ``HTTPS_PROXY`` and
@@ -28,7 +32,6 @@ failure prints a traceback; SIGTERM and SIGINT remove the unfinished ``.part``.
 from __future__ import annotations
 
 import argparse
-import base64
 import email.parser
 import http.client
 import os
@@ -45,9 +48,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted_journey import __version__, errors
+from twisted_journey.fetch import auth, files, semantics
 from twisted_journey.fetch import cli as fetchcli
 from twisted_journey.fetch import errors as fetch_errors
-from twisted_journey.fetch import files, semantics
+from twisted_journey.fetch.cookies import CookieEngine
 from twisted_journey.fetch.errors import (
     FetchError,
     HTTPStatusError,
@@ -377,31 +381,90 @@ class RedirectHandler(urllib.request.HTTPRedirectHandler):
     http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
 
-def _credentials(url: str) -> tuple[str, dict[str, str]]:
+class AuthHandler(urllib.request.BaseHandler):
     """
-    ``url`` without its ``user:password@``, and the Basic ``Authorization`` header the
-    userinfo asks for (sent to that origin only: redirects elsewhere drop it).
+    Sends credentials to ``origin`` only, as :mod:`twisted_journey.fetch.auth` says:
+    Basic with each request there (``basic`` mode), or a ``401``'s challenge answered
+    once (``--digest``, ``--anyauth``).  Nothing is added to a request that carries an
+    ``Authorization`` of the user's own (``-H``).
     """
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None:
-        return url, {}
-    user = urllib.parse.unquote(parts.username)
-    password = urllib.parse.unquote(parts.password or "")
-    netloc = parts.netloc.rpartition("@")[2]
-    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), {
-        "Authorization": f"Basic {token}"
-    }
+
+    handler_order = 400
+
+    def __init__(self, origin: str, authenticator: auth.Authenticator) -> None:
+        self.origin = origin
+        self.authenticator = authenticator
+
+    def http_request(self, req: urllib.request.Request) -> urllib.request.Request:
+        value = self.authenticator.preemptive()
+        if (
+            value is not None
+            and "Authorization" not in req.headers
+            and semantics.same_origin(req.full_url, self.origin)
+        ):
+            req.add_unredirected_header("Authorization", value)
+        return req
+
+    https_request = http_request
+
+    def http_error_401(self, req: Any, fp: Any, code: int, msg: str, headers: Any) -> Any:
+        if (
+            getattr(req, "journey_answered", False)
+            or "Authorization" in req.headers
+            or not semantics.same_origin(req.full_url, self.origin)
+        ):
+            return None
+        challenges = headers.get_all("WWW-Authenticate") or []
+        value = self.authenticator.answer("GET", auth.request_uri(req.full_url), challenges)
+        if value is None:
+            return None
+        fp.close()
+        retry = urllib.request.Request(req.full_url, headers=dict(req.headers))
+        retry.add_unredirected_header("Authorization", value)
+        retry.journey_answered = True  # type: ignore[attr-defined]
+        retry.journey_hops = getattr(req, "journey_hops", 0)  # type: ignore[attr-defined]
+        return self.parent.open(retry, timeout=req.timeout)
+
+
+class CookieHandler(urllib.request.BaseHandler):
+    """
+    The cookie engine of :mod:`twisted_journey.fetch.cookies` on every request and
+    answer, redirects included (``-b``, ``-c``); a ``Cookie`` the user gave (``-H``) is
+    sent instead.
+    """
+
+    handler_order = 700  # before HTTPErrorProcessor: a redirect's cookies are kept
+
+    def __init__(self, engine: CookieEngine) -> None:
+        self.engine = engine
+
+    def http_request(self, req: urllib.request.Request) -> urllib.request.Request:
+        value = self.engine.header(req.full_url)
+        if value is not None and "Cookie" not in req.headers:
+            req.add_unredirected_header("Cookie", value)
+        return req
+
+    def http_response(self, req: urllib.request.Request, response: Any) -> Any:
+        self.engine.store(req.full_url, response.headers.get_all("Set-Cookie") or [])
+        return response
+
+    https_request = http_request
+    https_response = http_response
 
 
 def classify(
-    error: BaseException, url: str, timeout: float | None, current: str | None = None
+    error: BaseException,
+    url: str,
+    timeout: float | None,
+    current: str | None = None,
+    auth_mode: str = "basic",
 ) -> FetchError:
     """
     The :class:`FetchError` for what ``urllib`` raised.
 
     :param current: the URL requested when it failed (after redirects: the one named in
         the sentence, as in the Twisted engine); default ``url``.
+    :param auth_mode: the ``-u`` mode a ``401``'s sentence is written for.
     """
     if isinstance(error, FetchError):
         return error
@@ -412,8 +475,13 @@ def classify(
             if error.code in semantics.REDIRECTS:
                 return ProtocolError("a redirect without a Location header.", url)
             return fetch_errors.unfollowed_status(url, error.code, str(error.reason))
+        detail = ""
+        if error.code == 401 and error.headers is not None:
+            challenges = error.headers.get_all("WWW-Authenticate") or []
+            detail = auth.unauthorized_detail(challenges, auth_mode)
+            detail = f" ({detail})" if detail else ""
         return HTTPStatusError(
-            f"the server answered {error.code} {error.reason}; nothing saved.",
+            f"the server answered {error.code} {error.reason}{detail}; nothing saved.",
             url,
             error.code,
             semantics.retry_after(error.headers.get("Retry-After") if error.headers else None),
@@ -542,6 +610,9 @@ def fetch(
     create_dirs: bool = False,
     names: NameRegistry | None = None,
     max_time: float | None = None,
+    credentials: tuple[str, str] | None = None,
+    auth_mode: str = "basic",
+    cookies: CookieEngine | None = None,
 ) -> tuple[str, http.client.HTTPMessage]:
     """
     Fetch ``url`` to a file, like ``urlretrieve`` but safe; return ``(filename, headers)``.
@@ -555,6 +626,10 @@ def fetch(
         :class:`FileError`, never a splice).
     :param max_time: seconds for the whole URL (redirects, interim answers and body
         included), or ``None``; past them, :class:`Timeout` (see :class:`Deadline`).
+    :param credentials: ``-u``'s ``(user, password)`` for ``url``'s own origin (the
+        URL's own ``user:password@`` wins), sent as ``auth_mode`` says (see
+        :mod:`twisted_journey.fetch.auth`).
+    :param cookies: the run's cookie engine (``-b``, ``-c``), or ``None``.
     :raises FetchError: (a subclass) when anything goes wrong; no file is left behind.
     """
     _check(url)
@@ -568,13 +643,21 @@ def fetch(
         files.make_directories(os.path.dirname(path))
     if not content_disposition:
         names.claim(path, owner, url)
-    address, credentials = _credentials(url)
+    address, userinfo = semantics.split_credentials(url)
+    authenticator = auth.Authenticator(userinfo or credentials, auth_mode)
     deadline = Deadline(max_time)
     redirects = RedirectHandler(max_redirs)
-    opener = urllib.request.build_opener(
-        StrictHTTPHandler(deadline), StrictHTTPSHandler(deadline), redirects
-    )
-    request = urllib.request.Request(address, headers={**credentials, **dict(headers)})
+    handlers: list[urllib.request.BaseHandler] = [
+        StrictHTTPHandler(deadline),
+        StrictHTTPSHandler(deadline),
+        redirects,
+        AuthHandler(address, authenticator),
+    ]
+    if cookies is not None:
+        cookies.begin(address)
+        handlers.append(CookieHandler(cookies))
+    opener = urllib.request.build_opener(*handlers)
+    request = urllib.request.Request(address, headers=dict(headers))
     request.add_header("User-Agent", "twisted_journey-fallback")
     try:
         response = opener.open(request, timeout=_shorter(timeout, max_time))
@@ -584,7 +667,7 @@ def fetch(
             raise
         if deadline.expired:
             raise deadline.error(url) from None
-        raise classify(e, url, timeout, redirects.current) from None
+        raise classify(e, url, timeout, redirects.current, auth_mode) from None
     with response, deadline:
         # A coding journey cannot undo (br, compress...) is refused, as by journey fetch;
         # gzip and deflate, never asked for here, are saved as sent, as journey does
@@ -613,7 +696,7 @@ def fetch(
                 raise
             if isinstance(e, KeyboardInterrupt):
                 raise
-            raise classify(e, url, timeout, redirects.current) from None
+            raise classify(e, url, timeout, redirects.current, auth_mode) from None
         return path, response.headers
 
 
@@ -630,6 +713,12 @@ def parser() -> argparse.ArgumentParser:
     fetchcli.add_basic_arguments(result)
     result.add_argument(
         "--timeout", type=float, default=30.0, metavar="S", help="seconds per connect/read [30]"
+    )
+    result.add_argument(
+        "-L",
+        "--location",
+        action="store_true",
+        help="accepted for curl users: redirects are always followed (--max-redirs 0: none)",
     )
     return result
 
@@ -654,6 +743,11 @@ def run(args: argparse.Namespace, program: str = "fetch") -> int:
 def _run(args: argparse.Namespace, program: str) -> int:
     results: list[FetchError | None] = []
     names = NameRegistry(keep=True)
+    try:
+        cookies = CookieEngine.fromOptions(args.cookie, args.cookieJar)
+    except FetchError as e:
+        print(f"{program}: {e}", file=sys.stderr)
+        return e.exitCode
     for url in args.urls:
         try:
             fetch(
@@ -666,6 +760,9 @@ def _run(args: argparse.Namespace, program: str) -> int:
                 create_dirs=args.create_dirs,
                 names=names,
                 max_time=args.maxTime,
+                credentials=args.credentials,
+                auth_mode=args.authMode or "basic",
+                cookies=cookies,
             )
         except FetchError as e:
             print(fetch_errors.failure_line(program, url, e), file=sys.stderr)
@@ -678,6 +775,12 @@ def _run(args: argparse.Namespace, program: str) -> int:
             results.append(error)
         else:
             results.append(None)
+    if cookies is not None:
+        try:
+            cookies.save()
+        except FetchError as e:
+            print(f"{program}: {e}", file=sys.stderr)
+            results.append(e)
     return fetch_errors.exit_status(results)
 
 

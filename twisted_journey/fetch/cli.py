@@ -21,14 +21,22 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from twisted_journey import settings
+from twisted_journey.fetch import cookies, files, semantics
 from twisted_journey.fetch import errors as fetch_errors
-from twisted_journey.fetch import files, semantics
 from twisted_journey.records import printable
 
 if TYPE_CHECKING:
     from twisted_journey.fetch.client import FetchSettings
 
-__all__ = ["PROGRAM", "FetchCommand", "add_basic_arguments", "check_arguments", "configure", "run"]
+__all__ = [
+    "PROGRAM",
+    "FetchCommand",
+    "add_auth_and_cookie_arguments",
+    "add_basic_arguments",
+    "check_arguments",
+    "configure",
+    "run",
+]
 
 #: The program name in messages.
 PROGRAM = "journey fetch"
@@ -78,6 +86,9 @@ class FetchCommand:
     :ivar credentials: ``-u USER:PASSWORD``.
     :ivar sha256: the body's expected SHA-256.
     :ivar progress: show a progress bar even when stderr is not a terminal.
+    :ivar authMode: ``--digest`` / ``--anyauth`` / ``--basic`` (``None``: Basic).
+    :ivar cookie: ``-b``: cookies, a cookie file, or ``''``.
+    :ivar cookieJar: ``-c FILE``.
     """
 
     urls: tuple[str, ...] = dataclasses.field(metadata=_option("URL", twin=True))
@@ -123,10 +134,13 @@ class FetchCommand:
     )
     proxy: str | None = dataclasses.field(default=None, metadata=_option("--proxy"))
     credentials: tuple[str, str] | None = dataclasses.field(
-        default=None, metadata=_option("--user")
+        default=None, metadata=_option("--user", True)
     )
     sha256: str | None = dataclasses.field(default=None, metadata=_option("--sha256"))
     progress: bool = dataclasses.field(default=False, metadata=_option("--progress"))
+    authMode: str | None = dataclasses.field(default=None, metadata=_option("--digest", True))
+    cookie: str | None = dataclasses.field(default=None, metadata=_option("--cookie", True))
+    cookieJar: str | None = dataclasses.field(default=None, metadata=_option("--cookie-jar", True))
 
     @classmethod
     def fromArguments(cls, args: argparse.Namespace) -> FetchCommand:
@@ -190,6 +204,9 @@ class FetchCommand:
             "cacert": self.cacert,
             "proxies": self.proxies(),
             "credentials": self.credentials,
+            "authMode": self.authMode,
+            "cookie": self.cookie,
+            "cookieJar": self.cookieJar,
         }
         return FetchSettings(
             **{name: value for name, value in given.items() if value is not None},
@@ -395,15 +412,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=_proxy,
         metavar="URL",
         help="use this http:// proxy for every URL (NO_PROXY still applies) [environment]",
-    )
-    add(
-        "-u",
-        "--user",
-        dest="credentials",
-        type=_credentials,
-        metavar="USER:PASSWORD",
-        help="HTTP Basic credentials for each URL's own host, as curl sends them; never "
-        "sent on a redirect to another host (also: http://USER:PASSWORD@HOST/)",
     )
     add(
         "--sha256",
@@ -625,6 +633,11 @@ async def _fetchAll(reactor: Any, command: FetchCommand) -> int:
             failures.append(result)
         else:
             failures.append(None)
+    try:
+        fetcher.saveCookies()
+    except fetch_errors.FetchError as e:
+        print(f"{PROGRAM}: {e}", file=sys.stderr)
+        failures.append(e)
     return fetch_errors.exit_status(failures)
 
 
@@ -708,6 +721,77 @@ def add_basic_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="create the missing directories of -o FILE (--output-dir is always created)",
     )
+    add_auth_and_cookie_arguments(parser)
+
+
+def add_auth_and_cookie_arguments(parser: argparse.ArgumentParser) -> None:
+    """
+    ``-u`` and its modes (``--digest``, ``--anyauth``, ``--basic``), ``-b`` and ``-c``
+    (dests ``credentials``, ``authMode``, ``cookie``, ``cookieJar``): ``journey fetch``,
+    its twin and ``journey mirror`` take them alike.
+    """
+    parser.add_argument(
+        "-u",
+        "--user",
+        dest="credentials",
+        type=_credentials,
+        metavar="USER:PASSWORD",
+        help="credentials for each URL's own host, as curl sends them: Basic at once, "
+        "unless --digest or --anyauth; never sent on a redirect to another host "
+        "(also: http://USER:PASSWORD@HOST/)",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--digest",
+        dest="authMode",
+        action="store_const",
+        const="digest",
+        help="send -u only as HTTP Digest (RFC 7616: SHA-256 or MD5, qop=auth), "
+        "answering the server's challenge",
+    )
+    mode.add_argument(
+        "--anyauth",
+        dest="authMode",
+        action="store_const",
+        const="any",
+        help="send -u as whatever the server asks for: Digest, else Basic",
+    )
+    mode.add_argument(
+        "--basic",
+        dest="authMode",
+        action="store_const",
+        const="basic",
+        help="send -u as HTTP Basic with the first request (the default)",
+    )
+    parser.add_argument(
+        "-b",
+        "--cookie",
+        type=_cookie,
+        metavar="'NAME=VALUE; ...'|FILE",
+        help="turn the cookie engine on and send these cookies to each URL's own host, or "
+        "those of a Netscape-format FILE ('' : none yet); cookies servers set are sent "
+        "back as their Domain and Path allow",
+    )
+    parser.add_argument(
+        "-c",
+        "--cookie-jar",
+        dest="cookieJar",
+        metavar="FILE",
+        help="turn the cookie engine on and write every cookie to FILE (Netscape format, "
+        "mode 0600) at the end",
+    )
+
+
+def _cookie(text: str) -> str:
+    """
+    An argparse type for ``-b``: a ``NAME=VALUE`` string is checked here.
+    """
+    if "=" in text:
+        try:
+            cookies.parse_pairs(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -53,7 +53,7 @@ from twisted.web.iweb import (
 )
 
 from twisted_journey import __version__
-from twisted_journey.fetch import files, semantics
+from twisted_journey.fetch import auth, cookies, files, semantics
 from twisted_journey.fetch.agent import EnvironmentAgent, classify, journeyPool
 from twisted_journey.fetch.body import BodyReceiver, Deadline, Decoder, Spool, abandon
 from twisted_journey.fetch.errors import (
@@ -122,11 +122,18 @@ class FetchSettings:
     :ivar maxRatio: how many times larger than its encoded form a body may decode to
         (plus 1 MiB of slack).
     :ivar userAgent: the ``User-Agent`` header.
-    :ivar credentials: ``(user, password)`` for HTTP Basic authentication, sent to each
-        retrieved URL's own origin only, never after a redirect to another (``-u``, as
-        curl); a URL's own ``user:password@`` wins for its origin.
+    :ivar credentials: ``(user, password)`` for HTTP authentication (as ``authMode``
+        says), sent to each retrieved URL's own origin only, never after a redirect to
+        another (``-u``, as curl); a URL's own ``user:password@`` wins for its origin.
     :ivar maxHeaderBytes: bytes of response headers read before a :class:`ProtocolError`.
     :ivar maxHeaders: response header fields read before a :class:`ProtocolError`.
+    :ivar authMode: how ``credentials`` are sent: ``"basic"`` (at once), ``"digest"``
+        (``--digest``: answering a Digest challenge) or ``"any"`` (``--anyauth``: Digest,
+        else Basic); see :mod:`twisted_journey.fetch.auth`.
+    :ivar cookie: ``-b``: ``NAME=VALUE; ...`` cookies, a Netscape cookie file, or ``""``
+        (the cookie engine on, no cookies yet); ``None``: no cookie engine unless
+        ``cookieJar`` is set.  See :mod:`twisted_journey.fetch.cookies`.
+    :ivar cookieJar: ``-c``: the file :meth:`Fetcher.saveCookies` writes the cookies to.
     """
 
     maxRedirects: int = attrs.field(
@@ -158,6 +165,9 @@ class FetchSettings:
         default=semantics.MAX_HEADER_BYTES, validator=attrs.validators.ge(1)
     )
     maxHeaders: int = attrs.field(default=semantics.MAX_HEADERS, validator=attrs.validators.ge(1))
+    authMode: str = attrs.field(default="basic", validator=attrs.validators.in_(auth.MODES))
+    cookie: str | None = None
+    cookieJar: str | None = None
 
 
 @attrs.frozen
@@ -231,6 +241,19 @@ class Fetcher:
         self._madeDirectories: set[str] = set()
         #: The file names transfers have claimed (by default, only while they run).
         self.names = files.NameRegistry()
+        #: The cookies sent and kept (``None``: no cookie engine).
+        self.cookies = cookies.CookieEngine.fromOptions(
+            self.settings.cookie, self.settings.cookieJar
+        )
+
+    def saveCookies(self) -> None:
+        """
+        Write the cookies to ``settings.cookieJar`` (if set).
+
+        :raises FileError: when the jar cannot be written.
+        """
+        if self.cookies is not None:
+            self.cookies.save()
 
     def close(self) -> Deferred[None]:
         """
@@ -357,18 +380,31 @@ class Fetcher:
         bare, credentials = semantics.split_credentials(url)
         if credentials is None:
             credentials = self.settings.credentials
+        authenticator = auth.Authenticator(credentials, self.settings.authMode)
         current = semantics.request_target(bare)
         origin = current
+        if self.cookies is not None:
+            self.cookies.begin(current)
         for hop in range(self.settings.maxRedirects + 1):
             sent = headers.copy()
-            if semantics.same_origin(current, origin):
-                if credentials is not None and not sent.hasHeader(b"authorization"):
-                    value = semantics.basic_authorization(credentials)
+            own = semantics.same_origin(current, origin)
+            ownAuthorization = sent.hasHeader(b"authorization")
+            if own:
+                value = authenticator.preemptive()
+                if value is not None and not ownAuthorization:
                     sent.setRawHeaders(b"authorization", [value.encode("latin-1")])
             else:
                 for name in _SENSITIVE:
                     sent.removeHeader(name)
-            response = await self._requestOnce(url, current, sent, deadline)
+            response = await self._requestCookies(url, current, sent, deadline)
+            if response.code == 401 and own and not ownAuthorization:
+                # --digest/--anyauth: answer the challenge once, on the same hop.
+                challenges = _headerValues(response.headers, b"www-authenticate")
+                answer = authenticator.answer("GET", auth.request_uri(current), challenges)
+                if answer is not None:
+                    await abandon(response)
+                    sent.setRawHeaders(b"authorization", [answer.encode("latin-1")])
+                    response = await self._requestCookies(url, current, sent, deadline)
             if response.code not in semantics.REDIRECTS:
                 return response
             location = _location(response.headers)
@@ -382,6 +418,23 @@ class Fetcher:
         raise TooManyRedirects(
             f"too many redirects (more than --max-redirs {self.settings.maxRedirects}).", url
         )
+
+    async def _requestCookies(
+        self, url: str, target: str, headers: Headers, deadline: Deadline
+    ) -> IResponse:
+        """
+        :meth:`_requestOnce`, with the cookie engine's ``Cookie`` sent (unless ``-H``
+        gave one) and the answer's ``Set-Cookie`` kept.
+        """
+        if self.cookies is None:
+            return await self._requestOnce(url, target, headers, deadline)
+        cookie = self.cookies.header(target)
+        if cookie is not None and not headers.hasHeader(b"cookie"):
+            headers = headers.copy()
+            headers.setRawHeaders(b"cookie", [cookie.encode("latin-1")])
+        response = await self._requestOnce(url, target, headers, deadline)
+        self.cookies.store(target, _headerValues(response.headers, b"set-cookie"))
+        return response
 
     async def _requestOnce(
         self, url: str, target: str, headers: Headers, deadline: Deadline
@@ -550,7 +603,7 @@ class Fetcher:
                     raise
                 complete.commit()
                 return Retrieved(url, path, response.headers, code, offset)
-            await _raiseForStatus(url, response)
+            await _raiseForStatus(url, response, self.settings.authMode)
             serverNamed = False
             if options.contentDisposition:
                 name = files.disposition_name(_header(response.headers, b"content-disposition"))
@@ -674,7 +727,7 @@ class Fetcher:
             deadline = Deadline(self.reactor, self.settings.idleTimeout, self.settings.maxTime)
             try:
                 response = await self._request(url, self._headers({}), deadline)
-                await _raiseForStatus(url, response)
+                await _raiseForStatus(url, response, self.settings.authMode)
                 if response.length is not UNKNOWN_LENGTH and int(response.length) > maxSize:
                     await abandon(response)
                     raise TooLarge(f"the body is {response.length} bytes, over {maxSize}.", url)
@@ -829,6 +882,13 @@ def _header(headers: Headers, name: bytes) -> str | None:
     return values[0].decode("latin-1") if values else None
 
 
+def _headerValues(headers: Headers, name: bytes) -> list[str]:
+    """
+    Every value of header ``name`` as text (latin-1).
+    """
+    return [value.decode("latin-1") for value in headers.getRawHeaders(name, [])]
+
+
 def _location(headers: Headers) -> str | None:
     """
     The ``Location`` header as text: UTF-8 when it is (as browsers read it), else each
@@ -844,9 +904,10 @@ def _location(headers: Headers) -> str | None:
         return "".join(chr(b) if b < 0x80 else f"%{b:02X}" for b in value)
 
 
-async def _raiseForStatus(url: str, response: IResponse) -> None:
+async def _raiseForStatus(url: str, response: IResponse, authMode: str = "basic") -> None:
     """
-    Fail for a status of 300 or more (an unfollowed redirect, or an error).
+    Fail for a status of 300 or more (an unfollowed redirect, or an error); a ``401``
+    says which authentication the server asks for (under ``authMode``).
     """
     code = response.code
     if code < 300:
@@ -855,8 +916,13 @@ async def _raiseForStatus(url: str, response: IResponse) -> None:
     phrase = response.phrase.decode("latin-1", "replace")
     if code < 400:
         raise unfollowed_status(url, code, phrase)
+    detail = ""
+    if code == 401:
+        challenges = _headerValues(response.headers, b"www-authenticate")
+        detail = auth.unauthorized_detail(challenges, authMode)
+        detail = f" ({detail})" if detail else ""
     raise HTTPStatusError(
-        f"the server answered {code} {phrase}; nothing saved.",
+        f"the server answered {code} {phrase}{detail}; nothing saved.",
         url,
         code,
         semantics.retry_after(_header(response.headers, b"retry-after")),
