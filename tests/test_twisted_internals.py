@@ -240,6 +240,34 @@ class GreetingFastPathTests(TestCase):
         return defer.Deferred.fromCoroutine(run())
 
 
+class SynchronousEndpointServiceTests(TestCase):
+    """
+    :class:`~twisted_journey._twisted.SynchronousEndpointService`: a failure to listen is
+    raised by ``privilegedStartService``, not only logged.
+    """
+
+    def test_failureToListenRaises(self) -> None:
+        """
+        A port already taken raises from ``privilegedStartService`` at once.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import TCP4ServerEndpoint
+
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        service = _twisted.SynchronousEndpointService(
+            TCP4ServerEndpoint(reactor, port, interface="127.0.0.1"), Factory.forProtocol(Protocol)
+        )
+        with self.assertRaises(
+            error.CannotListenError,
+            msg=UPGRADE.format(section="Listening services"),
+        ):
+            service.privilegedStartService()
+
+
 class AcceptSheddingTests(TestCase):
     """
     The accepting section: the reserve descriptor a listening port releases on ``EMFILE``,

@@ -1,9 +1,9 @@
 """
-Tests for the fetch section of :mod:`twisted_journey._twisted`: each Twisted internal it
+Tests for the fetch section of :mod:`twisted_journey.fetch._twisted`: each Twisted internal it
 leans on is checked by name, so a Twisted upgrade that changes one fails here, loudly and
 saying which, rather than quietly changing how responses are judged.
 
-Unit tests drive a :class:`~twisted_journey._twisted.BoundedClientProtocol` over a
+Unit tests drive a :class:`~twisted_journey.fetch._twisted.BoundedClientProtocol` over a
 ``StringTransport``; no network.
 """
 
@@ -16,7 +16,7 @@ from twisted.trial import unittest
 from twisted.web._newclient import Request, ResponseFailed
 from twisted.web.http_headers import Headers
 
-from twisted_journey import _twisted
+from twisted_journey.fetch import _twisted
 from twisted_journey.fetch.errors import ProtocolError
 
 
@@ -83,7 +83,7 @@ class InternalsPresentTests(unittest.SynchronousTestCase):
             ]
             if not present
         ]
-        self.assertEqual(missing, [], "Twisted changed; see twisted_journey/_twisted.py")
+        self.assertEqual(missing, [], "Twisted changed; see twisted_journey/fetch/_twisted.py")
 
     def test_malformedChunks(self) -> None:
         """
@@ -206,7 +206,7 @@ class ReadSizeTests(unittest.SynchronousTestCase):
         self.assertIn(
             "self.socket.recv(self.bufferSize)",
             inspect.getsource(tcp.Connection.doRead),
-            "Twisted's TCP read size is no longer bufferSize; see twisted_journey/_twisted.py",
+            "Twisted's TCP read size is no longer bufferSize; see twisted_journey/fetch/_twisted.py",
         )
         pool = _twisted.journeyPool(MemoryReactorClock(), 1024, 5)
         protocol = pool._factory(lambda protocol: None, "metadata").buildProtocol(None)

@@ -1,13 +1,13 @@
-# -*- test-case-name: tests.test_twisted_internals,tests.test_twisted_internals_fetch -*-
+# -*- test-case-name: tests.test_twisted_internals -*-
 """
 Every use of Twisted's private or undocumented API in twisted_journey, in one place.
 
 Public Twisted API (interfaces, ``write``, ``registerProducer``, ``loseWriteConnection``...)
 is used where it is needed; anything that leans on how a Twisted class works inside lives
 here instead, one section per user, so that a Twisted upgrade has one module to check.
-``tests/test_twisted_internals.py`` (the greeting fast path) and
-``tests/test_twisted_internals_fetch.py`` (the HTTP client) check each assumption on real
-connections and fail with a message naming it when Twisted changes.
+``tests/test_twisted_internals.py`` checks each assumption on real connections and fails
+with a message naming it when Twisted changes.  The HTTP client's live in
+:mod:`twisted_journey.fetch._twisted`, so that a server never loads ``twisted.web``.
 
 Checked with Twisted 26.10.0 on CPython 3.11 (the greeting fast path also runs under the
 epoll, poll, select and asyncio reactors in ``tests/test_greet_contract.py``).
@@ -32,31 +32,10 @@ Greeting fast path (:mod:`twisted_journey.greet`)
       ``loseConnection``'s buffer has drained: it stops watching the socket, shuts it down
       and closes it (an orderly close, a FIN), and calls the protocol's ``connectionLost``.
 
-HTTP client (:mod:`twisted_journey.fetch`)
-    ``twisted.web``'s HTTP/1.1 client has no limit on the size or number of response
-    headers, and silently drops bytes a server sends past a response's
-    ``Content-Length``.  :func:`journeyPool` builds a connection pool whose connections
-    bound the first and notice the second.  It relies on:
-
-    * ``twisted.web.client._HTTP11ClientFactory``, which ``HTTPConnectionPool._factory``
-      names and builds with ``(quiescentCallback, metadata)``, keeping the first as
-      ``_quiescentCallback`` and building an ``HTTP11ClientProtocol(quiescentCallback)``;
-    * ``HTTP11ClientProtocol.request()`` setting ``self._parser`` to a new
-      ``HTTPClientParser``, a ``LineReceiver`` whose ``lineReceived`` sees every status
-      and header line (``state`` is ``STATUS`` or ``HEADER`` meanwhile), whose
-      ``MAX_LENGTH`` bounds one line and which calls ``lineLengthExceeded`` past it;
-    * ``HTTP11ClientProtocol.dataReceived()`` turning an exception raised by the parser
-      into a ``ResponseFailed`` whose ``reasons`` hold it;
-    * ``HTTP11ClientProtocol._finishResponse_WAITING(rest)`` receiving the bytes after the
-      end of a response, while ``self._parser.response`` is still that response;
-    * ``twisted.web._newclient._DataLoss`` being the reason a body with a declared length
-      ends early (:data:`DataLoss`);
-    * ``twisted.web.http._MalformedChunkedDataError`` being the reason a chunked body's
-      framing is broken, and ``twisted.web.http.maxChunkSizeLineLength`` the longest chunk
-      size line (extensions included) it reads (:data:`MalformedChunks`,
-      :data:`MAX_CHUNK_LINE`);
-    * a TCP transport reading up to its ``bufferSize`` bytes per ``recv`` (64 KiB by
-      default), so that setting it on the connection sets the read size.
+Listening services (:mod:`twisted_journey.service`)
+    * ``StreamServerEndpointService`` raises a failure to listen from
+      ``privilegedStartService`` (instead of only logging it) when its class attribute
+      ``_raiseSynchronously`` is true: :class:`SynchronousEndpointService` sets it.
 Accepting under descriptor exhaustion (:mod:`twisted_journey.tap.mux`)
     * ``twisted.internet.tcp._reservedFD`` is the module-wide reserve descriptor a
       listening port releases on ``EMFILE`` to accept every waiting client and close it
@@ -90,40 +69,21 @@ import termios
 from collections.abc import Callable
 from typing import Any, TypeGuard
 
+from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import tcp, unix
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
-from twisted.web._newclient import (
-    HEADER,
-    STATUS,
-    HTTP11ClientProtocol,
-    HTTPClientParser,
-    _DataLoss,
-)
-from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
-from twisted.web.http import _MalformedChunkedDataError, maxChunkSizeLineLength
-
-from twisted_journey.fetch.errors import (
-    ProtocolError,
-    headers_too_large,
-    too_many_header_fields,
-)
 
 __all__ = [
-    "MAX_CHUNK_LINE",
     "PLAIN_TRANSPORTS",
-    "BoundedClientProtocol",
-    "DataLoss",
-    "MalformedChunks",
     "SharedTCPPort",
     "SharedUNIXPort",
+    "SynchronousEndpointService",
     "adoptListeningPort",
-    "boundParser",
     "closeNow",
     "drainNow",
     "isPlainSocket",
-    "journeyPool",
     "sendNow",
     "stopAcceptShedding",
     "systemdEnvironment",
@@ -204,6 +164,18 @@ def closeNow(transport: tcp.Server) -> None:
     ``ConnectionDone`` failure, as the reactor shares its own).
     """
     transport.connectionLost(connectionDone)
+
+
+# --- Listening services (twisted_journey.service) ---------------------------------------------
+
+
+class SynchronousEndpointService(StreamServerEndpointService):
+    """
+    A ``StreamServerEndpointService`` whose ``privilegedStartService`` raises when its
+    endpoint cannot listen, so the failure can be reported before twistd goes on.
+    """
+
+    _raiseSynchronously = True
 
 
 # --- Accepting under descriptor exhaustion (twisted_journey.tap.mux) -------------------------
@@ -407,140 +379,3 @@ def systemdEnvironment() -> dict[str, str]:
         "LISTEN_FDS": str(len(descriptors)),
         "LISTEN_FDNAMES": ":".join(names.get(fd, "unknown") for fd in descriptors),
     }
-
-
-# --- HTTP client (twisted_journey.fetch) -----------------------------------------------------
-
-#: What a response body ends with when its connection closed before the length it
-#: declared (Content-Length or chunking) was received: a cut body.
-DataLoss = _DataLoss
-
-#: What a chunked body ends with when its framing is broken (a chunk size that is not
-#: hexadecimal, a chunk size line longer than :data:`MAX_CHUNK_LINE`...): a framing error.
-MalformedChunks = _MalformedChunkedDataError
-
-#: The longest chunk size line (extensions included) Twisted reads.
-MAX_CHUNK_LINE: int = maxChunkSizeLineLength
-
-
-def boundParser(parser: HTTPClientParser, maxBytes: int, maxFields: int) -> None:
-    """
-    Make ``parser`` raise :class:`ProtocolError` once the status and header lines of its
-    response (interim ``1xx`` responses included) pass ``maxBytes`` bytes or ``maxFields``
-    header fields, buffering no more than about ``maxBytes`` while doing so.
-    """
-    received = 0
-    fields = 0
-    lineReceived = parser.lineReceived
-
-    def tooLarge() -> ProtocolError:
-        """
-        The error for headers past ``maxBytes``.
-        """
-        return headers_too_large(maxBytes)
-
-    def bounded(line: bytes) -> Any:
-        """
-        Count a status or header line, then let the parser have it.
-        """
-        nonlocal received, fields
-        if parser.state in (STATUS, HEADER):
-            received += len(line) + 1
-            if received > maxBytes:
-                raise tooLarge()
-            if parser.state == HEADER and line.strip(b"\r") and line[:1] not in b" \t":
-                fields += 1
-                if fields > maxFields:
-                    raise too_many_header_fields(maxFields)
-        return lineReceived(line)
-
-    def lineLengthExceeded(line: bytes) -> Any:
-        """
-        One line past ``MAX_LENGTH``: headers too large.
-        """
-        raise tooLarge()
-
-    parser.MAX_LENGTH = maxBytes
-    parser.lineReceived = bounded  # type: ignore[method-assign]
-    parser.lineLengthExceeded = lineLengthExceeded  # type: ignore[method-assign]
-
-
-class BoundedClientProtocol(HTTP11ClientProtocol):
-    """
-    An HTTP/1.1 client connection that bounds response headers (:func:`boundParser`) and
-    marks a response whose server sent bytes past its ``Content-Length`` with
-    ``journeySurplus`` (their count), so a too-long body is an error, not silently cut.
-    """
-
-    maxHeaderBytes = 100 * 1024
-    maxHeaders = 100
-    #: Bytes asked of each ``recv`` on a plain TCP connection (Twisted's default is 64 KiB).
-    #: 256 KiB measured best on loopback: 128 KiB similar, 1 MiB slower (each read then
-    #: allocates and frees a large buffer).
-    readSize = 256 * 1024
-
-    def connectionMade(self) -> None:
-        """
-        Read in larger pieces than Twisted's default: fewer system calls and fewer trips
-        through the parser per MiB of a large body.
-        """
-        super().connectionMade()
-        if isinstance(getattr(self.transport, "bufferSize", None), int):
-            self.transport.bufferSize = self.readSize  # type: ignore[union-attr]
-
-    def request(self, request: Any) -> Any:
-        """
-        Issue ``request`` as Twisted does, with the new response parser bounded.
-        """
-        d = super().request(request)
-        if self._parser is not None:
-            boundParser(self._parser, self.maxHeaderBytes, self.maxHeaders)
-        return d
-
-    def _finishResponse_WAITING(self, rest: bytes) -> None:
-        """
-        Note surplus bytes on the response, then finish as Twisted does.
-        """
-        response = getattr(self._parser, "response", None)
-        if rest and response is not None:
-            response.journeySurplus = len(rest)
-        super()._finishResponse_WAITING(rest)
-
-
-def journeyPool(reactor: Any, maxHeaderBytes: int, maxHeaders: int) -> HTTPConnectionPool:
-    """
-    A persistent ``HTTPConnectionPool`` whose connections are
-    :class:`BoundedClientProtocol` with these limits.
-    """
-
-    class Protocol(BoundedClientProtocol):
-        """
-        Connections with this pool's limits.
-        """
-
-        pass
-
-    Protocol.maxHeaderBytes = maxHeaderBytes
-    Protocol.maxHeaders = maxHeaders
-
-    class ClientFactory(_HTTP11ClientFactory):
-        """
-        Builds :class:`Protocol` connections for the pool.
-        """
-
-        noisy = False
-
-        def buildProtocol(self, addr: Any) -> Any:
-            """
-            A connection with this pool's limits.
-            """
-            return Protocol(self._quiescentCallback)
-
-    class Pool(HTTPConnectionPool):
-        """
-        The pool, building connections with :class:`ClientFactory`.
-        """
-
-        _factory = ClientFactory
-
-    return Pool(reactor)

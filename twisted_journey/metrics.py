@@ -38,6 +38,7 @@ from twisted.web.server import Site
 
 from twisted_journey import _twisted
 from twisted_journey.eventlog import AcceptFailures
+from twisted_journey.service import ListeningService
 
 __all__ = [
     "FAMILIES",
@@ -370,8 +371,6 @@ def _metricsService(description: str, collectors: Iterable[Any], reactor: Any = 
     A service serving ``collectors`` in the Prometheus text format on ``description``.
     """
     from prometheus_client import CollectorRegistry
-
-    from twisted_journey.tap.common import ListeningService
 
     if reactor is None:
         from twisted.internet import reactor as global_reactor

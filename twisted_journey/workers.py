@@ -75,24 +75,26 @@ from twisted.logger import Logger, eventFromJSON, globalLogPublisher
 from twisted.python import usage
 from twisted.python.failure import Failure
 
+from twisted_journey import _twisted
 from twisted_journey.datalog import open_output
-from twisted_journey.eventlog import classic_line, event_stream
+from twisted_journey.eventlog import AcceptFailures, classic_line, event_stream
 from twisted_journey.settings import SettingError
 
 __all__ = [
     "ConnectionNumbers",
     "Listener",
     "WorkerPool",
+    "adoptingReactor",
     "checkMuxWorkers",
     "connectionShare",
     "dropTornRecord",
     "isWorker",
-    "listeningReactor",
     "main",
     "removeAbandoned",
-    "serverExtras",
     "supervise",
+    "workerContext",
     "workerCount",
+    "workerExtras",
     "workerOutput",
 ]
 
@@ -212,18 +214,6 @@ def isWorker(options: Any) -> bool:
 
 
 # --- listening sockets: bound by the supervisor, adopted by the workers -----------------
-
-
-def _internals() -> Any:
-    """
-    :mod:`twisted_journey._twisted`, imported when first needed rather than with this
-    module: a worker runs this module as its main program, and must set ``LISTEN_PID``
-    (see :func:`main`) before anything imports ``twisted.internet.endpoints``, which
-    reads systemd's variables once, at import.
-    """
-    from twisted_journey import _twisted
-
-    return _twisted
 
 
 class Listener:
@@ -389,7 +379,7 @@ class _AdoptingReactor:
         fd, family = listener["fd"], listener["family"]
         # unix: one socket every worker shares; tcp: this worker's own SO_REUSEPORT socket
         # unless the endpoint could not have one per worker.
-        port: tcp.Port = _internals().adoptListeningPort(
+        port: tcp.Port = _twisted.adoptListeningPort(
             self._reactor, fd, family, factory, shared=listener.get("shared", True)
         )
         if family == socket.AF_UNIX and listener["mode"] is not None:
@@ -419,36 +409,33 @@ class _AdoptingReactor:
         return self._adopt(factory, keepFd=True)
 
 
-def serverExtras(options: Any, factory: Any, parent: MultiService) -> None:
+def workerContext(options: Any) -> WorkerContext | None:
     """
-    Add what a serving process runs beside its ports: in a worker with ``--metrics``,
-    the sync of its counters for the supervisor; in a single process with ``--metrics``,
-    the metrics endpoint itself.  The supervisor of ``--workers N`` adds its own.
+    The :class:`WorkerContext` a worker's options carry, or ``None`` outside a worker.
     """
-    context = options.get(WORKER)
-    if context is not None:
-        if hasattr(factory, "connectionNumber"):
-            factory.connectionNumber = context.numbers
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            from twisted_journey import metrics
+    return cast("WorkerContext | None", options.get(WORKER))
 
-            metrics.WorkerMetrics(factory, context.index, context.metricsInterval).setServiceParent(
-                parent
-            )
-    elif options.get("metrics") and options.get("workers", 1) <= 1:
+
+def workerExtras(context: WorkerContext, factory: Any, parent: MultiService) -> None:
+    """
+    Add what a worker runs beside its ports: its share of the connection numbers and,
+    under ``--metrics``, the sync of its counters for the supervisor.
+    """
+    if hasattr(factory, "connectionNumber"):
+        factory.connectionNumber = context.numbers
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from twisted_journey import metrics
 
-        metrics.processService(options, factory).setServiceParent(parent)
+        metrics.WorkerMetrics(factory, context.index, context.metricsInterval).setServiceParent(
+            parent
+        )
 
 
-def listeningReactor(options: Any, reactor: Any) -> Any:
+def adoptingReactor(context: WorkerContext, reactor: Any) -> Any:
     """
-    The reactor :func:`twisted_journey.tap.common.listeningService` parses endpoint
-    strings against: in a worker, one that adopts the inherited sockets; else ``reactor``.
+    The reactor a worker parses its endpoint strings against: one that adopts the
+    sockets the supervisor bound instead of binding its own.
     """
-    context = options.get(WORKER)
-    if context is None:
-        return reactor
     return _AdoptingReactor(reactor, context.listeners)
 
 
@@ -765,9 +752,15 @@ class WorkerPool(Service):
         self._previousHandlers: dict[int, Any] = {}
         binder = _BindingReactor(reactor, self.count)
         self._binder = binder
-        from twisted_journey.tap.common import listeningService
+        # Imported here, not with this module: twisted_journey.service loads Twisted's
+        # endpoint parsers, which read systemd's variables, and a worker sets LISTEN_PID
+        # first (see main).
+        from twisted_journey import service
 
-        self.ports = listeningService(options, _Idle(), cast(Any, binder))
+        _twisted.throttleAcceptFailures(AcceptFailures().failed)
+        self.ports = MultiService()
+        for listening in service.listeningServices(options["listen"], _Idle(), binder):
+            listening.setServiceParent(self.ports)
 
     # The listening ports are bound here, before twistd drops privileges.
     def privilegedStartService(self) -> None:
@@ -913,7 +906,7 @@ class WorkerPool(Service):
         """
         childFDs: dict[int, int | str] = {0: "w", 1: "r", 2: "r"}
         systemdFds = {listener.childFd for listener in self._binder.listeners}
-        inherited = int(_internals().systemdEnvironment().get("LISTEN_FDS", "0"))
+        inherited = int(_twisted.systemdEnvironment().get("LISTEN_FDS", "0"))
         nextFd = max([2 + inherited, *(fd for fd in systemdFds if fd is not None)]) + 1
         described = []
         for listener in self._binder.listeners:
@@ -950,7 +943,7 @@ class WorkerPool(Service):
         Twisted removed from our environment as it read it).
         """
         env = dict(os.environ)
-        env.update(_internals().systemdEnvironment())
+        env.update(_twisted.systemdEnvironment())
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         if self.metricsDirectory is not None:

@@ -509,9 +509,9 @@ def journeyPool(reactor: Any, maxHeaderBytes: int, maxHeaders: int) -> HTTPConne
     """
     A persistent pool whose connections bound response headers (size and count) and
     notice bytes past a response's ``Content-Length``; see
-    ``twisted_journey._twisted.journeyPool``, home of the Twisted internals it needs.
+    ``twisted_journey.fetch._twisted.journeyPool``, home of the Twisted internals it needs.
     """
-    from twisted_journey import _twisted
+    from twisted_journey.fetch import _twisted
 
     return _twisted.journeyPool(reactor, maxHeaderBytes, maxHeaders)
 
@@ -547,7 +547,7 @@ def _classify(failure: Failure, url: str, deadline: Deadline | None) -> FetchErr
     from twisted.web.client import RequestTransmissionFailed, ResponseFailed, ResponseNeverReceived
     from twisted.web.error import InfiniteRedirection, RedirectWithNoLocation, SchemeNotSupported
 
-    from twisted_journey._twisted import DataLoss, MalformedChunks
+    from twisted_journey.fetch._twisted import DataLoss, MalformedChunks
 
     value = failure.value
     if isinstance(value, FetchError):
@@ -602,7 +602,7 @@ def _malformedChunks(value: BaseException, url: str) -> FetchError:
     The framing error for Twisted's verdict on a chunked body, in the words the stdlib
     twin uses for the same bytes.
     """
-    from twisted_journey._twisted import MAX_CHUNK_LINE
+    from twisted_journey.fetch._twisted import MAX_CHUNK_LINE
 
     text = str(value)
     if "exceeds maximum" in text:

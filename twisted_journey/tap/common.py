@@ -9,7 +9,7 @@ options, and its ``makeService`` ends with :func:`listeningService`.
 
 Every endpoint gets the system's maximum listen backlog
 (:data:`twisted_journey.listen.DEFAULT_BACKLOG`) unless its string gives ``backlog=``: see
-:func:`endpointDescription`.
+:func:`twisted_journey.service.endpointDescription`.
 """
 
 from __future__ import annotations
@@ -18,25 +18,16 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IProtocolFactory, IReactorCore, IStreamServerEndpoint
+from twisted.internet.interfaces import IProtocolFactory, IReactorCore
 from twisted.python import usage
 
-from twisted_journey import _twisted, settings, startup
-from twisted_journey.eventlog import AcceptFailures, classic_line, event_stream
-from twisted_journey.listen import with_backlog
-from twisted_journey.policies import LimitedFactory, ListeningReactor, proxied
+from twisted_journey import _twisted, service, settings
+from twisted_journey.eventlog import AcceptFailures
+from twisted_journey.policies import LimitedFactory
 
-__all__ = [
-    "ListeningService",
-    "ServerOptions",
-    "endpointDescription",
-    "listeningService",
-    "nonBlockingEventLog",
-]
+__all__ = ["ServerOptions", "listeningService"]
 
 T = TypeVar("T")
 
@@ -89,7 +80,7 @@ class ServerOptions(usage.Options):
         """
         Listen on this endpoint (tcp:PORT, tcp6:, unix:, ssl:, tls:, systemd:, haproxy:...); repeatable.
         """
-        _checkEndpoint("--listen", description, endpointDescription(description))
+        _checkEndpoint("--listen", description, service.endpointDescription(description))
         self["listen"].append(description)
 
     def opt_timeout(self, value: str) -> None:
@@ -166,16 +157,6 @@ class ServerOptions(usage.Options):
             raise usage.UsageError(str(e)) from None
 
 
-def endpointDescription(description: str) -> str:
-    """
-    The endpoint string a journey server listens with for ``description``: the user's,
-    with ``backlog=`` set to the system maximum when it gives none and its type has a
-    listen queue (``tcp:``, ``tcp6:``, ``unix:``, ``ssl:``, ``tls:``, also wrapped in
-    ``haproxy:``), not Twisted's 50; ``systemd:`` and other types are left as they are.
-    """
-    return with_backlog(description)
-
-
 class _UnstartedReactor:
     """
     Stands in for the reactor while an endpoint string is only being checked: Twisted's
@@ -204,12 +185,16 @@ def listeningService(
     reactor: IReactorCore | None = None,
 ) -> IService:
     """
-    A service that listens with ``factory`` on every endpoint in ``options["listen"]``.
+    The service tree of one serving process: a
+    :class:`~twisted_journey.service.ListeningService` for every endpoint in
+    ``options["listen"]`` serving ``factory``, and beside them what the options ask for
+    (the ``--metrics`` endpoint of a single process; in a worker of ``--workers N``, its
+    adopted sockets and the sync of its counters).
     """
     from twisted_journey import workers
 
     if reactor is None:
-        nonBlockingEventLog()
+        service.nonBlockingEventLog()
         from twisted.internet import reactor as global_reactor
 
         reactor = cast(IReactorCore, global_reactor)
@@ -217,76 +202,16 @@ def listeningService(
         factory.limits.prefixes = options["per-peer-prefix"]
     _twisted.throttleAcceptFailures(AcceptFailures().failed)
     parent = MultiService()
-    reactor = workers.listeningReactor(options, reactor)
-    workers.serverExtras(options, factory, parent)
-    for description in options["listen"]:
-        # haproxy:...: our own strict PROXY header reader, outermost (before TLS), so
-        # limits see the clients; and the limits decide before TLS builds anything.
-        inner = proxied(description)
-        listening: Any = reactor
-        if isinstance(factory, LimitedFactory):
-            proxy = options["proxy"] if inner is not None else None
-            listening = ListeningReactor(reactor, factory, proxy)
-        endpoint = serverFromString(
-            listening, endpointDescription(description if inner is None else inner)
-        )
-        ListeningService(description, endpoint, factory).setServiceParent(parent)
+    worker = workers.workerContext(options)
+    if worker is not None:
+        reactor = workers.adoptingReactor(worker, reactor)
+        workers.workerExtras(worker, factory, parent)
+    elif options.get("metrics") and options.get("workers", 1) <= 1:
+        from twisted_journey import metrics
+
+        metrics.processService(options, factory).setServiceParent(parent)
+    for listening in service.listeningServices(
+        options["listen"], factory, reactor, options["proxy"]
+    ):
+        listening.setServiceParent(parent)
     return parent
-
-
-def nonBlockingEventLog() -> None:
-    """
-    Under twistd: make ``sys.stdout`` an :class:`~twisted_journey.eventlog.EventStream`,
-    so that the log twistd opens there (``-n`` with no ``--logfile``) drops events, and
-    says how many, rather than stop the server when nobody reads it.
-
-    twistd opens its log after ``makeService``, on whatever ``sys.stdout`` is then, and
-    ends by raising the signal that stopped it (no ``atexit``): once the reactor has
-    stopped, what is queued gets a bounded wait.
-    """
-    sys.stdout = event_stream(sys.stdout, classic_line)
-    drain = getattr(sys.stdout, "drain", None)
-    if drain is not None:
-        from twisted.internet import reactor
-
-        reactor.addSystemEventTrigger("after", "shutdown", drain)
-
-
-class ListeningService(StreamServerEndpointService):
-    """
-    A ``StreamServerEndpointService`` that reports an endpoint it cannot listen on (a port
-    in use, a missing certificate...) in one sentence and ends twistd with status 1,
-    rather than with a traceback, in daemon mode too (see :mod:`twisted_journey.startup`).
-
-    :ivar description: the endpoint string, for the sentence.
-    """
-
-    _raiseSynchronously = True
-
-    def __init__(
-        self, description: str, endpoint: IStreamServerEndpoint, factory: IProtocolFactory
-    ) -> None:
-        super().__init__(endpoint, factory)
-        self.description = description
-        startup.keepStandardError()
-
-    def privilegedStartService(self) -> None:
-        """
-        Listen now, or raise :class:`~twisted_journey.startup.StartError` with one
-        sentence saying why not.
-        """
-        try:
-            super().privilegedStartService()
-        except CannotListenError as e:
-            reason = getattr(e.socketError, "strerror", None) or e.socketError
-            raise startup.StartError(f"cannot listen on {self.description}: {reason}.") from None
-        except Exception as e:
-            raise startup.StartError(f"cannot listen on {self.description}: {e}.") from None
-
-    def startService(self) -> None:
-        """
-        Start, and let go of the standard error kept for reporting a failure: twistd
-        starts services once every one has listened.
-        """
-        startup.started()
-        super().startService()
