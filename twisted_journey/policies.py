@@ -292,9 +292,9 @@ class LimitedFactory(Factory):
         Build a protocol for a client at ``addr``, or refuse it (``None``: the port closes
         the socket at once) when a limit is reached.
 
-        While :attr:`healthCheck` is set (by a PROXY header reader that has read a
+        While ``healthCheck`` is set (by a PROXY header reader that has read a
         ``LOCAL`` header), the connection is the proxy's health check: counted in
-        :attr:`healthChecks`, not in :attr:`served`, and its protocol logs no events.
+        ``healthChecks``, not in ``served``, and its protocol logs no events.
         """
         host = self._key(addr)
         if self._refused(addr, host):

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_tap_greet,tests.test_policies -*-
 """
 The services a journey server runs its listening ports with, built from settings the
-plugin layer (:mod:`twisted_journey.tap`) has already parsed; nothing here reads options.
+plugin layer (``twisted_journey.tap``) has already parsed; nothing here reads options.
 
 :class:`ListeningService` listens on one endpoint and reports, in one sentence, an endpoint
 it cannot listen on; :func:`listeningServices` makes one per endpoint string, with the

@@ -83,6 +83,7 @@ from twisted_journey.settings import SettingError
 __all__ = [
     "ConnectionNumbers",
     "Listener",
+    "WorkerContext",
     "WorkerPool",
     "adoptingReactor",
     "checkMuxWorkers",

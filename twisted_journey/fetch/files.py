@@ -263,7 +263,7 @@ def open_new(path: str, replace: bool = False, mode: int = 0o666) -> int:
 
 def _remove_stale(path: str) -> None:
     """
-    Remove the regular file at ``path`` unless another download holds it (:func:`_lock`)
+    Remove the regular file at ``path`` unless another download holds it (``_lock``)
     or it has other hard links, which are :class:`FileError`; it is removed only while
     locked here and still at that name.
     """
@@ -361,7 +361,7 @@ def _single(fd: int, path: str) -> None:
 
 def own_new(path: str, mode: int = 0o666) -> int:
     """
-    Create ``path`` (:func:`open_new` with ``replace``), lock it (:func:`_lock`) and
+    Create ``path`` (:func:`open_new` with ``replace``), lock it (``_lock``) and
     return its descriptor.  A stale regular file at ``path`` that nobody holds (a crashed
     run's) is removed first; one another download holds, a link, a file with other hard
     links, a FIFO or a device is an error and is left as it is.
@@ -381,7 +381,7 @@ def own_new(path: str, mode: int = 0o666) -> int:
 
 def own_existing(path: str) -> int:
     """
-    Open the regular file ``path`` to append to it, locked (:func:`_lock`), refusing a
+    Open the regular file ``path`` to append to it, locked (``_lock``), refusing a
     link, FIFO or device there and a file with other hard links.
 
     :raises FileNotFoundError: when there is nothing at ``path``.
@@ -479,7 +479,7 @@ class Replacement:
 
     def commit(self) -> None:
         """
-        Rename the temporary file to :attr:`path` (see :func:`replace_atomically`).
+        Rename the temporary file to ``path`` (see :func:`replace_atomically`).
         """
         fd, self._fd = self._fd, None
         if fd is None:
