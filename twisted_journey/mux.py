@@ -52,6 +52,7 @@ from zope.interface import implementer
 from twisted_journey import records
 from twisted_journey.datalog import DataLog
 from twisted_journey.policies import LimitedFactory, LimitedProtocol, peerOf
+from twisted_journey.syslogframe import new_framer
 
 __all__ = [
     "RESERVED_DESCRIPTORS",
@@ -179,6 +180,11 @@ class MuxProtocol(LimitedProtocol):
             factory.datalog.write(out)
             if framer.complete:
                 factory.relay(self, framer.complete)
+        if framer.error is not None:
+            factory.framingErrors += 1
+            factory.log.warn("{sentence}", sentence=framer.error)
+            self.finishRecording()
+            self.transport.loseConnection()
 
     def relayed(self, data: bytes) -> None:
         """
@@ -259,6 +265,7 @@ class MuxFactory(LimitedFactory):
     :param datalog: where records go.
     :param recordFormat: ``"text"`` or ``"json"``.
     :param mode: ``"line"`` or ``"raw"``.
+    :param framing: ``"lines"`` or ``"syslog"`` (see :mod:`twisted_journey.syslogframe`).
     :param maxLineLength: longer lines are recorded truncated.
     :param timeout: drop a client idle this many seconds (``None``: never).
     :param broadcast: relay every line to every other client.
@@ -269,6 +276,7 @@ class MuxFactory(LimitedFactory):
         ``None`` values: about 30 bytes a connection, where a ``set`` takes 26 to 100).
     :ivar timedOut: clients dropped for idleness.
     :ivar droppedSlow: broadcast clients dropped for not reading.
+    :ivar framingErrors: clients closed for breaking syslog framing.
     :ivar outputPaused: whether the clients are paused because the data log's output is
         behind (see :meth:`pauseClients`).
     :ivar pauses: how many times the clients were paused for the data log.
@@ -285,6 +293,7 @@ class MuxFactory(LimitedFactory):
         *,
         recordFormat: str = "text",
         mode: str = "line",
+        framing: str = "lines",
         maxLineLength: int = 65536,
         timeout: float | None = None,
         broadcast: bool = False,
@@ -298,6 +307,7 @@ class MuxFactory(LimitedFactory):
         self.datalog = datalog
         self.recordFormat = recordFormat
         self.mode = mode
+        self.framing = framing
         self.maxLineLength = maxLineLength
         self.timeout = timeout
         self.broadcast = broadcast
@@ -305,6 +315,7 @@ class MuxFactory(LimitedFactory):
         self.clients: dict[MuxProtocol, None] = {}
         self.timedOut = 0
         self.droppedSlow = 0
+        self.framingErrors = 0
         self.outputPaused = False
         self.pauses = 0
         self.descriptorCeiling = descriptorCeiling()
@@ -328,7 +339,8 @@ class MuxFactory(LimitedFactory):
         """
         The framer for a connection's first data (idle connections never get one).
         """
-        return records.Framer(
+        return new_framer(
+            self.framing,
             self.recordFormat,
             protocol.peer,
             protocol.conn,

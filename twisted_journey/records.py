@@ -369,6 +369,9 @@ class Framer:
     :ivar received: bytes received so far.
     :ivar complete: when ``keep_lines`` is true, the complete lines of the last chunk,
         each ending in ``\\n`` (what ``--broadcast`` relays); else ``b""``.
+    :ivar error: ``None``; a framer that finds bytes it cannot frame (see
+        :class:`twisted_journey.syslogframe.SyslogFramer`) sets it to the sentence to
+        log, and the engine then closes the connection.
     """
 
     __slots__ = (
@@ -381,6 +384,7 @@ class Framer:
         "_pending_size",
         "_raw",
         "complete",
+        "error",
         "lines",
         "received",
     )
@@ -416,6 +420,7 @@ class Framer:
         self._pending_size = 0
         self._discarding = False
         self.complete = b""
+        self.error: str | None = None
         self.lines = 0
         self.received = 0
 

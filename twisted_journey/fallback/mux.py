@@ -66,6 +66,7 @@ from twisted_journey.listen import (
     remove_socket_files,
 )
 from twisted_journey.settings import SettingError, limit, seconds
+from twisted_journey.syslogframe import FRAMINGS, check_framing, new_framer
 
 __all__ = ["BACKENDS", "FD_SETSIZE", "MuxServer", "main"]
 
@@ -147,6 +148,7 @@ class MuxServer:
         *,
         record_format: str = "text",
         mode: str = "line",
+        framing: str = "lines",
         max_line_length: int = 65536,
         flush_interval: float = 1.0,
         broadcast: bool = False,
@@ -158,6 +160,8 @@ class MuxServer:
         self.selector = selector
         self.record_format = record_format
         self.mode = mode
+        self.framing = framing
+        self.framing_errors = 0
         self.max_line_length = max_line_length
         self.flush_interval = flush_interval
         self.broadcast = broadcast
@@ -435,7 +439,8 @@ class MuxServer:
             return
         framer = connection.framer
         if framer is None:
-            framer = connection.framer = records.Framer(
+            framer = connection.framer = new_framer(
+                self.framing,
                 self.record_format,
                 connection.peer,
                 connection.conn,
@@ -448,6 +453,10 @@ class MuxServer:
             self.datalog.write(out)
             if framer.complete:
                 self.relay(connection, framer.complete)
+        if framer.error is not None and connection.sock in self.clients:
+            self.framing_errors += 1
+            log(framer.error)
+            self.close(connection, "framing error")
 
     def relay(self, sender: Connection, lines: bytes) -> None:
         """
@@ -565,6 +574,13 @@ def _parser() -> argparse.ArgumentParser:
         help="line: a record per line; raw: a record per received chunk [line]",
     )
     parser.add_argument(
+        "--framing",
+        choices=FRAMINGS,
+        default="lines",
+        help="lines: a line ends at LF; syslog: RFC 6587 frames (octet counted, or ending "
+        "at LF or NUL), a record per message [lines]",
+    )
+    parser.add_argument(
         "--max-line-length", type=_setting(limit), default=65536,
         help="record longer lines cut to this many bytes, marked [65536]",
     )  # fmt: skip
@@ -602,6 +618,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         check_output(args.output, args.rotate_bytes)
+        check_framing(args.framing, args.mode)
         specs = [parse_listen(d) for d in args.listen or ["tcp:1235"]]
     except (SettingError, ListenError) as e:
         parser.error(str(e))
@@ -627,6 +644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         BACKENDS[args.backend](),
         record_format=args.format,
         mode=args.mode,
+        framing=args.framing,
         max_line_length=args.max_line_length,
         flush_interval=args.flush_interval,
         broadcast=args.broadcast,

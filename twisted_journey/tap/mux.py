@@ -28,6 +28,7 @@ from twisted.python import usage
 from twisted_journey import _twisted, records, settings, workers
 from twisted_journey.datalog import DataLog, check_output, keep_count
 from twisted_journey.mux import DataLogService, MuxFactory, catchEarlySignals
+from twisted_journey.syslogframe import check_framing
 from twisted_journey.tap.common import ServerOptions, listeningService
 
 __all__ = ["Options", "makeService"]
@@ -62,6 +63,13 @@ class Options(ServerOptions):
         ["output", "o", "-", "Data log file; - is standard output."],
         ["format", None, "text", "Record format: text or json."],
         ["mode", None, "line", "line: a record per line; raw: a record per received chunk."],
+        [
+            "framing",
+            None,
+            "lines",
+            "lines: a line ends at LF; syslog: RFC 6587 frames (octet counted, or ending at "
+            "LF or NUL), a record per message.",
+        ],
         ["max-line-length", None, "65536", "Record longer lines cut to this many bytes, marked."],
         ["flush-interval", None, "1", "Write buffered records at least this often (seconds)."],
         ["rotate-bytes", None, None, "Start a new data log before it grows past this size."],
@@ -90,6 +98,7 @@ class Options(ServerOptions):
                 raise usage.UsageError(
                     f"--{name} must be one of {', '.join(choices)}, not {self[name]!r}."
                 )
+        self._setting(check_framing, self["framing"], self["mode"])
         for name in ("max-line-length", "rotate-bytes", "broadcast-buffer"):
             self[name] = self._setting(settings.limit, f"--{name}", self[name])
         self["rotate-keep"] = self._setting(keep_count, "--rotate-keep", self["rotate-keep"])
@@ -144,6 +153,7 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         datalog,
         recordFormat=options["format"],
         mode=options["mode"],
+        framing=options["framing"],
         maxLineLength=options["max-line-length"],
         timeout=options["timeout"],
         broadcast=options["broadcast"],

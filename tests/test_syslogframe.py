@@ -1,0 +1,261 @@
+"""
+Tests for :mod:`twisted_journey.syslogframe`: RFC 6587 framing (octet counted and
+traditional, mixed per frame), framing errors, and the parsed syslog fields.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from twisted_journey import records
+from twisted_journey.records import PARTIAL, TRUNCATED, split_marker, unescape
+from twisted_journey.settings import SettingError
+from twisted_journey.syslogframe import SyslogFramer, check_framing, new_framer
+
+NOW = 1795745859.123456
+LIMIT = 64
+
+
+def framer(**kwargs: object) -> SyslogFramer:
+    """
+    A text-format syslog framer with a small limit.
+    """
+    options: dict[str, object] = {"max_line_length": LIMIT}
+    options.update(kwargs)
+    return SyslogFramer("text", "127.0.0.1:5", 1, **options)  # type: ignore[arg-type]
+
+
+def lines(out: bytes) -> list[tuple[bytes, bytes]]:
+    """
+    The (message, marker) of each text record in ``out``.
+    """
+    result = []
+    for record in out.splitlines():
+        text, marker = split_marker(record.split(b" ", 3)[3])
+        result.append((unescape(text), marker))
+    return result
+
+
+def feedAll(f: SyslogFramer, chunks: list[bytes]) -> bytes:
+    """
+    Feed every chunk, then finish; all the records.
+    """
+    return b"".join(f.feed(chunk, NOW) for chunk in chunks) + f.finish(NOW)
+
+
+# A traditional message: no terminator inside, not starting with a digit or a CR LF,
+# not ending with a CR (a CR before the LF is part of the terminator), not empty.
+traditional = st.binary(min_size=1, max_size=LIMIT).filter(
+    lambda m: (
+        b"\n" not in m
+        and b"\x00" not in m
+        and not m[:1].isdigit()
+        and not m.endswith(b"\r")
+        and not m.startswith(b"\r\n")
+    )
+)
+counted = st.binary(min_size=1, max_size=LIMIT)
+frames = st.lists(
+    st.one_of(
+        st.tuples(st.just("count"), counted),
+        st.tuples(st.sampled_from([b"\n", b"\r\n", b"\x00"]), traditional),
+    ),
+    max_size=8,
+)
+
+
+def encode(frames: list[tuple[object, bytes]]) -> bytes:
+    """
+    The frames on the wire.
+    """
+    out = []
+    for how, message in frames:
+        if how == "count":
+            out.append(b"%d %s" % (len(message), message))
+        else:
+            assert isinstance(how, bytes)
+            out.append(message + how)
+    return b"".join(out)
+
+
+class FramingTests(SynchronousTestCase):
+    """
+    :class:`SyslogFramer` turns each frame into one record, however the bytes are split.
+    """
+
+    @settings(max_examples=300, deadline=None)
+    @given(frames, st.data())
+    def test_everySplitSameRecords(
+        self, frames: list[tuple[object, bytes]], data: st.DataObject
+    ) -> None:
+        """
+        Mixed frames give one record per message, the message exactly, in order, whether
+        they arrive in one chunk, a byte at a time, or split anywhere.
+        """
+        wire = encode(frames)
+        expected = [(message, b"") for _, message in frames]
+        whole = feedAll(framer(), [wire])
+        self.assertEqual(lines(whole), expected)
+        self.assertEqual(feedAll(framer(), [wire[i : i + 1] for i in range(len(wire))]), whole)
+        cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=6)))
+        pieces = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
+        self.assertEqual(feedAll(framer(), pieces), whole)
+
+    def test_everyBoundary(self) -> None:
+        """
+        A stream mixing all three framings, split in two at every byte boundary, gives
+        the same records.
+        """
+        wire = b"5 hello<13>x: lf\n<14>y: crlf\r\n<12>app5: nul 1\x0012 with\nnewline<9>tail"
+        whole = feedAll(framer(), [wire])
+        self.assertEqual(
+            lines(whole),
+            [
+                (b"hello", b""),
+                (b"<13>x: lf", b""),
+                (b"<14>y: crlf", b""),
+                (b"<12>app5: nul 1", b""),
+                (b"with\nnewline", b""),
+                (b"<9>tail", PARTIAL),
+            ],
+        )
+        for cut in range(len(wire) + 1):
+            self.assertEqual(feedAll(framer(), [wire[:cut], wire[cut:]]), whole, cut)
+
+    def test_emptyFramesNoRecords(self) -> None:
+        """
+        A flood of NULs and blank lines holds no message and makes no record; the
+        messages around it are recorded.
+        """
+        f = framer()
+        out = f.feed(b"<1>a\x00" + b"\x00" * 100000 + b"\n\r\n" * 1000 + b"<2>b\n", NOW)
+        self.assertEqual(lines(out), [(b"<1>a", b""), (b"<2>b", b"")])
+        self.assertIsNone(f.error)
+
+    def test_longTraditionalTruncated(self) -> None:
+        """
+        A traditional frame over the limit is recorded cut and marked, its rest dropped;
+        the next frame is recorded.
+        """
+        f = framer()
+        out = f.feed(b"a" * 100, NOW) + f.feed(b"b" * 100 + b"\n<1>next\n", NOW)
+        self.assertEqual(lines(out), [(b"a" * LIMIT, TRUNCATED), (b"<1>next", b"")])
+        self.assertLessEqual(f.held, sys.getsizeof(bytearray(2 * LIMIT)))
+
+    def test_countAtLimit(self) -> None:
+        """
+        An octet count of exactly the limit is a message.
+        """
+        f = framer()
+        out = f.feed(b"%d %s" % (LIMIT, b"x" * LIMIT), NOW)
+        self.assertEqual(lines(out), [(b"x" * LIMIT, b"")])
+
+    def test_broadcastRelaysWholeMessages(self) -> None:
+        """
+        With ``keep_lines``, :attr:`complete` holds the chunk's messages octet counted.
+        """
+        f = framer(keep_lines=True)
+        f.feed(b"<1>a\n3 b\nc4 <2>", NOW)
+        self.assertEqual(f.complete, b"4 <1>a3 b\nc")
+        f.feed(b"d", NOW)
+        self.assertEqual(f.complete, b"4 <2>d")
+
+
+class FramingErrorTests(SynchronousTestCase):
+    """
+    A bad octet count ends the connection's framing: what came before is recorded, what
+    follows is one partial record, and :attr:`SyslogFramer.error` says why.
+    """
+
+    def test_notANumber(self) -> None:
+        """
+        Digits followed by something other than a space are not a count.
+        """
+        f = framer()
+        out = f.feed(b"<1>ok\n12a rest\n", NOW)
+        self.assertEqual(lines(out), [(b"<1>ok", b""), (b"12a rest\n", PARTIAL)])
+        self.assertIn("'12a' is not a number", f.error or "")
+        self.assertEqual(f.feed(b"5 hello", NOW), b"")
+        self.assertEqual(f.finish(NOW), b"")
+
+    def test_zero(self) -> None:
+        """
+        A count of zero is an error.
+        """
+        f = framer()
+        out = f.feed(b"0 x", NOW)
+        self.assertEqual(lines(out), [(b"0 x", PARTIAL)])
+        self.assertIn("octet count 0 is zero", f.error or "")
+
+    def test_overLimit(self) -> None:
+        """
+        A count above the limit is an error, found before its bytes arrive.
+        """
+        f = framer()
+        self.assertEqual(f.feed(b"6", NOW), b"")
+        self.assertIsNone(f.error)
+        out = f.feed(b"5 ", NOW)
+        self.assertEqual(lines(out), [(b"65 ", PARTIAL)])
+        self.assertIn("65 is above --max-line-length 64", f.error or "")
+
+    def test_hugeCountAllocatesNothing(self) -> None:
+        """
+        A count of 10^9, given a byte at a time, is refused once it has more digits than
+        the limit, holding only those digits; with a limit above it, the count is
+        accepted and only the bytes that arrive are held.
+        """
+        f = framer()
+        out = b"".join(f.feed(bytes([c]), NOW) for c in b"1000000000 x")
+        self.assertIn("longer than --max-line-length", f.error or "")
+        self.assertEqual(lines(out), [(b"100", PARTIAL)])
+        big = framer(max_line_length=2_000_000_000)
+        self.assertEqual(big.feed(b"1000000000 <1>", NOW), b"")
+        self.assertLess(big.held, 1000)
+        self.assertEqual(lines(big.finish(NOW)), [(b"1000000000 <1>", PARTIAL)])
+
+    def test_lyingCountShort(self) -> None:
+        """
+        A count shorter than its message frames the rest as the next frame (as rsyslog
+        does): nothing merged, nothing lost.
+        """
+        out = feedAll(framer(), [b"3 <1>abc\n4 <2>d"])
+        self.assertEqual(lines(out), [(b"<1>", b""), (b"abc", b""), (b"<2>d", b"")])
+
+    def test_lyingCountLong(self) -> None:
+        """
+        A count longer than what was sent leaves a partial record at the end.
+        """
+        out = feedAll(framer(), [b"4 <1>a", b"50 <2>b"])
+        self.assertEqual(lines(out), [(b"<1>a", b""), (b"50 <2>b", PARTIAL)])
+
+
+class SettingTests(SynchronousTestCase):
+    """
+    ``--framing`` is checked once for both engines.
+    """
+
+    def test_check(self) -> None:
+        """
+        ``lines`` and ``syslog`` are framings; anything else, or syslog with raw mode, is
+        refused with a sentence.
+        """
+        self.assertEqual(check_framing("syslog", "line"), "syslog")
+        self.assertEqual(check_framing("lines", "raw"), "lines")
+        with self.assertRaises(SettingError) as e:
+            check_framing("octet", "line")
+        self.assertIn("--framing must be one of lines, syslog", str(e.exception))
+        with self.assertRaises(SettingError):
+            check_framing("syslog", "raw")
+
+    def test_newFramer(self) -> None:
+        """
+        :func:`new_framer` picks the framer class.
+        """
+        self.assertIsInstance(new_framer("syslog", "text", "p", 1), SyslogFramer)
+        plain = new_framer("lines", "text", "p", 1)
+        self.assertIs(type(plain), records.Framer)
+        self.assertEqual(plain.feed(b"123 apples\n", NOW).split(b" ", 3)[3], b"123 apples\n")

@@ -1,0 +1,303 @@
+# -*- test-case-name: tests.test_syslogframe -*-
+"""
+Syslog framing for journey-mux (``--framing syslog``), stdlib only: both engines feed what
+a connection sends to a :class:`SyslogFramer` instead of a line
+:class:`twisted_journey.records.Framer`, and write the same records.
+
+A TCP (or TLS) connection carries syslog messages in either of the two framings of
+RFC 6587, decided per frame as rsyslog's ``imtcp`` decides:
+
+- a frame that starts with a digit is *octet counted*: ``LEN SP MSG``, ``MSG`` exactly
+  ``LEN`` bytes, no terminator (``logger --octet-count``, rsyslog
+  ``TCP_Framing="octet-counted"``, every RFC 5425 TLS sender);
+- any other frame is *traditional*: it ends at LF, CR LF or NUL (``logger -T``,
+  ``--rfc3164``, Python's ``SysLogHandler``, which ends each message with NUL).
+
+Each message becomes one record whose line is the message without its framing.  Empty
+frames (a lone terminator) carry no message and make no record.  A traditional frame
+longer than ``max_line_length`` is recorded cut there and marked truncated, and the rest
+of it, up to its terminator, is discarded, as in line mode.
+
+An octet count that is not a number (a digit not followed by digits and a space), is
+zero, or exceeds ``max_line_length`` is a *framing error*: from there on nothing can be
+framed.  The messages before it are recorded; what follows the bad count in that chunk
+is recorded as one record marked partial (cut at the limit); :attr:`SyslogFramer.error`
+says what went wrong, in one sentence (:func:`framing_error`), and the engine logs it and
+closes the connection.  No count is ever allocated: a frame's bytes are held as they
+arrive, never more than ``max_line_length`` of them, so ``999999999 `` costs nothing
+beyond the refusal.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from twisted_journey import records
+from twisted_journey.settings import SettingError
+
+__all__ = [
+    "FRAMINGS",
+    "SyslogFramer",
+    "check_framing",
+    "framing_error",
+    "new_framer",
+]
+
+#: ``--framing``: ``lines`` (a record per line, the default) or ``syslog``.
+FRAMINGS = ("lines", "syslog")
+
+_DIGITS = re.compile(rb"[0-9]*")
+#: Terminators (and a CR LF) that end frames holding nothing.
+_EMPTY = re.compile(rb"(?:\r?\n|\x00)*")
+_END = re.compile(rb"[\n\x00]")
+
+
+def check_framing(framing: str, mode: str) -> str:
+    """
+    ``framing`` if it can be used with ``mode``.
+
+    :raises SettingError: for an unknown framing, or ``syslog`` with ``--mode raw``
+        (syslog frames are messages; raw mode records chunks).
+    """
+    if framing not in FRAMINGS:
+        raise SettingError(f"--framing must be one of {', '.join(FRAMINGS)}, not {framing!r}.")
+    if framing == "syslog" and mode != "line":
+        raise SettingError(
+            "--framing syslog records one record per message; it cannot be used with --mode raw."
+        )
+    return framing
+
+
+def framing_error(conn: int, peer: str, reason: str) -> str:
+    """
+    The sentence both engines log when a connection breaks syslog framing.
+    """
+    return (
+        f"Connection {conn} from {peer} broke syslog framing ({reason}): its messages up to "
+        f"there are recorded, what followed is recorded as one partial record, and the "
+        f"connection is closed"
+    )
+
+
+def new_framer(
+    framing: str,
+    record_format: str,
+    peer: str,
+    conn: int,
+    *,
+    mode: str = "line",
+    max_line_length: int = 65536,
+    keep_lines: bool = False,
+) -> records.Framer:
+    """
+    The framer for one connection: a :class:`SyslogFramer` for ``framing`` ``"syslog"``,
+    else a line :class:`twisted_journey.records.Framer`.
+    """
+    kind = SyslogFramer if framing == "syslog" else records.Framer
+    return kind(
+        record_format,
+        peer,
+        conn,
+        mode=mode,
+        max_line_length=max_line_length,
+        keep_lines=keep_lines,
+    )
+
+
+class SyslogFramer(records.Framer):
+    """
+    A :class:`twisted_journey.records.Framer` for syslog frames (see the module
+    docstring): :meth:`feed` returns a record per message, :attr:`complete` holds the
+    messages of the last chunk re-framed octet counted (``LEN SP MSG``, what
+    ``--broadcast`` relays: a message may hold newlines), and :attr:`error` is set once a
+    framing error ends the connection.
+
+    The bytes of an unfinished frame are kept in one buffer with the rest of the chunk
+    until the frame is complete; a traditional frame is searched for its terminator only
+    in bytes not searched before, so a frame trickled a byte at a time costs linear time.
+    """
+
+    __slots__ = ("_buffer", "_conn", "_peer", "_scanned")
+
+    _buffer: bytearray | None
+
+    def __init__(
+        self,
+        record_format: str,
+        peer: str,
+        conn: int,
+        *,
+        mode: str = "line",
+        max_line_length: int = 65536,
+        keep_lines: bool = False,
+    ) -> None:
+        super().__init__(
+            record_format,
+            peer,
+            conn,
+            mode=mode,
+            max_line_length=max_line_length,
+            keep_lines=keep_lines,
+        )
+        self._peer = peer
+        self._conn = conn
+        #: bytes received and not yet framed (an unfinished frame)
+        self._buffer = None
+        #: how far into the buffer a traditional frame was searched for its end
+        self._scanned = 0
+
+    def feed(self, data: bytes, now: float) -> bytes:
+        """
+        The records for a chunk received at ``now``: one per complete message.
+        """
+        self.received += len(data)
+        if self._keep_lines:
+            self.complete = b""
+        if self.error is not None or not data:
+            return b""
+        held = self._buffer
+        buffer: bytes | bytearray = data
+        if held is not None:
+            # Appending to a buffer of our own: a frame trickled a byte at a time costs
+            # linear time, not a copy of everything held per byte.
+            held += data
+            buffer = held
+        messages: list[tuple[bytes, bytes]] = []
+        position = self._frames(buffer, messages)
+        self._scanned = max(self._scanned - position, 0)
+        if position >= len(buffer):
+            self._buffer = None
+        elif held is not None:
+            del held[:position]
+        else:
+            self._buffer = bytearray(memoryview(buffer)[position:])
+        rest = self._buffer
+        if self.error is not None:
+            self._buffer = None
+            if rest:
+                limit = self._max
+                messages.append(
+                    (
+                        bytes(rest[:limit]),
+                        records.TRUNCATED if len(rest) > limit else records.PARTIAL,
+                    )
+                )
+        if not messages:
+            return b""
+        if self._keep_lines:
+            self.complete = b"".join(b"%d %s" % (len(message), message) for message, _ in messages)
+        return self._records(now, messages)
+
+    def _frames(self, buffer: bytes | bytearray, messages: list[tuple[bytes, bytes]]) -> int:
+        """
+        Append every complete message of ``buffer`` to ``messages``; return where the
+        unfinished frame starts (``len(buffer)`` when there is none).  Sets
+        :attr:`error` at a bad octet count, returning where its frame starts.
+        """
+        limit = self._max
+        size = len(buffer)
+        position = 0
+        while position < size:
+            if self._discarding:
+                # The rest of a truncated traditional frame, up to its end, is dropped.
+                end = _END.search(buffer, position)
+                if end is None:
+                    return size
+                self._discarding = False
+                position = end.end()
+                continue
+            position = _EMPTY.match(buffer, position).end()  # type: ignore[union-attr]
+            if position >= size:
+                return size
+            first = buffer[position]
+            if 0x30 <= first <= 0x39:
+                digits = _DIGITS.match(buffer, position).end()  # type: ignore[union-attr]
+                width = digits - position
+                if width > len(str(limit)):
+                    return self._fail(
+                        position,
+                        f"octet count {self._shown(buffer, position)} "
+                        f"is longer than --max-line-length {limit}",
+                    )
+                if digits == size:
+                    return position  # the count goes on in the next chunk
+                if buffer[digits] != 0x20:
+                    return self._fail(
+                        position,
+                        f"octet count {self._shown(buffer, position)} is not a number "
+                        f"followed by a space",
+                    )
+                count = int(buffer[position:digits])
+                if count == 0 or count > limit:
+                    return self._fail(
+                        position,
+                        f"octet count {count} is "
+                        + ("zero" if count == 0 else f"above --max-line-length {limit}"),
+                    )
+                start = digits + 1
+                if size - start < count:
+                    return position
+                messages.append((bytes(buffer[start : start + count]), b""))
+                position = start + count
+                continue
+            scan = max(position, self._scanned)
+            end = _END.search(buffer, scan)
+            if end is None:
+                if size - position > limit + 1:
+                    # Too long: record it cut, discard the rest up to its end.
+                    messages.append((bytes(buffer[position : position + limit]), records.TRUNCATED))
+                    self._discarding = True
+                    self._scanned = 0
+                    return size
+                self._scanned = size
+                return position
+            self._scanned = 0
+            stop = end.start()
+            if stop > position and buffer[stop - 1] == 0x0D and buffer[stop] == 0x0A:
+                stop -= 1
+            message = bytes(buffer[position:stop])
+            if len(message) > limit:
+                messages.append((message[:limit], records.TRUNCATED))
+            else:
+                messages.append((message, b""))
+            position = end.end()
+        return size
+
+    @staticmethod
+    def _shown(buffer: bytes | bytearray, position: int) -> str:
+        """
+        The bad count as a sentence shows it: its first 20 bytes, escaped.
+        """
+        piece = bytes(buffer[position : position + 20]).split(b" ", 1)[0]
+        return repr(records.escape(piece).decode("utf-8"))
+
+    def _fail(self, position: int, reason: str) -> int:
+        """
+        Note the framing error at ``position``; return it.
+        """
+        self.error = framing_error(self._conn, self._peer, reason)
+        return position
+
+    def finish(self, now: float) -> bytes:
+        """
+        The record for an unfinished last frame, marked partial, when the connection ends
+        at ``now``; ``b""`` when there is none.  Later calls return ``b""``.
+        """
+        held, self._buffer = self._buffer, None
+        if held is None or self._discarding or self.error is not None:
+            return b""
+        pending = bytes(held[_EMPTY.match(held).end() :])  # type: ignore[union-attr]
+        if not pending:
+            return b""
+        limit = self._max
+        if len(pending) > limit:
+            return self._records(now, [(pending[:limit], records.TRUNCATED)])
+        return self._records(now, [(pending, records.PARTIAL)])
+
+    @property
+    def held(self) -> int:
+        """
+        The bytes of memory the unfinished frame takes now (0 when nothing is held).
+        """
+        return sys.getsizeof(self._buffer) if self._buffer is not None else 0
