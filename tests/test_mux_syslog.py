@@ -7,7 +7,10 @@ as real processes on loopback, with real senders: util-linux ``logger``, a priva
 from __future__ import annotations
 
 import json
+import logging
+import logging.handlers
 import signal
+import socket
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -132,6 +135,53 @@ class SyslogContract:
         self.assertEqual(byConn[4], [(b"<1>one", b""), (b"<1>two", b""), (b"1000000000 ", PARTIAL)])
         self.assertEqual(
             (server.stdout + server.stderr).count(b"broke syslog framing"), 2, server.output()
+        )
+
+    def sysLogHandler(self, address: tuple[str, int], socktype: int) -> logging.Logger:
+        """
+        A logger that sends through a real ``SysLogHandler`` to ``address`` as Python's
+        users configure it: ``APP: MESSAGE`` (closed after the test).
+        """
+        handler = logging.handlers.SysLogHandler(address=address, socktype=socktype)
+        handler.setFormatter(logging.Formatter("app5: %(message)s"))
+        self.addCleanup(handler.close)  # type: ignore[attr-defined]
+        logger = logging.getLogger(f"journey-test-{id(self)}-{socktype}")
+        logger.propagate = False
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.DEBUG)
+        return logger
+
+    def assertNumbered(
+        self, found: list[dict[str, object]], count: int, app: str, text: str, **fields: object
+    ) -> None:
+        """
+        ``found`` is ``count`` parsed records, message ``text`` numbered 1 to ``count``
+        in order, from ``app``, each with ``fields`` among its parsed fields.
+        """
+        syslog = [record["syslog"] for record in found]
+        self.assertEqual(  # type: ignore[attr-defined]
+            [(s["app_name"], s["msg"]) for s in syslog],  # type: ignore[index]
+            [(app, f"{text} {i}") for i in range(1, count + 1)],
+        )
+        for name, value in fields.items():
+            self.assertEqual({s[name] for s in syslog}, {value}, name)  # type: ignore[attr-defined,index]
+
+    def test_pythonSysLogHandlerTCP(self) -> None:
+        """
+        Python's ``SysLogHandler`` over TCP ends each message with NUL: every one is a
+        record, parsed (``app5: nul 1`` is app ``app5``, message ``nul 1``), in order.
+        """
+        server, address, output = self.start("--format", "json")
+        logger = self.sysLogHandler(address, socket.SOCK_STREAM)
+        for i in range(1, 2001):
+            logger.warning("nul %d", i)
+        logger.handlers[0].close()
+        waitFor(lambda: len(records(output)) >= 2000, "2000 records")
+        found = [r for r in records(output) if r["conn"] == 2]
+        self.stopped(server, output)
+        self.assertEqual(found[0]["line"], "<12>app5: nul 1")
+        self.assertNumbered(
+            found, 2000, "app5", "nul", facility="user", severity="warning", hostname=None
         )
 
 

@@ -5,6 +5,7 @@ traditional, mixed per frame), framing errors, and the parsed syslog fields.
 
 from __future__ import annotations
 
+import json
 import sys
 
 from hypothesis import given, settings
@@ -14,7 +15,14 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted_journey import records
 from twisted_journey.records import PARTIAL, TRUNCATED, split_marker, unescape
 from twisted_journey.settings import SettingError
-from twisted_journey.syslogframe import SyslogFramer, check_framing, new_framer
+from twisted_journey.syslogframe import (
+    FACILITIES,
+    SyslogFramer,
+    check_framing,
+    new_framer,
+    parse,
+    parsed_json,
+)
 
 NOW = 1795745859.123456
 LIMIT = 64
@@ -259,3 +267,125 @@ class SettingTests(SynchronousTestCase):
         plain = new_framer("lines", "text", "p", 1)
         self.assertIs(type(plain), records.Framer)
         self.assertEqual(plain.feed(b"123 apples\n", NOW).split(b" ", 3)[3], b"123 apples\n")
+
+
+class ParseTests(SynchronousTestCase):
+    """
+    :func:`parse` reads RFC 5424 strictly and RFC 3164 leniently, as rsyslog does.
+    """
+
+    def test_rfc5424(self) -> None:
+        """
+        Every RFC 5424 field, structured data raw, ``-`` as ``None``, the BOM removed.
+        """
+        fields = parse(
+            b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 "
+            b'[exampleSDID@32473 iut="3" eventSource="Appl\\]ication"][examplePriority@32473 '
+            b'class="high"] \xef\xbb\xbfAn application event'
+        )
+        self.assertEqual(
+            fields,
+            {
+                "facility": b"local4",
+                "severity": b"notice",
+                "timestamp": b"2003-10-11T22:14:15.003Z",
+                "hostname": b"mymachine.example.com",
+                "app_name": b"evntslog",
+                "procid": None,
+                "msgid": b"ID47",
+                "structured_data": b'[exampleSDID@32473 iut="3" eventSource="Appl\\]ication"]'
+                b'[examplePriority@32473 class="high"]',
+                "msg": b"An application event",
+            },
+        )
+
+    def test_loggerOctetCount(self) -> None:
+        """
+        What ``logger --octet-count`` sends.
+        """
+        fields = parse(
+            b'<13>1 2026-12-02T05:41:14.123456+00:00 vm app1 4242 - [timeQuality tzKnown="1" '
+            b'isSynced="0"] oc 1'
+        )
+        self.assertEqual(
+            (fields["app_name"], fields["procid"], fields["msgid"], fields["msg"]),
+            (b"app1", b"4242", None, b"oc 1"),
+        )
+        self.assertEqual(fields["timestamp"], b"2026-12-02T05:41:14.123456+00:00")
+
+    def test_pythonSysLogHandler(self) -> None:
+        """
+        Python's ``SysLogHandler`` sends ``<PRI>APP: MSG``: no timestamp, no host name.
+        """
+        fields = parse(b"<12>app5: nul 1")
+        self.assertEqual(
+            fields,
+            {
+                "facility": b"user",
+                "severity": b"warning",
+                "timestamp": None,
+                "hostname": None,
+                "app_name": b"app5",
+                "procid": None,
+                "msgid": None,
+                "structured_data": None,
+                "msg": b"nul 1",
+            },
+        )
+
+    def test_rfc3164(self) -> None:
+        """
+        ``logger --rfc3164``: timestamp, host name, ``APP[PID]:``.
+        """
+        fields = parse(b"<38>Dec  2 13:00:00 myhost sshd[12]: Accepted key")
+        self.assertEqual(
+            [fields[k] for k in ("facility", "severity", "timestamp", "hostname")],
+            [b"auth", b"info", b"Dec  2 13:00:00", b"myhost"],
+        )
+        self.assertEqual(
+            [fields[k] for k in ("app_name", "procid", "msg")], [b"sshd", b"12", b"Accepted key"]
+        )
+        noHost = parse(b"<13>Dec  2 13:00:00 cron: job")
+        self.assertEqual((noHost["hostname"], noHost["app_name"]), (None, b"cron"))
+
+    def test_defaults(self) -> None:
+        """
+        A missing or malformed PRI means user.notice and the whole message is the rest;
+        a broken RFC 5424 header falls back to the lenient reading.
+        """
+        for message in [b"plain words", b"<999>x", b"<013>x", b"<12 x", b"<>x"]:
+            fields = parse(message)
+            self.assertEqual((fields["facility"], fields["severity"]), (b"user", b"notice"))
+            self.assertEqual(fields["msg"], message)
+        broken = parse(b"<13>1 not-a-time host app - - - m")
+        self.assertEqual(broken["timestamp"], None)
+        self.assertEqual(broken["msg"], b"1 not-a-time host app - - - m")
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=80))
+    def test_anyBytes(self, message: bytes) -> None:
+        """
+        Any message parses, and its JSON is valid and escaped like the line.
+        """
+        fields = parse(message)
+        self.assertIn(fields["facility"], [f.encode() for f in FACILITIES])
+        decoded = json.loads(b"{" + parsed_json(message)[1:] + b"}")
+        self.assertEqual(list(decoded["syslog"]), list(fields))
+
+    def test_jsonRecords(self) -> None:
+        """
+        With the JSON format each record keeps ``line`` and adds ``syslog``, its texts
+        escaped (control and bidi characters as ``\\uXXXX``).
+        """
+        f = SyslogFramer("json", "127.0.0.1:5", 3)
+        out = f.feed(b"<12>app5: nul \xe2\x80\xae 1\x1b\x0021 <13>1 - h a - - - m\xff\n", NOW)
+        first, second = [json.loads(r) for r in out.splitlines()]
+        self.assertEqual(first["line"], "<12>app5: nul \u202e 1\x1b")
+        self.assertIn(b"nul \\u202e 1\\u001b", out)
+        self.assertEqual(first["syslog"]["app_name"], "app5")
+        self.assertEqual(first["syslog"]["msg"], "nul \u202e 1\x1b")
+        self.assertEqual(second["syslog"]["msg"], "m\ufffd\n")
+        self.assertEqual(second["syslog"]["hostname"], "h")
+        self.assertIn("b64", second)
+        text = SyslogFramer("text", "127.0.0.1:5", 3).feed(b"<12>app5: x\x00", NOW)
+        self.assertTrue(text.endswith(b" 3 <12>app5: x\n"), text)

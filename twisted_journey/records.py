@@ -67,6 +67,7 @@ __all__ = [
     "TRUNCATED",
     "Framer",
     "escape",
+    "json_line",
     "json_string",
     "split_marker",
     "timestamp",
@@ -333,10 +334,11 @@ def timestamp(seconds: float) -> bytes:
     return b"%s%06dZ" % (_second_text, fraction)
 
 
-def _json_line(line: bytes, marker: bytes = b"") -> bytes:
+def json_line(line: bytes, marker: bytes = b"", fields: bytes = b"") -> bytes:
     """
     A JSON record's ``line`` string contents and closing fields for one line's bytes: its
-    text, the exact bytes in ``"b64"`` when they are not valid UTF-8, the marker's field.
+    text, the exact bytes in ``"b64"`` when they are not valid UTF-8, the marker's field,
+    then ``fields`` (more ``,"name":value`` members, already JSON) and the closing brace.
     """
     try:
         text = line.decode("utf-8")
@@ -344,7 +346,7 @@ def _json_line(line: bytes, marker: bytes = b"") -> bytes:
     except UnicodeDecodeError:
         text = line.decode("utf-8", "replace")
         extra = b'","b64":"%s' % binascii.b2a_base64(line, newline=False)
-    return b'%s%s"%s}' % (json_string(text), extra, _JSON_MARKS.get(marker, b""))
+    return b'%s%s"%s%s}' % (json_string(text), extra, _JSON_MARKS.get(marker, b""), fields)
 
 
 class Framer:
@@ -445,7 +447,7 @@ class Framer:
                 out.append(b"%s%s%s\n" % (prefix, escape(line), marker))
         else:
             for line, marker in lines:
-                out.append(b"%s%s\n" % (prefix, _json_line(line, marker)))
+                out.append(b"%s%s\n" % (prefix, json_line(line, marker)))
         self.lines += len(out)
         return b"".join(out)
 

@@ -32,16 +32,21 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterable
 
 from twisted_journey import records
 from twisted_journey.settings import SettingError
 
 __all__ = [
+    "FACILITIES",
     "FRAMINGS",
+    "SEVERITIES",
     "SyslogFramer",
     "check_framing",
     "framing_error",
     "new_framer",
+    "parse",
+    "parsed_json",
 ]
 
 #: ``--framing``: ``lines`` (a record per line, the default) or ``syslog``.
@@ -51,6 +56,109 @@ _DIGITS = re.compile(rb"[0-9]*")
 #: Terminators (and a CR LF) that end frames holding nothing.
 _EMPTY = re.compile(rb"(?:\r?\n|\x00)*")
 _END = re.compile(rb"[\n\x00]")
+
+
+#: Facility names by number, as rsyslog names them (RFC 5424 section 6.2.1).
+FACILITIES = (
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+    "authpriv", "ftp", "ntp", "audit", "alert", "clock",
+    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+)  # fmt: skip
+#: Severity names by number.
+SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+
+#: The PRI of a message that has none, or a malformed one: user.notice (RFC 3164 4.3.3).
+DEFAULT_PRI = 13
+
+#: The fields of a parsed message, in the order a JSON record holds them.
+FIELDS = (
+    "facility", "severity", "timestamp", "hostname", "app_name", "procid", "msgid",
+    "structured_data", "msg",
+)  # fmt: skip
+
+_PRI = re.compile(rb"<(0|[1-9][0-9]{0,2})>")
+_RFC3339 = rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+_SD_NAME = rb"[!#-<>-\\^-~]{1,32}"
+_SD_ELEMENT = rb'\[%s(?: %s="(?:[^"\\\]]|\\.)*")*\]' % (_SD_NAME, _SD_NAME)
+#: RFC 5424 after the PRI, strictly: VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP
+#: PROCID SP MSGID SP STRUCTURED-DATA [SP MSG].
+_RFC5424 = re.compile(
+    rb"1 (?P<timestamp>-|%s) (?P<hostname>[!-~]{1,255}) (?P<app_name>[!-~]{1,48}) "
+    rb"(?P<procid>[!-~]{1,128}) (?P<msgid>[!-~]{1,32}) "
+    rb"(?P<structured_data>-|(?:%s)+)(?: (?P<msg>.*))?" % (_RFC3339, _SD_ELEMENT),
+    re.DOTALL,
+)
+#: RFC 3164 after the PRI, leniently (as rsyslog reads it): an optional timestamp
+#: (``Mmm dd hh:mm:ss`` or RFC 3339) and, only after one, a host name; an optional tag,
+#: ``APP[PID]:`` or ``APP:`` (Python's ``SysLogHandler`` sends just ``<PRI>APP: MSG``).
+_RFC3164_STAMP = re.compile(
+    rb"(?P<timestamp>[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}|%s) " % _RFC3339
+)
+_RFC3164_HOST = re.compile(rb"(?P<hostname>[!-9;-Z\\^-~][!-Z\\^-~]*) ")
+_RFC3164_TAG = re.compile(
+    rb"(?P<app_name>[!-9;-Z\\^-~]{1,48})(?:\[(?P<procid>[!-\\^-~]{1,128})\]:?|:)(?: |$)"
+)
+_BOM = b"\xef\xbb\xbf"
+
+
+def parse(message: bytes) -> dict[str, bytes | None]:
+    """
+    The syslog fields of ``message`` (framing removed), as bytes, ``None`` for a field it
+    does not hold: ``facility`` and ``severity`` (names), ``timestamp`` (as sent),
+    ``hostname``, ``app_name``, ``procid``, ``msgid``, ``structured_data`` (raw) and
+    ``msg`` (a leading UTF-8 BOM removed).
+
+    RFC 5424 is parsed strictly (``-`` is ``None``); anything else leniently as RFC 3164,
+    as rsyslog does: a missing or malformed PRI means user.notice and the whole message
+    is read as what follows a PRI.
+    """
+    pri = _PRI.match(message)
+    if pri is not None and int(pri.group(1)) < 192:
+        number, rest = int(pri.group(1)), message[pri.end() :]
+    else:
+        number, rest = DEFAULT_PRI, message
+    fields: dict[str, bytes | None] = dict.fromkeys(FIELDS)
+    fields["facility"] = FACILITIES[number >> 3].encode()
+    fields["severity"] = SEVERITIES[number & 7].encode()
+    strict = _RFC5424.fullmatch(rest) if pri is not None else None
+    if strict is not None:
+        for name, value in strict.groupdict().items():
+            fields[name] = None if value == b"-" and name != "msg" else value
+        msg = fields["msg"]
+        if msg is not None and msg.startswith(_BOM):
+            fields["msg"] = msg[len(_BOM) :]
+        return fields
+    stamp = _RFC3164_STAMP.match(rest)
+    position = 0
+    if stamp is not None:
+        fields["timestamp"] = stamp.group("timestamp")
+        position = stamp.end()
+        host = _RFC3164_HOST.match(rest, position)
+        if host is not None and not _RFC3164_TAG.match(rest, position):
+            fields["hostname"] = host.group("hostname")
+            position = host.end()
+    tag = _RFC3164_TAG.match(rest, position)
+    if tag is not None:
+        fields["app_name"] = tag.group("app_name")
+        fields["procid"] = tag.group("procid")
+        position = tag.end()
+    fields["msg"] = rest[position:]
+    return fields
+
+
+def parsed_json(message: bytes) -> bytes:
+    """
+    ``,"syslog":{...}``: the fields of :func:`parse` as a JSON record's member, each text
+    escaped like the record's line (invalid UTF-8 as U+FFFD), ``null`` when absent.
+    """
+    members = []
+    for name, value in parse(message).items():
+        if value is None:
+            members.append(b'"%s":null' % name.encode())
+        else:
+            text = value.decode("utf-8", "replace")
+            members.append(b'"%s":"%s"' % (name.encode(), records.json_string(text)))
+    return b',"syslog":{%s}' % b",".join(members)
 
 
 def check_framing(framing: str, mode: str) -> str:
@@ -263,6 +371,21 @@ class SyslogFramer(records.Framer):
                 messages.append((message, b""))
             position = end.end()
         return size
+
+    def _records(self, now: float, lines: Iterable[tuple[bytes, bytes]]) -> bytes:
+        """
+        Records for ``(message, marker)`` pairs; JSON records also hold the message's
+        parsed fields (see :func:`parsed_json`).
+        """
+        if self._format != "json":
+            return super()._records(now, lines)
+        prefix = self._prefix(records.timestamp(now))
+        out = [
+            b"%s%s\n" % (prefix, records.json_line(line, marker, parsed_json(line)))
+            for line, marker in lines
+        ]
+        self.lines += len(out)
+        return b"".join(out)
 
     @staticmethod
     def _shown(buffer: bytes | bytearray, position: int) -> str:
