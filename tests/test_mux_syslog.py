@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import shutil
 import signal
 import socket
 from pathlib import Path
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.support import (
     ServerProcess,
@@ -21,6 +22,7 @@ from tests.support import (
     environment,
     fallbackArgv,
     freePort,
+    run,
     startServer,
     twistdArgv,
 )
@@ -184,6 +186,112 @@ class SyslogContract:
             found, 2000, "app5", "nul", facility="user", severity="warning", hostname=None
         )
 
+    def startWithUDP(self, *options: str) -> tuple[ServerProcess, tuple[str, int], Path]:
+        """
+        :meth:`start` with a ``udp:`` listener too; its address is returned.
+        """
+        port = freeUDPPort()
+        server, _, output = self.start("--listen", f"udp:{port}:interface=127.0.0.1", *options)
+        return server, ("127.0.0.1", port), output
+
+    def logger(self, address: tuple[str, int], *options: str, count: int, text: str) -> None:
+        """
+        Run util-linux ``logger`` sending ``count`` numbered messages (``TEXT 1``...) from
+        its standard input to ``address``, tagged ``app1``.
+        """
+        if shutil.which("logger") is None:
+            raise SkipTest("util-linux logger is not installed")
+        lines = "".join(f"{text} {i}\n" for i in range(1, count + 1)).encode()
+        done = run(
+            ["logger", "--server", address[0], "--port", str(address[1]), "-t", "app1",
+             "--msgid", "m1", *options],
+            input=lines,
+        )  # fmt: skip
+        self.assertEqual(done.returncode, 0, done.stderr)  # type: ignore[attr-defined]
+
+    def test_loggerTCP(self) -> None:
+        """
+        ``logger -T`` with and without ``--octet-count``, and with ``--rfc3164``: every
+        message one record, parsed, in order per connection.
+        """
+        server, address, output = self.start("--format", "json")
+        self.logger(address, "-T", "--octet-count", count=1200, text="oc")
+        self.logger(address, "-T", count=1200, text="lf")
+        self.logger(address, "-T", "--rfc3164", count=500, text="bsd")
+        waitFor(lambda: len(records(output)) >= 2900, "2900 records")
+        found = records(output)
+        self.stopped(server, output)
+        byConn: dict[object, list[dict[str, object]]] = {}
+        for record in found:
+            byConn.setdefault(record["conn"], []).append(record)
+        self.assertEqual(sorted(map(len, byConn.values())), [500, 1200, 1200])
+        self.assertNumbered(byConn[2], 1200, "app1", "oc", msgid="m1", facility="user")
+        self.assertNumbered(byConn[3], 1200, "app1", "lf", msgid="m1", severity="notice")
+        self.assertNumbered(byConn[4], 500, "app1", "bsd", msgid=None, structured_data=None)
+        self.assertIsNotNone(byConn[4][0]["syslog"]["timestamp"])  # type: ignore[index]
+        self.assertIsNotNone(byConn[4][0]["syslog"]["hostname"])  # type: ignore[index]
+
+    def test_loggerUDP(self) -> None:
+        """
+        ``logger -d``: each datagram is one record (connection 0), parsed, in order.
+        """
+        server, address, output = self.startWithUDP("--format", "json")
+        self.logger(address, "-d", count=100, text="udp")
+        waitFor(lambda: len(records(output)) >= 100, "100 records")
+        found = records(output)
+        self.stopped(server, output)
+        self.assertEqual({r["conn"] for r in found}, {0})
+        self.assertNumbered(found, 100, "app1", "udp", msgid="m1")
+
+    def test_pythonSysLogHandlerUDP(self) -> None:
+        """
+        Python's ``SysLogHandler`` over UDP (its default): every message one record.
+        """
+        server, address, output = self.startWithUDP("--format", "json")
+        logger = self.sysLogHandler(address, socket.SOCK_DGRAM)
+        for burst in range(4):
+            for i in range(burst * 50 + 1, burst * 50 + 51):
+                logger.info("dgram %d", i)
+            waitFor(lambda n=burst: len(records(output)) >= 50 * (n + 1), "a burst")  # type: ignore[misc]
+        found = records(output)
+        self.stopped(server, output)
+        self.assertNumbered(found, 200, "app5", "dgram", severity="info")
+
+    def test_udpOnly(self) -> None:
+        """
+        With only a ``udp:`` listener, no TCP port is opened by default.
+        """
+        port = freeUDPPort()
+        output = Path(self.mktemp()).absolute()  # type: ignore[attr-defined]
+        server = ServerProcess(
+            self.argv("--listen", f"udp:{port}:interface=127.0.0.1", "--output", str(output),
+                      "--framing", "syslog", "--flush-interval", "0.05"),
+            env=self.env,
+        )  # fmt: skip
+        self.addCleanup(server.stop)  # type: ignore[attr-defined]
+        waitFor(
+            lambda: (
+                b"udp:" in server.stdout + server.stderr
+                or b"datagrams" in server.stdout + server.stderr
+            ),
+            "listening",
+        )
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.sendto(b"<13>only udp\n", ("127.0.0.1", port))
+        waitFor(lambda: b"only udp" in output.read_bytes(), "the record")
+        self.stopped(server, output)
+        self.assertNotIn(b"1235", server.stdout + server.stderr)
+
+
+def freeUDPPort() -> int:
+    """
+    A UDP port on 127.0.0.1 that nothing is bound to now.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
 
 class TwistedSyslogTests(SyslogContract, SynchronousTestCase):
     """
@@ -205,3 +313,50 @@ class FallbackSyslogTests(SyslogContract, SynchronousTestCase):
 
     def argv(self, *options: str) -> list[str]:
         return fallbackArgv("mux", *options)
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    ``--framing`` and ``udp:`` on the command lines of both engines.
+    """
+
+    def test_twistdOptions(self) -> None:
+        """
+        ``udp:`` descriptions are parsed apart, with no TCP default beside them; bad ones,
+        and ``udp:`` with ``--workers``, are usage errors in one sentence.
+        """
+        from twisted.python import usage
+
+        from twisted_journey.tap.mux import Options
+
+        options = Options()
+        options.parseOptions(["--listen", "udp:0:interface=127.0.0.1", "--framing", "syslog"])
+        self.assertEqual(options["listen"], [])
+        self.assertEqual([str(s) for s in options["udp"]], ["udp:0:interface=127.0.0.1"])
+        self.assertEqual(options["framing"], "syslog")
+        default = Options()
+        default.parseOptions([])
+        self.assertEqual((default["framing"], default["listen"]), ("lines", ["tcp:1235"]))
+        cases = [
+            (["--listen", "udp:x"], "port 'x'"),
+            (["--framing", "octet"], "--framing must be one of lines, syslog"),
+            (["--framing", "syslog", "--mode", "raw"], "cannot be used with --mode raw"),
+            (["--listen", "udp:5140", "--workers", "2", "-o", "x"], "--workers"),
+        ]
+        for argv, sentence in cases:
+            with self.assertRaises(usage.UsageError) as e:
+                Options().parseOptions(argv)
+            self.assertIn(sentence, str(e.exception))
+
+    def test_fallbackOptions(self) -> None:
+        """
+        The stdlib twin refuses the same things in the same words, exit status 2.
+        """
+        for argv, sentence in [
+            (["--framing", "syslog", "--mode", "raw"], b"cannot be used with --mode raw"),
+            (["--listen", "udp:x"], b"port 'x'"),
+        ]:
+            done = run(fallbackArgv("mux", *argv), env=environment(stdlibOnly=True))
+            self.assertEqual(done.returncode, 2, done.stderr)
+            self.assertIn(sentence, done.stderr)
+            self.assertNotIn(b"Traceback", done.stderr)

@@ -532,6 +532,16 @@ class Framer:
             self.complete = complete + b"\n"
         return out + self._hold(rest, now) if rest else out
 
+    def message(self, data: bytes, now: float) -> bytes:
+        """
+        The record for one whole message received at ``now`` (a UDP datagram, its
+        framing removed), cut at the limit and marked truncated if longer.
+        """
+        self.received += len(data)
+        if len(data) > self._max:
+            return self._records(now, [(data[: self._max], TRUNCATED)])
+        return self._records(now, [(data, b"")])
+
     def _hasLongLine(self, complete: bytes) -> bool:
         """
         Whether a line of ``complete`` is longer than the limit: one ``rfind`` per window

@@ -57,12 +57,15 @@ import time
 from collections.abc import Callable, Sequence
 
 from twisted_journey import records
+from twisted_journey.datagrams import DatagramReceiver, bind_udp
 from twisted_journey.datalog import DataLog, check_output, keep_count
 from twisted_journey.listen import (
     ListenError,
+    ListenSpec,
     bind_all,
     format_peer,
     parse_listen,
+    parse_udp,
     remove_socket_files,
 )
 from twisted_journey.settings import SettingError, limit, seconds
@@ -131,6 +134,8 @@ class MuxServer:
     :param listeners: bound, listening sockets.
     :param datalog: where records go.
     :param selector: a fresh selector (one of :data:`BACKENDS`).
+    :param datagrams: bound UDP sockets (:func:`twisted_journey.datagrams.bind_udp`):
+        each datagram is one message.
 
     :ivar reading: whether clients are read (``False`` while the data log's output is
         behind).
@@ -154,8 +159,15 @@ class MuxServer:
         broadcast: bool = False,
         broadcast_buffer: int = 1 << 20,
         quiet: bool = False,
+        datagrams: Sequence[socket.socket] = (),
     ) -> None:
         self.listeners = list(listeners)
+        self.receivers = [
+            DatagramReceiver(
+                sock, framing=framing, record_format=record_format, max_line_length=max_line_length
+            )
+            for sock in datagrams
+        ]
         self.datalog = datalog
         self.selector = selector
         self.record_format = record_format
@@ -188,6 +200,8 @@ class MuxServer:
         datalog.resume = self._resume_reading
         datalog.watch = self._watch_output
         self._update_accepting()
+        for receiver in self.receivers:
+            self.selector.register(receiver.sock, selectors.EVENT_READ, self._datagrams)
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -256,6 +270,10 @@ class MuxServer:
         """
         self.reading = False
         self._watch_output(False)
+        for receiver in self.receivers:
+            self._datagrams(receiver.sock, selectors.EVENT_READ)
+            self.selector.unregister(receiver.sock)
+            receiver.sock.close()
         for listener in self.listeners:
             if self.accepting:
                 self.selector.unregister(listener)
@@ -313,6 +331,8 @@ class MuxServer:
         self.pauses += 1
         for connection in self.clients.values():
             self._interest(connection)
+        for receiver in self.receivers:
+            self.selector.unregister(receiver.sock)
         self._update_accepting()
         log(
             f"Data log {self.datalog.path} is {self.datalog.backlog} bytes behind its "
@@ -326,6 +346,8 @@ class MuxServer:
         self.reading = True
         for connection in self.clients.values():
             self._interest(connection)
+        for receiver in self.receivers:
+            self.selector.register(receiver.sock, selectors.EVENT_READ, self._datagrams)
         self._update_accepting()
         log(f"Data log {self.datalog.path} caught up: reading clients again")
 
@@ -408,6 +430,19 @@ class MuxServer:
             f"new clients wait in the listen backlog until one leaves "
             f"({self.deferred_accepts} times so far)"
         )
+
+    def _datagrams(self, sock: socket.socket, mask: int) -> None:
+        """
+        A ``udp:`` socket is readable: record its datagrams.
+        """
+        receiver = next(r for r in self.receivers if r.sock is sock)
+        try:
+            out = receiver.receive(time.time())
+        except OSError as e:
+            log(f"cannot read datagrams on {sock.getsockname()!r}: {e.strerror or e}")
+            return
+        if out:
+            self.datalog.write(out)
 
     def ready(self, sock: socket.socket, mask: int) -> None:
         """
@@ -552,7 +587,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--listen", "-l", action="append", default=[], metavar="ENDPOINT",
-        help="tcp:PORT[:interface=ADDR], tcp6:..., unix:PATH; repeatable [tcp:1235]",
+        help="tcp:PORT[:interface=ADDR], tcp6:..., unix:PATH, udp:PORT[:interface=ADDR] "
+        "(a datagram per message); repeatable [tcp:1235]",
     )  # fmt: skip
     parser.add_argument(
         "--backend",
@@ -619,7 +655,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         check_output(args.output, args.rotate_bytes)
         check_framing(args.framing, args.mode)
-        specs = [parse_listen(d) for d in args.listen or ["tcp:1235"]]
+        udp = [parse_udp(d) for d in args.listen if d.partition(":")[0] == "udp"]
+        specs = [parse_listen(d) for d in args.listen if d.partition(":")[0] != "udp"]
+        if not args.listen:
+            specs = [parse_listen("tcp:1235")]
     except (SettingError, ListenError) as e:
         parser.error(str(e))
     try:
@@ -632,8 +671,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except OSError as e:
         parser.error(f"cannot open --output {args.output!r}: {e.strerror or e}.")
+    datagrams: list[socket.socket] = []
     try:
         listeners = bind_all(specs)
+        try:
+            for spec in udp:
+                datagrams.append(bind_udp(spec))
+        except ListenError:
+            for sock in [*listeners, *datagrams]:
+                sock.close()
+            remove_socket_files(specs)
+            raise
     except ListenError as e:
         datalog.close()
         print(f"{parser.prog}: {e}", file=sys.stderr)
@@ -650,13 +698,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         broadcast=args.broadcast,
         broadcast_buffer=args.broadcast_buffer,
         quiet=args.quiet,
+        datagrams=datagrams,
     )
     signal.signal(signal.SIGTERM, server.stop)
     signal.signal(signal.SIGINT, server.stop)
     signal.signal(signal.SIGUSR1, server.reopen)
     if signal.SIGUSR1 in _early_signals:
         server.reopen()
-    for spec, listener in zip(specs, listeners, strict=True):
+    bound: list[tuple[ListenSpec, socket.socket]] = [
+        *zip(specs, listeners, strict=True),
+        *zip(udp, datagrams, strict=True),
+    ]
+    for spec, listener in bound:
         log(f"Listening on {spec} ({args.backend} backend) as {listener.getsockname()!r}")
     try:
         server.serve_forever()

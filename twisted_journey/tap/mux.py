@@ -27,7 +27,8 @@ from twisted.python import usage
 
 from twisted_journey import _twisted, records, settings, workers
 from twisted_journey.datalog import DataLog, check_output, keep_count
-from twisted_journey.mux import DataLogService, MuxFactory, catchEarlySignals
+from twisted_journey.listen import ListenError, parse_udp
+from twisted_journey.mux import DatagramService, DataLogService, MuxFactory, catchEarlySignals
 from twisted_journey.syslogframe import check_framing
 from twisted_journey.tap.common import ServerOptions, listeningService
 
@@ -55,6 +56,8 @@ class Options(ServerOptions):
         # server that is starting.
         catchEarlySignals()
         super().__init__()
+        #: the ``udp:`` listeners, parsed; the others are in ``self["listen"]``
+        self["udp"] = []
 
     optFlags: list[list[Any]] = [
         ["broadcast", None, "Also relay every line to every other connected client (chat mode)."],
@@ -82,6 +85,18 @@ class Options(ServerOptions):
         ],
     ]
 
+    def opt_listen(self, description: str) -> None:
+        """
+        Listen on this endpoint (tcp:PORT, tcp6:, unix:, ssl:, tls:, systemd:, haproxy:..., or udp:PORT[:interface=ADDR] for a datagram per message); repeatable.
+        """
+        if description.partition(":")[0] == "udp":
+            try:
+                self["udp"].append(parse_udp(description))
+            except ListenError as e:
+                raise usage.UsageError(str(e)) from None
+        else:
+            super().opt_listen(description)
+
     def opt_timeout(self, value: str) -> None:
         """
         Drop a client that sends nothing for this many seconds [default: never].
@@ -92,7 +107,15 @@ class Options(ServerOptions):
         """
         Validate every option, in the same words as the stdlib twin.
         """
+        onlyDatagrams = bool(self["udp"]) and not self["listen"]
         super().postOptions()
+        if onlyDatagrams:
+            self["listen"] = []  # no default TCP port when only udp: is asked for
+        if self["udp"] and self["workers"] > 1:
+            raise usage.UsageError(
+                "udp: listeners cannot be used with --workers: run them in a journey-mux "
+                "of their own without --workers."
+            )
         for name, choices in (("format", records.FORMATS), ("mode", records.MODES)):
             if self[name] not in choices:
                 raise usage.UsageError(
@@ -166,4 +189,6 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     parent = MultiService()
     DataLogService(factory, options["flush-interval"], clock=reactor).setServiceParent(parent)  # type: ignore[arg-type]
     listeningService(options, factory, reactor).setServiceParent(parent)
+    for spec in options["udp"]:
+        DatagramService(factory, spec).setServiceParent(parent)
     return parent
