@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import random
 import shutil
 import signal
 import socket
@@ -22,6 +23,7 @@ from tests.support import (
     environment,
     fallbackArgv,
     freePort,
+    journeyArgv,
     run,
     startServer,
     twistdArgv,
@@ -281,6 +283,41 @@ class SyslogContract:
         waitFor(lambda: b"only udp" in output.read_bytes(), "the record")
         self.stopped(server, output)
         self.assertNotIn(b"1235", server.stdout + server.stderr)
+
+    def test_sendSyslogFraming(self) -> None:
+        """
+        ``journey send --framing syslog`` (Twisted client from a file, stdlib client from a
+        pipe) sends each line octet counted: lines holding NUL, CR or a leading number
+        arrive as one message each, exactly.
+        """
+        server, address, output = self.start()
+        chooser = random.Random(5)
+        lines = [b"123 apples", b"<13>nul\x00inside", b"cr\rinside", b"9"] + [
+            bytes(chooser.randrange(256) for _ in range(1, 1 + chooser.randrange(300)))
+            .replace(b"\n", b"")
+            .rstrip(b"\r")
+            or b"x"
+            for _ in range(1000)
+        ]
+        content = b"".join(line + b"\r\n" for line in lines[:10]) + b"".join(
+            line + b"\n" for line in lines[10:]
+        )
+        path = Path(self.mktemp())  # type: ignore[attr-defined]
+        path.write_bytes(content[:-1])  # the last line unterminated
+        twisted = run(
+            journeyArgv("send", "--framing", "syslog", "127.0.0.1", str(address[1]), str(path))
+        )
+        self.assertEqual((twisted.returncode, twisted.stderr), (0, b""))  # type: ignore[attr-defined]
+        stdlib = run(
+            journeyArgv("send", "--framing", "syslog", "127.0.0.1", str(address[1])),
+            input=content,
+            env=environment(stdlibOnly=True),
+        )
+        self.assertEqual((stdlib.returncode, stdlib.stderr), (0, b""))  # type: ignore[attr-defined]
+        waitFor(lambda: output.read_bytes().count(b"\n") >= 2 * len(lines), "all records")
+        byConn = parse(self.stopped(server, output))
+        for conn in (2, 3):
+            self.assertEqual(byConn[conn], [(line, b"") for line in lines], f"conn {conn}")
 
 
 def freeUDPPort() -> int:

@@ -17,6 +17,7 @@ from twisted_journey.records import PARTIAL, TRUNCATED, split_marker, unescape
 from twisted_journey.settings import SettingError
 from twisted_journey.syslogframe import (
     FACILITIES,
+    OctetCounter,
     SyslogFramer,
     check_framing,
     new_framer,
@@ -37,7 +38,7 @@ def framer(**kwargs: object) -> SyslogFramer:
     return SyslogFramer("text", "127.0.0.1:5", 1, **options)  # type: ignore[arg-type]
 
 
-def lines(out: bytes) -> list[tuple[bytes, bytes]]:
+def lines_(out: bytes) -> list[tuple[bytes, bytes]]:
     """
     The (message, marker) of each text record in ``out``.
     """
@@ -107,7 +108,7 @@ class FramingTests(SynchronousTestCase):
         wire = encode(frames)
         expected = [(message, b"") for _, message in frames]
         whole = feedAll(framer(), [wire])
-        self.assertEqual(lines(whole), expected)
+        self.assertEqual(lines_(whole), expected)
         self.assertEqual(feedAll(framer(), [wire[i : i + 1] for i in range(len(wire))]), whole)
         cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=6)))
         pieces = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
@@ -121,7 +122,7 @@ class FramingTests(SynchronousTestCase):
         wire = b"5 hello<13>x: lf\n<14>y: crlf\r\n<12>app5: nul 1\x0012 with\nnewline<9>tail"
         whole = feedAll(framer(), [wire])
         self.assertEqual(
-            lines(whole),
+            lines_(whole),
             [
                 (b"hello", b""),
                 (b"<13>x: lf", b""),
@@ -141,7 +142,7 @@ class FramingTests(SynchronousTestCase):
         """
         f = framer()
         out = f.feed(b"<1>a\x00" + b"\x00" * 100000 + b"\n\r\n" * 1000 + b"<2>b\n", NOW)
-        self.assertEqual(lines(out), [(b"<1>a", b""), (b"<2>b", b"")])
+        self.assertEqual(lines_(out), [(b"<1>a", b""), (b"<2>b", b"")])
         self.assertIsNone(f.error)
 
     def test_longTraditionalTruncated(self) -> None:
@@ -151,7 +152,7 @@ class FramingTests(SynchronousTestCase):
         """
         f = framer()
         out = f.feed(b"a" * 100, NOW) + f.feed(b"b" * 100 + b"\n<1>next\n", NOW)
-        self.assertEqual(lines(out), [(b"a" * LIMIT, TRUNCATED), (b"<1>next", b"")])
+        self.assertEqual(lines_(out), [(b"a" * LIMIT, TRUNCATED), (b"<1>next", b"")])
         self.assertLessEqual(f.held, sys.getsizeof(bytearray(2 * LIMIT)))
 
     def test_countAtLimit(self) -> None:
@@ -160,7 +161,7 @@ class FramingTests(SynchronousTestCase):
         """
         f = framer()
         out = f.feed(b"%d %s" % (LIMIT, b"x" * LIMIT), NOW)
-        self.assertEqual(lines(out), [(b"x" * LIMIT, b"")])
+        self.assertEqual(lines_(out), [(b"x" * LIMIT, b"")])
 
     def test_broadcastRelaysWholeMessages(self) -> None:
         """
@@ -185,7 +186,7 @@ class FramingErrorTests(SynchronousTestCase):
         """
         f = framer()
         out = f.feed(b"<1>ok\n12a rest\n", NOW)
-        self.assertEqual(lines(out), [(b"<1>ok", b""), (b"12a rest\n", PARTIAL)])
+        self.assertEqual(lines_(out), [(b"<1>ok", b""), (b"12a rest\n", PARTIAL)])
         self.assertIn("'12a' is not a number", f.error or "")
         self.assertEqual(f.feed(b"5 hello", NOW), b"")
         self.assertEqual(f.finish(NOW), b"")
@@ -196,7 +197,7 @@ class FramingErrorTests(SynchronousTestCase):
         """
         f = framer()
         out = f.feed(b"0 x", NOW)
-        self.assertEqual(lines(out), [(b"0 x", PARTIAL)])
+        self.assertEqual(lines_(out), [(b"0 x", PARTIAL)])
         self.assertIn("octet count 0 is zero", f.error or "")
 
     def test_overLimit(self) -> None:
@@ -207,7 +208,7 @@ class FramingErrorTests(SynchronousTestCase):
         self.assertEqual(f.feed(b"6", NOW), b"")
         self.assertIsNone(f.error)
         out = f.feed(b"5 ", NOW)
-        self.assertEqual(lines(out), [(b"65 ", PARTIAL)])
+        self.assertEqual(lines_(out), [(b"65 ", PARTIAL)])
         self.assertIn("65 is above --max-line-length 64", f.error or "")
 
     def test_hugeCountAllocatesNothing(self) -> None:
@@ -219,11 +220,11 @@ class FramingErrorTests(SynchronousTestCase):
         f = framer()
         out = b"".join(f.feed(bytes([c]), NOW) for c in b"1000000000 x")
         self.assertIn("longer than --max-line-length", f.error or "")
-        self.assertEqual(lines(out), [(b"100", PARTIAL)])
+        self.assertEqual(lines_(out), [(b"100", PARTIAL)])
         big = framer(max_line_length=2_000_000_000)
         self.assertEqual(big.feed(b"1000000000 <1>", NOW), b"")
         self.assertLess(big.held, 1000)
-        self.assertEqual(lines(big.finish(NOW)), [(b"1000000000 <1>", PARTIAL)])
+        self.assertEqual(lines_(big.finish(NOW)), [(b"1000000000 <1>", PARTIAL)])
 
     def test_lyingCountShort(self) -> None:
         """
@@ -231,14 +232,14 @@ class FramingErrorTests(SynchronousTestCase):
         does): nothing merged, nothing lost.
         """
         out = feedAll(framer(), [b"3 <1>abc\n4 <2>d"])
-        self.assertEqual(lines(out), [(b"<1>", b""), (b"abc", b""), (b"<2>d", b"")])
+        self.assertEqual(lines_(out), [(b"<1>", b""), (b"abc", b""), (b"<2>d", b"")])
 
     def test_lyingCountLong(self) -> None:
         """
         A count longer than what was sent leaves a partial record at the end.
         """
         out = feedAll(framer(), [b"4 <1>a", b"50 <2>b"])
-        self.assertEqual(lines(out), [(b"<1>a", b""), (b"50 <2>b", PARTIAL)])
+        self.assertEqual(lines_(out), [(b"<1>a", b""), (b"50 <2>b", PARTIAL)])
 
 
 class SettingTests(SynchronousTestCase):
@@ -389,3 +390,47 @@ class ParseTests(SynchronousTestCase):
         self.assertIn("b64", second)
         text = SyslogFramer("text", "127.0.0.1:5", 3).feed(b"<12>app5: x\x00", NOW)
         self.assertTrue(text.endswith(b" 3 <12>app5: x\n"), text)
+
+
+class OctetCounterTests(SynchronousTestCase):
+    """
+    :class:`OctetCounter` frames ``journey send --framing syslog``'s input lines.
+    """
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(st.binary(max_size=LIMIT).map(lambda b: b.replace(b"\n", b"")), max_size=8),
+        st.data(),
+    )
+    def test_roundTrip(self, lines: list[bytes], data: st.DataObject) -> None:
+        """
+        Lines cut anywhere into chunks come out of a :class:`SyslogFramer` as the same
+        messages (empty lines, and the CR of a CR LF, dropped).
+        """
+        wire = b"".join(line + b"\n" for line in lines)
+        cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=5)))
+        counter = OctetCounter()
+        sent = (
+            b"".join(
+                counter.frames(wire[a:b])
+                for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)
+            )
+            + counter.finish()
+        )
+        expected = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+        got = lines_(feedAll(framer(), [sent]))
+        self.assertEqual(got, [(m, b"") for m in expected if m])
+
+    def test_finishAndLimit(self) -> None:
+        """
+        An unterminated last line is a frame at the end; a line past the limit is refused
+        with a sentence, however it arrives.
+        """
+        counter = OctetCounter(limit=10)
+        self.assertEqual(counter.frames(b"ab\r\n\n12 x"), b"2 ab")
+        self.assertEqual(counter.frames(b"y"), b"")
+        self.assertEqual(counter.finish(), b"5 12 xy")
+        with self.assertRaises(ValueError) as e:
+            for _ in range(11):
+                counter.frames(b"z")
+        self.assertIn("longer than 10 bytes", str(e.exception))

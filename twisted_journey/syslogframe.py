@@ -40,7 +40,9 @@ from twisted_journey.settings import SettingError
 __all__ = [
     "FACILITIES",
     "FRAMINGS",
+    "MAX_SENT_MESSAGE",
     "SEVERITIES",
+    "OctetCounter",
     "SyslogFramer",
     "check_framing",
     "framing_error",
@@ -159,6 +161,73 @@ def parsed_json(message: bytes) -> bytes:
             text = value.decode("utf-8", "replace")
             members.append(b'"%s":"%s"' % (name.encode(), records.json_string(text)))
     return b',"syslog":{%s}' % b",".join(members)
+
+
+#: The longest line ``journey send --framing syslog`` holds to count (16 MiB).
+MAX_SENT_MESSAGE = 1 << 24
+
+
+class OctetCounter:
+    """
+    What ``journey send --framing syslog`` sends: each line of its input (``\\n`` and one
+    ``\\r`` before it removed) as an octet-counted frame, ``LEN SP MSG``; empty lines
+    are no message and are skipped.  Both clients feed their input through one.
+
+    :param limit: the longest line held while its end is awaited.
+    """
+
+    def __init__(self, limit: int = MAX_SENT_MESSAGE) -> None:
+        self.limit = limit
+        #: the unterminated line so far, in the pieces it came in (joined once complete)
+        self._tail: list[bytes] = []
+        self._held = 0
+
+    def frames(self, data: bytes) -> bytes:
+        """
+        The frames of the lines ``data`` completes (``b""`` when it completes none).
+
+        :raises ValueError: with a sentence, when a line grows past the limit.
+        """
+        end = data.rfind(b"\n")
+        if end < 0:
+            self._hold(data)
+            return b""
+        if self._tail:
+            data = b"".join([*self._tail, data])
+            end += self._held
+            self._tail, self._held = [], 0
+        rest = data[end + 1 :]
+        out = []
+        for line in data[:end].split(b"\n"):
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if line:
+                out.append(b"%d %s" % (len(line), line))
+        self._hold(rest)
+        return b"".join(out)
+
+    def _hold(self, piece: bytes) -> None:
+        """
+        Keep ``piece`` of the unterminated line, refusing a line past the limit.
+        """
+        if not piece:
+            return
+        self._held += len(piece)
+        if self._held > self.limit:
+            raise ValueError(
+                f"a line is longer than {self.limit} bytes, too long for one syslog message"
+            )
+        self._tail.append(piece)
+
+    def finish(self) -> bytes:
+        """
+        The frame of an unterminated last line (``b""`` when there is none).
+        """
+        tail = b"".join(self._tail)
+        self._tail, self._held = [], 0
+        if tail.endswith(b"\r"):
+            tail = tail[:-1]
+        return b"%d %s" % (len(tail), tail) if tail else b""
 
 
 def check_framing(framing: str, mode: str) -> str:
