@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import os
 import random
 import shutil
 import signal
@@ -318,6 +319,63 @@ class SyslogContract:
         byConn = parse(self.stopped(server, output))
         for conn in (2, 3):
             self.assertEqual(byConn[conn], [(line, b"") for line in lines], f"conn {conn}")
+
+    def rsyslog(self, forwardTo: tuple[str, int], framing: str) -> ServerProcess:
+        """
+        Start a private ``rsyslogd`` (its own configuration, work directory and pid file;
+        no ``imuxsock``): ``imtcp`` on a free loopback port, forwarding everything with
+        ``omfwd`` to ``forwardTo`` over TCP with ``TCP_Framing=framing``, as RFC 5424.
+
+        :return: the process; its ``address`` attribute is where it listens.
+        """
+        rsyslogd = shutil.which("rsyslogd") or (
+            "/usr/sbin/rsyslogd" if os.path.exists("/usr/sbin/rsyslogd") else None
+        )
+        if rsyslogd is None:
+            raise SkipTest("rsyslogd is not installed (Debian's rsyslog package)")
+        directory = Path(self.mktemp()).absolute()  # type: ignore[attr-defined]
+        directory.mkdir()
+        port = freePort()
+        configuration = directory / "rsyslog.conf"
+        configuration.write_text(
+            f'global(workDirectory="{directory}")\n'
+            'module(load="imtcp")\n'
+            f'input(type="imtcp" port="{port}" address="127.0.0.1")\n'
+            f'action(type="omfwd" target="{forwardTo[0]}" port="{forwardTo[1]}" protocol="tcp" '
+            f'TCP_Framing="{framing}" template="RSYSLOG_SyslogProtocol23Format")\n'
+        )
+        argv = [rsyslogd, "-n", "-f", str(configuration), "-i", str(directory / "pid")]
+        check = run([rsyslogd, "-N1", "-f", str(configuration)])
+        if check.returncode != 0:
+            raise SkipTest(f"rsyslogd refuses a minimal configuration here: {check.stderr!r}")
+        address = ("127.0.0.1", port)
+        process = startServer(self, argv, address, cwd=str(directory))
+        process.address = address  # type: ignore[attr-defined]
+        return process
+
+    def test_rsyslogForwarding(self) -> None:
+        """
+        A real ``rsyslogd`` forwarding with ``TCP_Framing="octet-counted"`` and with
+        ``"traditional"``: every message ``logger`` gave it is one record with its
+        fields, in order.
+        """
+        for framing in ("octet-counted", "traditional"):
+            server, address, output = self.start("--format", "json")
+            rsyslogd = self.rsyslog(address, framing)
+            self.logger(rsyslogd.address, "-T", "--octet-count", count=1200, text=framing)  # type: ignore[attr-defined]
+
+            def forwarded(o: Path = output) -> int:
+                return sum(1 for r in records(o) if r["syslog"]["app_name"] == "app1")  # type: ignore[index]
+
+            waitFor(lambda f=forwarded: f() >= 1200, f"1200 records forwarded {framing}")  # type: ignore[misc]
+            self.assertEqual(rsyslogd.stop(signal.SIGTERM), 0, rsyslogd.output())
+            found = [r for r in records(output) if r["syslog"]["app_name"] == "app1"]  # type: ignore[index]
+            self.stopped(server, output)
+            self.assertEqual(len({r["conn"] for r in found}), 1)
+            self.assertNumbered(
+                found, 1200, "app1", framing, msgid="m1", facility="user", severity="notice"
+            )
+            self.assertIn("timeQuality", found[0]["syslog"]["structured_data"])  # type: ignore[index,operator]
 
 
 def freeUDPPort() -> int:

@@ -9,7 +9,9 @@ RFC 6587, decided per frame as rsyslog's ``imtcp`` decides:
 
 - a frame that starts with a digit is *octet counted*: ``LEN SP MSG``, ``MSG`` exactly
   ``LEN`` bytes, no terminator (``logger --octet-count``, rsyslog
-  ``TCP_Framing="octet-counted"``, every RFC 5425 TLS sender);
+  ``TCP_Framing="octet-counted"``, every RFC 5425 TLS sender); one LF ending ``MSG`` is
+  not part of the message (rsyslog's forwarding templates put one there, and rsyslog
+  drops it on reception);
 - any other frame is *traditional*: it ends at LF, CR LF or NUL (``logger -T``,
   ``--rfc3164``, Python's ``SysLogHandler``, which ends each message with NUL).
 
@@ -415,8 +417,12 @@ class SyslogFramer(records.Framer):
                 start = digits + 1
                 if size - start < count:
                     return position
-                messages.append((bytes(buffer[start : start + count]), b""))
-                position = start + count
+                stop = start + count
+                # rsyslog's templates end a message with LF even when it is octet
+                # counted, and rsyslog drops it on reception: so do we.
+                last = stop - 1 if buffer[stop - 1] == 0x0A else stop
+                messages.append((bytes(buffer[start:last]), b""))
+                position = stop
                 continue
             scan = max(position, self._scanned)
             end = _END.search(buffer, scan)
