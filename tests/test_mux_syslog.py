@@ -398,6 +398,41 @@ class TwistedSyslogTests(SyslogContract, SynchronousTestCase):
     def argv(self, *options: str) -> list[str]:
         return twistdArgv("journey-mux", *options)
 
+    def test_tlsSyslog(self) -> None:
+        """
+        An ``ssl:`` listener with ``--framing syslog`` is a TLS syslog receiver (RFC 5425):
+        ``journey send --framing syslog --tls`` (both clients) delivers every line as one
+        parsed record.
+        """
+        from tests.tlssupport import makeCertificates
+
+        certificates = makeCertificates(os.path.abspath(self.mktemp()))
+        port = freePort()
+        output = Path(self.mktemp()).absolute()
+        server = startServer(
+            self,
+            self.argv("-q", "--listen", certificates.good.endpoint(port), "--output",
+                      str(output), "--framing", "syslog", "--format", "json",
+                      "--flush-interval", "0.05"),
+            ("127.0.0.1", port),
+        )  # fmt: skip
+        content = b"".join(b"<14>1 - host tlsapp - - - tls %d\n" % i for i in range(1, 501))
+        for env in (environment(), environment(stdlibOnly=True)):
+            done = run(
+                journeyArgv("send", "--framing", "syslog", "--tls", "--cacert", certificates.ca,
+                            "localhost", str(port)),
+                input=content,
+                env=env,
+            )  # fmt: skip
+            self.assertEqual((done.returncode, done.stderr), (0, b""))
+        waitFor(lambda: len(records(output)) >= 1000, "1000 records")
+        found = records(output)
+        self.stopped(server, output)
+        for conn in {r["conn"] for r in found}:
+            self.assertNumbered(
+                [r for r in found if r["conn"] == conn], 500, "tlsapp", "tls", severity="info"
+            )
+
 
 class FallbackSyslogTests(SyslogContract, SynchronousTestCase):
     """
