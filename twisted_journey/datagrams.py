@@ -13,7 +13,7 @@ apply to them, and ``--broadcast`` does not relay them.
 
 The kernel drops datagrams when the socket's receive buffer is full.  On Linux
 ``SO_RXQ_OVFL`` makes it report, with each datagram, how many it has dropped on this
-socket so far; :attr:`DatagramReceiver.dropped` holds the latest count (``--metrics``
+socket so far; ``DatagramReceiver.dropped`` holds the latest count (``--metrics``
 shows it as ``journey_datagrams_dropped_total``).  Elsewhere drops cannot be counted and
 it stays 0.
 """
@@ -136,7 +136,7 @@ class DatagramReceiver:
 
     def receive(self, now: float) -> bytes:
         """
-        The records of the datagrams waiting now (up to :data:`BATCH`), received at
+        The records of the datagrams waiting now (up to ``BATCH``), received at
         ``now``; ``b""`` when none is waiting.
 
         :raises OSError: for an error other than "nothing waiting" (the engine logs it

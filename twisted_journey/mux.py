@@ -4,8 +4,11 @@ The multiplexing logging server, on Twisted (its client, ``journey send``, is in
 :mod:`twisted_journey.client`).
 
 Wire contract: a client connects and sends lines (``\\n``-terminated; one ``\\r`` before
-the ``\\n`` is dropped).  The server sends nothing back, except with ``broadcast``: then
-every complete line a client sends is relayed, as it was received, to every other client.
+the ``\\n`` is dropped), or with ``framing="syslog"`` syslog messages, each framed as
+:mod:`twisted_journey.syslogframe` says (a :class:`DatagramService` takes them over UDP).
+The server sends nothing back, except with ``broadcast``: then every complete line a
+client sends is relayed, as it was received, to every other client (a syslog message,
+octet counted).
 Every line is written to the data log as one record (see :mod:`twisted_journey.records`);
 a line still unterminated when the connection ends is recorded marked partial.  A client
 that half-closes is finished: the server records what it sent and closes.
@@ -13,9 +16,7 @@ that half-closes is finished: the server records what it sent and closes.
 Use the server in your own application::
 
     from twisted.application import strports
-    from twisted_journey.datagrams import DatagramReceiver, bind_udp
-from twisted_journey.datalog import DataLog
-from twisted_journey.listen import ListenError, ListenSpec
+    from twisted_journey.datalog import DataLog
     from twisted_journey.mux import MuxFactory
 
     factory = MuxFactory(DataLog("data.log"))
