@@ -116,38 +116,68 @@ def parse(message: bytes) -> dict[str, bytes | None]:
     as rsyslog does: a missing or malformed PRI means user.notice and the whole message
     is read as what follows a PRI.
     """
+    return dict(zip(FIELDS, _values(message), strict=True))
+
+
+#: PRI numbers to their facility and severity names, for every valid PRI.
+_PRI_NAMES = [
+    (FACILITIES[number >> 3].encode(), SEVERITIES[number & 7].encode()) for number in range(192)
+]
+
+
+def _values(message: bytes) -> list[bytes | None]:
+    """
+    The fields of :func:`parse`, in the order of :data:`FIELDS`.
+    """
     pri = _PRI.match(message)
-    if pri is not None and int(pri.group(1)) < 192:
-        number, rest = int(pri.group(1)), message[pri.end() :]
+    number = int(pri.group(1)) if pri is not None else 192
+    if number < 192:
+        rest = message[pri.end() :]  # type: ignore[union-attr]
+        strict = _RFC5424.fullmatch(rest)
+        if strict is not None:
+            facility, severity = _PRI_NAMES[number]
+            timestamp, hostname, app, procid, msgid, data, msg = strict.groups()
+            if msg is not None and msg.startswith(_BOM):
+                msg = msg[len(_BOM) :]
+            return [
+                facility,
+                severity,
+                None if timestamp == b"-" else timestamp,
+                None if hostname == b"-" else hostname,
+                None if app == b"-" else app,
+                None if procid == b"-" else procid,
+                None if msgid == b"-" else msgid,
+                None if data == b"-" else data,
+                msg,
+            ]
     else:
         number, rest = DEFAULT_PRI, message
-    fields: dict[str, bytes | None] = dict.fromkeys(FIELDS)
-    fields["facility"] = FACILITIES[number >> 3].encode()
-    fields["severity"] = SEVERITIES[number & 7].encode()
-    strict = _RFC5424.fullmatch(rest) if pri is not None else None
-    if strict is not None:
-        for name, value in strict.groupdict().items():
-            fields[name] = None if value == b"-" and name != "msg" else value
-        msg = fields["msg"]
-        if msg is not None and msg.startswith(_BOM):
-            fields["msg"] = msg[len(_BOM) :]
-        return fields
+    facility, severity = _PRI_NAMES[number]
+    timestamp = hostname = app = procid = None
     stamp = _RFC3164_STAMP.match(rest)
     position = 0
     if stamp is not None:
-        fields["timestamp"] = stamp.group("timestamp")
+        timestamp = stamp.group("timestamp")
         position = stamp.end()
         host = _RFC3164_HOST.match(rest, position)
         if host is not None and not _RFC3164_TAG.match(rest, position):
-            fields["hostname"] = host.group("hostname")
+            hostname = host.group("hostname")
             position = host.end()
     tag = _RFC3164_TAG.match(rest, position)
     if tag is not None:
-        fields["app_name"] = tag.group("app_name")
-        fields["procid"] = tag.group("procid")
+        app, procid = tag.group("app_name", "procid")
         position = tag.end()
-    fields["msg"] = rest[position:]
-    return fields
+    return [facility, severity, timestamp, hostname, app, procid, None, None, rest[position:]]
+
+
+#: Each field's JSON member name, in the order of :data:`FIELDS`.
+_MEMBERS = [b'"%s":' % name.encode() for name in FIELDS]
+
+#: JSON ``"syslog"`` members with ``%s`` for the fields present, by which are absent.
+_TEMPLATES: dict[tuple[bool, ...], bytes] = {}
+
+#: Bytes a JSON string holds as they are: printable ASCII but ``"`` and ``\\``.
+_JSON_PLAIN = bytes(range(0x20, 0x7F)).replace(b'"', b"").replace(b"\\", b"")
 
 
 def parsed_json(message: bytes) -> bytes:
@@ -155,14 +185,25 @@ def parsed_json(message: bytes) -> bytes:
     ``,"syslog":{...}``: the fields of :func:`parse` as a JSON record's member, each text
     escaped like the record's line (invalid UTF-8 as U+FFFD), ``null`` when absent.
     """
-    members = []
-    for name, value in parse(message).items():
-        if value is None:
-            members.append(b'"%s":null' % name.encode())
-        else:
-            text = value.decode("utf-8", "replace")
-            members.append(b'"%s":"%s"' % (name.encode(), records.json_string(text)))
-    return b',"syslog":{%s}' % b",".join(members)
+    values = _values(message)
+    absent = tuple([value is None for value in values])
+    template = _TEMPLATES.get(absent)
+    if template is None:
+        members = [
+            name + (b"null" if gone else b'"%s"')
+            for name, gone in zip(_MEMBERS, absent, strict=True)
+        ]
+        template = _TEMPLATES[absent] = b',"syslog":{' + b",".join(members) + b"}"
+    present = [value for value in values if value is not None]
+    if b"".join(present).translate(None, _JSON_PLAIN):
+        # Something to escape (a quote in structured data, a control, UTF-8...).
+        present = [
+            value
+            if not value.translate(None, _JSON_PLAIN)
+            else records.json_string(value.decode("utf-8", "replace"))
+            for value in present
+        ]
+    return template % tuple(present)
 
 
 #: The longest line ``journey send --framing syslog`` holds to count (16 MiB).
@@ -297,7 +338,7 @@ class SyslogFramer(records.Framer):
     in bytes not searched before, so a frame trickled a byte at a time costs linear time.
     """
 
-    __slots__ = ("_buffer", "_conn", "_peer", "_scanned")
+    __slots__ = ("_buffer", "_conn", "_peer", "_scanned", "_width")
 
     _buffer: bytearray | None
 
@@ -321,6 +362,8 @@ class SyslogFramer(records.Framer):
         )
         self._peer = peer
         self._conn = conn
+        #: the most digits a count below the limit has
+        self._width = len(str(max_line_length))
         #: bytes received and not yet framed (an unfinished frame)
         self._buffer = None
         #: how far into the buffer a traditional frame was searched for its end
@@ -375,76 +418,82 @@ class SyslogFramer(records.Framer):
         :attr:`error` at a bad octet count, returning where its frame starts.
         """
         limit = self._max
+        width = self._width
         size = len(buffer)
         position = 0
+        append = messages.append
+        # Without a NUL, a traditional frame ends at the next LF: one find, not a search
+        # for either.
+        nul = b"\x00" in buffer
         while position < size:
             if self._discarding:
                 # The rest of a truncated traditional frame, up to its end, is dropped.
-                end = _END.search(buffer, position)
-                if end is None:
+                ended = _END.search(buffer, position)
+                if ended is None:
                     return size
                 self._discarding = False
-                position = end.end()
+                position = ended.end()
                 continue
-            position = _EMPTY.match(buffer, position).end()  # type: ignore[union-attr]
-            if position >= size:
-                return size
             first = buffer[position]
+            if first == 0x0A or first == 0x00:
+                # Empty frames, a flood of them at C speed.
+                position = _EMPTY.match(buffer, position).end()  # type: ignore[union-attr]
+                continue
             if 0x30 <= first <= 0x39:
-                digits = _DIGITS.match(buffer, position).end()  # type: ignore[union-attr]
-                width = digits - position
-                if width > len(str(limit)):
-                    return self._fail(
-                        position,
-                        f"octet count {self._shown(buffer, position)} "
-                        f"is longer than --max-line-length {limit}",
-                    )
-                if digits == size:
-                    return position  # the count goes on in the next chunk
-                if buffer[digits] != 0x20:
+                space = buffer.find(b" ", position, position + width + 1)
+                if space < 0 or not buffer[position:space].isdigit():
+                    digits = _DIGITS.match(buffer, position).end()  # type: ignore[union-attr]
+                    if digits - position > width:
+                        return self._fail(
+                            position,
+                            f"octet count {self._shown(buffer, position)} "
+                            f"is longer than --max-line-length {limit}",
+                        )
+                    if digits == size:
+                        return position  # the count goes on in the next chunk
                     return self._fail(
                         position,
                         f"octet count {self._shown(buffer, position)} is not a number "
                         f"followed by a space",
                     )
-                count = int(buffer[position:digits])
+                count = int(buffer[position:space])
                 if count == 0 or count > limit:
                     return self._fail(
                         position,
                         f"octet count {count} is "
                         + ("zero" if count == 0 else f"above --max-line-length {limit}"),
                     )
-                start = digits + 1
-                if size - start < count:
+                stop = space + 1 + count
+                if stop > size:
                     return position
-                stop = start + count
                 # rsyslog's templates end a message with LF even when it is octet
                 # counted, and rsyslog drops it on reception: so do we.
                 last = stop - 1 if buffer[stop - 1] == 0x0A else stop
-                messages.append((bytes(buffer[start:last]), b""))
+                append((bytes(buffer[space + 1 : last]), b""))
                 position = stop
                 continue
-            scan = max(position, self._scanned)
-            end = _END.search(buffer, scan)
-            if end is None:
+            scan = position if position > self._scanned else self._scanned
+            if nul:
+                found = _END.search(buffer, scan)
+                end = -1 if found is None else found.start()
+            else:
+                end = buffer.find(b"\n", scan)
+            if end < 0:
                 if size - position > limit + 1:
                     # Too long: record it cut, discard the rest up to its end.
-                    messages.append((bytes(buffer[position : position + limit]), records.TRUNCATED))
+                    append((bytes(buffer[position : position + limit]), records.TRUNCATED))
                     self._discarding = True
                     self._scanned = 0
                     return size
                 self._scanned = size
                 return position
             self._scanned = 0
-            stop = end.start()
-            if stop > position and buffer[stop - 1] == 0x0D and buffer[stop] == 0x0A:
-                stop -= 1
-            message = bytes(buffer[position:stop])
-            if len(message) > limit:
-                messages.append((message[:limit], records.TRUNCATED))
-            else:
-                messages.append((message, b""))
-            position = end.end()
+            stop = end - 1 if buffer[end] == 0x0A and buffer[end - 1] == 0x0D else end
+            if stop - position > limit:
+                append((bytes(buffer[position : position + limit]), records.TRUNCATED))
+            elif stop > position:  # not a lone CR LF
+                append((bytes(buffer[position:stop]), b""))
+            position = end + 1
         return size
 
     def _records(self, now: float, lines: Iterable[tuple[bytes, bytes]]) -> bytes:
@@ -453,7 +502,7 @@ class SyslogFramer(records.Framer):
         parsed fields (see :func:`parsed_json`).
         """
         if self._format != "json":
-            return super()._records(now, lines)
+            return self._textRecords(now, list(lines))
         prefix = self._prefix(records.timestamp(now))
         out = [
             b"%s%s\n" % (prefix, records.json_line(line, marker, parsed_json(line)))
@@ -461,6 +510,23 @@ class SyslogFramer(records.Framer):
         ]
         self.lines += len(out)
         return b"".join(out)
+
+    def _textRecords(self, now: float, lines: list[tuple[bytes, bytes]]) -> bytes:
+        """
+        Text records for ``(message, marker)`` pairs: when no message holds a newline or
+        has a marker (the usual case), escaped all at once, joined by newlines, as line
+        mode escapes a chunk; else a call per message.
+        """
+        messages = [message for message, marker in lines if not marker]
+        if len(messages) == len(lines):
+            joined = b"\n".join(messages)
+            if joined.count(b"\n") == len(messages) - 1:
+                escaped, _ = self._body(joined)
+                assert escaped is not None  # always, for text
+                prefix = self._prefix(records.timestamp(now))
+                self.lines += len(messages)
+                return b"".join((prefix, escaped.replace(b"\n", b"\n" + prefix), b"\n"))
+        return super()._records(now, lines)
 
     @staticmethod
     def _shown(buffer: bytes | bytearray, position: int) -> str:
