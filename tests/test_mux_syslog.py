@@ -377,6 +377,25 @@ class SyslogContract:
             )
             self.assertIn("timeQuality", found[0]["syslog"]["structured_data"])  # type: ignore[index,operator]
 
+    def test_broadcastRelaysWholeMessages(self) -> None:
+        """
+        With ``--broadcast`` each complete message reaches the other clients whole,
+        octet counted, whatever framing it came in.
+        """
+        server, address, output = self.start("--broadcast")
+        with connect(address) as listener, connect(address) as sender:
+            # Once the listener's own message is recorded, the server relays to it.
+            listener.sendall(b"<1>listening\n")
+            waitFor(lambda: b"listening" in output.read_bytes(), "the listener's message")
+            sender.sendall(b"<1>first\n12 <2>two\nlines<3>nul\x00")
+            expected = b"8 <1>first12 <2>two\nlines6 <3>nul"
+            listener.settimeout(10)
+            received = b""
+            while len(received) < len(expected) and (chunk := listener.recv(100)):
+                received += chunk
+        self.assertEqual(received, expected)
+        self.stopped(server, output)
+
 
 def freeUDPPort() -> int:
     """
@@ -432,6 +451,36 @@ class TwistedSyslogTests(SyslogContract, SynchronousTestCase):
             self.assertNumbered(
                 [r for r in found if r["conn"] == conn], 500, "tlsapp", "tls", severity="info"
             )
+
+    def test_workers(self) -> None:
+        """
+        With ``--workers 2`` each worker frames syslog: every message one record.
+        """
+        port = freePort()
+        output = Path(self.mktemp()).absolute()
+        server = startServer(
+            self,
+            self.argv("--workers", "2", "--listen", f"tcp:{port}:interface=127.0.0.1", "--output",
+                      str(output), "--framing", "syslog", "--format", "json",
+                      "--flush-interval", "0.05"),
+            ("127.0.0.1", port),
+        )  # fmt: skip
+        address = ("127.0.0.1", port)
+        self.logger(address, "-T", "--octet-count", count=500, text="w")
+        self.logger(address, "-T", count=500, text="w")
+
+        def found() -> list[dict[str, object]]:
+            logs = [Path(f"{output}.w{i}") for i in range(2)]
+            return [r for log in logs if log.exists() for r in records(log)]
+
+        waitFor(lambda: len(found()) >= 1000, "1000 records")
+        byConn: dict[object, list[dict[str, object]]] = {}
+        for record in found():
+            byConn.setdefault((record["conn"], record["peer"]), []).append(record)
+        server.stop(signal.SIGTERM)
+        self.assertEqual(sorted(map(len, byConn.values())), [500, 500])
+        for messages in byConn.values():
+            self.assertNumbered(messages, 500, "app1", "w")
 
 
 class FallbackSyslogTests(SyslogContract, SynchronousTestCase):
