@@ -452,6 +452,29 @@ class TwistedSyslogTests(SyslogContract, SynchronousTestCase):
                 [r for r in found if r["conn"] == conn], 500, "tlsapp", "tls", severity="info"
             )
 
+    def test_proxyHeader(self) -> None:
+        """
+        Behind a balancer (``haproxy:``), the PROXY header is read first and the syslog
+        frames after it are recorded under the client it names.
+        """
+        port = freePort()
+        output = Path(self.mktemp()).absolute()
+        server = startServer(
+            self,
+            self.argv("--listen", f"haproxy:tcp:{port}:interface=127.0.0.1", "--output",
+                      str(output), "--framing", "syslog", "--format", "json",
+                      "--flush-interval", "0.05"),
+            ("127.0.0.1", port),
+        )  # fmt: skip
+        with connect(("127.0.0.1", port)) as sock:
+            sock.sendall(b"PROXY TCP4 192.0.2.7 127.0.0.1 53122 514\r\n")
+            sock.sendall(b"12 <13>a: msg 1<13>a: msg 2\x00")
+        waitFor(lambda: len(records(output)) >= 2, "2 records")
+        found = records(output)
+        self.stopped(server, output)
+        self.assertEqual([r["peer"] for r in found], ["192.0.2.7:53122"] * 2)
+        self.assertNumbered(found, 2, "a", "msg")
+
     def test_workers(self) -> None:
         """
         With ``--workers 2`` each worker frames syslog: every message one record.
