@@ -272,7 +272,8 @@ class MuxServer:
         self._watch_output(False)
         for receiver in self.receivers:
             self._datagrams(receiver.sock, selectors.EVENT_READ)
-            self.selector.unregister(receiver.sock)
+            if self.selector.get_map().get(receiver.sock) is not None:  # not while paused
+                self.selector.unregister(receiver.sock)
             receiver.sock.close()
         for listener in self.listeners:
             if self.accepting:
