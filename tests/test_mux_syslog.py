@@ -35,9 +35,11 @@ from twisted_journey.records import PARTIAL
 
 def records(output: Path) -> list[dict[str, object]]:
     """
-    The JSON records of a data log.
+    The JSON records of a data log, as far as they are written (a record still being
+    written is left for the next look).
     """
-    return [json.loads(line) for line in output.read_bytes().splitlines()]
+    data = output.read_bytes()
+    return [json.loads(line) for line in data[: data.rfind(b"\n") + 1].splitlines()]
 
 
 class SyslogContract:
