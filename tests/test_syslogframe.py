@@ -376,6 +376,26 @@ class ParseTests(SynchronousTestCase):
         decoded = json.loads(b"{" + parsed_json(message)[1:] + b"}")
         self.assertEqual(list(decoded["syslog"]), list(fields))
 
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.text(alphabet='<>13 -[]="\\\\ab\x1b\u202e\xe9', max_size=60).map(
+            lambda t: b"<13>1 - h a - - " + t.encode("utf-8")
+        )
+    )
+    def test_jsonHoldsTheFields(self, message: bytes) -> None:
+        """
+        Each field of :func:`parsed_json`, read back as JSON, is the field :func:`parse`
+        found, quotes, backslashes, controls and bidi characters included.
+        """
+        decoded = json.loads(b"{" + parsed_json(message)[1:] + b"}")["syslog"]
+        expected = {
+            name: None if value is None else value.decode("utf-8", "replace")
+            for name, value in parse(message).items()
+        }
+        self.assertEqual(decoded, expected)
+        self.assertNotIn(b"\x1b", parsed_json(message))
+        self.assertNotIn("\u202e".encode(), parsed_json(message))
+
     def test_jsonRecords(self) -> None:
         """
         With the JSON format each record keeps ``line`` and adds ``syslog``, its texts

@@ -195,8 +195,12 @@ def parsed_json(message: bytes) -> bytes:
         ]
         template = _TEMPLATES[absent] = b',"syslog":{' + b",".join(members) + b"}"
     present = [value for value in values if value is not None]
-    if b"".join(present).translate(None, _JSON_PLAIN):
-        # Something to escape (a quote in structured data, a control, UTF-8...).
+    special = b"".join(present).translate(None, _JSON_PLAIN)
+    if special and not special.translate(None, b'"\\'):
+        # Only quotes and backslashes (structured data's usual case): JSON's escapes.
+        present = [value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') for value in present]
+    elif special:
+        # Something else to escape (a control, UTF-8...).
         present = [
             value
             if not value.translate(None, _JSON_PLAIN)
