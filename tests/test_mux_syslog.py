@@ -14,6 +14,7 @@ import random
 import shutil
 import signal
 import socket
+import urllib.request
 from pathlib import Path
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
@@ -476,6 +477,28 @@ class TwistedSyslogTests(SyslogContract, SynchronousTestCase):
         self.stopped(server, output)
         self.assertEqual([r["peer"] for r in found], ["192.0.2.7:53122"] * 2)
         self.assertNumbered(found, 2, "a", "msg")
+
+    def test_metricsCountDatagrams(self) -> None:
+        """
+        ``--metrics`` shows the datagrams received on ``udp:`` listeners and the kernel's
+        drops (none here).
+        """
+        metricsPort = freePort()
+        server, address, output = self.startWithUDP(
+            "--metrics", f"tcp:{metricsPort}:interface=127.0.0.1"
+        )
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for i in range(10):
+                sender.sendto(b"<13>app: m %d\n" % i, address)
+        url = f"http://127.0.0.1:{metricsPort}/metrics"
+
+        def scrape() -> str:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return str(response.read().decode())
+
+        waitFor(lambda: "journey_datagrams_received_total 10.0" in scrape(), "the count")
+        self.assertIn("journey_datagrams_dropped_total 0.0", scrape())
+        self.stopped(server, output)
 
     def test_workers(self) -> None:
         """
