@@ -288,6 +288,22 @@ class SyslogContract:
         self.stopped(server, output)
         self.assertNotIn(b"1235", server.stdout + server.stderr)
 
+    def test_udpPortTaken(self) -> None:
+        """
+        A ``udp:`` port another socket holds is one sentence and exit status 1.
+        """
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+            taken.bind(("127.0.0.1", 0))
+            port = taken.getsockname()[1]
+            done = run(
+                self.argv("--listen", f"udp:{port}:interface=127.0.0.1", "--framing", "syslog"),
+                env=self.env or environment(),
+            )
+        output = done.stdout + done.stderr
+        self.assertEqual(done.returncode, 1, output)  # type: ignore[attr-defined]
+        self.assertIn(f"cannot listen on udp:{port}:interface=127.0.0.1: ".encode(), output)  # type: ignore[attr-defined]
+        self.assertNotIn(b"Traceback", output)  # type: ignore[attr-defined]
+
     def test_sendSyslogFraming(self) -> None:
         """
         ``journey send --framing syslog`` (Twisted client from a file, stdlib client from a
