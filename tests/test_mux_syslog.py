@@ -6,6 +6,7 @@ as real processes on loopback, with real senders: util-linux ``logger``, a priva
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.handlers
@@ -14,6 +15,7 @@ import random
 import shutil
 import signal
 import socket
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -303,6 +305,55 @@ class SyslogContract:
         self.assertEqual(done.returncode, 1, output)  # type: ignore[attr-defined]
         self.assertIn(f"cannot listen on udp:{port}:interface=127.0.0.1: ".encode(), output)  # type: ignore[attr-defined]
         self.assertNotIn(b"Traceback", output)  # type: ignore[attr-defined]
+
+    def test_haproxyLogs(self) -> None:
+        """
+        HAProxy's ``log`` directive, over UDP (RFC 3164) and through a ``ring`` over TCP
+        (RFC 5424, octet counted): every request's log line is one record, parsed.
+        """
+        if shutil.which("haproxy") is None:
+            raise SkipTest("haproxy is not installed")
+        udp = freeUDPPort()
+        server, address, output = self.start(
+            "--format", "json", "--listen", f"udp:{udp}:interface=127.0.0.1"
+        )
+        web = freePort()
+        configuration = Path(self.mktemp()).absolute()  # type: ignore[attr-defined]
+        configuration.write_text(
+            f"global\n    log 127.0.0.1:{udp} local0 info\n"
+            f"    log ring@journey len 8192 format rfc5424 local0\n"
+            f"ring journey\n    format rfc5424\n    maxlen 8192\n"
+            f"    server mux 127.0.0.1:{address[1]}\n"
+            "defaults\n    mode http\n    log global\n    option httplog\n"
+            "    timeout client 5s\n    timeout server 5s\n    timeout connect 5s\n"
+            f"frontend web\n    bind 127.0.0.1:{web}\n    default_backend none\n"
+            "backend none\n"
+        )
+        haproxy = startServer(
+            self, ["haproxy", "-db", "-f", str(configuration)], ("127.0.0.1", web)
+        )
+        for i in range(1, 6):
+            with contextlib.suppress(urllib.error.HTTPError):  # 503: no server behind
+                urllib.request.urlopen(f"http://127.0.0.1:{web}/request/{i}", timeout=10)
+
+        def requests() -> list[dict[str, object]]:
+            return [r for r in records(output) if "/request/" in str(r["line"])]
+
+        waitFor(lambda: len(requests()) >= 10, "10 log records")
+        found = requests()
+        haproxy.stop(signal.SIGTERM)
+        self.stopped(server, output)
+        for udp in (True, False):
+            mine = [r for r in found if (r["conn"] == 0) == udp]
+            self.assertEqual(len(mine), 5, found)
+            syslog = [r["syslog"] for r in mine]
+            self.assertEqual(
+                [(s["app_name"], s["facility"], s["severity"]) for s in syslog],  # type: ignore[index]
+                [("haproxy", "local0", "info")] * 5,
+            )
+            self.assertEqual({s["procid"] for s in syslog}, {str(haproxy.process.pid)})  # type: ignore[index]
+            for i, s in enumerate(syslog, 1):
+                self.assertIn(f'"GET /request/{i} HTTP/1.1"', s["msg"])  # type: ignore[index]
 
     def test_sendSyslogFraming(self) -> None:
         """
