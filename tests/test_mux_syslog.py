@@ -447,6 +447,21 @@ class SyslogContract:
             )
             self.assertIn("timeQuality", found[0]["syslog"]["structured_data"])  # type: ignore[index,operator]
 
+    def test_sigtermRecordsUnfinishedFrame(self) -> None:
+        """
+        SIGTERM records a connection's unfinished octet-counted frame, marked partial:
+        nothing received is lost.
+        """
+        server, address, output = self.start()
+        sock = connect(address)
+        self.addCleanup(sock.close)
+        sock.sendall(b"<1>done\n20 <13>unfinished")
+        waitFor(lambda: b"<1>done" in output.read_bytes(), "the first record")
+        self.assertEqual(
+            parse(self.stopped(server, output))[2],
+            [(b"<1>done", b""), (b"20 <13>unfinished", PARTIAL)],
+        )
+
     def test_broadcastRelaysWholeMessages(self) -> None:
         """
         With ``--broadcast`` each complete message reaches the other clients whole,
