@@ -672,16 +672,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except OSError as e:
         parser.error(f"cannot open --output {args.output!r}: {e.strerror or e}.")
+    # The udp: sockets are bound first: once a TCP port accepts, every listener is ready.
     datagrams: list[socket.socket] = []
     try:
-        listeners = bind_all(specs)
         try:
             for spec in udp:
                 datagrams.append(bind_udp(spec))
+            listeners = bind_all(specs)
         except ListenError:
-            for sock in [*listeners, *datagrams]:
+            for sock in datagrams:
                 sock.close()
-            remove_socket_files(specs)
             raise
     except ListenError as e:
         datalog.close()

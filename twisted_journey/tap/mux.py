@@ -188,7 +188,8 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     )
     parent = MultiService()
     DataLogService(factory, options["flush-interval"], clock=reactor).setServiceParent(parent)  # type: ignore[arg-type]
-    listeningService(options, factory, reactor).setServiceParent(parent)
+    # The udp: sockets are bound first: once a TCP port accepts, every listener is ready.
     for spec in options["udp"]:
         DatagramService(factory, spec).setServiceParent(parent)
+    listeningService(options, factory, reactor).setServiceParent(parent)
     return parent
