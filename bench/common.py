@@ -227,6 +227,8 @@ def machine() -> dict[str, object]:
     return {
         "cpu": model or platform.machine(),
         "cpus": os.cpu_count(),
+        # the 1-minute load average as the results are written: was the machine quiet?
+        "loadavg": round(os.getloadavg()[0], 2),
         "kernel": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "twisted": twistedVersion,

@@ -87,7 +87,9 @@ def quietly(name: str) -> Iterator[None]:
 def measure(name: str, argv: list[str], tool: Path, args: argparse.Namespace) -> Row:
     """
     Start one server, warm it up, measure ``args.repeat`` runs, stop it; the row is the
-    run with the median server CPU per connection, with errors summed over all runs.
+    run with the median server CPU per connection, with errors summed over all runs and
+    the lowest and highest server CPU per connection of the runs (``range_server_us/conn``,
+    ``"LOW-HIGH"``, for the chart's whiskers).
     """
     port = freePort()
     argv = [a.replace("PORT", str(port)) for a in argv]
@@ -110,7 +112,8 @@ def measure(name: str, argv: list[str], tool: Path, args: argparse.Namespace) ->
                 }
             )
     runs.sort(key=lambda run: run["server_us/conn"])
-    return Row(name, {**runs[len(runs) // 2], "errors": errors})
+    spread = f"{runs[0]['server_us/conn']:.2f}-{runs[-1]['server_us/conn']:.2f}"
+    return Row(name, {**runs[len(runs) // 2], "errors": errors, "range_server_us/conn": spread})
 
 
 def main() -> None:

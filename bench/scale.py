@@ -45,7 +45,8 @@ JSON written to ``--output`` (default ``bench/results/scale.json``)::
       ]
     }
 
-``ratio`` is a row's rate over the same tool's rate with one worker;
+``ratio`` is a row's rate over the same tool's rate with one worker; ``range_rate``
+(journey-greet rows) is the lowest and highest rate of the ``--repeat`` runs, ``"LOW-HIGH"``;
 ``server_us_per_unit`` is the server's CPU (all processes) per connection or per line,
 which, unlike the rates, hardly depends on what else the machine runs.
 """
@@ -156,6 +157,7 @@ def greetRow(tool: Path, workers: int, args: argparse.Namespace, directory: Path
     runs.sort()
     rate, used, errors, perConnection = runs[len(runs) // 2]
     return {"tool": "journey-greet", "workers": workers, "rate": round(rate, 1),
+            "range_rate": f"{runs[0][0]:.1f}-{runs[-1][0]:.1f}",
             "unit": "conn/s", "server_cpu_s": round(used, 3),
             "server_us_per_unit": round(perConnection * 1e6, 2), "errors": errors}  # fmt: skip
 

@@ -21,6 +21,7 @@ extensions = [
     "sphinx.ext.viewcode",
     "journey_refs",
     "journey_reference",
+    "journey_bench",
 ]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
@@ -49,3 +50,36 @@ journey_exit_codes = "twisted_journey.fetch.errors.EXIT_CODES"
 html_static_path = ["_static"]
 html_css_files = ["journey.css"]
 html_theme_options = {"page_width": "1240px"}
+# Manual pages (sphinx-build -b man docs docs/_build/man): journey(1) and one per plugin,
+# from the reference pages under reference/man, whose option tables come from the parsers.
+man_pages = [
+    (
+        "reference/man/journey",
+        "journey",
+        "clients for the twisted_journey servers, and an HTTP fetcher",
+        [author],
+        1,
+    ),
+    (
+        "reference/man/journey-greet",
+        "journey-greet",
+        "twistd plugin: the greeting server",
+        [author],
+        1,
+    ),
+    (
+        "reference/man/journey-mux",
+        "journey-mux",
+        "twistd plugin: the multiplexing logging server",
+        [author],
+        1,
+    ),
+    (
+        "reference/man/journey-fetch",
+        "journey-fetch",
+        "twistd plugin: keep local copies of URLs fresh",
+        [author],
+        1,
+    ),
+]
+man_make_section_directory = False

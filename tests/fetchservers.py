@@ -74,7 +74,7 @@ def listen(testCase: Any, factory: Any, tls: Any = None) -> int:
 class Blob(Resource):
     """
     Serves ``data`` with ETag, Last-Modified, If-None-Match, ``Range: bytes=N-`` and
-    If-Range.
+    If-Range (ignored, as some servers do, with ``ifRange=False``).
 
     :ivar requests: the request headers of every request, as ``{name: value}`` dicts.
     """
@@ -87,11 +87,13 @@ class Blob(Resource):
         etag: bytes | None = ETAG,
         ranges: bool = True,
         headers: dict[bytes, bytes] | None = None,
+        ifRange: bool = True,
     ) -> None:
         super().__init__()
         self.data = data
         self.etag = etag
         self.ranges = ranges
+        self.ifRange = ifRange
         self.headers = headers or {}
         self.requests: list[dict[str, str]] = []
 
@@ -112,7 +114,11 @@ class Blob(Resource):
                 return b""
         wanted = (request.getHeader(b"range") or b"").decode()
         condition = request.getHeader(b"if-range")
-        if condition is not None and condition not in (self.etag, LAST_MODIFIED.encode()):
+        if (
+            self.ifRange
+            and condition is not None
+            and condition not in (self.etag, LAST_MODIFIED.encode())
+        ):
             wanted = ""  # changed since: the whole new body, as RFC 9110 says
         if self.ranges and wanted and wanted.startswith("bytes=") and wanted.endswith("-"):
             start = int(wanted[6:-1])
@@ -267,6 +273,35 @@ class Hold(Resource):
             request.finish()
 
 
+class Trickle(Resource):
+    """
+    Serves ``data`` with its ``Content-Length``, sending the first ``first`` bytes at once
+    and the rest only on :meth:`release`: a slow download that is mid-body for as long as
+    the test needs.
+    """
+
+    isLeaf = True
+
+    def __init__(self, data: bytes, first: int) -> None:
+        super().__init__()
+        self.data = data
+        self.first = first
+        self.waiting: list[Request] = []
+
+    def render_GET(self, request: Request) -> Any:
+        request.setHeader(b"content-length", b"%d" % len(self.data))
+        request.write(self.data[: self.first])
+        self.waiting.append(request)
+        return NOT_DONE_YET
+
+    def release(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for request in waiting:
+            if not request.finished and not request._disconnected:
+                request.write(self.data[self.first :])
+                request.finish()
+
+
 def webRoot() -> Resource:
     """
     The resources :func:`webSite` serves.
@@ -385,15 +420,43 @@ class RawProtocol(Protocol):
             line = head.split(b"\r\n", 1)[0]
             self.factory.requestLines.append(line)
             path = line.split(b" ")[1] if len(line.split(b" ")) > 1 else b"/"
+            if path in STREAMS:
+                self._stream(STREAMS[path])
+                return
             answer, close = self.factory.answer(path)
             self.transport.write(answer)  # type: ignore[union-attr]
             if close:
                 self.transport.loseConnection()  # type: ignore[union-attr]
                 return
 
+    def _stream(self, stream: tuple[bytes, bytes, float]) -> None:
+        """
+        Send ``first``, then ``each`` every ``interval`` seconds until the connection ends.
+        """
+        from twisted.internet.task import LoopingCall
+
+        first, each, interval = stream
+        self.transport.write(first)  # type: ignore[union-attr]
+        self.loop = LoopingCall(self.transport.write, each)  # type: ignore[union-attr]
+        self.loop.clock = _reactor()
+        self.loop.start(interval, now=False)
+
     def connectionLost(self, reason: object = None) -> None:
+        loop = getattr(self, "loop", None)
+        if loop is not None and loop.running:
+            loop.stop()
         if self in self.factory.connections:
             self.factory.connections.remove(self)
+
+
+#: Answers that never end, by path: (first bytes, bytes sent again and again, seconds
+#: between them).
+STREAMS: dict[bytes, tuple[bytes, bytes, float]] = {
+    # An endless stream of interim answers, each without a header field.
+    b"/interim-forever": (b"", b"HTTP/1.1 103 Early Hints\r\n\r\n", 0.01),
+    # A header line that never ends, a byte at a time.
+    b"/slow-header": (b"HTTP/1.1 200 OK\r\nX-Slow: ", b"s", 0.05),
+}
 
 
 class RawFactory(Factory):
@@ -668,6 +731,65 @@ RAW.update(
                     (b"Content-Disposition", b'attachment; filename="same"'),
                 ],
                 b"BBBBB",
+            ),
+            False,
+        ),
+    }
+)
+
+
+# --- messages and agreement of the two engines ---------------------------------------------
+
+#: A reason phrase that would set a terminal's title, colour and clear it (C0 and C1
+#: controls, a bidi override).
+HOSTILE_REASON = b"\x1b]0;TITLE\x07\x1b[31mRED\x1b[2J Not\x9b31m Found \xe2\x80\xae"
+
+
+def _fields(count: int) -> list[tuple[bytes, bytes]]:
+    """
+    ``count`` header fields, ``Content-Length: 5`` among them.
+    """
+    return [(b"Content-Length", b"5")] + [(b"X-F%d" % i, b"v") for i in range(count - 1)]
+
+
+RAW.update(
+    {
+        b"/hostile-404": (
+            response(b"404 " + HOSTILE_REASON, [(b"Content-Length", b"0")], b""),
+            False,
+        ),
+        b"/hostile-399": (
+            response(b"399 " + HOSTILE_REASON, [(b"Content-Length", b"0")], b""),
+            False,
+        ),
+        b"/status-300": (
+            response(
+                b"300 Multiple Choices", [(b"Location", b"/ok"), (b"Content-Length", b"0")], b""
+            ),
+            False,
+        ),
+        b"/bare-304": (response(b"304 Not Modified", [], b""), False),
+        b"/no-location": (response(b"302 Found", [(b"Content-Length", b"0")], b""), False),
+        b"/fields-100": (response(b"200 OK", _fields(100), b"hello"), False),
+        b"/fields-101": (response(b"200 OK", _fields(101), b"hello"), False),
+        # 101 interim answers with one field each, then the answer: 101 fields in all.
+        b"/interim-flood": (
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n\r\n" * 101
+            + response(b"200 OK", [(b"Content-Length", b"5")], b"hello"),
+            False,
+        ),
+        # A chunk extension far longer than any chunk size line needs.
+        b"/chunk-extension": (
+            response(
+                b"200 OK",
+                [(b"Transfer-Encoding", b"chunked")],
+                b"5;" + b"e" * 100000 + b"\r\nhello\r\n0\r\n\r\n",
+            ),
+            True,
+        ),
+        b"/brotli": (
+            response(
+                b"200 OK", [(b"Content-Length", b"5"), (b"Content-Encoding", b"br")], b"hello"
             ),
             False,
         ),

@@ -11,7 +11,7 @@ import threading
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support import PATIENCE, environment, freePort, journeyArgv, run
+from tests.support import PATIENCE, environment, fallbackArgv, freePort, journeyArgv, run
 from twisted_journey import __version__, errors
 from twisted_journey.cli import _writeAll
 from twisted_journey.errors import REFUSED, RESOLVE, TIMEOUT, UNREACHABLE, connect_failure
@@ -172,10 +172,70 @@ class GreetCommandTests(SynchronousTestCase):
 
     def test_version(self) -> None:
         """
-        ``journey --version`` prints the package version.
+        ``journey --version`` prints the package version; so does each stdlib twin.
         """
         result = run(journeyArgv("--version"))
         self.assertEqual(result.stdout.strip(), f"journey {__version__}".encode())
+        for tool in ("greet", "mux", "fetch"):
+            result = run(fallbackArgv(tool, "--version"))
+            self.assertEqual(
+                (result.returncode, result.stdout.strip()),
+                (0, f"python -m twisted_journey.fallback.{tool} {__version__}".encode()),
+            )
+
+    def test_subcommandUsage(self) -> None:
+        """
+        An unknown option after a sub-command is that sub-command's usage error (its
+        usage line), with the option it most looks like.
+        """
+        for argv, usage, expected in [
+            (
+                ["greet", "127.0.0.1", "1234", "--timout", "3"],
+                b"usage: journey greet ",
+                b"journey greet: error: unrecognized arguments: --timout 3 "
+                b"(did you mean --timeout?)",
+            ),
+            (
+                ["send", "127.0.0.1", "--tsl"],
+                b"usage: journey send ",
+                b"journey send: error: unrecognized arguments: --tsl (did you mean --tls?)",
+            ),
+            (
+                ["fetch", "--bogus", "http://127.0.0.1:1/"],
+                b"usage: journey fetch ",
+                b"journey fetch: error: unrecognized arguments: --bogus\n",
+            ),
+        ]:
+            result = run(journeyArgv(*argv))
+            self.assertEqual(result.returncode, 2, argv)
+            self.assertTrue(result.stderr.startswith(usage), result.stderr)
+            self.assertIn(expected, result.stderr)
+
+    def test_emptyHost(self) -> None:
+        """
+        An empty HOST is a usage error in one sentence, from both engines.
+        """
+        for engine in ("twisted", "stdlib"):
+            for command in ("greet", "send"):
+                result = run(
+                    journeyArgv(command, "", "1234"), env=environment(JOURNEY_ENGINE=engine)
+                )
+                self.assertEqual(
+                    (result.returncode, result.stderr),
+                    (
+                        2,
+                        f"journey {command}: HOST is empty: give a host name, an IP address "
+                        "or a unix socket path.\n".encode(),
+                    ),
+                )
+
+    def test_plural(self) -> None:
+        """
+        ``plural`` says "1 connection" and "2 connections".
+        """
+        self.assertEqual(
+            [errors.plural(n, "URL") for n in (0, 1, 2)], ["0 URLs", "1 URL", "2 URLs"]
+        )
 
 
 class WriteAllTests(SynchronousTestCase):

@@ -7,6 +7,7 @@ moved away by someone else.  (Buffering, reopening and settings are tested in
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -500,3 +501,89 @@ class FifoReopenTests(SynchronousTestCase):
         log.write(record(1))
         log.flush()
         self.assertEqual(numbers(os.read(reader, 1000)), [1])
+
+
+def batches(first: int, total: int, size: int = 20, per: int = 7) -> list[tuple[bytes, int]]:
+    """
+    Records ``first`` to ``first + total - 1`` in batches of up to ``per``, each with its
+    record count (as a framer hands them to the data log).
+    """
+    out = []
+    for start in range(first, first + total, per):
+        numbers = range(start, min(start + per, first + total))
+        out.append((b"".join(record(n, size) for n in numbers), len(numbers)))
+    return out
+
+
+class CountedRecordsTests(SynchronousTestCase):
+    """
+    Records written with their count (``DataLog.write(records, count)``, as the engines
+    do) are counted exactly, written and dropped, on every path a flush can take: whole,
+    cut by rotation, cut short by a full disk, taken in part by a pipe, given up at close.
+    """
+
+    def setUp(self) -> None:
+        self.directory = os.path.abspath(self.mktemp())
+        os.mkdir(self.directory)
+        self.path = os.path.join(self.directory, "data.log")
+        self.reports: list[str] = []
+
+    def test_wholeAndRotated(self) -> None:
+        """
+        Batches flushed whole, and cut between records by rotation, count every record
+        written once.
+        """
+        log = DataLog(self.path, rotate_bytes=20 * 10, rotate_keep=100, buffer_bytes=20 * 25)
+        self.addCleanup(log.close)
+        for data, count in batches(0, 100):
+            log.write(data, count)
+        log.flush()
+        self.assertEqual((log.written, log.written_bytes, log.dropped), (100, 2000, 0))
+        found = []
+        for name in [*sorted(n for n in os.listdir(self.directory) if ROTATED.search(n))]:
+            found += numbers(Path(self.directory, name).read_bytes())
+        found += numbers(Path(self.path).read_bytes())
+        self.assertEqual(found, list(range(100)))
+
+    def test_shortWrite(self) -> None:
+        """
+        A full disk part-way through a batch: the records out whole are written, every
+        other one dropped, each counted once.
+        """
+        log = DataLog(self.path, report=self.reports.append)
+        self.addCleanup(log.close)
+        log._os_write = FailingWrites(room=20 * 10 + 7)  # type: ignore[method-assign]
+        for data, count in batches(0, 30):
+            log.write(data, count)
+        log.flush()
+        self.assertEqual(numbers(Path(self.path).read_bytes()), list(range(10)))
+        self.assertEqual((log.written, log.dropped, log.dropped_bytes), (10, 20, 400))
+
+    def test_pipeInPartsAndClose(self) -> None:
+        """
+        A pipe that takes batches in parts, then stops being read: what it took whole is
+        written, the rest given up at close is dropped, and together they are every record.
+        """
+        os.mkfifo(self.path)
+        reader = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, reader)
+        log = DataLog(self.path, report=self.reports.append, stop_timeout=0.05)
+        for data, count in batches(0, 20000, size=100):
+            log.write(data, count)
+
+        def drain() -> bytes:
+            chunks = []
+            with contextlib.suppress(BlockingIOError):
+                while chunk := os.read(reader, 1 << 16):
+                    chunks.append(chunk)
+            return b"".join(chunks)
+
+        received = drain()  # what the first flushes left in the pipe
+        log.flush()  # takes another pipeful, in the middle of a batch
+        received += drain()
+        log.close()  # nobody reads any more: gives up
+        received += drain()
+        self.assertEqual(log.written, received.count(b"\n"))
+        self.assertGreater(log.dropped, 0)
+        self.assertEqual(log.written + log.dropped, 20000)
+        self.assertIn(f"did not take the last {log.dropped} records", self.reports[-1])

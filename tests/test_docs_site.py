@@ -19,6 +19,7 @@ from tests.support import REPO
 sys.path.insert(0, str(REPO / "docs" / "_ext"))
 
 import checklinks
+import journey_bench
 import journey_tables
 
 
@@ -176,3 +177,178 @@ class ReadmeLinkTests(SynchronousTestCase):
         self.assertIn("docs/tutorial/index.rst", targets)
         self.assertIn("docs/howto/run.rst", targets)
         self.assertEqual([t for t in targets if not (REPO / t).is_file()], [])
+
+
+#: "issue 10", "issues 8 and 9", "Issue #12", "#12": a reference to the tracker.
+ISSUE_NUMBER = re.compile(r"\bissues?\s+#?\d+|(?<![\w&#])#\d+\b", re.IGNORECASE)
+
+#: 7 to 40 hexadecimal digits, both digits and letters among them, standing alone (not
+#: ``0x...`` or ``\x..``, not part of a longer word): what an abbreviated commit id looks
+#: like.
+COMMIT_ID = re.compile(r"(?<![\w\\])(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}(?!\w)")
+
+
+def historyReferences(text: str) -> list[str]:
+    """
+    The issue numbers and commit ids ``text`` mentions, in order.
+    """
+    found = [(m.start(), m.group()) for m in ISSUE_NUMBER.finditer(text)]
+    found += [(m.start(), m.group()) for m in COMMIT_ID.finditer(text)]
+    return [word for _, word in sorted(found)]
+
+
+class InstructionsNotHistoryTests(SynchronousTestCase):
+    """
+    A page says what to do and what happens: none names an issue or a commit (history is
+    the changelog's, told in users' words, and it names neither either).
+    """
+
+    def test_patterns(self) -> None:
+        """
+        The patterns find issue numbers and commit ids, and leave alone hex escapes,
+        numbers, words and hexadecimal-looking words without digits.
+        """
+        self.assertEqual(
+            historyReferences(
+                "Since issue 10 the fast path... (Issue #12, see #3; git show 94e8106:x,"
+                " then 8af5401d2c3e)"
+            ),
+            ["issue 10", "Issue #12", "#3", "94e8106", "8af5401d2c3e"],
+        )
+        self.assertEqual(
+            historyReferences(
+                r"\xc3\xa9, 0x1f2e3d4c, 1048576 bytes, deadbeefcafe, a 1234567 s, &#1234;"
+                " the issue is, page 3"
+            ),
+            [],
+        )
+
+    def test_pages(self) -> None:
+        """
+        No ``.rst`` page of ``docs/`` (the changelog included) nor the README mentions an
+        issue number or a commit id.
+        """
+        pages = [REPO / "README.rst", *sorted((REPO / "docs").rglob("*.rst"))]
+        found = {
+            str(page.relative_to(REPO)): refs
+            for page in pages
+            if (refs := historyReferences(page.read_text(encoding="utf-8")))
+        }
+        self.assertEqual(found, {})
+
+
+class MetricsPageTests(SynchronousTestCase):
+    """
+    ``docs/howto/metrics.rst`` names every label value the server exports.
+    """
+
+    def test_reasons(self) -> None:
+        """
+        Each ``reason`` a refused or dropped connection is counted under in
+        ``twisted_journey/metrics.py`` appears, as a literal, on the metrics page.
+        """
+        code = (REPO / "twisted_journey" / "metrics.py").read_text()
+        reasons = set(re.findall(r'\("reason",\s*"([\w-]+)"\)', code))
+        self.assertIn("limit-total", reasons)
+        page = (REPO / "docs" / "howto" / "metrics.rst").read_text()
+        self.assertEqual(sorted(r for r in reasons if f"``{r}``" not in page), [])
+
+
+class InstallPageTests(SynchronousTestCase):
+    """
+    ``docs/install.rst`` names what ``setup.cfg`` installs.
+    """
+
+    def test_dependencies(self) -> None:
+        """
+        Every distribution in ``install_requires`` and in each extra is named on the
+        install page, and each extra has its row.
+        """
+        import configparser
+
+        config = configparser.ConfigParser()
+        config.read(REPO / "setup.cfg")
+        page = (REPO / "docs" / "install.rst").read_text().lower()
+
+        def names(value: str) -> list[str]:
+            return [
+                re.split(r"[\s\[<>=!~;]", line.strip(), maxsplit=1)[0]
+                for line in value.strip().splitlines()
+            ]
+
+        required = names(config["options"]["install_requires"])
+        self.assertIn("prometheus_client", required)
+        missing = [name for name in required if name.lower() not in page]
+        for extra, value in config["options.extras_require"].items():
+            if f"``{extra}``" not in page:
+                missing.append(f"[{extra}]")
+            missing += [f"{name} ({extra})" for name in names(value) if name.lower() not in page]
+        self.assertEqual(missing, [])
+
+
+class BenchNumberTests(SynchronousTestCase):
+    """
+    The ``:bench:`` role puts numbers from the benchmark JSON into the pages' prose.
+    """
+
+    def setUp(self) -> None:
+        self.results = Path(self.mktemp())
+        self.results.mkdir()
+        (self.results / "mux.json").write_text(
+            '{"tables": {"lines": {"rows": ['
+            '{"name": "journey-mux-text", "cpu_us": 0.345},'
+            '{"name": "selectors", "cpu_us": 0.29}]}},'
+            ' "rows": [{"tool": "mux", "workers": 1, "rate": 2000000.0, "us": 0.25},'
+            ' {"tool": "mux", "workers": 2, "rate": 3000000.0, "us": 0.3}]}'
+        )
+
+    def test_values(self) -> None:
+        """
+        A path reads a value, a row by its name or by ``key=value`` pairs, formatted by the
+        spec after ``|``; factors multiply and divide left to right.
+        """
+        value = lambda text: journey_bench.benchValue(self.results, text)  # noqa: E731
+        self.assertEqual(value("mux/tables/lines/rows/journey-mux-text/cpu_us"), "0.345")
+        self.assertEqual(value("mux/tables/lines/rows/selectors/cpu_us|.3f"), "0.290")
+        self.assertEqual(value("mux/rows/tool=mux,workers=2/rate|,.0f"), "3,000,000")
+        self.assertEqual(
+            value("mux/rows/tool=mux,workers=2/us * mux/rows/tool=mux,workers=2/rate * 1e-6|.2f"),
+            "0.90",
+        )
+        self.assertEqual(
+            value(
+                "mux/tables/lines/rows/journey-mux-text/cpu_us"
+                " / mux/tables/lines/rows/selectors/cpu_us|.2f"
+            ),
+            "1.19",
+        )
+
+    def test_nowhere(self) -> None:
+        """
+        A path that leads nowhere, a row name that matches several rows and a factor that
+        is not a number raise :class:`journey_bench.BenchPathError`.
+        """
+        for text in [
+            "greet/x",
+            "mux/tables/lines/rows/uvloop/cpu_us",
+            "mux/rows/tool=mux/rate",
+            "mux/tables * 2",
+        ]:
+            self.assertRaises(
+                journey_bench.BenchPathError, journey_bench.benchValue, self.results, text
+            )
+
+    def test_pagesQuoteRuns(self) -> None:
+        """
+        Every ``:bench:`` role of the benchmark pages names a value in
+        ``bench/results``.
+        """
+        results = REPO / "bench" / "results"
+        roles = [
+            text
+            for page in sorted((REPO / "docs" / "benchmarks").glob("*.rst"))
+            for text in re.findall(r":bench:`([^`]+)`", page.read_text())
+        ]
+        self.assertGreater(len(roles), 10)
+        for text in roles:
+            journey_bench.benchValue(results, text)

@@ -387,6 +387,24 @@ class JourneyFetchOptionTests(ProcessMixin, unittest.TestCase):
         self.assertEqual(self.files(), ["resume", "stall.part"])
 
     @defer.inlineCallbacks
+    def test_continueIntoHardLink(self) -> Any:
+        """
+        ``-C`` onto a ``.part`` that is a hard link of another file: exit 3, one
+        sentence, and nothing appended to the other file.
+        """
+        blob = servers.Blob()
+        self.root.putChild(b"range", blob)
+        victim = os.path.join(self.out, "victim")
+        with open(victim, "wb") as f:
+            f.write(servers.BODY[:500])
+        os.link(victim, os.path.join(self.out, "range.part"))
+        result = yield self.fetch("-C", self.web + "/range")
+        self.assertFailed(result, fetch_errors.EXIT_FILE, "range.part", "hard links")
+        with open(victim, "rb") as f:
+            self.assertEqual(f.read(), servers.BODY[:500])
+        self.assertEqual(self.files(), ["range.part", "victim"])
+
+    @defer.inlineCallbacks
     def test_stallWithoutContinue(self) -> Any:
         """
         Without ``-C`` a stalled transfer leaves nothing at all.

@@ -171,6 +171,75 @@ class FilesContractMixin(ProcessMixin):
         with open(os.path.join(self.out, "same"), "rb") as f:
             self.assertEqual(f.read(), b"AAAAA")  # type: ignore[attr-defined]
 
+    async def _twoRunsOneName(self) -> None:
+        from twisted.internet import reactor
+        from twisted.web.resource import Resource
+
+        body = b"A" * 2000000
+        slow = servers.Trickle(body, 1000000)
+        self.root.putChild(b"big", slow)  # type: ignore[attr-defined]
+        other = Resource()
+        other.putChild(b"big", servers.Blob(b"B" * 5000))
+        self.root.putChild(b"other", other)  # type: ignore[attr-defined]
+        argv = self.argv(self.web + "/big")
+        first = _Child()
+        reactor.spawnProcess(first, argv[0], argv, env=self.env(), path=self.out)  # type: ignore[attr-defined]
+        part = os.path.join(self.out, "big.part")
+        for _ in range(3000):  # until the first run is mid-body
+            if os.path.exists(part) and os.path.getsize(part) > 0:
+                break
+            await sleep(0.01)
+        result = await self.fetch(self.web + "/other/big")
+        self.assertFailed(result, fetch_errors.EXIT_FILE, "big.part", "another download")
+        slow.release()
+        status = await first.ended.addTimeout(60, reactor)  # type: ignore[arg-type]
+        self.assertEqual((status, first.stderr), (0, b""))  # type: ignore[attr-defined]
+        with open(os.path.join(self.out, "big"), "rb") as f:
+            self.assertEqual(f.read(), body)  # type: ignore[attr-defined]
+        self.assertEqual(self.files(), ["big"])  # type: ignore[attr-defined]
+
+    def test_twoRunsOneName(self) -> Any:
+        """
+        A second run saving the same name into the same directory while the first is
+        mid-body fails (exit 3, one sentence) without touching the first's ``.part``;
+        the first completes with its own body, whole.
+        """
+        return Deferred.fromCoroutine(self._twoRunsOneName())
+
+    @defer.inlineCallbacks
+    def test_hardLinkAtPart(self) -> Any:
+        """
+        A hard link of another file at ``NAME.part``: exit 3 naming it; the other file
+        is untouched and still linked there.
+        """
+        precious = self.plant()
+        os.link(precious, os.path.join(self.out, "blob.part"))
+        result = yield self.fetch(self.web + "/blob")
+        self.assertFailed(result, fetch_errors.EXIT_FILE, "blob.part", "hard links")
+        self.assertPrecious(precious)
+        self.assertEqual(self.files(), ["blob.part"])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_serverNameNeverReplaces(self) -> Any:
+        """
+        A name the server chose (``--content-disposition``) never replaces an existing
+        file: exit 3, one sentence, the file untouched, no ``.part`` left.  A name the
+        user gave (``-o``) replaces it.
+        """
+        mine = os.path.join(self.out, "report.csv")
+        with open(mine, "wb") as f:
+            f.write(PRECIOUS)
+        result = yield self.fetch("--content-disposition", self.web + "/named")
+        self.assertFailed(
+            result, fetch_errors.EXIT_FILE, "report.csv", "already exists", "server chose"
+        )
+        self.assertPrecious(mine)
+        self.assertEqual(self.files(), ["report.csv"])  # type: ignore[attr-defined]
+        result = yield self.fetch("-o", "report.csv", self.web + "/named")
+        self.assertEqual(result, (0, []))  # type: ignore[attr-defined]
+        with open(mine, "rb") as f:
+            self.assertEqual(f.read(), servers.BODY)  # type: ignore[attr-defined]
+
 
 class StrictnessContractMixin(ProcessMixin):
     """

@@ -208,6 +208,102 @@ class SymlinkTests(PlantedMixin, unittest.SynchronousTestCase):
         self.assertTrue(os.path.basename(first).startswith(".f."))
 
 
+class OwnershipTests(PlantedMixin, unittest.SynchronousTestCase):
+    """
+    A ``.part`` (or a temporary file) is its writer's from creation to rename: another
+    writer of the name fails, and a file that is not the one written is never renamed or
+    removed.  A file with other hard links is never written into.
+    """
+
+    def test_heldPartRefused(self) -> None:
+        """
+        While one :class:`PartFile` holds ``f.part``, another (fresh or resuming) fails
+        with one sentence and leaves it alone; the holder's bytes become ``f``.
+        """
+        first = files.PartFile(self.at("f"))
+        first.write(b"first")
+        for resume in (False, True):
+            with self.assertRaises(fetch_errors.FileError) as e:
+                files.PartFile(self.at("f"), resume=resume)
+            self.assertIn("being written by another download", str(e.exception))
+        first.commit()
+        with open(self.at("f"), "rb") as f:
+            self.assertEqual(f.read(), b"first")
+        self.assertEqual(sorted(os.listdir(self.base)), ["f", "target"])
+
+    def test_replacedPartLeftAlone(self) -> None:
+        """
+        When the ``.part`` name no longer holds the file written (someone renamed it away
+        and put another there), :meth:`PartFile.commit` fails and neither renames nor
+        removes the other file; :meth:`PartFile.discard` does not remove it either.
+        """
+        for finish in ("commit", "discard"):
+            part = files.PartFile(self.at(finish))
+            part.write(b"mine")
+            os.rename(self.at(finish + ".part"), self.at(finish + ".moved"))
+            with open(self.at(finish + ".part"), "wb") as f:
+                f.write(b"theirs")
+            if finish == "commit":
+                with self.assertRaises(fetch_errors.FileError) as e:
+                    part.commit()
+                self.assertIn("replaced by another process", str(e.exception))
+            else:
+                part.discard()
+            self.assertFalse(os.path.lexists(self.at(finish)))
+            with open(self.at(finish + ".part"), "rb") as f:
+                self.assertEqual(f.read(), b"theirs")
+
+    def test_hardLinkedPartRefused(self) -> None:
+        """
+        A ``.part`` that is a hard link of another file is neither appended to (resume)
+        nor replaced: the other file is untouched and the link stays.
+        """
+        os.link(self.target, self.at("h.part"))
+        for resume in (True, False):
+            with self.assertRaises(fetch_errors.FileError) as e:
+                files.PartFile(self.at("h"), resume=resume)
+            self.assertIn("hard links", str(e.exception))
+        self.assertPreciousIntact()
+        self.assertTrue(os.path.samefile(self.target, self.at("h.part")))
+
+    def test_replacementOwned(self) -> None:
+        """
+        A :class:`files.Replacement` (a validators record) whose temporary file was
+        swapped for another file is not renamed into place; :meth:`discard` removes only
+        its own temporary file.
+        """
+        pending = files.Replacement(self.at("r"), b"record")
+        os.rename(pending.temporary, self.at("moved"))
+        with open(pending.temporary, "wb") as f:
+            f.write(b"theirs")
+        with self.assertRaises(fetch_errors.FileError):
+            pending.commit()
+        self.assertFalse(os.path.lexists(self.at("r")))
+        self.assertTrue(os.path.exists(pending.temporary))
+        pending = files.Replacement(self.at("s"), b"record")
+        pending.discard()
+        pending.commit()  # nothing left to commit
+        self.assertFalse(os.path.lexists(self.at("s")))
+        self.assertEqual(
+            sorted(n for n in os.listdir(self.base) if not n.startswith(".r.")),
+            ["moved", "target"],
+        )
+
+    def test_rangeValidatorChanged(self) -> None:
+        """
+        A 206 whose ETag (or, when the condition was a date, Last-Modified) differs from
+        the ``If-Range`` sent is another version; a validator it lacks cannot differ.
+        """
+        date = "Thu, 01 Jan 2026 00:00:00 GMT"
+        changed = files.range_validator_changed
+        self.assertTrue(changed('"v1"', '"v2"', None))
+        self.assertFalse(changed('"v1"', '"v1"', "Fri, 02 Jan 2026 00:00:00 GMT"))
+        self.assertFalse(changed('"v1"', None, None))
+        self.assertTrue(changed(date, None, "Fri, 02 Jan 2026 00:00:00 GMT"))
+        self.assertFalse(changed(date, '"v9"', date))
+        self.assertFalse(changed(None, '"v2"', date))
+
+
 class StreamSinkTests(PlantedMixin, unittest.SynchronousTestCase):
     """
     ``-o`` onto something that is not a regular file is written into, never replaced.
@@ -451,6 +547,139 @@ class APITests(unittest.TestCase):
         with open(target, "rb") as f:
             self.assertEqual(f.read(), bytes(range(256)) * 40)
         await self.fetcher.retrieve(self.base + "/blob", target)  # the claim was released
+
+    async def waitForPart(self, part: str) -> None:
+        """
+        Wait until ``part`` has bytes in it (a transfer is mid-body).
+        """
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        for _ in range(3000):
+            if os.path.exists(part) and os.path.getsize(part) > 0:
+                return
+            await deferLater(reactor, 0.01)  # type: ignore[arg-type]
+        self.fail(f"{part} was never written")
+
+    async def _twoFetchersOneName(self) -> None:
+        from tests import fetchservers as servers
+        from twisted_journey.fetch import Fetcher, FetchSettings
+
+        slow = servers.Trickle(b"A" * 2000000, 1000000)
+        self.root.putChild(b"big", slow)
+        from twisted.web.resource import Resource
+
+        other = Resource()
+        other.putChild(b"big", servers.Blob(b"B" * 5000))
+        self.root.putChild(b"other", other)
+        target = os.path.join(self.out, "big")
+        first = self.fetcher.retrieve(self.base + "/big", target)
+        await self.waitForPart(target + ".part")
+        second = Fetcher(settings=FetchSettings(proxies={}))
+        self.addCleanup(second.close)
+        try:
+            await second.retrieve(self.base + "/other/big", target)
+        except fetch_errors.FileError as e:
+            self.assertIn("being written by another download", str(e))
+        else:
+            self.fail("a second download wrote into the first one's .part")
+        slow.release()
+        result = await first
+        self.assertEqual(result.size, 2000000)
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(), b"A" * 2000000)
+        self.assertEqual(os.listdir(self.out), ["big"])
+
+    def test_twoFetchersOneName(self) -> Any:
+        """
+        Two fetchers (two runs, two mirrors) writing one name at once: the later fails
+        with one sentence while the first is mid-body, and the file is the first's body,
+        whole.
+        """
+        return Deferred.fromCoroutine(self._twoFetchersOneName())
+
+    async def _validatorsFirst(self, target: str) -> None:
+        try:
+            await self.fetcher.retrieve(self.base + "/blob", target, newer=True)
+        except fetch_errors.FileError as e:
+            self.assertIn("No space left", str(e))
+        else:
+            self.fail("the validators record could not be written, yet the run succeeded")
+
+    async def _newerRecordFailsFirst(self) -> None:
+        import errno
+
+        target = os.path.join(self.out, "blob")
+        with open(target, "wb") as f:
+            f.write(b"old")
+
+        class Full(files.Replacement):
+            def __init__(self, path: str, data: bytes) -> None:
+                error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                raise fetch_errors.FileError(f"cannot write {path!r}: {error.strerror}.")
+
+        self.patch(files, "Replacement", Full)
+        await self._validatorsFirst(target)
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(), b"old")
+        self.assertEqual(os.listdir(self.out), ["blob"])
+
+    def test_newerRecordFailsFirst(self) -> Any:
+        """
+        ``newer`` (``-N``) whose validators record cannot be written fails before the
+        file is touched: the old file stays, no ``.part`` (the failure is injected).
+        """
+        return Deferred.fromCoroutine(self._newerRecordFailsFirst())
+
+    async def _newerOnFullDisk(self) -> None:
+        import subprocess
+
+        from tests import fetchservers as servers
+
+        disk = os.path.abspath(self.mktemp())
+        os.makedirs(disk)
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", disk], capture_output=True
+        )
+        if mounted.returncode:
+            raise unittest.SkipTest("cannot mount a small tmpfs here (it needs root)")
+        self.addCleanup(subprocess.run, ["umount", "-l", disk], check=False)
+        info = os.statvfs(disk)
+        self.root.putChild(b"fill", servers.Blob(b"x" * (info.f_bavail * info.f_frsize)))
+        target = os.path.join(disk, "fill")
+        try:
+            await self.fetcher.retrieve(self.base + "/fill", target, newer=True)
+        except fetch_errors.FileError as e:
+            self.assertIn("No space left", str(e))
+        else:
+            self.fail("the disk was too small for the file and its record, yet it succeeded")
+        self.assertEqual(os.listdir(disk), [])
+
+    async def _newerRecordBlocked(self) -> None:
+        target = os.path.join(self.out, "blob")
+        os.mkdir(os.path.join(self.out, ".blob.http.json"))
+        try:
+            await self.fetcher.retrieve(self.base + "/blob", target, newer=True)
+        except fetch_errors.FileError as e:
+            self.assertIn(".blob.http.json", str(e))
+        else:
+            self.fail("the validators record could not be written, yet the run succeeded")
+        self.assertEqual(os.listdir(self.out), [".blob.http.json"])
+
+    def test_newerRecordBlocked(self) -> Any:
+        """
+        ``newer`` with a directory planted at the validators record's name fails before
+        the file is renamed into place: no file, one sentence naming the record.
+        """
+        return Deferred.fromCoroutine(self._newerRecordBlocked())
+
+    def test_newerOnFullDisk(self) -> Any:
+        """
+        On a real full disk (a tmpfs with room for the body but not its record), ``-N``
+        fails with nothing renamed into place, rather than reporting a failure after
+        putting the file there.
+        """
+        return Deferred.fromCoroutine(self._newerOnFullDisk())
 
     def test_sameNameAtOnce(self) -> Any:
         """

@@ -249,6 +249,39 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
         self.assertEqual(self.files(), ["changed"])
 
     @defer.inlineCallbacks
+    def test_resumeServerIgnoresIfRange(self) -> Any:
+        """
+        A server that ignores ``If-Range`` answers 206 with another version's ETag (or,
+        when the condition was a date, another Last-Modified): that range is not appended
+        to the old start; the whole new body is fetched again instead.
+        """
+        new = bytes(reversed(servers.BODY))
+        cases = [
+            (b"etag", servers.Blob(new, etag=b'"v2"', ifRange=False), '"v1"', None),
+            (
+                b"date",
+                servers.Blob(new, etag=None, ifRange=False),
+                None,
+                "Wed, 31 Dec 2025 00:00:00 GMT",
+            ),
+        ]
+        for name, blob, etag, modified in cases:
+            self.root.putChild(name, blob)
+            part = os.path.join(self.out, name.decode() + ".part")
+            with open(part, "wb") as f:
+                f.write(servers.BODY[:1000])
+            url = f"{self.base}/{name.decode()}"
+            files.save_validators(part, url, etag, modified)
+            result = yield self.fetcher().retrieve(url, outputDir=self.out, resume=True)
+            self.assertEqual(result.status, 200)
+            self.assertEqual(blob.requests[0]["if-range"], etag or modified)
+            self.assertEqual(blob.requests[0]["range"], "bytes=1000-")
+            self.assertNotIn("range", blob.requests[1])
+            with open(os.path.join(self.out, name.decode()), "rb") as f:
+                self.assertEqual(f.read(), new)
+        self.assertEqual(self.files(), ["date", "etag"])
+
+    @defer.inlineCallbacks
     def test_resumeServerIgnoresRange(self) -> Any:
         """
         When the server answers 200 to a ``Range`` request, the download restarts from 0

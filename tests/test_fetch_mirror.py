@@ -181,6 +181,43 @@ class MirrorServiceTests(unittest.TestCase):
         )
         self.assertIn(f"Read 2 URLs from {self.urls!r}", self.messages())
 
+    async def _busyName(self) -> None:
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        from tests.test_fetch_cli import _Child
+
+        body = b"A" * 2000000
+        slow = servers.Trickle(body, 1000000)
+        self.root.putChild(b"slow", slow)
+        argv = journeyArgv("fetch", "--quiet", "-o", "copy.bin", self.base + "/slow")
+        child = _Child()
+        reactor.spawnProcess(child, argv[0], argv, env=servers.childEnvironment(), path=self.out)  # type: ignore[attr-defined]
+        part = os.path.join(self.out, "copy.bin.part")
+        for _ in range(3000):  # until that run is mid-body
+            if os.path.exists(part) and os.path.getsize(part) > 0:
+                break
+            await deferLater(reactor, 0.01)  # type: ignore[arg-type]
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        await self.cycle()
+        text = "\n".join(self.messages())
+        self.assertNotIn("Updated", text)
+        self.assertIn("being written by another download", text)
+        slow.release()
+        status = await child.ended.addTimeout(60, reactor)  # type: ignore[arg-type]
+        self.assertEqual((status, child.stderr), (0, b""))
+        with open(os.path.join(self.out, "copy.bin"), "rb") as f:
+            self.assertEqual(f.read(), body)
+
+    def test_busyName(self) -> Any:
+        """
+        A pass that finds its file being written by another process (a ``journey fetch``
+        of the same name, mid-body) logs a failure for it, never ``Updated``, and leaves
+        that download to finish with its own body.
+        """
+        return defer.Deferred.fromCoroutine(self._busyName())
+
 
 class MirrorProcessTests(unittest.TestCase):
     """
@@ -304,6 +341,25 @@ class MirrorInputTests(MirrorServiceTests):
         text = "\n".join(self.messages())
         self.assertIn("Failed", text)
         self.assertNotIn("secret", text)
+
+    @defer.inlineCallbacks
+    def test_hostileTextEscaped(self) -> Any:
+        """
+        A reason phrase with terminal escapes reaches the log escaped, and a password
+        holding ``/`` (``u:pa/SECRET@host``) never reaches it.
+        """
+        _, rawPort = servers.listenRaw(self)
+        self.writeURLs(
+            f"http://127.0.0.1:{rawPort}/hostile-404\nhttp://u:pa/SECRET7@127.0.0.1:{rawPort}/ok\n"
+        )
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        yield self.cycle()
+        text = "\n".join(self.messages())
+        self.assertIn("404", text)
+        self.assertNotIn("SECRET7", text)
+        for char in ("\x1b", "\x07", "\x9b", "\u202e"):
+            self.assertNotIn(char, text)
 
     @defer.inlineCallbacks
     def test_outputDirCreated(self) -> Any:

@@ -10,6 +10,7 @@ import os
 import resource
 import socket
 import time
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -23,9 +24,12 @@ from tests.support import (
     startServer,
     twistdArgv,
 )
+from twisted_journey.eventlog import ACCEPT_REPORT_INTERVAL
 
 #: the server's descriptor limit, and how many clients try to hold a connection
 LIMIT, CLIENTS = 64, 120
+#: seconds over which failed accepts are counted
+WINDOW = 3.0
 GREETING_SIZE = 4 * 1024 * 1024
 
 
@@ -93,6 +97,71 @@ class DescriptorExhaustionContract:
                 time.sleep(0.2)
         self.assertEqual(len(data), GREETING_SIZE, server.output())
         self.assertIsNone(server.process.poll(), server.output())
+
+    @staticmethod
+    def failures(server: Any) -> list[bytes]:
+        """
+        The lines of ``server``'s log about failed accepts.
+        """
+        log = server.stdout + server.stderr
+        return [line for line in log.splitlines() if b"accept" in line.lower() or b"EMFILE" in line]
+
+    def test_acceptFailuresRateLimited(self) -> None:
+        """
+        Out of descriptors, with clients waiting: failed accepts are logged at
+        most once per :data:`~twisted_journey.eventlog.ACCEPT_REPORT_INTERVAL` (with a
+        count of the others), never one event per attempt, and the server does not spin.
+        """
+        path = os.path.abspath(self.mktemp())  # type: ignore[attr-defined]
+        with open(path, "wb") as f:
+            f.write(os.urandom(GREETING_SIZE))
+        port = freePort()
+        started = time.monotonic()
+        server = startServer(
+            self,
+            self.argv(
+                "--listen",
+                f"tcp:{port}:interface=127.0.0.1",
+                "--message-file",
+                path,
+                "--timeout",
+                "300",
+                "--quiet",
+            ),
+            ("127.0.0.1", port),
+            preexec_fn=lowDescriptorLimit,
+        )
+        holders: list[socket.socket] = []
+        for _ in range(CLIENTS):
+            try:
+                holders.append(connect(("127.0.0.1", port), timeout=5, receiveBuffer=4096))
+            except OSError:
+                break
+        self.addCleanup(lambda: [sock.close() for sock in holders])  # type: ignore[attr-defined]
+        # The clients past the limit wait in the backlog: the listening socket stays
+        # readable, and every accept fails until a holder leaves.
+        deadline = time.monotonic() + PATIENCE
+        while not self.failures(server):
+            if server.process.poll() is not None or time.monotonic() > deadline:
+                self.fail(f"no failed accept was logged\n{server.output()}")  # type: ignore[attr-defined]
+            time.sleep(0.1)
+        before = cpuSeconds(server.process.pid)
+        time.sleep(WINDOW)  # the window over which failures are counted
+        used = cpuSeconds(server.process.pid) - before
+        elapsed = time.monotonic() - started
+        failures = self.failures(server)
+        self.assertIsNone(server.process.poll(), server.output())  # type: ignore[attr-defined]
+        self.assertLessEqual(  # type: ignore[attr-defined]
+            len(failures),
+            elapsed / ACCEPT_REPORT_INTERVAL + 2,
+            f"{len(failures)} accept failure events in {elapsed:.1f} s:\n"
+            + b"\n".join(failures[:20]).decode(errors="replace"),
+        )
+        self.assertLess(  # type: ignore[attr-defined]
+            used,
+            WINDOW / 2,
+            f"server used {used:.2f} CPU s in {WINDOW} s of failed accepts",
+        )
 
 
 class TwistdDescriptorTests(DescriptorExhaustionContract, SynchronousTestCase):

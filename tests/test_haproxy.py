@@ -250,3 +250,169 @@ class NginxTests(ProxiedMuxTestCase):
         ``proxy_protocol on;``: records and ``--max-per-peer`` see the true clients.
         """
         self.check("nginx")
+
+
+class HAProxyTLSTests(SynchronousTestCase):
+    """
+    HAProxy reaching journey-mux over TLS (``server ... ssl send-proxy-v2``), with health
+    checks that send PROXY ``LOCAL`` headers (``check check-ssl check-send-proxy``).
+    HAProxy sends the PROXY header in clear, then starts TLS.
+    """
+
+    def setUp(self) -> None:
+        if not os.access(HAPROXY, os.X_OK):
+            raise SkipTest(f"{HAPROXY} is not installed (Debian package haproxy)")
+        port = self.startBackend()
+        config = textwrap.dedent(
+            f"""\
+            defaults
+                mode tcp
+                timeout connect 5s
+                timeout client 60s
+                timeout server 60s
+                timeout check 5s
+            frontend front
+                bind 127.0.0.1:{self.frontPort}
+                default_backend back
+            backend back
+                server mux 127.0.0.1:{port} {self.serverOptions}
+            """
+        )  # fmt: skip
+        path = self.directory / "haproxy.cfg"
+        path.write_text(config)
+        self.proxy = ServerProcess([HAPROXY, "-f", str(path), "-db"])
+        self.addCleanup(self.proxy.stop)
+        self.proxy.waitForListening(self.front)
+
+    def startBackend(self) -> int:
+        """
+        Start journey-mux on ``haproxy:ssl:`` (trusting only 127.0.0.1, with
+        ``--metrics``); pick the proxy's front port; return the backend's port.
+        """
+        from tests.support import selfSignedCertificate
+
+        self.directory = Path(self.mktemp()).absolute()
+        self.directory.mkdir()
+        key, cert = selfSignedCertificate(str(self.directory / "tls"))
+        port, self.metricsPort, front = freePort(), freePort(), freePort()
+        self.output = self.directory / "mux.log"
+        self.server = startServer(
+            self,
+            twistdArgv(
+                "journey-mux",
+                "--listen", f"haproxy:ssl:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+                "--proxy-from", "127.0.0.1",
+                "--output", str(self.output), "--format", "json", "--flush-interval", "0.05",
+                "--metrics", f"tcp:{self.metricsPort}:interface=127.0.0.1",
+            ),
+            ("127.0.0.1", self.metricsPort),
+        )  # fmt: skip
+        self.frontPort = front
+        self.front = ("127.0.0.1", front)
+        return port
+
+    def metric(self, name: str) -> float:
+        """
+        The value of the metric ``name`` now, summed over its labels.
+        """
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.metricsPort}/metrics"
+        total = 0.0
+        with urllib.request.urlopen(url, timeout=PATIENCE) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith((name + " ", name + "{")):
+                    total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    #: HAProxy's ``server`` options
+    serverOptions = "ssl verify none send-proxy-v2 check inter 100ms check-ssl check-send-proxy"
+    #: health checks to wait for before the client connects
+    checks = 3
+
+    def test_headerBeforeTLS(self) -> None:
+        """
+        A client's line arrives through TLS with the client's address; HAProxy's health
+        checks pass (they are served), are counted apart, and neither log an event nor
+        count as accepted connections.
+        """
+        waitFor(
+            lambda: self.metric("journey_health_checks_total") >= self.checks,
+            "the health checks",
+        )
+        sock = clientFrom("127.0.0.2", self.front)
+        self.addCleanup(sock.close)
+        local = peerName(sock)
+        sock.sendall(b"through TLS\n")
+
+        def recorded() -> list[object]:
+            if not self.output.exists():
+                return []
+            return [json.loads(line) for line in self.output.read_bytes().splitlines()]
+
+        waitFor(lambda: recorded(), "the client's record")
+        self.assertEqual(
+            [(r["peer"], r["line"]) for r in recorded()],  # type: ignore[index]
+            [(local, "through TLS")],
+        )
+        # Accepted: this client and the probe that saw HAProxy listening (a client too).
+        accepted = self.metric("journey_connections_accepted_total")
+        self.assertLessEqual(accepted, 2)
+        self.assertGreaterEqual(self.metric("journey_health_checks_total"), self.checks)
+        self.assertEqual(self.metric("journey_connections_refused_total"), 0)
+        self.server.stop()
+        log = self.server.stdout.decode()
+        self.assertEqual(log.count("Got connection from"), accepted, log)
+        self.assertIn(f"Got connection from {local}", log)
+        for unwanted in ("Dropped", "Traceback", "Unhandled"):
+            self.assertNotIn(unwanted, log)
+
+
+class HAProxyTLSVersion1Tests(HAProxyTLSTests):
+    """
+    The same with ``send-proxy``: HAProxy's health checks then send a version 1 header
+    naming the check's own connection, which is told from a client's as well.
+    """
+
+    serverOptions = "ssl verify none send-proxy check inter 100ms check-ssl"
+
+
+class NginxTLSTests(HAProxyTLSTests):
+    """
+    nginx's ``stream`` module reaching journey-mux over TLS (``proxy_ssl on;`` with
+    ``proxy_protocol on;``): the version 1 header in clear, then TLS.  nginx sends no
+    health checks.
+    """
+
+    checks = 0
+
+    def setUp(self) -> None:
+        if not (os.access(NGINX, os.X_OK) and os.path.exists(NGINX_STREAM)):
+            raise SkipTest(
+                f"{NGINX} or {NGINX_STREAM} is not installed (Debian packages nginx, "
+                "libnginx-mod-stream)"
+            )
+        port = self.startBackend()
+        path = self.directory / "nginx.conf"
+        path.write_text(
+            textwrap.dedent(
+                f"""\
+                load_module {NGINX_STREAM};
+                daemon off;
+                pid {self.directory}/nginx.pid;
+                error_log {self.directory}/error.log;
+                events {{}}
+                stream {{
+                    server {{
+                        listen 127.0.0.1:{self.frontPort};
+                        proxy_pass 127.0.0.1:{port};
+                        proxy_protocol on;
+                        proxy_ssl on;
+                    }}
+                }}
+                """
+            )
+        )
+        proxy = ServerProcess([NGINX, "-c", str(path), "-p", str(self.directory)])
+        self.addCleanup(proxy.stop)
+        proxy.waitForListening(self.front)

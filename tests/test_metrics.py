@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 import urllib.request
@@ -325,3 +326,108 @@ class TwoWorkersTests(LoadMixin, SynchronousTestCase):
                 ("journey_workers", ()): 2,
             },
         )
+
+
+#: the descriptor limit of the servers attacked through their metrics endpoint, and how
+#: many idle connections the attacker opens to it
+ATTACKED_LIMIT, IDLE_ATTACKERS = 64, 100
+
+
+def _lowDescriptorLimit() -> None:
+    """
+    Run in the child before exec: lower its descriptor limit to :data:`ATTACKED_LIMIT`.
+    """
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (ATTACKED_LIMIT, ATTACKED_LIMIT))
+
+
+class IdleMetricsConnectionsTests(SynchronousTestCase):
+    """
+    :data:`IDLE_ATTACKERS` idle connections to ``--metrics`` under ``ulimit -n``
+    :data:`ATTACKED_LIMIT`: the main port keeps serving, and a scrape succeeds once the
+    idle connections have timed out (:data:`twisted_journey.metrics.IDLE_TIMEOUT`).
+    """
+
+    def attack(self, tapname: str, *options: str) -> tuple[int, int]:
+        """
+        Start ``twistd TAPNAME`` with ``--metrics`` and a low descriptor limit, and hold
+        :data:`IDLE_ATTACKERS` idle connections to its metrics port.
+
+        :return: its port and its metrics port.
+        """
+        port, metricsPort = freePort(), freePort()
+        self.server = startServer(
+            self,
+            twistdArgv(
+                tapname,
+                "--listen",
+                f"tcp:{port}:interface=127.0.0.1",
+                "--quiet",
+                "--metrics",
+                f"tcp:{metricsPort}:interface=127.0.0.1",
+                *options,
+            ),
+            ("127.0.0.1", port),
+            preexec_fn=_lowDescriptorLimit,
+        )
+        idle = []
+        for _ in range(IDLE_ATTACKERS):
+            try:
+                idle.append(connect(("127.0.0.1", metricsPort), timeout=5))
+            except OSError:
+                break  # the backlog is full too: also an attack that succeeded
+        self.addCleanup(lambda: [sock.close() for sock in idle])
+        # The server has taken them all (held or closed) once a probe is answered.
+        with connect(("127.0.0.1", metricsPort), timeout=PATIENCE) as probe:
+            probe.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            try:
+                probe.recv(1)
+            except OSError:
+                pass  # refused: the cap is full, as expected
+        return port, metricsPort
+
+    def scrapeEventually(self, metricsPort: int) -> Samples:
+        """
+        Scrape until one succeeds: the idle connections time out within seconds.
+        """
+        url = f"http://127.0.0.1:{metricsPort}/metrics"
+        deadline = time.monotonic() + PATIENCE
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    return parseExposition(response.read().decode())
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.fail(f"no scrape succeeded\n{self.server.output()}")
+                time.sleep(0.2)
+
+    def test_greet(self) -> None:
+        """
+        journey-greet greets while its metrics port is attacked.
+        """
+        port, metricsPort = self.attack("journey-greet")
+        for _ in range(3):
+            self.assertEqual(
+                readAll(connect(("127.0.0.1", port), timeout=PATIENCE)),
+                GREETING,
+                self.server.output(),
+            )
+        samples = self.scrapeEventually(metricsPort)
+        self.assertGreaterEqual(samples["journey_connections_accepted_total", ()], 3)
+
+    def test_mux(self) -> None:
+        """
+        journey-mux records a client's line while its metrics port is attacked.
+        """
+        output = os.path.abspath(self.mktemp())
+        port, metricsPort = self.attack(
+            "journey-mux", "--output", output, "--flush-interval", "0.1"
+        )
+        with connect(("127.0.0.1", port), timeout=PATIENCE) as client:
+            client.sendall(b"still served\n")
+            client.shutdown(socket.SHUT_WR)
+            client.recv(1)
+        samples = self.scrapeEventually(metricsPort)
+        self.assertIn(b"still served", Path(output).read_bytes(), self.server.output())
+        self.assertGreaterEqual(samples["journey_records_written_total", ()], 1)

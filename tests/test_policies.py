@@ -24,6 +24,7 @@ from twisted_journey.datalog import DataLog
 from twisted_journey.mux import MuxFactory
 from twisted_journey.policies import ConnectionLimits, ProxyHeaderFactory, proxied
 from twisted_journey.proxyheader import V2_SIGNATURE
+from twisted_journey.settings import DEFAULT_PROXY_TIMEOUT
 from twisted_journey.tap.common import listeningService
 from twisted_journey.tap.mux import Options
 
@@ -64,7 +65,7 @@ class ConnectionLimitsTests(SynchronousTestCase):
         reason = limits.admit(keys[3])
         self.assertEqual(
             reason,
-            "1 connections open from network 2001:db8::/64, the most allowed (--max-per-peer)",
+            "1 connection open from network 2001:db8::/64, the most allowed (--max-per-peer)",
         )
         limits.prefixes = (24, 128)
         self.assertEqual(limits.key("127.0.0.3"), "127.0.0.0/24")
@@ -121,6 +122,7 @@ class HAProxyListenerTests(SynchronousTestCase):
             clock=self.reactor,
             quiet=options["quiet"],
             maxPerPeer=options["max-per-peer"],
+            maxConnections=options["max-connections"],
             recordFormat=options["format"],
             **factoryArguments,  # type: ignore[arg-type]
         )
@@ -199,10 +201,14 @@ class HAProxyListenerTests(SynchronousTestCase):
             b"GET / HTTP/1.1\r\n",
             b"PROXY TCP4 " + b"1" * 200,
         ]:
-            _, transport = self.connect(factory, header)
+            protocol, transport = self.connect(factory, header)
             self.assertTrue(transport.disconnecting, header)
+            # Until the socket is closed, it holds its place.
+            self.assertEqual(self.factory.limits.open, 1)
+            assert protocol is not None
+            protocol.connectionLost(Failure(ConnectionDone()))
+            self.assertEqual(self.factory.limits.open, 0)
         self.assertEqual(self.factory.served, 0)
-        self.assertEqual(self.factory.limits.open, 0)
 
     def test_recordsAndEventsNameTheClient(self) -> None:
         """
@@ -291,22 +297,25 @@ class HAProxyListenerTests(SynchronousTestCase):
 
     def test_headerTimeout(self) -> None:
         """
-        A connection that sends no complete header within ``headerTimeout`` seconds is
-        dropped, and the event says so.
+        A connection that sends no complete header within ``--proxy-timeout`` seconds
+        (:data:`DEFAULT_PROXY_TIMEOUT` unless given) is dropped, and the event says so.
         """
-        factory = self.listen()
-        assert isinstance(factory, ProxyHeaderFactory)
-        _, transport = self.connect(factory, b"PROXY TCP4 1.2")
-        self.reactor.advance(factory.headerTimeout - 0.1)
-        self.assertFalse(transport.disconnecting)
-        self.reactor.advance(0.2)
-        self.assertTrue(transport.disconnecting)
-        self.assertIn(
-            "Dropped connection from 10.9.9.9:40000: no PROXY header within 10 seconds",
-            self.messages(),
-        )
-        self.assertEqual(factory.invalidHeaders, 1)
-        self.assertEqual(self.factory.limits.refusedProxy, 1)
+        for arguments, timeout in [((), DEFAULT_PROXY_TIMEOUT), (("--proxy-timeout", "7.5"), 7.5)]:
+            factory = self.listen(*arguments)
+            assert isinstance(factory, ProxyHeaderFactory)
+            self.assertEqual(factory.headerTimeout, timeout)
+            _, transport = self.connect(factory, b"PROXY TCP4 1.2")
+            self.reactor.advance(timeout - 0.1)
+            self.assertFalse(transport.disconnecting)
+            self.reactor.advance(0.2)
+            self.assertTrue(transport.disconnecting)
+            self.assertIn(
+                f"Dropped connection from 10.9.9.9:40000: no PROXY header within {timeout:g} "
+                "seconds",
+                self.messages(),
+            )
+            self.assertEqual(factory.invalidHeaders, 1)
+            self.assertEqual(self.factory.limits.refusedProxy, 1)
 
     def test_plainEndpointsUnwrapped(self) -> None:
         """
@@ -328,6 +337,131 @@ class HAProxyListenerTests(SynchronousTestCase):
             protocol.getPeer(),  # type: ignore[union-attr]
             IPv6Address("TCP", "2001:db8::9", 7),
         )
+
+    def test_pendingHoldPlaces(self) -> None:
+        """
+        A connection waiting for its header holds a place in ``--max-connections``: with
+        a limit of 2, two silent connections make a third be refused at accept (no
+        protocol, counted); a header gives the place to the client it names, and a
+        connection that goes away before its header gives its place back.
+        """
+        factory = self.listen("--max-connections", "2")
+        first, _ = self.connect(factory)
+        second, _ = self.connect(factory)
+        self.assertEqual(self.factory.limits.open, 2)
+        self.assertIsNone(factory.buildProtocol(PROXY))
+        self.assertEqual((self.factory.limits.refused, self.factory.limits.refusedTotal), (1, 1))
+        assert first is not None and second is not None
+        first.dataReceived(b"PROXY TCP4 192.0.2.7 10.0.0.1 5555 1235\r\n")
+        self.assertEqual((self.factory.limits.open, self.factory.served), (2, 1))
+        second.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.factory.limits.open, 1)
+        third, transport = self.connect(factory)
+        self.assertIsNotNone(third)
+        self.assertFalse(transport.disconnecting)
+
+    def test_pendingWatchDescriptors(self) -> None:
+        """
+        A connection waiting for its header is shown to the server's descriptor watch
+        (journey-mux stops accepting near ``ulimit -n``), and freed from it when it goes.
+        """
+        factory = self.listen()
+        seen: list[object] = []
+        freed: list[None] = []
+        self.factory.checkDescriptors = seen.append  # type: ignore[method-assign]
+        self.factory.descriptorFreed = lambda: freed.append(None)  # type: ignore[method-assign]
+        protocol, transport = self.connect(factory)
+        self.assertEqual(seen, [transport])
+        assert protocol is not None
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(freed, [None])
+
+    def test_trustedProxies(self) -> None:
+        """
+        With ``--proxy-from``, a connection from outside those networks is refused at
+        accept, unread, with one event and a count; one from inside is read as before.
+        Without it, any peer may send a header.
+        """
+        factory = self.listen("--proxy-from", "127.0.0.0/8", "--proxy-from", "::1")
+        self.assertIsNone(factory.buildProtocol(PROXY))
+        self.assertEqual(self.factory.limits.refusedUntrusted, 1)
+        self.assertEqual(self.factory.limits.open, 0)
+        self.assertIn(
+            "Refused connection from 10.9.9.9:40000: not a trusted proxy (--proxy-from)",
+            self.messages(),
+        )
+        for proxy in (
+            IPv4Address("TCP", "127.0.0.5", 1),
+            IPv6Address("TCP", "::1", 1),
+            IPv6Address("TCP", "::ffff:127.0.0.1", 1),
+        ):
+            self.assertIsNotNone(factory.buildProtocol(proxy), proxy)
+        factory = self.listen("--proxy-from", "10.9.0.0/16")
+        self.assertIsNotNone(factory.buildProtocol(PROXY))
+        self.assertIsNotNone(self.listen().buildProtocol(PROXY))
+        with self.assertRaises(UsageError) as caught:
+            Options().parseOptions(["--output", str(self.path), "--proxy-from", "10.0.0.0/33"])
+        self.assertEqual(
+            str(caught.exception),
+            "--proxy-from must be an IP address or network (e.g. 10.0.0.0/8, ::1), not "
+            "'10.0.0.0/33'.",
+        )
+
+    def test_healthCheckNotAClient(self) -> None:
+        """
+        A version 2 ``LOCAL`` connection (HAProxy's ``check-send-proxy``), or a header
+        naming the connection's own address and port (HAProxy's version 1 checks), is a
+        health check: served, but not logged and not counted as an accepted client; it
+        has its own count.
+        """
+        factory = self.listen()
+        local = v2Header(("127.0.0.1", 1), ("127.0.0.1", 2), command=0)
+        protocol, transport = self.connect(factory, local)
+        assert protocol is not None
+        self.assertFalse(transport.disconnecting)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual((self.factory.served, self.factory.healthChecks), (0, 1))
+        self.assertEqual(self.factory.limits.open, 0)
+        self.assertEqual([m for m in self.messages() if "10.9.9.9" in m or "Connection" in m], [])
+        # HAProxy's version 1 checks name the connection's own ends: not relayed either.
+        self.connect(factory, b"PROXY TCP4 10.9.9.9 10.0.0.1 40000 1235\r\n")
+        self.assertEqual((self.factory.served, self.factory.healthChecks), (0, 2))
+        self.connect(factory, b"PROXY TCP4 192.0.2.7 10.0.0.1 5555 1235\r\n")
+        self.connect(factory, b"PROXY TCP4 10.9.9.9 10.0.0.1 40001 1235\r\n")
+        self.assertEqual((self.factory.served, self.factory.healthChecks), (2, 2))
+        self.assertIn("Got connection from 192.0.2.7:5555", self.messages())
+        self.assertIn("Got connection from 10.9.9.9:40001", self.messages())
+
+    def test_tlsRefusedBeforeHandshake(self) -> None:
+        """
+        On ``ssl:``, the limits are decided before TLS builds anything: a refused
+        connection gets no protocol (the port closes it at once) and is counted; on
+        ``haproxy:ssl:`` the PROXY header is read first, in clear, and TLS comes after.
+        """
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        from tests.support import selfSignedCertificate
+        from twisted_journey.policies import AdmittingFactory
+
+        key, cert = selfSignedCertificate(self.mktemp())
+        ssl = f"ssl:1236:privateKey={key}:certKey={cert}"
+        factory = self.listen("--listen", ssl, "--max-connections", "1")
+        assert isinstance(factory, AdmittingFactory)
+        self.assertIsInstance(factory.wrappedFactory, TLSMemoryBIOFactory)
+        self.assertIsNotNone(factory.buildProtocol(PROXY))
+        self.assertIsNone(factory.buildProtocol(PROXY))
+        self.assertEqual(self.factory.limits.refusedTotal, 1)
+
+        factory = self.listen("--listen", "haproxy:" + ssl)
+        assert isinstance(factory, ProxyHeaderFactory)
+        self.assertIsInstance(factory.wrappedFactory, TLSMemoryBIOFactory)
+        protocol, transport = self.connect(factory, b"PROXY TCP4 192.0.2.7 10.0.0.1 5555 1235\r\n")
+        self.assertFalse(transport.disconnecting)
+        # TLS has begun: the client's handshake is awaited, and the server knows the client.
+        self.assertIn("Got connection from 192.0.2.7:5555", self.messages())
+        assert protocol is not None
+        protocol.dataReceived(b"not a TLS record")
+        self.assertTrue(transport.disconnecting)
 
 
 class PerPeerPrefixOptionTests(SynchronousTestCase):
@@ -358,3 +492,27 @@ class PerPeerPrefixOptionTests(SynchronousTestCase):
             "to 128, e.g. 32,64), not '64'.",
         )
         self.assertIn("--per-peer-prefix", str(Options()))
+
+
+class ServedTotalTests(SynchronousTestCase):
+    """
+    The line a :class:`twisted_journey.policies.LimitedFactory` logs when it stops.
+    """
+
+    def test_oneConnection(self) -> None:
+        """
+        One connection served is "Served 1 connection", not "1 connections".
+        """
+        from twisted.logger import formatEvent
+
+        from twisted_journey.greet import GreetFactory
+
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        factory = GreetFactory(quiet=True, clock=MemoryReactorClock())
+        factory.doStart()
+        protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+        assert protocol is not None
+        protocol.makeConnection(StringTransport())
+        protocol.connectionLost(Failure(ConnectionDone()))
+        factory.doStop()
+        self.assertIn("Served 1 connection, refused 0", [formatEvent(e) for e in events])

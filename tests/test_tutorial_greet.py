@@ -20,13 +20,15 @@ class TutorialStepTests(SynchronousTestCase):
 
     def test_serverSteps(self) -> None:
         """
-        Steps 1 to 4 each serve ``Thank you for connecting\\r\\n`` to two clients in turn.
+        Each server program of chapters 1, 3, 4 and 6 serves ``Thank you for
+        connecting\\r\\n`` to two clients in turn, and writes no traceback or warning.
         """
         for step in [
-            "step1_socket_server.py",
-            "step2_socketserver.py",
-            "step3_threading.py",
-            "step4_twisted.py",
+            "ch1_server.py",
+            "ch3_socketserver.py",
+            "ch4_threading.py",
+            "ch4_forking.py",
+            "ch6_twisted.py",
         ]:
             port = freePort()
             server = startServer(
@@ -38,45 +40,48 @@ class TutorialStepTests(SynchronousTestCase):
                 )
             server.stop()
             self.assertIn(b"Got connection from", server.stdout, step)
+            for word in (b"Traceback", b"Warning"):
+                self.assertNotIn(word, server.stderr, step)
 
     def test_twistedClientStep(self) -> None:
         """
-        Step 4's Twisted client prints what the server sends and exits 0.
+        Chapter 6's Twisted client prints what the server sends and exits 0.
         """
         port = freePort()
         startServer(
             self,
-            [sys.executable, str(STEPS / "step1_socket_server.py"), str(port)],
+            [sys.executable, str(STEPS / "ch1_server.py"), str(port)],
             ("127.0.0.1", port),
         )
-        result = run(
-            [sys.executable, str(STEPS / "step4_twisted_client.py"), "127.0.0.1", str(port)]
-        )
+        result = run([sys.executable, str(STEPS / "ch6_twisted_client.py"), "127.0.0.1", str(port)])
         self.assertEqual((result.returncode, result.stdout), (0, b"Thank you for connecting\r\n"))
+        self.assertEqual(result.stderr, b"")
 
     def test_endpointStep(self) -> None:
         """
-        Step 5 listens on the endpoint string it is given and serves the greeting.
+        Chapter 6's endpoint program listens on the endpoint string it is given and
+        serves the greeting.
         """
         port = freePort()
-        startServer(
+        server = startServer(
             self,
-            [sys.executable, str(STEPS / "step5_endpoints.py"), f"tcp:{port}:interface=127.0.0.1"],
+            [sys.executable, str(STEPS / "ch6_endpoints.py"), f"tcp:{port}:interface=127.0.0.1"],
             ("127.0.0.1", port),
         )
         self.assertEqual(readAll(connect(("127.0.0.1", port))), b"Thank you for connecting\r\n")
+        server.stop()
+        self.assertNotIn(b"Traceback", server.stderr)
 
     def test_clientStep(self) -> None:
         """
-        Step 1's client prints what the server sends.
+        Chapter 1's client prints what the server sends.
         """
         port = freePort()
         startServer(
             self,
-            [sys.executable, str(STEPS / "step1_socket_server.py"), str(port)],
+            [sys.executable, str(STEPS / "ch1_server.py"), str(port)],
             ("127.0.0.1", port),
         )
-        result = run(
-            [sys.executable, str(STEPS / "step1_socket_client.py"), "127.0.0.1", str(port)]
-        )
+        result = run([sys.executable, str(STEPS / "ch1_client.py"), "127.0.0.1", str(port)])
         self.assertEqual(result.stdout, b"Thank you for connecting\r\n")
+        self.assertEqual(result.stderr, b"")

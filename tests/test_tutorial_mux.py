@@ -25,7 +25,7 @@ class TutorialStepTests(SynchronousTestCase):
         Two clients connected at once, writing in turn, are both printed, each line with
         its client; the line-based steps join a line sent in pieces and print a partial end.
         """
-        for step in ["step1_select_server.py", "step2_poll_server.py", "step3_twisted.py"]:
+        for step in ["ch5_select.py", "ch5_poll.py", "ch6_twisted.py"]:
             port = freePort()
             server = startServer(
                 self, [sys.executable, str(STEPS / step), str(port)], ("127.0.0.1", port)
@@ -47,9 +47,11 @@ class TutorialStepTests(SynchronousTestCase):
             server.stop()
             out = server.stdout
             self.assertIn(b"Got connection from", out, step)
+            for word in (b"Traceback", b"Warning"):
+                self.assertNotIn(word, server.stderr, step)
             self.assertIn(b"one from first", out, step)
             self.assertIn(b"one from second", out, step)
             self.assertNotIn(b"\x1b", out, step)
-            if step != "step1_select_server.py":
+            if step != "ch5_select.py":
                 self.assertIn(b"'two \\x1b[31mfrom first'", out, step)
                 self.assertIn(b"b'end' (partial)", out, step)

@@ -8,6 +8,8 @@ Each section matches a section of :mod:`twisted_journey._twisted`.
 
 from __future__ import annotations
 
+import errno
+import inspect
 import os
 import shutil
 import socket
@@ -17,6 +19,7 @@ from typing import Any
 from twisted.internet import defer, error, tcp, unix
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
@@ -268,6 +271,56 @@ class AcceptSheddingTests(TestCase):
                     f"the null reservation has no {method}()" + UPGRADE.format(section=self.section)
                 )
         self.assertFalse(reserve.available())
+
+
+class AcceptFailureTests(TestCase):
+    """
+    The accepting section: Twisted's accept loop ``tcp._accept``, which
+    :func:`twisted_journey._twisted.throttleAcceptFailures` wraps.
+    """
+
+    section = "accepting under descriptor exhaustion"
+
+    def test_acceptLoopIsWrappable(self) -> None:
+        """
+        Ports accept through the module function ``tcp._accept(logger, accepts,
+        listener, reservedFD)``, which reports a failed accept with
+        ``logger.info("Could not accept new connection ({acceptError})", ...)``; wrapped,
+        ten failures in a row make one event, from the sentence function.
+        """
+        if not callable(getattr(tcp, "_accept", None)):
+            self.fail("twisted.internet.tcp._accept is gone" + UPGRADE.format(section=self.section))
+        parameters = list(inspect.signature(tcp._accept).parameters)  # type: ignore[attr-defined]
+        if parameters != ["logger", "accepts", "listener", "reservedFD"]:
+            self.fail(f"tcp._accept takes {parameters}" + UPGRADE.format(section=self.section))
+        if "_accept(" not in inspect.getsource(tcp.Port.doRead):
+            self.fail(
+                "tcp.Port.doRead no longer calls _accept" + UPGRADE.format(section=self.section)
+            )
+        self.addCleanup(setattr, tcp, "_accept", tcp._accept)  # type: ignore[attr-defined]
+        self.addCleanup(setattr, _twisted, "_acceptFailed", _twisted._acceptFailed)
+        sentences: list[str] = []
+
+        def failed(reason: str) -> str | None:
+            sentences.append(reason)
+            return "said once" if len(sentences) == 1 else None
+
+        _twisted.throttleAcceptFailures(failed)
+
+        class Listener:
+            def accept(self) -> None:
+                raise OSError(errno.EMFILE, "Too many open files")
+
+        events: list[dict[str, object]] = []
+        logger = Logger(observer=events.append)
+        for _ in range(10):
+            accepted = list(
+                tcp._accept(logger, range(5), Listener(), tcp._NullFileDescriptorReservation())  # type: ignore[attr-defined]
+            )
+            self.assertEqual(accepted, [])
+        self.assertEqual(sentences, ["EMFILE"] * 10)
+        if [event.get("sentence") for event in events] != ["said once"]:
+            self.fail(f"the accept loop logged {events}" + UPGRADE.format(section=self.section))
 
 
 class WorkerPortTests(TestCase):

@@ -85,6 +85,23 @@ class InternalsPresentTests(unittest.SynchronousTestCase):
         ]
         self.assertEqual(missing, [], "Twisted changed; see twisted_journey/_twisted.py")
 
+    def test_malformedChunks(self) -> None:
+        """
+        Twisted's chunked decoder refuses a chunk size line longer than
+        ``maxChunkSizeLineLength`` with ``_MalformedChunkedDataError`` saying it "exceeds
+        maximum", and that limit is the one the stdlib twin applies too
+        (``semantics.MAX_CHUNK_LINE``), so both engines draw the line at the same byte.
+        """
+        from twisted.web import http
+
+        from twisted_journey.fetch import semantics
+
+        self.assertEqual(_twisted.MAX_CHUNK_LINE, semantics.MAX_CHUNK_LINE)
+        decoder = http._ChunkedTransferDecoder(lambda data: None, lambda rest: None)
+        with self.assertRaises(_twisted.MalformedChunks) as caught:
+            decoder.dataReceived(b"5;" + b"e" * (_twisted.MAX_CHUNK_LINE + 10))
+        self.assertIn("exceeds maximum", str(caught.exception))
+
     def test_factoryBuildsBoundedProtocol(self) -> None:
         """
         The pool's factory builds a :class:`BoundedClientProtocol` with the pool's limits

@@ -5,6 +5,8 @@ Tests for ``--workers N`` (:mod:`twisted_journey.workers`): option parsing, the 
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import re
 import signal
@@ -206,6 +208,190 @@ class BackoffTests(SynchronousTestCase):
         self.assertEqual(round(crash(10.0), 3), 0.1)
         self.assertEqual(pool.restarts, 10)
         self.assertEqual(pool.spawned, [0] * 11)
+
+
+class _FakeProcess:
+    """
+    The transport of a worker started by :class:`_SpawningReactor`: records signals.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.signals: list[int] = []
+
+    def closeStdin(self) -> None:
+        pass
+
+    def signalProcess(self, number: int) -> None:
+        self.signals.append(number)
+
+
+class _SpawningReactor(MemoryReactorClock):
+    """
+    A memory reactor whose ``spawnProcess`` fails with ``EMFILE`` (as ``os.pipe()`` does
+    when descriptors run out) as many times as asked, then "starts" fake processes.
+    """
+
+    def __init__(self, failures: int = 0) -> None:
+        super().__init__()
+        self.failures = failures
+        self.processes: list[tuple[object, _FakeProcess]] = []
+
+    def spawnProcess(self, protocol: object, *args: object, **kwargs: object) -> _FakeProcess:
+        if self.failures:
+            self.failures -= 1
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+        transport = _FakeProcess(90_000_000 + len(self.processes))
+        protocol.makeConnection(transport)  # type: ignore[attr-defined]
+        self.processes.append((protocol, transport))
+        return transport
+
+
+def _pool(reactor: MemoryReactorClock) -> workers.WorkerPool:
+    """
+    A two-worker journey-greet pool on ``reactor`` (no endpoint bound).
+    """
+    options = parse(tap_greet, "--workers", "2", "--listen", "tcp:0")
+    return workers.WorkerPool(options, "twisted_journey.tap.greet", reactor)
+
+
+class StartFailureTests(SynchronousTestCase):
+    """
+    A worker that cannot be started (``spawnProcess`` raises) is a failed worker: it is
+    tried again with the backoff delay, and stopping never waits for it.
+    """
+
+    def setUp(self) -> None:
+        self.events: list[dict[str, object]] = []
+        from twisted.logger import globalLogPublisher
+
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def test_failedStartIsRetried(self) -> None:
+        """
+        Two failed starts are logged and retried after 0.1 then 0.2 seconds; the third
+        starts the worker.
+        """
+        reactor = _SpawningReactor(failures=2)
+        pool = _pool(reactor)
+        pool.spawn(0)
+        self.assertNotIn(0, pool.workers)
+        delays = []
+        for _ in range(2):
+            [call] = reactor.getDelayedCalls()
+            delays.append(round(call.getTime() - reactor.seconds(), 3))
+            reactor.advance(call.getTime() - reactor.seconds())
+        self.assertEqual(delays, [0.1, 0.2])
+        self.assertEqual(pool.workers[0].pid, 90_000_000)
+        self.assertEqual(reactor.getDelayedCalls(), [])
+        messages = [e.get("how") for e in self.events if "how" in e]
+        self.assertEqual(messages, ["could not be started (Too many open files)"] * 2)
+
+    def test_stopWhileAStartFails(self) -> None:
+        """
+        SIGTERM while one worker's start has failed: the running worker is signalled,
+        stopping completes once it ends, and the failed one is not started again.
+        """
+        from twisted.internet.error import ProcessTerminated
+
+        reactor = _SpawningReactor()
+        pool = _pool(reactor)
+        pool.spawn(0)
+        reactor.failures = 1
+        pool.spawn(1)
+        self.assertEqual(sorted(pool.workers), [0])
+        stopping = pool.stopService()
+        [(protocol, transport)] = reactor.processes
+        self.assertEqual(transport.signals, [signal.SIGTERM])
+        self.assertNoResult(stopping)
+        protocol.processEnded(Failure(ProcessTerminated(signal=signal.SIGTERM)))  # type: ignore[attr-defined]
+        self.successResultOf(stopping)
+        reactor.advance(60)
+        self.assertEqual(len(reactor.processes), 1)
+
+    def test_stopAlwaysCompletes(self) -> None:
+        """
+        A worker whose end never comes, even after SIGKILL, holds stopping up for
+        ``stopTimeout + killGrace`` seconds at most.
+        """
+        reactor = _SpawningReactor()
+        pool = _pool(reactor)
+        pool.spawn(0)
+        stopping = pool.stopService()
+        reactor.advance(pool.stopTimeout)
+        [(_, transport)] = reactor.processes
+        self.assertEqual(transport.signals, [signal.SIGTERM, signal.SIGKILL])
+        self.assertNoResult(stopping)
+        reactor.advance(pool.killGrace)
+        self.successResultOf(stopping)
+
+    def test_workerThatCannotStartStopsTheServer(self) -> None:
+        """
+        A worker that exits with ``CANNOT_START`` is not restarted: the server stops
+        with the sentence the worker wrote, and will exit with status 1.
+        """
+        from twisted.internet.error import ProcessTerminated
+
+        reactor = _SpawningReactor()
+        pool = _pool(reactor)
+        statuses: list[int] = []
+        pool.exitAtEnd = statuses.append  # type: ignore[method-assign]
+        pool.spawn(0)
+        [(protocol, _)] = reactor.processes
+        sentence = b"worker 0 cannot start: cannot open --output 'x.w0': a link is there.\n"
+        protocol.childDataReceived(2, sentence)  # type: ignore[attr-defined]
+        protocol.processEnded(  # type: ignore[attr-defined]
+            Failure(ProcessTerminated(exitCode=workers.CANNOT_START))
+        )
+        self.assertEqual(pool.failure, sentence.decode().strip())
+        self.assertEqual(statuses, [1])
+        self.assertTrue(reactor.hasStopped)
+        self.assertEqual(reactor.getDelayedCalls(), [])
+        [critical] = [e for e in self.events if e.get("log_format", "").startswith("Stopping")]  # type: ignore[union-attr]
+        self.assertEqual(critical["sentence"], sentence.decode().strip())
+
+
+class ConnectionNumberTests(SynchronousTestCase):
+    """
+    :class:`workers.ConnectionNumbers` and the supervisor's side of it: ``CONN`` is unique
+    across workers and restarts.
+    """
+
+    def test_strides(self) -> None:
+        """
+        Worker I of N numbers its connections I+1, I+1+N...: no two workers share one.
+        """
+        numbers = [workers.ConnectionNumbers(i, 3) for i in range(3)]
+        seen = [n(k) for n in numbers for k in range(1, 2000)]
+        self.assertEqual(len(seen), len(set(seen)))
+        self.assertEqual([numbers[1](k) for k in (1, 2, 3)], [2, 5, 8])
+
+    def test_reservations(self) -> None:
+        """
+        A worker writes each block it reserves to its control pipe before using it; the
+        supervisor starts the slot's next worker after the highest, so no number repeats.
+        """
+        read, write = os.pipe()
+        self.addCleanup(os.close, read)
+        self.addCleanup(os.close, write)
+        first = workers.ConnectionNumbers(1, 2, 0, write)
+        used = [first(k) for k in range(1, 1500)]
+        written = os.read(read, 100)
+        self.assertEqual(written, b"1024\n2048\n")
+        pool = _pool(_SpawningReactor())
+        pool.spawn(1)
+        protocol, _ = pool.reactor.processes[0]
+        protocol.childDataReceived(pool.controlFd, written[:3])
+        protocol.childDataReceived(pool.controlFd, written[3:])
+        self.assertEqual(pool.reserved, [0, 2048])
+        argv, childFDs = pool.workerArguments(1)
+        configuration = json.loads(argv[-1])
+        self.assertEqual(childFDs[configuration["control"]], "r")
+        second = workers.ConnectionNumbers(1, 2, configuration["connStart"])
+        later = [second(k) for k in range(1, 100)]
+        self.assertGreater(min(later), max(used))
+        self.assertTrue(all(n % 2 == 0 for n in used + later))
 
 
 class _Hello(Protocol):
@@ -442,25 +628,27 @@ def _isAlive(pid: int) -> bool:
 LINE = re.compile(rb"^\S+ 127\.0\.0\.1:\d+ \d+ c(\d+) n(\d+) x+$")
 
 
-class MuxWorkersTests(SynchronousTestCase):
+class _TwoMuxWorkers:
     """
-    ``twistd journey-mux --workers 2``: a file per worker, whole records, restarts.
+    Starts ``twistd journey-mux --workers 2`` writing ``self.output.wN``, for a
+    ``SynchronousTestCase``.
     """
 
     def setUp(self) -> None:
         self.port = freePort()
-        self.output = os.path.abspath(self.mktemp())
+        self.output = os.path.abspath(self.mktemp())  # type: ignore[attr-defined]
 
-    def start(self, *extra: str) -> ServerProcess:
+    def start(self, *extra: str, listen: str | None = None) -> ServerProcess:
         """
-        Start journey-mux with two workers writing ``self.output.wN``.
+        Start journey-mux with two workers on ``listen`` (by default a TCP port on
+        127.0.0.1), with ``extra`` options.
         """
         server = startServer(
             self,
             twistdArgv(
                 "journey-mux",
                 "--listen",
-                f"tcp:{self.port}:interface=127.0.0.1",
+                listen or f"tcp:{self.port}:interface=127.0.0.1",
                 "--workers",
                 "2",
                 "--output",
@@ -477,13 +665,20 @@ class MuxWorkersTests(SynchronousTestCase):
 
     def records(self) -> list[bytes]:
         """
-        Every record in every worker's file.
+        Every record in every worker's file (none for a file not there).
         """
         lines = []
         for index in range(2):
             path = Path(workers.workerOutput(self.output, index))
-            lines.extend(path.read_bytes().splitlines(keepends=True))
+            if path.exists():
+                lines.extend(path.read_bytes().splitlines(keepends=True))
         return lines
+
+
+class MuxWorkersTests(_TwoMuxWorkers, SynchronousTestCase):
+    """
+    ``twistd journey-mux --workers 2``: a file per worker, whole records, restarts.
+    """
 
     def test_killedWorkerLosesNoWrittenRecord(self) -> None:
         """
@@ -542,6 +737,36 @@ class MuxWorkersTests(SynchronousTestCase):
         for numbers in perClient.values():
             # What a client's worker wrote is a prefix of what the client sent.
             self.assertEqual(sorted(numbers), list(range(len(numbers))))
+
+    def test_connectionNumbersAreUnique(self) -> None:
+        """
+        ``CONN`` never repeats, across the two workers' files and a worker's restart.
+        """
+        server = self.start()
+
+        def send(first: int) -> None:
+            for number in range(first, first + 8):
+                with connect(("127.0.0.1", self.port)) as sock:
+                    sock.sendall(b"c%d n0 %s\n" % (number, b"x" * 8))
+
+        def recorded(count: int) -> bool:
+            return len(self.records()) >= count
+
+        send(0)
+        _waitFor(lambda: recorded(8), "the first lines were not recorded", server)
+        os.kill(_workerOf(server, 1), signal.SIGKILL)
+        _waitForWorkers(server, 2, starts=3)
+        send(8)
+        _waitFor(lambda: recorded(16), "the later lines were not recorded", server)
+        _stopCleanly(server)
+        conns = [int(record.split()[2]) for record in self.records()]
+        self.assertEqual(len(conns), 16)
+        self.assertEqual(len(set(conns)), 16, conns)
+        for index in range(2):
+            path = Path(workers.workerOutput(self.output, index))
+            inFile = [int(r.split()[2]) for r in path.read_bytes().splitlines()]
+            self.assertEqual(inFile, sorted(inFile))
+            self.assertTrue(all(n % 2 == (index + 1) % 2 for n in inFile), inFile)
 
     def test_maxConnectionsIsShared(self) -> None:
         """
@@ -680,3 +905,233 @@ class WrappedEndpointTests(SynchronousTestCase):
         for _ in range(10):
             self.assertEqual(readAll(connect(("127.0.0.1", port))), GREETING)
         _stopCleanly(server)
+
+
+def _workerOf(server: ServerProcess, index: int) -> int:
+    """
+    The pid of worker ``index`` of ``server``, from its latest "Started worker" event.
+    """
+    found = re.findall(rb"Started worker %d \(pid (\d+)\)" % index, server.stdout)
+    if not found:
+        raise AssertionError(f"worker {index} never started\n{server.output()}")
+    return int(found[-1])
+
+
+def _waitForExit(server: ServerProcess) -> int:
+    """
+    Wait (bounded) for ``server`` to exit by itself; fail with its output if it does not.
+    """
+    try:
+        return server.process.wait(PATIENCE)
+    except Exception:
+        raise AssertionError(f"the server did not stop by itself\n{server.output()}") from None
+
+
+class SlotDownTests(_TwoMuxWorkers, SynchronousTestCase):
+    """
+    ``twistd journey-mux --workers 2`` while one worker cannot run: its socket takes no
+    connections while it is down, and a worker that can never start again stops the
+    server with one sentence.
+    """
+
+    def test_noBlackHoleWhileAStartFails(self) -> None:
+        """
+        The supervisor runs out of descriptors (a lowered ``RLIMIT_NOFILE``), and worker 1
+        is killed: its restarts fail (``EMFILE`` in ``os.pipe()``) and are retried; its
+        socket takes no connection meanwhile, so every client's line is recorded by
+        worker 0; SIGTERM then stops the server.
+        """
+        import resource
+
+        server = self.start()
+        pid = server.process.pid
+        descriptors = len(os.listdir(f"/proc/{pid}/fd"))
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (descriptors, descriptors))
+        os.kill(_workerOf(server, 1), signal.SIGKILL)
+        _waitFor(
+            lambda: server.stdout.count(b"could not be started (Too many open files)") >= 2,
+            "worker 1's restart did not fail twice",
+            server,
+        )
+        for number in range(20):
+            with connect(("127.0.0.1", self.port), timeout=5) as sock:
+                sock.sendall(b"client %d\n" % number)
+        _waitFor(
+            lambda: all(b" client %d\n" % n in b"".join(self.records()) for n in range(20)),
+            "lines sent while worker 1 was down were not all recorded",
+            server,
+        )
+        self.assertEqual(Path(workers.workerOutput(self.output, 1)).read_bytes(), b"")
+        _stopCleanly(server)
+
+    def _cannotRestart(self, server: ServerProcess, sentence: bytes) -> None:
+        """
+        Kill worker 1 of ``server``: the server stops by itself, with status 1 and
+        ``sentence`` in its log.
+        """
+        os.kill(_workerOf(server, 1), signal.SIGKILL)
+        status = _waitForExit(server)
+        log = server.stdout
+        self.assertEqual(status, 1, server.output())
+        self.assertIn(b"Stopping the server: worker 1 cannot start: " + sentence, log)
+        self.assertNotIn(b"Traceback", log + server.stderr)
+
+    def test_plantedLink(self) -> None:
+        """
+        A symbolic link planted at ``PATH.w1``: worker 1 cannot be restarted, and the
+        server stops with the sentence saying why.
+        """
+        server = self.start()
+        name = workers.workerOutput(self.output, 1)
+        os.remove(name)
+        os.symlink(self.output + ".elsewhere", name)
+        self._cannotRestart(
+            server,
+            b"cannot open --output %s: a symbolic link is there, and the data log is never "
+            b"written through one." % repr(name).encode(),
+        )
+        self.assertFalse(os.path.exists(self.output + ".elsewhere"))
+
+    def test_missingKey(self) -> None:
+        """
+        The ``ssl:`` key removed while serving: worker 1 cannot be restarted, and the
+        server stops with one sentence.
+        """
+        keyPath, certPath = selfSignedCertificate(os.path.abspath(self.mktemp()))
+        server = self.start(
+            listen=f"ssl:{self.port}:interface=127.0.0.1:privateKey={keyPath}:certKey={certPath}"
+        )
+        os.remove(keyPath)
+        self._cannotRestart(server, b"--listen 'ssl:")
+
+    def test_fifos(self) -> None:
+        """
+        FIFOs at ``PATH.w0`` and ``PATH.w1``, each with a reader: the workers write their
+        records into them as one process writes into a FIFO ``--output``.  Worker 1's
+        reader ends with it when it is killed, so its restart has no reader: the server
+        stops with one sentence.
+        """
+        import subprocess
+
+        copies = []
+        for index in range(2):
+            name = workers.workerOutput(self.output, index)
+            os.mkfifo(name)
+            copy = Path(self.mktemp())
+            with copy.open("wb") as out:
+                reader = subprocess.Popen(["cat", name], stdout=out)
+            self.addCleanup(reader.wait)
+            self.addCleanup(reader.kill)
+            copies.append(copy)
+        server = self.start()
+        for number in range(10):
+            with connect(("127.0.0.1", self.port), timeout=5) as sock:
+                sock.sendall(b"client %d\n" % number)
+        _waitFor(
+            lambda: all(
+                b" client %d\n" % n in b"".join(c.read_bytes() for c in copies) for n in range(10)
+            ),
+            "the lines did not all reach the FIFOs' readers",
+            server,
+        )
+        name = workers.workerOutput(self.output, 1)
+        self._cannotRestart(
+            server,
+            b"cannot open --output %s: it is a FIFO that no process reads." % repr(name).encode(),
+        )
+
+
+class MetricsDirectoryTests(SynchronousTestCase):
+    """
+    The ``--metrics`` directory of a supervisor: one that a supervisor killed with
+    ``SIGKILL`` left behind is removed at the next start.
+    """
+
+    def test_removeAbandoned(self) -> None:
+        """
+        Only directories of this user, named like ours, whose lock nobody holds (or that
+        have none and are old) are removed; links and live directories stay.
+        """
+        import fcntl
+
+        parent = os.path.abspath(self.mktemp())
+        os.mkdir(parent)
+
+        def directory(name: str, lock: bool = True) -> str:
+            path = os.path.join(parent, name)
+            os.mkdir(path)
+            Path(path, "counter_1.db").write_bytes(b"x")
+            if lock:
+                Path(path, workers.METRICS_LOCK).touch()
+            return path
+
+        abandoned = directory("journey-metrics-a")
+        live = directory("journey-metrics-b")
+        held = os.open(os.path.join(live, workers.METRICS_LOCK), os.O_RDONLY)
+        self.addCleanup(os.close, held)
+        fcntl.flock(held, fcntl.LOCK_EX)
+        old = directory("journey-metrics-c", lock=False)
+        os.utime(old, (time.time() - 3600, time.time() - 3600))
+        young = directory("journey-metrics-d", lock=False)
+        target = directory("elsewhere")
+        os.symlink(target, os.path.join(parent, "journey-metrics-link"))
+        other = directory("other-metrics-e")
+        self.assertEqual(sorted(workers.removeAbandoned(parent)), [abandoned, old])
+        for path in (live, young, target, other, os.path.join(parent, "journey-metrics-link")):
+            self.assertTrue(os.path.exists(path), path)
+        self.assertTrue(os.path.exists(os.path.join(target, "counter_1.db")))
+
+    def test_poolHoldsItsDirectory(self) -> None:
+        """
+        The pool's directory is private, locked while the pool runs, removed by stopping.
+        """
+        parent = os.path.abspath(self.mktemp())
+        os.mkdir(parent)
+        pool = _pool(_SpawningReactor())
+        directory = pool.makeMetricsDirectory(parent)
+        self.assertEqual(pool.metricsDirectory, directory)
+        self.assertEqual(os.stat(directory).st_mode & 0o777, 0o700)
+        self.assertEqual(workers.removeAbandoned(parent), [])
+        self.successResultOf(pool.stopService())
+        self.assertFalse(os.path.exists(directory))
+
+    def test_killedSupervisorsDirectoryIsRemoved(self) -> None:
+        """
+        ``SIGKILL`` the supervisor of ``--workers 2 --metrics``: its directory stays in
+        the temporary directory until the next supervisor starts there.
+        """
+        from tests.support import environment
+
+        temporary = os.path.abspath(self.mktemp())
+        os.mkdir(temporary)
+
+        def start() -> ServerProcess:
+            port = freePort()
+            server = startServer(
+                self,
+                twistdArgv(
+                    "journey-greet",
+                    "--listen",
+                    f"tcp:{port}:interface=127.0.0.1",
+                    "--workers",
+                    "2",
+                    "--metrics",
+                    "tcp:0:interface=127.0.0.1",
+                    "--quiet",
+                ),
+                ("127.0.0.1", port),
+                env=environment(TMPDIR=temporary),
+            )
+            _waitForWorkers(server, 2)
+            return server
+
+        server = start()
+        [first] = os.listdir(temporary)
+        server.process.kill()
+        server.process.wait()
+        self.assertEqual(os.listdir(temporary), [first])
+        server = start()
+        [second] = os.listdir(temporary)
+        self.assertNotEqual(second, first)
+        _stopCleanly(server)
+        self.assertEqual(os.listdir(temporary), [])

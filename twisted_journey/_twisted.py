@@ -51,6 +51,10 @@ HTTP client (:mod:`twisted_journey.fetch`)
       end of a response, while ``self._parser.response`` is still that response;
     * ``twisted.web._newclient._DataLoss`` being the reason a body with a declared length
       ends early (:data:`DataLoss`);
+    * ``twisted.web.http._MalformedChunkedDataError`` being the reason a chunked body's
+      framing is broken, and ``twisted.web.http.maxChunkSizeLineLength`` the longest chunk
+      size line (extensions included) it reads (:data:`MalformedChunks`,
+      :data:`MAX_CHUNK_LINE`);
     * a TCP transport reading up to its ``bufferSize`` bytes per ``recv`` (64 KiB by
       default), so that setting it on the connection sets the read size.
 Accepting under descriptor exhaustion (:mod:`twisted_journey.tap.mux`)
@@ -59,6 +63,12 @@ Accepting under descriptor exhaustion (:mod:`twisted_journey.tap.mux`)
       unread (their data lost); replacing it with a
       ``tcp._NullFileDescriptorReservation()`` turns that recovery off, so an ``EMFILE``
       just ends that round of accepts and the clients wait in the backlog.
+    * ``tcp.Port.doRead`` (also ``unix.Port``'s) accepts through the module function
+      ``tcp._accept(logger, accepts, listener, reservedFD)``, a generator of
+      ``(socket, address)`` that reports a failed accept with
+      ``logger.info("Could not accept new connection ({acceptError})", acceptError=...)``
+      and Twisted's ``EMFILE`` recovery with ``logger.info`` events whose format begins
+      ``EMFILE``; ``listener`` is the port's ``.socket``.
 Workers: adopted listening sockets (:mod:`twisted_journey.workers`)
     * ``tcp.Port._fromListeningDescriptor(reactor, fd, family, factory)`` and
       ``unix.Port._fromListeningDescriptor(reactor, fd, factory)`` are the constructors
@@ -77,6 +87,7 @@ from __future__ import annotations
 import fcntl
 import socket
 import termios
+from collections.abc import Callable
 from typing import Any, TypeGuard
 
 from twisted.internet import tcp, unix
@@ -91,13 +102,20 @@ from twisted.web._newclient import (
     _DataLoss,
 )
 from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
+from twisted.web.http import _MalformedChunkedDataError, maxChunkSizeLineLength
 
-from twisted_journey.fetch.errors import ProtocolError
+from twisted_journey.fetch.errors import (
+    ProtocolError,
+    headers_too_large,
+    too_many_header_fields,
+)
 
 __all__ = [
+    "MAX_CHUNK_LINE",
     "PLAIN_TRANSPORTS",
     "BoundedClientProtocol",
     "DataLoss",
+    "MalformedChunks",
     "SharedTCPPort",
     "SharedUNIXPort",
     "adoptListeningPort",
@@ -109,6 +127,7 @@ __all__ = [
     "sendNow",
     "stopAcceptShedding",
     "systemdEnvironment",
+    "throttleAcceptFailures",
 ]
 
 
@@ -188,6 +207,105 @@ def closeNow(transport: tcp.Server) -> None:
 
 
 # --- Accepting under descriptor exhaustion (twisted_journey.tap.mux) -------------------------
+
+
+#: Twisted's accept loop, which :func:`throttleAcceptFailures` wraps.
+_twistedAccept = tcp._accept
+
+#: Seconds a port that could not accept stops watching its socket, which stays readable
+#: (one attempt per turn of the reactor would spin a core).
+ACCEPT_PAUSE = 0.1
+
+
+def _unsaid(reason: str) -> str | None:
+    """
+    Log nothing about a failed accept (until :func:`throttleAcceptFailures`).
+    """
+    return None
+
+
+#: Says what to log for a failed accept, or ``None`` for nothing now (set by
+#: :func:`throttleAcceptFailures`).
+_acceptFailed: Callable[[str], str | None] = _unsaid
+
+
+class _AcceptLogger:
+    """
+    The logger handed to Twisted's accept loop: failed accepts are logged as
+    ``_acceptFailed`` says (at most one event per second, with a count of the others);
+    the per-client events of the ``EMFILE`` recovery are not logged.
+
+    :ivar failed: whether an accept failed (and the port should pause).
+    """
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+        self.failed = False
+
+    def info(self, format: str, **kwargs: Any) -> None:
+        """
+        Pass on an event of the accept loop, or fold it into the accept failure events.
+        """
+        if format.startswith("Could not accept"):
+            self.failed = True
+            self._report(str(kwargs.get("acceptError", "?")))
+        elif format.startswith("EMFILE encountered"):
+            self._report("EMFILE")
+        elif not format.startswith(("EMFILE", "Re-reserving EMFILE")):
+            self.logger.info(format, **kwargs)
+
+    def _report(self, reason: str) -> None:
+        """
+        Log a failed accept, if it is time to.
+        """
+        sentence = _acceptFailed(reason)
+        if sentence is not None:
+            self.logger.warn("{sentence}", sentence=sentence)
+
+
+def _accept(logger: Any, accepts: Any, listener: Any, reservedFD: Any) -> Any:
+    """
+    Twisted's accept loop with :class:`_AcceptLogger`; after a failed accept, the port
+    stops watching ``listener`` for :data:`ACCEPT_PAUSE` seconds.
+    """
+    noticing = _AcceptLogger(logger)
+    yield from _twistedAccept(noticing, accepts, listener, reservedFD)
+    if noticing.failed:
+        _pause(listener)
+
+
+def _pause(listener: Any) -> None:
+    """
+    Stop the port listening on ``listener`` reading for :data:`ACCEPT_PAUSE` seconds.
+    """
+    from twisted.internet import reactor
+
+    readers: list[Any] = reactor.getReaders()
+    for reader in readers:
+        if getattr(reader, "socket", None) is listener:
+            reader.stopReading()
+            reactor.callLater(ACCEPT_PAUSE, _resume, reader)
+
+
+def _resume(port: Any) -> None:
+    """
+    Watch ``port`` again, unless it has stopped listening meanwhile.
+    """
+    if getattr(port, "connected", False) and not getattr(port, "disconnecting", False):
+        port.startReading()
+
+
+def throttleAcceptFailures(failed: Callable[[str], str | None]) -> None:
+    """
+    In this process, a failed accept (out of descriptors or memory) is logged as
+    ``failed(reason)`` says (a sentence, or ``None`` for no event now), and a port that
+    could not accept rests :data:`ACCEPT_PAUSE` seconds rather than retry at once:
+    without this, a listening socket that stays readable spins the reactor and floods
+    the log.
+    """
+    global _acceptFailed
+    _acceptFailed = failed
+    tcp._accept = _accept
 
 
 def stopAcceptShedding() -> None:
@@ -297,6 +415,13 @@ def systemdEnvironment() -> dict[str, str]:
 #: declared (Content-Length or chunking) was received: a cut body.
 DataLoss = _DataLoss
 
+#: What a chunked body ends with when its framing is broken (a chunk size that is not
+#: hexadecimal, a chunk size line longer than :data:`MAX_CHUNK_LINE`...): a framing error.
+MalformedChunks = _MalformedChunkedDataError
+
+#: The longest chunk size line (extensions included) Twisted reads.
+MAX_CHUNK_LINE: int = maxChunkSizeLineLength
+
 
 def boundParser(parser: HTTPClientParser, maxBytes: int, maxFields: int) -> None:
     """
@@ -312,10 +437,7 @@ def boundParser(parser: HTTPClientParser, maxBytes: int, maxFields: int) -> None
         """
         The error for headers past ``maxBytes``.
         """
-        return ProtocolError(
-            f"the server sent more than {maxBytes} bytes of response headers "
-            "(--max-header-bytes); nothing saved."
-        )
+        return headers_too_large(maxBytes)
 
     def bounded(line: bytes) -> Any:
         """
@@ -329,10 +451,7 @@ def boundParser(parser: HTTPClientParser, maxBytes: int, maxFields: int) -> None
             if parser.state == HEADER and line.strip(b"\r") and line[:1] not in b" \t":
                 fields += 1
                 if fields > maxFields:
-                    raise ProtocolError(
-                        f"the server sent more than {maxFields} response header fields "
-                        "(--max-headers); nothing saved."
-                    )
+                    raise too_many_header_fields(maxFields)
         return lineReceived(line)
 
     def lineLengthExceeded(line: bytes) -> Any:

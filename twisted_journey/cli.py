@@ -132,6 +132,8 @@ def _target(command: str, args: argparse.Namespace, port: int | None) -> Target 
     """
     from twisted_journey.errors import Target
 
+    if not args.host:
+        return "HOST is empty: give a host name, an IP address or a unix socket path."
     path = _unixPath(args.host)
     if args.cacert is not None and not args.tls:
         return "--cacert goes with --tls."
@@ -278,7 +280,14 @@ def _configureSend(parser: argparse.ArgumentParser) -> None:
         help="its port [1235] (none for a unix socket); the file to send [stdin]",
     )
     _addConnectionOptions(parser)
-    parser.add_argument("--timeout", type=_seconds, default=10.0, help="seconds to connect [10]")
+    # Only the connection has a deadline: the input is a stream that may last for ever
+    # (tail -f | journey send), so a deadline on the whole exchange would cut it.
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=10.0,
+        help="seconds to connect, the TLS handshake included; the stream has no deadline [10]",
+    )
     from twisted_journey.syslogframe import FRAMINGS
 
     parser.add_argument(
@@ -383,6 +392,9 @@ def _configureMirror(parser: argparse.ArgumentParser) -> None:
     add("--interval", default="3600", metavar="S", help="seconds between refreshes [3600]")
     add("--parallel", default="4", metavar="N", help="transfers at once [4]")
     add("--once", action="store_true", help="one pass; exit 0 only if every URL succeeded")
+    from twisted_journey.fetch import cli as fetchcli
+
+    fetchcli.add_auth_and_cookie_arguments(parser)
 
 
 def _mirror(args: argparse.Namespace) -> int:
@@ -396,7 +408,58 @@ def _mirror(args: argparse.Namespace) -> int:
     return mirror.run(args)
 
 
+# --- journey completion -------------------------------------------------------------------
+
+
+def _configureCompletion(parser: argparse.ArgumentParser) -> None:
+    from twisted_journey.completion import SHELLS
+
+    parser.add_argument("shell", choices=SHELLS, help="the shell to complete for")
+
+
+def _completion(args: argparse.Namespace) -> int:
+    """
+    Print the completion script for ``args.shell``, generated from the parsers.
+    """
+    from twisted_journey.completion import script
+
+    sys.stdout.write(script(_parser(), args.shell))
+    return 0
+
+
 # --- the command -------------------------------------------------------------------------
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """
+    The parser of one sub-command: an argument it does not know is its own usage error
+    (its usage line, and a suggestion for a misspelt option), not the top-level parser's.
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """
+        Parse as argparse does, and refuse what is left over.
+        """
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}{_suggestion(self, extras)}")
+        return parsed, extras
+
+
+def _suggestion(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
+    """
+    `` (did you mean --timeout?)`` when the first unknown option looks like one of
+    ``parser``'s, else nothing.
+    """
+    import difflib
+
+    unknown = next((extra.split("=", 1)[0] for extra in extras if extra.startswith("-")), None)
+    if unknown is None:
+        return ""
+    close = difflib.get_close_matches(unknown, list(parser._option_string_actions), n=1, cutoff=0.8)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -405,7 +468,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Clients for the twisted_journey servers, and an HTTP fetcher.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(
+        title="commands", metavar="COMMAND", required=True, parser_class=_CommandParser
+    )
     greet = commands.add_parser(
         "greet",
         help="print a greeting server's greeting",
@@ -444,6 +509,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     _configureMirror(mirror)
     mirror.set_defaults(run=_mirror)
+    completion = commands.add_parser(
+        "completion",
+        help="print a bash or zsh completion script for journey",
+        description=(
+            "Print a completion script generated from journey's own options: "
+            "'source <(journey completion bash)' in ~/.bashrc, or "
+            "'journey completion zsh > ~/.zfunc/_journey' with ~/.zfunc on $fpath."
+        ),
+    )
+    _configureCompletion(completion)
+    completion.set_defaults(run=_completion)
     return parser
 
 

@@ -191,6 +191,7 @@ class DataLog:
         self.writeErrors = 0
         self._buffer = bytearray()
         self._start = 0  # bytes of _buffer already written
+        self._records = 0  # records in _buffer[_start:]
         self._failing = False
         self._last_report = -float("inf")
         self._fd = -1
@@ -327,14 +328,20 @@ class DataLog:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def write(self, records: bytes) -> None:
+    def write(self, records: bytes, count: int | None = None) -> None:
         """
         Buffer whole records; flush when the buffer is full (unless the output is known
         to be full); pause the clients when too much is waiting.
+
+        :param records: whole records, each ending in ``\\n`` (the only ``\\n`` in it).
+        :param count: how many records ``records`` holds, when the caller knows (a framer
+            does: it made them), so that no flush reads the bytes again to count them;
+            ``None``: count them here.
         """
         if not records or self._closed:
             return
         self._buffer += records
+        self._records += records.count(b"\n") if count is None else count
         backlog = len(self._buffer) - self._start
         if backlog >= self.buffer_bytes and not self.waiting:
             self.flush()
@@ -429,10 +436,16 @@ class DataLog:
 
     def _count_written(self, start: int, end: int) -> None:
         """
-        Count the records whose last byte is in ``_buffer[start:end]`` as written.
+        Count the records whose last byte is in ``_buffer[start:end]`` as written
+        (``start`` is :attr:`_start`): all those buffered when ``end`` is the end of the
+        buffer (no pass over the bytes), else those counted in the span.
         """
         if end > start:
-            self.written += self._buffer.count(b"\n", start, end)
+            done = (
+                self._records if end == len(self._buffer) else self._buffer.count(b"\n", start, end)
+            )
+            self._records -= done
+            self.written += done
             self.written_bytes += end - start
 
     def _compact(self) -> None:
@@ -450,6 +463,7 @@ class DataLog:
         """
         self._buffer = bytearray()
         self._start = 0
+        self._records = 0
         if self.waiting:
             self.waiting = False
             self.watch(False)
@@ -483,7 +497,7 @@ class DataLog:
                 )
         self._count_written(start, whole)
         lost = len(buffer) - whole
-        self.dropped += buffer.count(b"\n", whole)
+        self.dropped += self._records  # those left after the whole ones written
         self.dropped_bytes += lost
         self.writeErrors += 1
         self._emptied()
@@ -600,7 +614,7 @@ class DataLog:
                 poller.poll(left * 1000)
                 self.flush()
         if self.backlog:
-            records = self._buffer.count(b"\n", self._start)
+            records = self._records
             self.dropped += records
             self.dropped_bytes += self.backlog
             self.report(
@@ -610,5 +624,6 @@ class DataLog:
             )
         self._buffer = bytearray()
         self._start = 0
+        self._records = 0
         self._closed = True
         self._close_fd()

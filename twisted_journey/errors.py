@@ -32,6 +32,7 @@ __all__ = [
     "connect_failure",
     "describe_os_error",
     "place",
+    "plural",
     "tls_failure",
 ]
 
@@ -84,11 +85,13 @@ class Target:
 
 def place(host: str, port: int | str | None) -> str:
     """
-    How sentences name a server: ``HOST port PORT``, or ``unix socket PATH`` when there
-    is no port.
+    How sentences name a server: ``HOST port PORT`` (``[::1] port PORT`` for an IPv6
+    address), or ``unix socket PATH`` when there is no port.
     """
     if port is None or port == "":
         return f"unix socket {host}"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address, written as in a URL
     return f"{host} port {port}"
 
 
@@ -158,6 +161,17 @@ def certificate_problem(
     if not_before is not None and now < not_before:
         return NOT_YET_VALID
     return UNTRUSTED
+
+
+def plural(count: int, noun: str) -> str:
+    """
+    ``count`` and ``noun``, with an ``s`` unless ``count`` is 1, for the sentences the
+    servers and clients print.
+
+    >>> plural(1, "connection"), plural(2, "URL")
+    ('1 connection', '2 URLs')
+    """
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 class ClientError(Exception):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import cast
 
+from OpenSSL import SSL
 from twisted.internet.interfaces import (
     IConsumer,
     IDelayedCall,
@@ -29,6 +30,7 @@ from twisted.internet.interfaces import (
     IReactorTime,
     ITCPTransport,
 )
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -47,6 +49,11 @@ __all__ = [
 #: The size of the pieces a large greeting is written in: the most of it that one
 #: connection holds in its own buffers, whatever the greeting's size.
 CHUNK = 64 * 1024
+
+#: Seconds a TLS connection waits, once the greeting and the server's ``close_notify`` are
+#: sent, for the client's ``close_notify`` before the server closes the TCP connection
+#: itself (an ``ncat --ssl --recv-only`` never sends one).
+CLOSE_GRACE = 2.0
 
 #: Bytes a client may send before the server gives up reading them (and resets the
 #: connection): the greeting protocol reads nothing, but it drains what a client says so
@@ -119,7 +126,10 @@ class GreetProtocol(LimitedProtocol):
     sends is read and discarded (at most :data:`DRAIN_LIMIT` bytes) until it closes its
     side: closing a socket with the client's bytes unread would reset the connection and
     could discard the end of the greeting.  Other transports (TLS, ``haproxy:``) close
-    with ``loseConnection``.
+    with ``loseConnection``; TLS then sends its ``close_notify`` and waits for the
+    client's, which a client that only reads may never send: :data:`CLOSE_GRACE` seconds
+    after the server's ``close_notify`` went out, the TCP connection under it is closed
+    (once what was written is flushed, with a FIN), and the greeting counts as delivered.
     """
 
     factory: GreetFactory
@@ -133,6 +143,8 @@ class GreetProtocol(LimitedProtocol):
     _clientClosed = False
     #: bytes the client has sent
     _received = 0
+    #: the wait for the client's close_notify, after the server's
+    _grace: IDelayedCall | None = None
 
     def getGreeting(self) -> bytes:
         """
@@ -175,6 +187,29 @@ class GreetProtocol(LimitedProtocol):
             self.transport.loseWriteConnection()
         else:
             self.transport.loseConnection()
+            if not self._halfClose and _layers(self.transport)[1] is not None:
+                self._grace = self.factory.clock.callLater(self._graceSeconds(), self._graceOver)
+
+    def _graceSeconds(self) -> float:
+        """
+        :data:`CLOSE_GRACE`, or half the factory's ``timeout`` when that is shorter, so
+        that a delivered greeting is never dropped as one not taken.
+        """
+        timeout = self.factory.timeout
+        return CLOSE_GRACE if timeout is None else min(CLOSE_GRACE, timeout / 2)
+
+    def _graceOver(self) -> None:
+        """
+        The client has not closed :data:`CLOSE_GRACE` seconds after the greeting: once the
+        server's TLS ``close_notify`` has gone out (after the handshake, whenever that
+        ends), close the socket under the wrappers, after flushing it.
+        """
+        self._grace = None
+        socket, tls = _layers(self.transport)
+        if tls is not None and not tls.getHandle().get_shutdown() & SSL.SENT_SHUTDOWN:
+            self._grace = self.factory.clock.callLater(self._graceSeconds(), self._graceOver)
+            return
+        socket.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -204,7 +239,7 @@ class GreetProtocol(LimitedProtocol):
         The client did not take the greeting (and close) in time: drop it.
         """
         self._deadline = None
-        if not self.factory.quiet:
+        if not self.quiet:
             self.factory.log.warn(
                 "Dropped {peer}: greeting not taken within {timeout} seconds",
                 peer=self.peer,
@@ -217,10 +252,27 @@ class GreetProtocol(LimitedProtocol):
         """
         Cancel the deadline and give back this connection's place in the limits.
         """
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        for timer in (self._deadline, self._grace):
+            if timer is not None:
+                timer.cancel()
+        self._deadline = self._grace = None
         super().connectionLost(reason)
+
+
+def _layers(transport: object) -> tuple[ITCPTransport, TLSMemoryBIOProtocol | None]:
+    """
+    The transport at the bottom of ``transport``'s wrappers (each wrapping protocol --
+    TLS, a PROXY header reader -- is the transport of the one above and has the one below
+    as its ``transport``), and the TLS layer among them, if any.
+    """
+    tls = None
+    while True:
+        if isinstance(transport, TLSMemoryBIOProtocol):
+            tls = transport
+        lower = getattr(transport, "transport", None)
+        if lower is None:
+            return cast(ITCPTransport, transport), tls
+        transport = lower
 
 
 class GreetFactory(LimitedFactory):

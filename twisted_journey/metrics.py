@@ -26,17 +26,24 @@ process), so that ``sum(journey_worker_X) == journey_X`` and neither double-coun
 
 from __future__ import annotations
 
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from twisted.application.service import IService, Service
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.protocol import Protocol
+from twisted.protocols.policies import WrappingFactory
 from twisted.web.server import Site
+
+from twisted_journey import _twisted
+from twisted_journey.eventlog import AcceptFailures
 
 __all__ = [
     "FAMILIES",
+    "IDLE_TIMEOUT",
+    "MAX_CONNECTIONS",
+    "GuardedFactory",
     "MetricsSite",
     "ProcessCollector",
     "SupervisorCollector",
@@ -55,8 +62,15 @@ FAMILIES: list[tuple[str, str, str, tuple[str, ...]]] = [
         "journey_connections_refused",
         "counter",
         "Connections refused at accept, by reason (limit-total: --max-connections, "
-        "limit-peer: --max-per-peer, proxy-invalid: a missing or invalid PROXY header).",
+        "limit-peer: --max-per-peer, proxy-invalid: a missing or invalid PROXY header, "
+        "proxy-untrusted: a peer outside --proxy-from).",
         ("reason",),
+    ),
+    (
+        "journey_health_checks",
+        "counter",
+        "A proxy's health checks (PROXY LOCAL connections), not counted as accepted.",
+        (),
     ),
     (
         "journey_connections_dropped",
@@ -121,6 +135,8 @@ def snapshot(factory: Any) -> dict[Key, float]:
         ("journey_connections_refused", (("reason", "limit-total"),)): limits.refusedTotal,
         ("journey_connections_refused", (("reason", "limit-peer"),)): limits.refusedPerPeer,
         ("journey_connections_refused", (("reason", "proxy-invalid"),)): limits.refusedProxy,
+        ("journey_connections_refused", (("reason", "proxy-untrusted"),)): limits.refusedUntrusted,
+        ("journey_health_checks", ()): factory.healthChecks,
         ("journey_connections_dropped", (("reason", "timeout"),)): factory.timedOut,
         ("journey_received_bytes", ()): factory.bytesReceived,
         ("journey_sent_bytes", ()): sent,
@@ -305,17 +321,68 @@ class WorkerMetrics(Service):
             self._loop.stop()
 
 
+#: Connections the metrics endpoint holds at once; past it, a new one is closed at once.
+MAX_CONNECTIONS = 16
+
+#: Seconds a metrics connection may sit idle (no request arriving) before it is closed.
+IDLE_TIMEOUT = 10.0
+
+
 class MetricsSite(Site):
     """
-    The metrics web site: quiet (no access log line per scrape).
+    The metrics web site: quiet (no access log line per scrape); a connection idle for
+    :data:`IDLE_TIMEOUT` seconds is closed.
     """
 
     noisy = False
+
+    def __init__(self, resource: Any, timeout: float = IDLE_TIMEOUT) -> None:
+        super().__init__(resource, timeout=timeout)
 
     def log(self, request: Any) -> None:
         """
         Scrapes are not logged.
         """
+
+
+class _Refused(Protocol):
+    """
+    A metrics connection past :data:`MAX_CONNECTIONS`: closed as soon as it is made
+    (before any TLS handshake: a protocol, not ``None``, so that a wrapping factory
+    outside has one to wrap).
+    """
+
+    def connectionMade(self) -> None:
+        """
+        Close at once.
+        """
+        assert self.transport is not None
+        self.transport.abortConnection()  # type: ignore[attr-defined]
+
+
+class GuardedFactory(WrappingFactory):
+    """
+    At most ``maxConnections`` connections of ``site`` at once: the metrics endpoint is a
+    second server in the process, and must not take the descriptors the main one needs.
+
+    :ivar refused: connections closed at once because ``maxConnections`` were open.
+    """
+
+    noisy = False
+
+    def __init__(self, site: Site, maxConnections: int = MAX_CONNECTIONS) -> None:
+        super().__init__(site)
+        self.maxConnections = maxConnections
+        self.refused = 0
+
+    def buildProtocol(self, addr: Any) -> Any:
+        """
+        The site's protocol, or a :class:`_Refused` one past the limit.
+        """
+        if len(self.protocols) >= self.maxConnections:
+            self.refused += 1
+            return _Refused()
+        return super().buildProtocol(addr)
 
 
 def _metricsService(description: str, collectors: Iterable[Any], reactor: Any = None) -> IService:
@@ -330,28 +397,36 @@ def _metricsService(description: str, collectors: Iterable[Any], reactor: Any = 
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
+    # The supervisor of --workers N listens only here: its failed accepts are throttled too.
+    _twisted.throttleAcceptFailures(AcceptFailures().failed)
     registry = CollectorRegistry(auto_describe=False)
     for collector in collectors:
         registry.register(collector)
     from prometheus_client.twisted import MetricsResource
 
-    site = MetricsSite(MetricsResource(registry))
+    site = GuardedFactory(MetricsSite(MetricsResource(registry)))
     return ListeningService(description, serverFromString(reactor, description), site)
 
 
 def processService(options: Any, factory: Any, reactor: Any = None) -> IService:
     """
     The ``--metrics`` endpoint of a single-process server, reading ``factory``.
+
+    A server that stops accepting at a descriptor ceiling (journey-mux's
+    ``descriptorCeiling``) keeps :data:`MAX_CONNECTIONS` descriptors free below it for
+    the metrics connections.
     """
+    if isinstance(getattr(factory, "descriptorCeiling", None), int):
+        factory.descriptorCeiling = max(factory.descriptorCeiling - MAX_CONNECTIONS, 1)
     return _metricsService(options["metrics"], [ProcessCollector(factory)], reactor)
 
 
 def supervisorService(options: Any, pool: Any, reactor: Any = None) -> IService:
     """
     The ``--metrics`` endpoint of a ``--workers N`` supervisor, and the multiprocess
-    directory (private: ``mkdtemp`` makes it mode 0700) that ``pool`` hands its workers
-    and removes once they have all exited.
+    directory that ``pool`` makes (:meth:`~twisted_journey.workers.WorkerPool.makeMetricsDirectory`),
+    hands its workers, and removes once they have all exited.
     """
-    pool.metricsDirectory = tempfile.mkdtemp(prefix="journey-metrics-")
+    pool.makeMetricsDirectory()
     collector = SupervisorCollector(pool.metricsDirectory, pool)
     return _metricsService(options["metrics"], [collector], reactor)

@@ -36,6 +36,7 @@ import contextlib
 import math
 import resource
 import signal
+from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.application.service import Service
@@ -124,7 +125,7 @@ class MuxProtocol(LimitedProtocol):
     Records every line its client sends; relays them to the other clients when the
     factory broadcasts.
 
-    :ivar conn: this connection's number since the server started.
+    :ivar conn: this connection's number, unique for the life of the server.
     :ivar lastActive: the factory's sweep generation when data last arrived (for the idle
         timeout): a small shared integer rather than a float per connection.
     """
@@ -159,7 +160,7 @@ class MuxProtocol(LimitedProtocol):
         # give every instance a dictionary object of its own.
         with contextlib.suppress(AttributeError):
             del self.address
-        self.conn = factory.served
+        self.conn = factory.connectionNumber(factory.served)
         factory.clients[self] = None
         if factory.timeout is not None:
             self.lastActive = factory.generation
@@ -182,9 +183,10 @@ class MuxProtocol(LimitedProtocol):
         framer = self.framer
         if framer is None:
             framer = self.framer = factory.newFramer(self)
+        made = framer.lines
         out = framer.feed(data, now)
         if out:
-            factory.datalog.write(out)
+            factory.datalog.write(out, framer.lines - made)
             if framer.complete:
                 factory.relay(self, framer.complete)
         if framer.error is not None:
@@ -247,7 +249,7 @@ class MuxProtocol(LimitedProtocol):
         framer = self.framer
         if framer is not None:
             factory.datalog.write(framer.finish(factory.clock.seconds()))
-        if not factory.quiet:
+        if not self.quiet:
             factory.log.info(
                 "Connection {conn} from {peer} closed: {bytes} bytes, {lines} records",
                 conn=self.conn,
@@ -290,9 +292,13 @@ class MuxFactory(LimitedFactory):
     :ivar descriptorCeiling: the highest descriptor number a client may get before the
         listening ports stop accepting (``ulimit -n`` less :data:`RESERVED_DESCRIPTORS`).
     :ivar deferredAccepts: how many times accepting stopped near the descriptor limit.
+    :ivar connectionNumber: gives the ``served``-th connection its ``CONN``: ``served``
+        itself, unless ``--workers`` gives each worker numbers of its own
+        (:class:`twisted_journey.workers.ConnectionNumbers`).
     """
 
     protocol = MuxProtocol
+    connectionNumber: Callable[[int], int] = int
 
     def __init__(
         self,

@@ -31,6 +31,7 @@ from twisted.internet.interfaces import (
     IProtocol,
     IProtocolFactory,
     IReactorTime,
+    ITransport,
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
@@ -39,13 +40,16 @@ from twisted.python.failure import Failure
 from zope.interface import directlyProvides, providedBy
 
 from twisted_journey import proxyheader
+from twisted_journey.errors import plural
 from twisted_journey.listen import format_peer
-from twisted_journey.settings import DEFAULT_PEER_PREFIX, peer_network
+from twisted_journey.settings import DEFAULT_PEER_PREFIX, ProxySettings, peer_network, trusted_proxy
 
 __all__ = [
+    "AdmittingFactory",
     "ConnectionLimits",
     "LimitedFactory",
     "LimitedProtocol",
+    "ListeningReactor",
     "ProxyHeaderFactory",
     "ProxyHeaderProtocol",
     "peerOf",
@@ -80,6 +84,8 @@ class ConnectionLimits:
     :ivar refusedPerPeer: of those, refused at ``maxPerPeer``.
     :ivar refusedProxy: connections dropped before admission for a missing or invalid
         PROXY header (``haproxy:`` listeners; not counted in ``refused``).
+    :ivar refusedUntrusted: connections refused at once for coming from outside the
+        trusted proxy networks (``--proxy-from``; not counted in ``refused``).
     """
 
     def __init__(
@@ -95,6 +101,7 @@ class ConnectionLimits:
         self.perPeer: dict[str, int] = {}
         self.refused = 0
         self.refusedProxy = 0
+        self.refusedUntrusted = 0
         self.refusedTotal = 0
         self.refusedPerPeer = 0
 
@@ -108,26 +115,41 @@ class ConnectionLimits:
             return None
         return peer_network(host, self.prefixes)
 
-    def admit(self, key: str | None) -> str | None:
+    def refusal(self, key: str | None) -> str | None:
         """
-        Count a new connection under ``key`` (from :meth:`key`) if the limits allow it.
+        Whether one more connection under ``key`` (from :meth:`key`) must be refused now;
+        a refusal is counted, nothing else is.
 
-        :return: ``None`` when admitted, else the reason for refusing, as a phrase.
+        :return: ``None`` when it may open, else the reason for refusing, as a phrase.
         """
         if self.maxConnections is not None and self.open >= self.maxConnections:
             self.refused += 1
             self.refusedTotal += 1
-            return f"{self.open} connections open, the most allowed (--max-connections)"
+            return f"{plural(self.open, 'connection')} open, the most allowed (--max-connections)"
         if key is not None and self.maxPerPeer is not None:
             count = self.perPeer.get(key, 0)
             if count >= self.maxPerPeer:
                 self.refused += 1
                 self.refusedPerPeer += 1
                 where = f"network {key}" if "/" in key else "this host"
-                return f"{count} connections open from {where}, the most allowed (--max-per-peer)"
-            self.perPeer[key] = count + 1
-        self.open += 1
+                return (
+                    f"{plural(count, 'connection')} open from {where}, "
+                    "the most allowed (--max-per-peer)"
+                )
         return None
+
+    def admit(self, key: str | None) -> str | None:
+        """
+        Count a new connection under ``key`` (from :meth:`key`) if the limits allow it.
+
+        :return: ``None`` when admitted, else the reason for refusing, as a phrase.
+        """
+        reason = self.refusal(key)
+        if reason is None:
+            if key is not None and self.maxPerPeer is not None:
+                self.perPeer[key] = self.perPeer.get(key, 0) + 1
+            self.open += 1
+        return reason
 
     def release(self, key: str | None) -> None:
         """
@@ -158,6 +180,8 @@ class LimitedProtocol(Protocol):
     factory: LimitedFactory
     address: IAddress | None = None
     peerHost: str | None = None
+    #: log no events for this connection (``--quiet``, or a proxy's health check)
+    quiet = False
     _peer: str | None = None
 
     @property
@@ -190,7 +214,11 @@ class LimitedFactory(Factory):
     :ivar limits: the limits and counters (set ``limits.prefixes`` for
         ``--per-peer-prefix``).
     :ivar quiet: when true, no per-connection events are logged (refusals are still counted).
-    :ivar served: connections admitted since start.
+    :ivar served: connections admitted since start (health checks apart).
+    :ivar healthChecks: a proxy's health checks (PROXY ``LOCAL`` connections) admitted
+        since start; they are not logged and not counted in ``served``.
+    :ivar healthCheck: set only while a PROXY header reader asks for the protocol of a
+        health check (through TLS, when the listener has it), see :meth:`buildProtocol`.
     :ivar bytesReceived: bytes received from clients since start (for ``--metrics``).
     :ivar bytesSent: bytes written to clients since start, where the protocol counts them.
     """
@@ -208,6 +236,8 @@ class LimitedFactory(Factory):
         self.limits = ConnectionLimits(maxConnections, maxPerPeer)
         self.quiet = quiet
         self.served = 0
+        self.healthChecks = 0
+        self.healthCheck = False
         self.bytesReceived = 0
         self.bytesSent = 0
         self._clock = clock
@@ -224,29 +254,77 @@ class LimitedFactory(Factory):
             self._clock = cast(IReactorTime, reactor)
         return self._clock
 
-    def buildProtocol(self, addr: IAddress) -> LimitedProtocol | None:  # type: ignore[override]
+    def _key(self, addr: IAddress) -> str | None:
         """
-        Build a protocol for a client at ``addr``, or refuse it (``None``: the port closes
-        the socket at once) when a limit is reached.
+        What a connection from ``addr`` is counted under per peer (see
+        :meth:`ConnectionLimits.key`).
         """
         limits = self.limits
         # The host is looked up only for a per-host limit, and the printable name only
         # for an event: a quiet server without limits pays for neither.
-        host = limits.key(getattr(addr, "host", None)) if limits.maxPerPeer is not None else None
-        reason = limits.admit(host)
-        if reason is not None:
-            if not self.quiet:
-                peer = peerOf(addr)[1]
-                self.log.warn("Refused connection from {peer}: {reason}", peer=peer, reason=reason)
+        return limits.key(getattr(addr, "host", None)) if limits.maxPerPeer is not None else None
+
+    def _refused(self, addr: IAddress, key: str | None) -> bool:
+        """
+        Whether a connection from ``addr`` (counted under ``key``) must be refused now;
+        a refusal is counted and, unless quiet, logged.
+        """
+        reason = self.limits.refusal(key)
+        if reason is None:
+            return False
+        if not self.quiet:
+            peer = peerOf(addr)[1]
+            self.log.warn("Refused connection from {peer}: {reason}", peer=peer, reason=reason)
+        return True
+
+    def refuses(self, addr: IAddress) -> bool:
+        """
+        Whether a connection from ``addr`` would be refused now (counted and logged as
+        :meth:`buildProtocol` does).  A wrapping layer in front of this factory (TLS, a
+        PROXY header reader) asks first, so that a refused connection is closed before
+        anything is built for it; when this says no, :meth:`buildProtocol` for the same
+        address, called at once, admits.
+        """
+        return self._refused(addr, self._key(addr))
+
+    def buildProtocol(self, addr: IAddress) -> LimitedProtocol | None:  # type: ignore[override]
+        """
+        Build a protocol for a client at ``addr``, or refuse it (``None``: the port closes
+        the socket at once) when a limit is reached.
+
+        While :attr:`healthCheck` is set (by a PROXY header reader that has read a
+        ``LOCAL`` header), the connection is the proxy's health check: counted in
+        :attr:`healthChecks`, not in :attr:`served`, and its protocol logs no events.
+        """
+        host = self._key(addr)
+        if self._refused(addr, host):
             return None
-        self.served += 1
+        self.limits.admit(host)
         protocol = self.protocol()
         protocol.factory = self
         protocol.address = addr
         protocol.peerHost = host
+        if self.healthCheck:
+            self.healthChecks += 1
+            protocol.quiet = True
+            return protocol
+        self.served += 1
+        protocol.quiet = self.quiet
         if not self.quiet:
             self.log.info("Got connection from {peer}", peer=protocol.peer)
         return protocol
+
+    def checkDescriptors(self, transport: Any) -> None:
+        """
+        A connection got a descriptor (``transport``'s, or that of a transport under it):
+        a factory that watches the descriptor ceiling stops accepting near it.  This one
+        does not.
+        """
+
+    def descriptorFreed(self) -> None:
+        """
+        A connection that :meth:`checkDescriptors` saw has closed.
+        """
 
     def connectionClosed(self, protocol: LimitedProtocol, reason: Failure) -> None:
         """
@@ -259,7 +337,8 @@ class LimitedFactory(Factory):
         Log what this factory served when its last listening port stops.
         """
         self.log.info(
-            "Served {served} connections, refused {refused}",
+            "Served {connections}, refused {refused}",
+            connections=plural(self.served, "connection"),
             served=self.served,
             refused=self.limits.refused,
         )
@@ -270,8 +349,8 @@ def proxied(description: str) -> str | None:
     The endpoint inside a ``haproxy:`` endpoint string (``tcp:1235`` for
     ``haproxy:tcp:1235``), or ``None`` for any other endpoint.
 
-    Listen on it with a :class:`ProxyHeaderFactory` around the server's factory, instead
-    of letting ``serverFromString`` wrap the factory in Twisted's ``HAProxyWrappingFactory``.
+    Listen on it through a :class:`ListeningReactor` with ``proxy`` settings, instead of
+    letting ``serverFromString`` wrap the factory in Twisted's ``HAProxyWrappingFactory``.
     """
     prefix, _, inner = description.partition(":")
     return inner if prefix.lower() == "haproxy" and inner else None
@@ -286,13 +365,28 @@ def _address(host: str, port: int) -> IPv4Address | IPv6Address:
     return IPv4Address("TCP", host, port)
 
 
+def _hostAndPort(address: IAddress) -> tuple[str, int] | None:
+    """
+    ``(host, port)`` of an IP address, as a PROXY header names one; ``None`` for others.
+    """
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    if host is None or port is None:
+        return None
+    return host, port
+
+
 class ProxyHeaderProtocol(ProtocolWrapper):
     """
-    Reads the PROXY header a proxy sends first, then hands the connection to the protocol
-    the server's factory builds for the client the header names (or refuses), and is
-    that protocol's transport: ``getPeer()`` is the client, ``getHost()`` the address it
-    connected to.  A header that is not valid, or that does not come within the factory's
-    ``headerTimeout``, drops the connection.
+    Reads the PROXY header a proxy sends first, in clear, then hands the connection to
+    the protocol the factory's ``wrappedFactory`` builds for the client the header names
+    (the server's protocol, or TLS around it) unless the server refuses that client, and
+    is that protocol's transport: ``getPeer()`` is the client, ``getHost()`` the address
+    it connected to.  A header that is not valid, or that does not come within the
+    factory's ``headerTimeout``, drops the connection.
+
+    While it waits for the header the connection holds one place in the server's
+    ``--max-connections`` (counted under no host: the peer is the proxy), so a crowd of
+    connections that send nothing is bounded like any other.
 
     :ivar proxyAddress: the address of the connection itself (the proxy).
     """
@@ -305,6 +399,7 @@ class ProxyHeaderProtocol(ProtocolWrapper):
     _source: IAddress | None = None
     _destination: IAddress | None = None
     _timer: IDelayedCall | None = None
+    _pending = False
 
     def logPrefix(self) -> str:
         """
@@ -320,6 +415,9 @@ class ProxyHeaderProtocol(ProtocolWrapper):
         Protocol.makeConnection(self, transport)
         self.factory.registerProtocol(self)
         self._timer = self.factory.clock.callLater(self.factory.headerTimeout, self._timedOut)
+        server = self.factory.server
+        if server is not None:
+            server.checkDescriptors(transport)
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -341,20 +439,46 @@ class ProxyHeaderProtocol(ProtocolWrapper):
             return
         self._buffer = b""
         self._stopTimer()
-        if header.source is not None and header.destination is not None:
+        self._releasePending()
+        healthCheck = header.source is None or header.destination is None
+        if not healthCheck and header.source == _hostAndPort(self.proxyAddress):
+            # The header names this very connection (HAProxy's version 1 health checks
+            # do): it was not relayed, it is the proxy's own.
+            healthCheck = True
+        if not healthCheck:
+            assert header.source is not None and header.destination is not None
             self._source = _address(*header.source)
             self._destination = _address(*header.destination)
-        protocol = self.factory.wrappedFactory.buildProtocol(self.getPeer())
+        protocol = self._build(self.getPeer(), healthCheck)
         if protocol is None:
-            # Refused (the server's factory logged and counted it).
+            # Refused (the server logged and counted it).
             self.disconnecting = 1
-            self.transport.loseConnection()
+            self.transport.abortConnection()
             return
         self.wrappedProtocol = protocol
-        protocol.makeConnection(self)
+        protocol.makeConnection(cast(ITransport, self))
         rest = buffer[header.length :]
         if rest and self.wrappedProtocol is not None and not self.disconnecting:
             self.wrappedProtocol.dataReceived(rest)
+
+    def _build(self, client: IAddress, healthCheck: bool) -> IProtocol | None:
+        """
+        The protocol for ``client``: the server decides its limits first, so that a
+        wrapping factory (TLS) never sees a refusal.  A health check (the proxy's own
+        connection: a ``LOCAL`` or ``UNKNOWN`` header, or one that names this connection
+        itself) is built as the server's health check: not logged, not counted as a client.
+        """
+        server = self.factory.server
+        wrapped = self.factory.wrappedFactory
+        if server is None:
+            return wrapped.buildProtocol(client)
+        if server.refuses(client):
+            return None
+        server.healthCheck = healthCheck
+        try:
+            return wrapped.buildProtocol(client)
+        finally:
+            server.healthCheck = False
 
     def getPeer(self) -> IAddress:
         """
@@ -372,6 +496,16 @@ class ProxyHeaderProtocol(ProtocolWrapper):
             return self._destination
         return self.transport.getHost()
 
+    def _releasePending(self) -> None:
+        """
+        Give back the place this connection held in the limits while it waited.
+        """
+        if self._pending:
+            self._pending = False
+            server = self.factory.server
+            if server is not None:
+                server.limits.release(None)
+
     def _drop(self, reason: str) -> None:
         """
         Drop a connection whose header is missing or invalid; say so unless quiet.
@@ -379,9 +513,9 @@ class ProxyHeaderProtocol(ProtocolWrapper):
         self._stopTimer()
         self._buffer = b""
         self.factory.invalidHeaders += 1
-        limits = getattr(self.factory.wrappedFactory, "limits", None)
-        if limits is not None:
-            limits.refusedProxy += 1
+        server = self.factory.server
+        if server is not None:
+            server.limits.refusedProxy += 1
         if not self.factory.quiet:
             self.factory.log.warn(
                 "Dropped connection from {peer}: {reason}",
@@ -406,52 +540,78 @@ class ProxyHeaderProtocol(ProtocolWrapper):
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         """
-        Tell the server's protocol, if there is one yet.
+        Tell the server's protocol, if there is one yet; else give back the place held.
         """
         self._stopTimer()
         self.factory.unregisterProtocol(self)
         protocol, self.wrappedProtocol = self.wrappedProtocol, None
         if protocol is not None:
             protocol.connectionLost(reason)
+            return
+        self._releasePending()
+        server = self.factory.server
+        if server is not None:
+            server.descriptorFreed()
 
 
 class ProxyHeaderFactory(WrappingFactory[ProxyHeaderProtocol]):
     """
-    Listens for a server factory behind a proxy that speaks the PROXY protocol (versions
-    1 and 2, told apart by their first bytes): builds a :class:`ProxyHeaderProtocol` per
+    Listens for a server behind a proxy that speaks the PROXY protocol (versions 1 and
+    2, told apart by their first bytes): builds a :class:`ProxyHeaderProtocol` per
     connection, which asks ``wrappedFactory`` for the real protocol with the client's
-    address once the header has been read and checked.
+    address once the header has been read and checked.  The header comes first, in
+    clear, also on a TLS listener (``wrappedFactory`` is then TLS's factory around the
+    server's): that is how HAProxy (``send-proxy``, ``send-proxy-v2``) and nginx
+    (``proxy_protocol on``) send it.
 
-    A connection waiting for its header is not counted by the server's limits (a proxy
-    sends it at once); it is dropped after ``headerTimeout`` seconds.
+    A connection from outside ``trusted`` is closed at once, unread; one waiting for its
+    header holds a place in the server's ``--max-connections`` and is dropped after
+    ``headerTimeout`` seconds.
 
-    :param wrappedFactory: the server's factory; its ``quiet`` and ``clock`` are used.
+    :param wrappedFactory: the factory that builds each client's protocol.
+    :param server: the server's factory, whose limits, ``quiet`` and ``clock`` apply
+        (``wrappedFactory`` itself when it is a :class:`LimitedFactory` and none is given).
+    :param settings: the header timeout and the trusted networks.
 
     :ivar headerTimeout: seconds a connection has to send its whole header.
     :ivar invalidHeaders: connections dropped for a missing or invalid header.
+    :ivar untrusted: connections refused for coming from outside the trusted networks.
     """
 
     protocol = ProxyHeaderProtocol
-    headerTimeout = 10.0
     log = Logger()
+    noisy = False  # the server's factory says when it starts and stops
 
-    def __init__(self, wrappedFactory: IProtocolFactory) -> None:
+    def __init__(
+        self,
+        wrappedFactory: IProtocolFactory,
+        server: LimitedFactory | None = None,
+        settings: ProxySettings | None = None,
+    ) -> None:
         super().__init__(wrappedFactory)
+        if settings is None:
+            settings = ProxySettings()
+        if server is None and isinstance(wrappedFactory, LimitedFactory):
+            server = wrappedFactory
+        self.server = server
+        self.headerTimeout = settings.timeout
+        self.trusted = settings.trusted
         self.invalidHeaders = 0
+        self.untrusted = 0
 
     @property
     def quiet(self) -> bool:
         """
         Whether per-connection events are logged: as the server's factory says.
         """
-        return bool(getattr(self.wrappedFactory, "quiet", False))
+        return bool(getattr(self.server or self.wrappedFactory, "quiet", False))
 
     @property
     def clock(self) -> IReactorTime:
         """
         The server factory's clock, else the global reactor (looked up on first use).
         """
-        clock = getattr(self.wrappedFactory, "clock", None)
+        clock = getattr(self.server or self.wrappedFactory, "clock", None)
         if clock is None:
             from twisted.internet import reactor
 
@@ -462,14 +622,140 @@ class ProxyHeaderFactory(WrappingFactory[ProxyHeaderProtocol]):
         """
         The server factory's log prefix, marked as behind a proxy.
         """
-        wrapped = self.wrappedFactory
+        wrapped = self.server or self.wrappedFactory
         name = wrapped.logPrefix() if hasattr(wrapped, "logPrefix") else type(wrapped).__name__
         return f"{name} (PROXY)"
 
-    def buildProtocol(self, addr: IAddress) -> ProxyHeaderProtocol:  # type: ignore[override]
+    def buildProtocol(self, addr: IAddress) -> ProxyHeaderProtocol | None:  # type: ignore[override]
         """
-        A protocol that waits for the header of the connection from the proxy at ``addr``.
+        A protocol that waits for the header of the connection from the proxy at
+        ``addr``; ``None`` (the port closes the socket at once) for a peer outside the
+        trusted networks, or when the server has no place left.
         """
+        host = getattr(addr, "host", None)
+        if self.trusted and host is not None and not trusted_proxy(host, self.trusted):
+            self.untrusted += 1
+            if self.server is not None:
+                self.server.limits.refusedUntrusted += 1
+            if not self.quiet:
+                self.log.warn(
+                    "Refused connection from {peer}: not a trusted proxy (--proxy-from)",
+                    peer=peerOf(addr)[1],
+                )
+            return None
+        server = self.server
+        if server is not None and server._refused(addr, None):
+            return None
         protocol = self.protocol(self, None)  # type: ignore[arg-type]
         protocol.proxyAddress = addr
+        if server is not None:
+            server.limits.admit(None)
+            protocol._pending = True
         return protocol
+
+
+class AdmittingFactory(WrappingFactory):
+    """
+    The outermost factory of a listener whose server factory is wrapped by another
+    (TLS's): asks the server whether it takes a connection before the wrapping factory
+    builds anything, so that a refused connection is closed at once (``None``: the port
+    closes the socket), before any handshake, and counted; an admitted one gets the
+    wrapping factory's protocol itself (no protocol object of its own).
+
+    :param wrappedFactory: the wrapping factory (e.g. ``TLSMemoryBIOFactory``).
+    :param server: the server's factory, which it wraps.
+    """
+
+    noisy = False  # the server's factory says when it starts and stops
+
+    def __init__(self, wrappedFactory: IProtocolFactory, server: LimitedFactory) -> None:
+        super().__init__(wrappedFactory)
+        self.server = server
+
+    def buildProtocol(self, addr: IAddress | None) -> Any:
+        """
+        The wrapping factory's protocol for ``addr``, or ``None`` when the server refuses.
+        """
+        if addr is None or self.server.refuses(addr):
+            return None
+        return self.wrappedFactory.buildProtocol(addr)
+
+
+class ListeningReactor:
+    """
+    The reactor a journey server's endpoint strings are parsed against: every listening
+    call (``listenTCP``, ``listenSSL``, ``listenUNIX``, ``adoptStreamPort``) gets the
+    factory that decides the server's limits outermost, whatever the endpoint wraps
+    around the server's factory.
+
+    - A plain endpoint listens with the server's factory itself.
+    - ``ssl:`` and ``tls:`` (whose endpoints wrap the server's factory in TLS's) listen
+      with an :class:`AdmittingFactory` around TLS: a refused connection is closed before
+      its handshake.
+    - With ``proxy`` settings (a ``haproxy:`` listener), a :class:`ProxyHeaderFactory` is
+      outermost: the PROXY header is read in clear, before TLS when there is TLS, and
+      the server's limits apply to the client it names.
+
+    Everything else is the ``reactor``'s.
+
+    :param reactor: the reactor (in a worker, the one that adopts inherited sockets).
+    :param server: the server's factory.
+    :param proxy: how PROXY headers are read, for a ``haproxy:`` listener; else ``None``.
+    """
+
+    def __init__(
+        self, reactor: Any, server: LimitedFactory, proxy: ProxySettings | None = None
+    ) -> None:
+        self._reactor = reactor
+        self._server = server
+        self._proxy = proxy
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reactor, name)
+
+    def _outermost(self, factory: IProtocolFactory) -> IProtocolFactory:
+        """
+        The factory a port listens with for ``factory`` (the server's, or one around it).
+        """
+        if self._proxy is not None:
+            return ProxyHeaderFactory(factory, self._server, self._proxy)
+        if factory is self._server:
+            return factory
+        return AdmittingFactory(factory, self._server)
+
+    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+        """
+        Listen on TCP ``port`` with the outermost factory for ``factory``.
+        """
+        return self._reactor.listenTCP(port, self._outermost(factory), backlog, interface)
+
+    def listenSSL(
+        self, port: int, factory: Any, contextFactory: Any, backlog: int = 50, interface: str = ""
+    ) -> Any:
+        """
+        Listen as the reactor's ``listenSSL`` does (TCP with TLS's factory around
+        ``factory``), with the outermost factory around both.
+        """
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        tls = TLSMemoryBIOFactory(contextFactory, False, factory)
+        listening = self.listenTCP(port, tls, backlog, interface)
+        listening._type = "TLS"
+        return listening
+
+    def listenUNIX(
+        self, address: Any, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: int = 0
+    ) -> Any:
+        """
+        Listen on the unix socket ``address`` with the outermost factory for ``factory``.
+        """
+        return self._reactor.listenUNIX(address, self._outermost(factory), backlog, mode, wantPID)
+
+    def adoptStreamPort(self, fileDescriptor: int, addressFamily: int, factory: Any) -> Any:
+        """
+        Listen on an inherited socket (``systemd:``) with the outermost factory for
+        ``factory``.
+        """
+        return self._reactor.adoptStreamPort(
+            fileDescriptor, addressFamily, self._outermost(factory)
+        )

@@ -13,8 +13,8 @@ Records, one per line::
     json:  {"time":"TIME","peer":"PEER","conn":CONN,"line":"LINE"}
 
 ``TIME`` is ISO-8601 UTC with microseconds and ``Z`` (``2026-11-27T02:17:39.123456Z``),
-``PEER`` is ``host:port`` (``[v6]:port``, or ``unix``), ``CONN`` the connection's number
-since the server started.  In text records ``LINE`` (and ``PEER``) are passed through
+``PEER`` is ``host:port`` (``[v6]:port``, or ``unix``), ``CONN`` the connection's number,
+unique for the life of the server.  In text records ``LINE`` (and ``PEER``) are passed through
 :func:`escape`.  In JSON records ``line`` is the line's text as a JSON string (JSON's own
 escapes, see :func:`json_string`); when the line is not valid UTF-8 its text has
 U+FFFD for each undecodable byte and a ``"b64"`` field holds the exact bytes (base64); a
@@ -69,6 +69,7 @@ __all__ = [
     "escape",
     "json_line",
     "json_string",
+    "printable",
     "split_marker",
     "timestamp",
     "unescape",
@@ -199,6 +200,24 @@ def _dense(special: bytes, size: int) -> bool:
     special bytes (controls, backslashes) that escaping run by run would be slow.
     """
     return len(special.translate(None, _HIGH)) * 16 > size
+
+
+def printable(text: str) -> str:
+    """
+    ``text`` made safe to show in a message or a log line: every character
+    ``str.isprintable`` refuses (C0 and C1 controls, DEL, bidi overrides and other format
+    characters, separators other than the space, surrogates, unassigned code points) is
+    written as its escape (``\\t``, ``\\r``, ``\\n``, ``\\xNN``, ``\\uNNNN``,
+    ``\\UNNNNNNNN``, as :func:`escape` writes them; an undecodable byte kept by
+    ``surrogateescape`` is ``\\xNN``); everything else, backslashes included, is left as
+    it is, so a sentence reads as written and escaping twice changes nothing.
+
+    Whatever a server or a URL contributes to a message (a reason phrase, a ``Location``,
+    a name, a header value) goes through here before it reaches a terminal or a log.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _text_escape(ord(c)) for c in text)
 
 
 def escape(data: bytes, keep_newlines: bool = False) -> bytes:

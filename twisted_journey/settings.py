@@ -11,20 +11,26 @@ is one sentence for a person; the callers turn it into ``usage.UsageError`` or
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import socket
+from dataclasses import dataclass
 
 __all__ = [
     "DEFAULT_GREETING",
     "DEFAULT_GREET_TIMEOUT",
     "DEFAULT_PEER_PREFIX",
+    "DEFAULT_PROXY_TIMEOUT",
+    "ProxySettings",
     "SettingError",
     "greeting",
     "limit",
     "peer_network",
     "peer_prefix",
+    "proxy_network",
     "seconds",
+    "trusted_proxy",
 ]
 
 DEFAULT_GREETING = b"Thank you for connecting\r\n"
@@ -38,6 +44,10 @@ DEFAULT_GREET_TIMEOUT = 30.0
 #: /64, the smallest network one subscriber or LAN is given, inside which a host can
 #: take any number of addresses.
 DEFAULT_PEER_PREFIX = (32, 64)
+
+#: ``--proxy-timeout``: seconds a connection to a ``haproxy:`` listener has to send its
+#: whole PROXY header.  A proxy sends it at once, with the connection's first bytes.
+DEFAULT_PROXY_TIMEOUT = 3.0
 
 _PREFIX = re.compile(r"\s*(\d{1,3})\s*,\s*(\d{1,3})\s*")
 
@@ -159,3 +169,49 @@ def peer_network(host: str, prefixes: tuple[int, int] = DEFAULT_PEER_PREFIX) -> 
 
 
 _MAPPED = bytes(10) + b"\xff\xff"
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """
+    How a ``haproxy:`` listener reads PROXY headers.
+
+    :ivar timeout: seconds a connection has to send its whole header (``--proxy-timeout``).
+    :ivar trusted: the networks proxies may connect from (``--proxy-from``); empty: any.
+    """
+
+    timeout: float = DEFAULT_PROXY_TIMEOUT
+    trusted: tuple[Network, ...] = ()
+
+
+def proxy_network(name: str, value: str) -> Network:
+    """
+    A network a trusted proxy connects from: ``10.0.0.0/8``, ``2001:db8::/32``, or one
+    address (``127.0.0.1``, ``::1``).
+
+    :param name: the option's name, for the error sentence (``"--proxy-from"``).
+    """
+    try:
+        return ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise SettingError(
+            f"{name} must be an IP address or network (e.g. 10.0.0.0/8, ::1), not {value!r}."
+        ) from None
+
+
+def trusted_proxy(host: str, networks: tuple[Network, ...]) -> bool:
+    """
+    Whether a peer at ``host`` is in one of ``networks``; an IPv4-mapped IPv6 address
+    (from a dual-stack listener) is its IPv4 address, an IPv6 zone is ignored, and a host
+    that is not an IP address is in none.
+    """
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)

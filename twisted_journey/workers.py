@@ -16,9 +16,9 @@ PROXY headers) is built in the worker exactly as a single-process server builds 
   ``tcp.makeBinding(reusePort=True)``) by the supervisor, which keeps holding them.  The
   kernel spreads new connections over the sockets by a hash of their addresses: evenly,
   with no thundering herd, and without a fast worker taking a whole burst (which
-  matters for long-lived journey-mux clients).  Because the supervisor holds every socket,
-  a dead worker's queue is not reset: the connections waiting in it are accepted by its
-  replacement, in the same slot.
+  matters for long-lived journey-mux clients).  While a worker is down its socket is
+  closed (:meth:`WorkerPool.closeSlot`), so that the kernel sends its share to the
+  others, and bound again for its replacement.
 - A ``unix:`` or ``systemd:`` socket cannot be multiplied: it is **one socket shared** by
   every worker, with one accept queue; a worker accepts one connection per wakeup (as
   nginx does by default) so that a burst spreads over the workers that are awake.
@@ -28,10 +28,12 @@ drops privileges, and ``tcp:0`` is one port for every worker.
 
 The supervisor:
 
-- restarts a worker that exits while it is not stopping, after a delay that doubles with
-  each quick failure (:attr:`WorkerPool.firstDelay` to :attr:`WorkerPool.maxDelay`) and
-  goes back to the first once a worker has stayed up :attr:`WorkerPool.stableAfter`
-  seconds;
+- restarts a worker that exits while it is not stopping, or could not be started at all,
+  after a delay that doubles with each quick failure (:attr:`WorkerPool.firstDelay` to
+  :attr:`WorkerPool.maxDelay`) and goes back to the first once a worker has stayed up
+  :attr:`WorkerPool.stableAfter` seconds;
+- stops the server, with the worker's sentence and exit status 1, when a worker could not
+  start for a reason a restart will not change (it exits with ``CANNOT_START``);
 - forwards ``SIGUSR1`` (journey-mux reopens its data log) and the ``SIGTERM`` or
   ``SIGINT`` that stops it to every worker, waits :attr:`WorkerPool.stopTimeout` seconds
   for them to finish, then ``SIGKILL``\\ s the rest, and only then closes its sockets;
@@ -46,17 +48,21 @@ than ``M``; ``--max-per-peer`` applies in each worker, so one host may hold up t
 times that many.  journey-mux writes one data file per worker, ``PATH.wI``
 (:func:`workerOutput`); a restarted worker appends to its predecessor's file, after
 cutting a record its predecessor was killed in the middle of writing
-(:func:`dropTornRecord`).
+(:func:`dropTornRecord`); its connection numbers (``CONN``) are unique across workers and
+restarts (:class:`ConnectionNumbers`).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 import signal
 import socket
+import stat
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -70,9 +76,11 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from twisted_journey.datalog import open_output
+from twisted_journey.eventlog import classic_line, event_stream
 from twisted_journey.settings import SettingError
 
 __all__ = [
+    "ConnectionNumbers",
     "Listener",
     "WorkerPool",
     "checkMuxWorkers",
@@ -81,6 +89,7 @@ __all__ = [
     "isWorker",
     "listeningReactor",
     "main",
+    "removeAbandoned",
     "serverExtras",
     "supervise",
     "workerCount",
@@ -132,7 +141,7 @@ def connectionShare(maxConnections: int | None, workers: int, index: int) -> int
 def workerOutput(path: str, index: int) -> str:
     """
     The data file worker ``index`` writes for ``--output path``: ``PATH.w0``,
-    ``PATH.w1``... (rotated as ``PATH.w0.1``...).
+    ``PATH.w1``... (rotated as ``PATH.w0-TIMESTAMP``..., like any data log).
     """
     return f"{path}.w{index}"
 
@@ -162,14 +171,22 @@ def dropTornRecord(path: str) -> int:
     killed in the middle of a write), so that the restarted worker appends whole records
     after whole records.
 
+    Anything but a regular file (a FIFO, a device) is left alone: it has no end to cut,
+    and opening a FIFO would wake, then end, the reader waiting at its other end.
+
     :return: the number of bytes cut.
     """
     try:
-        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return 0
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return 0
     try:
-        size = os.fstat(fd).st_size
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return 0
+        size = info.st_size
         end = size
         while end > 0:
             start = max(0, end - 65536)
@@ -220,15 +237,28 @@ class Listener:
         for a ``systemd:`` listener (so the worker's ``LISTEN_FDS`` stay true), else
         ``None`` (any free number).
     :ivar mode: the permissions of a ``unix:`` socket file.
+    :ivar ports: the supervisor's ports holding ``fds``, ``None`` where a worker's
+        own socket is closed while its slot is down (:meth:`WorkerPool.closeSlot`).
+    :ivar address: ``(interface, port, backlog)`` to bind a worker's own socket again.
     """
 
     def __init__(
-        self, fds: list[int], family: int, childFd: int | None = None, mode: int | None = None
+        self,
+        fds: list[int],
+        family: int,
+        childFd: int | None = None,
+        mode: int | None = None,
+        ports: list[Any] | None = None,
+        address: tuple[str, int, int] | None = None,
     ) -> None:
         self.fds = fds
         self.family = family
         self.childFd = childFd
         self.mode = mode
+        self.ports: list[Any | None] = list(ports or [])
+        self.address = address
+        #: the port the endpoint returned (its service closes that one)
+        self.first = self.ports[0] if self.ports else None
 
     @property
     def shared(self) -> bool:
@@ -276,15 +306,13 @@ class _BindingReactor:
     A TCP listen call binds one ``SO_REUSEPORT`` socket per worker (the kernel spreads
     the connections over them).  Everything else is the real reactor's.
 
-    :ivar extraPorts: the per-worker ports past the first of each TCP endpoint (the
-        endpoint's service knows only the first), for the pool to close.
+    A port the pool closes while a slot is down is bound again by :meth:`bindOne`.
     """
 
     def __init__(self, reactor: Any, count: int = 1) -> None:
         self._reactor = reactor
         self.count = count
         self.listeners: list[Listener] = []
-        self.extraPorts: list[Any] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._reactor, name)
@@ -294,14 +322,21 @@ class _BindingReactor:
         self.listeners.append(Listener([port.fileno()], port.socket.family, childFd, mode))
         return port
 
+    def bindOne(self, interface: str, port: int, backlog: int) -> Any:
+        """
+        Bind and listen on one ``SO_REUSEPORT`` socket, never accepting on it.
+        """
+        binding = tcp.makeBinding(interface, port, reuseAddress=True, reusePort=True)
+        listening = self._reactor.listenTCP(binding, _Idle(), backlog, interface)
+        listening.stopReading()
+        return listening
+
     def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
         ports: list[Any] = []
         number = port
         try:
             for _ in range(self.count):
-                binding = tcp.makeBinding(interface, number, reuseAddress=True, reusePort=True)
-                listening = self._reactor.listenTCP(binding, _Idle(), backlog, interface)
-                listening.stopReading()
+                listening = self.bindOne(interface, number, backlog)
                 ports.append(listening)
                 # tcp:0 picks a port for the first socket; the others join it.
                 number = listening.getHost().port
@@ -309,8 +344,14 @@ class _BindingReactor:
             for listening in ports:
                 listening.stopListening()
             raise
-        self.listeners.append(Listener([p.fileno() for p in ports], ports[0].socket.family))
-        self.extraPorts.extend(ports[1:])
+        self.listeners.append(
+            Listener(
+                [p.fileno() for p in ports],
+                ports[0].socket.family,
+                ports=ports,
+                address=(interface, number, backlog),
+            )
+        )
         return ports[0]
 
     def listenSSL(
@@ -386,6 +427,8 @@ def serverExtras(options: Any, factory: Any, parent: MultiService) -> None:
     """
     context = options.get(WORKER)
     if context is not None:
+        if hasattr(factory, "connectionNumber"):
+            factory.connectionNumber = context.numbers
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from twisted_journey import metrics
 
@@ -412,6 +455,50 @@ def listeningReactor(options: Any, reactor: Any) -> Any:
 # --- the supervisor ----------------------------------------------------------------------
 
 
+class ConnectionNumbers:
+    """
+    The connection numbers (journey-mux's ``CONN``) of one worker, unique for the life of
+    the server across workers and restarts.
+
+    Worker ``index`` of ``count`` numbers its connections ``index + 1``,
+    ``index + 1 + count``, ``index + 1 + 2 * count``... (stride ``count``); a restarted
+    worker goes on after every number its predecessors in the same slot could have used.
+    For that, a worker *reserves* its numbers in blocks of :attr:`block` before using
+    them, writing the end of the block (a decimal line) to a pipe the supervisor reads
+    (``control``); the supervisor starts the next worker of the slot after it.  So
+    numbers are unique and increase within each ``PATH.wI``, and some are skipped at each
+    restart.
+
+    :param index: the worker's number.
+    :param count: how many workers there are.
+    :param start: how many numbers of this slot its predecessors reserved.
+    :param control: the descriptor of the pipe to the supervisor, or ``None`` (tests).
+    """
+
+    block = 1024
+
+    def __init__(self, index: int, count: int, start: int = 0, control: int | None = None):
+        self.index = index
+        self.count = count
+        self.start = start
+        self.control = control
+        self.reserved = start
+
+    def __call__(self, served: int) -> int:
+        """
+        The number of this worker's ``served``-th connection (from 1), reserved first.
+        """
+        step = self.start + served - 1
+        if step >= self.reserved:
+            self.reserved = step + self.block
+            if self.control is not None:
+                try:
+                    os.write(self.control, b"%d\n" % self.reserved)
+                except OSError:
+                    pass  # The supervisor is gone: this worker stops within a second.
+        return step * self.count + self.index + 1
+
+
 class WorkerContext:
     """
     What a worker process knows of its place: set on its options by :func:`main`.
@@ -420,6 +507,7 @@ class WorkerContext:
     :ivar count: how many workers there are.
     :ivar listeners: the inherited sockets, in ``--listen`` order.
     :ivar metricsInterval: seconds between syncs of the counters for ``--metrics``.
+    :ivar numbers: this worker's connection numbers.
     """
 
     def __init__(
@@ -428,17 +516,22 @@ class WorkerContext:
         count: int,
         listeners: list[dict[str, Any]],
         metricsInterval: float = 0.5,
+        numbers: ConnectionNumbers | None = None,
     ) -> None:
         self.index = index
         self.count = count
         self.listeners = listeners
         self.metricsInterval = metricsInterval
+        self.numbers = numbers or ConnectionNumbers(index, count)
 
 
 class _WorkerProcess(ProcessProtocol):
     """
     The supervisor's side of one worker: relays its log events, tells the pool when it
     ends.
+
+    :ivar lastError: the last line the worker wrote to its standard error (where a
+        worker that cannot start writes the sentence saying why).
     """
 
     def __init__(self, pool: WorkerPool, index: int) -> None:
@@ -450,6 +543,8 @@ class _WorkerProcess(ProcessProtocol):
         self.ended: Deferred[None] = Deferred()
         self._buffers = {1: b"", 2: b""}
         self.startedAt = pool.clock.seconds()
+        self.lastError = ""
+        self._control = b""
 
     def connectionMade(self) -> None:
         """
@@ -460,13 +555,48 @@ class _WorkerProcess(ProcessProtocol):
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
         """
-        Split what the worker writes into lines, and log each.
+        Split what the worker writes into lines, and log each; note the connection
+        numbers it reserves (:class:`ConnectionNumbers`).
         """
+        if childFD == self.pool.controlFd:
+            self._reserved(data)
+            return
         self.ready = True
         lines = (self._buffers.get(childFD, b"") + data).split(b"\n")
         self._buffers[childFD] = lines.pop()
         for line in lines:
-            self.pool.relay(self.index, line, childFD == 2)
+            self._line(childFD, line)
+
+    def _reserved(self, data: bytes) -> None:
+        """
+        Note the highest number of connection numbers the worker has reserved.
+        """
+        lines = (self._control + data).split(b"\n")
+        self._control = lines.pop()
+        for line in lines:
+            if line.isdigit():
+                self.pool.reserve(self.index, int(line))
+
+    def _line(self, childFD: int, line: bytes) -> None:
+        """
+        Relay one line; remember the last one of standard error.
+        """
+        if childFD == 2 and line.strip():
+            self.lastError = line.decode("utf-8", "replace").strip()
+        self.pool.relay(self.index, line, childFD == 2)
+
+    def signal(self, number: int) -> None:
+        """
+        Send signal ``number`` to the worker, unless it has exited already.
+        """
+        from twisted.internet.error import ProcessExitedAlready
+
+        if self.transport is None:
+            return
+        try:
+            self.transport.signalProcess(number)
+        except (ProcessExitedAlready, ProcessLookupError):
+            pass
 
     def processEnded(self, reason: Failure) -> None:
         """
@@ -474,12 +604,110 @@ class _WorkerProcess(ProcessProtocol):
         """
         for childFD, rest in self._buffers.items():
             if rest:
-                self.pool.relay(self.index, rest, childFD == 2)
+                self._line(childFD, rest)
         self._buffers = {}
         self.pool.workerEnded(self, reason)
         self.ended.callback(None)
 
 
+#: The status a worker exits with when it cannot start for a reason that a restart
+#: will not change (a link planted at its data file, a missing TLS key...): sysexits'
+#: ``EX_CONFIG``.  The supervisor then stops, with the sentence the worker wrote.
+CANNOT_START = 78
+
+#: The ``errno`` values of a start failure that may go away by itself (descriptors or
+#: memory short for now, a full disk): such a worker is started again.
+TRANSIENT_ERRNOS = frozenset(
+    {
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.ENOMEM,
+        errno.EAGAIN,
+        errno.ENOBUFS,
+        errno.EINTR,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EBUSY,
+    }
+)
+
+
+def _exitAtEnd(status: int) -> None:
+    """
+    Make this process exit with ``status`` once twistd has finished (it always exits 0
+    after a reactor stop that no signal caused).
+    """
+    import atexit
+
+    def leave() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(status)
+
+    atexit.register(leave)
+
+
+#: The name of ``--metrics`` directories (:meth:`WorkerPool.makeMetricsDirectory`) starts so.
+METRICS_PREFIX = "journey-metrics-"
+#: The file in one whose lock says that its supervisor runs.
+METRICS_LOCK = "supervisor.lock"
+
+
+def removeAbandoned(parent: str | None = None, graceSeconds: float = 60.0) -> list[str]:
+    """
+    Remove the ``--metrics`` directories that supervisors killed with ``SIGKILL`` (which
+    removes nothing) left in ``parent`` (the temporary directory by default): those of
+    this user whose ``METRICS_LOCK`` nobody holds, or that have none and are older
+    than ``graceSeconds`` (a directory of an older version, or of a supervisor killed as
+    it made it).  Anything else at such a name (a link, another user's directory) is
+    left alone.
+
+    :return: the directories removed.
+    """
+    import fcntl
+    import tempfile
+    import time
+
+    parent = parent or tempfile.gettempdir()
+    removed: list[str] = []
+    try:
+        entries = [e for e in os.scandir(parent) if e.name.startswith(METRICS_PREFIX)]
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            try:
+                lock = os.open(
+                    os.path.join(entry.path, METRICS_LOCK),
+                    os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                )
+            except FileNotFoundError:
+                if time.time() - info.st_mtime < graceSeconds:
+                    continue
+            else:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # Its supervisor runs.
+                finally:
+                    os.close(lock)
+            shutil.rmtree(entry.path)
+            removed.append(entry.path)
+        except OSError:
+            continue
+    return removed
+
+
+# Not twisted.runner.procmon.ProcessMonitor: it spawns each process with only standard
+# input, output and error (no childFDs), so it cannot hand a worker its listening sockets
+# or the pipe it reserves connection numbers through, and it knows nothing of a start
+# that fails for good.
 class WorkerPool(Service):
     """
     Binds every ``--listen`` endpoint once and keeps ``count`` worker processes serving
@@ -492,6 +720,10 @@ class WorkerPool(Service):
     :ivar restarts: workers restarted since start.
     :ivar metricsDirectory: the ``PROMETHEUS_MULTIPROC_DIR`` handed to the workers, or
         ``None`` without ``--metrics``.
+    :ivar failure: the sentence the pool stopped the server with, when a worker could
+        not start for a reason that will not go away; else ``None``.
+    :ivar exitAtEnd: called with ``1`` after such a stop, to make the process exit
+        non-zero.
     """
 
     log = Logger()
@@ -499,8 +731,15 @@ class WorkerPool(Service):
     maxDelay = 10.0
     stableAfter = 10.0
     stopTimeout = 10.0
+    #: seconds past :attr:`stopTimeout` after which stopping stops waiting for workers
+    #: that were sent ``SIGKILL`` (they have always ended by then)
+    killGrace = 5.0
     #: seconds between a worker's syncs of its counters into the metrics directory
     metricsInterval = 0.5
+    exitAtEnd: Callable[[int], None] = staticmethod(_exitAtEnd)
+    #: the descriptor a worker writes its connection-number reservations to, set by
+    #: :meth:`workerArguments`
+    controlFd = -1
 
     def __init__(self, options: Any, module: str, reactor: Any) -> None:
         self.options = options
@@ -509,10 +748,18 @@ class WorkerPool(Service):
         self.clock = reactor
         self.count: int = options["workers"]
         self.metricsDirectory: str | None = None
+        self._metricsLock: int | None = None
         self.restarts = 0
+        self.failure: str | None = None
         self.workers: dict[int, _WorkerProcess] = {}
         self._failures = [0] * self.count
+        self._starts = [0] * self.count
+        #: per slot: how many connection numbers its workers have reserved
+        self.reserved = [0] * self.count
         self._pending: dict[int, IDelayedCall] = {}
+        #: slots whose replacement is due after :attr:`firstDelay`: their sockets stay
+        #: open for it
+        self._imminent: set[int] = set()
         self._stopping = False
         self._stopSignal = signal.SIGTERM
         self._previousHandlers: dict[int, Any] = {}
@@ -571,11 +818,94 @@ class WorkerPool(Service):
         for worker in list(self.workers.values()):
             if number == signal.SIGUSR1 and not worker.ready:
                 continue
-            if worker.pid is not None:
-                try:
-                    os.kill(worker.pid, number)
-                except ProcessLookupError:
-                    pass
+            worker.signal(number)
+
+    # --- the metrics directory ----------------------------------------------------------
+
+    def makeMetricsDirectory(self, parent: str | None = None) -> str:
+        """
+        Make the private directory (``mkdtemp``: mode 0700) the workers write their
+        counters into for ``--metrics``, in ``parent`` (the temporary directory:
+        ``TMPDIR`` or ``/tmp``), and remove those a supervisor killed with ``SIGKILL``
+        left there (:func:`removeAbandoned`).  While the supervisor runs it holds a lock
+        on the directory's ``METRICS_LOCK`` (through ``twistd``'s daemon fork too);
+        :meth:`stopService` removes the directory.
+
+        :return: the directory, also set as :attr:`metricsDirectory`.
+        """
+        import fcntl
+        import tempfile
+
+        removeAbandoned(parent)
+        directory = tempfile.mkdtemp(prefix=METRICS_PREFIX, dir=parent)
+        lock = os.open(
+            os.path.join(directory, METRICS_LOCK),
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+        )
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._metricsLock = lock
+        self.metricsDirectory = directory
+        return directory
+
+    # --- each slot's own sockets: open while its worker runs --------------------------
+
+    def _ownListeners(self) -> list[Listener]:
+        """
+        The listeners with a socket of each worker's own (``tcp:``, ``SO_REUSEPORT``).
+        """
+        return [listener for listener in self._binder.listeners if listener.address is not None]
+
+    def isOpen(self, index: int) -> bool:
+        """
+        Whether worker ``index``'s own sockets are open (taking connections).
+        """
+        return all(listener.ports[index] is not None for listener in self._ownListeners())
+
+    def openSlot(self, index: int) -> None:
+        """
+        Bind worker ``index``'s own sockets again where :meth:`closeSlot` closed them.
+
+        :raises Exception: when one cannot be bound (the slot then counts as failed).
+        """
+        for listener in self._ownListeners():
+            if listener.ports[index] is None:
+                assert listener.address is not None
+                port = self._binder.bindOne(*listener.address)
+                listener.ports[index] = port
+                listener.fds[index] = port.fileno()
+
+    def closeSlot(self, index: int) -> None:
+        """
+        Close worker ``index``'s own sockets while no worker serves them, so that the
+        kernel sends their share of new connections to the sockets of running workers
+        (connections waiting in a closed socket's queue are reset, or moved to another
+        socket where ``net.ipv4.tcp_migrate_req`` is 1).  One socket of each address stays
+        open when no other is, so that the address stays ours: its connections wait for
+        the restart.
+
+        A worker whose replacement is due after the first delay (:attr:`firstDelay`: it
+        had not failed lately) keeps its sockets for that replacement, which accepts
+        what waits in them; they are closed if it cannot be started, or dies quickly too.
+        """
+        if not any(self.isOpen(other) for other in range(self.count) if other != index):
+            return
+        for listener in self._ownListeners():
+            port = listener.ports[index]
+            if port is not None:
+                listener.ports[index] = None
+                port.stopListening()
+
+    def _closeIdleSlots(self) -> None:
+        """
+        Close the sockets of every slot waiting for a restart that is not imminent, now
+        that some worker's are open.
+        """
+        for index in list(self._pending):
+            if index not in self.workers and index not in self._imminent:
+                self.closeSlot(index)
+
+    # --- starting, restarting, failing --------------------------------------------------
 
     def workerArguments(self, index: int) -> tuple[list[str], dict[int, int | str]]:
         """
@@ -592,6 +922,8 @@ class WorkerPool(Service):
                 childFd, nextFd = nextFd, nextFd + 1
             childFDs[childFd] = listener.fdFor(index)
             described.append(listener.asJSON(childFd))
+        self.controlFd = nextFd
+        childFDs[nextFd] = "r"
         configuration = {
             "module": self.module,
             "index": index,
@@ -599,6 +931,9 @@ class WorkerPool(Service):
             "listeners": described,
             "argv": list(getattr(self.options, "argv", [])),
             "metricsInterval": self.metricsInterval,
+            "restarted": self._starts[index] > 0,
+            "control": self.controlFd,
+            "connStart": self.reserved[index],
         }
         argv = [
             sys.executable,
@@ -624,16 +959,39 @@ class WorkerPool(Service):
 
     def spawn(self, index: int) -> None:
         """
-        Start worker ``index``.
+        Start worker ``index``, with its own sockets open.  A start that fails (no
+        descriptor left for its pipes, its socket cannot be bound again...) is a failed
+        worker: it is tried again after the backoff delay.
         """
         self._pending.pop(index, None)
-        argv, childFDs = self.workerArguments(index)
+        self._imminent.discard(index)
+        if self._stopping or self.failure is not None:
+            return
         worker = _WorkerProcess(self, index)
         self.workers[index] = worker
-        self.reactor.spawnProcess(
-            worker, argv[0], argv, env=self.workerEnvironment(), childFDs=childFDs
-        )
+        try:
+            self.openSlot(index)
+            argv, childFDs = self.workerArguments(index)
+            self.reactor.spawnProcess(
+                worker, argv[0], argv, env=self.workerEnvironment(), childFDs=childFDs
+            )
+        except Exception as e:
+            if self.workers.get(index) is worker:
+                del self.workers[index]
+            reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+            self.closeSlot(index)
+            self._restartLater(index, worker, f"could not be started ({reason})")
+            return
+        self._starts[index] += 1
+        self._closeIdleSlots()
         self.log.info("Started worker {index} (pid {pid})", index=index, pid=worker.pid)
+
+    def reserve(self, index: int, reserved: int) -> None:
+        """
+        Worker ``index`` has reserved its slot's connection numbers up to ``reserved``:
+        its successors go on after them.
+        """
+        self.reserved[index] = max(self.reserved[index], reserved)
 
     def relay(self, index: int, line: bytes, stderr: bool) -> None:
         """
@@ -659,7 +1017,9 @@ class WorkerPool(Service):
 
     def workerEnded(self, worker: _WorkerProcess, reason: Failure) -> None:
         """
-        A worker exited: unless stopping, restart it after its backoff delay.
+        A worker exited: unless stopping, close its sockets and restart it after its
+        backoff delay; or, when it could not start for a reason that a restart will not
+        change, stop the server.
         """
         index = worker.index
         if self.workers.get(index) is worker:
@@ -668,15 +1028,27 @@ class WorkerPool(Service):
             from prometheus_client import multiprocess
 
             multiprocess.mark_process_dead(worker.pid, self.metricsDirectory)
-        status = getattr(reason.value, "status", None)
-        signalNumber = getattr(reason.value, "signal", None)
         if self._stopping:
             return
-        how = (
-            f"killed by signal {signalNumber}"
-            if signalNumber
-            else f"exited with status {getattr(reason.value, 'exitCode', status)}"
-        )
+        status = getattr(reason.value, "exitCode", None)
+        signalNumber = getattr(reason.value, "signal", None)
+        if status == CANNOT_START and not signalNumber:
+            self.fail(worker.lastError or f"worker {index} cannot start.")
+            return
+        how = f"killed by signal {signalNumber}" if signalNumber else f"exited with status {status}"
+        if self._restartLater(index, worker, how) <= self.firstDelay:
+            # Its replacement comes at once: it will accept what waits in the queue.
+            self._imminent.add(index)
+        else:
+            self.closeSlot(index)
+
+    def _restartLater(self, index: int, worker: _WorkerProcess, how: str) -> float:
+        """
+        Start worker ``index`` again after its backoff delay, which doubles with each
+        quick failure.
+
+        :return: the delay.
+        """
         if self.clock.seconds() - worker.startedAt >= self.stableAfter:
             self._failures[index] = 0
         delay = min(self.maxDelay, self.firstDelay * 2 ** self._failures[index])
@@ -690,11 +1062,33 @@ class WorkerPool(Service):
             delay=delay,
         )
         self._pending[index] = self.clock.callLater(delay, self.spawn, index)
+        return delay
+
+    def fail(self, sentence: str) -> None:
+        """
+        A worker cannot start, and a restart would not change that: log ``sentence``,
+        stop the server, and make it exit with status 1.
+        """
+        if self.failure is not None or self._stopping:
+            return
+        self.failure = sentence
+        self.log.critical(
+            "Stopping the server: {sentence}",
+            sentence=sentence,
+        )
+        self.exitAtEnd(1)
+        from twisted.internet.error import ReactorNotRunning
+
+        try:
+            self.reactor.stop()
+        except ReactorNotRunning:
+            pass
 
     def stopService(self) -> Deferred[None]:
         """
         Stop the workers with the signal that stopped us (``SIGKILL`` past
-        :attr:`stopTimeout`), then close the sockets.
+        :attr:`stopTimeout`), then close the sockets.  Stopping always completes: a slot
+        waiting for its restart has no worker to wait for.
         """
         super().stopService()
         self._stopping = True
@@ -710,13 +1104,28 @@ class WorkerPool(Service):
         killer = self.clock.callLater(self.stopTimeout, self._killAll)
         done: Deferred[Any] = DeferredList([w.ended for w in running])
 
+        def giveUp() -> None:
+            if not done.called:
+                done.callback([])
+
+        giveUpCall = self.clock.callLater(self.stopTimeout + self.killGrace, giveUp)
+
         def stopped(_: object) -> Deferred[None] | None:
-            if killer.active():
-                killer.cancel()
+            for call in (killer, giveUpCall):
+                if call.active():
+                    call.cancel()
             if self.metricsDirectory is not None:
                 shutil.rmtree(self.metricsDirectory, ignore_errors=True)
-            for port in self._binder.extraPorts:
-                port.stopListening()
+            if self._metricsLock is not None:
+                os.close(self._metricsLock)
+                self._metricsLock = None
+            for listener in self._ownListeners():
+                for port in listener.ports:
+                    # The endpoint's service closes the port it got from the endpoint.
+                    if port is not None and port is not listener.first:
+                        port.stopListening()
+            if not self.ports.running:
+                return None
             return cast("Deferred[None] | None", self.ports.stopService())
 
         done.addCallback(stopped)
@@ -744,10 +1153,21 @@ def supervise(options: Any, module: str, reactor: Any = None) -> IService:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
+        # twistd's own log, on sys.stdout under -n: never blocking (see eventlog).
+        sys.stdout = event_stream(sys.stdout, classic_line)
     path = options.get("output")
     if path not in (None, "-"):
         for index in range(options["workers"]):
             name = workerOutput(path, index)
+            try:
+                if stat.S_ISFIFO(os.lstat(name).st_mode):
+                    # Its worker waits for the reader, as one process does; opening it
+                    # here would wait too, and then hand the reader an end of file.
+                    continue
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise SystemExit(f"cannot open --output {name!r}: {e.strerror or e}.") from None
             try:
                 os.close(open_output(name))
             except OSError as e:
@@ -779,6 +1199,22 @@ def _watchParent(reactor: Any, parent: int) -> None:
     LoopingCall(check).start(1.0, now=False)
 
 
+def _jsonLine(sentence: str) -> str:
+    """
+    ``sentence`` as a JSON log event line, as a worker writes its events.
+    """
+    from twisted.logger import LogLevel, eventAsJSON
+
+    event = {
+        "log_format": "{sentence}",
+        "sentence": sentence,
+        "log_time": time.time(),
+        "log_namespace": "twisted_journey.eventlog",
+        "log_level": LogLevel.warn,
+    }
+    return eventAsJSON(event) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     """
     Run one worker: ``argv[1]`` is the JSON configuration the supervisor wrote
@@ -799,30 +1235,86 @@ def main(argv: list[str] | None = None) -> None:
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, jsonFileLogObserver
 
+    # The pipe to the supervisor never blocks this worker: events it cannot take are
+    # dropped and counted (see eventlog).
+    sys.stdout = event_stream(sys.stdout, _jsonLine)
     globalLogBeginner.beginLoggingTo(
         [jsonFileLogObserver(sys.stdout, recordSeparator="")], redirectStandardIO=False
     )
     module = importlib.import_module(configuration["module"])
     options = module.Options()
     index, count = configuration["index"], configuration["count"]
+    held: int | None = None
     try:
         options.parseOptions(configuration["argv"])
+        numbers = ConnectionNumbers(
+            index, count, configuration.get("connStart", 0), configuration.get("control")
+        )
         options[WORKER] = WorkerContext(
-            index, count, configuration["listeners"], configuration["metricsInterval"]
+            index, count, configuration["listeners"], configuration["metricsInterval"], numbers
         )
         options["max-connections"] = connectionShare(options["max-connections"], count, index)
         if options.get("output") not in (None, "-"):
             options["output"] = workerOutput(options["output"], index)
+            held = _holdReader(options["output"], configuration.get("restarted", False))
             dropTornRecord(options["output"])
         service: IService = module.makeService(options)
         service.privilegedStartService()
-    except (usage.UsageError, SystemExit) as e:
-        sys.stderr.write(f"worker {index}: {e}\n")
-        sys.exit(1)
+    except (Exception, SystemExit) as e:
+        _cannotStart(index, e)
+    finally:
+        if held is not None:
+            os.close(held)
     reactor.callWhenRunning(service.startService)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     _watchParent(reactor, parent)
     reactor.run()
+
+
+def _holdReader(path: str, restarted: bool) -> int | None:
+    """
+    For a worker whose data file ``path`` is a FIFO: the first worker waits for the
+    FIFO's reader when it opens it, as the single-process server does; a restarted one
+    does not wait (its predecessor's end may have ended the reader), and holds the FIFO
+    open while it opens its data log, so that its reader sees no end of file between.
+
+    :return: the descriptor to close once the data log is open, or ``None``.
+    :raises SystemExit: when a restarted worker's FIFO has no reader.
+    """
+    try:
+        if not restarted or not stat.S_ISFIFO(os.lstat(path).st_mode):
+            return None
+        return open_output(path, wait=False)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno == errno.ENXIO:
+            raise SystemExit(
+                f"cannot open --output {path!r}: it is a FIFO that no process reads."
+            ) from None
+        raise
+
+
+def _cannotStart(index: int, error: BaseException) -> None:
+    """
+    End a worker that could not start, with one sentence on standard error: with
+    ``CANNOT_START`` (the supervisor stops the server) unless the cause may go away
+    by itself (an ``errno`` in ``TRANSIENT_ERRNOS``: the supervisor tries again).
+    """
+    cause: BaseException | None = error
+    transient = False
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in TRANSIENT_ERRNOS:
+            transient = True
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(error, OSError) and error.strerror:
+        text = f"{error.strerror}" + (f": {error.filename!r}" if error.filename else "")
+    else:
+        text = str(error) or type(error).__name__
+    sentence = text if text.endswith(".") else text + "."
+    sys.stderr.write(f"worker {index} cannot start: {sentence}\n")
+    sys.stderr.flush()
+    os._exit(1 if transient else CANNOT_START)
 
 
 #: For the type checker: what a signal handler looks like.

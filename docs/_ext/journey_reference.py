@@ -25,6 +25,7 @@ from docutils import nodes
 from docutils.parsers.rst import Directive
 from journey_tables import _load, subcommandParser, tapOptionRows, twinOptionRows
 from sphinx.application import Sphinx
+from sphinx.transforms.post_transforms import SphinxPostTransform
 
 
 def _table(header: list[str], rows: list[list[str]], widths: list[int]) -> nodes.table:
@@ -126,6 +127,38 @@ def howtoRole(
     return [ref], []
 
 
+class ManualOptions(SphinxPostTransform):
+    """
+    In manual pages, each generated table becomes a list of terms and their meaning (what
+    ``man`` pages use for options): the option with its short form and default, then the
+    help text on its own indented lines, rather than a table squeezed into 80 columns.
+    """
+
+    default_priority = 100
+    builders = ("man",)
+
+    def run(self, **kwargs: Any) -> None:
+        for table in list(self.document.findall(nodes.table)):
+            if "journey-options" not in table["classes"]:
+                continue
+            items = nodes.definition_list()
+            for row in table.findall(nodes.row):
+                if isinstance(row.parent, nodes.thead):
+                    continue
+                cells = [entry.astext() for entry in row.findall(nodes.entry)]
+                name, short, default, meaning = cells
+                term = nodes.term()
+                term += nodes.strong(text=name)
+                if short:
+                    term += nodes.Text(", ")
+                    term += nodes.strong(text=short)
+                if default:
+                    term += nodes.Text(f" [{default}]")
+                definition = nodes.definition("", nodes.paragraph(text=meaning))
+                items += nodes.definition_list_item("", term, definition)
+            table.replace_self(items)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     """
     Register the directives and the ``journey_exit_codes`` setting.
@@ -135,4 +168,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("journey-twin-options", TwinOptions)
     app.add_directive("journey-exit-codes", ExitCodes)
     app.add_role("howto", howtoRole)
+    app.add_post_transform(ManualOptions)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -41,6 +41,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from twisted_journey import __version__
+from twisted_journey.eventlog import AcceptFailures, event_stream
 from twisted_journey.listen import (
     ListenError,
     ListenSpec,
@@ -78,6 +80,20 @@ DRAIN_LIMIT = 64 * 1024
 
 #: what ``ioctl(FIONREAD)`` fills in when no byte is waiting
 _NONE_WAITING = b"\0\0\0\0"
+
+
+#: failed accepts, logged at most once a second with a count of the others
+_accept_failures = AcceptFailures()
+
+
+def _accept_failed(error: OSError) -> None:
+    """
+    Log a failed accept (out of descriptors or memory), unless one was logged less than
+    a second ago.
+    """
+    sentence = _accept_failures.failed(errno.errorcode.get(error.errno or 0, str(error)))
+    if sentence is not None:
+        log.error("%s", sentence)
 
 
 def _nothing_waiting(sock: socket.socket, unread: Any = None) -> bool:
@@ -235,7 +251,7 @@ class _GreetServerMixin:
             return self.socket.accept()
         except OSError as e:
             if e.errno in _SHORTAGE:
-                log.error("Cannot accept: %s; waiting for clients to leave", e.strerror)
+                _accept_failed(e)
                 time.sleep(0.1)
             raise
 
@@ -346,7 +362,7 @@ class SelectGreetServer:
                 return
             except OSError as e:
                 if e.errno in _SHORTAGE:
-                    log.error("Cannot accept: %s; waiting for clients to leave", e.strerror)
+                    _accept_failed(e)
                     self.selector.unregister(listener)
                     self.resume_at = time.monotonic() + 0.1
                     self.paused.append(listener)
@@ -549,6 +565,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m twisted_journey.fallback.greet",
         description="Send every client a greeting, then close (stdlib engine).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--listen",
         "-l",
@@ -573,6 +590,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: How an event is written on stderr.
+_LOG_FORMAT = "%(asctime)s [%(name)s] %(message)s"
+
+
+def _event_line(sentence: str) -> str:
+    """
+    ``sentence`` as a line of the event log.
+    """
+    return (
+        logging.Formatter(_LOG_FORMAT).format(
+            log.makeRecord(log.name, logging.WARNING, "", 0, sentence, (), None)
+        )
+        + "\n"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """
     Run the fallback greeting server; return the exit status.
@@ -585,8 +618,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         specs = [parse_listen(d) for d in args.listen or ["tcp:1234"]]
     except (SettingError, ListenError) as e:
         parser.error(str(e))
+    # Events never block serving: those a stalled reader cannot take are dropped, counted.
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s [%(name)s] %(message)s", stream=sys.stderr
+        level=logging.INFO,
+        format=_LOG_FORMAT,
+        stream=event_stream(sys.stderr, _event_line),
     )
     try:
         servers = make_server(args.mode, specs, data, timeout, args.quiet)

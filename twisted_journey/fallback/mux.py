@@ -56,9 +56,11 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from twisted_journey import records
+from twisted_journey import __version__, records
 from twisted_journey.datagrams import DatagramReceiver, bind_udp
 from twisted_journey.datalog import DataLog, check_output, keep_count
+from twisted_journey.errors import plural
+from twisted_journey.eventlog import event_stream
 from twisted_journey.listen import (
     ListenError,
     ListenSpec,
@@ -86,11 +88,19 @@ BACKENDS: dict[str, Callable[[], selectors.BaseSelector]] = {
 READ_SIZE = 65536
 
 
+def _event_line(message: str) -> str:
+    """
+    ``message`` as a line of the event log, timestamped like the records.
+    """
+    return f"{records.timestamp(time.time()).decode()} {message}\n"
+
+
 def log(message: str) -> None:
     """
-    An event (not data) on stderr, timestamped like the records.
+    An event (not data) on stderr, timestamped like the records.  :func:`main` makes
+    stderr an :class:`~twisted_journey.eventlog.EventStream`: never blocking.
     """
-    sys.stderr.write(f"{records.timestamp(time.time()).decode()} {message}\n")
+    sys.stderr.write(_event_line(message))
     sys.stderr.flush()
 
 
@@ -284,7 +294,7 @@ class MuxServer:
             self.close(connection, "server stopping")
         self.datalog.close()
         log(
-            f"Served {self.served} connections, refused {self.refused}; data log "
+            f"Served {plural(self.served, 'connection')}, refused {self.refused}; data log "
             f"{self.datalog.path}: {self.datalog.written} records "
             f"({self.datalog.written_bytes} bytes) written, {self.datalog.dropped} records lost"
         )
@@ -484,9 +494,10 @@ class MuxServer:
                 max_line_length=self.max_line_length,
                 keep_lines=self.broadcast,
             )
+        made = framer.lines
         out = framer.feed(data, time.time())
         if out:
-            self.datalog.write(out)
+            self.datalog.write(out, framer.lines - made)
             if framer.complete:
                 self.relay(connection, framer.complete)
         if framer.error is not None and connection.sock in self.clients:
@@ -586,6 +597,7 @@ def _parser() -> argparse.ArgumentParser:
             "SIGUSR1 reopens the data log; SIGTERM records what was received and closes it."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--listen", "-l", action="append", default=[], metavar="ENDPOINT",
         help="tcp:PORT[:interface=ADDR], tcp6:..., unix:PATH, udp:PORT[:interface=ADDR] "
@@ -662,6 +674,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             specs = [parse_listen("tcp:1235")]
     except (SettingError, ListenError) as e:
         parser.error(str(e))
+    # Events never block the loop: those a stalled reader cannot take are dropped, counted.
+    sys.stderr = event_stream(sys.stderr, _event_line)
     try:
         datalog = DataLog(
             args.output,

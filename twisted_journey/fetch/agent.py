@@ -20,11 +20,12 @@ does not do by itself.
 from __future__ import annotations
 
 import base64
+import sys
 from typing import TYPE_CHECKING, Any
 from urllib.request import getproxies
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
@@ -45,6 +46,9 @@ from twisted_journey.fetch.errors import (
     TooManyRedirects,
     TruncatedBody,
     UnsupportedURL,
+    chunk_line_too_long,
+    malformed_chunk,
+    proxy_failure,
 )
 
 if TYPE_CHECKING:
@@ -53,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CertificateRejected",
     "EnvironmentAgent",
+    "TLSEndpoint",
     "TLSPolicy",
     "TunnelEndpoint",
     "classify",
@@ -321,7 +326,8 @@ class _TunnelProtocol(Protocol):
 @implementer(IStreamClientEndpoint)
 class TunnelEndpoint:
     """
-    Connects to ``host``:``port`` through an HTTP proxy's ``CONNECT`` tunnel.
+    Connects to ``host``:``port`` through an HTTP proxy's ``CONNECT`` tunnel; a failure
+    to reach the proxy names ``proxy`` (its URL), not the target.
     """
 
     def __init__(
@@ -330,10 +336,10 @@ class TunnelEndpoint:
         host: str,
         port: int,
         auth: bytes | None = None,
-        proxyName: str = "the proxy",
+        proxy: str = "http://proxy:3128",
     ):
         self.proxyEndpoint = proxyEndpoint
-        self.proxyName = proxyName
+        self.proxy = proxy
         self.target = (
             f"{host}:{port}".encode("idna") if ":" not in host else f"[{host}]:{port}".encode()
         )
@@ -362,7 +368,7 @@ class TunnelEndpoint:
         """
         A failure to reach the proxy, as a :class:`NetworkError` naming the proxy.
         """
-        return _proxyFailure(failure, self.proxyName)
+        return _proxyFailure(failure, self.proxy)
 
 
 @implementer(IAgentEndpointFactory)
@@ -406,11 +412,37 @@ class _Endpoints:
                 host,
                 uri.port,
                 _proxyAuthorization(proxy),
-                _proxyName(proxy),
+                proxy,
             )
         else:
             inner = self.tcp(host, uri.port)
-        return wrapClientTLS(self.policy.creatorForNetloc(uri.host, uri.port), inner)
+        return TLSEndpoint(self.policy.creatorForNetloc(uri.host, uri.port), inner)
+
+
+@implementer(IStreamClientEndpoint)
+class TLSEndpoint:
+    """
+    TLS over ``inner``, as ``twisted.internet.endpoints.wrapClientTLS`` makes it, but
+    importing pyOpenSSL (``twisted.protocols.tls``) only when it first connects, so the
+    fetcher runs where Twisted was loaded without TLS support
+    (:mod:`twisted_journey.fetch.lazytls`).
+
+    :param creator: the ``IOpenSSLClientConnectionCreator`` for the server.
+    :param inner: the endpoint of the connection (TCP, or a ``CONNECT`` tunnel).
+    """
+
+    def __init__(self, creator: Any, inner: Any) -> None:
+        self.creator = creator
+        self.inner = inner
+
+    def connect(self, protocolFactory: Any) -> Deferred[Any]:
+        """
+        Connect ``inner``, run TLS over it; fire with ``protocolFactory``'s protocol.
+        """
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        tls = TLSMemoryBIOFactory(self.creator, True, protocolFactory)
+        return self.inner.connect(tls).addCallback(lambda protocol: protocol.wrappedProtocol)
 
 
 @implementer(IAgent)
@@ -451,32 +483,25 @@ class EnvironmentAgent:
             headers = headers.copy() if headers is not None else Headers()
             headers.setRawHeaders(b"proxy-authorization", [auth])
         d = agent.request(method, uri, headers, bodyProducer)
-        return d.addErrback(_proxyFailure, _proxyName(proxy))
+        return d.addErrback(_proxyFailure, proxy)
 
 
-def _proxyName(proxy: str) -> str:
+def _proxyFailure(failure: Failure, proxy: str) -> Any:
     """
-    How messages name a proxy: ``the proxy HOST port PORT``.
-    """
-    host, port = _hostPort(proxy)
-    return f"the proxy {host} port {port}"
-
-
-def _proxyFailure(failure: Failure, name: str) -> Any:
-    """
-    Re-raise a failure to connect to a proxy as a :class:`NetworkError` naming the proxy
-    (not the target, which was never reached); pass other failures through.
+    Re-raise a failure to connect to ``proxy`` as a :class:`NetworkError` naming the
+    proxy (not the target, which was never reached); pass other failures through.
     """
     from twisted.internet import error
 
+    host, port = _hostPort(proxy)
     if failure.check(error.ConnectionRefusedError):
-        raise NetworkError(f"connection to {name} refused: is the proxy running?")
+        raise proxy_failure(errors.REFUSED, host, port)
     if failure.check(error.DNSLookupError):
-        raise NetworkError(f"cannot resolve the host name of {name}.")
+        raise proxy_failure(errors.RESOLVE, host, port)
     if failure.check(error.TimeoutError):
-        raise Timeout(f"cannot connect to {name} in time (--connect-timeout).")
+        raise proxy_failure(errors.TIMEOUT, host, port)
     if failure.check(error.ConnectError) and not failure.check(error.ConnectingCancelledError):
-        raise NetworkError(f"cannot reach {name}: {failure.value}.")
+        raise proxy_failure(errors.UNREACHABLE, host, port, str(failure.value))
     return failure
 
 
@@ -514,15 +539,15 @@ def _classify(failure: Failure, url: str, deadline: Deadline | None) -> FetchErr
     """
     The :class:`FetchError` for ``failure``, naming ``url``'s host and port.
     """
-    try:
-        from service_identity import VerificationError
-    except ImportError:  # pragma: no cover (Twisted[tls] brings it)
-        VerificationError = CertificateRejected  # type: ignore[misc,assignment]
+    # A TLS failure needs TLS to have been loaded: never import it just to classify.
+    identity = sys.modules.get("service_identity")
+    VerificationError = identity.VerificationError if identity else CertificateRejected
+    SSL = sys.modules.get("OpenSSL.SSL")
     from twisted.internet import error
     from twisted.web.client import RequestTransmissionFailed, ResponseFailed, ResponseNeverReceived
     from twisted.web.error import InfiniteRedirection, RedirectWithNoLocation, SchemeNotSupported
 
-    from twisted_journey._twisted import DataLoss
+    from twisted_journey._twisted import DataLoss, MalformedChunks
 
     value = failure.value
     if isinstance(value, FetchError):
@@ -544,19 +569,17 @@ def _classify(failure: Failure, url: str, deadline: Deadline | None) -> FetchErr
             return TooManyRedirects(f"too many redirects (more than --max-redirs) from {url}.", url)
         if reason.check(RedirectWithNoLocation):
             return ProtocolError("a redirect without a Location header.", url)
+        if reason.check(MalformedChunks):
+            # Before DataLoss: a broken chunked framing also ends the body early.
+            return _malformedChunks(reason.value, url)
         if reason.check(DataLoss):
             return TruncatedBody("the body was cut short; nothing saved.", url)
         if reason.check(FetchError):
             return _classify(reason, url, deadline)
-        try:
-            from OpenSSL import SSL
-
-            if reason.check(SSL.Error):
-                why = _sslReason(reason.value)
-                hint = " (use --cacert FILE to trust its CA)" if "CA" in why else ""
-                return TLSError(f"TLS with {host} port {port} failed: {why}{hint}.", url)
-        except ImportError:  # pragma: no cover
-            pass
+        if SSL is not None and reason.check(SSL.Error):
+            why = _sslReason(reason.value)
+            hint = " (use --cacert FILE to trust its CA)" if "CA" in why else ""
+            return TLSError(f"TLS with {host} port {port} failed: {why}{hint}.", url)
     if failure.check(error.DNSLookupError):
         return NetworkError(errors.connect_failure(errors.RESOLVE, host, port), url)
     if failure.check(error.ConnectionRefusedError):
@@ -572,6 +595,22 @@ def _classify(failure: Failure, url: str, deadline: Deadline | None) -> FetchErr
     if failure.check(ResponseFailed, RequestTransmissionFailed):
         return NetworkError(f"the connection to {host} port {port} failed mid-response.", url)
     return FetchError(f"{type(value).__name__}: {value}", url)
+
+
+def _malformedChunks(value: BaseException, url: str) -> FetchError:
+    """
+    The framing error for Twisted's verdict on a chunked body, in the words the stdlib
+    twin uses for the same bytes.
+    """
+    from twisted_journey._twisted import MAX_CHUNK_LINE
+
+    text = str(value)
+    if "exceeds maximum" in text:
+        error = chunk_line_too_long(MAX_CHUNK_LINE)
+    else:
+        error = malformed_chunk(text.rstrip(".").lower())
+    error.url = url
+    return error
 
 
 def _sslReason(value: BaseException) -> str:

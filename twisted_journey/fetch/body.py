@@ -32,6 +32,7 @@ from twisted_journey.fetch.errors import (
     Timeout,
     TooLarge,
     TruncatedBody,
+    max_time_exceeded,
 )
 
 __all__ = ["BodyReceiver", "Deadline", "Decoder", "Spool", "abandon"]
@@ -93,13 +94,14 @@ class Deadline:
         The :class:`Timeout` for the timer that fired.
         """
         if self.expired == "total":
-            return Timeout(f"not complete within --max-time {self.total:g} seconds.", url)
+            return max_time_exceeded(self.total or 0.0, url)
         return Timeout(f"no data for {self.idle:g} seconds (--idle-timeout).", url)
 
 
 class Decoder:
     """
-    gzip/deflate decoding that refuses to inflate past a size or a ratio.
+    gzip/deflate (and, with the ``brotli`` package, br) decoding that refuses to inflate
+    past a size or a ratio.
 
     A gzip body of several members (``cat a.gz b.gz``) decodes whole, as ``gzip -d``
     does.  After the last member, zero bytes (padding) are ignored, as ``gzip -d`` does;
@@ -136,8 +138,12 @@ class Decoder:
 
     def _decompressor(self) -> Any:
         """
-        A fresh ``zlib`` decompressor for this coding.
+        A fresh decompressor for this coding (``zlib``'s, or ``brotli``'s for br).
         """
+        if self.encoding == "br":
+            import brotli
+
+            return brotli.Decompressor()
         if self.encoding == "gzip":
             return zlib.decompressobj(16 + zlib.MAX_WBITS)
         return zlib.decompressobj(-zlib.MAX_WBITS if self._raw else zlib.MAX_WBITS)
@@ -154,6 +160,9 @@ class Decoder:
             following, sink = self.next, write
             write = lambda piece: following.decode(piece, sink)  # noqa: E731
         self.encoded += len(data)
+        if self.encoding == "br":
+            self._decodeBrotli(data, write)
+            return
         while data:
             if self._z.eof:
                 data = self._afterEnd(data)
@@ -168,20 +177,52 @@ class Decoder:
                     self._z = self._decompressor()
                     continue
                 raise ProtocolError(f"the body is not valid {self.encoding} data.") from None
-            self.decoded += len(piece)
-            if self.decoded > self.maxSize:
-                raise TooLarge(
-                    f"the {self.encoding} body decodes to more than {self.maxSize} bytes "
-                    "(--max-decoded-size); nothing saved."
-                )
-            if self.decoded > self.maxRatio * self.encoded + MiB:
-                raise TooLarge(
-                    f"the {self.encoding} body inflates more than {self.maxRatio:g} times "
-                    "(a decompression bomb?); nothing saved."
-                )
+            self._count(piece)
             if piece:
                 write(piece)
             data = self._z.unused_data if self._z.eof else self._z.unconsumed_tail
+
+    def _count(self, piece: bytes) -> None:
+        """
+        Count decoded bytes; raise :class:`TooLarge` past the size or ratio cap.
+        """
+        self.decoded += len(piece)
+        if self.decoded > self.maxSize:
+            raise TooLarge(
+                f"the {self.encoding} body decodes to more than {self.maxSize} bytes "
+                "(--max-decoded-size); nothing saved."
+            )
+        if self.decoded > self.maxRatio * self.encoded + MiB:
+            raise TooLarge(
+                f"the {self.encoding} body inflates more than {self.maxRatio:g} times "
+                "(a decompression bomb?); nothing saved."
+            )
+
+    def _decodeBrotli(self, data: bytes, write: Callable[[bytes], object]) -> None:
+        """
+        :meth:`decode` for br: output is drawn 64 KiB at a time (``output_buffer_limit``),
+        so a bomb is stopped at the cap, not after inflating in memory.
+        """
+        import brotli
+
+        z = self._z
+        if z.is_finished():
+            if data:
+                raise ProtocolError(
+                    f"the {self.encoding} body has data after its end; nothing saved."
+                )
+            return
+        try:
+            while True:
+                piece = z.process(data, output_buffer_limit=1 << 16)
+                data = b""
+                self._count(piece)
+                if piece:
+                    write(piece)
+                if z.is_finished() or (not piece and z.can_accept_more_data()):
+                    return
+        except brotli.error:
+            raise ProtocolError(f"the body is not valid {self.encoding} data.") from None
 
     def _afterEnd(self, data: bytes) -> bytes:
         """
@@ -208,7 +249,8 @@ class Decoder:
         """
         :raises TruncatedBody: when the compressed stream (or a stacked one) did not end.
         """
-        if not self._z.eof or self._tail:
+        ended = self._z.is_finished() if self.encoding == "br" else self._z.eof
+        if not ended or self._tail:
             raise TruncatedBody(f"the {self.encoding} body ended before its end marker.")
         if self.next is not None:
             self.next.finish()

@@ -21,13 +21,22 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from twisted_journey import settings
+from twisted_journey.fetch import cookies, files, semantics
 from twisted_journey.fetch import errors as fetch_errors
-from twisted_journey.fetch import files, semantics
+from twisted_journey.records import printable
 
 if TYPE_CHECKING:
     from twisted_journey.fetch.client import FetchSettings
 
-__all__ = ["PROGRAM", "FetchCommand", "add_basic_arguments", "check_arguments", "configure", "run"]
+__all__ = [
+    "PROGRAM",
+    "FetchCommand",
+    "add_auth_and_cookie_arguments",
+    "add_basic_arguments",
+    "check_arguments",
+    "configure",
+    "run",
+]
 
 #: The program name in messages.
 PROGRAM = "journey fetch"
@@ -77,6 +86,9 @@ class FetchCommand:
     :ivar credentials: ``-u USER:PASSWORD``.
     :ivar sha256: the body's expected SHA-256.
     :ivar progress: show a progress bar even when stderr is not a terminal.
+    :ivar authMode: ``--digest`` / ``--anyauth`` / ``--basic`` (``None``: Basic).
+    :ivar cookie: ``-b``: cookies, a cookie file, or ``''``.
+    :ivar cookieJar: ``-c FILE``.
     """
 
     urls: tuple[str, ...] = dataclasses.field(metadata=_option("URL", twin=True))
@@ -100,7 +112,9 @@ class FetchCommand:
         default=None, metadata=_option("--connect-timeout")
     )
     idleTimeout: float | None = dataclasses.field(default=None, metadata=_option("--idle-timeout"))
-    maxTime: float | None = dataclasses.field(default=None, metadata=_option("--max-time"))
+    maxTime: float | None = dataclasses.field(
+        default=None, metadata=_option("--max-time", True, "maxTime")
+    )
     retries: int | None = dataclasses.field(default=None, metadata=_option("--retry"))
     retryDelay: float | None = dataclasses.field(default=None, metadata=_option("--retry-delay"))
     resume: bool = dataclasses.field(default=False, metadata=_option("--continue"))
@@ -120,10 +134,13 @@ class FetchCommand:
     )
     proxy: str | None = dataclasses.field(default=None, metadata=_option("--proxy"))
     credentials: tuple[str, str] | None = dataclasses.field(
-        default=None, metadata=_option("--user")
+        default=None, metadata=_option("--user", True)
     )
     sha256: str | None = dataclasses.field(default=None, metadata=_option("--sha256"))
     progress: bool = dataclasses.field(default=False, metadata=_option("--progress"))
+    authMode: str | None = dataclasses.field(default=None, metadata=_option("--digest", True))
+    cookie: str | None = dataclasses.field(default=None, metadata=_option("--cookie", True))
+    cookieJar: str | None = dataclasses.field(default=None, metadata=_option("--cookie-jar", True))
 
     @classmethod
     def fromArguments(cls, args: argparse.Namespace) -> FetchCommand:
@@ -187,6 +204,9 @@ class FetchCommand:
             "cacert": self.cacert,
             "proxies": self.proxies(),
             "credentials": self.credentials,
+            "authMode": self.authMode,
+            "cookie": self.cookie,
+            "cookieJar": self.cookieJar,
         }
         return FetchSettings(
             **{name: value for name, value in given.items() if value is not None},
@@ -227,15 +247,28 @@ def _limit(name: str) -> Any:
     return _setting(settings.limit, name)
 
 
+#: The characters of an HTTP field name (RFC 9110 section 5.1: a token).
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
 def _header(text: str) -> tuple[str, str]:
     """
-    An argparse type for ``-H 'Name: value'``.
+    An argparse type for ``-H 'Name: value'``: the name an HTTP token, the value printable
+    ASCII (spaces and tabs allowed), as both engines send them unchanged.
     """
     name, colon, value = text.partition(":")
-    name = name.strip()
-    if not colon or not name or any(c in name for c in " \t\r\n") or "\n" in value or "\r" in value:
+    name, value = name.strip(), value.strip(" \t")
+    if not colon or not name:
         raise argparse.ArgumentTypeError(f"{text!r} is not 'Name: value'")
-    return name, value.strip()
+    if not set(name) <= _TOKEN:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the header name may hold only ASCII letters, digits and !#$%&'*+-.^_`|~"
+        )
+    if not all(c == "\t" or " " <= c <= "~" for c in value):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the header value may hold only printable ASCII and tabs"
+        )
+    return name, value
 
 
 def _sha256(text: str) -> str:
@@ -269,7 +302,8 @@ def _proxy(text: str) -> str:
         semantics.check_url(url)
     except fetch_errors.UnsupportedURL:
         raise argparse.ArgumentTypeError(
-            f"{fetch_errors.describe_url(text)!r} is not an http:// proxy URL"
+            f"{fetch_errors.describe_url(text)!r} is not an http:// proxy URL with a host "
+            "and a port from 1 to 65535"
         ) from None
     if not url.startswith("http://"):
         raise argparse.ArgumentTypeError("only http:// proxies are supported")
@@ -302,14 +336,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=_seconds("--idle-timeout"),
         metavar="S",
         help=f"give up after S seconds without data [{semantics.IDLE_TIMEOUT:g}]",
-    )
-    add(
-        "--max-time",
-        "-m",
-        dest="maxTime",
-        type=_seconds("--max-time"),
-        metavar="S",
-        help="seconds for each whole attempt [none]",
     )
     add(
         "--retry",
@@ -388,14 +414,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="use this http:// proxy for every URL (NO_PROXY still applies) [environment]",
     )
     add(
-        "-u",
-        "--user",
-        dest="credentials",
-        type=_credentials,
-        metavar="USER:PASSWORD",
-        help="HTTP Basic credentials for the first URL's host only (also: http://USER:PASSWORD@HOST/)",
-    )
-    add(
         "--sha256",
         type=_sha256,
         metavar="HEX",
@@ -459,8 +477,14 @@ def run(args: argparse.Namespace, twisted: bool = True) -> int:
             "the path can read and change what you download.",
             file=sys.stderr,
         )
-    from twisted.internet.defer import Deferred
-    from twisted.internet.task import react
+    from twisted_journey.fetch.lazytls import withoutTLSImports
+
+    with withoutTLSImports():  # pyOpenSSL loads on the first https connection, if any
+        from twisted.internet import reactor  # noqa: F401 (installed here, in no-TLS form)
+        from twisted.internet.defer import Deferred
+        from twisted.internet.task import react
+
+        from twisted_journey.fetch import client  # noqa: F401 (twisted.web, in no-TLS form)
 
     _quietTwistedLogging()
     status = fetch_errors.EXIT_FAILURE
@@ -473,7 +497,8 @@ def run(args: argparse.Namespace, twisted: bool = True) -> int:
         try:
             status = await _fetchAll(reactor, command)
         except Exception as e:  # never a traceback: one sentence
-            print(f"{PROGRAM}: unexpected failure: {type(e).__name__}: {e}", file=sys.stderr)
+            detail = printable(f"{type(e).__name__}: {e}")
+            print(f"{PROGRAM}: unexpected failure: {detail}", file=sys.stderr)
             status = fetch_errors.EXIT_FAILURE
 
     try:
@@ -608,6 +633,11 @@ async def _fetchAll(reactor: Any, command: FetchCommand) -> int:
             failures.append(result)
         else:
             failures.append(None)
+    try:
+        fetcher.saveCookies()
+    except fetch_errors.FetchError as e:
+        print(f"{PROGRAM}: {e}", file=sys.stderr)
+        failures.append(e)
     return fetch_errors.exit_status(failures)
 
 
@@ -654,7 +684,7 @@ def add_basic_arguments(parser: argparse.ArgumentParser) -> None:
     """
     Add the options both ``journey fetch`` and the stdlib twin take: ``URL...``, ``-o``,
     ``--output-dir``, ``--content-disposition``, ``--max-redirs``, ``--quiet``
-    (``-s``), ``--create-dirs``.
+    (``-s``), ``--max-time`` (``-m``), ``--create-dirs``.
     """
     parser.add_argument("urls", nargs="+", metavar="URL", help="http:// or https:// URLs")
     parser.add_argument(
@@ -664,7 +694,8 @@ def add_basic_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--content-disposition",
         action="store_true",
-        help="use the server's Content-Disposition name, reduced to a safe basename",
+        help="use the server's Content-Disposition name, reduced to a safe basename; "
+        "it never replaces an existing file",
     )
     parser.add_argument(
         "--max-redirs",
@@ -677,10 +708,90 @@ def add_basic_arguments(parser: argparse.ArgumentParser) -> None:
         "-q", "-s", "--quiet", "--silent", action="store_true", help="no progress bar"
     )
     parser.add_argument(
+        "--max-time",
+        "-m",
+        dest="maxTime",
+        type=_seconds("--max-time"),
+        metavar="S",
+        help="seconds for each whole attempt, redirects and interim answers included "
+        "(exit 6 past them) [none]",
+    )
+    parser.add_argument(
         "--create-dirs",
         action="store_true",
         help="create the missing directories of -o FILE (--output-dir is always created)",
     )
+    add_auth_and_cookie_arguments(parser)
+
+
+def add_auth_and_cookie_arguments(parser: argparse.ArgumentParser) -> None:
+    """
+    ``-u`` and its modes (``--digest``, ``--anyauth``, ``--basic``), ``-b`` and ``-c``
+    (dests ``credentials``, ``authMode``, ``cookie``, ``cookieJar``): ``journey fetch``,
+    its twin and ``journey mirror`` take them alike.
+    """
+    parser.add_argument(
+        "-u",
+        "--user",
+        dest="credentials",
+        type=_credentials,
+        metavar="USER:PASSWORD",
+        help="credentials for each URL's own host, as curl sends them: Basic at once, "
+        "unless --digest or --anyauth; never sent on a redirect to another host "
+        "(also: http://USER:PASSWORD@HOST/)",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--digest",
+        dest="authMode",
+        action="store_const",
+        const="digest",
+        help="send -u only as HTTP Digest (RFC 7616: SHA-256 or MD5, qop=auth), "
+        "answering the server's challenge",
+    )
+    mode.add_argument(
+        "--anyauth",
+        dest="authMode",
+        action="store_const",
+        const="any",
+        help="send -u as whatever the server asks for: Digest, else Basic",
+    )
+    mode.add_argument(
+        "--basic",
+        dest="authMode",
+        action="store_const",
+        const="basic",
+        help="send -u as HTTP Basic with the first request (the default)",
+    )
+    parser.add_argument(
+        "-b",
+        "--cookie",
+        type=_cookie,
+        metavar="'NAME=VALUE; ...'|FILE",
+        help="turn the cookie engine on and send these cookies to each URL's own host, or "
+        "those of a Netscape-format FILE ('' : none yet); cookies servers set are sent "
+        "back as their Domain and Path allow",
+    )
+    parser.add_argument(
+        "-c",
+        "--cookie-jar",
+        dest="cookieJar",
+        metavar="FILE",
+        help="turn the cookie engine on and write every cookie to FILE (Netscape format, "
+        "mode 0600) at the end",
+    )
+
+
+def _cookie(text: str) -> str:
+    """
+    An argparse type for ``-b``: a ``NAME=VALUE`` string is checked here.
+    """
+    if "=" in text:
+        try:
+            cookies.parse_pairs(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -53,7 +53,7 @@ from twisted.web.iweb import (
 )
 
 from twisted_journey import __version__
-from twisted_journey.fetch import files, semantics
+from twisted_journey.fetch import auth, cookies, files, semantics
 from twisted_journey.fetch.agent import EnvironmentAgent, classify, journeyPool
 from twisted_journey.fetch.body import BodyReceiver, Deadline, Decoder, Spool, abandon
 from twisted_journey.fetch.errors import (
@@ -64,8 +64,10 @@ from twisted_journey.fetch.errors import (
     ProtocolError,
     TooLarge,
     TooManyRedirects,
+    TruncatedBody,
     UnsupportedURL,
     describe_url,
+    unfollowed_status,
 )
 from twisted_journey.fetch.files import PartFile
 
@@ -120,10 +122,18 @@ class FetchSettings:
     :ivar maxRatio: how many times larger than its encoded form a body may decode to
         (plus 1 MiB of slack).
     :ivar userAgent: the ``User-Agent`` header.
-    :ivar credentials: ``(user, password)`` for HTTP Basic authentication, sent to the
-        first URL's origin only (``-u``); a URL's own ``user:password@`` wins for its origin.
+    :ivar credentials: ``(user, password)`` for HTTP authentication (as ``authMode``
+        says), sent to each retrieved URL's own origin only, never after a redirect to
+        another (``-u``, as curl); a URL's own ``user:password@`` wins for its origin.
     :ivar maxHeaderBytes: bytes of response headers read before a :class:`ProtocolError`.
     :ivar maxHeaders: response header fields read before a :class:`ProtocolError`.
+    :ivar authMode: how ``credentials`` are sent: ``"basic"`` (at once), ``"digest"``
+        (``--digest``: answering a Digest challenge) or ``"any"`` (``--anyauth``: Digest,
+        else Basic); see :mod:`twisted_journey.fetch.auth`.
+    :ivar cookie: ``-b``: ``NAME=VALUE; ...`` cookies, a Netscape cookie file, or ``""``
+        (the cookie engine on, no cookies yet); ``None``: no cookie engine unless
+        ``cookieJar`` is set.  See :mod:`twisted_journey.fetch.cookies`.
+    :ivar cookieJar: ``-c``: the file :meth:`Fetcher.saveCookies` writes the cookies to.
     """
 
     maxRedirects: int = attrs.field(
@@ -155,6 +165,9 @@ class FetchSettings:
         default=semantics.MAX_HEADER_BYTES, validator=attrs.validators.ge(1)
     )
     maxHeaders: int = attrs.field(default=semantics.MAX_HEADERS, validator=attrs.validators.ge(1))
+    authMode: str = attrs.field(default="basic", validator=attrs.validators.in_(auth.MODES))
+    cookie: str | None = None
+    cookieJar: str | None = None
 
 
 @attrs.frozen
@@ -228,6 +241,19 @@ class Fetcher:
         self._madeDirectories: set[str] = set()
         #: The file names transfers have claimed (by default, only while they run).
         self.names = files.NameRegistry()
+        #: The cookies sent and kept (``None``: no cookie engine).
+        self.cookies = cookies.CookieEngine.fromOptions(
+            self.settings.cookie, self.settings.cookieJar
+        )
+
+    def saveCookies(self) -> None:
+        """
+        Write the cookies to ``settings.cookieJar`` (if set).
+
+        :raises FileError: when the jar cannot be written.
+        """
+        if self.cookies is not None:
+            self.cookies.save()
 
     def close(self) -> Deferred[None]:
         """
@@ -336,7 +362,8 @@ class Fetcher:
         if identity:
             headers.setRawHeaders(b"accept-encoding", [b"identity"])
         elif self.settings.compressed:
-            headers.setRawHeaders(b"accept-encoding", [b"gzip, deflate"])
+            brotli = b", br" if "br" in semantics.decodable() else b""
+            headers.setRawHeaders(b"accept-encoding", [b"gzip, deflate" + brotli])
         for name, value in [*self.settings.headers, *extra.items()]:
             headers.setRawHeaders(name.encode("latin-1"), [value.encode("latin-1")])
         return headers
@@ -346,24 +373,38 @@ class Fetcher:
         GET ``url``, following up to ``maxRedirects`` redirects to http(s) URLs only.
 
         Basic credentials (from the URL's ``user:password@``, else ``settings.credentials``)
-        go to the first URL's origin only; ``Authorization``, ``Cookie`` and
+        go to ``url``'s own origin only (each URL of a run is its own first URL, as in
+        curl); ``Authorization``, ``Cookie`` and
         ``Proxy-Authorization`` are dropped once a redirect leaves that origin.
         """
         bare, credentials = semantics.split_credentials(url)
         if credentials is None:
             credentials = self.settings.credentials
+        authenticator = auth.Authenticator(credentials, self.settings.authMode)
         current = semantics.request_target(bare)
         origin = current
+        if self.cookies is not None:
+            self.cookies.begin(current)
         for hop in range(self.settings.maxRedirects + 1):
             sent = headers.copy()
-            if semantics.same_origin(current, origin):
-                if credentials is not None and not sent.hasHeader(b"authorization"):
-                    value = semantics.basic_authorization(credentials)
+            own = semantics.same_origin(current, origin)
+            ownAuthorization = sent.hasHeader(b"authorization")
+            if own:
+                value = authenticator.preemptive()
+                if value is not None and not ownAuthorization:
                     sent.setRawHeaders(b"authorization", [value.encode("latin-1")])
             else:
                 for name in _SENSITIVE:
                     sent.removeHeader(name)
-            response = await self._requestOnce(url, current, sent, deadline)
+            response = await self._requestCookies(url, current, sent, deadline)
+            if response.code == 401 and own and not ownAuthorization:
+                # --digest/--anyauth: answer the challenge once, on the same hop.
+                challenges = _headerValues(response.headers, b"www-authenticate")
+                answer = authenticator.answer("GET", auth.request_uri(current), challenges)
+                if answer is not None:
+                    await abandon(response)
+                    sent.setRawHeaders(b"authorization", [answer.encode("latin-1")])
+                    response = await self._requestCookies(url, current, sent, deadline)
             if response.code not in semantics.REDIRECTS:
                 return response
             location = _location(response.headers)
@@ -377,6 +418,23 @@ class Fetcher:
         raise TooManyRedirects(
             f"too many redirects (more than --max-redirs {self.settings.maxRedirects}).", url
         )
+
+    async def _requestCookies(
+        self, url: str, target: str, headers: Headers, deadline: Deadline
+    ) -> IResponse:
+        """
+        :meth:`_requestOnce`, with the cookie engine's ``Cookie`` sent (unless ``-H``
+        gave one) and the answer's ``Set-Cookie`` kept.
+        """
+        if self.cookies is None:
+            return await self._requestOnce(url, target, headers, deadline)
+        cookie = self.cookies.header(target)
+        if cookie is not None and not headers.hasHeader(b"cookie"):
+            headers = headers.copy()
+            headers.setRawHeaders(b"cookie", [cookie.encode("latin-1")])
+        response = await self._requestOnce(url, target, headers, deadline)
+        self.cookies.store(target, _headerValues(response.headers, b"set-cookie"))
+        return response
 
     async def _requestOnce(
         self, url: str, target: str, headers: Headers, deadline: Deadline
@@ -509,15 +567,21 @@ class Fetcher:
         path: str,
         options: _Options,
         reporthook: Callable[[int, int, int], object] | None,
+        fresh: bool = False,
     ) -> Retrieved:
         """
         One attempt at fetching ``url`` to ``path`` (resuming, conditional, verified).
+
+        :param fresh: ask for the whole body even when a ``.part`` could be resumed (its
+            server answered a resume with another version of the file).
         """
         extra: dict[str, str] = {}
         if options.newer:
             extra.update(files.conditional_headers(path))
         part = path + ".part"
-        offset = os.path.getsize(part) if options.resume and os.path.exists(part) else 0
+        offset = 0
+        if options.resume and not fresh and files.is_regular(part):
+            offset = os.path.getsize(part)
         if offset:
             extra["Range"] = f"bytes={offset}-"
             extra.update(files.range_condition(part))
@@ -538,13 +602,14 @@ class Fetcher:
                     complete.discard()  # a bad .part would fail the same way forever
                     raise
                 complete.commit()
-                files.forget_validators(part)
                 return Retrieved(url, path, response.headers, code, offset)
-            await _raiseForStatus(url, response)
+            await _raiseForStatus(url, response, self.settings.authMode)
+            serverNamed = False
             if options.contentDisposition:
                 name = files.disposition_name(_header(response.headers, b"content-disposition"))
                 if name is not None:
                     path = files.target_path(url, options.filename, options.outputDir, name)
+                    serverNamed = options.filename is None
                 try:
                     self.names.claim(path, options, url)
                 except FetchError:
@@ -556,24 +621,62 @@ class Fetcher:
                         url, path, response.headers, code, os.path.getsize(path), False, True
                     )
             resumed = code == 206
+            span = None
             if resumed:
-                # Never splice: only the range asked for, of the length it says.
+                # Never splice: only the range asked for, of the length it says, of the
+                # version whose start the .part holds.
                 await _checkRange(url, response, offset)
-            elif options.resume:
-                # A .part that may be continued later remembers what it is part of, so that
-                # the continuation can ask for the rest only if the file is unchanged.
-                etag = _header(response.headers, b"etag")
-                modified = _header(response.headers, b"last-modified")
-                if etag or modified:
-                    files.save_validators(part, url, etag, modified)
-                else:
-                    files.forget_validators(part)
-            # Opened (truncated unless resumed), written, verified and renamed on the
-            # disk thread (a small body: on the reactor thread, see Spool.inline).
+                if files.range_validator_changed(
+                    extra.get("If-Range"),
+                    _header(response.headers, b"etag"),
+                    _header(response.headers, b"last-modified"),
+                ):
+                    await abandon(response)
+                    deadline.cancel()
+                    return await self._retrieveOnce(url, path, options, reporthook, fresh=True)
+                span = _completeSize(response)
+            # A file is opened (truncated unless resumed) and locked now, before anything
+            # beside it is written: from here on it is this transfer's alone.  A FIFO or a
+            # terminal (which may block the open) is opened on the disk thread.
             hashed = options.sha256 is not None or options.onlyIfChanged
-            sink = _LazySink(
-                lambda: files.open_sink(path, resumed, options.noClobber, hashed, options.stream)
+            sink = _Target(
+                lambda: files.open_sink(
+                    path, resumed, options.noClobber, hashed, options.stream, serverNamed
+                )
             )
+            if not options.stream:
+                try:
+                    sink.open()
+                except FetchError:
+                    await abandon(response)
+                    raise
+            validators = None
+            try:
+                if resumed and sink.offset != offset:
+                    raise FileError(
+                        f"{part!r} changed while its rest was being asked for; not continued.",
+                        url,
+                    )
+                if options.resume and not resumed:
+                    # A .part that may be continued later remembers what it is part of, so
+                    # the continuation asks for the rest only if the file is unchanged.
+                    etag = _header(response.headers, b"etag")
+                    modified = _header(response.headers, b"last-modified")
+                    if etag or modified:
+                        files.save_validators(part, url, etag, modified)
+                if options.newer:
+                    # Written before the file is renamed, put in place right after it: a
+                    # full disk fails the run with nothing changed.
+                    validators = files.prepare_validators(
+                        path,
+                        url,
+                        _header(response.headers, b"etag"),
+                        _header(response.headers, b"last-modified"),
+                    )
+            except BaseException:
+                await abandon(response)
+                sink.discard(keep=options.resume)
+                raise
             start = offset if resumed else 0
             total = -1 if response.length is UNKNOWN_LENGTH else start + int(response.length)
             blocks = 0
@@ -591,26 +694,26 @@ class Fetcher:
                 spool.inline = -1  # a FIFO or terminal may block: never on the reactor thread
             try:
                 await self._receive(url, response, spool, deadline, progress)
+                if span is not None and span[1] + 1 != span[2]:
+                    # The range was all there, the file is not: never saved as complete.
+                    await self._finish(url, spool)
+                    raise TruncatedBody(
+                        f"the server sent only bytes {span[0]}-{span[1]} of {span[2]}; "
+                        "the .part is kept for --continue.",
+                        url,
+                    )
                 await self._finish(
-                    url, spool, lambda: sink.complete(options.sha256, options.onlyIfChanged)
+                    url,
+                    spool,
+                    lambda: sink.complete(options.sha256, options.onlyIfChanged, validators),
                 )
             except BaseException as e:
                 # Keep the .part for --continue, unless it is what is wrong.
                 keep = options.resume and not isinstance(e, ChecksumMismatch)
                 sink.discard(keep=keep)
-                if options.resume and not keep:
-                    files.forget_validators(part)
+                if validators is not None:
+                    validators.discard()
                 raise
-            if options.resume:
-                # Only a resumable transfer remembers validators beside its .part.
-                files.forget_validators(part)
-            if options.newer:
-                files.save_validators(
-                    path,
-                    url,
-                    _header(response.headers, b"etag"),
-                    _header(response.headers, b"last-modified"),
-                )
             return Retrieved(url, path, response.headers, code, sink.written, not sink.unchanged)
         finally:
             deadline.cancel()
@@ -624,7 +727,7 @@ class Fetcher:
             deadline = Deadline(self.reactor, self.settings.idleTimeout, self.settings.maxTime)
             try:
                 response = await self._request(url, self._headers({}), deadline)
-                await _raiseForStatus(url, response)
+                await _raiseForStatus(url, response, self.settings.authMode)
                 if response.length is not UNKNOWN_LENGTH and int(response.length) > maxSize:
                     await abandon(response)
                     raise TooLarge(f"the body is {response.length} bytes, over {maxSize}.", url)
@@ -648,54 +751,79 @@ class Fetcher:
         return await self._withRetries(url, once)
 
 
-class _LazySink:
+class _Target:
     """
-    A :class:`files.Sink` opened on first use (on the disk thread, like every call here).
+    The :class:`files.Sink` of one transfer (opened by :meth:`open`, else on first use),
+    and how the transfer ends: put in place with its validators, or left alone when
+    unchanged.
     """
 
     def __init__(self, opener: Callable[[], files.Sink]) -> None:
         self._opener = opener
-        self.part: files.Sink | None = None
+        self._sink: files.Sink | None = None
         self.unchanged = False
 
-    def _get(self) -> files.Sink:
-        if self.part is None:
-            self.part = self._opener()
-        return self.part
+    def open(self) -> files.Sink:
+        """
+        The sink, opened now if it is not yet.
+        """
+        if self._sink is None:
+            self._sink = self._opener()
+        return self._sink
+
+    @property
+    def offset(self) -> int:
+        """
+        Bytes the file held when opened (a resumed ``.part``).
+        """
+        return self.open().offset
 
     def write_many(self, chunks: list[bytes]) -> None:
         """
-        Write ``chunks`` to the file, opening it first if needed.
+        Write ``chunks`` to the file (on the disk thread), opening it first if needed.
         """
-        self._get().write_many(chunks)
+        self.open().write_many(chunks)
 
-    def complete(self, sha256: str | None, onlyIfChanged: bool = False) -> None:
+    def complete(
+        self,
+        sha256: str | None,
+        onlyIfChanged: bool = False,
+        validators: files.Replacement | None = None,
+    ) -> None:
         """
-        Verify the checksum and rename into place; with ``onlyIfChanged``, drop the new
-        copy instead when it is byte for byte the existing file (:attr:`unchanged`).
+        Verify the checksum and rename into place, then put ``validators`` beside it;
+        with ``onlyIfChanged``, drop the new copy instead when it is byte for byte the
+        existing file (:attr:`unchanged`).
         """
-        part = self._get()
-        part.verify(sha256)
-        digest = part.digest.hexdigest() if part.digest is not None else None
-        if onlyIfChanged and digest and files.same_content(part.path, digest, part.written):
-            part.discard()
-            self.unchanged = True
-            return
-        part.commit()
+        try:
+            sink = self.open()
+            sink.verify(sha256)
+            digest = sink.digest.hexdigest() if sink.digest is not None else None
+            if onlyIfChanged and digest and files.same_content(sink.path, digest, sink.written):
+                sink.discard()
+                self.unchanged = True
+            else:
+                sink.commit()
+        except BaseException:
+            if validators is not None:
+                validators.discard()
+            raise
+        if validators is not None:
+            validators.commit()
 
     def discard(self, keep: bool) -> None:
         """
         Remove the file being written (keep the ``.part`` with ``keep``).
         """
-        if self.part is not None:
-            self.part.discard(keep)
+        if self._sink is not None:
+            self._sink.discard(keep)
 
     @property
     def written(self) -> int:
         """
         Bytes written so far.
         """
-        return self.part.written if self.part is not None else 0
+        return self._sink.written if self._sink is not None else 0
 
 
 @attrs.frozen
@@ -754,6 +882,13 @@ def _header(headers: Headers, name: bytes) -> str | None:
     return values[0].decode("latin-1") if values else None
 
 
+def _headerValues(headers: Headers, name: bytes) -> list[str]:
+    """
+    Every value of header ``name`` as text (latin-1).
+    """
+    return [value.decode("latin-1") for value in headers.getRawHeaders(name, [])]
+
+
 def _location(headers: Headers) -> str | None:
     """
     The ``Location`` header as text: UTF-8 when it is (as browsers read it), else each
@@ -769,9 +904,10 @@ def _location(headers: Headers) -> str | None:
         return "".join(chr(b) if b < 0x80 else f"%{b:02X}" for b in value)
 
 
-async def _raiseForStatus(url: str, response: IResponse) -> None:
+async def _raiseForStatus(url: str, response: IResponse, authMode: str = "basic") -> None:
     """
-    Fail for a status of 300 or more (an unfollowed redirect, or an error).
+    Fail for a status of 300 or more (an unfollowed redirect, or an error); a ``401``
+    says which authentication the server asks for (under ``authMode``).
     """
     code = response.code
     if code < 300:
@@ -779,11 +915,14 @@ async def _raiseForStatus(url: str, response: IResponse) -> None:
     await abandon(response)
     phrase = response.phrase.decode("latin-1", "replace")
     if code < 400:
-        raise ProtocolError(
-            f"the server answered {code} {phrase} and no redirect was followed.", url
-        )
+        raise unfollowed_status(url, code, phrase)
+    detail = ""
+    if code == 401:
+        challenges = _headerValues(response.headers, b"www-authenticate")
+        detail = auth.unauthorized_detail(challenges, authMode)
+        detail = f" ({detail})" if detail else ""
     raise HTTPStatusError(
-        f"the server answered {code} {phrase}; nothing saved.",
+        f"the server answered {code} {phrase}{detail}; nothing saved.",
         url,
         code,
         semantics.retry_after(_header(response.headers, b"retry-after")),
@@ -800,6 +939,17 @@ async def _checkRange(url: str, response: IResponse, offset: int) -> None:
     except FetchError:
         await abandon(response)
         raise
+
+
+def _completeSize(response: IResponse) -> tuple[int, int, int] | None:
+    """
+    For a ``206``: ``(first, last, total)`` from its ``Content-Range``, or ``None`` when
+    the whole file's size is not said (``bytes A-B/*``).
+    """
+    span = semantics.parse_content_range(_header(response.headers, b"content-range"))
+    if span is None or span[2] is None:
+        return None
+    return span[0], span[1], span[2]
 
 
 def _completeRange(response: IResponse, offset: int) -> bool:

@@ -10,8 +10,11 @@ ends with the same sentence and the same exit status whichever engine ran.
 
 from __future__ import annotations
 
-import urllib.parse
+import re
 from collections.abc import Mapping, Sequence
+
+from twisted_journey import errors
+from twisted_journey.records import printable
 
 __all__ = [
     "EXIT_CHECKSUM",
@@ -39,10 +42,17 @@ __all__ = [
     "TooManyRedirects",
     "TruncatedBody",
     "UnsupportedURL",
+    "chunk_line_too_long",
     "describe_url",
     "exit_status",
     "failure_line",
+    "headers_too_large",
     "is_retryable_status",
+    "malformed_chunk",
+    "max_time_exceeded",
+    "proxy_failure",
+    "too_many_header_fields",
+    "unfollowed_status",
 ]
 
 
@@ -92,18 +102,28 @@ EXIT_CODES: Mapping[int, str] = {
     EXIT_TLS: "the TLS handshake or certificate verification failed",
     EXIT_TIMEOUT: "a connect, idle or total time limit ran out",
     EXIT_TRUNCATED: "the answer was cut short, longer than announced, or malformed (range, coding, headers)",
-    EXIT_HTTP: "the server answered with an HTTP status of 400 or more",
+    EXIT_HTTP: "the server answered with an HTTP status of 400 or more, or a 3xx that is "
+    "not a redirect (300, an unasked-for 304, an unknown 3xx)",
     EXIT_REDIRECTS: "too many redirects",
     EXIT_CHECKSUM: "the body did not match --sha256",
     EXIT_TOO_LARGE: "the body (or its decoded form) was larger than allowed",
 }
 
 
+#: ``//user:password@`` in a sentence: the password is replaced by ``***`` (a port
+#: followed by a path holding ``@``, ``//host:8080/a@b``, is left alone).
+_USERINFO = re.compile(r"(//[^\s/?#@:'\"]*):(?!\d*[/?#\s'\"])[^\s@'\"]*@")
+
+
 class FetchError(Exception):
     """
     Why fetching one URL failed: a sentence for a person and an exit status.
 
-    Subclasses are the failure classes a caller can branch on; ``str()`` is the sentence.
+    Subclasses are the failure classes a caller can branch on; ``str()`` is the sentence,
+    with whatever a server or a URL put in it made :func:`~twisted_journey.records.printable`
+    (a reason phrase can carry terminal escapes), and the password of any
+    ``scheme://user:password@`` in it shown as ``***`` (a library's exception text quoting
+    a URL included).
 
     :ivar url: the URL that failed (may be empty when unknown).
     :ivar exitCode: the ``journey fetch`` exit status for this class of failure.
@@ -114,6 +134,7 @@ class FetchError(Exception):
     retryable = False
 
     def __init__(self, message: str, url: str = "") -> None:
+        message = _USERINFO.sub(r"\1:***@", printable(message))
         super().__init__(message)
         self.message = message
         self.url = url
@@ -175,7 +196,8 @@ class ProtocolError(FetchError):
 
 class HTTPStatusError(FetchError):
     """
-    The final response had a status of 400 or more.
+    The final response had a status of 400 or more, or a ``3xx`` that is not followed
+    (:func:`unfollowed_status`).
 
     :ivar status: the HTTP status code.
     :ivar retryAfter: seconds from a ``Retry-After`` header, or ``None``.
@@ -229,6 +251,84 @@ def exit_status(errors: Sequence[FetchError | None]) -> int:
     return EXIT_OK
 
 
+def headers_too_large(limit: int) -> ProtocolError:
+    """
+    The failure for response headers (interim ``1xx`` answers included) past ``limit``
+    bytes.
+    """
+    return ProtocolError(
+        f"the server sent more than {limit} bytes of response headers "
+        "(--max-header-bytes); nothing saved."
+    )
+
+
+def too_many_header_fields(limit: int) -> ProtocolError:
+    """
+    The failure for more than ``limit`` response header fields (interim ``1xx`` answers
+    included).
+    """
+    return ProtocolError(
+        f"the server sent more than {limit} response header fields (--max-headers); nothing saved."
+    )
+
+
+def malformed_chunk(detail: str) -> ProtocolError:
+    """
+    The failure for a chunked body whose framing is broken (``detail`` says how: a chunk
+    size that is not hexadecimal, a chunk line longer than allowed...): a framing error,
+    not a body cut short.
+    """
+    return ProtocolError(f"the server sent a malformed chunked body ({detail}); nothing saved.")
+
+
+def chunk_line_too_long(limit: int) -> ProtocolError:
+    """
+    The failure for a chunk size line (chunk extensions included) longer than ``limit``
+    bytes, as both engines read them (:data:`twisted_journey.fetch.semantics.MAX_CHUNK_LINE`).
+    """
+    return malformed_chunk(f"a chunk size line longer than {limit} bytes")
+
+
+def unfollowed_status(url: str, code: int, phrase: str) -> HTTPStatusError:
+    """
+    The failure for a final ``3xx`` answer that is not a redirect journey follows
+    (``300 Multiple Choices``, ``304 Not Modified`` to a request that was not
+    conditional, ``305``, an unknown ``3xx``): nothing to save, exit 8 (``EXIT_HTTP``),
+    in both engines.
+    """
+    return HTTPStatusError(
+        f"the server answered {code} {phrase}, which is not a redirect journey follows; "
+        "nothing saved.",
+        url,
+        code,
+    )
+
+
+def max_time_exceeded(seconds: float, url: str = "") -> Timeout:
+    """
+    The failure for a URL not fetched within ``--max-time`` seconds.
+    """
+    return Timeout(f"not complete within --max-time {seconds:g} seconds.", url)
+
+
+def proxy_failure(kind: str, host: str, port: int | str, detail: str = "") -> FetchError:
+    """
+    The failure for a proxy that could not be reached: the proxy is named, never the
+    target (which was not reached either).
+
+    :param kind: :data:`twisted_journey.errors.REFUSED`, ``RESOLVE``, ``TIMEOUT`` or
+        ``UNREACHABLE``.
+    """
+    name = f"the proxy {errors.place(host, port)}"
+    if kind == errors.REFUSED:
+        return NetworkError(f"connection to {name} refused: is the proxy running?")
+    if kind == errors.RESOLVE:
+        return NetworkError(f"cannot resolve the host name of {name}.")
+    if kind == errors.TIMEOUT:
+        return Timeout(f"cannot connect to {name} in time.")
+    return NetworkError(f"cannot reach {name}: {detail or 'unknown error'}.")
+
+
 def failure_line(program: str, url: str, error: FetchError) -> str:
     """
     The one stderr line for a URL that failed.
@@ -239,24 +339,35 @@ def failure_line(program: str, url: str, error: FetchError) -> str:
 def describe_url(url: str) -> str:
     """
     ``url`` for messages, logs and mirror events: a password in it is shown as ``***``
-    (``http://user:***@host/``).  Never raises, even for a malformed URL.
+    (``http://user:***@host/``), and anything that could be one too: in
+    ``http://u:pa/SECRET@host/`` (which ``urlsplit`` reads as host ``u``, port ``pa``)
+    everything between the first ``:`` and the last ``@`` of the part before any
+    ``?`` or ``#`` is hidden.  The result is :func:`~twisted_journey.records.printable`.
+    Never raises, even for a malformed URL.
     """
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        parts = None
-    if parts is None:
-        # Unparseable: hide whatever sits between "//" and the last "@" before the path.
-        head, sep, rest = url.partition("//")
-        authority, slash, tail = rest.partition("/")
-        if sep and "@" in authority:
-            userinfo, _, host = authority.rpartition("@")
-            user = userinfo.partition(":")[0]
-            return f"{head}//{user}:***@{host}{slash}{tail}"
+    return printable(_hide_password(url))
+
+
+def _hide_password(url: str) -> str:
+    """
+    ``url`` with its password (or what may be one) replaced by ``***``.
+    """
+    head, sep, rest = url.partition("//")
+    if not sep:
         return url
-    if "@" not in parts.netloc:
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    first = rest[:end]
+    hostport = first.rpartition("]")[2] if first.startswith("[") else first
+    if "@" in first:
+        # A plain user:password@host: hide up to the authority's last "@".
+        userinfo, _, host = first.rpartition("@")
+        tail = host + rest[end:]
+    elif "@" in rest and ":" in hostport and not hostport.rpartition(":")[2].isdigit():
+        # u:pa/ss@host (or pa?ss, pa#ss): a password holding a delimiter, which urlsplit
+        # takes for a port followed by a path; hide up to the last "@".
+        userinfo, _, tail = rest.rpartition("@")
+    else:
         return url
-    userinfo, _, hostport = parts.netloc.rpartition("@")
     user, colon, _ = userinfo.partition(":")
     hidden = f"{user}:***@" if colon else f"{user}@"
-    return urllib.parse.urlunsplit(parts._replace(netloc=hidden + hostport))
+    return f"{head}//{hidden}{tail}"

@@ -8,11 +8,20 @@ Both fetchers (:mod:`twisted_journey.fetch`, :mod:`twisted_journey.fallback.fetc
 the mirror (:mod:`twisted_journey.fetch.mirror`) name files here, so a URL gets the same local
 name whichever of them fetched it.  A name chosen by someone else (the server's
 ``Content-Disposition``, a line of the URL list) is reduced to a safe basename: no
-directory parts, no ``..``, no control characters, a bounded length.
+directory parts, no ``..``, no control characters, a bounded length, and it never
+replaces an existing file (:func:`refuse_server_name`).
+
+Every file written here is its writer's from creation to rename: it is created with
+``O_EXCL|O_NOFOLLOW`` and locked (``flock``) at once, so a second download of the same
+name, in any process, fails with one sentence instead of writing into it; and it is
+renamed or removed only while its name still holds the file written (``fstat`` of the
+descriptor against ``lstat`` of the name).  A file with other hard links is never
+written into.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.message
 import email.utils
 import hashlib
@@ -25,6 +34,11 @@ import unicodedata
 import urllib.parse
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no advisory locks
+    fcntl = None  # type: ignore[assignment]
+
 from twisted_journey.fetch.errors import ChecksumMismatch, FileError, UnsupportedURL, describe_url
 from twisted_journey.fetch.semantics import check_url
 
@@ -34,6 +48,7 @@ __all__ = [
     "STDOUT",
     "NameRegistry",
     "PartFile",
+    "Replacement",
     "Sink",
     "StreamSink",
     "conditional_headers",
@@ -46,9 +61,14 @@ __all__ = [
     "open_existing",
     "open_new",
     "open_sink",
+    "own_existing",
+    "own_new",
     "parse_url_list",
+    "prepare_validators",
     "range_condition",
+    "range_validator_changed",
     "read_regular",
+    "refuse_server_name",
     "replace_atomically",
     "safe_basename",
     "same_content",
@@ -214,8 +234,9 @@ def open_new(path: str, replace: bool = False, mode: int = 0o666) -> int:
     Create ``path`` for writing and return its descriptor, never writing through a
     symbolic link, FIFO or device at that name.
 
-    :param replace: remove a regular file already at ``path`` first; otherwise anything
-        there is an error.
+    :param replace: remove a regular file already at ``path`` first (unless another
+        download holds it or it has other hard links); otherwise anything there is an
+        error.
     :raises FileError: when the name is taken (by a symbolic link, directory, FIFO or
         device, or by anything unless ``replace``) or cannot be created.
     """
@@ -234,15 +255,33 @@ def open_new(path: str, replace: bool = False, mode: int = 0o666) -> int:
                 raise FileError(f"cannot write {path!r}: {e.strerror or e}.") from None
             if not stat.S_ISREG(there):
                 raise FileError(f"{path!r} is {_kind(there)}; not written through.") from None
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                raise FileError(f"cannot replace {path!r}: {e.strerror or e}.") from None
+            _remove_stale(path)
         except OSError as e:
             raise FileError(f"cannot write {path!r}: {e.strerror or e}.") from None
     raise FileError(f"{path!r} keeps being recreated by someone else; not written.")
+
+
+def _remove_stale(path: str) -> None:
+    """
+    Remove the regular file at ``path`` unless another download holds it (:func:`_lock`)
+    or it has other hard links, which are :class:`FileError`; it is removed only while
+    locked here and still at that name.
+    """
+    try:
+        stale = open_existing(path, write=True)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise FileError(f"cannot write {path!r}: {e.strerror or e}.") from None
+    try:
+        _lock(stale, path)
+        _single(stale, path)
+        if _is(stale, path):
+            os.unlink(path)
+    except OSError as e:
+        raise FileError(f"cannot replace {path!r}: {e.strerror or e}.") from None
+    finally:
+        os.close(stale)
 
 
 def open_existing(path: str, write: bool = False) -> int:
@@ -275,53 +314,197 @@ def open_existing(path: str, write: bool = False) -> int:
     return fd
 
 
+def _lock(fd: int, path: str) -> None:
+    """
+    Take an exclusive, non-blocking ``flock`` on ``fd`` (the file at ``path``): the file
+    is ours for as long as the descriptor stays open.
+
+    :raises FileError: when another process (or another open of it in this one) holds it.
+    """
+    if fcntl is None:  # pragma: no cover
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise FileError(_busy(path)) from None
+    except OSError as e:
+        raise FileError(f"cannot lock {path!r}: {e.strerror or e}.") from None
+
+
+def _busy(path: str) -> str:
+    """
+    The sentence for a file another download is writing.
+    """
+    return f"{path!r} is being written by another download; not touched."
+
+
+def _is(fd: int, path: str) -> bool:
+    """
+    Whether the name ``path`` (not a link's target) is still the file open as ``fd``.
+    """
+    try:
+        mine, there = os.fstat(fd), os.lstat(path)
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _single(fd: int, path: str) -> None:
+    """
+    Raise :class:`FileError` when the file open as ``fd`` has other hard links: writing
+    into it would write into a file of another name.
+    """
+    links = os.fstat(fd).st_nlink
+    if links > 1:
+        raise FileError(f"{path!r} has {links} hard links; not written through.")
+
+
+def own_new(path: str, mode: int = 0o666) -> int:
+    """
+    Create ``path`` (:func:`open_new` with ``replace``), lock it (:func:`_lock`) and
+    return its descriptor.  A stale regular file at ``path`` that nobody holds (a crashed
+    run's) is removed first; one another download holds, a link, a file with other hard
+    links, a FIFO or a device is an error and is left as it is.
+
+    :raises FileError: as said, or when the file cannot be created.
+    """
+    fd = open_new(path, replace=True, mode=mode)
+    try:
+        _lock(fd, path)
+        if not _is(fd, path):  # taken over between our open and our lock
+            raise FileError(_busy(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def own_existing(path: str) -> int:
+    """
+    Open the regular file ``path`` to append to it, locked (:func:`_lock`), refusing a
+    link, FIFO or device there and a file with other hard links.
+
+    :raises FileNotFoundError: when there is nothing at ``path``.
+    :raises FileError: as said, or when another download holds it.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise FileError(f"cannot open {path!r}: {e.strerror or e}.") from None
+    if not stat.S_ISREG(mode):
+        raise FileError(f"{path!r} is {_kind(mode)}, not a regular file; not used.")
+    fd = open_existing(path, write=True)
+    try:
+        _lock(fd, path)
+        _single(fd, path)
+        if not _is(fd, path):
+            raise FileError(_busy(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def temporary_beside(path: str) -> tuple[str, int]:
     """
-    A new, exclusively created temporary file in ``path``'s directory, with a random
-    name (``.NAME.RANDOM.tmp``): ``(its name, its descriptor)``.
+    A new, exclusively created and locked temporary file in ``path``'s directory, with a
+    random name (``.NAME.RANDOM.tmp``): ``(its name, its descriptor)``.
     """
     directory, name = os.path.split(path)
     for _ in range(8):
         candidate = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
         try:
-            return candidate, open_new(candidate)
+            fd = open_new(candidate)
         except FileError:
             if os.path.lexists(candidate):
                 continue
             raise
+        try:
+            _lock(fd, candidate)
+        except BaseException:
+            os.close(fd)
+            raise
+        return candidate, fd
     raise FileError(f"cannot create a temporary file beside {path!r}.")
 
 
-def replace_atomically(temporary: str, final: str) -> None:
+def replace_atomically(temporary: str, final: str, fd: int | None = None) -> None:
     """
     Rename ``temporary`` to ``final``.  A symbolic link at ``final`` is replaced (the link,
     never its target); a directory, FIFO, device or socket there is an error and
     ``temporary`` is removed.
+
+    :param fd: ``temporary``'s open descriptor: the rename happens only while the name is
+        still that file (another process's file is neither renamed nor removed).
     """
     try:
+        if fd is not None and not _is(fd, temporary):
+            raise FileError(f"{temporary!r} was replaced by another process; not renamed.")
         _replaceable(final)
         os.replace(temporary, final)
     except FileError:
-        _unlink(temporary)
+        if fd is None or _is(fd, temporary):
+            _unlink(temporary)
         raise
     except OSError as e:
         _unlink(temporary)
         raise FileError(f"cannot rename {temporary!r} to {final!r}: {e.strerror or e}.") from None
 
 
+class Replacement:
+    """
+    A new version of the small file ``path``, written at once to a locked temporary file
+    beside it and put in place by :meth:`commit` (or dropped by :meth:`discard`): write
+    it before the change it describes, so that a full disk fails the run before anything
+    is renamed.
+
+    :raises FileError: when the temporary file cannot be created or written, or
+        something at ``path`` could not be replaced by it.
+    """
+
+    def __init__(self, path: str, data: bytes) -> None:
+        self.path = path
+        _replaceable(path)  # a directory or FIFO there would fail the rename: fail now
+        self.temporary, fd = temporary_beside(path)
+        self._fd: int | None = fd
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as e:
+            self.discard()
+            raise FileError(f"cannot write {self.temporary!r}: {e.strerror or e}.") from None
+
+    def commit(self) -> None:
+        """
+        Rename the temporary file to :attr:`path` (see :func:`replace_atomically`).
+        """
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            replace_atomically(self.temporary, self.path, fd)
+        finally:
+            os.close(fd)
+
+    def discard(self) -> None:
+        """
+        Remove the temporary file (idempotent).
+        """
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            if _is(fd, self.temporary):
+                _unlink(self.temporary)
+            os.close(fd)
+
+
 def write_atomically(path: str, data: bytes) -> None:
     """
-    Replace ``path`` with ``data`` through a temporary file beside it
-    (:func:`temporary_beside`, :func:`replace_atomically`).
+    Replace ``path`` with ``data`` through a temporary file beside it (:class:`Replacement`).
     """
-    temporary, fd = temporary_beside(path)
-    try:
-        with open(fd, "wb") as f:
-            f.write(data)
-    except OSError as e:
-        _unlink(temporary)
-        raise FileError(f"cannot write {temporary!r}: {e.strerror or e}.") from None
-    replace_atomically(temporary, path)
+    Replacement(path, data).commit()
 
 
 def read_regular(path: str, limit: int = 1 << 20) -> bytes | None:
@@ -469,20 +652,37 @@ def load_validators(path: str) -> dict[str, str]:
     }
 
 
-def save_validators(path: str, url: str, etag: str | None, last_modified: str | None) -> None:
+def prepare_validators(
+    path: str, url: str, etag: str | None, last_modified: str | None
+) -> Replacement | None:
     """
-    Remember the validators of the file just written at ``path`` (atomically, never
-    through a link planted at the record's name); nothing when ``path`` is not a regular
-    file.
+    The validators record of the file about to be put at ``path``, written now to a
+    locked temporary file (:class:`Replacement`) and put in place by its ``commit`` once
+    the file itself is; ``None`` when ``path`` is not a regular file (``-o /dev/null``, a
+    FIFO, standard output: nothing to remember beside it).
+
+    :raises FileError: when the record cannot be written (a full disk): before anything
+        is renamed.
     """
     record = {"url": url}
     if etag:
         record["etag"] = etag
     if last_modified:
         record["last-modified"] = last_modified
-    if os.path.lexists(path) and not is_regular(path):
-        return  # -o /dev/null, a FIFO, stdout: nothing to remember beside it
-    write_atomically(validators_path(path), json.dumps(record).encode("utf-8"))
+    if path == STDOUT or (os.path.lexists(path) and not is_regular(path)):
+        return None
+    return Replacement(validators_path(path), json.dumps(record).encode("utf-8"))
+
+
+def save_validators(path: str, url: str, etag: str | None, last_modified: str | None) -> None:
+    """
+    Remember the validators of the file just written at ``path`` (atomically, never
+    through a link planted at the record's name); nothing when ``path`` is not a regular
+    file.
+    """
+    pending = prepare_validators(path, url, etag, last_modified)
+    if pending is not None:
+        pending.commit()
 
 
 def conditional_headers(path: str) -> dict[str, str]:
@@ -517,6 +717,37 @@ def range_condition(part: str) -> dict[str, str]:
     if "last-modified" in remembered:
         return {"If-Range": remembered["last-modified"]}
     return {}
+
+
+def range_validator_changed(
+    condition: str | None, etag: str | None, last_modified: str | None
+) -> bool:
+    """
+    Whether a ``206`` carrying ``etag``/``last_modified`` is of another version than the
+    one our ``If-Range: CONDITION`` named (a server that ignores ``If-Range``): appending
+    it would splice two versions.  A validator the answer does not carry cannot differ.
+    """
+    if not condition:
+        return False
+    if condition.startswith(('"', "W/")):
+        return etag is not None and etag.strip() != condition
+    return last_modified is not None and last_modified.strip() != condition
+
+
+def refuse_server_name(path: str) -> None:
+    """
+    Raise :class:`FileError` when something is at ``path``, a name the server chose
+    (``Content-Disposition``): such a name never replaces an existing file.
+    """
+    if os.path.lexists(path):
+        raise FileError(_server_named(path))
+
+
+def _server_named(path: str) -> str:
+    return (
+        f"{path!r} already exists and the server chose that name; not replaced "
+        "(use -o to choose the name yourself)."
+    )
 
 
 def forget_validators(path: str) -> None:
@@ -691,51 +922,94 @@ class PartFile(Sink):
     """
     A body being written to ``PATH.part``, renamed to ``PATH`` by :meth:`commit`.
 
-    Neither name is ever written through a symbolic link, FIFO or device planted there:
-    the ``.part`` is created with ``O_EXCL|O_NOFOLLOW`` (a stale regular file there is
-    removed first, a link is an error) or, to resume, reopened with ``O_NOFOLLOW`` and checked to be a regular
-    file; the rename replaces a link at ``PATH`` (not its target) and refuses a directory,
-    FIFO or device there (:func:`replace_atomically`).
+    The ``.part`` is this object's for its whole life: it is created (or, to resume,
+    reopened) and locked at once (:func:`own_new`, :func:`own_existing`), so a second
+    download of the same name -- in another process or this one -- fails instead of
+    writing into it, and it is renamed or removed only while the name is still the file
+    written here.  Neither name is ever written through a symbolic link, a FIFO, a device
+    or a file with other hard links; the rename replaces a link at ``PATH`` (not its
+    target) and refuses a directory, FIFO or device there.  The validators remembered
+    beside the ``.part`` (for ``--continue``) go with it: :meth:`commit` and
+    :meth:`discard` (unless ``keep``) forget them while the ``.part`` is still held.
 
     :param path: the final name.
     :param resume: append to an existing ``.part`` (for ``--continue``).
     :param no_clobber: make :meth:`commit` fail rather than replace an existing file.
-    :param sha256: keep a SHA-256 of everything written (including a resumed start).
+    :param sha256: keep a SHA-256 of everything written (including a resumed start, read
+        on the first write or :meth:`verify`, off the caller's thread when it writes from
+        another).
+    :param server_named: the server chose ``path``: like ``no_clobber``, with a sentence
+        that says so.
     """
 
     part: str
 
     def __init__(
-        self, path: str, resume: bool = False, no_clobber: bool = False, sha256: bool = False
+        self,
+        path: str,
+        resume: bool = False,
+        no_clobber: bool = False,
+        sha256: bool = False,
+        server_named: bool = False,
     ) -> None:
         super().__init__(path, sha256)
         self.part = path + ".part"
-        self.no_clobber = no_clobber
-        if not no_clobber:
+        self.server_named = server_named
+        self.no_clobber = no_clobber or server_named
+        if server_named:
+            refuse_server_name(path)
+        elif not no_clobber:
             _replaceable(path)  # fail before the transfer, not after it
         fd = None
         if resume:
             try:
-                fd = open_existing(self.part, write=True)
+                fd = own_existing(self.part)
             except FileNotFoundError:
                 fd = None
-            except OSError as e:
-                raise FileError(f"cannot write {self.part!r}: {e.strerror or e}.") from None
         if fd is None:
-            fd = open_new(self.part, replace=True)
+            fd = own_new(self.part)
+            _quietly_forget(self.part)  # a stale .part's record does not describe this one
         else:
             try:
                 self.offset = os.lseek(fd, 0, os.SEEK_END)
-                if self.digest is not None:
-                    os.lseek(fd, 0, os.SEEK_SET)
-                    while block := os.read(fd, 1 << 20):
-                        self.digest.update(block)
-                    os.lseek(fd, 0, os.SEEK_END)
             except OSError as e:
                 os.close(fd)
                 raise FileError(f"cannot read {self.part!r}: {e.strerror or e}.") from None
         self._fd = fd
         self.written = self.offset
+        self._unread = self.offset if self.digest is not None else 0
+
+    def _catchUp(self) -> None:
+        """
+        Hash the resumed start of the ``.part`` (once).
+        """
+        if not self._unread:
+            return
+        assert self._fd is not None
+        try:
+            os.lseek(self._fd, 0, os.SEEK_SET)
+            left = self._unread
+            while left and (block := os.read(self._fd, min(left, 1 << 20))):
+                self.digest.update(block)
+                left -= len(block)
+            os.lseek(self._fd, 0, os.SEEK_END)
+        except OSError as e:
+            raise FileError(f"cannot read {self.part!r}: {e.strerror or e}.") from None
+        self._unread = 0
+
+    def write_many(self, chunks: list[bytes]) -> None:
+        """
+        Append every chunk (see :meth:`Sink.write_many`).
+        """
+        self._catchUp()
+        super().write_many(chunks)
+
+    def verify(self, sha256: str | None) -> None:
+        """
+        Raise :class:`ChecksumMismatch` unless the whole file's SHA-256 is ``sha256``.
+        """
+        self._catchUp()
+        super().verify(sha256)
 
     def restart(self) -> None:
         """
@@ -744,37 +1018,65 @@ class PartFile(Sink):
         assert self._fd is not None
         os.lseek(self._fd, 0, os.SEEK_SET)
         os.ftruncate(self._fd, 0)
-        self.offset = self.written = 0
+        self.offset = self.written = self._unread = 0
         if self.digest is not None:
             self.digest = hashlib.sha256()
 
     def commit(self) -> None:
         """
-        Close and move the complete ``.part`` to the final name.
+        Move the complete ``.part`` to the final name, then close it.  The ``.part`` is
+        removed instead when the final name cannot take it.
+
+        :raises FileError: when the final name refuses it, or when the ``.part`` is no
+            longer the file written here (then it is left alone).
         """
-        self.close()
-        if not self.no_clobber:
-            replace_atomically(self.part, self.path)
-            return
+        fd = self._fd
+        if fd is None:
+            raise FileError(f"{self.part!r} was already closed; not renamed.")
         try:
-            os.link(self.part, self.path)  # never follows a link at self.path
-            os.unlink(self.part)
-        except FileExistsError:
-            self.discard()
-            raise FileError(
-                f"{self.path!r} appeared meanwhile; not replaced (--no-clobber)."
-            ) from None
-        except OSError as e:
-            self.discard()
-            raise FileError(f"cannot rename {self.part!r}: {e.strerror or e}.") from None
+            if not _is(fd, self.part):
+                raise FileError(
+                    f"{self.part!r} was replaced by another process meanwhile; not renamed."
+                )
+            _quietly_forget(self.part)
+            if not self.no_clobber:
+                replace_atomically(self.part, self.path, fd)
+                return
+            try:
+                os.link(self.part, self.path)  # never follows a link at self.path
+            except FileExistsError:
+                _unlink(self.part)
+                if self.server_named:
+                    raise FileError(_server_named(self.path)) from None
+                raise FileError(
+                    f"{self.path!r} appeared meanwhile; not replaced (--no-clobber)."
+                ) from None
+            except OSError as e:
+                _unlink(self.part)
+                raise FileError(f"cannot rename {self.part!r}: {e.strerror or e}.") from None
+            _unlink(self.part)
+        finally:
+            self.close()
 
     def discard(self, keep: bool = False) -> None:
         """
-        Close, and remove the ``.part`` unless ``keep`` (for a later ``--continue``).
+        Close, and remove the ``.part`` (and its remembered validators) unless ``keep``
+        (for a later ``--continue``), if it is still the file written here.
         """
-        self.close()
-        if not keep:
+        fd = self._fd
+        if fd is not None and not keep and _is(fd, self.part):
+            _quietly_forget(self.part)
             _unlink(self.part)
+        self.close()
+
+
+def _quietly_forget(path: str) -> None:
+    """
+    :func:`forget_validators`, ignoring failure (the record of a ``.part`` is read only
+    while that ``.part`` exists).
+    """
+    with contextlib.suppress(FileError):
+        forget_validators(path)
 
 
 class StreamSink(Sink):
@@ -847,6 +1149,7 @@ def open_sink(
     no_clobber: bool = False,
     sha256: bool = False,
     stream: bool = False,
+    server_named: bool = False,
 ) -> Sink:
     """
     The :class:`Sink` for a body going to ``path``.
@@ -855,11 +1158,11 @@ def open_sink(
         character device or a terminal, write into it (:class:`StreamSink`).  Otherwise
         (a name from the URL, the server or a URL list) such a file is an error, never
         written through or replaced.
-    :param resume, no_clobber, sha256: as for :class:`PartFile`.
+    :param resume, no_clobber, sha256, server_named: as for :class:`PartFile`.
     """
     if stream and streams_into(path):
         return StreamSink(path, sha256)
-    return PartFile(path, resume, no_clobber, sha256)
+    return PartFile(path, resume, no_clobber, sha256, server_named)
 
 
 def same_content(path: str, sha256: str, size: int) -> bool:

@@ -34,13 +34,14 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
+from twisted_journey.errors import plural
+from twisted_journey.fetch import cookies, files
 from twisted_journey.fetch import errors as fetch_errors
-from twisted_journey.fetch import files
 from twisted_journey.fetch.agent import classify
 from twisted_journey.fetch.client import Fetcher, FetchSettings
 from twisted_journey.fetch.errors import FetchError, describe_url
 
-__all__ = ["MirrorService", "Mirrored", "run"]
+__all__ = ["MirrorService", "Mirrored", "run", "settingsFromOptions"]
 
 
 @attrs.define
@@ -65,7 +66,10 @@ class MirrorService(Service):
     :param parallel: transfers at once.
     :param once: try every URL one time, then stop the reactor.
     :param maxBackoff: the longest wait before retrying a failing URL.
-    :param fetcher: a :class:`Fetcher` to use (tests); built from ``parallel`` otherwise.
+    :param fetcher: a :class:`Fetcher` to use (tests); built from ``settings`` (with
+        ``parallel``) otherwise.
+    :param settings: the :class:`FetchSettings` of the fetcher built here (credentials,
+        ``authMode``, cookies...); default ``FetchSettings()``.
     :ivar cycles: refresh passes completed.
     :ivar failed: URLs that failed in the last pass.
     :ivar failures: the :class:`FetchError` of each URL that failed in the last pass.
@@ -83,6 +87,7 @@ class MirrorService(Service):
         maxBackoff: float = 86400.0,
         reactor: Any = None,
         fetcher: Fetcher | None = None,
+        settings: FetchSettings | None = None,
     ) -> None:
         self.urlsPath = urlsPath
         self.outputDir = outputDir
@@ -92,6 +97,7 @@ class MirrorService(Service):
         self.maxBackoff = maxBackoff
         self._reactor = reactor
         self.fetcher = fetcher
+        self.settings = settings if settings is not None else FetchSettings()
         self.entries: dict[str, Mirrored] = {}
         self.cycles = 0
         self.failed = 0
@@ -111,7 +117,8 @@ class MirrorService(Service):
     def startService(self) -> None:
         super().startService()
         if self.fetcher is None:
-            self.fetcher = Fetcher(self.reactor, settings=FetchSettings(parallel=self.parallel))
+            settings = attrs.evolve(self.settings, parallel=self.parallel)
+            self.fetcher = Fetcher(self.reactor, settings=settings)
         self._next = self.reactor.callLater(0, self._cycle)
 
     def stopService(self) -> Deferred[None] | None:
@@ -165,7 +172,12 @@ class MirrorService(Service):
         for problem in problems:
             self.log.warn("Skipped in {path!r}: {problem}", path=self.urlsPath, problem=problem)
         self.entries = kept
-        self.log.info("Read {count} URLs from {path!r}", count=len(kept), path=self.urlsPath)
+        self.log.info(
+            "Read {urls} from {path!r}",
+            urls=plural(len(kept), "URL"),
+            count=len(kept),
+            path=self.urlsPath,
+        )
 
     def _cycle(self) -> None:
         self._next = None
@@ -186,6 +198,7 @@ class MirrorService(Service):
     def _cycled(self, result: object) -> None:
         self._running = None
         self.cycles += 1
+        self._saveCookies()
         if not self.running:
             return
         if self.once:
@@ -195,6 +208,18 @@ class MirrorService(Service):
             self.reactor.stop()
             return
         self._next = self.reactor.callLater(self.interval, self._cycle)
+
+    def _saveCookies(self) -> None:
+        """
+        After each pass, write the fetcher's cookie jar (``FetchSettings.cookieJar``), so
+        the cookies servers set survive a restart.
+        """
+        if self.fetcher is None:
+            return
+        try:
+            self.fetcher.saveCookies()
+        except FetchError as e:
+            self.log.error("Cannot write the cookie jar: {reason!r}", reason=str(e))
 
     def _refresh(self, entry: Mirrored) -> Deferred[None]:
         assert self.fetcher is not None
@@ -247,6 +272,25 @@ class MirrorService(Service):
         return d.addCallbacks(succeeded, failed).addErrback(logged)
 
 
+def settingsFromOptions(args: Any) -> FetchSettings:
+    """
+    The fetcher's settings from ``journey mirror``'s ``-u``, ``--digest``/``--anyauth``,
+    ``-b`` and ``-c`` (an argparse namespace, or the twistd plugin's options mapping).
+
+    :raises FetchError: when the ``-b`` cookie file cannot be read.
+    :raises ValueError: for a malformed ``-b NAME=VALUE`` string.
+    """
+    get = args.get if isinstance(args, dict) else lambda name: getattr(args, name, None)
+    settings = FetchSettings(
+        credentials=get("credentials"),
+        authMode=get("authMode") or "basic",
+        cookie=get("cookie"),
+        cookieJar=get("cookieJar"),
+    )
+    cookies.CookieEngine.fromOptions(settings.cookie, settings.cookieJar)  # fail now
+    return settings
+
+
 def _scrub(text: str, url: str) -> str:
     """
     ``text`` with the password of ``url`` (if any) replaced by ``***``, whatever put it
@@ -294,6 +338,11 @@ def run(args: argparse.Namespace) -> int:
         [FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])],
         redirectStandardIO=False,
     )
+    try:
+        fetchSettings = settingsFromOptions(args)
+    except (FetchError, ValueError) as e:
+        print(f"{program}: {e}", file=sys.stderr)
+        return getattr(e, "exitCode", fetch_errors.EXIT_USAGE)
     service = MirrorService(
         args.urls,
         args.output_dir,
@@ -301,6 +350,7 @@ def run(args: argparse.Namespace) -> int:
         parallel if parallel is not None else 4,
         once=args.once,
         reactor=reactor,
+        settings=fetchSettings,
     )
     reactor.callWhenRunning(service.startService)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)

@@ -11,11 +11,12 @@ codings can be undone, where a redirect may go, when to retry, which proxy to us
   as curl, wget, urllib and browsers accept it.
 - A ``206 Partial Content`` is accepted only in answer to a ``Range`` we sent, when its
   ``Content-Range`` starts where we asked and its body is as long as the range says.
-- Content codings: ``gzip`` (several members included) and ``deflate`` can be undone;
-  any other coding (``br``, ``compress``, ``foo``, or a stack holding one) is an error and
-  nothing is saved.
-- Redirects go to ``http``/``https`` only; a ``Location`` with spaces or non-ASCII is
-  percent-encoded (UTF-8), as browsers and curl do.
+- Content codings: ``gzip`` (several members included) and ``deflate`` can be undone,
+  and ``br`` when the ``brotli`` package is installed; any other coding (``compress``,
+  ``foo``, ``br`` without ``brotli``, or a stack holding one) is an error and nothing is
+  saved.
+- Redirects go to ``http``/``https`` only, never to a URL with a ``user:password@``; a
+  ``Location`` with spaces or non-ASCII is percent-encoded (UTF-8), as browsers and curl do.
 - Response headers are bounded: :data:`MAX_HEADER_BYTES` bytes and :data:`MAX_HEADERS`
   fields by default.
 """
@@ -23,6 +24,7 @@ codings can be undone, where a redirect may go, when to retry, which proxy to us
 from __future__ import annotations
 
 import email.utils
+import functools
 import re
 import urllib.parse
 import urllib.request
@@ -39,6 +41,7 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "DECODABLE",
     "IDLE_TIMEOUT",
+    "MAX_CHUNK_LINE",
     "MAX_DECODED_SIZE",
     "MAX_HEADERS",
     "MAX_HEADER_BYTES",
@@ -52,6 +55,7 @@ __all__ = [
     "check_partial",
     "check_url",
     "content_codings",
+    "decodable",
     "is_sha256",
     "parse_content_range",
     "parse_sha256",
@@ -79,7 +83,12 @@ MAX_HEADER_BYTES = 100 * 1024
 #: The most response header fields read before giving up.
 MAX_HEADERS = 100
 
-#: The content codings both engines can undo (``--compressed``).
+#: The longest chunk size line (chunk extensions included) read before calling the chunked
+#: framing broken: Twisted's own limit, which the stdlib twin applies too.
+MAX_CHUNK_LINE = 1024
+
+#: The content codings both engines can undo (``--compressed``) with the standard library;
+#: :func:`decodable` adds ``br`` when the ``brotli`` package is installed.
 DECODABLE = frozenset({"gzip", "x-gzip", "deflate"})
 
 #: Statuses that redirect a GET.
@@ -224,7 +233,8 @@ def parse_sha256(text: str) -> str | None:
 
 def check_url(url: str) -> None:
     """
-    Raise :class:`UnsupportedURL` unless ``url`` is an absolute http(s) URL.
+    Raise :class:`UnsupportedURL` unless ``url`` is an absolute http(s) URL whose port,
+    when given, is 1 to 65535 (``:0`` is refused, never taken for the default).
     """
     try:
         parts = urllib.parse.urlsplit(url)
@@ -239,9 +249,13 @@ def check_url(url: str) -> None:
             f"{describe_url(url)!r} is not an http:// or https:// URL with a host.", url
         )
     try:
-        parts.port  # noqa: B018
+        port = parts.port
     except ValueError:
-        raise UnsupportedURL(f"{describe_url(url)!r} has a bad port number.", url) from None
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise UnsupportedURL(
+            f"{describe_url(url)!r} has a bad port number (1 to 65535).", url
+        ) from None
 
 
 def check_partial(url: str, content_range: str | None, offset: int, length: int | None) -> None:
@@ -286,13 +300,28 @@ def content_codings(value: str | None) -> list[str]:
     return [c for c in codings if c and c != "identity"]
 
 
+@functools.cache
+def decodable() -> frozenset[str]:
+    """
+    The content codings journey can undo here: :data:`DECODABLE`, and ``br`` when the
+    ``brotli`` package (the ``brotli`` extra) is installed.  Both engines judge a body's
+    codings by this set, so they agree whichever packages are installed.
+    """
+    try:
+        import brotli  # noqa: F401
+    except ImportError:
+        return DECODABLE
+    return DECODABLE | {"br"}
+
+
 def check_codings(url: str, codings: list[str]) -> None:
     """
     Raise :class:`ProtocolError` unless every coding in ``codings`` can be undone
-    (:data:`DECODABLE`): a body in a coding we cannot read is refused rather than saved
+    (:func:`decodable`): a body in a coding we cannot read is refused rather than saved
     still encoded as if it were the file.
     """
-    unknown = [c for c in codings if c not in DECODABLE]
+    known = decodable()
+    unknown = [c for c in codings if c not in known]
     if unknown:
         raise ProtocolError(
             f"the server sent the body in a content coding journey cannot decode "
@@ -312,8 +341,9 @@ def redirect_target(base: str, location: str) -> str:
     non-ASCII are percent-encoded as UTF-8 (a non-ASCII host becomes IDNA), as browsers
     and curl do; the fragment is dropped.
 
-    :raises UnsupportedURL: for a scheme other than http/https (nothing is requested), or
-        a ``Location`` that is not a URL.
+    :raises UnsupportedURL: for a scheme other than http/https, a ``Location`` holding a
+        ``user:password@`` (nothing is requested in either case), or a ``Location`` that is
+        not a URL.
     """
     location = location.strip()
     try:
@@ -329,6 +359,12 @@ def redirect_target(base: str, location: str) -> str:
         raise UnsupportedURL(
             f"the server redirected to {describe_url(target)!r}; only http:// and https:// "
             "redirects are followed.",
+            base,
+        )
+    if "@" in parts.netloc:
+        raise UnsupportedURL(
+            f"the server redirected to {describe_url(target)!r}, a URL with a user name "
+            "or password in it; not followed (credentials are never taken from a server).",
             base,
         )
     return request_target(target)

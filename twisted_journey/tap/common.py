@@ -25,11 +25,18 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IProtocolFactory, IReactorCore, IStreamServerEndpoint
 from twisted.python import usage
 
-from twisted_journey import settings
+from twisted_journey import _twisted, settings, startup
+from twisted_journey.eventlog import AcceptFailures, classic_line, event_stream
 from twisted_journey.listen import with_backlog
-from twisted_journey.policies import LimitedFactory, ProxyHeaderFactory, proxied
+from twisted_journey.policies import LimitedFactory, ListeningReactor, proxied
 
-__all__ = ["ListeningService", "ServerOptions", "endpointDescription", "listeningService"]
+__all__ = [
+    "ListeningService",
+    "ServerOptions",
+    "endpointDescription",
+    "listeningService",
+    "nonBlockingEventLog",
+]
 
 T = TypeVar("T")
 
@@ -58,11 +65,25 @@ class ServerOptions(usage.Options):
             "32,64",
             "V4,V6: --max-per-peer counts each IPv4 /V4 and IPv6 /V6 network as one host.",
         ],
+        [
+            "proxy-timeout",
+            None,
+            settings.DEFAULT_PROXY_TIMEOUT,
+            "Drop a connection to a haproxy: listener without its whole PROXY header after "
+            "this many seconds (it holds a place in --max-connections meanwhile).",
+        ],
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self["proxy-from"] = []
+
+    def opt_proxy_from(self, value: str) -> None:
+        """
+        haproxy: listeners take connections only from proxies in this network (CIDR or address), not from anyone; repeatable.
+        """
+        self["proxy-from"].append(self._setting(settings.proxy_network, "--proxy-from", value))
 
     def opt_listen(self, description: str) -> None:
         """
@@ -96,7 +117,7 @@ class ServerOptions(usage.Options):
 
     def opt_metrics(self, description: str) -> None:
         """
-        Serve Prometheus metrics on this endpoint (e.g. tcp:9100:interface=127.0.0.1).
+        Serve Prometheus metrics on this endpoint; tcp:9100 is every interface, tcp:9100:interface=127.0.0.1 keeps it private (at most 16 connections, idle ones closed after 10 s).
         """
         _checkEndpoint("--metrics", description, description)
         self["metrics"] = description
@@ -123,6 +144,9 @@ class ServerOptions(usage.Options):
         if not self["listen"]:
             self["listen"] = [self.defaultListen]
         self.setdefault("timeout", None)
+        proxyTimeout = self._setting(settings.seconds, "--proxy-timeout", self["proxy-timeout"])
+        assert proxyTimeout is not None
+        self["proxy"] = settings.ProxySettings(proxyTimeout, tuple(self["proxy-from"]))
         self._checkWorkers()
         for name in ("max-connections", "max-per-peer"):
             self[name] = self._setting(settings.limit, f"--{name}", self[name])
@@ -168,8 +192,9 @@ def _checkEndpoint(option: str, description: str, parsed: str) -> None:
     try:
         serverFromString(_UnstartedReactor(), parsed)
     except Exception as e:
+        reason = str(e).rstrip(".") or type(e).__name__
         raise usage.UsageError(
-            f"{option} {description!r} is not a usable endpoint: {e or type(e).__name__}."
+            f"{option} {description!r} is not a usable endpoint: {reason}."
         ) from None
 
 
@@ -184,30 +209,54 @@ def listeningService(
     from twisted_journey import workers
 
     if reactor is None:
+        nonBlockingEventLog()
         from twisted.internet import reactor as global_reactor
 
         reactor = cast(IReactorCore, global_reactor)
     if isinstance(factory, LimitedFactory):
         factory.limits.prefixes = options["per-peer-prefix"]
+    _twisted.throttleAcceptFailures(AcceptFailures().failed)
     parent = MultiService()
     reactor = workers.listeningReactor(options, reactor)
     workers.serverExtras(options, factory, parent)
     for description in options["listen"]:
-        # haproxy:...: our own strict PROXY header reader, so limits see the clients.
+        # haproxy:...: our own strict PROXY header reader, outermost (before TLS), so
+        # limits see the clients; and the limits decide before TLS builds anything.
         inner = proxied(description)
+        listening: Any = reactor
+        if isinstance(factory, LimitedFactory):
+            proxy = options["proxy"] if inner is not None else None
+            listening = ListeningReactor(reactor, factory, proxy)
         endpoint = serverFromString(
-            reactor, endpointDescription(description if inner is None else inner)
+            listening, endpointDescription(description if inner is None else inner)
         )
-        listening = factory if inner is None else ProxyHeaderFactory(factory)
-        ListeningService(description, endpoint, listening).setServiceParent(parent)
+        ListeningService(description, endpoint, factory).setServiceParent(parent)
     return parent
+
+
+def nonBlockingEventLog() -> None:
+    """
+    Under twistd: make ``sys.stdout`` an :class:`~twisted_journey.eventlog.EventStream`,
+    so that the log twistd opens there (``-n`` with no ``--logfile``) drops events, and
+    says how many, rather than stop the server when nobody reads it.
+
+    twistd opens its log after ``makeService``, on whatever ``sys.stdout`` is then, and
+    ends by raising the signal that stopped it (no ``atexit``): once the reactor has
+    stopped, what is queued gets a bounded wait.
+    """
+    sys.stdout = event_stream(sys.stdout, classic_line)
+    drain = getattr(sys.stdout, "drain", None)
+    if drain is not None:
+        from twisted.internet import reactor
+
+        reactor.addSystemEventTrigger("after", "shutdown", drain)
 
 
 class ListeningService(StreamServerEndpointService):
     """
     A ``StreamServerEndpointService`` that reports an endpoint it cannot listen on (a port
     in use, a missing certificate...) in one sentence and ends twistd with status 1,
-    rather than with a traceback.
+    rather than with a traceback, in daemon mode too (see :mod:`twisted_journey.startup`).
 
     :ivar description: the endpoint string, for the sentence.
     """
@@ -219,15 +268,25 @@ class ListeningService(StreamServerEndpointService):
     ) -> None:
         super().__init__(endpoint, factory)
         self.description = description
+        startup.keepStandardError()
 
     def privilegedStartService(self) -> None:
         """
-        Listen now, or exit with one sentence saying why not.
+        Listen now, or raise :class:`~twisted_journey.startup.StartError` with one
+        sentence saying why not.
         """
         try:
             super().privilegedStartService()
         except CannotListenError as e:
             reason = getattr(e.socketError, "strerror", None) or e.socketError
-            raise SystemExit(f"cannot listen on {self.description}: {reason}.") from None
+            raise startup.StartError(f"cannot listen on {self.description}: {reason}.") from None
         except Exception as e:
-            raise SystemExit(f"cannot listen on {self.description}: {e}.") from None
+            raise startup.StartError(f"cannot listen on {self.description}: {e}.") from None
+
+    def startService(self) -> None:
+        """
+        Start, and let go of the standard error kept for reporting a failure: twistd
+        starts services once every one has listened.
+        """
+        startup.started()
+        super().startService()

@@ -1,0 +1,231 @@
+"""
+Tests for a journey server that cannot start under a real ``twistd``: in daemon mode (the
+default) and in the foreground (``-n``), with and without ``--workers``, the command ends
+with status 1, prints the one-sentence reason on its standard error and leaves no pid
+file behind (:mod:`twisted_journey.startup`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.support import PATIENCE, environment, selfSignedCertificate
+from tests.test_haproxy import waitFor
+from twisted_journey import startup
+
+
+class StartErrorTests(SynchronousTestCase):
+    """
+    :class:`StartError` is what twistd's status pipe carries and what ends the process.
+    """
+
+    def test_bothKinds(self) -> None:
+        """
+        A ``StartError`` is an ``Exception`` (twistd reports those through its status pipe
+        and removes the pid file) and a ``SystemExit`` with the sentence as its code (so
+        the process then ends with status 1 and no traceback).
+        """
+        error = startup.StartError("cannot listen on tcp:1: Permission denied.")
+        self.assertIsInstance(error, Exception)
+        self.assertIsInstance(error, SystemExit)
+        self.assertEqual(error.code, "cannot listen on tcp:1: Permission denied.")
+
+
+class DaemonStartTests(SynchronousTestCase):
+    """
+    Real ``twistd`` processes that cannot start.
+    """
+
+    def setUp(self) -> None:
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+        self.pidfile = os.path.join(self.directory, "j.pid")
+        self.busy = socket.socket()
+        self.addCleanup(self.busy.close)
+        self.busy.bind(("127.0.0.1", 0))
+        self.busy.listen()
+        self.busyEndpoint = f"tcp:{self.busy.getsockname()[1]}:interface=127.0.0.1"
+
+    def twistd(self, *arguments: str, daemon: bool = True) -> subprocess.CompletedProcess[str]:
+        """
+        Run ``twistd [-n] --pidfile --logfile TAPNAME OPTIONS`` in the test's directory and
+        wait (boundedly) for the command to end.
+        """
+        argv = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+        if not daemon:
+            argv.append("--nodaemon")
+        argv += [f"--pidfile={self.pidfile}", "--logfile=j.log", *arguments]
+        try:
+            return subprocess.run(
+                argv,
+                cwd=self.directory,
+                env=environment(),
+                capture_output=True,
+                text=True,
+                timeout=PATIENCE,
+            )
+        except subprocess.TimeoutExpired:
+            self.fail(f"twistd did not end: {argv}")
+
+    def assertCannotStart(self, sentence: str, *arguments: str, daemon: bool = True) -> None:
+        """
+        twistd with ``arguments`` ends with status 1, prints ``sentence`` as a line of
+        its standard error, and leaves no pid file.
+
+        twistd's daemon writes the failure to the waiting command before it removes the
+        pid file, so the file may outlive the command by a moment: wait for it to go.
+        """
+        result = self.twistd(*arguments, daemon=daemon)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn(sentence, result.stderr.splitlines())
+        self.assertNotIn("Traceback", result.stderr)
+        waitFor(lambda: not os.path.exists(self.pidfile), "the pid file to be removed")
+
+    def busySentence(self) -> str:
+        """
+        What a server says about the port the test holds.
+        """
+        return f"cannot listen on {self.busyEndpoint}: Address already in use."
+
+    def test_busyPort(self) -> None:
+        """
+        A port in use: the daemon's parent prints why and exits 1.
+        """
+        self.assertCannotStart(self.busySentence(), "journey-greet", "--listen", self.busyEndpoint)
+
+    def test_busyPortForeground(self) -> None:
+        """
+        Under ``-n`` with a ``--logfile``, the sentence reaches standard error too, not
+        only the log.
+        """
+        self.assertCannotStart(
+            self.busySentence(), "journey-greet", "--listen", self.busyEndpoint, daemon=False
+        )
+
+    def test_busyPortWorkers(self) -> None:
+        """
+        With ``--workers``, the supervisor binds the ports and reports the same way.
+        """
+        self.assertCannotStart(
+            self.busySentence(), "journey-greet", "--workers", "2", "--listen", self.busyEndpoint
+        )
+        self.assertCannotStart(
+            self.busySentence(),
+            "journey-greet",
+            "--workers",
+            "2",
+            "--listen",
+            self.busyEndpoint,
+            daemon=False,
+        )
+
+    def test_busyMetrics(self) -> None:
+        """
+        A ``--metrics`` endpoint that cannot listen stops the start, with and without
+        ``--workers``.
+        """
+        for extra in ([], ["--workers", "2"]):
+            self.assertCannotStart(
+                self.busySentence(),
+                "journey-mux",
+                "--output",
+                "data.log",
+                "--listen",
+                "tcp:0:interface=127.0.0.1",
+                "--metrics",
+                self.busyEndpoint,
+                *extra,
+            )
+
+    def test_unwritableOutput(self) -> None:
+        """
+        ``journey-mux --output`` in a directory that does not exist, with and without
+        ``--workers``, in daemon mode and under ``-n``.
+        """
+        missing = os.path.join(self.directory, "missing", "data.log")
+        for extra, name in (([], missing), (["--workers", "2"], missing + ".w0")):
+            for daemon in (True, False):
+                self.assertCannotStart(
+                    f"cannot open --output {name!r}: No such file or directory.",
+                    "journey-mux",
+                    "--output",
+                    missing,
+                    "--listen",
+                    "tcp:0:interface=127.0.0.1",
+                    *extra,
+                    daemon=daemon,
+                )
+
+    def test_badCertificate(self) -> None:
+        """
+        A certificate that does not go with the key is a usage error, found before twistd
+        daemonizes; twistd prints usage errors (its help, then the sentence) on standard
+        output.
+        """
+        key, _ = selfSignedCertificate(os.path.join(self.directory, "one"))
+        _, certificate = selfSignedCertificate(os.path.join(self.directory, "two"))
+        description = f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={certificate}"
+        for daemon in (True, False):
+            result = self.twistd("journey-greet", "--listen", description, daemon=daemon)
+            self.assertEqual(result.returncode, 1, result.stderr)
+            self.assertIn(
+                f"--listen {description!r} is not a usable endpoint: "
+                "Certificate public and private keys do not match.",
+                result.stdout.splitlines()[-1],
+            )
+            self.assertFalse(os.path.exists(self.pidfile))
+
+
+class DaemonStartedTests(SynchronousTestCase):
+    """
+    A daemon that starts lets go of the standard error it kept for reporting a failure.
+    """
+
+    def test_releasesStandardError(self) -> None:
+        """
+        ``twistd`` (daemon mode) with its standard error on a pipe returns, and the pipe
+        reaches its end while the daemon serves: an ``ssh host twistd ...`` does not hang.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        pidfile = os.path.join(directory, "j.pid")
+        argv = [
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            f"--pidfile={pidfile}",
+            "--logfile=j.log",
+            "journey-greet",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+        ]
+        try:
+            result = subprocess.run(
+                argv,
+                cwd=directory,
+                env=environment(),
+                capture_output=True,
+                text=True,
+                timeout=PATIENCE,
+            )
+        except subprocess.TimeoutExpired:
+            self.fail("the daemon kept the command's standard error open")
+        finally:
+            self.addCleanup(self.stopDaemon, pidfile)
+        self.assertEqual((result.returncode, result.stderr), (0, ""))
+
+    def stopDaemon(self, pidfile: str) -> None:
+        """
+        Stop the daemon named by ``pidfile`` and wait for it to remove the file.
+        """
+        waitFor(lambda: os.path.exists(pidfile), "the pid file")
+        with open(pidfile) as f:
+            pid = int(f.read())
+        os.kill(pid, signal.SIGTERM)
+        waitFor(lambda: not os.path.exists(pidfile), "the daemon to stop")
