@@ -23,11 +23,11 @@ of it, up to its terminator, is discarded, as in line mode.
 An octet count that is not a number (a digit not followed by digits and a space), is
 zero, or exceeds ``max_line_length`` is a *framing error*: from there on nothing can be
 framed.  The messages before it are recorded; what follows the bad count in that chunk
-is recorded as one record marked partial (cut at the limit); ``error``
-says what went wrong, in one sentence (:func:`framing_error`), and the engine logs it and
-closes the connection.  No count is ever allocated: a frame's bytes are held as they
-arrive, never more than ``max_line_length`` of them, so a count of ``999999999`` costs nothing
-beyond the refusal.
+is recorded as one record marked partial (cut at the limit); ``error`` says what went
+wrong, in one sentence (:func:`framing_error`), and the engine logs it and closes the
+connection.  No count is ever allocated: a frame's bytes are held as they arrive, never
+more than ``max_line_length`` of them, so a count of ``999999999`` costs nothing beyond
+the refusal.
 """
 
 from __future__ import annotations
@@ -81,7 +81,10 @@ FIELDS = (
 )  # fmt: skip
 
 _PRI = re.compile(rb"<(0|[1-9][0-9]{0,2})>")
-_RFC3339 = rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+_RFC3339 = (
+    rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+    rb"(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
 _SD_NAME = rb"[!#-<>-\\^-~]{1,32}"
 _SD_ELEMENT = rb'\[%s(?: %s="(?:[^"\\\]]|\\.)*")*\]' % (_SD_NAME, _SD_NAME)
 #: RFC 5424 after the PRI, strictly: VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP
@@ -334,8 +337,9 @@ class SyslogFramer(records.Framer):
     A :class:`twisted_journey.records.Framer` for syslog frames (see the module
     docstring): :meth:`feed` returns a record per message, :attr:`complete` holds the
     messages of the last chunk re-framed octet counted (``LEN SP MSG``, what
-    ``--broadcast`` relays: a message may hold newlines), and ``error`` (see :class:`twisted_journey.records.Framer`) is set once a
-    framing error ends the connection.
+    ``--broadcast`` relays: a message may hold newlines), and ``error`` (see
+    :class:`twisted_journey.records.Framer`) is set once a framing error ends the
+    connection.
 
     The bytes of an unfinished frame are kept in one buffer with the rest of the chunk
     until the frame is complete; a traditional frame is searched for its terminator only
