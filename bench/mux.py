@@ -4,11 +4,18 @@ journey-mux against its peers, measured in the same run on this machine.
     python bench/mux.py                      # 100 clients x 20,000 lines x 100 B, idle 10,000
     python bench/mux.py --clients 20 --lines 5000 --idle 2000 --only journey-mux-text,asyncio
     python bench/mux.py --hold 19000         # also: hold 19,000 connections (fd limit 20,000)
+    python bench/mux.py --framing syslog     # octet-counted syslog frames, against rsyslog imtcp
 
 Load: ``bench/muxload.c`` (compiled once with ``cc -O2``) opens CLIENTS connections and
 sends LINES lines of SIZE bytes on each as fast as the server takes them, half-closes,
 and waits for the server to close.  Every server writes every line to a file in a
 temporary directory; lines lost = lines sent - lines in the file after the server stopped.
+
+With ``--framing syslog`` each line is an octet-counted syslog frame of SIZE bytes
+(``LEN <13>c1 n7 xxx...``, no newline: ``logger --octet-count``'s framing), sent to the
+servers that read syslog (:data:`SYSLOG_SERVERS`: journey-mux ``--framing syslog``, its twin,
+rsyslog's ``imtcp``), and the table also shows journey-mux's line mode on the same number of
+newline-terminated lines of the same size, the cost syslog mode is held to.
 
 Columns: server CPU microseconds per line (user + system, from ``/proc``), lines per
 second of wall time, lines lost, the server's peak RSS, and the load generator's own CPU
@@ -103,6 +110,16 @@ SERVERS: dict[str, Callable[[int, Path], list[str]]] = {
     "rsyslog-imtcp": rsyslog,
 }
 
+SYSLOG_SERVERS: dict[str, Callable[[int, Path], list[str]]] = {
+    "journey-mux-syslog-text": journeyMux("--framing", "syslog"),
+    "journey-mux-syslog-json": journeyMux("--framing", "syslog", "--format", "json"),
+    "fallback-epoll-syslog": fallback("epoll", "--framing", "syslog"),
+    "rsyslog-imtcp": rsyslog,
+}
+
+#: line-mode rows measured beside the syslog ones (on newline-terminated input)
+SYSLOG_REFERENCES = ("journey-mux-text", "journey-mux-json")
+
 IDLE_SERVERS: dict[str, Callable[[int, Path], list[str]]] = {
     "journey-mux --timeout 300": journeyMux("--timeout", "300"),
     "journey-mux": journeyMux(),
@@ -148,7 +165,11 @@ def childCpu() -> float:
 
 
 def load(
-    name: str, argv: Callable[[int, Path], list[str]], loader: Path, args: argparse.Namespace
+    name: str,
+    argv: Callable[[int, Path], list[str]],
+    loader: Path,
+    args: argparse.Namespace,
+    octet: bool = False,
 ) -> Row:
     """
     Run the load against one server and return its row.
@@ -163,7 +184,8 @@ def load(
             before, clientBefore = server.cpu(), childCpu()
             started = time.monotonic()
             done = subprocess.run(
-                [str(loader), str(port), str(args.clients), str(args.lines), str(args.size)],
+                [str(loader), str(port), str(args.clients), str(args.lines), str(args.size)]
+                + (["octet"] if octet else []),
                 capture_output=True,
                 text=True,
             )
@@ -236,8 +258,20 @@ def main() -> None:
     )
     parser.add_argument("--hold", type=int, default=0, help="also hold this many on journey-mux")
     parser.add_argument("--only", default="", help="comma-separated server names")
-    parser.add_argument("--json", default=str(resultsPath("mux")), help="write results here")
+    parser.add_argument(
+        "--framing",
+        choices=("lines", "syslog"),
+        default="lines",
+        help="syslog: octet-counted frames to the syslog servers (the idle table is skipped)",
+    )
+    parser.add_argument(
+        "--json",
+        default=None,
+        help="write results here [bench/results/mux.json; mux-syslog.json with --framing syslog]",
+    )
     args = parser.parse_args()
+    if args.json is None:
+        args.json = str(resultsPath("mux-syslog" if args.framing == "syslog" else "mux"))
     only = set(filter(None, args.only.split(",")))
     loader = compileC("muxload.c", "muxload")
 
@@ -245,6 +279,9 @@ def main() -> None:
         f"load: {args.clients} clients x {args.lines} lines x {args.size} B "
         f"= {args.clients * args.lines:,} lines; Python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n"
     )
+    if args.framing == "syslog":
+        syslogBench(args, only, loader)
+        return
     rows = []
     for name, argv in SERVERS.items():
         if (only and name not in only) or not available(name):
@@ -289,6 +326,33 @@ def main() -> None:
                    [("held", "{:d}"), ("bytes_per_conn", "{:,.0f}")], "bytes_per_conn", "")  # fmt: skip
     settings = {k: v for k, v in vars(args).items() if k != "json"}
     writeResults(args.json, "mux", settings, tables)
+
+
+def syslogBench(args: argparse.Namespace, only: set[str], loader: Path) -> None:
+    """
+    The ``--framing syslog`` table: octet-counted frames to every syslog server, and
+    journey-mux's line mode on lines of the same size, rsyslog's ``imtcp`` the baseline.
+    """
+    rows = []
+    for name, argv in SYSLOG_SERVERS.items():
+        if (only and name not in only) or not available(name):
+            continue
+        print(f"  {name}...", file=sys.stderr, flush=True)
+        rows.append(load(name, argv, loader, args, octet=True))
+    for name in SYSLOG_REFERENCES:
+        if only and name not in only:
+            continue
+        print(f"  {name} (lines)...", file=sys.stderr, flush=True)
+        rows.append(load(f"{name} (lines)", SERVERS[name], loader, args))
+    columns = [("cpu_us", "{:.3f}"), ("lines_s", "{:,.0f}"), ("lost", "{:d}"), ("peak_mb", "{:.1f}"),
+               ("client_us", "{:.3f}"), ("note", "{}")]  # fmt: skip
+    baseline = "rsyslog-imtcp" if any(r.name == "rsyslog-imtcp" for r in rows) else rows[0].name
+    printTable(rows, columns, "cpu_us", baseline)
+    title = f"{args.clients} clients x {args.lines} octet-counted frames x {args.size} B"
+    settings = {k: v for k, v in vars(args).items() if k != "json"}
+    writeResults(
+        args.json, "mux", settings, {"syslog": {"title": title, "baseline": baseline, "rows": rows}}
+    )
 
 
 if __name__ == "__main__":

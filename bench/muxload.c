@@ -4,9 +4,11 @@
  * epoll and non-blocking writes; each connection half-closes when its lines are sent and
  * is done when the server closes it.  Prints "seconds" on stdout.
  *
- *     muxload PORT CLIENTS LINES SIZE
+ *     muxload PORT CLIENTS LINES SIZE [octet]
  *
  * Every line is "c<client> n<number> xxxx...\n", so a server's output can be checked.
+ * With "octet", each is instead a syslog frame of SIZE bytes, octet counted (RFC 6587):
+ * "LEN <13>c<client> n<number> xxxx..." with no newline.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,10 +35,17 @@ struct conn {
 
 static long LINES;
 static int SIZE;
+static int OCTET;   /* the message length of an octet-counted frame of SIZE bytes, or 0 */
 
 static void fill(struct conn *c) {
     size_t len = 0;
     for (int i = 0; i < BLOCK_LINES && c->next < LINES; i++, c->next++) {
+        if (OCTET) {
+            int n = snprintf(c->block + len, SIZE + 1, "%d <13>c%d n%ld ", OCTET, c->id, c->next);
+            memset(c->block + len + n, 'x', SIZE - n);
+            len += SIZE;
+            continue;
+        }
         int n = snprintf(c->block + len, SIZE + 1, "c%d n%ld ", c->id, c->next);
         memset(c->block + len + n, 'x', SIZE - 1 - n);
         c->block[len + SIZE - 1] = '\n';
@@ -47,14 +56,22 @@ static void fill(struct conn *c) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: muxload PORT CLIENTS LINES SIZE\n");
+    if (argc != 5 && !(argc == 6 && strcmp(argv[5], "octet") == 0)) {
+        fprintf(stderr, "usage: muxload PORT CLIENTS LINES SIZE [octet]\n");
         return 2;
     }
     int port = atoi(argv[1]), clients = atoi(argv[2]);
     LINES = atol(argv[3]);
     SIZE = atoi(argv[4]);
     if (SIZE < 32) SIZE = 32;
+    if (argc == 6) {
+        /* LEN SP MSG fills SIZE bytes: the message is SIZE less the count and its space. */
+        for (int digits = 1; digits < 7 && !OCTET; digits++) {
+            char count[16];
+            int m = SIZE - digits - 1;
+            if (snprintf(count, sizeof count, "%d", m) == digits) OCTET = m;
+        }
+    }
     int ep = epoll_create1(0);
     struct conn *conns = calloc(clients, sizeof *conns);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};

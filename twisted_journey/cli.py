@@ -288,6 +288,15 @@ def _configureSend(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         help="seconds to connect, the TLS handshake included; the stream has no deadline [10]",
     )
+    from twisted_journey.syslogframe import FRAMINGS
+
+    parser.add_argument(
+        "--framing",
+        choices=FRAMINGS,
+        default="lines",
+        help="lines: send the input as it is; syslog: each line as an octet-counted syslog "
+        "frame (RFC 6587, as TLS syslog needs) [lines]",
+    )
 
 
 def _send(args: argparse.Namespace) -> int:
@@ -319,12 +328,12 @@ def _send(args: argparse.Namespace) -> int:
     def stdlib() -> None:
         from twisted_journey.fallback.client import send_stream
 
-        send_stream(target, fd, write, args.timeout)
+        send_stream(target, fd, write, args.timeout, args.framing)
 
     def twisted(reactor: Any) -> Deferred[int]:
         from twisted_journey.client import sendStream
 
-        return sendStream(reactor, target, fd, write, args.timeout)
+        return sendStream(reactor, target, fd, write, args.timeout, args.framing)
 
     def describe(failure: Failure) -> str:
         from twisted_journey.client import describeFailure

@@ -43,6 +43,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_journey import errors
+from twisted_journey.syslogframe import OctetCounter
 
 __all__ = [
     "CertificateRefusedError",
@@ -248,6 +249,7 @@ def receiveGreeting(
     target: errors.Target,
     write: Callable[[bytes], object],
     timeout: float = 10.0,
+    framing: str = "lines",
 ) -> Deferred[int]:
     """
     Connect to a greeting server, pass what it sends to ``write``, and fire with the byte
@@ -505,6 +507,8 @@ class SendProtocol(Protocol):
     :param tls: the connection is TLS: read no input until the handshake is done (and the
         server's certificate verified), and end it with TLS's ``close_notify`` alert,
         TLS's half-close, rather than a TCP half-close.
+    :param framing: ``"lines"``: the input is sent as it is; ``"syslog"``: each line as
+        an octet-counted syslog frame (see :class:`twisted_journey.syslogframe.OctetCounter`).
 
     :ivar sender: the producer reading the input.
     :ivar sent: the bytes of input written to the connection so far.
@@ -521,10 +525,12 @@ class SendProtocol(Protocol):
         write: Callable[[bytes], object],
         reactor: IReactorFDSet | None = None,
         tls: bool = False,
+        framing: str = "lines",
     ) -> None:
         self.fd = fd
         self.write = write
         self.tls = tls
+        self.counter = OctetCounter() if framing == "syslog" else None
         self.done: Deferred[int] = Deferred()
         #: fires once the input may be sent: connected, and over TLS, handshake done
         self.ready: Deferred[None] = Deferred()
@@ -557,8 +563,14 @@ class SendProtocol(Protocol):
 
     def inputReceived(self, data: bytes) -> None:
         """
-        Send a chunk of input.
+        Send a chunk of input (framed, with ``--framing syslog``).
         """
+        if self.counter is not None:
+            try:
+                data = self.counter.frames(data)
+            except ValueError as e:
+                self.inputFailed(e)
+                return
         self.sent += len(data)
         self.transport.write(data)
 
@@ -568,6 +580,10 @@ class SendProtocol(Protocol):
         """
         self.sender.stop()
         self.transport.unregisterProducer()
+        if self.counter is not None:
+            last = self.counter.finish()
+            self.sent += len(last)
+            self.transport.write(last)
         self.inputDone = True
         if self.tls:
             # TLS has no half-close of its own in Twisted: loseConnection sends
@@ -617,6 +633,7 @@ def sendStream(
     fd: int,
     write: Callable[[bytes], object],
     timeout: float = 10.0,
+    framing: str = "lines",
 ) -> Deferred[int]:
     """
     Connect to a journey-mux server, send everything readable from ``fd`` with
@@ -632,11 +649,14 @@ def sendStream(
     :param fd: the input, open for reading.
     :param write: called with each chunk the server sends.
     :param timeout: seconds to connect (and over TLS, to finish the handshake).
+    :param framing: ``"syslog"`` sends each line as an octet-counted syslog frame.
     :return: fails as :func:`receiveGreeting`'s does, or with ``ConnectionError`` when
         the server closed before all the input was sent or the input could not be read.
     """
     endpoint, creator = clientEndpoint(reactor, target, timeout)
-    protocol = SendProtocol(fd, write, cast(IReactorFDSet, reactor), tls=target.tls)
+    protocol = SendProtocol(
+        fd, write, cast(IReactorFDSet, reactor), tls=target.tls, framing=framing
+    )
 
     async def exchange() -> int:
         await endpoint.connect(Factory.forProtocol(lambda: protocol))

@@ -10,6 +10,7 @@ Twisted's own (:func:`twisted.internet.endpoints.serverFromString`): fields sepa
     tcp:PORT[:interface=ADDR][:backlog=N]        (interface defaults to all IPv4)
     tcp6:PORT[:backlog=N][:interface=ADDR]       (interface defaults to ::)
     unix:PATH[:mode=OCTAL][:backlog=N][:lockfile=0|1]
+    udp:PORT[:interface=ADDR]                    (journey-mux: see parse_udp())
 
 Anything else (``ssl:``, ``tls:``, ``systemd:``, ``haproxy:``...) raises
 :class:`ListenError` naming what is supported; those need the Twisted engine.
@@ -39,6 +40,7 @@ __all__ = [
     "bind_all",
     "format_peer",
     "parse_listen",
+    "parse_udp",
     "remove_socket_files",
     "with_backlog",
 ]
@@ -165,20 +167,11 @@ def _integer(description: str, field: str, value: str, lowest: int, highest: int
     return number
 
 
-def parse_listen(description: str) -> ListenSpec:
+def _values(description: str, kind: str, rest: str, names: Sequence[str]) -> dict[str, str]:
     """
-    Parse a listen description of the supported subset.
-
-    :param description: e.g. ``"tcp:1234"``, ``"tcp6:0:interface=\\:\\:1"``, ``"unix:/run/j.sock"``.
-    :raises ListenError: for unknown kinds, fields or malformed values.
+    The fields of ``rest`` (a description after its ``kind:``) by name, positional
+    fields taking ``names`` in order; :class:`ListenError` for unknown or repeated ones.
     """
-    kind, _, rest = description.partition(":")
-    if kind not in _FIELDS:
-        raise ListenError(
-            f"listen description {description!r} is not supported here: this engine accepts only "
-            f"{', '.join(k + ':' for k in SUPPORTED)} (the Twisted engine takes any endpoint string)."
-        )
-    names = _FIELDS[kind]
     values: dict[str, str] = {}
     positional = 0
     for field in _split(rest) if rest else []:
@@ -197,7 +190,43 @@ def parse_listen(description: str) -> ListenSpec:
         if name in values:
             raise ListenError(f"{name} is given twice in listen description {description!r}.")
         values[name] = value
+    return values
 
+
+def parse_udp(description: str) -> ListenSpec:
+    """
+    Parse a datagram listen description, ``udp:PORT[:interface=ADDR]`` (all IPv4
+    interfaces by default; an IPv6 address such as ``\\:\\:1`` binds IPv6).
+
+    :raises ListenError: for another kind, unknown fields or malformed values.
+    """
+    kind, _, rest = description.partition(":")
+    if kind != "udp":
+        raise ListenError(f"listen description {description!r} is not udp:PORT[:interface=ADDR].")
+    values = _values(description, kind, rest, ("port", "interface"))
+    if "port" not in values:
+        raise ListenError(f"listen description {description!r} names no port.")
+    return ListenSpec(
+        kind,
+        port=_integer(description, "port", values["port"], 0, 65535),
+        interface=values.get("interface", ""),
+    )
+
+
+def parse_listen(description: str) -> ListenSpec:
+    """
+    Parse a listen description of the supported subset.
+
+    :param description: e.g. ``"tcp:1234"``, ``"tcp6:0:interface=\\:\\:1"``, ``"unix:/run/j.sock"``.
+    :raises ListenError: for unknown kinds, fields or malformed values.
+    """
+    kind, _, rest = description.partition(":")
+    if kind not in _FIELDS:
+        raise ListenError(
+            f"listen description {description!r} is not supported here: this engine accepts only "
+            f"{', '.join(k + ':' for k in SUPPORTED)} (the Twisted engine takes any endpoint string)."
+        )
+    values = _values(description, kind, rest, _FIELDS[kind])
     backlog = _integer(
         description, "backlog", values.get("backlog", str(DEFAULT_BACKLOG)), 1, 65535
     )

@@ -77,10 +77,23 @@ FAMILIES: list[tuple[str, str, str, tuple[str, ...]]] = [
         "journey_connections_dropped",
         "counter",
         "Connections the server dropped, by reason (timeout: --timeout, slow-reader: "
-        "--broadcast-buffer).",
+        "--broadcast-buffer, framing: a bad syslog octet count).",
         ("reason",),
     ),
     ("journey_received_bytes", "counter", "Bytes received from clients.", ()),
+    (
+        "journey_datagrams_received",
+        "counter",
+        "Datagrams received on udp: listeners (journey-mux).",
+        (),
+    ),
+    (
+        "journey_datagrams_dropped",
+        "counter",
+        "Datagrams the kernel dropped on udp: listeners because their receive buffer was "
+        "full (SO_RXQ_OVFL, Linux; journey-mux).",
+        (),
+    ),
     ("journey_sent_bytes", "counter", "Bytes written to clients.", ()),
     ("journey_records_written", "counter", "Records written to the data log (journey-mux).", ()),
     (
@@ -131,6 +144,13 @@ def snapshot(factory: Any) -> dict[Key, float]:
     }
     if hasattr(factory, "droppedSlow"):
         values["journey_connections_dropped", (("reason", "slow-reader"),)] = factory.droppedSlow
+    if hasattr(factory, "framingErrors"):
+        values["journey_connections_dropped", (("reason", "framing"),)] = factory.framingErrors
+    readers = getattr(factory, "datagramReaders", None)
+    if readers is not None:
+        receivers = [reader.receiver for reader in readers]
+        values["journey_datagrams_received", ()] = sum(r.received for r in receivers)
+        values["journey_datagrams_dropped", ()] = sum(r.dropped for r in receivers)
     datalog = getattr(factory, "datalog", None)
     if datalog is not None:
         values.update(_datalogValues(datalog))

@@ -4,8 +4,11 @@ The multiplexing logging server, on Twisted (its client, ``journey send``, is in
 :mod:`twisted_journey.client`).
 
 Wire contract: a client connects and sends lines (``\\n``-terminated; one ``\\r`` before
-the ``\\n`` is dropped).  The server sends nothing back, except with ``broadcast``: then
-every complete line a client sends is relayed, as it was received, to every other client.
+the ``\\n`` is dropped), or with ``framing="syslog"`` syslog messages, each framed as
+:mod:`twisted_journey.syslogframe` says (a :class:`DatagramService` takes them over UDP).
+The server sends nothing back, except with ``broadcast``: then every complete line a
+client sends is relayed, as it was received, to every other client (a syslog message,
+octet counted).
 Every line is written to the data log as one record (see :mod:`twisted_journey.records`);
 a line still unterminated when the connection ends is recorded marked partial.  A client
 that half-closes is finished: the server records what it sent and closes.
@@ -43,6 +46,7 @@ from twisted.internet.interfaces import (
     IPushProducer,
     IReactorFDSet,
     IReactorTime,
+    IReadDescriptor,
     IWriteDescriptor,
 )
 from twisted.internet.task import LoopingCall
@@ -51,12 +55,16 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_journey import records
+from twisted_journey.datagrams import DatagramReceiver, bind_udp
 from twisted_journey.datalog import DataLog
+from twisted_journey.listen import ListenError, ListenSpec
 from twisted_journey.policies import LimitedFactory, LimitedProtocol, peerOf
+from twisted_journey.syslogframe import new_framer
 
 __all__ = [
     "RESERVED_DESCRIPTORS",
     "DataLogService",
+    "DatagramService",
     "MuxFactory",
     "MuxProtocol",
     "catchEarlySignals",
@@ -181,6 +189,11 @@ class MuxProtocol(LimitedProtocol):
             factory.datalog.write(out, framer.lines - made)
             if framer.complete:
                 factory.relay(self, framer.complete)
+        if framer.error is not None:
+            factory.framingErrors += 1
+            factory.log.warn("{sentence}", sentence=framer.error)
+            self.finishRecording()
+            self.transport.loseConnection()
 
     def relayed(self, data: bytes) -> None:
         """
@@ -261,6 +274,7 @@ class MuxFactory(LimitedFactory):
     :param datalog: where records go.
     :param recordFormat: ``"text"`` or ``"json"``.
     :param mode: ``"line"`` or ``"raw"``.
+    :param framing: ``"lines"`` or ``"syslog"`` (see :mod:`twisted_journey.syslogframe`).
     :param maxLineLength: longer lines are recorded truncated.
     :param timeout: drop a client idle this many seconds (``None``: never).
     :param broadcast: relay every line to every other client.
@@ -271,6 +285,7 @@ class MuxFactory(LimitedFactory):
         ``None`` values: about 30 bytes a connection, where a ``set`` takes 26 to 100).
     :ivar timedOut: clients dropped for idleness.
     :ivar droppedSlow: broadcast clients dropped for not reading.
+    :ivar framingErrors: clients closed for breaking syslog framing.
     :ivar outputPaused: whether the clients are paused because the data log's output is
         behind (see :meth:`pauseClients`).
     :ivar pauses: how many times the clients were paused for the data log.
@@ -291,6 +306,7 @@ class MuxFactory(LimitedFactory):
         *,
         recordFormat: str = "text",
         mode: str = "line",
+        framing: str = "lines",
         maxLineLength: int = 65536,
         timeout: float | None = None,
         broadcast: bool = False,
@@ -304,6 +320,7 @@ class MuxFactory(LimitedFactory):
         self.datalog = datalog
         self.recordFormat = recordFormat
         self.mode = mode
+        self.framing = framing
         self.maxLineLength = maxLineLength
         self.timeout = timeout
         self.broadcast = broadcast
@@ -311,10 +328,14 @@ class MuxFactory(LimitedFactory):
         self.clients: dict[MuxProtocol, None] = {}
         self.timedOut = 0
         self.droppedSlow = 0
+        self.framingErrors = 0
         self.outputPaused = False
         self.pauses = 0
         self.descriptorCeiling = descriptorCeiling()
         self.deferredAccepts = 0
+        #: the readers of the ``udp:`` listeners (see :class:`DatagramService`), kept
+        #: after they stop for their counts
+        self.datagramReaders: list[_DatagramReader] = []
         self._pausedPorts: list[Any] = []
         self._lastDeferredReport = -math.inf
         datalog.pause = self.pauseClients
@@ -334,7 +355,8 @@ class MuxFactory(LimitedFactory):
         """
         The framer for a connection's first data (idle connections never get one).
         """
-        return records.Framer(
+        return new_framer(
+            self.framing,
             self.recordFormat,
             protocol.peer,
             protocol.conn,
@@ -408,6 +430,8 @@ class MuxFactory(LimitedFactory):
         self.pauses += 1
         for client in self.clients:
             client.transport.pauseProducing()
+        for reader in self.datagramReaders:
+            reader.pause()
         self.log.warn(
             "Data log {path} is {backlog} bytes behind its output: reading no client "
             "until it catches up",
@@ -423,6 +447,8 @@ class MuxFactory(LimitedFactory):
         for client in self.clients:
             client.lastActive = self.generation
             client.transport.resumeProducing()
+        for reader in self.datagramReaders:
+            reader.resume()
         self.log.info("Data log {path} caught up: reading clients again", path=self.datalog.path)
 
     def _ourPorts(self) -> list[Any]:
@@ -492,6 +518,140 @@ class MuxFactory(LimitedFactory):
             # Read no more: what is read must be recorded, and the data log is closing.
             client.transport.pauseProducing()
             client.finishRecording()
+
+
+@implementer(IReadDescriptor)
+class _DatagramReader:
+    """
+    Reads a ``udp:`` listener's datagrams into the factory's data log whenever the
+    reactor finds its socket readable (see :mod:`twisted_journey.datagrams`).
+    """
+
+    def __init__(self, receiver: DatagramReceiver, factory: MuxFactory) -> None:
+        self.receiver = receiver
+        self.factory = factory
+        self.reading = False
+        self.closed = False
+        self._reportedError = False
+
+    def fileno(self) -> int:
+        """
+        The socket's descriptor.
+        """
+        return self.receiver.sock.fileno()
+
+    def doRead(self) -> None:
+        """
+        Record the waiting datagrams.
+        """
+        factory = self.factory
+        before = self.receiver.received_bytes
+        try:
+            out = self.receiver.receive(factory.clock.seconds())
+        except OSError as e:
+            if not self._reportedError:
+                self._reportedError = True
+                factory.log.warn(
+                    "Cannot read datagrams on {address}: {reason}",
+                    address=self.receiver.sock.getsockname(),
+                    reason=e.strerror or str(e),
+                )
+            return
+        factory.bytesReceived += self.receiver.received_bytes - before
+        if out:
+            factory.datalog.write(out)
+
+    def pause(self) -> None:
+        """
+        Read nothing while the data log is behind (the kernel drops, counted).
+        """
+        if self.reading:
+            cast(IReactorFDSet, self.factory.clock).removeReader(self)
+            self.reading = False
+
+    def resume(self) -> None:
+        """
+        Read again (unless the listener is closed).
+        """
+        if not self.reading and not self.closed:
+            cast(IReactorFDSet, self.factory.clock).addReader(self)
+            self.reading = True
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        The reactor stopped watching the socket.
+        """
+        self.reading = False
+
+    def logPrefix(self) -> str:
+        """
+        What the reactor's log says this descriptor is.
+        """
+        return "journey-mux udp"
+
+
+class DatagramService(Service):
+    """
+    A ``udp:`` listener of a :class:`MuxFactory`: binds its socket when the service starts
+    (before twistd drops privileges, so port 514 works), records every datagram as one
+    message, and closes the socket at stop.
+
+    :param spec: from :func:`twisted_journey.listen.parse_udp`.
+    """
+
+    def __init__(self, factory: MuxFactory, spec: ListenSpec) -> None:
+        self.factory = factory
+        self.spec = spec
+        self.reader: _DatagramReader | None = None
+
+    def privilegedStartService(self) -> None:
+        """
+        Bind, or exit with one sentence saying why not.
+        """
+        super().privilegedStartService()
+        try:
+            sock = bind_udp(self.spec)
+        except ListenError as e:
+            raise SystemExit(str(e)) from None
+        factory = self.factory
+        receiver = DatagramReceiver(
+            sock,
+            framing=factory.framing,
+            record_format=factory.recordFormat,
+            max_line_length=factory.maxLineLength,
+        )
+        self.reader = _DatagramReader(receiver, factory)
+
+    def startService(self) -> None:
+        """
+        Start reading (unless the data log is behind).
+        """
+        super().startService()
+        if self.reader is None:
+            self.privilegedStartService()
+        assert self.reader is not None
+        self.factory.datagramReaders.append(self.reader)
+        if not self.factory.outputPaused:
+            self.reader.resume()
+        if not self.factory.quiet:
+            self.factory.log.info(
+                "Listening for datagrams on {address}",
+                address=self.reader.receiver.sock.getsockname(),
+            )
+
+    def stopService(self) -> None:
+        """
+        Record what is waiting, stop reading and close the socket.
+        """
+        super().stopService()
+        reader = self.reader
+        if reader is None:
+            return
+        reader.doRead()
+        reader.pause()
+        reader.closed = True
+        reader.receiver.sock.close()
+        self.reader = None
 
 
 @implementer(IWriteDescriptor)

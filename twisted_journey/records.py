@@ -67,6 +67,7 @@ __all__ = [
     "TRUNCATED",
     "Framer",
     "escape",
+    "json_line",
     "json_string",
     "printable",
     "split_marker",
@@ -352,10 +353,11 @@ def timestamp(seconds: float) -> bytes:
     return b"%s%06dZ" % (_second_text, fraction)
 
 
-def _json_line(line: bytes, marker: bytes = b"") -> bytes:
+def json_line(line: bytes, marker: bytes = b"", fields: bytes = b"") -> bytes:
     """
     A JSON record's ``line`` string contents and closing fields for one line's bytes: its
-    text, the exact bytes in ``"b64"`` when they are not valid UTF-8, the marker's field.
+    text, the exact bytes in ``"b64"`` when they are not valid UTF-8, the marker's field,
+    then ``fields`` (more ``,"name":value`` members, already JSON) and the closing brace.
     """
     try:
         text = line.decode("utf-8")
@@ -363,7 +365,7 @@ def _json_line(line: bytes, marker: bytes = b"") -> bytes:
     except UnicodeDecodeError:
         text = line.decode("utf-8", "replace")
         extra = b'","b64":"%s' % binascii.b2a_base64(line, newline=False)
-    return b'%s%s"%s}' % (json_string(text), extra, _JSON_MARKS.get(marker, b""))
+    return b'%s%s"%s%s}' % (json_string(text), extra, _JSON_MARKS.get(marker, b""), fields)
 
 
 class Framer:
@@ -388,6 +390,9 @@ class Framer:
     :ivar received: bytes received so far.
     :ivar complete: when ``keep_lines`` is true, the complete lines of the last chunk,
         each ending in ``\\n`` (what ``--broadcast`` relays); else ``b""``.
+    :ivar error: ``None``; a framer that finds bytes it cannot frame (see
+        :class:`twisted_journey.syslogframe.SyslogFramer`) sets it to the sentence to
+        log, and the engine then closes the connection.
     """
 
     __slots__ = (
@@ -400,6 +405,7 @@ class Framer:
         "_pending_size",
         "_raw",
         "complete",
+        "error",
         "lines",
         "received",
     )
@@ -435,6 +441,7 @@ class Framer:
         self._pending_size = 0
         self._discarding = False
         self.complete = b""
+        self.error: str | None = None
         self.lines = 0
         self.received = 0
 
@@ -459,7 +466,7 @@ class Framer:
                 out.append(b"%s%s%s\n" % (prefix, escape(line), marker))
         else:
             for line, marker in lines:
-                out.append(b"%s%s\n" % (prefix, _json_line(line, marker)))
+                out.append(b"%s%s\n" % (prefix, json_line(line, marker)))
         self.lines += len(out)
         return b"".join(out)
 
@@ -543,6 +550,16 @@ class Framer:
         if self._keep_lines:
             self.complete = complete + b"\n"
         return out + self._hold(rest, now) if rest else out
+
+    def message(self, data: bytes, now: float) -> bytes:
+        """
+        The record for one whole message received at ``now`` (a UDP datagram, its
+        framing removed), cut at the limit and marked truncated if longer.
+        """
+        self.received += len(data)
+        if len(data) > self._max:
+            return self._records(now, [(data[: self._max], TRUNCATED)])
+        return self._records(now, [(data, b"")])
 
     def _hasLongLine(self, complete: bytes) -> bool:
         """

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 from twisted_journey import errors
+from twisted_journey.syslogframe import OctetCounter
 
 __all__ = ["receive_greeting", "send_stream"]
 
@@ -101,7 +102,11 @@ def _receive(sock: socket.socket) -> bytes:
 
 
 def send_stream(
-    target: errors.Target, fd: int, write: Callable[[bytes], object], timeout: float = 10.0
+    target: errors.Target,
+    fd: int,
+    write: Callable[[bytes], object],
+    timeout: float = 10.0,
+    framing: str = "lines",
 ) -> int:
     """
     Connect, stream everything readable from ``fd`` to the server, half-close at the end
@@ -112,10 +117,14 @@ def send_stream(
     the input is idle; input is read only once the previous chunk has been sent, which is
     the back-pressure.  (``poll``, unlike ``epoll``, accepts regular files: always ready.)
 
+    With ``framing`` ``"syslog"`` each line is sent as an octet-counted syslog frame
+    (:class:`twisted_journey.syslogframe.OctetCounter`).
+
     :return: the number of bytes sent.
     :raises twisted_journey.errors.ClientError: when the server cannot be reached, fails,
         or closes before all the input was sent.
     """
+    counter = OctetCounter() if framing == "syslog" else None
     sock = errors.connect(target, timeout)
     sent = 0
     unsent = memoryview(b"")
@@ -130,13 +139,26 @@ def send_stream(
                     try:
                         if key.fileobj is not sock:
                             chunk = _read_input(fd)
-                            selector.unregister(fd)
-                            if chunk:
-                                unsent = memoryview(chunk)
-                                selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-                            else:
+                            if not chunk:
                                 reading = False
-                                _finish_sending(sock)
+                                selector.unregister(fd)
+                                chunk = counter.finish() if counter is not None else b""
+                                if not chunk:
+                                    _finish_sending(sock)
+                                    continue
+                            elif counter is not None:
+                                try:
+                                    chunk = counter.frames(chunk)
+                                except ValueError as e:
+                                    raise errors.ClientError(
+                                        f"cannot send the input: {e}."
+                                    ) from None
+                                if not chunk:
+                                    continue  # no line complete yet: read on
+                            if reading:
+                                selector.unregister(fd)
+                            unsent = memoryview(chunk)
+                            selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
                             continue
                         if events & selectors.EVENT_WRITE:
                             count = sock.send(unsent)
@@ -144,7 +166,10 @@ def send_stream(
                             unsent = unsent[count:]
                             if not unsent:
                                 selector.modify(sock, selectors.EVENT_READ)
-                                selector.register(fd, selectors.EVENT_READ)
+                                if reading:
+                                    selector.register(fd, selectors.EVENT_READ)
+                                else:
+                                    _finish_sending(sock)
                         if events & selectors.EVENT_READ:
                             # TLS may hold more decrypted bytes than one recv returns.
                             while data := _receive(sock):

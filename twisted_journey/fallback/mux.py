@@ -57,17 +57,21 @@ import time
 from collections.abc import Callable, Sequence
 
 from twisted_journey import __version__, records
+from twisted_journey.datagrams import DatagramReceiver, bind_udp
 from twisted_journey.datalog import DataLog, check_output, keep_count
 from twisted_journey.errors import plural
 from twisted_journey.eventlog import event_stream
 from twisted_journey.listen import (
     ListenError,
+    ListenSpec,
     bind_all,
     format_peer,
     parse_listen,
+    parse_udp,
     remove_socket_files,
 )
 from twisted_journey.settings import SettingError, limit, seconds
+from twisted_journey.syslogframe import FRAMINGS, check_framing, new_framer
 
 __all__ = ["BACKENDS", "FD_SETSIZE", "MuxServer", "main"]
 
@@ -140,6 +144,8 @@ class MuxServer:
     :param listeners: bound, listening sockets.
     :param datalog: where records go.
     :param selector: a fresh selector (one of :data:`BACKENDS`).
+    :param datagrams: bound UDP sockets (:func:`twisted_journey.datagrams.bind_udp`):
+        each datagram is one message.
 
     :ivar reading: whether clients are read (``False`` while the data log's output is
         behind).
@@ -157,17 +163,27 @@ class MuxServer:
         *,
         record_format: str = "text",
         mode: str = "line",
+        framing: str = "lines",
         max_line_length: int = 65536,
         flush_interval: float = 1.0,
         broadcast: bool = False,
         broadcast_buffer: int = 1 << 20,
         quiet: bool = False,
+        datagrams: Sequence[socket.socket] = (),
     ) -> None:
         self.listeners = list(listeners)
+        self.receivers = [
+            DatagramReceiver(
+                sock, framing=framing, record_format=record_format, max_line_length=max_line_length
+            )
+            for sock in datagrams
+        ]
         self.datalog = datalog
         self.selector = selector
         self.record_format = record_format
         self.mode = mode
+        self.framing = framing
+        self.framing_errors = 0
         self.max_line_length = max_line_length
         self.flush_interval = flush_interval
         self.broadcast = broadcast
@@ -194,6 +210,8 @@ class MuxServer:
         datalog.resume = self._resume_reading
         datalog.watch = self._watch_output
         self._update_accepting()
+        for receiver in self.receivers:
+            self.selector.register(receiver.sock, selectors.EVENT_READ, self._datagrams)
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -262,6 +280,11 @@ class MuxServer:
         """
         self.reading = False
         self._watch_output(False)
+        for receiver in self.receivers:
+            self._datagrams(receiver.sock, selectors.EVENT_READ)
+            if self.selector.get_map().get(receiver.sock) is not None:  # not while paused
+                self.selector.unregister(receiver.sock)
+            receiver.sock.close()
         for listener in self.listeners:
             if self.accepting:
                 self.selector.unregister(listener)
@@ -319,6 +342,8 @@ class MuxServer:
         self.pauses += 1
         for connection in self.clients.values():
             self._interest(connection)
+        for receiver in self.receivers:
+            self.selector.unregister(receiver.sock)
         self._update_accepting()
         log(
             f"Data log {self.datalog.path} is {self.datalog.backlog} bytes behind its "
@@ -332,6 +357,8 @@ class MuxServer:
         self.reading = True
         for connection in self.clients.values():
             self._interest(connection)
+        for receiver in self.receivers:
+            self.selector.register(receiver.sock, selectors.EVENT_READ, self._datagrams)
         self._update_accepting()
         log(f"Data log {self.datalog.path} caught up: reading clients again")
 
@@ -415,6 +442,19 @@ class MuxServer:
             f"({self.deferred_accepts} times so far)"
         )
 
+    def _datagrams(self, sock: socket.socket, mask: int) -> None:
+        """
+        A ``udp:`` socket is readable: record its datagrams.
+        """
+        receiver = next(r for r in self.receivers if r.sock is sock)
+        try:
+            out = receiver.receive(time.time())
+        except OSError as e:
+            log(f"cannot read datagrams on {sock.getsockname()!r}: {e.strerror or e}")
+            return
+        if out:
+            self.datalog.write(out)
+
     def ready(self, sock: socket.socket, mask: int) -> None:
         """
         A client's socket is readable and/or writable.
@@ -445,7 +485,8 @@ class MuxServer:
             return
         framer = connection.framer
         if framer is None:
-            framer = connection.framer = records.Framer(
+            framer = connection.framer = new_framer(
+                self.framing,
                 self.record_format,
                 connection.peer,
                 connection.conn,
@@ -459,6 +500,10 @@ class MuxServer:
             self.datalog.write(out, framer.lines - made)
             if framer.complete:
                 self.relay(connection, framer.complete)
+        if framer.error is not None and connection.sock in self.clients:
+            self.framing_errors += 1
+            log(framer.error)
+            self.close(connection, "framing error")
 
     def relay(self, sender: Connection, lines: bytes) -> None:
         """
@@ -555,7 +600,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--listen", "-l", action="append", default=[], metavar="ENDPOINT",
-        help="tcp:PORT[:interface=ADDR], tcp6:..., unix:PATH; repeatable [tcp:1235]",
+        help="tcp:PORT[:interface=ADDR], tcp6:..., unix:PATH, udp:PORT[:interface=ADDR] "
+        "(a datagram per message); repeatable [tcp:1235]",
     )  # fmt: skip
     parser.add_argument(
         "--backend",
@@ -575,6 +621,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=records.MODES,
         default="line",
         help="line: a record per line; raw: a record per received chunk [line]",
+    )
+    parser.add_argument(
+        "--framing",
+        choices=FRAMINGS,
+        default="lines",
+        help="lines: a line ends at LF; syslog: RFC 6587 frames (octet counted, or ending "
+        "at LF or NUL), a record per message [lines]",
     )
     parser.add_argument(
         "--max-line-length", type=_setting(limit), default=65536,
@@ -614,7 +667,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         check_output(args.output, args.rotate_bytes)
-        specs = [parse_listen(d) for d in args.listen or ["tcp:1235"]]
+        check_framing(args.framing, args.mode)
+        udp = [parse_udp(d) for d in args.listen if d.partition(":")[0] == "udp"]
+        specs = [parse_listen(d) for d in args.listen if d.partition(":")[0] != "udp"]
+        if not args.listen:
+            specs = [parse_listen("tcp:1235")]
     except (SettingError, ListenError) as e:
         parser.error(str(e))
     # Events never block the loop: those a stalled reader cannot take are dropped, counted.
@@ -629,8 +686,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except OSError as e:
         parser.error(f"cannot open --output {args.output!r}: {e.strerror or e}.")
+    # The udp: sockets are bound first: once a TCP port accepts, every listener is ready.
+    datagrams: list[socket.socket] = []
     try:
-        listeners = bind_all(specs)
+        try:
+            for spec in udp:
+                datagrams.append(bind_udp(spec))
+            listeners = bind_all(specs)
+        except ListenError:
+            for sock in datagrams:
+                sock.close()
+            raise
     except ListenError as e:
         datalog.close()
         print(f"{parser.prog}: {e}", file=sys.stderr)
@@ -641,18 +707,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         BACKENDS[args.backend](),
         record_format=args.format,
         mode=args.mode,
+        framing=args.framing,
         max_line_length=args.max_line_length,
         flush_interval=args.flush_interval,
         broadcast=args.broadcast,
         broadcast_buffer=args.broadcast_buffer,
         quiet=args.quiet,
+        datagrams=datagrams,
     )
     signal.signal(signal.SIGTERM, server.stop)
     signal.signal(signal.SIGINT, server.stop)
     signal.signal(signal.SIGUSR1, server.reopen)
     if signal.SIGUSR1 in _early_signals:
         server.reopen()
-    for spec, listener in zip(specs, listeners, strict=True):
+    bound: list[tuple[ListenSpec, socket.socket]] = [
+        *zip(specs, listeners, strict=True),
+        *zip(udp, datagrams, strict=True),
+    ]
+    for spec, listener in bound:
         log(f"Listening on {spec} ({args.backend} backend) as {listener.getsockname()!r}")
     try:
         server.serve_forever()

@@ -27,7 +27,9 @@ from twisted.python import usage
 
 from twisted_journey import _twisted, records, settings, workers
 from twisted_journey.datalog import DataLog, check_output, keep_count
-from twisted_journey.mux import DataLogService, MuxFactory, catchEarlySignals
+from twisted_journey.listen import ListenError, parse_udp
+from twisted_journey.mux import DatagramService, DataLogService, MuxFactory, catchEarlySignals
+from twisted_journey.syslogframe import check_framing
 from twisted_journey.tap.common import ServerOptions, listeningService
 
 __all__ = ["Options", "makeService"]
@@ -54,6 +56,8 @@ class Options(ServerOptions):
         # server that is starting.
         catchEarlySignals()
         super().__init__()
+        #: the ``udp:`` listeners, parsed; the others are in ``self["listen"]``
+        self["udp"] = []
 
     optFlags: list[list[Any]] = [
         ["broadcast", None, "Also relay every line to every other connected client (chat mode)."],
@@ -62,6 +66,13 @@ class Options(ServerOptions):
         ["output", "o", "-", "Data log file; - is standard output."],
         ["format", None, "text", "Record format: text or json."],
         ["mode", None, "line", "line: a record per line; raw: a record per received chunk."],
+        [
+            "framing",
+            None,
+            "lines",
+            "lines: a line ends at LF; syslog: RFC 6587 frames (octet counted, or ending at "
+            "LF or NUL), a record per message.",
+        ],
         ["max-line-length", None, "65536", "Record longer lines cut to this many bytes, marked."],
         ["flush-interval", None, "1", "Write buffered records at least this often (seconds)."],
         ["rotate-bytes", None, None, "Start a new data log before it grows past this size."],
@@ -74,6 +85,18 @@ class Options(ServerOptions):
         ],
     ]
 
+    def opt_listen(self, description: str) -> None:
+        """
+        Listen on this endpoint (tcp:PORT, tcp6:, unix:, ssl:, tls:, systemd:, haproxy:..., or udp:PORT[:interface=ADDR] for a datagram per message); repeatable.
+        """
+        if description.partition(":")[0] == "udp":
+            try:
+                self["udp"].append(parse_udp(description))
+            except ListenError as e:
+                raise usage.UsageError(str(e)) from None
+        else:
+            super().opt_listen(description)
+
     def opt_timeout(self, value: str) -> None:
         """
         Drop a client that sends nothing for this many seconds [default: never].
@@ -84,12 +107,21 @@ class Options(ServerOptions):
         """
         Validate every option, in the same words as the stdlib twin.
         """
+        onlyDatagrams = bool(self["udp"]) and not self["listen"]
         super().postOptions()
+        if onlyDatagrams:
+            self["listen"] = []  # no default TCP port when only udp: is asked for
+        if self["udp"] and self["workers"] > 1:
+            raise usage.UsageError(
+                "udp: listeners cannot be used with --workers: run them in a journey-mux "
+                "of their own without --workers."
+            )
         for name, choices in (("format", records.FORMATS), ("mode", records.MODES)):
             if self[name] not in choices:
                 raise usage.UsageError(
                     f"--{name} must be one of {', '.join(choices)}, not {self[name]!r}."
                 )
+        self._setting(check_framing, self["framing"], self["mode"])
         for name in ("max-line-length", "rotate-bytes", "broadcast-buffer"):
             self[name] = self._setting(settings.limit, f"--{name}", self[name])
         self["rotate-keep"] = self._setting(keep_count, "--rotate-keep", self["rotate-keep"])
@@ -144,6 +176,7 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         datalog,
         recordFormat=options["format"],
         mode=options["mode"],
+        framing=options["framing"],
         maxLineLength=options["max-line-length"],
         timeout=options["timeout"],
         broadcast=options["broadcast"],
@@ -155,5 +188,8 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     )
     parent = MultiService()
     DataLogService(factory, options["flush-interval"], clock=reactor).setServiceParent(parent)  # type: ignore[arg-type]
+    # The udp: sockets are bound first: once a TCP port accepts, every listener is ready.
+    for spec in options["udp"]:
+        DatagramService(factory, spec).setServiceParent(parent)
     listeningService(options, factory, reactor).setServiceParent(parent)
     return parent

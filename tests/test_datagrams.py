@@ -1,0 +1,145 @@
+"""
+Tests for :mod:`twisted_journey.datagrams` (journey-mux's ``udp:`` listeners) on real
+loopback UDP sockets, and the counters ``--metrics`` shows for them.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+from tests.support import PATIENCE
+from twisted_journey.datagrams import SO_RXQ_OVFL, DatagramReceiver, bind_udp, message
+from twisted_journey.datalog import DataLog
+from twisted_journey.listen import ListenError, parse_udp
+from twisted_journey.metrics import snapshot
+from twisted_journey.mux import DatagramService, MuxFactory
+
+NOW = 1795745859.123456
+
+
+class MessageTests(SynchronousTestCase):
+    """
+    :func:`message` removes what ends a datagram, nothing else.
+    """
+
+    def test_strip(self) -> None:
+        """
+        Trailing LF and NUL bytes, and a CR before an LF, go; leading and inner ones stay.
+        """
+        self.assertEqual(message(b"<1>a\n"), b"<1>a")
+        self.assertEqual(message(b"<1>a\r\n\x00\x00"), b"<1>a")
+        self.assertEqual(message(b"\n<1>a\nb\x00c\r"), b"\n<1>a\nb\x00c\r")
+        self.assertEqual(message(b"\x00\n"), b"")
+
+
+class ParseUDPTests(SynchronousTestCase):
+    """
+    ``udp:PORT[:interface=ADDR]`` descriptions.
+    """
+
+    def test_parse(self) -> None:
+        """
+        A port and an optional interface; anything else is refused in a sentence.
+        """
+        spec = parse_udp("udp:514:interface=127.0.0.1")
+        self.assertEqual((spec.kind, spec.port, spec.interface), ("udp", 514, "127.0.0.1"))
+        self.assertEqual(parse_udp("udp:0:interface=\\:\\:1").interface, "::1")
+        for bad in ["udp:", "udp:x", "udp:1:backlog=5", "tcp:1"]:
+            with self.assertRaises(ListenError):
+                parse_udp(bad)
+
+
+class ReceiverTests(SynchronousTestCase):
+    """
+    :class:`DatagramReceiver` on a real socket.
+    """
+
+    def receiver(self, **kwargs: object) -> tuple[DatagramReceiver, socket.socket]:
+        """
+        A receiver on a fresh loopback port and a socket connected to it.
+        """
+        sock = bind_udp(parse_udp("udp:0:interface=127.0.0.1"), **kwargs)  # type: ignore[arg-type]
+        self.addCleanup(sock.close)
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sender.close)
+        sender.connect(sock.getsockname())
+        return (
+            DatagramReceiver(sock, framing="syslog", record_format="json", max_line_length=100),
+            sender,
+        )
+
+    def receiveAll(self, receiver: DatagramReceiver, count: int) -> list[dict[str, object]]:
+        """
+        Wait for ``count`` datagrams; their records.
+        """
+        out = b""
+        while receiver.received < count:
+            readable, _, _ = select.select([receiver.sock], [], [], PATIENCE)
+            self.assertTrue(readable, "no datagram came")
+            out += receiver.receive(NOW)
+        return [json.loads(line) for line in out.splitlines()]
+
+    def test_oneRecordPerDatagram(self) -> None:
+        """
+        Each datagram is one record, connection 0, whatever it holds (LF, NUL, an octet
+        count), cut at the limit; an empty one makes no record.
+        """
+        receiver, sender = self.receiver()
+        datagrams = [b"<12>app5: one\n", b"<13>two\nlines\x00", b"", b"5 <1>x", b"a" * 150]
+        for datagram in datagrams:
+            sender.send(datagram)
+        found = self.receiveAll(receiver, 5)
+        self.assertEqual(
+            [r["line"] for r in found], ["<12>app5: one", "<13>two\nlines", "5 <1>x", "a" * 100]
+        )
+        self.assertEqual({r["conn"] for r in found}, {0})
+        self.assertEqual(found[0]["peer"], f"127.0.0.1:{sender.getsockname()[1]}")
+        self.assertEqual(found[0]["syslog"]["app_name"], "app5")  # type: ignore[index]
+        self.assertTrue(found[3]["truncated"])
+        self.assertEqual(receiver.received_bytes, sum(map(len, datagrams)))
+
+    def test_kernelDropsCounted(self) -> None:
+        """
+        Datagrams the kernel drops because nobody read them are counted.
+        """
+        if SO_RXQ_OVFL is None:
+            raise SkipTest("SO_RXQ_OVFL is Linux's")
+        receiver, sender = self.receiver(receive_buffer=4096)
+        for i in range(500):
+            sender.send(b"<13>flood %d " % i + b"x" * 900)
+        sender.send(b"<13>last")
+        self.receiveAll(receiver, 1)
+        while receiver.receive(NOW):
+            pass
+        self.assertGreater(receiver.dropped, 0)
+        self.assertEqual(receiver.received + receiver.dropped, 501)
+
+
+class MetricsTests(SynchronousTestCase):
+    """
+    ``--metrics`` shows the datagrams and the kernel's drops.
+    """
+
+    def test_snapshot(self) -> None:
+        """
+        The factory's ``udp:`` readers are summed into two families; framing errors are
+        a drop reason.
+        """
+        factory = MuxFactory(DataLog(self.mktemp()), quiet=True, clock=MemoryReactorClock())
+        service = DatagramService(factory, parse_udp("udp:0:interface=127.0.0.1"))
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        assert service.reader is not None
+        service.reader.receiver.received = 7
+        service.reader.receiver.dropped = 3
+        factory.framingErrors = 2
+        values = snapshot(factory)
+        self.assertEqual(values["journey_datagrams_received", ()], 7)
+        self.assertEqual(values["journey_datagrams_dropped", ()], 3)
+        self.assertEqual(values["journey_connections_dropped", (("reason", "framing"),)], 2)

@@ -1,0 +1,459 @@
+"""
+Tests for :mod:`twisted_journey.syslogframe`: RFC 6587 framing (octet counted and
+traditional, mixed per frame), framing errors, and the parsed syslog fields.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from twisted_journey import records
+from twisted_journey.records import PARTIAL, TRUNCATED, split_marker, unescape
+from twisted_journey.settings import SettingError
+from twisted_journey.syslogframe import (
+    FACILITIES,
+    OctetCounter,
+    SyslogFramer,
+    check_framing,
+    new_framer,
+    parse,
+    parsed_json,
+)
+
+NOW = 1795745859.123456
+LIMIT = 64
+
+
+def framer(**kwargs: object) -> SyslogFramer:
+    """
+    A text-format syslog framer with a small limit.
+    """
+    options: dict[str, object] = {"max_line_length": LIMIT}
+    options.update(kwargs)
+    return SyslogFramer("text", "127.0.0.1:5", 1, **options)  # type: ignore[arg-type]
+
+
+def lines_(out: bytes) -> list[tuple[bytes, bytes]]:
+    """
+    The (message, marker) of each text record in ``out``.
+    """
+    result = []
+    for record in out.splitlines():
+        text, marker = split_marker(record.split(b" ", 3)[3])
+        result.append((unescape(text), marker))
+    return result
+
+
+def feedAll(f: SyslogFramer, chunks: list[bytes]) -> bytes:
+    """
+    Feed every chunk, then finish; all the records.
+    """
+    return b"".join(f.feed(chunk, NOW) for chunk in chunks) + f.finish(NOW)
+
+
+# A traditional message: no terminator inside, not starting with a digit or a CR LF,
+# not ending with a CR (a CR before the LF is part of the terminator), not empty.
+traditional = st.binary(min_size=1, max_size=LIMIT).filter(
+    lambda m: (
+        b"\n" not in m
+        and b"\x00" not in m
+        and not m[:1].isdigit()
+        and not m.endswith(b"\r")
+        and not m.startswith(b"\r\n")
+    )
+)
+counted = st.binary(min_size=1, max_size=LIMIT)
+frames = st.lists(
+    st.one_of(
+        st.tuples(st.just("count"), counted),
+        st.tuples(st.sampled_from([b"\n", b"\r\n", b"\x00"]), traditional),
+    ),
+    max_size=8,
+)
+
+
+def encode(frames: list[tuple[object, bytes]]) -> bytes:
+    """
+    The frames on the wire.
+    """
+    out = []
+    for how, message in frames:
+        if how == "count":
+            out.append(b"%d %s" % (len(message), message))
+        else:
+            assert isinstance(how, bytes)
+            out.append(message + how)
+    return b"".join(out)
+
+
+class FramingTests(SynchronousTestCase):
+    """
+    :class:`SyslogFramer` turns each frame into one record, however the bytes are split.
+    """
+
+    @settings(max_examples=300, deadline=None)
+    @given(frames, st.data())
+    def test_everySplitSameRecords(
+        self, frames: list[tuple[object, bytes]], data: st.DataObject
+    ) -> None:
+        """
+        Mixed frames give one record per message, the message exactly, in order, whether
+        they arrive in one chunk, a byte at a time, or split anywhere.
+        """
+        wire = encode(frames)
+        expected = [
+            (message[:-1] if how == "count" and message.endswith(b"\n") else message, b"")
+            for how, message in frames
+        ]
+        whole = feedAll(framer(), [wire])
+        self.assertEqual(lines_(whole), expected)
+        self.assertEqual(feedAll(framer(), [wire[i : i + 1] for i in range(len(wire))]), whole)
+        cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=6)))
+        pieces = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
+        self.assertEqual(feedAll(framer(), pieces), whole)
+
+    def test_everyBoundary(self) -> None:
+        """
+        A stream mixing all three framings, split in two at every byte boundary, gives
+        the same records.
+        """
+        wire = b"5 hello<13>x: lf\n<14>y: crlf\r\n<12>app5: nul 1\x0012 with\nnewline<9>tail"
+        whole = feedAll(framer(), [wire])
+        self.assertEqual(
+            lines_(whole),
+            [
+                (b"hello", b""),
+                (b"<13>x: lf", b""),
+                (b"<14>y: crlf", b""),
+                (b"<12>app5: nul 1", b""),
+                (b"with\nnewline", b""),
+                (b"<9>tail", PARTIAL),
+            ],
+        )
+        for cut in range(len(wire) + 1):
+            self.assertEqual(feedAll(framer(), [wire[:cut], wire[cut:]]), whole, cut)
+
+    def test_emptyFramesNoRecords(self) -> None:
+        """
+        A flood of NULs and blank lines holds no message and makes no record; the
+        messages around it are recorded.
+        """
+        f = framer()
+        out = f.feed(b"<1>a\x00" + b"\x00" * 100000 + b"\n\r\n" * 1000 + b"<2>b\n", NOW)
+        self.assertEqual(lines_(out), [(b"<1>a", b""), (b"<2>b", b"")])
+        self.assertIsNone(f.error)
+
+    def test_longTraditionalTruncated(self) -> None:
+        """
+        A traditional frame over the limit is recorded cut and marked, its rest dropped;
+        the next frame is recorded.
+        """
+        f = framer()
+        out = f.feed(b"a" * 100, NOW) + f.feed(b"b" * 100 + b"\n<1>next\n", NOW)
+        self.assertEqual(lines_(out), [(b"a" * LIMIT, TRUNCATED), (b"<1>next", b"")])
+        self.assertLessEqual(f.held, sys.getsizeof(bytearray(2 * LIMIT)))
+
+    def test_countAtLimit(self) -> None:
+        """
+        An octet count of exactly the limit is a message.
+        """
+        f = framer()
+        out = f.feed(b"%d %s" % (LIMIT, b"x" * LIMIT), NOW)
+        self.assertEqual(lines_(out), [(b"x" * LIMIT, b"")])
+
+    def test_broadcastRelaysWholeMessages(self) -> None:
+        """
+        With ``keep_lines``, :attr:`complete` holds the chunk's messages octet counted.
+        """
+        f = framer(keep_lines=True)
+        f.feed(b"<1>a\n3 b\nc4 <2>", NOW)
+        self.assertEqual(f.complete, b"4 <1>a3 b\nc")
+        f.feed(b"d", NOW)
+        self.assertEqual(f.complete, b"4 <2>d")
+
+
+class FramingErrorTests(SynchronousTestCase):
+    """
+    A bad octet count ends the connection's framing: what came before is recorded, what
+    follows is one partial record, and :attr:`SyslogFramer.error` says why.
+    """
+
+    def test_notANumber(self) -> None:
+        """
+        Digits followed by something other than a space are not a count.
+        """
+        f = framer()
+        out = f.feed(b"<1>ok\n12a rest\n", NOW)
+        self.assertEqual(lines_(out), [(b"<1>ok", b""), (b"12a rest\n", PARTIAL)])
+        self.assertIn("'12a' is not a number", f.error or "")
+        self.assertEqual(f.feed(b"5 hello", NOW), b"")
+        self.assertEqual(f.finish(NOW), b"")
+
+    def test_zero(self) -> None:
+        """
+        A count of zero is an error.
+        """
+        f = framer()
+        out = f.feed(b"0 x", NOW)
+        self.assertEqual(lines_(out), [(b"0 x", PARTIAL)])
+        self.assertIn("octet count 0 is zero", f.error or "")
+
+    def test_overLimit(self) -> None:
+        """
+        A count above the limit is an error, found before its bytes arrive.
+        """
+        f = framer()
+        self.assertEqual(f.feed(b"6", NOW), b"")
+        self.assertIsNone(f.error)
+        out = f.feed(b"5 ", NOW)
+        self.assertEqual(lines_(out), [(b"65 ", PARTIAL)])
+        self.assertIn("65 is above --max-line-length 64", f.error or "")
+
+    def test_hugeCountAllocatesNothing(self) -> None:
+        """
+        A count of 10^9, given a byte at a time, is refused once it has more digits than
+        the limit, holding only those digits; with a limit above it, the count is
+        accepted and only the bytes that arrive are held.
+        """
+        f = framer()
+        out = b"".join(f.feed(bytes([c]), NOW) for c in b"1000000000 x")
+        self.assertIn("longer than --max-line-length", f.error or "")
+        self.assertEqual(lines_(out), [(b"100", PARTIAL)])
+        big = framer(max_line_length=2_000_000_000)
+        self.assertEqual(big.feed(b"1000000000 <1>", NOW), b"")
+        self.assertLess(big.held, 1000)
+        self.assertEqual(lines_(big.finish(NOW)), [(b"1000000000 <1>", PARTIAL)])
+
+    def test_lyingCountShort(self) -> None:
+        """
+        A count shorter than its message frames the rest as the next frame (as rsyslog
+        does): nothing merged, nothing lost.
+        """
+        out = feedAll(framer(), [b"3 <1>abc\n4 <2>d"])
+        self.assertEqual(lines_(out), [(b"<1>", b""), (b"abc", b""), (b"<2>d", b"")])
+
+    def test_lyingCountLong(self) -> None:
+        """
+        A count longer than what was sent leaves a partial record at the end.
+        """
+        out = feedAll(framer(), [b"4 <1>a", b"50 <2>b"])
+        self.assertEqual(lines_(out), [(b"<1>a", b""), (b"50 <2>b", PARTIAL)])
+
+
+class SettingTests(SynchronousTestCase):
+    """
+    ``--framing`` is checked once for both engines.
+    """
+
+    def test_check(self) -> None:
+        """
+        ``lines`` and ``syslog`` are framings; anything else, or syslog with raw mode, is
+        refused with a sentence.
+        """
+        self.assertEqual(check_framing("syslog", "line"), "syslog")
+        self.assertEqual(check_framing("lines", "raw"), "lines")
+        with self.assertRaises(SettingError) as e:
+            check_framing("octet", "line")
+        self.assertIn("--framing must be one of lines, syslog", str(e.exception))
+        with self.assertRaises(SettingError):
+            check_framing("syslog", "raw")
+
+    def test_newFramer(self) -> None:
+        """
+        :func:`new_framer` picks the framer class.
+        """
+        self.assertIsInstance(new_framer("syslog", "text", "p", 1), SyslogFramer)
+        plain = new_framer("lines", "text", "p", 1)
+        self.assertIs(type(plain), records.Framer)
+        self.assertEqual(plain.feed(b"123 apples\n", NOW).split(b" ", 3)[3], b"123 apples\n")
+
+
+class ParseTests(SynchronousTestCase):
+    """
+    :func:`parse` reads RFC 5424 strictly and RFC 3164 leniently, as rsyslog does.
+    """
+
+    def test_rfc5424(self) -> None:
+        """
+        Every RFC 5424 field, structured data raw, ``-`` as ``None``, the BOM removed.
+        """
+        fields = parse(
+            b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 "
+            b'[exampleSDID@32473 iut="3" eventSource="Appl\\]ication"][examplePriority@32473 '
+            b'class="high"] \xef\xbb\xbfAn application event'
+        )
+        self.assertEqual(
+            fields,
+            {
+                "facility": b"local4",
+                "severity": b"notice",
+                "timestamp": b"2003-10-11T22:14:15.003Z",
+                "hostname": b"mymachine.example.com",
+                "app_name": b"evntslog",
+                "procid": None,
+                "msgid": b"ID47",
+                "structured_data": b'[exampleSDID@32473 iut="3" eventSource="Appl\\]ication"]'
+                b'[examplePriority@32473 class="high"]',
+                "msg": b"An application event",
+            },
+        )
+
+    def test_loggerOctetCount(self) -> None:
+        """
+        What ``logger --octet-count`` sends.
+        """
+        fields = parse(
+            b'<13>1 2026-12-02T05:41:14.123456+00:00 vm app1 4242 - [timeQuality tzKnown="1" '
+            b'isSynced="0"] oc 1'
+        )
+        self.assertEqual(
+            (fields["app_name"], fields["procid"], fields["msgid"], fields["msg"]),
+            (b"app1", b"4242", None, b"oc 1"),
+        )
+        self.assertEqual(fields["timestamp"], b"2026-12-02T05:41:14.123456+00:00")
+
+    def test_pythonSysLogHandler(self) -> None:
+        """
+        Python's ``SysLogHandler`` sends ``<PRI>APP: MSG``: no timestamp, no host name.
+        """
+        fields = parse(b"<12>app5: nul 1")
+        self.assertEqual(
+            fields,
+            {
+                "facility": b"user",
+                "severity": b"warning",
+                "timestamp": None,
+                "hostname": None,
+                "app_name": b"app5",
+                "procid": None,
+                "msgid": None,
+                "structured_data": None,
+                "msg": b"nul 1",
+            },
+        )
+
+    def test_rfc3164(self) -> None:
+        """
+        ``logger --rfc3164``: timestamp, host name, ``APP[PID]:``.
+        """
+        fields = parse(b"<38>Dec  2 13:00:00 myhost sshd[12]: Accepted key")
+        self.assertEqual(
+            [fields[k] for k in ("facility", "severity", "timestamp", "hostname")],
+            [b"auth", b"info", b"Dec  2 13:00:00", b"myhost"],
+        )
+        self.assertEqual(
+            [fields[k] for k in ("app_name", "procid", "msg")], [b"sshd", b"12", b"Accepted key"]
+        )
+        noHost = parse(b"<13>Dec  2 13:00:00 cron: job")
+        self.assertEqual((noHost["hostname"], noHost["app_name"]), (None, b"cron"))
+
+    def test_defaults(self) -> None:
+        """
+        A missing or malformed PRI means user.notice and the whole message is the rest;
+        a broken RFC 5424 header falls back to the lenient reading.
+        """
+        for message in [b"plain words", b"<999>x", b"<013>x", b"<12 x", b"<>x"]:
+            fields = parse(message)
+            self.assertEqual((fields["facility"], fields["severity"]), (b"user", b"notice"))
+            self.assertEqual(fields["msg"], message)
+        broken = parse(b"<13>1 not-a-time host app - - - m")
+        self.assertEqual(broken["timestamp"], None)
+        self.assertEqual(broken["msg"], b"1 not-a-time host app - - - m")
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=80))
+    def test_anyBytes(self, message: bytes) -> None:
+        """
+        Any message parses, and its JSON is valid and escaped like the line.
+        """
+        fields = parse(message)
+        self.assertIn(fields["facility"], [f.encode() for f in FACILITIES])
+        decoded = json.loads(b"{" + parsed_json(message)[1:] + b"}")
+        self.assertEqual(list(decoded["syslog"]), list(fields))
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.text(alphabet='<>13 -[]="\\\\ab\x1b\u202e\xe9', max_size=60).map(
+            lambda t: b"<13>1 - h a - - " + t.encode("utf-8")
+        )
+    )
+    def test_jsonHoldsTheFields(self, message: bytes) -> None:
+        """
+        Each field of :func:`parsed_json`, read back as JSON, is the field :func:`parse`
+        found, quotes, backslashes, controls and bidi characters included.
+        """
+        decoded = json.loads(b"{" + parsed_json(message)[1:] + b"}")["syslog"]
+        expected = {
+            name: None if value is None else value.decode("utf-8", "replace")
+            for name, value in parse(message).items()
+        }
+        self.assertEqual(decoded, expected)
+        self.assertNotIn(b"\x1b", parsed_json(message))
+        self.assertNotIn("\u202e".encode(), parsed_json(message))
+
+    def test_jsonRecords(self) -> None:
+        """
+        With the JSON format each record keeps ``line`` and adds ``syslog``, its texts
+        escaped (control and bidi characters as ``\\uXXXX``).
+        """
+        f = SyslogFramer("json", "127.0.0.1:5", 3)
+        out = f.feed(b"<12>app5: nul \xe2\x80\xae 1\x1b\x0021 <13>1 - h a - - - m\xff\n", NOW)
+        first, second = [json.loads(r) for r in out.splitlines()]
+        self.assertEqual(first["line"], "<12>app5: nul \u202e 1\x1b")
+        self.assertIn(b"nul \\u202e 1\\u001b", out)
+        self.assertEqual(first["syslog"]["app_name"], "app5")
+        self.assertEqual(first["syslog"]["msg"], "nul \u202e 1\x1b")
+        self.assertEqual(second["syslog"]["msg"], "m\ufffd")  # the LF ending it dropped
+        self.assertEqual(second["syslog"]["hostname"], "h")
+        self.assertIn("b64", second)
+        text = SyslogFramer("text", "127.0.0.1:5", 3).feed(b"<12>app5: x\x00", NOW)
+        self.assertTrue(text.endswith(b" 3 <12>app5: x\n"), text)
+
+
+class OctetCounterTests(SynchronousTestCase):
+    """
+    :class:`OctetCounter` frames ``journey send --framing syslog``'s input lines.
+    """
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(st.binary(max_size=LIMIT).map(lambda b: b.replace(b"\n", b"")), max_size=8),
+        st.data(),
+    )
+    def test_roundTrip(self, lines: list[bytes], data: st.DataObject) -> None:
+        """
+        Lines cut anywhere into chunks come out of a :class:`SyslogFramer` as the same
+        messages (empty lines, and the CR of a CR LF, dropped).
+        """
+        wire = b"".join(line + b"\n" for line in lines)
+        cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=5)))
+        counter = OctetCounter()
+        sent = (
+            b"".join(
+                counter.frames(wire[a:b])
+                for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)
+            )
+            + counter.finish()
+        )
+        expected = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+        got = lines_(feedAll(framer(), [sent]))
+        self.assertEqual(got, [(m, b"") for m in expected if m])
+
+    def test_finishAndLimit(self) -> None:
+        """
+        An unterminated last line is a frame at the end; a line past the limit is refused
+        with a sentence, however it arrives.
+        """
+        counter = OctetCounter(limit=10)
+        self.assertEqual(counter.frames(b"ab\r\n\n12 x"), b"2 ab")
+        self.assertEqual(counter.frames(b"y"), b"")
+        self.assertEqual(counter.finish(), b"5 12 xy")
+        with self.assertRaises(ValueError) as e:
+            for _ in range(11):
+                counter.frames(b"z")
+        self.assertIn("longer than 10 bytes", str(e.exception))
