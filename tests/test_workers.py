@@ -1144,6 +1144,32 @@ class MetricsDirectoryTests(SynchronousTestCase):
         self.successResultOf(pool.stopService())
         self.assertFalse(os.path.exists(directory))
 
+    def test_concurrentStartKeepsDirectory(self) -> None:
+        """
+        Another supervisor starting at the same moment (its L{workers.removeAbandoned}
+        running while this pool takes its lock) leaves this pool's directory alone.
+        """
+        import fcntl
+
+        parent = os.path.abspath(self.mktemp())
+        os.mkdir(parent)
+        realFlock = fcntl.flock
+        removed: list[list[str]] = []
+
+        def flock(fd: int, operation: int) -> None:
+            if operation & fcntl.LOCK_EX and not removed:
+                removed.append(workers.removeAbandoned(parent))
+            realFlock(fd, operation)
+
+        self.patch(fcntl, "flock", flock)
+        pool = _pool(_SpawningReactor())
+        directory = pool.makeMetricsDirectory(parent)
+        self.assertEqual(removed, [[]])
+        self.assertTrue(os.path.isdir(directory))
+        self.assertTrue(os.path.exists(os.path.join(directory, workers.METRICS_LOCK)))
+        self.assertEqual(workers.removeAbandoned(parent), [])
+        self.successResultOf(pool.stopService())
+
     def test_killedSupervisorsDirectoryIsRemoved(self) -> None:
         """
         ``SIGKILL`` the supervisor of ``--workers 2 --metrics``: its directory stays in

@@ -837,12 +837,15 @@ class WorkerPool(Service):
 
         removeAbandoned(parent)
         directory = tempfile.mkdtemp(prefix=METRICS_PREFIX, dir=parent)
+        # The lock is taken under another name, then renamed to METRICS_LOCK: another
+        # supervisor's removeAbandoned never finds it there unheld (it would remove
+        # this directory) nor holds it as this one locks it.
+        locking = os.path.join(directory, METRICS_LOCK + ".new")
         lock = os.open(
-            os.path.join(directory, METRICS_LOCK),
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o600,
+            locking, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
         )
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(locking, os.path.join(directory, METRICS_LOCK))
         self._metricsLock = lock
         self.metricsDirectory = directory
         return directory
