@@ -139,6 +139,24 @@ class EventStreamTests(SynchronousTestCase):
             pass
         self.assertEqual(self._reported(b"".join(received)), self.stream.dropped)
 
+    def test_oversizedEventReported(self) -> None:
+        """
+        An event larger than the whole buffer, dropped while the writer waits with
+        nothing queued, is said to be dropped all the same.
+        """
+        read, write = os.pipe()  # room for everything written here
+        self.addCleanup(os.close, read)
+        self.addCleanup(os.close, write)
+        stream = EventStream(write, limit=8192)
+        stream.write("queued " + "x" * 5000 + "\n")  # past PIPE_BUF: the writer writes it
+        stream.drain(PATIENCE)
+        stream.write("huge " + "x" * 9000 + "\n")  # past the 8192-byte buffer
+        self.assertEqual(stream.dropped, 1)
+        stream.drain(PATIENCE)
+        stream.close(PATIENCE)
+        os.set_blocking(read, False)
+        self.assertEqual(self._reported(_readAvailable(read, 1.0)), 1)
+
     @staticmethod
     def _reported(received: bytes) -> int:
         """

@@ -214,17 +214,22 @@ class EventStream(io.TextIOBase):
         if self._pid != os.getpid():
             self._start()
         with self._wake:
-            if self._broken or self._size + len(data) > self.limit:
+            if self._broken:
                 self.dropped += 1
                 self._unreported += 1
                 return len(text)
-            if not self._pending and self._idle:
-                # Nothing queued and the writer waits: write now what surely fits.
-                data = self._writeNow(data)
-                if not data:
-                    return len(text)
-            self._pending.append(data)
-            self._size += len(data)
+            if self._size + len(data) > self.limit:
+                # Dropped: the writer says so (see _run), even with nothing queued.
+                self.dropped += 1
+                self._unreported += 1
+            else:
+                if not self._pending and self._idle:
+                    # Nothing queued and the writer waits: write now what surely fits.
+                    data = self._writeNow(data)
+                    if not data:
+                        return len(text)
+                self._pending.append(data)
+                self._size += len(data)
             if self._writer is None:
                 self._writer = threading.Thread(
                     target=self._run, name="journey-event-log", daemon=True
@@ -266,12 +271,12 @@ class EventStream(io.TextIOBase):
         """
         while True:
             with self._wake:
-                while not self._pending and not self._closing:
+                while not self._pending and not self._unreported and not self._closing:
                     self._idle = True
                     self._wake.notify_all()  # for drain()
                     self._wake.wait()
                 self._idle = False
-                if not self._pending:
+                if not self._pending and not self._unreported:
                     return
                 chunk = b"".join(self._pending)
                 self._pending.clear()
@@ -313,7 +318,9 @@ class EventStream(io.TextIOBase):
         """
         deadline = time.monotonic() + timeout
         with self._wake:
-            while self._writer is not None and (self._pending or not self._idle):
+            while self._writer is not None and (
+                self._pending or self._unreported or not self._idle
+            ):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._broken:
                     return
