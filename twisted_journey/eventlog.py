@@ -164,9 +164,13 @@ class EventStream(io.TextIOBase):
 
     def _start(self) -> None:
         """
-        A fresh lock and no writer yet (also in a forked child, where the writer of the
-        parent does not exist).
+        A fresh lock, no writer and nothing queued yet (also in a forked child, where
+        the writer of the parent does not exist, its lock may be held for ever, and what
+        it queued is the parent's to write).
         """
+        self._pending.clear()
+        self._size = 0
+        self._unreported = 0
         self._pid = os.getpid()
         self._poll = select.poll()
         self._poll.register(self.fd, select.POLLOUT)
@@ -332,7 +336,9 @@ class EventStream(io.TextIOBase):
         ``timeout`` seconds; the descriptor stays open.
         """
         atexit.unregister(self.close)
-        writer = self._writer if self._pid == os.getpid() else None
+        if self._pid != os.getpid():
+            self._start()
+        writer = self._writer
         with self._wake:
             self._closing = True
             if writer is None and self._unreported and not self._broken:
