@@ -139,6 +139,57 @@ class EventStreamTests(SynchronousTestCase):
             pass
         self.assertEqual(self._reported(b"".join(received)), self.stream.dropped)
 
+    def test_forkedChildWritesItsOwnOnly(self) -> None:
+        """
+        A forked child's stream writes the child's events, never those its parent had
+        queued (the parent writes them).
+        """
+        for i in range(500):
+            self.stream.write(f"early {i:04d}\n")
+        self.stream.drain(0.5)  # nobody reads: the writer is stuck in a write
+        late = [f"late {i:04d}\n".encode() for i in range(100)]
+        for event in late:
+            self.stream.write(event.decode())  # queued behind the stuck write
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover (the child)
+            try:
+                self.stream.write("child\n")
+                self.stream.close(PATIENCE)
+            finally:
+                os._exit(0)
+        received = b""
+        exited = False
+        deadline = time.monotonic() + PATIENCE
+        while time.monotonic() < deadline:
+            received += _readAvailable(self.read, 0.1)
+            if not exited:
+                exited = os.waitpid(pid, os.WNOHANG)[0] == pid
+            elif late[-1] in received and b"child\n" in received:
+                break
+        if not exited:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        self.assertEqual(received.count(b"child\n"), 1)
+        self.assertEqual([e for e in late if received.count(e) > 1], [])
+
+    def test_oversizedEventReported(self) -> None:
+        """
+        An event larger than the whole buffer, dropped while the writer waits with
+        nothing queued, is said to be dropped all the same.
+        """
+        read, write = os.pipe()  # room for everything written here
+        self.addCleanup(os.close, read)
+        self.addCleanup(os.close, write)
+        stream = EventStream(write, limit=8192)
+        stream.write("queued " + "x" * 5000 + "\n")  # past PIPE_BUF: the writer writes it
+        stream.drain(PATIENCE)
+        stream.write("huge " + "x" * 9000 + "\n")  # past the 8192-byte buffer
+        self.assertEqual(stream.dropped, 1)
+        stream.drain(PATIENCE)
+        stream.close(PATIENCE)
+        os.set_blocking(read, False)
+        self.assertEqual(self._reported(_readAvailable(read, 1.0)), 1)
+
     @staticmethod
     def _reported(received: bytes) -> int:
         """

@@ -183,6 +183,15 @@ class AuthenticatorTests(unittest.SynchronousTestCase):
         ]:
             self.assertIsNone(authenticator.answer("GET", "/", [value]), value)
 
+    def test_nonASCIIAlgorithm(self) -> None:
+        """
+        An algorithm name that only case-folds into a known one (``\xdf`` uppercases
+        to ``SS``) is unknown: it is not answered, nor echoed into the header.
+        """
+        authenticator = Authenticator(("u", "p"), "digest")
+        value = 'Digest realm="r", nonce="n", algorithm="MD5-SE\xdf", qop="auth"'
+        self.assertIsNone(authenticator.answer("GET", "/", [value]))
+
 
 class UnauthorizedDetailTests(unittest.SynchronousTestCase):
     """

@@ -138,6 +138,34 @@ class CookieEngineTests(unittest.SynchronousTestCase):
         error = self.assertRaises(FileError, CookieEngine, path)
         self.assertIn("Netscape", str(error))
 
+    def test_badLineNoTraceback(self) -> None:
+        """
+        A malformed line in a Netscape cookie file is one :class:`FileError`, with no
+        traceback written anywhere (``http.cookiejar`` would warn with one).
+        """
+        import warnings
+
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            f.write("# Netscape HTTP Cookie File\nexample.org\tFALSE\t/\tFALSE\tsoon\ta\tb\n")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            error = self.assertRaises(FileError, CookieEngine, path)
+        self.assertIn("Netscape", str(error))
+        self.assertEqual([str(w.message) for w in caught], [])
+
+    def test_emptyOrHeaderlessFile(self) -> None:
+        """
+        An empty ``-b`` file (``mktemp``'s) is an empty jar, and a file of cookie lines
+        without the ``# Netscape HTTP Cookie File`` line is read, as curl reads them.
+        """
+        path = os.path.abspath(self.mktemp())
+        open(path, "w").close()
+        self.assertEqual(len(CookieEngine(path).jar), 0)
+        with open(path, "w") as f:
+            f.write("example.org\tFALSE\t/\tFALSE\t0\ta\tb\n")
+        self.assertEqual(CookieEngine(path).header("http://example.org/"), "a=b")
+
     def test_saveRefusesDirectory(self) -> None:
         """
         A directory at the ``-c`` path is a :class:`FileError`; nothing is left beside.

@@ -352,6 +352,55 @@ class StartFailureTests(SynchronousTestCase):
         self.assertEqual(critical["sentence"], sentence.decode().strip())
 
 
+class ExitAtEndTests(SynchronousTestCase):
+    """
+    L{workers._exitAtEnd} ends the process with its status only once the event log has
+    written what it holds.
+    """
+
+    def test_eventLogWrittenFirst(self) -> None:
+        """
+        Events queued for a slow reader of the event log are all written before the
+        process exits with the status given, as any exit waits for them.
+        """
+        import subprocess
+        import sys
+
+        from tests.support import environment
+
+        script = (
+            "import atexit, sys\n"
+            "from twisted_journey import eventlog, workers\n"
+            "sys.stdout = eventlog.event_stream(sys.stdout)\n"
+            "workers._exitAtEnd(1)\n"
+            "atexit.register(lambda: (sys.stderr.write('exiting\\n'), sys.stderr.flush()))\n"
+            "for i in range(200):\n"
+            "    sys.stdout.write('%04d %s\\n' % (i, 'x' * 1000))\n"
+        )
+        child = subprocess.Popen(
+            [sys.executable, "-c", script],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=environment(),
+        )
+        self.addCleanup(child.wait)
+        self.addCleanup(child.stderr.close)  # type: ignore[union-attr]
+        self.addCleanup(child.stdout.close)  # type: ignore[union-attr]
+        assert child.stdout is not None and child.stderr is not None
+        errors = []
+        # Nothing is read from the log until the process is on its way out: the
+        # events past the pipe's capacity are still queued then.
+        for line in child.stderr:
+            errors.append(line)
+            if line == b"exiting\n":
+                break
+        self.assertEqual(errors[-1:], [b"exiting\n"], b"".join(errors))
+        lines = child.stdout.read().splitlines()
+        self.assertEqual(child.wait(PATIENCE), 1)
+        self.assertEqual(len(lines), 200)
+        self.assertEqual(lines[-1][:5], b"0199 ")
+
+
 class ConnectionNumberTests(SynchronousTestCase):
     """
     :class:`workers.ConnectionNumbers` and the supervisor's side of it: ``CONN`` is unique
@@ -1094,6 +1143,32 @@ class MetricsDirectoryTests(SynchronousTestCase):
         self.assertEqual(workers.removeAbandoned(parent), [])
         self.successResultOf(pool.stopService())
         self.assertFalse(os.path.exists(directory))
+
+    def test_concurrentStartKeepsDirectory(self) -> None:
+        """
+        Another supervisor starting at the same moment (its L{workers.removeAbandoned}
+        running while this pool takes its lock) leaves this pool's directory alone.
+        """
+        import fcntl
+
+        parent = os.path.abspath(self.mktemp())
+        os.mkdir(parent)
+        realFlock = fcntl.flock
+        removed: list[list[str]] = []
+
+        def flock(fd: int, operation: int) -> None:
+            if operation & fcntl.LOCK_EX and not removed:
+                removed.append(workers.removeAbandoned(parent))
+            realFlock(fd, operation)
+
+        self.patch(fcntl, "flock", flock)
+        pool = _pool(_SpawningReactor())
+        directory = pool.makeMetricsDirectory(parent)
+        self.assertEqual(removed, [[]])
+        self.assertTrue(os.path.isdir(directory))
+        self.assertTrue(os.path.exists(os.path.join(directory, workers.METRICS_LOCK)))
+        self.assertEqual(workers.removeAbandoned(parent), [])
+        self.successResultOf(pool.stopService())
 
     def test_killedSupervisorsDirectoryIsRemoved(self) -> None:
         """

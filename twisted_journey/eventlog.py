@@ -164,9 +164,13 @@ class EventStream(io.TextIOBase):
 
     def _start(self) -> None:
         """
-        A fresh lock and no writer yet (also in a forked child, where the writer of the
-        parent does not exist).
+        A fresh lock, no writer and nothing queued yet (also in a forked child, where
+        the writer of the parent does not exist, its lock may be held for ever, and what
+        it queued is the parent's to write).
         """
+        self._pending.clear()
+        self._size = 0
+        self._unreported = 0
         self._pid = os.getpid()
         self._poll = select.poll()
         self._poll.register(self.fd, select.POLLOUT)
@@ -214,17 +218,22 @@ class EventStream(io.TextIOBase):
         if self._pid != os.getpid():
             self._start()
         with self._wake:
-            if self._broken or self._size + len(data) > self.limit:
+            if self._broken:
                 self.dropped += 1
                 self._unreported += 1
                 return len(text)
-            if not self._pending and self._idle:
-                # Nothing queued and the writer waits: write now what surely fits.
-                data = self._writeNow(data)
-                if not data:
-                    return len(text)
-            self._pending.append(data)
-            self._size += len(data)
+            if self._size + len(data) > self.limit:
+                # Dropped: the writer says so (see _run), even with nothing queued.
+                self.dropped += 1
+                self._unreported += 1
+            else:
+                if not self._pending and self._idle:
+                    # Nothing queued and the writer waits: write now what surely fits.
+                    data = self._writeNow(data)
+                    if not data:
+                        return len(text)
+                self._pending.append(data)
+                self._size += len(data)
             if self._writer is None:
                 self._writer = threading.Thread(
                     target=self._run, name="journey-event-log", daemon=True
@@ -266,12 +275,12 @@ class EventStream(io.TextIOBase):
         """
         while True:
             with self._wake:
-                while not self._pending and not self._closing:
+                while not self._pending and not self._unreported and not self._closing:
                     self._idle = True
                     self._wake.notify_all()  # for drain()
                     self._wake.wait()
                 self._idle = False
-                if not self._pending:
+                if not self._pending and not self._unreported:
                     return
                 chunk = b"".join(self._pending)
                 self._pending.clear()
@@ -313,7 +322,9 @@ class EventStream(io.TextIOBase):
         """
         deadline = time.monotonic() + timeout
         with self._wake:
-            while self._writer is not None and (self._pending or not self._idle):
+            while self._writer is not None and (
+                self._pending or self._unreported or not self._idle
+            ):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._broken:
                     return
@@ -325,7 +336,9 @@ class EventStream(io.TextIOBase):
         ``timeout`` seconds; the descriptor stays open.
         """
         atexit.unregister(self.close)
-        writer = self._writer if self._pid == os.getpid() else None
+        if self._pid != os.getpid():
+            self._start()
+        writer = self._writer
         with self._wake:
             self._closing = True
             if writer is None and self._unreported and not self._broken:

@@ -77,7 +77,7 @@ from twisted.python.failure import Failure
 
 from twisted_journey import _twisted
 from twisted_journey.datalog import open_output
-from twisted_journey.eventlog import AcceptFailures, classic_line, event_stream
+from twisted_journey.eventlog import AcceptFailures, EventStream, classic_line, event_stream
 from twisted_journey.settings import SettingError
 
 __all__ = [
@@ -623,14 +623,19 @@ TRANSIENT_ERRNOS = frozenset(
 def _exitAtEnd(status: int) -> None:
     """
     Make this process exit with ``status`` once twistd has finished (it always exits 0
-    after a reactor stop that no signal caused).
+    after a reactor stop that no signal caused), after the event log has written what
+    it holds (within :data:`~twisted_journey.eventlog.EXIT_WAIT`): ``os._exit`` skips
+    the ``atexit`` calls registered before this one, the event log's among them.
     """
     import atexit
 
     def leave() -> None:
         for stream in (sys.stdout, sys.stderr):
             try:
-                stream.flush()
+                if isinstance(stream, EventStream):
+                    stream.close()
+                else:
+                    stream.flush()
             except (OSError, ValueError):
                 pass
         os._exit(status)
@@ -832,12 +837,15 @@ class WorkerPool(Service):
 
         removeAbandoned(parent)
         directory = tempfile.mkdtemp(prefix=METRICS_PREFIX, dir=parent)
+        # The lock is taken under another name, then renamed to METRICS_LOCK: another
+        # supervisor's removeAbandoned never finds it there unheld (it would remove
+        # this directory) nor holds it as this one locks it.
+        locking = os.path.join(directory, METRICS_LOCK + ".new")
         lock = os.open(
-            os.path.join(directory, METRICS_LOCK),
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o600,
+            locking, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
         )
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(locking, os.path.join(directory, METRICS_LOCK))
         self._metricsLock = lock
         self.metricsDirectory = directory
         return directory

@@ -255,8 +255,9 @@ def _usable_digest(challenge: Challenge) -> bool:
     p = challenge.parameters
     if "realm" not in p or "nonce" not in p:
         return False
-    if p.get("algorithm", "MD5").upper() not in _ALGORITHMS:
-        return False
+    algorithm = p.get("algorithm", "MD5")
+    if not algorithm.isascii() or algorithm.upper() not in _ALGORITHMS:
+        return False  # not ASCII: "\xdf".upper() is "SS"
     offered = [q.strip().lower() for q in p.get("qop", "auth").split(",")]
     return "auth" in offered
 

@@ -33,6 +33,7 @@ import stat
 import time
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Iterable
 
 from twisted_journey.fetch import files
@@ -136,8 +137,8 @@ class CookieEngine:
     def _load(self, path: str) -> None:
         """
         Read the Netscape-format file ``path`` (a link is followed: it is only read; a
-        missing file is an empty jar, as in curl; a FIFO or device is refused unopened
-        for reading).
+        missing or empty file is an empty jar, and the header line may be missing, as in
+        curl; a FIFO or device is refused unopened for reading).
         """
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
@@ -157,10 +158,16 @@ class CookieEngine:
         if len(data) > MAX_FILE_BYTES:
             raise FileError(f"the cookie file {path!r} is over {MAX_FILE_BYTES} bytes.")
         text = "\n".join(_session(line) for line in data.decode("latin-1").split("\n"))
+        if not re.search(self.jar.magic_re, text.partition("\n")[0]):
+            # curl reads a file without the header line (an empty one above all).
+            text = "# Netscape HTTP Cookie File\n" + text
         try:
-            self.jar._really_load(  # type: ignore[attr-defined]
-                io.StringIO(text), path, ignore_discard=True, ignore_expires=False
-            )
+            with warnings.catch_warnings():
+                # A malformed line would also print http.cookiejar's traceback.
+                warnings.simplefilter("ignore")
+                self.jar._really_load(  # type: ignore[attr-defined]
+                    io.StringIO(text), path, ignore_discard=True, ignore_expires=False
+                )
         except (http.cookiejar.LoadError, ValueError) as e:
             raise FileError(
                 f"the cookie file {path!r} is not in the Netscape format "
