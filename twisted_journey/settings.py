@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_PROXY_TIMEOUT",
     "ProxySettings",
     "SettingError",
+    "count",
     "greeting",
     "limit",
     "peer_network",
@@ -215,3 +216,21 @@ def trusted_proxy(host: str, networks: tuple[Network, ...]) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return any(address in network for network in networks)
+
+
+def count(name: str, value: str | int | None) -> int | None:
+    """
+    A count that may be zero (retries, redirects): a whole number of at least 0, or
+    ``None`` for none given.
+
+    :param name: the option's name, for the error sentence (e.g. ``"--retry"``).
+    """
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = -1
+    if number < 0:
+        raise SettingError(f"{name} must be a whole number of at least 0, not {value!r}.")
+    return number

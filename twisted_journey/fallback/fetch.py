@@ -45,9 +45,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted_journey import errors
-from twisted_journey.fetch import cli as fetchcli
 from twisted_journey.fetch import errors as fetch_errors
 from twisted_journey.fetch import files, semantics
+from twisted_journey.fetch import settings as defaults
 from twisted_journey.fetch.errors import (
     FetchError,
     HTTPStatusError,
@@ -61,6 +61,7 @@ from twisted_journey.fetch.errors import (
     describe_url,
 )
 from twisted_journey.fetch.files import NameRegistry, Sink
+from twisted_journey.fetch.options import BOTH, TWIN, FetchCommand, addArguments
 
 __all__ = ["fetch", "main"]
 
@@ -90,8 +91,8 @@ class StrictResponse(http.client.HTTPResponse):
     CRLF.
     """
 
-    maxHeaderBytes = semantics.MAX_HEADER_BYTES
-    maxHeaders = semantics.MAX_HEADERS
+    maxHeaderBytes = defaults.MAX_HEADER_BYTES
+    maxHeaders = defaults.MAX_HEADERS
 
     def begin(self) -> None:
         if self.headers is not None:
@@ -331,7 +332,7 @@ class RedirectHandler(urllib.request.HTTPRedirectHandler):
     credentials when one leaves the origin.
     """
 
-    def __init__(self, limit: int = 20) -> None:
+    def __init__(self, limit: int = defaults.MAX_REDIRECTS) -> None:
         self.limit = limit
         self.max_redirections = max(limit, 1)  # type: ignore[misc]
         #: The URL of the latest hop (``None`` before the first redirect).
@@ -535,8 +536,8 @@ def fetch(
     output: str | None = None,
     output_dir: str | None = None,
     content_disposition: bool = False,
-    max_redirs: int = 20,
-    timeout: float | None = 30.0,
+    max_redirs: int = defaults.MAX_REDIRECTS,
+    timeout: float | None = defaults.CONNECT_TIMEOUT,
     headers: Sequence[tuple[str, str]] = (),
     reporthook: Callable[[int, int, int], object] | None = None,
     create_dirs: bool = False,
@@ -626,16 +627,13 @@ def parser() -> argparse.ArgumentParser:
         description="Fetch URLs to files with urllib: same names, .part files and exit "
         "codes as journey fetch.",
     )
-    fetchcli.add_basic_arguments(result)
-    result.add_argument(
-        "--timeout", type=float, default=30.0, metavar="S", help="seconds per connect/read [30]"
-    )
+    addArguments(result, FetchCommand, where=(BOTH, TWIN))
     return result
 
 
-def run(args: argparse.Namespace, program: str = "fetch") -> int:
+def run(command: FetchCommand, program: str = "fetch") -> int:
     """
-    Fetch every URL in ``args`` one after another; print a line per failure; return the
+    Fetch every URL of ``command`` one after another; print a line per failure; return the
     exit status.  SIGTERM raises :class:`KeyboardInterrupt` meanwhile, as Ctrl-C does, so
     the unfinished ``.part`` is removed on the way out.
     """
@@ -644,27 +642,27 @@ def run(args: argparse.Namespace, program: str = "fetch") -> int:
     except ValueError:  # not the main thread: leave signals alone
         previous = None
     try:
-        return _run(args, program)
+        return _run(command, program)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _run(args: argparse.Namespace, program: str) -> int:
+def _run(command: FetchCommand, program: str) -> int:
     results: list[FetchError | None] = []
     names = NameRegistry(keep=True)
-    for url in args.urls:
+    for url in command.urls:
         try:
             fetch(
                 url,
-                args.output,
-                args.output_dir,
-                args.content_disposition,
-                args.max_redirs,
-                args.timeout,
-                create_dirs=args.create_dirs,
+                command.output,
+                command.outputDir,
+                command.contentDisposition,
+                command.maxRedirects,
+                command.timeout,
+                create_dirs=command.createDirs,
                 names=names,
-                max_time=args.maxTime,
+                max_time=command.maxTime,
             )
         except FetchError as e:
             print(fetch_errors.failure_line(program, url, e), file=sys.stderr)
@@ -691,15 +689,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     ``python -m twisted_journey.fallback.fetch``: parse ``argv`` and fetch.
     """
-    command = parser()
-    args = command.parse_args(argv)
-    fetchcli.check_arguments(command, args)
-    if not args.timeout > 0:
-        command.error("--timeout must be a number of seconds above 0.")
+    arguments = parser()
+    command = FetchCommand.fromArguments(arguments.parse_args(argv))
+    problem = command.problem()
+    if problem is not None:
+        arguments.error(problem)
     try:
-        return run(args)
+        return run(command)
     except KeyboardInterrupt:
-        print(f"{command.prog}: interrupted; unfinished files removed.", file=sys.stderr)
+        print(f"{arguments.prog}: interrupted; unfinished files removed.", file=sys.stderr)
         return 130
 
 

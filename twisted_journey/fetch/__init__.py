@@ -6,6 +6,9 @@ The HTTP fetcher: ``journey fetch``, its API and the mirror, one module per conc
 - :mod:`~twisted_journey.fetch.files`: local names, the ``.part`` file, remembered
   validators (stdlib);
 - :mod:`~twisted_journey.fetch.semantics`: HTTP rules both engines apply (stdlib);
+- :mod:`~twisted_journey.fetch.settings`: the defaults and
+  :class:`~twisted_journey.fetch.settings.FetchSettings` (stdlib);
+- :mod:`~twisted_journey.fetch.options`: every command-line option, declared once (stdlib);
 - :mod:`~twisted_journey.fetch.client`: the Twisted client
   (:class:`~twisted_journey.fetch.client.Fetcher`,
   :func:`~twisted_journey.fetch.client.retrieve`), with :mod:`~twisted_journey.fetch.body`
@@ -43,7 +46,8 @@ from twisted_journey.fetch.errors import (
 
 if TYPE_CHECKING:
     from twisted_journey.fetch.agent import classify
-    from twisted_journey.fetch.client import Fetched, Fetcher, FetchSettings, Retrieved, retrieve
+    from twisted_journey.fetch.client import Fetched, Fetcher, Retrieved, retrieve
+    from twisted_journey.fetch.settings import FetchSettings
 
 __all__ = [
     "ChecksumMismatch",
@@ -68,7 +72,8 @@ __all__ = [
 
 #: The module each lazily loaded public name lives in.
 _HOMES = {
-    **dict.fromkeys(("FetchSettings", "Fetched", "Fetcher", "Retrieved", "retrieve"), "client"),
+    **dict.fromkeys(("Fetched", "Fetcher", "Retrieved", "retrieve"), "client"),
+    "FetchSettings": "settings",
     "classify": "agent",
 }
 

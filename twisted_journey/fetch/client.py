@@ -37,7 +37,7 @@ stdlib twin), each with a sentence and an exit status.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import attrs
@@ -52,7 +52,6 @@ from twisted.web.iweb import (
     IResponse,
 )
 
-from twisted_journey import __version__
 from twisted_journey.fetch import files, semantics
 from twisted_journey.fetch.agent import EnvironmentAgent, classify, journeyPool
 from twisted_journey.fetch.body import BodyReceiver, Deadline, Decoder, Spool, abandon
@@ -70,8 +69,9 @@ from twisted_journey.fetch.errors import (
     unfollowed_status,
 )
 from twisted_journey.fetch.files import PartFile
+from twisted_journey.fetch.settings import FetchSettings
 
-__all__ = ["FetchSettings", "Fetched", "Fetcher", "Retrieved", "retrieve"]
+__all__ = ["Fetched", "Fetcher", "Retrieved", "retrieve"]
 
 MiB = 1 << 20
 _DONE = Failure(ResponseDone())
@@ -81,83 +81,6 @@ _T = TypeVar("_T")
 
 #: Request headers that never follow a redirect to another origin.
 _SENSITIVE = (b"authorization", b"cookie", b"proxy-authorization")
-
-
-def _positive(instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    """
-    An attrs validator: ``None`` or a number above 0.
-    """
-    if value is not None and not value > 0:
-        raise ValueError(f"{attribute.name} must be above 0, not {value!r}")
-
-
-def _pairs(value: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """
-    An attrs converter: ``(name, value)`` pairs as a tuple.
-    """
-    return tuple(value)
-
-
-@attrs.frozen
-class FetchSettings:
-    """
-    How a :class:`Fetcher` fetches; every field has a usable default.
-
-    :ivar maxRedirects: redirects followed before :class:`TooManyRedirects` (0: none).
-    :ivar connectTimeout: seconds for the TCP connect.
-    :ivar idleTimeout: seconds without a byte (waiting for headers or mid-body).
-    :ivar maxTime: seconds for one whole attempt, or ``None``.
-    :ivar retries: extra attempts after a retryable failure (network, timeout,
-        truncation, 408/429/5xx).
-    :ivar retryDelay: seconds before the first retry; doubled each time.
-    :ivar maxRetryDelay: no wait (``Retry-After`` included) is longer than this.
-    :ivar parallel: transfers running at once.
-    :ivar headers: extra ``(name, value)`` request headers.
-    :ivar proxies: scheme -> proxy URL (``"no"``: the bypass list), or ``None`` to read
-        ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` from the environment.
-    :ivar cacert: a PEM file of CA certificates to trust instead of the system's.
-    :ivar insecure: do not verify TLS certificates at all.
-    :ivar compressed: ask for gzip/deflate and decode it.
-    :ivar maxDecodedSize: bytes a compressed body may decode to.
-    :ivar maxRatio: how many times larger than its encoded form a body may decode to
-        (plus 1 MiB of slack).
-    :ivar userAgent: the ``User-Agent`` header.
-    :ivar credentials: ``(user, password)`` for HTTP Basic authentication, sent to each
-        retrieved URL's own origin only, never after a redirect to another (``-u``, as
-        curl); a URL's own ``user:password@`` wins for its origin.
-    :ivar maxHeaderBytes: bytes of response headers read before a :class:`ProtocolError`.
-    :ivar maxHeaders: response header fields read before a :class:`ProtocolError`.
-    """
-
-    maxRedirects: int = attrs.field(
-        default=semantics.MAX_REDIRECTS, validator=attrs.validators.ge(0)
-    )
-    connectTimeout: float | None = attrs.field(
-        default=semantics.CONNECT_TIMEOUT, validator=_positive
-    )
-    idleTimeout: float | None = attrs.field(default=semantics.IDLE_TIMEOUT, validator=_positive)
-    maxTime: float | None = attrs.field(default=None, validator=_positive)
-    retries: int = attrs.field(default=0, validator=attrs.validators.ge(0))
-    retryDelay: float = attrs.field(default=semantics.RETRY_DELAY, validator=attrs.validators.ge(0))
-    maxRetryDelay: float = attrs.field(
-        default=semantics.MAX_RETRY_DELAY, validator=attrs.validators.ge(0)
-    )
-    parallel: int = attrs.field(default=1, validator=attrs.validators.ge(1))
-    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
-    proxies: Mapping[str, str] | None = None
-    cacert: str | None = None
-    insecure: bool = False
-    compressed: bool = False
-    maxDecodedSize: int = attrs.field(
-        default=semantics.MAX_DECODED_SIZE, validator=attrs.validators.ge(1)
-    )
-    maxRatio: float = attrs.field(default=100.0, validator=attrs.validators.gt(0))
-    userAgent: str = f"twisted_journey/{__version__}"
-    credentials: tuple[str, str] | None = None
-    maxHeaderBytes: int = attrs.field(
-        default=semantics.MAX_HEADER_BYTES, validator=attrs.validators.ge(1)
-    )
-    maxHeaders: int = attrs.field(default=semantics.MAX_HEADERS, validator=attrs.validators.ge(1))
 
 
 @attrs.frozen

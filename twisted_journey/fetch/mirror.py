@@ -37,8 +37,10 @@ from twisted.logger import Logger
 from twisted_journey.fetch import errors as fetch_errors
 from twisted_journey.fetch import files
 from twisted_journey.fetch.agent import classify
-from twisted_journey.fetch.client import Fetcher, FetchSettings
+from twisted_journey.fetch.client import Fetcher
 from twisted_journey.fetch.errors import FetchError, describe_url
+from twisted_journey.fetch.options import MirrorCommand
+from twisted_journey.fetch.settings import MIRROR_INTERVAL, MIRROR_PARALLEL, FetchSettings
 
 __all__ = ["MirrorService", "Mirrored", "run"]
 
@@ -77,8 +79,8 @@ class MirrorService(Service):
         self,
         urlsPath: str,
         outputDir: str,
-        interval: float = 3600.0,
-        parallel: int = 4,
+        interval: float = MIRROR_INTERVAL,
+        parallel: int = MIRROR_PARALLEL,
         once: bool = False,
         maxBackoff: float = 86400.0,
         reactor: Any = None,
@@ -264,7 +266,8 @@ def _scrub(text: str, url: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """
-    ``journey mirror`` (its options are set up in :mod:`twisted_journey.cli`): run
+    ``journey mirror`` (its options, :class:`~twisted_journey.fetch.options.MirrorCommand`,
+    are added to its parser by :mod:`twisted_journey.cli`): run
     :class:`MirrorService` until interrupted, or (``--once``) for one pass; log to
     stderr; return the exit status.
     """
@@ -277,17 +280,13 @@ def run(args: argparse.Namespace) -> int:
         textFileLogObserver,
     )
 
-    from twisted_journey import settings
+    from twisted_journey.settings import SettingError
 
     program = "journey mirror"
     try:
-        interval = settings.seconds("--interval", args.interval)
-        parallel = settings.limit("--parallel", args.parallel)
-    except settings.SettingError as e:
+        command = MirrorCommand.fromValues(vars(args))
+    except SettingError as e:
         print(f"{program}: {e}", file=sys.stderr)
-        return fetch_errors.EXIT_USAGE
-    if not os.path.isfile(args.urls):
-        print(f"{program}: --urls {args.urls!r} is not a readable file.", file=sys.stderr)
         return fetch_errors.EXIT_USAGE
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
     globalLogBeginner.beginLoggingTo(
@@ -295,17 +294,17 @@ def run(args: argparse.Namespace) -> int:
         redirectStandardIO=False,
     )
     service = MirrorService(
-        args.urls,
-        args.output_dir,
-        interval if interval is not None else 3600.0,
-        parallel if parallel is not None else 4,
-        once=args.once,
+        command.urls,
+        command.outputDir,
+        command.interval,
+        command.parallel,
+        once=command.once,
         reactor=reactor,
     )
     reactor.callWhenRunning(service.startService)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
-    if not args.once:
+    if not command.once:
         return 130
     if service.cycles == 0:
         return 130  # interrupted before the pass ended

@@ -12,21 +12,26 @@ status says whether every URL succeeded (twistd always exits 0).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from twisted.application.service import IService
 from twisted.python import usage
 
-from twisted_journey import settings
 from twisted_journey.fetch.mirror import MirrorService
+from twisted_journey.fetch.options import MirrorCommand, usageOptions
+from twisted_journey.settings import SettingError
 
 __all__ = ["Options", "makeService"]
+
+_FLAGS, _PARAMETERS = usageOptions(MirrorCommand)
 
 
 class Options(usage.Options):
     """
-    Options for ``twistd journey-fetch``.
+    Options for ``twistd journey-fetch``: those of ``journey mirror``
+    (:class:`~twisted_journey.fetch.options.MirrorCommand`), checked alike.
+
+    :ivar command: the checked options, after ``postOptions``.
     """
 
     synopsis = "--urls FILE [--output-dir DIR] [--interval SECONDS] [--parallel N] [--once]"
@@ -37,40 +42,31 @@ class Options(usage.Options):
         "retried with a growing backoff. FILE is re-read when it changes."
     )
 
-    optFlags = [["once", None, "Try every URL once, then exit (for cron)."]]
-    optParameters: list[list[Any]] = [
-        ["urls", "u", None, "File of URLs to mirror (required)."],
-        ["output-dir", "d", ".", "Directory for the copies (created when missing)."],
-        ["interval", "i", "3600", "Seconds between refreshes of each URL."],
-        ["parallel", "p", "4", "Transfers at once."],
-    ]
+    optFlags = _FLAGS
+    optParameters = _PARAMETERS
 
     def postOptions(self) -> None:
         """
         Check the URL file and directory exist and the numbers make sense.
         """
-        if self["urls"] is None:
-            raise usage.UsageError("--urls FILE is required.")
-        if not os.path.isfile(self["urls"]):
-            raise usage.UsageError(f"--urls {self['urls']!r} is not a readable file.")
-        if os.path.exists(self["output-dir"]) and not os.path.isdir(self["output-dir"]):
-            raise usage.UsageError(f"--output-dir {self['output-dir']!r} is not a directory.")
         try:
-            self["interval"] = settings.seconds("--interval", self["interval"])
-            self["parallel"] = settings.limit("--parallel", self["parallel"])
-        except settings.SettingError as e:
+            self.command = MirrorCommand.fromValues(self)
+        except SettingError as e:
             raise usage.UsageError(str(e)) from None
+        self["interval"] = self.command.interval
+        self["parallel"] = self.command.parallel
 
 
 def makeService(options: Options, reactor: Any = None) -> IService:
     """
     The :class:`twisted_journey.fetch.mirror.MirrorService` for ``options``.
     """
+    command = options.command
     return MirrorService(
-        options["urls"],
-        options["output-dir"],
-        interval=options["interval"],
-        parallel=options["parallel"],
-        once=bool(options["once"]),
+        command.urls,
+        command.outputDir,
+        interval=command.interval,
+        parallel=command.parallel,
+        once=command.once,
         reactor=reactor,
     )
