@@ -838,6 +838,30 @@ class HttpbinTests(FetcherTestsMixin, unittest.TestCase):
         self.assertEqual(json.loads(same.content)["headers"]["Authorization"], "Bearer secret")
 
     @defer.inlineCallbacks
+    def test_everyCredentialHeaderDropped(self) -> Any:
+        """
+        Every header that carries credentials (``Cookie2`` too, as the stdlib twin drops
+        it) is dropped on a redirect to another origin and kept within the same origin.
+        """
+        import json
+        import urllib.parse
+
+        sent = [
+            ("Authorization", "Bearer secret"),
+            ("Cookie", "a=b"),
+            ("Cookie2", '$Version="1"'),
+            ("Proxy-Authorization", "Basic cDpx"),
+        ]
+        fetcher = self.fetcher(headers=sent)
+        other = urllib.parse.quote(f"http://127.0.0.1:{self.otherPort}/headers")
+        cross = yield fetcher.fetchBytes(f"{self.base}/redirect-to?url={other}")
+        received = {name.lower() for name in json.loads(cross.content)["headers"]}
+        self.assertEqual(received & {name.lower() for name, _ in sent}, set())
+        same = yield fetcher.fetchBytes(f"{self.base}/redirect-to?url=/headers")
+        received = {name.lower() for name in json.loads(same.content)["headers"]}
+        self.assertLessEqual({name.lower() for name, _ in sent}, received)
+
+    @defer.inlineCallbacks
     def test_status500Retried(self) -> Any:
         """
         A 500 is retried ``retries`` times, then reported with its status.

@@ -31,7 +31,6 @@ import argparse
 import base64
 import email.parser
 import http.client
-import os
 import re
 import signal
 import socket
@@ -66,9 +65,6 @@ from twisted_journey.fetch.options import BOTH, TWIN, FetchCommand, addArguments
 __all__ = ["fetch", "main"]
 
 BLOCK = 1 << 16
-
-#: Request headers that carry credentials: dropped when a redirect changes origin.
-CREDENTIALS = ("Authorization", "Cookie", "Cookie2", "Proxy-Authorization")
 
 
 _DIGITS = re.compile(r"[0-9]+")
@@ -351,7 +347,7 @@ class RedirectHandler(urllib.request.HTTPRedirectHandler):
             self.current = new.full_url
             new.journey_hops = hops + 1  # type: ignore[attr-defined]
             if not semantics.same_origin(req.full_url, new.full_url):
-                for name in CREDENTIALS:
+                for name in semantics.CREDENTIAL_HEADERS:
                     new.remove_header(name)
                     new.remove_header(name.capitalize())
         return new
@@ -561,12 +557,7 @@ def fetch(
     _check(url)
     names = names if names is not None else NameRegistry()
     owner = object()
-    path = files.target_path(url, output, output_dir)
-    streaming = output is not None and files.streams_into(path)
-    if output_dir:
-        files.make_directories(output_dir)
-    if create_dirs and not streaming:
-        files.make_directories(os.path.dirname(path))
+    path, streaming = files.choose_target(url, output, output_dir, create_dirs)
     if not content_disposition:
         names.claim(path, owner, url)
     address, credentials = _credentials(url)
@@ -594,10 +585,11 @@ def fetch(
         semantics.check_codings(url, codings)
         server_named = False
         if content_disposition:
-            name = files.disposition_name(response.headers.get("Content-Disposition"))
-            if name is not None:
-                path = files.target_path(url, output, output_dir, name)
-                server_named = output is None
+            chosen = files.disposition_target(
+                url, response.headers.get("Content-Disposition"), output, output_dir
+            )
+            if chosen is not None:
+                path, server_named = chosen
             names.claim(path, owner, url)
         part = files.open_sink(path, stream=streaming, server_named=server_named)
         try:

@@ -79,9 +79,6 @@ GiB = 1 << 30
 
 _T = TypeVar("_T")
 
-#: Request headers that never follow a redirect to another origin.
-_SENSITIVE = (b"authorization", b"cookie", b"proxy-authorization")
-
 
 @attrs.frozen
 class Retrieved:
@@ -274,9 +271,16 @@ class Fetcher:
 
         Basic credentials (from the URL's ``user:password@``, else ``settings.credentials``)
         go to ``url``'s own origin only (each URL of a run is its own first URL, as in
-        curl); ``Authorization``, ``Cookie`` and
-        ``Proxy-Authorization`` are dropped once a redirect leaves that origin.
+        curl); the :data:`~twisted_journey.fetch.semantics.CREDENTIAL_HEADERS` are
+        dropped once a redirect leaves that origin.
         """
+        # Redirects are followed here rather than by twisted.web.client.RedirectAgent,
+        # which offers no hook for what both engines must do alike at each hop: judge the
+        # Location with semantics.redirect_target before any connection (http/https only,
+        # no user:password@, percent-encoded as the twin sends it), send credentials to
+        # the first origin only and drop the one shared CREDENTIAL_HEADERS list past it,
+        # keep one Deadline across the hops, and end with the twin's TooManyRedirects
+        # sentence after --max-redirs.
         bare, credentials = semantics.split_credentials(url)
         if credentials is None:
             credentials = self.settings.credentials
@@ -289,8 +293,8 @@ class Fetcher:
                     value = semantics.basic_authorization(credentials)
                     sent.setRawHeaders(b"authorization", [value.encode("latin-1")])
             else:
-                for name in _SENSITIVE:
-                    sent.removeHeader(name)
+                for name in semantics.CREDENTIAL_HEADERS:
+                    sent.removeHeader(name.encode("ascii"))
             response = await self._requestOnce(url, current, sent, deadline)
             if response.code not in semantics.REDIRECTS:
                 return response
@@ -407,14 +411,15 @@ class Fetcher:
         Check ``url``, choose and claim the file's name, then fetch with retries.
         """
         semantics.check_url(url)
-        path = files.target_path(url, options.filename, options.outputDir)
-        streaming = options.stream and options.filename is not None and files.streams_into(path)
+        path, streaming = files.choose_target(
+            url,
+            options.filename,
+            options.outputDir,
+            options.createDirs,
+            options.stream,
+            self._madeDirectories,
+        )
         options = attrs.evolve(options, stream=streaming, resume=options.resume and not streaming)
-        if options.outputDir and options.outputDir not in self._madeDirectories:
-            files.make_directories(options.outputDir)
-            self._madeDirectories.add(options.outputDir)
-        if options.createDirs and not streaming:
-            files.make_directories(os.path.dirname(path))
         if (
             options.noClobber
             and not streaming
@@ -476,10 +481,14 @@ class Fetcher:
             await _raiseForStatus(url, response)
             serverNamed = False
             if options.contentDisposition:
-                name = files.disposition_name(_header(response.headers, b"content-disposition"))
-                if name is not None:
-                    path = files.target_path(url, options.filename, options.outputDir, name)
-                    serverNamed = options.filename is None
+                chosen = files.disposition_target(
+                    url,
+                    _header(response.headers, b"content-disposition"),
+                    options.filename,
+                    options.outputDir,
+                )
+                if chosen is not None:
+                    path, serverNamed = chosen
                 try:
                     self.names.claim(path, options, url)
                 except FetchError:

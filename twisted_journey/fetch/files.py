@@ -51,8 +51,10 @@ __all__ = [
     "Replacement",
     "Sink",
     "StreamSink",
+    "choose_target",
     "conditional_headers",
     "disposition_name",
+    "disposition_target",
     "forget_validators",
     "is_regular",
     "load_validators",
@@ -181,6 +183,52 @@ def target_path(
 
 #: The name ``-o -`` gives: the body goes to standard output.
 STDOUT = "-"
+
+
+def choose_target(
+    url: str,
+    output: str | None = None,
+    output_dir: str | None = None,
+    create_dirs: bool = False,
+    stream: bool = True,
+    made: set[str] | None = None,
+) -> tuple[str, bool]:
+    """
+    Choose where the body of ``url`` goes (:func:`target_path`) and make its directories,
+    before the request: ``(path, streaming)``, ``streaming`` when ``-o`` names something
+    written into as the body arrives (:func:`streams_into`: a FIFO, a device, standard
+    output), which has no ``.part``.
+
+    :param create_dirs: also make the missing parents of ``output`` (not when streaming).
+    :param stream: whether streaming into such an ``output`` is allowed at all.
+    :param made: directories made already (and, updated, those made now), so that a
+        ``--output-dir`` shared by many URLs is made once.
+    :raises FileError: when a directory cannot be made.
+    """
+    path = target_path(url, output, output_dir)
+    streaming = stream and output is not None and streams_into(path)
+    if output_dir and (made is None or output_dir not in made):
+        make_directories(output_dir)
+        if made is not None:
+            made.add(output_dir)
+    if create_dirs and not streaming:
+        make_directories(os.path.dirname(path))
+    return path, streaming
+
+
+def disposition_target(
+    url: str, header: str | None, output: str | None = None, output_dir: str | None = None
+) -> tuple[str, bool] | None:
+    """
+    Where the body goes once the server's ``Content-Disposition`` ``header`` is read
+    (``--content-disposition``): ``(path, server_named)``, ``server_named`` when the name
+    is the server's (no ``-o``), so it must never replace a file; ``None`` when the header
+    gives no usable name (the URL's name stands).
+    """
+    name = disposition_name(header)
+    if name is None:
+        return None
+    return target_path(url, output, output_dir, name), output is None
 
 
 # --- writing without following what someone planted -----------------------------------------

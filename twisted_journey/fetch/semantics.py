@@ -39,6 +39,7 @@ from twisted_journey.fetch.errors import (
 )
 
 __all__ = [
+    "CREDENTIAL_HEADERS",
     "DECODABLE",
     "MAX_CHUNK_LINE",
     "REDIRECTS",
@@ -70,6 +71,10 @@ DECODABLE = frozenset({"gzip", "x-gzip", "deflate"})
 
 #: Statuses that redirect a GET.
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+#: Request headers that carry credentials: both engines drop them when a redirect leaves
+#: the origin they were meant for (``Cookie2``: the obsolete RFC 2965 cookie header).
+CREDENTIAL_HEADERS = ("Authorization", "Cookie", "Cookie2", "Proxy-Authorization")
 
 
 def retry_after(value: str | None, now: float | None = None) -> float | None:
