@@ -8,7 +8,8 @@ The stdlib twin of ``journey fetch``, for a Python without Twisted::
         [--content-disposition] [--max-redirs N] [--max-time S] [--timeout S]
 
 It keeps the Twisted fetcher's promises, through the same helpers
-(:mod:`twisted_journey.fetch.files`, :mod:`~twisted_journey.fetch.semantics`,
+(:mod:`twisted_journey.fetch.naming`, :mod:`~twisted_journey.fetch.sinks`,
+:mod:`~twisted_journey.fetch.semantics`,
 :mod:`~twisted_journey.fetch.errors`): the same local names, the body written to
 ``NAME.part`` (never through a planted link) and renamed only when complete, ``-o``
 onto a FIFO or device streamed into it, one name per URL in a run, a short or long
@@ -45,7 +46,7 @@ from typing import Any
 
 from twisted_journey import errors
 from twisted_journey.fetch import errors as fetch_errors
-from twisted_journey.fetch import files, semantics
+from twisted_journey.fetch import naming, semantics
 from twisted_journey.fetch import settings as defaults
 from twisted_journey.fetch.errors import (
     FetchError,
@@ -59,8 +60,9 @@ from twisted_journey.fetch.errors import (
     UnsupportedURL,
     describe_url,
 )
-from twisted_journey.fetch.files import NameRegistry, Sink
+from twisted_journey.fetch.naming import NameRegistry
 from twisted_journey.fetch.options import BOTH, TWIN, FetchCommand, addArguments
+from twisted_journey.fetch.sinks import Sink, open_sink
 
 __all__ = ["fetch", "main"]
 
@@ -557,7 +559,7 @@ def fetch(
     _check(url)
     names = names if names is not None else NameRegistry()
     owner = object()
-    path, streaming = files.choose_target(url, output, output_dir, create_dirs)
+    path, streaming = naming.choose_target(url, output, output_dir, create_dirs)
     if not content_disposition:
         names.claim(path, owner, url)
     address, credentials = _credentials(url)
@@ -585,13 +587,13 @@ def fetch(
         semantics.check_codings(url, codings)
         server_named = False
         if content_disposition:
-            chosen = files.disposition_target(
+            chosen = naming.disposition_target(
                 url, response.headers.get("Content-Disposition"), output, output_dir
             )
             if chosen is not None:
                 path, server_named = chosen
             names.claim(path, owner, url)
-        part = files.open_sink(path, stream=streaming, server_named=server_named)
+        part = open_sink(path, stream=streaming, server_named=server_named)
         try:
             _copy_body(response, part, url, reporthook)
             if deadline.expired:  # the body may only look complete: the socket was shut

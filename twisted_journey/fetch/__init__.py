@@ -3,8 +3,12 @@
 The HTTP fetcher: ``journey fetch``, its API and the mirror, one module per concern.
 
 - :mod:`~twisted_journey.fetch.errors`: failure classes, exit codes, sentences (stdlib);
-- :mod:`~twisted_journey.fetch.files`: local names, the ``.part`` file, remembered
-  validators (stdlib);
+- :mod:`~twisted_journey.fetch.naming`: which local file a URL goes to (stdlib);
+- :mod:`~twisted_journey.fetch.safefiles`: writing without following planted links
+  (stdlib);
+- :mod:`~twisted_journey.fetch.validators`: the remembered ETag / Last-Modified (stdlib);
+- :mod:`~twisted_journey.fetch.sinks`: the ``.part`` file, or a FIFO written into
+  (stdlib);
 - :mod:`~twisted_journey.fetch.semantics`: HTTP rules both engines apply (stdlib);
 - :mod:`~twisted_journey.fetch.settings`: the defaults and
   :class:`~twisted_journey.fetch.settings.FetchSettings` (stdlib);
@@ -14,7 +18,8 @@ The HTTP fetcher: ``journey fetch``, its API and the mirror, one module per conc
   :func:`~twisted_journey.fetch.client.retrieve`), with :mod:`~twisted_journey.fetch.body`
   (one response body) and :mod:`~twisted_journey.fetch.agent` (proxies, TLS, failure
   classification);
-- :mod:`~twisted_journey.fetch.mirror`: the service behind ``twistd journey-fetch``;
+- :mod:`~twisted_journey.fetch.mirror`: the service behind ``twistd journey-fetch``, and
+  its URL list;
 - :mod:`~twisted_journey.fetch.cli`: the ``journey fetch`` command line.
 
 The public names below are importable from this package.  They are loaded on first use,

@@ -19,7 +19,7 @@ import sys
 from typing import Any
 
 from twisted_journey.fetch import errors as fetch_errors
-from twisted_journey.fetch import files, options
+from twisted_journey.fetch import naming, options
 from twisted_journey.fetch.options import FetchCommand
 from twisted_journey.records import printable
 
@@ -161,7 +161,7 @@ async def _fetchAll(reactor: Any, command: FetchCommand) -> int:
         return e.exitCode
     show = not command.quiet and (command.progress or sys.stderr.isatty())
     # Two URLs of one run never write one name: the later one fails (see NameRegistry).
-    fetcher.names = files.NameRegistry(keep=True)
+    fetcher.names = naming.NameRegistry(keep=True)
 
     def one(index: int, url: str) -> Any:
         """
@@ -253,7 +253,7 @@ class _Bar:
                 unit="B",
                 unit_scale=True,
                 unit_divisor=1024,
-                desc=files.name_from_url(self.url)[:30],
+                desc=naming.name_from_url(self.url)[:30],
                 position=self.position,
                 leave=True,
                 file=sys.stderr,

@@ -52,7 +52,7 @@ from twisted.web.iweb import (
     IResponse,
 )
 
-from twisted_journey.fetch import files, semantics
+from twisted_journey.fetch import naming, safefiles, semantics, sinks, validators
 from twisted_journey.fetch.agent import EnvironmentAgent, classify, journeyPool
 from twisted_journey.fetch.body import BodyReceiver, Deadline, Decoder, Spool, abandon
 from twisted_journey.fetch.errors import (
@@ -68,8 +68,8 @@ from twisted_journey.fetch.errors import (
     describe_url,
     unfollowed_status,
 )
-from twisted_journey.fetch.files import PartFile
 from twisted_journey.fetch.settings import FetchSettings
+from twisted_journey.fetch.sinks import PartFile
 
 __all__ = ["Fetched", "Fetcher", "Retrieved", "retrieve"]
 
@@ -150,7 +150,7 @@ class Fetcher:
         self.semaphore = DeferredSemaphore(self.settings.parallel)
         self._madeDirectories: set[str] = set()
         #: The file names transfers have claimed (by default, only while they run).
-        self.names = files.NameRegistry()
+        self.names = naming.NameRegistry()
 
     def close(self) -> Deferred[None]:
         """
@@ -411,7 +411,7 @@ class Fetcher:
         Check ``url``, choose and claim the file's name, then fetch with retries.
         """
         semantics.check_url(url)
-        path, streaming = files.choose_target(
+        path, streaming = naming.choose_target(
             url,
             options.filename,
             options.outputDir,
@@ -452,14 +452,14 @@ class Fetcher:
         """
         extra: dict[str, str] = {}
         if options.newer:
-            extra.update(files.conditional_headers(path))
+            extra.update(validators.conditional_headers(path))
         part = path + ".part"
         offset = 0
-        if options.resume and not fresh and files.is_regular(part):
+        if options.resume and not fresh and safefiles.is_regular(part):
             offset = os.path.getsize(part)
         if offset:
             extra["Range"] = f"bytes={offset}-"
-            extra.update(files.range_condition(part))
+            extra.update(validators.range_condition(part))
         deadline = Deadline(self.reactor, self.settings.idleTimeout, self.settings.maxTime)
         try:
             response = await self._request(url, self._headers(extra, bool(offset)), deadline)
@@ -481,7 +481,7 @@ class Fetcher:
             await _raiseForStatus(url, response)
             serverNamed = False
             if options.contentDisposition:
-                chosen = files.disposition_target(
+                chosen = naming.disposition_target(
                     url,
                     _header(response.headers, b"content-disposition"),
                     options.filename,
@@ -505,7 +505,7 @@ class Fetcher:
                 # Never splice: only the range asked for, of the length it says, of the
                 # version whose start the .part holds.
                 await _checkRange(url, response, offset)
-                if files.range_validator_changed(
+                if validators.range_validator_changed(
                     extra.get("If-Range"),
                     _header(response.headers, b"etag"),
                     _header(response.headers, b"last-modified"),
@@ -519,7 +519,7 @@ class Fetcher:
             # terminal (which may block the open) is opened on the disk thread.
             hashed = options.sha256 is not None or options.onlyIfChanged
             sink = _Target(
-                lambda: files.open_sink(
+                lambda: sinks.open_sink(
                     path, resumed, options.noClobber, hashed, options.stream, serverNamed
                 )
             )
@@ -529,7 +529,7 @@ class Fetcher:
                 except FetchError:
                     await abandon(response)
                     raise
-            validators = None
+            record = None
             try:
                 if resumed and sink.offset != offset:
                     raise FileError(
@@ -542,11 +542,11 @@ class Fetcher:
                     etag = _header(response.headers, b"etag")
                     modified = _header(response.headers, b"last-modified")
                     if etag or modified:
-                        files.save_validators(part, url, etag, modified)
+                        validators.save_validators(part, url, etag, modified)
                 if options.newer:
                     # Written before the file is renamed, put in place right after it: a
                     # full disk fails the run with nothing changed.
-                    validators = files.prepare_validators(
+                    record = validators.prepare_validators(
                         path,
                         url,
                         _header(response.headers, b"etag"),
@@ -584,14 +584,14 @@ class Fetcher:
                 await self._finish(
                     url,
                     spool,
-                    lambda: sink.complete(options.sha256, options.onlyIfChanged, validators),
+                    lambda: sink.complete(options.sha256, options.onlyIfChanged, record),
                 )
             except BaseException as e:
                 # Keep the .part for --continue, unless it is what is wrong.
                 keep = options.resume and not isinstance(e, ChecksumMismatch)
                 sink.discard(keep=keep)
-                if validators is not None:
-                    validators.discard()
+                if record is not None:
+                    record.discard()
                 raise
             return Retrieved(url, path, response.headers, code, sink.written, not sink.unchanged)
         finally:
@@ -632,17 +632,17 @@ class Fetcher:
 
 class _Target:
     """
-    The :class:`files.Sink` of one transfer (opened by :meth:`open`, else on first use),
+    The :class:`sinks.Sink` of one transfer (opened by :meth:`open`, else on first use),
     and how the transfer ends: put in place with its validators, or left alone when
     unchanged.
     """
 
-    def __init__(self, opener: Callable[[], files.Sink]) -> None:
+    def __init__(self, opener: Callable[[], sinks.Sink]) -> None:
         self._opener = opener
-        self._sink: files.Sink | None = None
+        self._sink: sinks.Sink | None = None
         self.unchanged = False
 
-    def open(self) -> files.Sink:
+    def open(self) -> sinks.Sink:
         """
         The sink, opened now if it is not yet.
         """
@@ -667,10 +667,10 @@ class _Target:
         self,
         sha256: str | None,
         onlyIfChanged: bool = False,
-        validators: files.Replacement | None = None,
+        record: safefiles.Replacement | None = None,
     ) -> None:
         """
-        Verify the checksum and rename into place, then put ``validators`` beside it;
+        Verify the checksum and rename into place, then put the validators ``record`` beside it;
         with ``onlyIfChanged``, drop the new copy instead when it is byte for byte the
         existing file (:attr:`unchanged`).
         """
@@ -678,17 +678,17 @@ class _Target:
             sink = self.open()
             sink.verify(sha256)
             digest = sink.digest.hexdigest() if sink.digest is not None else None
-            if onlyIfChanged and digest and files.same_content(sink.path, digest, sink.written):
+            if onlyIfChanged and digest and sinks.same_content(sink.path, digest, sink.written):
                 sink.discard()
                 self.unchanged = True
             else:
                 sink.commit()
         except BaseException:
-            if validators is not None:
-                validators.discard()
+            if record is not None:
+                record.discard()
             raise
-        if validators is not None:
-            validators.commit()
+        if record is not None:
+            record.commit()
 
     def discard(self, keep: bool) -> None:
         """

@@ -25,6 +25,7 @@ import argparse
 import os
 import stat
 import sys
+import unicodedata
 import urllib.parse
 from typing import Any
 
@@ -35,14 +36,15 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from twisted_journey.fetch import errors as fetch_errors
-from twisted_journey.fetch import files
+from twisted_journey.fetch import naming
 from twisted_journey.fetch.agent import classify
 from twisted_journey.fetch.client import Fetcher
-from twisted_journey.fetch.errors import FetchError, describe_url
+from twisted_journey.fetch.errors import FetchError, UnsupportedURL, describe_url
 from twisted_journey.fetch.options import MirrorCommand
+from twisted_journey.fetch.semantics import check_url
 from twisted_journey.fetch.settings import MIRROR_INTERVAL, MIRROR_PARALLEL, FetchSettings
 
-__all__ = ["MirrorService", "Mirrored", "run"]
+__all__ = ["MirrorService", "Mirrored", "parse_url_list", "run"]
 
 
 @attrs.define
@@ -151,12 +153,12 @@ class MirrorService(Service):
             )
             return
         self._stamp = stamp
-        entries, problems = files.parse_url_list(text)
-        names = files.NameRegistry(keep=True)
+        entries, problems = parse_url_list(text)
+        names = naming.NameRegistry(keep=True)
         kept: dict[str, Mirrored] = {}
         for url, name in entries:
             try:
-                names.claim(files.target_path(url, name, self.outputDir), url, url)
+                names.claim(naming.target_path(url, name, self.outputDir), url, url)
             except FetchError as e:
                 problems.append(f"{describe_url(url)}: {e}")
                 continue
@@ -259,6 +261,65 @@ def _scrub(text: str, url: str) -> str:
     except ValueError:
         return text
     return text.replace(password, "***") if password else text
+
+
+# --- the URL list ---------------------------------------------------------------------------
+
+
+def _shown_url(url: str) -> str:
+    """
+    ``url`` for a message: no password, at most 200 characters, even when malformed.
+    """
+    try:
+        shown = describe_url(url)
+    except ValueError:
+        shown = url.rpartition("@")[2] if "@" in url else url
+    return shown if len(shown) <= 200 else shown[:200] + "..."
+
+
+def parse_url_list(text: str) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """
+    Read a mirror's URL file: one URL per line, optionally followed by whitespace and a
+    local name; blank lines and ``#`` comments ignored.
+
+    :return: ``(entries, problems)``: ``(url, name or None)`` pairs, and one sentence per
+        line that was skipped (a bad URL, or a name that is not a plain file name).  No
+        input raises.
+    """
+    entries: list[tuple[str, str | None]] = []
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        for i, field in enumerate(fields):
+            if field.startswith("#"):
+                del fields[i:]
+                break
+        if len(fields) > 2:
+            problems.append(f"line {number}: expected 'URL [NAME]', got {line.strip()!r}.")
+            continue
+        url = fields[0]
+        shown = _shown_url(url)
+        if any(unicodedata.category(c)[0] == "C" for c in url):
+            problems.append(f"line {number}: {shown!r} has control characters.")
+            continue
+        try:
+            check_url(url)
+        except UnsupportedURL as e:
+            problems.append(f"line {number}: {str(e)[:300]}")
+            continue
+        except ValueError as e:  # urlsplit: a broken IPv6 literal, say
+            problems.append(f"line {number}: {shown!r} is not a valid URL: {e}.")
+            continue
+        name = None
+        if len(fields) == 2:
+            name = naming.safe_basename(fields[1])
+            if name != fields[1]:
+                problems.append(f"line {number}: {fields[1]!r} is not a plain file name.")
+                continue
+        entries.append((url, name))
+    return entries, problems
 
 
 # --- journey mirror ----------------------------------------------------------------------------
