@@ -89,15 +89,7 @@ def limit(name: str, value: str | int | None) -> int | None:
 
     :param name: the option's name, for the error sentence (e.g. ``"--max-per-peer"``).
     """
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number < 1:
-        raise SettingError(f"{name} must be a whole number of at least 1, not {value!r}.")
-    return number
+    return None if value is None else _whole(name, value, 1)
 
 
 def seconds(name: str, value: str | float | None) -> float | None:
@@ -225,12 +217,19 @@ def count(name: str, value: str | int | None) -> int | None:
 
     :param name: the option's name, for the error sentence (e.g. ``"--retry"``).
     """
-    if value is None:
-        return None
+    return None if value is None else _whole(name, value, 0)
+
+
+def _whole(name: str, value: str | int, least: int) -> int:
+    """
+    ``value`` as a whole number of at least ``least``.
+
+    :raises SettingError: otherwise, naming the option ``name``.
+    """
     try:
         number = int(value)
     except (TypeError, ValueError):
-        number = -1
-    if number < 0:
-        raise SettingError(f"{name} must be a whole number of at least 0, not {value!r}.")
+        number = least - 1
+    if number < least:
+        raise SettingError(f"{name} must be a whole number of at least {least}, not {value!r}.")
     return number
