@@ -448,7 +448,7 @@ class FetchCommand:
         The flags given that only the Twisted engine has.
         """
         return [
-            declared.flags[0]
+            declared.name
             for field, declared in _options(type(self))
             if declared.where == JOURNEY
             and not declared.ignored
