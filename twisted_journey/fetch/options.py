@@ -24,7 +24,7 @@ import dataclasses
 import os
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from twisted_journey import settings
 from twisted_journey.fetch import errors as fetch_errors
@@ -53,8 +53,6 @@ TWIN = "twin"
 
 #: A check: ``check(flag, text)`` is the value, or raises ``SettingError``.
 Check = Callable[[str, Any], Any]
-
-_C = TypeVar("_C")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +96,8 @@ class Option:
 
         :raises SettingError: a sentence naming the option.
         """
+        if self.kind == "flag":
+            return bool(text)
         return text if self.check is None or text is None else self.check(self.name, text)
 
 
@@ -532,9 +532,8 @@ class MirrorCommand:
     def fromValues(cls, values: Mapping[str, Any]) -> MirrorCommand:
         """
         The command for ``values`` (each option's long name, ``output-dir``, or field
-        name, ``outputDir``, to the text given, or ``None``): each
-        checked, the URL file required and readable, the directory a directory if it
-        exists.
+        name, ``outputDir``, to the text given, or ``None``): each checked, the URL file
+        required and readable, the directory a directory if it exists.
 
         :raises SettingError: a sentence naming the option.
         """
