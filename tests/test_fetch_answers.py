@@ -26,7 +26,7 @@ from tests import fetchservers as servers
 from tests.support import freePort, selfSignedCertificate
 from tests.test_fetch_integration import FetcherTestsMixin
 from twisted_journey.fetch import errors as fetch_errors
-from twisted_journey.fetch import files, semantics
+from twisted_journey.fetch import semantics, sinks
 
 #: An answer: the bytes to send and whether to close the connection after them (``None``:
 #: keep it open and silent, a stall).
@@ -750,7 +750,7 @@ class WriteErrorTests(ScriptedMixin, unittest.TestCase):
             def failing(self: Any, chunks: list[bytes], code: int = code) -> None:
                 raise OSError(code, os.strerror(code))
 
-            self.patch(files.PartFile, "write_many", failing)
+            self.patch(sinks.PartFile, "write_many", failing)
             for name in ("big", "small"):
                 before = len(server.requests)
                 error = yield defer.ensureDeferred(

@@ -280,3 +280,83 @@ class MirrorAuthCookiesTests(unittest.TestCase):
         ]:
             with self.assertRaises(usage.UsageError, msg=bad):
                 Options().parseOptions(["--urls", urls, *bad])
+
+
+class SharedOptionsTests(unittest.SynchronousTestCase):
+    """
+    ``-u``, ``--digest``/``--anyauth``/``--basic``, ``-b`` and ``-c`` are declared once
+    (:class:`~twisted_journey.fetch.options.FetchCommand`) and taken alike by
+    ``journey fetch``, ``journey mirror`` and ``twistd journey-fetch``.
+    """
+
+    def setUp(self) -> None:
+        self.urls = os.path.abspath(self.mktemp())
+        with open(self.urls, "w") as f:
+            f.write("")
+
+    def test_journeyMirror(self) -> None:
+        """
+        ``journey mirror``'s ``-u`` is ``--user`` (as on ``journey fetch``), and its
+        options reach the mirror's fetcher settings; two modes are argparse's usage error.
+        """
+        from twisted_journey.cli import _parser
+        from twisted_journey.fetch.options import MirrorCommand
+
+        parser = _parser()
+        for mode, expected in [("--digest", "digest"), ("--anyauth", "any"), ("--basic", "basic")]:
+            args = parser.parse_args(
+                ["mirror", "--urls", self.urls, "-u", "u:p", mode, "-b", "a=1", "-c", "jar"]
+            )
+            settings = MirrorCommand.fromValues(vars(args)).settings()
+            self.assertEqual(
+                (settings.credentials, settings.authMode, settings.cookie, settings.cookieJar),
+                (("u", "p"), expected, "a=1", "jar"),
+            )
+        args = parser.parse_args(["mirror", "--urls", self.urls, "--parallel", "7"])
+        settings = MirrorCommand.fromValues(vars(args)).settings()
+        self.assertEqual((settings.authMode, settings.parallel), ("basic", 7))
+        with self.assertRaises(SystemExit):
+            parser.parse_args(["mirror", "--urls", self.urls, "--digest", "--basic"])
+
+    def test_journeyFetchAndTwin(self) -> None:
+        """
+        ``journey fetch`` and the twin's parser take the mode flags into one setting.
+        """
+        import argparse
+
+        from twisted_journey.fallback import fetch as twin
+        from twisted_journey.fetch.cli import configure
+        from twisted_journey.fetch.options import FetchCommand
+
+        journey = argparse.ArgumentParser()
+        configure(journey)
+        for parser in [journey, twin.parser()]:
+            args = parser.parse_args(["--anyauth", "-u", "u:p", "-b", "", "http://h/"])
+            command = FetchCommand.fromArguments(args)
+            self.assertEqual(
+                (command.credentials, command.authMode, command.cookie), (("u", "p"), "any", "")
+            )
+            self.assertEqual(command.settings().authMode, "any")
+            with self.assertRaises(SystemExit):
+                parser.parse_args(["--anyauth", "--digest", "http://h/"])
+
+    def test_twistdFlags(self) -> None:
+        """
+        On ``twistd journey-fetch`` ``-u`` is ``--urls`` and the credentials are
+        ``--user`` only; ``--basic`` is there too, exclusive of the other modes.
+        """
+        from twisted.python import usage
+
+        from twisted_journey.tap.fetch import Options
+
+        options = Options()
+        options.parseOptions(["-u", self.urls, "--user", "u:p", "--basic"])
+        self.assertEqual(options.command.urls, self.urls)
+        assert options.fetchSettings is not None
+        self.assertEqual(
+            (options.fetchSettings.credentials, options.fetchSettings.authMode),
+            (("u", "p"), "basic"),
+        )
+        with self.assertRaises(usage.UsageError) as caught:
+            Options().parseOptions(["-u", self.urls, "--anyauth", "--basic"])
+        self.assertEqual(str(caught.exception), "--anyauth and --basic exclude each other.")

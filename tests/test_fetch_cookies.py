@@ -15,10 +15,11 @@ from twisted.logger import Logger
 from twisted.trial import unittest
 
 from tests import fetchservers as servers
-from twisted_journey.fetch.client import Fetcher, FetchSettings
+from twisted_journey.fetch.client import Fetcher
 from twisted_journey.fetch.cookies import MAX_SET_COOKIES, CookieEngine, parse_pairs
 from twisted_journey.fetch.errors import FileError
 from twisted_journey.fetch.mirror import MirrorService
+from twisted_journey.fetch.settings import FetchSettings
 
 
 class CookieEngineTests(unittest.SynchronousTestCase):

@@ -1,5 +1,5 @@
 """
-Unit tests of :mod:`twisted_journey.fetch.errors`, :mod:`~twisted_journey.fetch.semantics` and :mod:`~twisted_journey.fetch.files`, the stdlib helpers both fetchers share:
+Unit tests of :mod:`twisted_journey.fetch.errors`, :mod:`~twisted_journey.fetch.semantics` and :mod:`~twisted_journey.fetch.naming`, :mod:`~twisted_journey.fetch.sinks`, :mod:`~twisted_journey.fetch.validators`, the stdlib helpers both fetchers share:
 names, the ``.part`` file, length checks, exit codes, proxies, validators, URL lists.
 """
 
@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from twisted.trial import unittest
 
 from twisted_journey.fetch import errors as fetch_errors
-from twisted_journey.fetch import files, semantics
+from twisted_journey.fetch import mirror, naming, semantics, sinks, validators
 
 
 class SafeBasenameTests(unittest.SynchronousTestCase):
     """
-    :func:`files.safe_basename` on hostile names.
+    :func:`naming.safe_basename` on hostile names.
     """
 
     def test_hostile(self) -> None:
@@ -41,16 +41,16 @@ class SafeBasenameTests(unittest.SynchronousTestCase):
             "x\u202egnp.exe": "xgnp.exe",
         }
         for name, expected in cases.items():
-            self.assertEqual(files.safe_basename(name), expected, repr(name))
+            self.assertEqual(naming.safe_basename(name), expected, repr(name))
 
     def test_lengthCapped(self) -> None:
         """
         A very long name is cut to 200 UTF-8 bytes, keeping a short extension.
         """
-        name = files.safe_basename("A" * 300 + ".txt")
+        name = naming.safe_basename("A" * 300 + ".txt")
         assert name is not None
         self.assertEqual(name, "A" * 196 + ".txt")
-        multibyte = files.safe_basename("\u00e9" * 300)
+        multibyte = naming.safe_basename("\u00e9" * 300)
         assert multibyte is not None
         self.assertLessEqual(len(multibyte.encode("utf-8")), 200)
 
@@ -61,7 +61,7 @@ class SafeBasenameTests(unittest.SynchronousTestCase):
         Whatever the input, the result is ``None`` or a name with no separator, no
         control character, no leading dot, and at most 200 bytes.
         """
-        result = files.safe_basename(name)
+        result = naming.safe_basename(name)
         if result is None:
             return
         self.assertNotIn("/", result)
@@ -81,36 +81,36 @@ class NamingTests(unittest.SynchronousTestCase):
         """
         The last path segment, percent-decoded; ``index.html`` for an empty one.
         """
-        self.assertEqual(files.name_from_url("http://h/a/b.tar.gz?x=1#f"), "b.tar.gz")
-        self.assertEqual(files.name_from_url("http://h/a%20b.txt"), "a b.txt")
-        self.assertEqual(files.name_from_url("http://h"), "index.html")
-        self.assertEqual(files.name_from_url("http://h/dir/"), "index.html")
-        self.assertEqual(files.name_from_url("http://h/%2e%2e"), "index.html")
-        self.assertEqual(files.name_from_url("http://h/x%2f..%2fetc%2fpasswd"), "passwd")
+        self.assertEqual(naming.name_from_url("http://h/a/b.tar.gz?x=1#f"), "b.tar.gz")
+        self.assertEqual(naming.name_from_url("http://h/a%20b.txt"), "a b.txt")
+        self.assertEqual(naming.name_from_url("http://h"), "index.html")
+        self.assertEqual(naming.name_from_url("http://h/dir/"), "index.html")
+        self.assertEqual(naming.name_from_url("http://h/%2e%2e"), "index.html")
+        self.assertEqual(naming.name_from_url("http://h/x%2f..%2fetc%2fpasswd"), "passwd")
 
     def test_disposition(self) -> None:
         """
         ``filename*`` wins over ``filename``; hostile names are reduced.
         """
         both = "attachment; filename=\"plain.txt\"; filename*=UTF-8''na%C3%AFve.txt"
-        self.assertEqual(files.disposition_name(both), "na\u00efve.txt")
+        self.assertEqual(naming.disposition_name(both), "na\u00efve.txt")
         self.assertEqual(
-            files.disposition_name('attachment; filename="../../etc/passwd"'), "passwd"
+            naming.disposition_name('attachment; filename="../../etc/passwd"'), "passwd"
         )
-        self.assertEqual(files.disposition_name("attachment; filename=..\\..\\x.bat"), "x.bat")
-        self.assertIsNone(files.disposition_name('attachment; filename=".."'))
-        self.assertIsNone(files.disposition_name("attachment"))
-        self.assertIsNone(files.disposition_name(None))
+        self.assertEqual(naming.disposition_name("attachment; filename=..\\..\\x.bat"), "x.bat")
+        self.assertIsNone(naming.disposition_name('attachment; filename=".."'))
+        self.assertIsNone(naming.disposition_name("attachment"))
+        self.assertIsNone(naming.disposition_name(None))
 
     def test_targetPath(self) -> None:
         """
         ``-o`` is taken as given (inside ``--output-dir``); otherwise the URL's name or
         the server's, joined to the directory.
         """
-        self.assertEqual(files.target_path("http://h/a.txt"), os.path.join(".", "a.txt"))
-        self.assertEqual(files.target_path("http://h/a.txt", "b", "d"), os.path.join("d", "b"))
+        self.assertEqual(naming.target_path("http://h/a.txt"), os.path.join(".", "a.txt"))
+        self.assertEqual(naming.target_path("http://h/a.txt", "b", "d"), os.path.join("d", "b"))
         self.assertEqual(
-            files.target_path("http://h/a.txt", None, "d", "s.csv"), os.path.join("d", "s.csv")
+            naming.target_path("http://h/a.txt", None, "d", "s.csv"), os.path.join("d", "s.csv")
         )
 
     def test_symlinksNotFollowed(self) -> None:
@@ -125,9 +125,9 @@ class NamingTests(unittest.SynchronousTestCase):
             f.write(b"precious")
         os.symlink(target, os.path.join(base, "a.part"))
         with self.assertRaises(fetch_errors.FileError):
-            files.PartFile(os.path.join(base, "a"))
+            sinks.PartFile(os.path.join(base, "a"))
         os.symlink(target, os.path.join(base, "b"))
-        part = files.PartFile(files.target_path("http://h/b", None, base))
+        part = sinks.PartFile(naming.target_path("http://h/b", None, base))
         part.write(b"new")
         part.commit()
         self.assertFalse(os.path.islink(os.path.join(base, "b")))
@@ -149,7 +149,7 @@ class PartFileTests(unittest.SynchronousTestCase):
         """
         Bytes go to ``f.part``; :meth:`commit` renames it to ``f``.
         """
-        part = files.PartFile(self.path)
+        part = sinks.PartFile(self.path)
         part.write(b"abc")
         self.assertEqual(sorted(os.listdir(self.directory)), ["f.part"])
         part.commit()
@@ -161,11 +161,11 @@ class PartFileTests(unittest.SynchronousTestCase):
         """
         :meth:`discard` removes the ``.part`` unless asked to keep it.
         """
-        part = files.PartFile(self.path)
+        part = sinks.PartFile(self.path)
         part.write(b"abc")
         part.discard(keep=True)
         self.assertEqual(os.listdir(self.directory), ["f.part"])
-        part = files.PartFile(self.path)
+        part = sinks.PartFile(self.path)
         part.discard()
         self.assertEqual(os.listdir(self.directory), [])
 
@@ -176,7 +176,7 @@ class PartFileTests(unittest.SynchronousTestCase):
         """
         with open(self.path + ".part", "wb") as f:
             f.write(b"abc")
-        part = files.PartFile(self.path, resume=True, sha256=True)
+        part = sinks.PartFile(self.path, resume=True, sha256=True)
         self.assertEqual(part.offset, 3)
         part.write(b"def")
         import hashlib
@@ -192,7 +192,7 @@ class PartFileTests(unittest.SynchronousTestCase):
         """
         A wrong digest is :class:`ChecksumMismatch`.
         """
-        part = files.PartFile(self.path, sha256=True)
+        part = sinks.PartFile(self.path, sha256=True)
         part.write(b"abc")
         with self.assertRaises(fetch_errors.ChecksumMismatch):
             part.verify("0" * 64)
@@ -203,7 +203,7 @@ class PartFileTests(unittest.SynchronousTestCase):
         With ``no_clobber``, a file that appeared meanwhile is not replaced, and the
         ``.part`` is removed.
         """
-        part = files.PartFile(self.path, no_clobber=True)
+        part = sinks.PartFile(self.path, no_clobber=True)
         part.write(b"new")
         with open(self.path, "wb") as f:
             f.write(b"old")
@@ -218,14 +218,14 @@ class PartFileTests(unittest.SynchronousTestCase):
         A directory that does not exist is a :class:`FileError` with a sentence.
         """
         with self.assertRaises(fetch_errors.FileError) as e:
-            files.PartFile(os.path.join(self.directory, "missing", "f"))
+            sinks.PartFile(os.path.join(self.directory, "missing", "f"))
         self.assertIn("cannot write", str(e.exception))
         self.assertEqual(e.exception.exitCode, fetch_errors.EXIT_FILE)
 
 
 class SameContentTests(unittest.SynchronousTestCase):
     """
-    :func:`files.same_content`.
+    :func:`sinks.same_content`.
     """
 
     def test_sameContent(self) -> None:
@@ -238,10 +238,10 @@ class SameContentTests(unittest.SynchronousTestCase):
         with open(path, "wb") as f:
             f.write(b"abc")
         digest = hashlib.sha256(b"abc").hexdigest()
-        self.assertTrue(files.same_content(path, digest, 3))
-        self.assertFalse(files.same_content(path, digest, 4))
-        self.assertFalse(files.same_content(path, "0" * 64, 3))
-        self.assertFalse(files.same_content(path + "-missing", digest, 3))
+        self.assertTrue(sinks.same_content(path, digest, 3))
+        self.assertFalse(sinks.same_content(path, digest, 4))
+        self.assertFalse(sinks.same_content(path, "0" * 64, 3))
+        self.assertFalse(sinks.same_content(path + "-missing", digest, 3))
 
 
 class ChecksTests(unittest.SynchronousTestCase):
@@ -359,13 +359,13 @@ class ValidatorsTests(unittest.SynchronousTestCase):
         directory = self.mktemp()
         os.makedirs(directory)
         path = os.path.join(directory, "f")
-        self.assertEqual(files.conditional_headers(path), {})
+        self.assertEqual(validators.conditional_headers(path), {})
         with open(path, "wb") as f:
             f.write(b"x")
-        self.assertIn("If-Modified-Since", files.conditional_headers(path))
-        files.save_validators(path, "http://h/f", '"e1"', "Thu, 01 Jan 2026 00:00:00 GMT")
+        self.assertIn("If-Modified-Since", validators.conditional_headers(path))
+        validators.save_validators(path, "http://h/f", '"e1"', "Thu, 01 Jan 2026 00:00:00 GMT")
         self.assertEqual(
-            files.conditional_headers(path),
+            validators.conditional_headers(path),
             {"If-None-Match": '"e1"', "If-Modified-Since": "Thu, 01 Jan 2026 00:00:00 GMT"},
         )
         self.assertEqual(sorted(os.listdir(directory)), [".f.http.json", "f"])
@@ -379,9 +379,9 @@ class ValidatorsTests(unittest.SynchronousTestCase):
         path = os.path.join(directory, "f")
         with open(path, "wb") as f:
             f.write(b"x")
-        with open(files.validators_path(path), "w") as f:
+        with open(validators.validators_path(path), "w") as f:
             f.write("{not json")
-        self.assertEqual(files.load_validators(path), {})
+        self.assertEqual(validators.load_validators(path), {})
 
 
 class URLListTests(unittest.SynchronousTestCase):
@@ -398,7 +398,7 @@ class URLListTests(unittest.SynchronousTestCase):
             "# mirror list\n\nhttp://h/a\nhttp://h/b  b.txt  # note\n"
             "ftp://h/c\nhttp://h/d ../d\nhttp://h/e x y\n"
         )
-        entries, problems = files.parse_url_list(text)
+        entries, problems = mirror.parse_url_list(text)
         self.assertEqual(entries, [("http://h/a", None), ("http://h/b", "b.txt")])
         self.assertEqual([p.split(":")[0] for p in problems], ["line 5", "line 6", "line 7"])
 

@@ -1,5 +1,6 @@
 """
-Tests of :mod:`twisted_journey.fetch.files`' writing rules: nothing is written through a
+Tests of the fetcher's writing rules (:mod:`twisted_journey.fetch.safefiles`,
+:mod:`~twisted_journey.fetch.sinks`, :mod:`~twisted_journey.fetch.naming`): nothing is written through a
 symbolic link, FIFO or device planted at any name the fetchers write (the final name,
 its ``.part``, the validators record, temporary files); ``-o`` onto a FIFO or device
 streams into it; one run never gives one name to two URLs; directories are created.
@@ -15,7 +16,7 @@ from twisted.internet.defer import Deferred
 from twisted.trial import unittest
 
 from twisted_journey.fetch import errors as fetch_errors
-from twisted_journey.fetch import files
+from twisted_journey.fetch import mirror, naming, safefiles, sinks, validators
 
 PRECIOUS = b"precious"
 
@@ -70,10 +71,10 @@ class SymlinkTests(PlantedMixin, unittest.SynchronousTestCase):
             f.write(b"body")
         record = self.link(".f.http.json")
         self.link(".f.http.json.part")
-        files.save_validators(self.at("f"), "http://h/f", '"e"', None)
+        validators.save_validators(self.at("f"), "http://h/f", '"e"', None)
         self.assertPreciousIntact()
         self.assertFalse(os.path.islink(record))
-        self.assertEqual(files.load_validators(self.at("f"))["etag"], '"e"')
+        self.assertEqual(validators.load_validators(self.at("f"))["etag"], '"e"')
         self.assertEqual(
             sorted(os.listdir(self.base)), [".f.http.json", ".f.http.json.part", "f", "target"]
         )
@@ -86,9 +87,9 @@ class SymlinkTests(PlantedMixin, unittest.SynchronousTestCase):
         with open(self.at("f"), "wb") as f:
             f.write(b"body")
         self.fifo(".f.http.json")
-        self.assertEqual(files.load_validators(self.at("f")), {})
+        self.assertEqual(validators.load_validators(self.at("f")), {})
         with self.assertRaises(fetch_errors.FileError) as e:
-            files.save_validators(self.at("f"), "http://h/f", '"e"', None)
+            validators.save_validators(self.at("f"), "http://h/f", '"e"', None)
         self.assertIn("FIFO", str(e.exception))
         self.assertEqual(sorted(os.listdir(self.base)), [".f.http.json", "f", "target"])
 
@@ -99,9 +100,9 @@ class SymlinkTests(PlantedMixin, unittest.SynchronousTestCase):
         self.link("f")
         with open(self.at(".f.http.json"), "w") as f:
             f.write('{"etag": "\\"x\\""}')
-        self.assertEqual(files.load_validators(self.at("f")), {})
-        self.assertEqual(files.conditional_headers(self.at("f")), {})
-        self.assertFalse(files.same_content(self.at("f"), "0" * 64, len(PRECIOUS)))
+        self.assertEqual(validators.load_validators(self.at("f")), {})
+        self.assertEqual(validators.conditional_headers(self.at("f")), {})
+        self.assertFalse(sinks.same_content(self.at("f"), "0" * 64, len(PRECIOUS)))
 
     def test_partLinkFIFO(self) -> None:
         """
@@ -113,10 +114,10 @@ class SymlinkTests(PlantedMixin, unittest.SynchronousTestCase):
         for name in ("a", "b"):
             for resume in (False, True):
                 with self.assertRaises(fetch_errors.FileError):
-                    files.PartFile(self.at(name), resume=resume)
+                    sinks.PartFile(self.at(name), resume=resume)
         with open(self.at("c.part"), "wb") as f:
             f.write(b"stale")
-        part = files.PartFile(self.at("c"))
+        part = sinks.PartFile(self.at("c"))
         part.write(b"new")
         part.commit()
         with open(self.at("c"), "rb") as f:
@@ -129,13 +130,13 @@ class SymlinkTests(PlantedMixin, unittest.SynchronousTestCase):
         and without ``no_clobber``'s refusal.
         """
         self.link("f")
-        part = files.PartFile(self.at("f"))
+        part = sinks.PartFile(self.at("f"))
         part.write(b"new")
         part.commit()
         self.assertFalse(os.path.islink(self.at("f")))
         self.assertPreciousIntact()
         self.link("g")
-        part = files.PartFile(self.at("g"), no_clobber=True)
+        part = sinks.PartFile(self.at("g"), no_clobber=True)
         part.write(b"new")
         with self.assertRaises(fetch_errors.FileError):
             part.commit()
@@ -151,7 +152,7 @@ class SymlinkTests(PlantedMixin, unittest.SynchronousTestCase):
         self.fifo("p")
         for name in ("d", "p"):
             with self.assertRaises(fetch_errors.FileError) as e:
-                files.PartFile(self.at(name))
+                sinks.PartFile(self.at(name))
             self.assertIn("not a regular file", str(e.exception))
         self.assertTrue(os.path.isdir(self.at("d")))
         self.assertTrue(stat.S_ISFIFO(os.lstat(self.at("p")).st_mode))
@@ -159,19 +160,19 @@ class SymlinkTests(PlantedMixin, unittest.SynchronousTestCase):
 
     def test_replaceAtomically(self) -> None:
         """
-        :func:`files.replace_atomically` refuses a directory or FIFO at the final name and
+        :func:`safefiles.replace_atomically` refuses a directory or FIFO at the final name and
         removes the temporary file.
         """
         self.fifo("p")
-        temporary, fd = files.temporary_beside(self.at("p"))
+        temporary, fd = safefiles.temporary_beside(self.at("p"))
         os.close(fd)
         with self.assertRaises(fetch_errors.FileError):
-            files.replace_atomically(temporary, self.at("p"))
+            safefiles.replace_atomically(temporary, self.at("p"))
         self.assertFalse(os.path.exists(temporary))
 
     def test_openNew(self) -> None:
         """
-        :func:`files.open_new` never opens an existing name unless told to replace a
+        :func:`safefiles.open_new` never opens an existing name unless told to replace a
         regular file; a link is refused even then.
         """
         self.link("l")
@@ -179,13 +180,13 @@ class SymlinkTests(PlantedMixin, unittest.SynchronousTestCase):
             pass
         for name, replace in [("l", False), ("l", True), ("r", False)]:
             with self.assertRaises(fetch_errors.FileError):
-                files.open_new(self.at(name), replace=replace)
-        os.close(files.open_new(self.at("r"), replace=True))
+                safefiles.open_new(self.at(name), replace=replace)
+        os.close(safefiles.open_new(self.at("r"), replace=True))
         self.assertPreciousIntact()
 
     def test_replacedFileGetsFreshPermissions(self) -> None:
         """
-        A regular file replaced by :func:`files.open_new` is created anew with the mode
+        A regular file replaced by :func:`safefiles.open_new` is created anew with the mode
         asked for (less the umask), never with the old file's bits (setuid, executable).
         """
         with open(self.at("r"), "wb"):
@@ -193,15 +194,15 @@ class SymlinkTests(PlantedMixin, unittest.SynchronousTestCase):
         os.chmod(self.at("r"), 0o4755)
         umask = os.umask(0o022)
         self.addCleanup(os.umask, umask)
-        os.close(files.open_new(self.at("r"), replace=True, mode=0o640))
+        os.close(safefiles.open_new(self.at("r"), replace=True, mode=0o640))
         self.assertEqual(stat.S_IMODE(os.stat(self.at("r")).st_mode), 0o640)
 
     def test_temporaryNames(self) -> None:
         """
         Temporary files beside a name are new, hidden and random.
         """
-        first, a = files.temporary_beside(self.at("f"))
-        second, b = files.temporary_beside(self.at("f"))
+        first, a = safefiles.temporary_beside(self.at("f"))
+        second, b = safefiles.temporary_beside(self.at("f"))
         os.close(a)
         os.close(b)
         self.assertNotEqual(first, second)
@@ -220,11 +221,11 @@ class OwnershipTests(PlantedMixin, unittest.SynchronousTestCase):
         While one :class:`PartFile` holds ``f.part``, another (fresh or resuming) fails
         with one sentence and leaves it alone; the holder's bytes become ``f``.
         """
-        first = files.PartFile(self.at("f"))
+        first = sinks.PartFile(self.at("f"))
         first.write(b"first")
         for resume in (False, True):
             with self.assertRaises(fetch_errors.FileError) as e:
-                files.PartFile(self.at("f"), resume=resume)
+                sinks.PartFile(self.at("f"), resume=resume)
             self.assertIn("being written by another download", str(e.exception))
         first.commit()
         with open(self.at("f"), "rb") as f:
@@ -238,7 +239,7 @@ class OwnershipTests(PlantedMixin, unittest.SynchronousTestCase):
         removes the other file; :meth:`PartFile.discard` does not remove it either.
         """
         for finish in ("commit", "discard"):
-            part = files.PartFile(self.at(finish))
+            part = sinks.PartFile(self.at(finish))
             part.write(b"mine")
             os.rename(self.at(finish + ".part"), self.at(finish + ".moved"))
             with open(self.at(finish + ".part"), "wb") as f:
@@ -261,18 +262,18 @@ class OwnershipTests(PlantedMixin, unittest.SynchronousTestCase):
         os.link(self.target, self.at("h.part"))
         for resume in (True, False):
             with self.assertRaises(fetch_errors.FileError) as e:
-                files.PartFile(self.at("h"), resume=resume)
+                sinks.PartFile(self.at("h"), resume=resume)
             self.assertIn("hard links", str(e.exception))
         self.assertPreciousIntact()
         self.assertTrue(os.path.samefile(self.target, self.at("h.part")))
 
     def test_replacementOwned(self) -> None:
         """
-        A :class:`files.Replacement` (a validators record) whose temporary file was
+        A :class:`safefiles.Replacement` (a validators record) whose temporary file was
         swapped for another file is not renamed into place; :meth:`discard` removes only
         its own temporary file.
         """
-        pending = files.Replacement(self.at("r"), b"record")
+        pending = safefiles.Replacement(self.at("r"), b"record")
         os.rename(pending.temporary, self.at("moved"))
         with open(pending.temporary, "wb") as f:
             f.write(b"theirs")
@@ -280,7 +281,7 @@ class OwnershipTests(PlantedMixin, unittest.SynchronousTestCase):
             pending.commit()
         self.assertFalse(os.path.lexists(self.at("r")))
         self.assertTrue(os.path.exists(pending.temporary))
-        pending = files.Replacement(self.at("s"), b"record")
+        pending = safefiles.Replacement(self.at("s"), b"record")
         pending.discard()
         pending.commit()  # nothing left to commit
         self.assertFalse(os.path.lexists(self.at("s")))
@@ -295,7 +296,7 @@ class OwnershipTests(PlantedMixin, unittest.SynchronousTestCase):
         the ``If-Range`` sent is another version; a validator it lacks cannot differ.
         """
         date = "Thu, 01 Jan 2026 00:00:00 GMT"
-        changed = files.range_validator_changed
+        changed = validators.range_validator_changed
         self.assertTrue(changed('"v1"', '"v2"', None))
         self.assertFalse(changed('"v1"', '"v1"', "Fri, 02 Jan 2026 00:00:00 GMT"))
         self.assertFalse(changed('"v1"', None, None))
@@ -313,8 +314,8 @@ class StreamSinkTests(PlantedMixin, unittest.SynchronousTestCase):
         """
         ``/dev/null`` is written into: no ``.part``, nothing renamed, still a device.
         """
-        sink = files.open_sink("/dev/null", stream=True)
-        self.assertIsInstance(sink, files.StreamSink)
+        sink = sinks.open_sink("/dev/null", stream=True)
+        self.assertIsInstance(sink, sinks.StreamSink)
         sink.write(b"x" * 10)
         sink.commit()
         self.assertEqual(sink.written, 10)
@@ -328,7 +329,7 @@ class StreamSinkTests(PlantedMixin, unittest.SynchronousTestCase):
         path = self.fifo("p")
         reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         self.addCleanup(os.close, reader)
-        sink = files.open_sink(path, stream=True)
+        sink = sinks.open_sink(path, stream=True)
         sink.write_many([b"ab", b"cd"])
         sink.commit()
         self.assertEqual(os.read(reader, 100), b"abcd")
@@ -337,16 +338,16 @@ class StreamSinkTests(PlantedMixin, unittest.SynchronousTestCase):
 
     def test_stdout(self) -> None:
         """
-        ``-`` is standard output: :func:`files.target_path` keeps it, the sink writes
+        ``-`` is standard output: :func:`naming.target_path` keeps it, the sink writes
         to descriptor 1 (here a pipe) and leaves it open.
         """
-        self.assertEqual(files.target_path("http://h/x", "-", "dir"), files.STDOUT)
+        self.assertEqual(naming.target_path("http://h/x", "-", "dir"), naming.STDOUT)
         read, write = os.pipe()
         saved = os.dup(1)
         self.addCleanup(os.close, saved)
         os.dup2(write, 1)
         try:
-            sink = files.open_sink("-", stream=True)
+            sink = sinks.open_sink("-", stream=True)
             sink.write(b"body")
             sink.commit()
         finally:
@@ -362,15 +363,15 @@ class StreamSinkTests(PlantedMixin, unittest.SynchronousTestCase):
         """
         path = self.fifo("p")
         with self.assertRaises(fetch_errors.FileError):
-            files.open_sink(path)
+            sinks.open_sink(path)
         self.assertTrue(stat.S_ISFIFO(os.lstat(path).st_mode))
 
     def test_regularFileStillRenamed(self) -> None:
         """
         A regular file chosen with ``-o`` still gets a ``.part`` renamed into place.
         """
-        sink = files.open_sink(self.at("f"), stream=True)
-        self.assertIsInstance(sink, files.PartFile)
+        sink = sinks.open_sink(self.at("f"), stream=True)
+        self.assertIsInstance(sink, sinks.PartFile)
         sink.discard()
 
     def test_validatorsNotBesideDevices(self) -> None:
@@ -379,10 +380,10 @@ class StreamSinkTests(PlantedMixin, unittest.SynchronousTestCase):
         ``/dev/.null.http.json``), and no conditional headers come from one.
         """
         path = self.fifo("p")
-        files.save_validators(path, "http://h/x", '"e"', None)
+        validators.save_validators(path, "http://h/x", '"e"', None)
         self.assertEqual(sorted(os.listdir(self.base)), ["p", "target"])
-        self.assertEqual(files.conditional_headers(path), {})
-        self.assertEqual(files.conditional_headers("/dev/null"), {})
+        self.assertEqual(validators.conditional_headers(path), {})
+        self.assertEqual(validators.conditional_headers("/dev/null"), {})
 
 
 class NameRegistryTests(unittest.SynchronousTestCase):
@@ -395,7 +396,7 @@ class NameRegistryTests(unittest.SynchronousTestCase):
         A second owner cannot claim a name, nor a name that is the other's ``.part``
         (either way round); the sentence names the URL that holds it.
         """
-        names = files.NameRegistry(keep=True)
+        names = naming.NameRegistry(keep=True)
         names.claim("d/a", "one", "http://h/a")
         names.claim("d/a", "one", "http://h/a")  # the same owner again: fine
         for taken in ("d/a", "d/a.part", "d/./a"):
@@ -411,11 +412,11 @@ class NameRegistryTests(unittest.SynchronousTestCase):
         """
         Claims are freed when a transfer ends, unless the registry keeps them (a run).
         """
-        names = files.NameRegistry()
+        names = naming.NameRegistry()
         names.claim("a", "one")
         names.release("one")
         names.claim("a", "two")
-        kept = files.NameRegistry(keep=True)
+        kept = naming.NameRegistry(keep=True)
         kept.claim("a", "one")
         kept.release("one")
         with self.assertRaises(fetch_errors.FileError):
@@ -425,7 +426,7 @@ class NameRegistryTests(unittest.SynchronousTestCase):
         """
         The sentence never shows a password of the URL holding the name.
         """
-        names = files.NameRegistry(keep=True)
+        names = naming.NameRegistry(keep=True)
         names.claim("a", "one", "http://user:secret@h/a")
         with self.assertRaises(fetch_errors.FileError) as e:
             names.claim("a", "two", "http://h/a")
@@ -445,8 +446,8 @@ class DirectoryTests(unittest.SynchronousTestCase):
         path = os.path.join(base, "a", "b")
         old = os.umask(0o027)
         try:
-            files.make_directories(path)
-            files.make_directories(path)
+            safefiles.make_directories(path)
+            safefiles.make_directories(path)
         finally:
             os.umask(old)
         self.assertTrue(os.path.isdir(path))
@@ -460,7 +461,7 @@ class DirectoryTests(unittest.SynchronousTestCase):
         with open(base, "wb"):
             pass
         with self.assertRaises(fetch_errors.FileError) as e:
-            files.make_directories(base)
+            safefiles.make_directories(base)
         self.assertIn("not a directory", str(e.exception))
 
 
@@ -486,7 +487,7 @@ class URLListTests(unittest.SynchronousTestCase):
                 "\udcff",
             ]
         )
-        entries, problems = files.parse_url_list(text)
+        entries, problems = mirror.parse_url_list(text)
         self.assertEqual(entries, [("http://h/good", None), ("http://h/also-good", "copy")])
         self.assertEqual(len(problems), 6)
 
@@ -613,12 +614,12 @@ class APITests(unittest.TestCase):
         with open(target, "wb") as f:
             f.write(b"old")
 
-        class Full(files.Replacement):
+        class Full(safefiles.Replacement):
             def __init__(self, path: str, data: bytes) -> None:
                 error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 raise fetch_errors.FileError(f"cannot write {path!r}: {error.strerror}.")
 
-        self.patch(files, "Replacement", Full)
+        self.patch(validators, "Replacement", Full)
         await self._validatorsFirst(target)
         with open(target, "rb") as f:
             self.assertEqual(f.read(), b"old")

@@ -17,7 +17,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests import fetchservers as servers
-from twisted_journey.fetch import Fetcher, FetchSettings, files, retrieve
+from twisted_journey.fetch import Fetcher, FetchSettings, retrieve, validators
 from twisted_journey.fetch import errors as fetch_errors
 
 
@@ -222,7 +222,7 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
         part = os.path.join(self.out, "same.part")
         with open(part, "wb") as f:
             f.write(servers.BODY[:1000])
-        files.save_validators(part, self.base + "/same", servers.ETAG.decode(), None)
+        validators.save_validators(part, self.base + "/same", servers.ETAG.decode(), None)
         yield self.fetcher().retrieve(self.base + "/same", outputDir=self.out, resume=True)
         self.assertEqual(blob.requests[0]["if-range"], servers.ETAG.decode())
         self.assertEqual(blob.requests[0]["range"], "bytes=1000-")
@@ -242,7 +242,7 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
         part = os.path.join(self.out, "changed.part")
         with open(part, "wb") as f:
             f.write(servers.BODY[:1000])
-        files.save_validators(part, self.base + "/changed", '"v1"', None)
+        validators.save_validators(part, self.base + "/changed", '"v1"', None)
         yield self.fetcher().retrieve(self.base + "/changed", outputDir=self.out, resume=True)
         with open(os.path.join(self.out, "changed"), "rb") as f:
             self.assertEqual(f.read(), new)
@@ -271,7 +271,7 @@ class WebTests(FetcherTestsMixin, unittest.TestCase):
             with open(part, "wb") as f:
                 f.write(servers.BODY[:1000])
             url = f"{self.base}/{name.decode()}"
-            files.save_validators(part, url, etag, modified)
+            validators.save_validators(part, url, etag, modified)
             result = yield self.fetcher().retrieve(url, outputDir=self.out, resume=True)
             self.assertEqual(result.status, 200)
             self.assertEqual(blob.requests[0]["if-range"], etag or modified)
@@ -555,7 +555,7 @@ class LiarTests(FetcherTestsMixin, unittest.TestCase):
         )
         self.assertEqual(self.files(), [".short-etag.part.http.json", "short-etag.part"])
         self.assertEqual(
-            files.range_condition(os.path.join(self.out, "short-etag.part")),
+            validators.range_condition(os.path.join(self.out, "short-etag.part")),
             {"If-Range": '"short-v1"'},
         )
 
@@ -836,6 +836,30 @@ class HttpbinTests(FetcherTestsMixin, unittest.TestCase):
         self.assertNotIn("Authorization", json.loads(cross.content)["headers"])
         same = yield fetcher.fetchBytes(f"{self.base}/redirect-to?url=/headers")
         self.assertEqual(json.loads(same.content)["headers"]["Authorization"], "Bearer secret")
+
+    @defer.inlineCallbacks
+    def test_everyCredentialHeaderDropped(self) -> Any:
+        """
+        Every header that carries credentials (``Cookie2`` too, as the stdlib twin drops
+        it) is dropped on a redirect to another origin and kept within the same origin.
+        """
+        import json
+        import urllib.parse
+
+        sent = [
+            ("Authorization", "Bearer secret"),
+            ("Cookie", "a=b"),
+            ("Cookie2", '$Version="1"'),
+            ("Proxy-Authorization", "Basic cDpx"),
+        ]
+        fetcher = self.fetcher(headers=sent)
+        other = urllib.parse.quote(f"http://127.0.0.1:{self.otherPort}/headers")
+        cross = yield fetcher.fetchBytes(f"{self.base}/redirect-to?url={other}")
+        received = {name.lower() for name in json.loads(cross.content)["headers"]}
+        self.assertEqual(received & {name.lower() for name, _ in sent}, set())
+        same = yield fetcher.fetchBytes(f"{self.base}/redirect-to?url=/headers")
+        received = {name.lower() for name in json.loads(same.content)["headers"]}
+        self.assertLessEqual({name.lower() for name, _ in sent}, received)
 
     @defer.inlineCallbacks
     def test_status500Retried(self) -> Any:

@@ -416,6 +416,29 @@ class JourneyMirrorTests(unittest.TestCase):
         self.assertNotIn("Traceback", log)
 
     @defer.inlineCallbacks
+    def test_refusedAsTwistdRefuses(self) -> Any:
+        """
+        ``journey mirror`` refuses what ``twistd journey-fetch`` refuses, with the same
+        sentence, before fetching anything: an ``--output-dir`` that is a file, a
+        ``--urls`` file that is missing, bad numbers.  Exit 2, no traceback.
+        """
+        urls = os.path.abspath(self.mktemp())
+        with open(urls, "w") as f:
+            f.write("http://127.0.0.1:1/x\n")
+        for extra, phrase in [
+            (["--urls", urls, "--output-dir", urls], f"--output-dir {urls!r} is not a directory."),
+            (["--urls", urls + ".missing"], "is not a readable file."),
+            (["--urls", urls, "--interval", "0"], "--interval must be"),
+            (["--urls", urls, "--parallel", "none"], "--parallel must be"),
+        ]:
+            argv = journeyArgv("mirror", *extra, "--once")
+            _, stderr, code = yield servers.runChild(argv, servers.childEnvironment(), ".")
+            self.assertEqual(code, 2, stderr)
+            self.assertTrue(stderr.decode().startswith("journey mirror: "), stderr)
+            self.assertIn(phrase, stderr.decode())
+            self.assertNotIn("Traceback", stderr.decode())
+
+    @defer.inlineCallbacks
     def test_needsTwisted(self) -> Any:
         """
         Without Twisted, ``journey mirror`` says so in one sentence and exits 2.

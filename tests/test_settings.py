@@ -10,6 +10,7 @@ from twisted_journey.settings import (
     DEFAULT_GREETING,
     DEFAULT_PEER_PREFIX,
     SettingError,
+    count,
     greeting,
     limit,
     peer_network,
@@ -74,6 +75,19 @@ class NumberTests(SynchronousTestCase):
             error = self.assertRaises(SettingError, limit, "--max", bad)
             self.assertEqual(
                 str(error), f"--max must be a whole number of at least 1, not {bad!r}."
+            )
+
+    def test_count(self) -> None:
+        """
+        Whole numbers of at least 0 (``--retry 0`` means none); ``None`` is not given.
+        """
+        self.assertEqual(count("--retry", "0"), 0)
+        self.assertEqual(count("--retry", 7), 7)
+        self.assertIsNone(count("--retry", None))
+        for bad in ["-1", "1.5", "many", ""]:
+            error = self.assertRaises(SettingError, count, "--retry", bad)
+            self.assertEqual(
+                str(error), f"--retry must be a whole number of at least 0, not {bad!r}."
             )
 
     def test_seconds(self) -> None:

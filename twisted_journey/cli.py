@@ -386,15 +386,10 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _configureMirror(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add("--urls", required=True, metavar="FILE", help="file of URLs to mirror, one per line")
-    add("--output-dir", default=".", metavar="DIR", help="directory for the copies [.]")
-    add("--interval", default="3600", metavar="S", help="seconds between refreshes [3600]")
-    add("--parallel", default="4", metavar="N", help="transfers at once [4]")
-    add("--once", action="store_true", help="one pass; exit 0 only if every URL succeeded")
-    from twisted_journey.fetch import cli as fetchcli
+    from twisted_journey.fetch.options import MirrorCommand, addArguments
 
-    fetchcli.add_auth_and_cookie_arguments(parser)
+    # The values are checked by MirrorCommand.fromValues, as twistd journey-fetch's are.
+    addArguments(parser, MirrorCommand, check=False)
 
 
 def _mirror(args: argparse.Namespace) -> int:

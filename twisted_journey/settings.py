@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_PROXY_TIMEOUT",
     "ProxySettings",
     "SettingError",
+    "count",
     "greeting",
     "limit",
     "peer_network",
@@ -88,15 +89,7 @@ def limit(name: str, value: str | int | None) -> int | None:
 
     :param name: the option's name, for the error sentence (e.g. ``"--max-per-peer"``).
     """
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number < 1:
-        raise SettingError(f"{name} must be a whole number of at least 1, not {value!r}.")
-    return number
+    return None if value is None else _whole(name, value, 1)
 
 
 def seconds(name: str, value: str | float | None) -> float | None:
@@ -215,3 +208,28 @@ def trusted_proxy(host: str, networks: tuple[Network, ...]) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return any(address in network for network in networks)
+
+
+def count(name: str, value: str | int | None) -> int | None:
+    """
+    A count that may be zero (retries, redirects): a whole number of at least 0, or
+    ``None`` for none given.
+
+    :param name: the option's name, for the error sentence (e.g. ``"--retry"``).
+    """
+    return None if value is None else _whole(name, value, 0)
+
+
+def _whole(name: str, value: str | int, least: int) -> int:
+    """
+    ``value`` as a whole number of at least ``least``.
+
+    :raises SettingError: otherwise, naming the option ``name``.
+    """
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = least - 1
+    if number < least:
+        raise SettingError(f"{name} must be a whole number of at least {least}, not {value!r}.")
+    return number

@@ -9,7 +9,8 @@ The stdlib twin of ``journey fetch``, for a Python without Twisted::
         [-u USER:PASSWORD [--digest | --anyauth]] [-b COOKIES|FILE] [-c FILE]
 
 It keeps the Twisted fetcher's promises, through the same helpers
-(:mod:`twisted_journey.fetch.files`, :mod:`~twisted_journey.fetch.semantics`,
+(:mod:`twisted_journey.fetch.naming`, :mod:`~twisted_journey.fetch.sinks`,
+:mod:`~twisted_journey.fetch.semantics`,
 :mod:`~twisted_journey.fetch.errors`): the same local names, the body written to
 ``NAME.part`` (never through a planted link) and renamed only when complete, ``-o``
 onto a FIFO or device streamed into it, one name per URL in a run, a short or long
@@ -34,7 +35,6 @@ from __future__ import annotations
 import argparse
 import email.parser
 import http.client
-import os
 import re
 import signal
 import socket
@@ -48,9 +48,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted_journey import __version__, errors
-from twisted_journey.fetch import auth, files, semantics
-from twisted_journey.fetch import cli as fetchcli
+from twisted_journey.fetch import auth, naming, semantics
 from twisted_journey.fetch import errors as fetch_errors
+from twisted_journey.fetch import settings as defaults
 from twisted_journey.fetch.cookies import CookieEngine
 from twisted_journey.fetch.errors import (
     FetchError,
@@ -64,14 +64,13 @@ from twisted_journey.fetch.errors import (
     UnsupportedURL,
     describe_url,
 )
-from twisted_journey.fetch.files import NameRegistry, Sink
+from twisted_journey.fetch.naming import NameRegistry
+from twisted_journey.fetch.options import BOTH, TWIN, FetchCommand, addArguments
+from twisted_journey.fetch.sinks import Sink, open_sink
 
 __all__ = ["fetch", "main"]
 
 BLOCK = 1 << 16
-
-#: Request headers that carry credentials: dropped when a redirect changes origin.
-CREDENTIALS = ("Authorization", "Cookie", "Cookie2", "Proxy-Authorization")
 
 
 _DIGITS = re.compile(r"[0-9]+")
@@ -94,8 +93,8 @@ class StrictResponse(http.client.HTTPResponse):
     CRLF.
     """
 
-    maxHeaderBytes = semantics.MAX_HEADER_BYTES
-    maxHeaders = semantics.MAX_HEADERS
+    maxHeaderBytes = defaults.MAX_HEADER_BYTES
+    maxHeaders = defaults.MAX_HEADERS
 
     def begin(self) -> None:
         if self.headers is not None:
@@ -335,7 +334,7 @@ class RedirectHandler(urllib.request.HTTPRedirectHandler):
     credentials when one leaves the origin.
     """
 
-    def __init__(self, limit: int = 20) -> None:
+    def __init__(self, limit: int = defaults.MAX_REDIRECTS) -> None:
         self.limit = limit
         self.max_redirections = max(limit, 1)  # type: ignore[misc]
         #: The URL of the latest hop (``None`` before the first redirect).
@@ -354,7 +353,7 @@ class RedirectHandler(urllib.request.HTTPRedirectHandler):
             self.current = new.full_url
             new.journey_hops = hops + 1  # type: ignore[attr-defined]
             if not semantics.same_origin(req.full_url, new.full_url):
-                for name in CREDENTIALS:
+                for name in semantics.CREDENTIAL_HEADERS:
                     new.remove_header(name)
                     new.remove_header(name.capitalize())
         return new
@@ -603,8 +602,8 @@ def fetch(
     output: str | None = None,
     output_dir: str | None = None,
     content_disposition: bool = False,
-    max_redirs: int = 20,
-    timeout: float | None = 30.0,
+    max_redirs: int = defaults.MAX_REDIRECTS,
+    timeout: float | None = defaults.CONNECT_TIMEOUT,
     headers: Sequence[tuple[str, str]] = (),
     reporthook: Callable[[int, int, int], object] | None = None,
     create_dirs: bool = False,
@@ -635,12 +634,7 @@ def fetch(
     _check(url)
     names = names if names is not None else NameRegistry()
     owner = object()
-    path = files.target_path(url, output, output_dir)
-    streaming = output is not None and files.streams_into(path)
-    if output_dir:
-        files.make_directories(output_dir)
-    if create_dirs and not streaming:
-        files.make_directories(os.path.dirname(path))
+    path, streaming = naming.choose_target(url, output, output_dir, create_dirs)
     if not content_disposition:
         names.claim(path, owner, url)
     address, userinfo = semantics.split_credentials(url)
@@ -676,12 +670,13 @@ def fetch(
         semantics.check_codings(url, codings)
         server_named = False
         if content_disposition:
-            name = files.disposition_name(response.headers.get("Content-Disposition"))
-            if name is not None:
-                path = files.target_path(url, output, output_dir, name)
-                server_named = output is None
+            chosen = naming.disposition_target(
+                url, response.headers.get("Content-Disposition"), output, output_dir
+            )
+            if chosen is not None:
+                path, server_named = chosen
             names.claim(path, owner, url)
-        part = files.open_sink(path, stream=streaming, server_named=server_named)
+        part = open_sink(path, stream=streaming, server_named=server_named)
         try:
             _copy_body(response, part, url, reporthook)
             if deadline.expired:  # the body may only look complete: the socket was shut
@@ -710,22 +705,13 @@ def parser() -> argparse.ArgumentParser:
         "codes as journey fetch.",
     )
     result.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    fetchcli.add_basic_arguments(result)
-    result.add_argument(
-        "--timeout", type=float, default=30.0, metavar="S", help="seconds per connect/read [30]"
-    )
-    result.add_argument(
-        "-L",
-        "--location",
-        action="store_true",
-        help="accepted for curl users: redirects are always followed (--max-redirs 0: none)",
-    )
+    addArguments(result, FetchCommand, where=(BOTH, TWIN))
     return result
 
 
-def run(args: argparse.Namespace, program: str = "fetch") -> int:
+def run(command: FetchCommand, program: str = "fetch") -> int:
     """
-    Fetch every URL in ``args`` one after another; print a line per failure; return the
+    Fetch every URL of ``command`` one after another; print a line per failure; return the
     exit status.  SIGTERM raises :class:`KeyboardInterrupt` meanwhile, as Ctrl-C does, so
     the unfinished ``.part`` is removed on the way out.
     """
@@ -734,34 +720,34 @@ def run(args: argparse.Namespace, program: str = "fetch") -> int:
     except ValueError:  # not the main thread: leave signals alone
         previous = None
     try:
-        return _run(args, program)
+        return _run(command, program)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _run(args: argparse.Namespace, program: str) -> int:
+def _run(command: FetchCommand, program: str) -> int:
     results: list[FetchError | None] = []
     names = NameRegistry(keep=True)
     try:
-        cookies = CookieEngine.fromOptions(args.cookie, args.cookieJar)
+        cookies = CookieEngine.fromOptions(command.cookie, command.cookieJar)
     except FetchError as e:
         print(f"{program}: {e}", file=sys.stderr)
         return e.exitCode
-    for url in args.urls:
+    for url in command.urls:
         try:
             fetch(
                 url,
-                args.output,
-                args.output_dir,
-                args.content_disposition,
-                args.max_redirs,
-                args.timeout,
-                create_dirs=args.create_dirs,
+                command.output,
+                command.outputDir,
+                command.contentDisposition,
+                command.maxRedirects,
+                command.timeout,
+                create_dirs=command.createDirs,
                 names=names,
-                max_time=args.maxTime,
-                credentials=args.credentials,
-                auth_mode=args.authMode or "basic",
+                max_time=command.maxTime,
+                credentials=command.credentials,
+                auth_mode=command.authMode or "basic",
                 cookies=cookies,
             )
         except FetchError as e:
@@ -795,15 +781,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     ``python -m twisted_journey.fallback.fetch``: parse ``argv`` and fetch.
     """
-    command = parser()
-    args = command.parse_args(argv)
-    fetchcli.check_arguments(command, args)
-    if not args.timeout > 0:
-        command.error("--timeout must be a number of seconds above 0.")
+    arguments = parser()
+    command = FetchCommand.fromArguments(arguments.parse_args(argv))
+    problem = command.problem()
+    if problem is not None:
+        arguments.error(problem)
     try:
-        return run(args)
+        return run(command)
     except KeyboardInterrupt:
-        print(f"{command.prog}: interrupted; unfinished files removed.", file=sys.stderr)
+        print(f"{arguments.prog}: interrupted; unfinished files removed.", file=sys.stderr)
         return 130
 
 

@@ -3,16 +3,27 @@
 The HTTP fetcher: ``journey fetch``, its API and the mirror, one module per concern.
 
 - :mod:`~twisted_journey.fetch.errors`: failure classes, exit codes, sentences (stdlib);
-- :mod:`~twisted_journey.fetch.files`: local names, the ``.part`` file, remembered
-  validators (stdlib);
+- :mod:`~twisted_journey.fetch.naming`: which local file a URL goes to (stdlib);
+- :mod:`~twisted_journey.fetch.safefiles`: writing without following planted links
+  (stdlib);
+- :mod:`~twisted_journey.fetch.validators`: the remembered ETag / Last-Modified (stdlib);
+- :mod:`~twisted_journey.fetch.sinks`: the ``.part`` file, or a FIFO written into
+  (stdlib);
 - :mod:`~twisted_journey.fetch.semantics`: HTTP rules both engines apply (stdlib);
+- :mod:`~twisted_journey.fetch.auth`: Basic and Digest authentication (stdlib);
+- :mod:`~twisted_journey.fetch.cookies`: the cookie engine of ``-b`` and ``-c`` (stdlib);
+- :mod:`~twisted_journey.fetch.settings`: the defaults and
+  :class:`~twisted_journey.fetch.settings.FetchSettings` (stdlib);
+- :mod:`~twisted_journey.fetch.options`: every command-line option, declared once (stdlib);
 - :mod:`~twisted_journey.fetch.client`: the Twisted client
   (:class:`~twisted_journey.fetch.client.Fetcher`,
   :func:`~twisted_journey.fetch.client.retrieve`), with :mod:`~twisted_journey.fetch.body`
   (one response body) and :mod:`~twisted_journey.fetch.agent` (proxies, TLS, failure
   classification);
-- :mod:`~twisted_journey.fetch.mirror`: the service behind ``twistd journey-fetch``;
-- :mod:`~twisted_journey.fetch.cli`: the ``journey fetch`` command line.
+- :mod:`~twisted_journey.fetch.mirror`: the service behind ``twistd journey-fetch``, and
+  its URL list;
+- :mod:`~twisted_journey.fetch.cli`: the ``journey fetch`` command line, started without
+  pyOpenSSL until a connection needs TLS (:mod:`~twisted_journey.fetch.lazytls`).
 
 The public names below are importable from this package.  They are loaded on first use,
 so the stdlib-only modules import without Twisted (the ``urllib`` twin,
@@ -43,7 +54,8 @@ from twisted_journey.fetch.errors import (
 
 if TYPE_CHECKING:
     from twisted_journey.fetch.agent import classify
-    from twisted_journey.fetch.client import Fetched, Fetcher, FetchSettings, Retrieved, retrieve
+    from twisted_journey.fetch.client import Fetched, Fetcher, Retrieved, retrieve
+    from twisted_journey.fetch.settings import FetchSettings
 
 __all__ = [
     "ChecksumMismatch",
@@ -68,7 +80,8 @@ __all__ = [
 
 #: The module each lazily loaded public name lives in.
 _HOMES = {
-    **dict.fromkeys(("FetchSettings", "Fetched", "Fetcher", "Retrieved", "retrieve"), "client"),
+    **dict.fromkeys(("Fetched", "Fetcher", "Retrieved", "retrieve"), "client"),
+    "FetchSettings": "settings",
     "classify": "agent",
 }
 

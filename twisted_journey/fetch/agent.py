@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import base64
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.request import getproxies
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -50,9 +50,7 @@ from twisted_journey.fetch.errors import (
     malformed_chunk,
     proxy_failure,
 )
-
-if TYPE_CHECKING:
-    from twisted_journey.fetch.client import FetchSettings
+from twisted_journey.fetch.settings import CONNECT_TIMEOUT, FetchSettings
 
 __all__ = [
     "CertificateRejected",
@@ -391,7 +389,7 @@ class _Endpoints:
         """
         endpoint = self._tcp.get((host, port))
         if endpoint is None:
-            timeout = self.settings.connectTimeout or 30
+            timeout = self.settings.connectTimeout or CONNECT_TIMEOUT
             endpoint = self._tcp[host, port] = HostnameEndpoint(
                 self.reactor, host, port, timeout=timeout
             )

@@ -37,7 +37,7 @@ stdlib twin), each with a sentence and an exit status.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import attrs
@@ -52,8 +52,7 @@ from twisted.web.iweb import (
     IResponse,
 )
 
-from twisted_journey import __version__
-from twisted_journey.fetch import auth, cookies, files, semantics
+from twisted_journey.fetch import auth, cookies, naming, safefiles, semantics, sinks, validators
 from twisted_journey.fetch.agent import EnvironmentAgent, classify, journeyPool
 from twisted_journey.fetch.body import BodyReceiver, Deadline, Decoder, Spool, abandon
 from twisted_journey.fetch.errors import (
@@ -69,105 +68,16 @@ from twisted_journey.fetch.errors import (
     describe_url,
     unfollowed_status,
 )
-from twisted_journey.fetch.files import PartFile
+from twisted_journey.fetch.settings import FetchSettings
+from twisted_journey.fetch.sinks import PartFile
 
-__all__ = ["FetchSettings", "Fetched", "Fetcher", "Retrieved", "retrieve"]
+__all__ = ["Fetched", "Fetcher", "Retrieved", "retrieve"]
 
 MiB = 1 << 20
 _DONE = Failure(ResponseDone())
 GiB = 1 << 30
 
 _T = TypeVar("_T")
-
-#: Request headers that never follow a redirect to another origin.
-_SENSITIVE = (b"authorization", b"cookie", b"proxy-authorization")
-
-
-def _positive(instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    """
-    An attrs validator: ``None`` or a number above 0.
-    """
-    if value is not None and not value > 0:
-        raise ValueError(f"{attribute.name} must be above 0, not {value!r}")
-
-
-def _pairs(value: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """
-    An attrs converter: ``(name, value)`` pairs as a tuple.
-    """
-    return tuple(value)
-
-
-@attrs.frozen
-class FetchSettings:
-    """
-    How a :class:`Fetcher` fetches; every field has a usable default.
-
-    :ivar maxRedirects: redirects followed before :class:`TooManyRedirects` (0: none).
-    :ivar connectTimeout: seconds for the TCP connect.
-    :ivar idleTimeout: seconds without a byte (waiting for headers or mid-body).
-    :ivar maxTime: seconds for one whole attempt, or ``None``.
-    :ivar retries: extra attempts after a retryable failure (network, timeout,
-        truncation, 408/429/5xx).
-    :ivar retryDelay: seconds before the first retry; doubled each time.
-    :ivar maxRetryDelay: no wait (``Retry-After`` included) is longer than this.
-    :ivar parallel: transfers running at once.
-    :ivar headers: extra ``(name, value)`` request headers.
-    :ivar proxies: scheme -> proxy URL (``"no"``: the bypass list), or ``None`` to read
-        ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` from the environment.
-    :ivar cacert: a PEM file of CA certificates to trust instead of the system's.
-    :ivar insecure: do not verify TLS certificates at all.
-    :ivar compressed: ask for gzip/deflate and decode it.
-    :ivar maxDecodedSize: bytes a compressed body may decode to.
-    :ivar maxRatio: how many times larger than its encoded form a body may decode to
-        (plus 1 MiB of slack).
-    :ivar userAgent: the ``User-Agent`` header.
-    :ivar credentials: ``(user, password)`` for HTTP authentication (as ``authMode``
-        says), sent to each retrieved URL's own origin only, never after a redirect to
-        another (``-u``, as curl); a URL's own ``user:password@`` wins for its origin.
-    :ivar maxHeaderBytes: bytes of response headers read before a :class:`ProtocolError`.
-    :ivar maxHeaders: response header fields read before a :class:`ProtocolError`.
-    :ivar authMode: how ``credentials`` are sent: ``"basic"`` (at once), ``"digest"``
-        (``--digest``: answering a Digest challenge) or ``"any"`` (``--anyauth``: Digest,
-        else Basic); see :mod:`twisted_journey.fetch.auth`.
-    :ivar cookie: ``-b``: ``NAME=VALUE; ...`` cookies, a Netscape cookie file, or ``""``
-        (the cookie engine on, no cookies yet); ``None``: no cookie engine unless
-        ``cookieJar`` is set.  See :mod:`twisted_journey.fetch.cookies`.
-    :ivar cookieJar: ``-c``: the file :meth:`Fetcher.saveCookies` writes the cookies to.
-    """
-
-    maxRedirects: int = attrs.field(
-        default=semantics.MAX_REDIRECTS, validator=attrs.validators.ge(0)
-    )
-    connectTimeout: float | None = attrs.field(
-        default=semantics.CONNECT_TIMEOUT, validator=_positive
-    )
-    idleTimeout: float | None = attrs.field(default=semantics.IDLE_TIMEOUT, validator=_positive)
-    maxTime: float | None = attrs.field(default=None, validator=_positive)
-    retries: int = attrs.field(default=0, validator=attrs.validators.ge(0))
-    retryDelay: float = attrs.field(default=semantics.RETRY_DELAY, validator=attrs.validators.ge(0))
-    maxRetryDelay: float = attrs.field(
-        default=semantics.MAX_RETRY_DELAY, validator=attrs.validators.ge(0)
-    )
-    parallel: int = attrs.field(default=1, validator=attrs.validators.ge(1))
-    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
-    proxies: Mapping[str, str] | None = None
-    cacert: str | None = None
-    insecure: bool = False
-    compressed: bool = False
-    maxDecodedSize: int = attrs.field(
-        default=semantics.MAX_DECODED_SIZE, validator=attrs.validators.ge(1)
-    )
-    maxRatio: float = attrs.field(default=100.0, validator=attrs.validators.gt(0))
-    userAgent: str = f"twisted_journey/{__version__}"
-    credentials: tuple[str, str] | None = None
-    maxHeaderBytes: int = attrs.field(
-        default=semantics.MAX_HEADER_BYTES, validator=attrs.validators.ge(1)
-    )
-    maxHeaders: int = attrs.field(default=semantics.MAX_HEADERS, validator=attrs.validators.ge(1))
-    authMode: str = attrs.field(default="basic", validator=attrs.validators.in_(auth.MODES))
-    cookie: str | None = None
-    cookieJar: str | None = None
 
 
 @attrs.frozen
@@ -240,7 +150,7 @@ class Fetcher:
         self.semaphore = DeferredSemaphore(self.settings.parallel)
         self._madeDirectories: set[str] = set()
         #: The file names transfers have claimed (by default, only while they run).
-        self.names = files.NameRegistry()
+        self.names = naming.NameRegistry()
         #: The cookies sent and kept (``None``: no cookie engine).
         self.cookies = cookies.CookieEngine.fromOptions(
             self.settings.cookie, self.settings.cookieJar
@@ -372,11 +282,18 @@ class Fetcher:
         """
         GET ``url``, following up to ``maxRedirects`` redirects to http(s) URLs only.
 
-        Basic credentials (from the URL's ``user:password@``, else ``settings.credentials``)
-        go to ``url``'s own origin only (each URL of a run is its own first URL, as in
-        curl); ``Authorization``, ``Cookie`` and
-        ``Proxy-Authorization`` are dropped once a redirect leaves that origin.
+        Credentials (from the URL's ``user:password@``, else ``settings.credentials``,
+        sent as ``settings.authMode`` says) go to ``url``'s own origin only (each URL of a run is its own first URL, as in
+        curl); the :data:`~twisted_journey.fetch.semantics.CREDENTIAL_HEADERS` are
+        dropped once a redirect leaves that origin.
         """
+        # Redirects are followed here rather than by twisted.web.client.RedirectAgent,
+        # which offers no hook for what both engines must do alike at each hop: judge the
+        # Location with semantics.redirect_target before any connection (http/https only,
+        # no user:password@, percent-encoded as the twin sends it), send credentials to
+        # the first origin only and drop the one shared CREDENTIAL_HEADERS list past it,
+        # keep one Deadline across the hops, and end with the twin's TooManyRedirects
+        # sentence after --max-redirs.
         bare, credentials = semantics.split_credentials(url)
         if credentials is None:
             credentials = self.settings.credentials
@@ -394,8 +311,8 @@ class Fetcher:
                 if value is not None and not ownAuthorization:
                     sent.setRawHeaders(b"authorization", [value.encode("latin-1")])
             else:
-                for name in _SENSITIVE:
-                    sent.removeHeader(name)
+                for name in semantics.CREDENTIAL_HEADERS:
+                    sent.removeHeader(name.encode("ascii"))
             response = await self._requestCookies(url, current, sent, deadline)
             if response.code == 401 and own and not ownAuthorization:
                 # --digest/--anyauth: answer the challenge once, on the same hop.
@@ -537,14 +454,15 @@ class Fetcher:
         Check ``url``, choose and claim the file's name, then fetch with retries.
         """
         semantics.check_url(url)
-        path = files.target_path(url, options.filename, options.outputDir)
-        streaming = options.stream and options.filename is not None and files.streams_into(path)
+        path, streaming = naming.choose_target(
+            url,
+            options.filename,
+            options.outputDir,
+            options.createDirs,
+            options.stream,
+            self._madeDirectories,
+        )
         options = attrs.evolve(options, stream=streaming, resume=options.resume and not streaming)
-        if options.outputDir and options.outputDir not in self._madeDirectories:
-            files.make_directories(options.outputDir)
-            self._madeDirectories.add(options.outputDir)
-        if options.createDirs and not streaming:
-            files.make_directories(os.path.dirname(path))
         if (
             options.noClobber
             and not streaming
@@ -577,14 +495,14 @@ class Fetcher:
         """
         extra: dict[str, str] = {}
         if options.newer:
-            extra.update(files.conditional_headers(path))
+            extra.update(validators.conditional_headers(path))
         part = path + ".part"
         offset = 0
-        if options.resume and not fresh and files.is_regular(part):
+        if options.resume and not fresh and safefiles.is_regular(part):
             offset = os.path.getsize(part)
         if offset:
             extra["Range"] = f"bytes={offset}-"
-            extra.update(files.range_condition(part))
+            extra.update(validators.range_condition(part))
         deadline = Deadline(self.reactor, self.settings.idleTimeout, self.settings.maxTime)
         try:
             response = await self._request(url, self._headers(extra, bool(offset)), deadline)
@@ -606,10 +524,14 @@ class Fetcher:
             await _raiseForStatus(url, response, self.settings.authMode)
             serverNamed = False
             if options.contentDisposition:
-                name = files.disposition_name(_header(response.headers, b"content-disposition"))
-                if name is not None:
-                    path = files.target_path(url, options.filename, options.outputDir, name)
-                    serverNamed = options.filename is None
+                chosen = naming.disposition_target(
+                    url,
+                    _header(response.headers, b"content-disposition"),
+                    options.filename,
+                    options.outputDir,
+                )
+                if chosen is not None:
+                    path, serverNamed = chosen
                 try:
                     self.names.claim(path, options, url)
                 except FetchError:
@@ -626,7 +548,7 @@ class Fetcher:
                 # Never splice: only the range asked for, of the length it says, of the
                 # version whose start the .part holds.
                 await _checkRange(url, response, offset)
-                if files.range_validator_changed(
+                if validators.range_validator_changed(
                     extra.get("If-Range"),
                     _header(response.headers, b"etag"),
                     _header(response.headers, b"last-modified"),
@@ -640,7 +562,7 @@ class Fetcher:
             # terminal (which may block the open) is opened on the disk thread.
             hashed = options.sha256 is not None or options.onlyIfChanged
             sink = _Target(
-                lambda: files.open_sink(
+                lambda: sinks.open_sink(
                     path, resumed, options.noClobber, hashed, options.stream, serverNamed
                 )
             )
@@ -650,7 +572,7 @@ class Fetcher:
                 except FetchError:
                     await abandon(response)
                     raise
-            validators = None
+            record = None
             try:
                 if resumed and sink.offset != offset:
                     raise FileError(
@@ -663,11 +585,11 @@ class Fetcher:
                     etag = _header(response.headers, b"etag")
                     modified = _header(response.headers, b"last-modified")
                     if etag or modified:
-                        files.save_validators(part, url, etag, modified)
+                        validators.save_validators(part, url, etag, modified)
                 if options.newer:
                     # Written before the file is renamed, put in place right after it: a
                     # full disk fails the run with nothing changed.
-                    validators = files.prepare_validators(
+                    record = validators.prepare_validators(
                         path,
                         url,
                         _header(response.headers, b"etag"),
@@ -705,14 +627,14 @@ class Fetcher:
                 await self._finish(
                     url,
                     spool,
-                    lambda: sink.complete(options.sha256, options.onlyIfChanged, validators),
+                    lambda: sink.complete(options.sha256, options.onlyIfChanged, record),
                 )
             except BaseException as e:
                 # Keep the .part for --continue, unless it is what is wrong.
                 keep = options.resume and not isinstance(e, ChecksumMismatch)
                 sink.discard(keep=keep)
-                if validators is not None:
-                    validators.discard()
+                if record is not None:
+                    record.discard()
                 raise
             return Retrieved(url, path, response.headers, code, sink.written, not sink.unchanged)
         finally:
@@ -753,17 +675,17 @@ class Fetcher:
 
 class _Target:
     """
-    The :class:`files.Sink` of one transfer (opened by :meth:`open`, else on first use),
+    The :class:`sinks.Sink` of one transfer (opened by :meth:`open`, else on first use),
     and how the transfer ends: put in place with its validators, or left alone when
     unchanged.
     """
 
-    def __init__(self, opener: Callable[[], files.Sink]) -> None:
+    def __init__(self, opener: Callable[[], sinks.Sink]) -> None:
         self._opener = opener
-        self._sink: files.Sink | None = None
+        self._sink: sinks.Sink | None = None
         self.unchanged = False
 
-    def open(self) -> files.Sink:
+    def open(self) -> sinks.Sink:
         """
         The sink, opened now if it is not yet.
         """
@@ -788,10 +710,10 @@ class _Target:
         self,
         sha256: str | None,
         onlyIfChanged: bool = False,
-        validators: files.Replacement | None = None,
+        record: safefiles.Replacement | None = None,
     ) -> None:
         """
-        Verify the checksum and rename into place, then put ``validators`` beside it;
+        Verify the checksum and rename into place, then put the validators ``record`` beside it;
         with ``onlyIfChanged``, drop the new copy instead when it is byte for byte the
         existing file (:attr:`unchanged`).
         """
@@ -799,17 +721,17 @@ class _Target:
             sink = self.open()
             sink.verify(sha256)
             digest = sink.digest.hexdigest() if sink.digest is not None else None
-            if onlyIfChanged and digest and files.same_content(sink.path, digest, sink.written):
+            if onlyIfChanged and digest and sinks.same_content(sink.path, digest, sink.written):
                 sink.discard()
                 self.unchanged = True
             else:
                 sink.commit()
         except BaseException:
-            if validators is not None:
-                validators.discard()
+            if record is not None:
+                record.discard()
             raise
-        if validators is not None:
-            validators.commit()
+        if record is not None:
+            record.commit()
 
     def discard(self, keep: bool) -> None:
         """

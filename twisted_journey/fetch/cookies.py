@@ -36,7 +36,7 @@ import urllib.request
 import warnings
 from collections.abc import Iterable
 
-from twisted_journey.fetch import files
+from twisted_journey.fetch import safefiles
 from twisted_journey.fetch.errors import FileError
 
 __all__ = ["MAX_COOKIES", "MAX_COOKIE_BYTES", "MAX_SET_COOKIES", "CookieEngine", "parse_pairs"]
@@ -261,15 +261,15 @@ class CookieEngine:
         """
         if self.path is None:
             return
-        temporary, fd = files.temporary_beside(self.path)
+        temporary, fd = safefiles.temporary_beside(self.path)
         try:
             os.fchmod(fd, 0o600)
             view = memoryview(self.netscape())
             while view:
                 view = view[os.write(fd, view) :]
-            files.replace_atomically(temporary, self.path, fd)
+            safefiles.replace_atomically(temporary, self.path, fd)
         except OSError as e:
-            if files.is_regular(temporary):
+            if safefiles.is_regular(temporary):
                 os.unlink(temporary)
             raise FileError(
                 f"cannot write the cookie jar {self.path!r}: {e.strerror or e}."

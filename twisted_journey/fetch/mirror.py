@@ -22,9 +22,11 @@ the code of the first URL that failed (:data:`twisted_journey.fetch.errors.EXIT_
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import stat
 import sys
+import unicodedata
 import urllib.parse
 from typing import Any
 
@@ -35,13 +37,16 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from twisted_journey.errors import plural
-from twisted_journey.fetch import cookies, files
+from twisted_journey.fetch import cookies, naming
 from twisted_journey.fetch import errors as fetch_errors
 from twisted_journey.fetch.agent import classify
-from twisted_journey.fetch.client import Fetcher, FetchSettings
-from twisted_journey.fetch.errors import FetchError, describe_url
+from twisted_journey.fetch.client import Fetcher
+from twisted_journey.fetch.errors import FetchError, UnsupportedURL, describe_url
+from twisted_journey.fetch.options import MirrorCommand
+from twisted_journey.fetch.semantics import check_url
+from twisted_journey.fetch.settings import MIRROR_INTERVAL, MIRROR_PARALLEL, FetchSettings
 
-__all__ = ["MirrorService", "Mirrored", "run", "settingsFromOptions"]
+__all__ = ["MirrorService", "Mirrored", "fetchSettings", "parse_url_list", "run"]
 
 
 @attrs.define
@@ -81,8 +86,8 @@ class MirrorService(Service):
         self,
         urlsPath: str,
         outputDir: str,
-        interval: float = 3600.0,
-        parallel: int = 4,
+        interval: float = MIRROR_INTERVAL,
+        parallel: int = MIRROR_PARALLEL,
         once: bool = False,
         maxBackoff: float = 86400.0,
         reactor: Any = None,
@@ -117,7 +122,7 @@ class MirrorService(Service):
     def startService(self) -> None:
         super().startService()
         if self.fetcher is None:
-            settings = attrs.evolve(self.settings, parallel=self.parallel)
+            settings = dataclasses.replace(self.settings, parallel=self.parallel)
             self.fetcher = Fetcher(self.reactor, settings=settings)
         self._next = self.reactor.callLater(0, self._cycle)
 
@@ -156,12 +161,12 @@ class MirrorService(Service):
             )
             return
         self._stamp = stamp
-        entries, problems = files.parse_url_list(text)
-        names = files.NameRegistry(keep=True)
+        entries, problems = parse_url_list(text)
+        names = naming.NameRegistry(keep=True)
         kept: dict[str, Mirrored] = {}
         for url, name in entries:
             try:
-                names.claim(files.target_path(url, name, self.outputDir), url, url)
+                names.claim(naming.target_path(url, name, self.outputDir), url, url)
             except FetchError as e:
                 problems.append(f"{describe_url(url)}: {e}")
                 continue
@@ -272,22 +277,16 @@ class MirrorService(Service):
         return d.addCallbacks(succeeded, failed).addErrback(logged)
 
 
-def settingsFromOptions(args: Any) -> FetchSettings:
+def fetchSettings(command: MirrorCommand) -> FetchSettings:
     """
-    The fetcher's settings from ``journey mirror``'s ``-u``, ``--digest``/``--anyauth``,
-    ``-b`` and ``-c`` (an argparse namespace, or the twistd plugin's options mapping).
+    The settings of the fetcher of the mirror ``command`` describes
+    (:meth:`~twisted_journey.fetch.options.MirrorCommand.settings`), its ``-b`` cookie
+    file read once now, so that a bad one fails at start rather than at the first pass.
 
     :raises FetchError: when the ``-b`` cookie file cannot be read.
-    :raises ValueError: for a malformed ``-b NAME=VALUE`` string.
     """
-    get = args.get if isinstance(args, dict) else lambda name: getattr(args, name, None)
-    settings = FetchSettings(
-        credentials=get("credentials"),
-        authMode=get("authMode") or "basic",
-        cookie=get("cookie"),
-        cookieJar=get("cookieJar"),
-    )
-    cookies.CookieEngine.fromOptions(settings.cookie, settings.cookieJar)  # fail now
+    settings = command.settings()
+    cookies.CookieEngine.fromOptions(settings.cookie, settings.cookieJar)
     return settings
 
 
@@ -303,12 +302,72 @@ def _scrub(text: str, url: str) -> str:
     return text.replace(password, "***") if password else text
 
 
+# --- the URL list ---------------------------------------------------------------------------
+
+
+def _shown_url(url: str) -> str:
+    """
+    ``url`` for a message: no password, at most 200 characters, even when malformed.
+    """
+    try:
+        shown = describe_url(url)
+    except ValueError:
+        shown = url.rpartition("@")[2] if "@" in url else url
+    return shown if len(shown) <= 200 else shown[:200] + "..."
+
+
+def parse_url_list(text: str) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """
+    Read a mirror's URL file: one URL per line, optionally followed by whitespace and a
+    local name; blank lines and ``#`` comments ignored.
+
+    :return: ``(entries, problems)``: ``(url, name or None)`` pairs, and one sentence per
+        line that was skipped (a bad URL, or a name that is not a plain file name).  No
+        input raises.
+    """
+    entries: list[tuple[str, str | None]] = []
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        for i, field in enumerate(fields):
+            if field.startswith("#"):
+                del fields[i:]
+                break
+        if len(fields) > 2:
+            problems.append(f"line {number}: expected 'URL [NAME]', got {line.strip()!r}.")
+            continue
+        url = fields[0]
+        shown = _shown_url(url)
+        if any(unicodedata.category(c)[0] == "C" for c in url):
+            problems.append(f"line {number}: {shown!r} has control characters.")
+            continue
+        try:
+            check_url(url)
+        except UnsupportedURL as e:
+            problems.append(f"line {number}: {str(e)[:300]}")
+            continue
+        except ValueError as e:  # urlsplit: a broken IPv6 literal, say
+            problems.append(f"line {number}: {shown!r} is not a valid URL: {e}.")
+            continue
+        name = None
+        if len(fields) == 2:
+            name = naming.safe_basename(fields[1])
+            if name != fields[1]:
+                problems.append(f"line {number}: {fields[1]!r} is not a plain file name.")
+                continue
+        entries.append((url, name))
+    return entries, problems
+
+
 # --- journey mirror ----------------------------------------------------------------------------
 
 
 def run(args: argparse.Namespace) -> int:
     """
-    ``journey mirror`` (its options are set up in :mod:`twisted_journey.cli`): run
+    ``journey mirror`` (its options, :class:`~twisted_journey.fetch.options.MirrorCommand`,
+    are added to its parser by :mod:`twisted_journey.cli`): run
     :class:`MirrorService` until interrupted, or (``--once``) for one pass; log to
     stderr; return the exit status.
     """
@@ -321,17 +380,13 @@ def run(args: argparse.Namespace) -> int:
         textFileLogObserver,
     )
 
-    from twisted_journey import settings
+    from twisted_journey.settings import SettingError
 
     program = "journey mirror"
     try:
-        interval = settings.seconds("--interval", args.interval)
-        parallel = settings.limit("--parallel", args.parallel)
-    except settings.SettingError as e:
+        command = MirrorCommand.fromValues(vars(args))
+    except SettingError as e:
         print(f"{program}: {e}", file=sys.stderr)
-        return fetch_errors.EXIT_USAGE
-    if not os.path.isfile(args.urls):
-        print(f"{program}: --urls {args.urls!r} is not a readable file.", file=sys.stderr)
         return fetch_errors.EXIT_USAGE
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
     globalLogBeginner.beginLoggingTo(
@@ -339,23 +394,23 @@ def run(args: argparse.Namespace) -> int:
         redirectStandardIO=False,
     )
     try:
-        fetchSettings = settingsFromOptions(args)
-    except (FetchError, ValueError) as e:
+        settings = fetchSettings(command)
+    except FetchError as e:
         print(f"{program}: {e}", file=sys.stderr)
-        return getattr(e, "exitCode", fetch_errors.EXIT_USAGE)
+        return e.exitCode
     service = MirrorService(
-        args.urls,
-        args.output_dir,
-        interval if interval is not None else 3600.0,
-        parallel if parallel is not None else 4,
-        once=args.once,
+        command.urls,
+        command.outputDir,
+        command.interval,
+        command.parallel,
+        once=command.once,
         reactor=reactor,
-        settings=fetchSettings,
+        settings=settings,
     )
     reactor.callWhenRunning(service.startService)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
-    if not args.once:
+    if not command.once:
         return 130
     if service.cycles == 0:
         return 130  # interrupted before the pass ended

@@ -17,8 +17,9 @@ codings can be undone, where a redirect may go, when to retry, which proxy to us
   saved.
 - Redirects go to ``http``/``https`` only, never to a URL with a ``user:password@``; a
   ``Location`` with spaces or non-ASCII is percent-encoded (UTF-8), as browsers and curl do.
-- Response headers are bounded: :data:`MAX_HEADER_BYTES` bytes and :data:`MAX_HEADERS`
-  fields by default.
+- Response headers are bounded: by default
+  :data:`~twisted_journey.fetch.settings.MAX_HEADER_BYTES` bytes and
+  :data:`~twisted_journey.fetch.settings.MAX_HEADERS` fields.
 """
 
 from __future__ import annotations
@@ -38,17 +39,10 @@ from twisted_journey.fetch.errors import (
 )
 
 __all__ = [
-    "CONNECT_TIMEOUT",
+    "CREDENTIAL_HEADERS",
     "DECODABLE",
-    "IDLE_TIMEOUT",
     "MAX_CHUNK_LINE",
-    "MAX_DECODED_SIZE",
-    "MAX_HEADERS",
-    "MAX_HEADER_BYTES",
-    "MAX_REDIRECTS",
-    "MAX_RETRY_DELAY",
     "REDIRECTS",
-    "RETRY_DELAY",
     "basic_authorization",
     "check_codings",
     "check_length",
@@ -67,22 +61,6 @@ __all__ = [
     "split_credentials",
 ]
 
-#: Default limits and delays, shared by :class:`twisted_journey.fetch.client.FetchSettings`
-#: and the ``journey fetch`` help text (which must not import Twisted to show them).
-CONNECT_TIMEOUT = 30.0
-IDLE_TIMEOUT = 300.0
-MAX_REDIRECTS = 20
-RETRY_DELAY = 1.0
-MAX_RETRY_DELAY = 120.0
-MAX_DECODED_SIZE = 1 << 30
-
-#: The most bytes of response headers (status line included) read before giving up; curl
-#: stops at 100 KiB too.
-MAX_HEADER_BYTES = 100 * 1024
-
-#: The most response header fields read before giving up.
-MAX_HEADERS = 100
-
 #: The longest chunk size line (chunk extensions included) read before calling the chunked
 #: framing broken: Twisted's own limit, which the stdlib twin applies too.
 MAX_CHUNK_LINE = 1024
@@ -93,6 +71,10 @@ DECODABLE = frozenset({"gzip", "x-gzip", "deflate"})
 
 #: Statuses that redirect a GET.
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+#: Request headers that carry credentials: both engines drop them when a redirect leaves
+#: the origin they were meant for (``Cookie2``: the obsolete RFC 2965 cookie header).
+CREDENTIAL_HEADERS = ("Authorization", "Cookie", "Cookie2", "Proxy-Authorization")
 
 
 def retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -12,23 +12,28 @@ status says whether every URL succeeded (twistd always exits 0).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from twisted.application.service import IService
 from twisted.python import usage
 
-from twisted_journey import settings
-from twisted_journey.fetch.client import FetchSettings
 from twisted_journey.fetch.errors import FetchError
-from twisted_journey.fetch.mirror import MirrorService, settingsFromOptions
+from twisted_journey.fetch.mirror import MirrorService, fetchSettings
+from twisted_journey.fetch.options import MirrorCommand, usageOptions
+from twisted_journey.fetch.settings import FetchSettings
+from twisted_journey.settings import SettingError
 
 __all__ = ["Options", "makeService"]
+
+_FLAGS, _PARAMETERS = usageOptions(MirrorCommand)
 
 
 class Options(usage.Options):
     """
-    Options for ``twistd journey-fetch``.
+    Options for ``twistd journey-fetch``: those of ``journey mirror``
+    (:class:`~twisted_journey.fetch.options.MirrorCommand`), checked alike.
+
+    :ivar command: the checked options, after ``postOptions``.
     """
 
     synopsis = "--urls FILE [--output-dir DIR] [--interval SECONDS] [--parallel N] [--once]"
@@ -39,65 +44,27 @@ class Options(usage.Options):
         "retried with a growing backoff. FILE is re-read when it changes."
     )
 
-    optFlags = [
-        ["once", None, "Try every URL once, then exit (for cron)."],
-        ["digest", None, "Send --user only as HTTP Digest, answering the server's challenge."],
-        ["anyauth", None, "Send --user as what the server asks for: Digest, else Basic."],
-    ]
-    optParameters: list[list[Any]] = [
-        ["urls", "u", None, "File of URLs to mirror (required)."],
-        ["output-dir", "d", ".", "Directory for the copies (created when missing)."],
-        ["interval", "i", "3600", "Seconds between refreshes of each URL."],
-        ["parallel", "p", "4", "Transfers at once."],
-        ["user", None, None, "USER:PASSWORD for each URL's own host (Basic at once)."],
-        ["cookie", "b", None, "Cookies 'NAME=VALUE; ...' for each URL's host, or a Netscape "
-         "cookie file ('': none yet); cookies servers set are kept."],
-        ["cookie-jar", "c", None, "Write every cookie to this file after each pass."],
-    ]  # fmt: skip
+    optFlags = _FLAGS
+    optParameters = _PARAMETERS
 
-    #: The fetcher's settings from --user, --digest/--anyauth, -b and -c.
+    #: The fetcher's settings (``--parallel``, ``--user``, ``--digest``/``--anyauth``/
+    #: ``--basic``, ``-b``, ``-c``), after ``postOptions``.
     fetchSettings: FetchSettings | None = None
 
     def postOptions(self) -> None:
         """
-        Check the URL file and directory exist and the numbers make sense.
+        Check the URL file and directory exist, the numbers make sense and the ``-b``
+        cookie file can be read.
         """
-        if self["urls"] is None:
-            raise usage.UsageError("--urls FILE is required.")
-        if not os.path.isfile(self["urls"]):
-            raise usage.UsageError(f"--urls {self['urls']!r} is not a readable file.")
-        if os.path.exists(self["output-dir"]) and not os.path.isdir(self["output-dir"]):
-            raise usage.UsageError(f"--output-dir {self['output-dir']!r} is not a directory.")
         try:
-            self["interval"] = settings.seconds("--interval", self["interval"])
-            self["parallel"] = settings.limit("--parallel", self["parallel"])
-        except settings.SettingError as e:
+            self.command = MirrorCommand.fromValues(self)
+        except SettingError as e:
             raise usage.UsageError(str(e)) from None
-        self._checkFetchOptions()
-
-    def _checkFetchOptions(self) -> None:
-        """
-        Turn ``--user``, ``--digest``/``--anyauth``, ``-b`` and ``-c`` into
-        :attr:`fetchSettings`.
-        """
-        if self["digest"] and self["anyauth"]:
-            raise usage.UsageError("--digest and --anyauth exclude each other.")
-        credentials = None
-        if self["user"] is not None:
-            user, colon, password = self["user"].partition(":")
-            if not colon:
-                raise usage.UsageError("--user takes USER:PASSWORD (journey does not prompt).")
-            credentials = (user, password)
-        mode = "digest" if self["digest"] else "any" if self["anyauth"] else "basic"
-        given = {
-            "credentials": credentials,
-            "authMode": mode,
-            "cookie": self["cookie"],
-            "cookieJar": self["cookie-jar"],
-        }
+        self["interval"] = self.command.interval
+        self["parallel"] = self.command.parallel
         try:
-            self.fetchSettings = settingsFromOptions(given)
-        except (FetchError, ValueError) as e:
+            self.fetchSettings = fetchSettings(self.command)
+        except FetchError as e:
             raise usage.UsageError(f"-b: {e}") from None
 
 
@@ -105,12 +72,13 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     """
     The :class:`twisted_journey.fetch.mirror.MirrorService` for ``options``.
     """
+    command = options.command
     return MirrorService(
-        options["urls"],
-        options["output-dir"],
-        interval=options["interval"],
-        parallel=options["parallel"],
-        once=bool(options["once"]),
+        command.urls,
+        command.outputDir,
+        interval=command.interval,
+        parallel=command.parallel,
+        once=command.once,
         reactor=reactor,
         settings=options.fetchSettings,
     )
