@@ -175,11 +175,11 @@ class FastPathTests(SynchronousTestCase):
 
     def assertClosedCleanly(self, sock: FakeSocket, protocol: Recorder) -> None:
         """
-        ``sock`` was shut down and closed without ``SO_LINGER`` (a FIN, not a reset), the
+        ``sock`` was closed without ``SO_LINGER`` (a FIN, not a reset), the
         protocol heard ``ConnectionDone``, its place in the limits is free, the reactor
         no longer watches it, and no deadline is left behind.
         """
-        self.assertEqual(sock.calls[-2:], [("shutdown", 2), ("close",)])
+        self.assertEqual(sock.calls[-1], ("close",))
         self.assertNotIn("setsockopt", [call[0] for call in sock.calls])
         assert protocol.reason is not None
         self.assertTrue(protocol.reason.check(error.ConnectionDone))
@@ -219,7 +219,7 @@ class FastPathTests(SynchronousTestCase):
         protocol, _ = serve(GreetFactory(b"", quiet=True, clock=self.reactor), sock, self.reactor)
         self.assertEqual(sock.sent, b"")
         self.assertEqual(protocol.factory.limits.open, 0)
-        self.assertEqual(sock.calls[-2:], [("shutdown", 2), ("close",)])
+        self.assertEqual(sock.calls[-1], ("close",))
 
     def test_drainsWhatTheClientSent(self) -> None:
         """
@@ -230,9 +230,7 @@ class FastPathTests(SynchronousTestCase):
         protocol, _ = serve(self.factory, sock, self.reactor)
         self.assertEqual(sock.sent, DEFAULT_GREETING)
         self.assertEqual(sock.incoming, [])
-        self.assertEqual(
-            [call[0] for call in sock.calls], ["send", "recv", "recv", "shutdown", "close"]
-        )
+        self.assertEqual([call[0] for call in sock.calls], ["send", "recv", "recv", "close"])
         self.assertClosedCleanly(sock, protocol)
 
     def test_counted(self) -> None:

@@ -252,10 +252,12 @@ class GreetProtocol(LimitedProtocol):
         """
         Cancel the deadline and give back this connection's place in the limits.
         """
-        for timer in (self._deadline, self._grace):
-            if timer is not None:
-                timer.cancel()
-        self._deadline = self._grace = None
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
         super().connectionLost(reason)
 
 

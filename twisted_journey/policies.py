@@ -296,10 +296,16 @@ class LimitedFactory(Factory):
         ``LOCAL`` header), the connection is the proxy's health check: counted in
         :attr:`healthChecks`, not in :attr:`served`, and its protocol logs no events.
         """
-        host = self._key(addr)
-        if self._refused(addr, host):
-            return None
-        self.limits.admit(host)
+        limits = self.limits
+        if limits.maxConnections is None and limits.maxPerPeer is None:
+            # No limit to check: count it, and nothing per host.
+            host = None
+            limits.open += 1
+        else:
+            host = self._key(addr)
+            if self._refused(addr, host):
+                return None
+            limits.admit(host)
         protocol = self.protocol()
         protocol.factory = self
         protocol.address = addr
