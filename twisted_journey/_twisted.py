@@ -34,6 +34,11 @@ Greeting fast path (:mod:`twisted_journey.greet`)
       ``disconnected`` and not ``connected``, delete its ``protocol``, ``socket`` and
       ``fileno`` (a later ``connectionLost`` then returns at once), close the socket
       and call the protocol's ``connectionLost``; :func:`closeNow` does the same.
+    * ``tcp.Port`` builds each connection's transport by calling its ``transport``
+      attribute with ``(socket, protocol, address, port, sessionno, reactor)``, then
+      calls ``protocol.makeConnection(transport)``; ``tcp.Server.__init__`` starts
+      watching the socket through ``self.startReading()``, which
+      :class:`WatchLaterServer` puts off until :func:`watchNow`.
 
 HTTP client (:mod:`twisted_journey.fetch`)
     ``twisted.web``'s HTTP/1.1 client has no limit on the size or number of response
@@ -84,9 +89,10 @@ from __future__ import annotations
 import fcntl
 import socket
 import termios
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, cast
 
 from twisted.internet import tcp, unix
+from twisted.internet.address import IPv6Address
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
@@ -114,6 +120,7 @@ __all__ = [
     "MalformedChunks",
     "SharedTCPPort",
     "SharedUNIXPort",
+    "WatchLaterServer",
     "adoptListeningPort",
     "boundParser",
     "closeNow",
@@ -123,15 +130,106 @@ __all__ = [
     "sendNow",
     "stopAcceptShedding",
     "systemdEnvironment",
+    "watchNow",
 ]
 
 
 # --- Greeting fast path (twisted_journey.greet) ------------------------------------------
 
+
+class WatchLaterServer(tcp.Server):
+    """
+    A TCP server transport that the reactor starts watching only once its protocol's
+    ``connectionMade`` has run (:func:`watchNow`), rather than as it is built: a
+    connection its protocol closes within ``connectionMade`` (a greeting the kernel took
+    whole) is then never added to the reactor and removed again, two system calls and a
+    few steps fewer per connection.  A port builds these when its ``transport`` is set to
+    this class.
+    """
+
+    _watchLater = True
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        protocol: Any,
+        client: tuple[Any, ...],
+        server: tcp.Port,
+        sessionno: int,
+        reactor: Any,
+    ) -> None:
+        """
+        Set what ``tcp.Server.__init__`` sets (checked against it by
+        ``tests/test_twisted_internals.py``), but the log prefix and the representation,
+        which are worked out when asked for: most connections are closed before anything
+        logs them.
+        """
+        self.reactor = reactor
+        self._tempDataBuffer: list[bytes] = []
+        self._tempDataLen = 0
+        self.socket = sock
+        sock.setblocking(False)
+        self.fileno = sock.fileno
+        self.protocol = protocol
+        self._protocolClass = protocol.__class__
+        if len(client) != 2:
+            self._addressType = IPv6Address
+        self.server = server
+        self.client = client
+        self.sessionno = sessionno
+        self.hostname = client[0]
+        self.connected = 1
+
+    def logPrefix(self) -> str:
+        """
+        The connection's log prefix, as ``tcp.Server`` builds it (worked out on first
+        use, from the protocol's class once the protocol is gone).
+        """
+        logstr = self.__dict__.get("logstr")
+        if logstr is None:
+            protocol = getattr(self, "protocol", None)
+            prefix = self._protocolClass.__name__
+            if protocol is not None:
+                prefix = self._getLogPrefix(protocol)
+            logstr = self.logstr = f"{prefix},{self.sessionno},{self.hostname}"
+        return logstr
+
+    def __repr__(self) -> str:
+        """
+        The connection's representation, as ``tcp.Server`` builds it.
+        """
+        repstr = self.__dict__.get("repstr")
+        if repstr is None:
+            port = self.server._realPortNumber if self.server is not None else None
+            repstr = self.repstr = f"<{self._protocolClass.__name__} #{self.sessionno} on {port}>"
+        return repstr
+
+    def startReading(self) -> None:
+        """
+        Watch the socket for reading, unless this is the call made while the transport
+        is built (:func:`watchNow` makes it later).
+        """
+        if not self._watchLater:
+            super().startReading()
+
+
+def watchNow(transport: object) -> None:
+    """
+    After its protocol's ``connectionMade``, have the reactor watch a
+    :class:`WatchLaterServer` transport, as a ``tcp.Server`` is watched from the start
+    (unless it was closed meanwhile); any other transport is left as it is.
+    """
+    if getattr(transport, "_watchLater", False):
+        server = cast(WatchLaterServer, transport)
+        server._watchLater = False
+        if not server.disconnected:
+            server.startReading()
+
+
 #: The transports of plain stream sockets, which :mod:`twisted_journey.greet` may write to
 #: directly.  Exact types only: a subclass, or a wrapper such as TLS or ``haproxy:``, goes
 #: through ``transport.write``.
-PLAIN_TRANSPORTS = frozenset({tcp.Server, unix.Server})
+PLAIN_TRANSPORTS = frozenset({tcp.Server, unix.Server, WatchLaterServer})
 
 
 def isPlainSocket(transport: object) -> TypeGuard[tcp.Server]:
@@ -205,7 +303,8 @@ def closeNow(transport: tcp.Server) -> None:
     connection the same way (a FIN; a reset only if bytes the client sent are unread,
     with or without ``shutdown``), one system call fewer.
     """
-    transport.stopReading()
+    if not getattr(transport, "_watchLater", False):
+        transport.stopReading()
     transport.disconnected = 1
     transport.connected = 0
     protocol = transport.protocol

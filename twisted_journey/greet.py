@@ -29,6 +29,7 @@ from twisted.internet.interfaces import (
     IPullProducer,
     IReactorTime,
     ITCPTransport,
+    ITransport,
 )
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
@@ -151,6 +152,19 @@ class GreetProtocol(LimitedProtocol):
         The bytes to send to this client; override for a greeting per connection.
         """
         return self.factory.greeting
+
+    def makeConnection(self, transport: ITransport) -> None:
+        """
+        Connect as any protocol does (``connected``, ``transport``, ``connectionMade``);
+        then let the reactor watch a transport built to be watched only after
+        ``connectionMade`` (see :attr:`GreetFactory.tcpTransport`).
+        """
+        self.connected = 1
+        self.transport = cast(ITCPTransport, transport)
+        try:
+            self.connectionMade()
+        finally:
+            _twisted.watchNow(transport)
 
     def connectionMade(self) -> None:
         """
@@ -292,6 +306,9 @@ class GreetFactory(LimitedFactory):
     """
 
     protocol = GreetProtocol
+    #: plain TCP connections are watched by the reactor only if the greeting does not
+    #: close them within ``connectionMade``
+    tcpTransport = _twisted.WatchLaterServer
 
     def __init__(
         self,

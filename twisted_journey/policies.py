@@ -22,6 +22,7 @@ and record names the client, with or without ``--quiet``.
 
 from __future__ import annotations
 
+import socket
 from typing import Any, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -225,6 +226,9 @@ class LimitedFactory(Factory):
 
     protocol: type[LimitedProtocol]  # type: ignore[assignment]
     log = Logger()
+    #: The transport class a plain TCP listening port builds for this factory's
+    #: connections (as ``tcp.Port.transport``), or ``None`` for Twisted's own.
+    tcpTransport: type[Any] | None = None
 
     def __init__(
         self,
@@ -733,7 +737,18 @@ class ListeningReactor:
         """
         Listen on TCP ``port`` with the outermost factory for ``factory``.
         """
-        return self._reactor.listenTCP(port, self._outermost(factory), backlog, interface)
+        outermost = self._outermost(factory)
+        listening = self._reactor.listenTCP(port, outermost, backlog, interface)
+        return self._plain(listening, outermost)
+
+    def _plain(self, port: Any, outermost: IProtocolFactory) -> Any:
+        """
+        ``port``, building the server's own TCP transports when it listens with the
+        server's factory itself (not TLS or a PROXY reader) and that asks for them.
+        """
+        if outermost is self._server and self._server.tcpTransport is not None:
+            port.transport = self._server.tcpTransport
+        return port
 
     def listenSSL(
         self, port: int, factory: Any, contextFactory: Any, backlog: int = 50, interface: str = ""
@@ -762,6 +777,8 @@ class ListeningReactor:
         Listen on an inherited socket (``systemd:``) with the outermost factory for
         ``factory``.
         """
-        return self._reactor.adoptStreamPort(
-            fileDescriptor, addressFamily, self._outermost(factory)
-        )
+        outermost = self._outermost(factory)
+        port = self._reactor.adoptStreamPort(fileDescriptor, addressFamily, outermost)
+        if addressFamily == socket.AF_UNIX:
+            return port
+        return self._plain(port, outermost)
