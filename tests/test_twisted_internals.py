@@ -335,6 +335,67 @@ class WatchLaterTests(TestCase):
         self.assertIn(transport, transport.reactor.getReaders())
 
 
+class LeanAcceptTests(TestCase):
+    """
+    :func:`_twisted.leanAccept`: a listening ``tcp.Port`` keeps its ``socket.socket`` as
+    ``.socket`` and accepts with its ``accept()``, which the lean class replaces.
+    """
+
+    section = "greeting fast path"
+
+    def test_acceptsAsTheStdlib(self) -> defer.Deferred[None]:
+        """
+        A port made lean still accepts TCP and TCP6 clients, whose sockets are plain
+        ``socket.socket`` objects of the listening socket's family and type.
+        """
+        from twisted.internet import reactor
+
+        accepted: list[tuple[type, int, int]] = []
+
+        class Probe(Protocol):
+            def connectionMade(self) -> None:
+                skt = self.transport.socket  # type: ignore[attr-defined]
+                accepted.append((type(skt), skt.family, skt.type))
+                self.transport.loseConnection()  # type: ignore[union-attr]
+
+        async def run() -> None:
+            for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+                if family == socket.AF_INET6 and not socket.has_ipv6:
+                    continue
+                port = reactor.listenTCP(0, Factory.forProtocol(Probe), interface=host)  # type: ignore[attr-defined]
+                self.addCleanup(port.stopListening)
+                self.assertIs(
+                    type(port.socket),
+                    socket.socket,
+                    "a port's socket" + UPGRADE.format(section=self.section),
+                )
+                _twisted.leanAccept(port)
+                self.assertIsNot(type(port.socket), socket.socket)
+                client = socket.socket(family)
+                self.addCleanup(client.close)
+                client.settimeout(10)
+                client.connect((host, port.getHost().port))
+                for _ in range(500):  # bounded: 500 polls of 10 ms at most
+                    if len(accepted) == (1 if family == socket.AF_INET else 2):
+                        break
+                    await deferLater(reactor, 0.01)
+                self.assertEqual(accepted[-1], (socket.socket, family, socket.SOCK_STREAM))
+
+        return defer.Deferred.fromCoroutine(run())
+
+    def test_otherPortsUntouched(self) -> None:
+        """
+        Something without a ``socket.socket`` (a port not listening, a fake) is left as it is.
+        """
+
+        class Fake:
+            socket = None
+
+        fake = Fake()
+        _twisted.leanAccept(fake)
+        self.assertIsNone(fake.socket)
+
+
 class AcceptSheddingTests(TestCase):
     """
     The accepting section: the reserve descriptor a listening port releases on ``EMFILE``,

@@ -39,6 +39,8 @@ Greeting fast path (:mod:`twisted_journey.greet`)
       calls ``protocol.makeConnection(transport)``; ``tcp.Server.__init__`` starts
       watching the socket through ``self.startReading()``, which
       :class:`WatchLaterServer` puts off until :func:`watchNow`.
+    * A listening ``tcp.Port`` keeps its listening ``socket.socket`` as ``.socket`` and
+      accepts by calling its ``accept()`` (:func:`leanAccept` changes its class).
 
 HTTP client (:mod:`twisted_journey.fetch`)
     ``twisted.web``'s HTTP/1.1 client has no limit on the size or number of response
@@ -86,6 +88,7 @@ Workers: adopted listening sockets (:mod:`twisted_journey.workers`)
 
 from __future__ import annotations
 
+import _socket
 import fcntl
 import socket
 import termios
@@ -127,6 +130,7 @@ __all__ = [
     "drainNow",
     "isPlainSocket",
     "journeyPool",
+    "leanAccept",
     "sendNow",
     "stopAcceptShedding",
     "systemdEnvironment",
@@ -224,6 +228,42 @@ def watchNow(transport: object) -> None:
         server._watchLater = False
         if not server.disconnected:
             server.startReading()
+
+
+class _LeanAcceptSocket(socket.socket):
+    """
+    A listening socket whose ``accept`` skips what the stdlib's costs per call beyond the
+    system calls: turning the listening socket's family and type into enums, only to build
+    the accepted socket from them.  Same layout as ``socket.socket`` (no ``__dict__``), so
+    a listening socket's class can be changed to it in place (:func:`leanAccept`).
+    """
+
+    __slots__ = ()
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        """
+        Accept a connection, as ``socket.socket.accept`` does.
+        """
+        fd, address = self._accept()  # type: ignore[attr-defined]
+        accepted = socket.socket(_rawFamily(self), _rawType(self), self.proto, fileno=fd)
+        if socket.getdefaulttimeout() is None and self.gettimeout():
+            accepted.setblocking(True)
+        return accepted, address
+
+
+_rawFamily = _socket.socket.family.__get__
+_rawType = _socket.socket.type.__get__
+
+
+def leanAccept(port: object) -> None:
+    """
+    Have a listening ``tcp.Port`` accept through :class:`_LeanAcceptSocket` (its
+    ``socket``, a ``socket.socket`` once it listens, accepted from by ``accept()``);
+    anything else is left as it is.
+    """
+    listening = getattr(port, "socket", None)
+    if type(listening) is socket.socket:
+        listening.__class__ = _LeanAcceptSocket
 
 
 #: The transports of plain stream sockets, which :mod:`twisted_journey.greet` may write to

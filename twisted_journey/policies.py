@@ -40,7 +40,7 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, providedBy
 
-from twisted_journey import proxyheader
+from twisted_journey import _twisted, proxyheader
 from twisted_journey.errors import plural
 from twisted_journey.listen import format_peer
 from twisted_journey.settings import DEFAULT_PEER_PREFIX, ProxySettings, peer_network, trusted_proxy
@@ -748,6 +748,7 @@ class ListeningReactor:
         """
         if outermost is self._server and self._server.tcpTransport is not None:
             port.transport = self._server.tcpTransport
+            _twisted.leanAccept(port)
         return port
 
     def listenSSL(
