@@ -25,6 +25,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from twisted_journey._twisted import WatchLaterServer
 from twisted_journey.greet import (
     CHUNK,
     DEFAULT_GREETING,
@@ -33,7 +34,8 @@ from twisted_journey.greet import (
     GreetingProducer,
     GreetProtocol,
 )
-from twisted_journey.policies import LimitedFactory, LimitedProtocol
+from twisted_journey.policies import LimitedFactory, LimitedProtocol, ListeningReactor
+from twisted_journey.settings import ProxySettings
 
 
 def _closeAll(sockets: tuple[socket.socket, ...]) -> None:
@@ -175,11 +177,11 @@ class FastPathTests(SynchronousTestCase):
 
     def assertClosedCleanly(self, sock: FakeSocket, protocol: Recorder) -> None:
         """
-        ``sock`` was shut down and closed without ``SO_LINGER`` (a FIN, not a reset), the
+        ``sock`` was closed without ``SO_LINGER`` (a FIN, not a reset), the
         protocol heard ``ConnectionDone``, its place in the limits is free, the reactor
         no longer watches it, and no deadline is left behind.
         """
-        self.assertEqual(sock.calls[-2:], [("shutdown", 2), ("close",)])
+        self.assertEqual(sock.calls[-1], ("close",))
         self.assertNotIn("setsockopt", [call[0] for call in sock.calls])
         assert protocol.reason is not None
         self.assertTrue(protocol.reason.check(error.ConnectionDone))
@@ -219,7 +221,7 @@ class FastPathTests(SynchronousTestCase):
         protocol, _ = serve(GreetFactory(b"", quiet=True, clock=self.reactor), sock, self.reactor)
         self.assertEqual(sock.sent, b"")
         self.assertEqual(protocol.factory.limits.open, 0)
-        self.assertEqual(sock.calls[-2:], [("shutdown", 2), ("close",)])
+        self.assertEqual(sock.calls[-1], ("close",))
 
     def test_drainsWhatTheClientSent(self) -> None:
         """
@@ -230,9 +232,7 @@ class FastPathTests(SynchronousTestCase):
         protocol, _ = serve(self.factory, sock, self.reactor)
         self.assertEqual(sock.sent, DEFAULT_GREETING)
         self.assertEqual(sock.incoming, [])
-        self.assertEqual(
-            [call[0] for call in sock.calls], ["send", "recv", "recv", "shutdown", "close"]
-        )
+        self.assertEqual([call[0] for call in sock.calls], ["send", "recv", "recv", "close"])
         self.assertClosedCleanly(sock, protocol)
 
     def test_counted(self) -> None:
@@ -353,6 +353,68 @@ class SlowPathTests(SynchronousTestCase):
         other.makeConnection(memory)
         self.assertEqual(memory.value(), DEFAULT_GREETING)
         self.assertTrue(memory.disconnecting)
+
+
+class WatchLaterTests(SynchronousTestCase):
+    """
+    A plain TCP port of a greeting server builds :class:`WatchLaterServer` transports: the
+    reactor watches a connection only if the greeting did not close it in
+    ``connectionMade``.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.factory = GreetFactory(quiet=True, clock=self.reactor, timeout=30.0)
+        self.added: list[object] = []
+        addReader = self.reactor.addReader
+
+        def recordingAddReader(reader: object) -> None:
+            self.added.append(reader)
+            addReader(reader)  # type: ignore[arg-type]
+
+        self.reactor.addReader = recordingAddReader  # type: ignore[method-assign]
+
+    def test_fastPathNeverWatched(self) -> None:
+        """
+        A greeting the kernel takes whole closes the connection before the reactor ever
+        watches it, and closes it as cleanly as on a ``tcp.Server``.
+        """
+        sock = FakeSocket(incoming=[b"hello\r\n"])
+        protocol, transport = serve(self.factory, sock, self.reactor, WatchLaterServer)
+        self.assertEqual(sock.sent, DEFAULT_GREETING)
+        self.assertEqual([call[0] for call in sock.calls], ["send", "recv", "recv", "close"])
+        self.assertEqual(self.added, [])
+        self.assertTrue(transport.disconnected)
+        assert protocol.reason is not None
+        self.assertTrue(protocol.reason.check(error.ConnectionDone))
+        self.assertEqual(self.factory.limits.open, 0)
+
+    def test_slowPathWatched(self) -> None:
+        """
+        A greeting the kernel does not take whole leaves the connection watched for
+        reading (to see the client close) as well as writing, once ``connectionMade`` is
+        over.
+        """
+        sock = FakeSocket(accept=10)
+        _, transport = serve(self.factory, sock, self.reactor, WatchLaterServer)
+        self.assertEqual(self.added, [transport])
+        self.assertIn(transport, self.reactor.getReaders())
+        self.assertIn(transport, self.reactor.getWriters())
+
+    def test_plainTCPPortsOnly(self) -> None:
+        """
+        Listening through a :class:`ListeningReactor`, a plain TCP port of a greeting
+        server builds :class:`WatchLaterServer` transports; a TLS one (whose outermost
+        factory is not the server's) and a PROXY one keep Twisted's.
+        """
+        plain = ListeningReactor(self.reactor, self.factory).listenTCP(0, self.factory)
+        self.assertIs(plain.transport, WatchLaterServer)
+        wrapped = ListeningReactor(self.reactor, self.factory).listenTCP(
+            0, GreetFactory(quiet=True, clock=self.reactor)
+        )
+        self.assertNotIn("transport", vars(wrapped))
+        proxy = ListeningReactor(self.reactor, self.factory, ProxySettings())
+        self.assertNotIn("transport", vars(proxy.listenTCP(0, self.factory)))
 
 
 class LargeGreetingTests(SynchronousTestCase):
@@ -598,6 +660,35 @@ class LoopbackTests(TestCase):
         factory = GreetFactory(quiet=True, maxConnections=1)
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.listenTCP(factory))
         return defer.Deferred.fromCoroutine(self.exchange(endpoint, factory))
+
+    def test_watchLater(self) -> defer.Deferred[None]:
+        """
+        Through a :class:`ListeningReactor` (as ``journey-greet`` listens), a small
+        greeting closes at once and a large one is written whole and closed in order
+        once the client has it: the reactor watches the connection when it must.
+        """
+        from twisted.internet import reactor
+
+        async def run() -> None:
+            for greeting in (DEFAULT_GREETING, b"x" * (4 << 20)):
+                factory = GreetFactory(greeting, quiet=True)
+                listening = ListeningReactor(reactor, factory)
+                port = listening.listenTCP(0, factory, interface="127.0.0.1")
+                self.addCleanup(port.stopListening)
+                self.assertIs(port.transport, WatchLaterServer)
+                number = port.getHost().port
+                client = Collector()
+                await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", number), client)
+                reason = await client.done
+                self.assertEqual(client.data, greeting)
+                self.assertIsInstance(reason, error.ConnectionDone)
+                for _ in range(500):  # bounded: 500 polls of 10 ms at most
+                    if not factory.limits.open:
+                        break
+                    await deferLater(reactor, 0.01)
+                self.assertEqual((factory.served, factory.limits.open), (1, 0))
+
+        return defer.Deferred.fromCoroutine(run())
 
     def test_unix(self) -> defer.Deferred[None]:
         """

@@ -268,6 +268,165 @@ class SynchronousEndpointServiceTests(TestCase):
             service.privilegedStartService()
 
 
+class WatchLaterTests(TestCase):
+    """
+    The greeting fast path's transports built by the port (:class:`_twisted.WatchLaterServer`):
+    a port builds its ``transport`` attribute, whose construction watches the socket
+    through ``startReading``.
+    """
+
+    section = "greeting fast path"
+
+    def test_builtByThePortWatchedLater(self) -> defer.Deferred[None]:
+        """
+        A TCP port whose ``transport`` is :class:`~_twisted.WatchLaterServer` builds one
+        for each connection, not watched by the reactor during ``connectionMade``;
+        :func:`~_twisted.watchNow` then has the reactor watch it, and it reads.
+        """
+        from twisted.internet import reactor
+
+        seen: list[tuple[type, bool]] = []
+        received: defer.Deferred[bytes] = defer.Deferred()
+
+        class Probe(Protocol):
+            def makeConnection(self, transport: Any) -> None:
+                super().makeConnection(transport)
+                _twisted.watchNow(transport)
+
+            def connectionMade(self) -> None:
+                readers = reactor.getReaders()  # type: ignore[attr-defined]
+                seen.append((type(self.transport), self.transport in readers))
+
+            def dataReceived(self, data: bytes) -> None:
+                if not received.called:
+                    received.callback(data)
+
+        port = reactor.listenTCP(0, Factory.forProtocol(Probe), interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.addCleanup(port.stopListening)
+        port.transport = _twisted.WatchLaterServer
+        client = socket.socket()
+        self.addCleanup(client.close)
+        client.connect(("127.0.0.1", port.getHost().port))
+        client.sendall(b"ping")
+
+        async def run() -> None:
+            data = await received
+            self.assertEqual(seen, [(_twisted.WatchLaterServer, False)])
+            self.assertEqual(data, b"ping")
+
+        def check(failure: Failure) -> None:
+            self.fail(
+                f"a port with transport=WatchLaterServer built {seen!r}, "
+                f"then: {failure.getErrorMessage()}" + UPGRADE.format(section=self.section)
+            )
+
+        d = defer.Deferred.fromCoroutine(run())
+        d.addTimeout(10, reactor)
+        d.addErrback(check)
+        return d
+
+    def test_sameStateAsTCPServer(self) -> None:
+        """
+        :class:`~_twisted.WatchLaterServer` sets the attributes ``tcp.Server.__init__``
+        sets (the log prefix and representation on first use, with the same values), and
+        is not watched until :func:`~_twisted.watchNow`.
+        """
+        from twisted.internet.testing import MemoryReactorClock
+
+        class Port:
+            _realPortNumber = 1234
+
+        built = {}
+        for cls in (tcp.Server, _twisted.WatchLaterServer):
+            reactor = MemoryReactorClock()
+            ours, theirs = socket.socketpair()
+            self.addCleanup(ours.close)
+            self.addCleanup(theirs.close)
+            for client in (("127.0.0.1", 40000), ("::1", 40000, 0, 0)):
+                transport = cls(ours, Protocol(), client, Port(), 7, reactor)  # type: ignore[arg-type]
+                watched = transport in reactor.getReaders()
+                logPrefix, text = transport.logPrefix(), repr(transport)
+                built[cls, len(client)] = (transport, watched, logPrefix, text)
+        for family in (2, 4):
+            twisted, twistedWatched, twistedPrefix, twistedText = built[tcp.Server, family]
+            ours_, oursWatched, oursPrefix, oursText = built[_twisted.WatchLaterServer, family]
+            expected = set(vars(twisted))
+            got = set(vars(ours_)) - {"_protocolClass"}
+            self.assertEqual(
+                got,
+                expected,
+                "tcp.Server.__init__ sets other attributes now"
+                + UPGRADE.format(section=self.section),
+            )
+            self.assertEqual((oursPrefix, oursText), (twistedPrefix, twistedText))
+            self.assertEqual(ours_._addressType, twisted._addressType)
+            self.assertEqual((twistedWatched, oursWatched), (True, False))
+        transport = built[_twisted.WatchLaterServer, 2][0]
+        _twisted.watchNow(transport)
+        self.assertIn(transport, transport.reactor.getReaders())
+
+
+class LeanAcceptTests(TestCase):
+    """
+    :func:`_twisted.leanAccept`: a listening ``tcp.Port`` keeps its ``socket.socket`` as
+    ``.socket`` and accepts with its ``accept()``, which the lean class replaces.
+    """
+
+    section = "greeting fast path"
+
+    def test_acceptsAsTheStdlib(self) -> defer.Deferred[None]:
+        """
+        A port made lean still accepts TCP and TCP6 clients, whose sockets are plain
+        ``socket.socket`` objects of the listening socket's family and type.
+        """
+        from twisted.internet import reactor
+
+        accepted: list[tuple[type, int, int]] = []
+
+        class Probe(Protocol):
+            def connectionMade(self) -> None:
+                skt = self.transport.socket  # type: ignore[attr-defined]
+                accepted.append((type(skt), skt.family, skt.type))
+                self.transport.loseConnection()  # type: ignore[union-attr]
+
+        async def run() -> None:
+            for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+                if family == socket.AF_INET6 and not socket.has_ipv6:
+                    continue
+                port = reactor.listenTCP(0, Factory.forProtocol(Probe), interface=host)  # type: ignore[attr-defined]
+                self.addCleanup(port.stopListening)
+                self.assertIs(
+                    type(port.socket),
+                    socket.socket,
+                    "a port's socket" + UPGRADE.format(section=self.section),
+                )
+                _twisted.leanAccept(port)
+                self.assertIsNot(type(port.socket), socket.socket)
+                client = socket.socket(family)
+                self.addCleanup(client.close)
+                client.settimeout(10)
+                client.connect((host, port.getHost().port))
+                for _ in range(500):  # bounded: 500 polls of 10 ms at most
+                    if len(accepted) == (1 if family == socket.AF_INET else 2):
+                        break
+                    await deferLater(reactor, 0.01)
+                self.assertEqual(accepted[-1], (socket.socket, family, socket.SOCK_STREAM))
+
+        return defer.Deferred.fromCoroutine(run())
+
+    def test_otherPortsUntouched(self) -> None:
+        """
+        Something without a ``socket.socket`` (a port not listening, a fake) is left as it is.
+        """
+
+        class Fake:
+            socket = None
+
+        fake = Fake()
+        _twisted.leanAccept(fake)
+        self.assertIsNone(fake.socket)
+
+
 class AcceptSheddingTests(TestCase):
     """
     The accepting section: the reserve descriptor a listening port releases on ``EMFILE``,

@@ -28,9 +28,19 @@ Greeting fast path (:mod:`twisted_journey.greet`)
     * Reading that socket directly (``recv`` with ``MSG_DONTWAIT``, after an
       ``ioctl(FIONREAD)``) inside ``connectionMade`` takes nothing the transport expects
       to read itself: the bytes are the greeting protocol's to discard.
-    * ``transport.connectionLost(ConnectionDone)`` is what the reactor itself calls once
-      ``loseConnection``'s buffer has drained: it stops watching the socket, shuts it down
-      and closes it (an orderly close, a FIN), and calls the protocol's ``connectionLost``.
+    * What the reactor does once ``loseConnection``'s buffer has drained
+      (``transport.connectionLost(ConnectionDone)``) is: stop watching the socket
+      (``stopReading``; a fresh transport is not writing), mark the transport
+      ``disconnected`` and not ``connected``, delete its ``protocol``, ``socket`` and
+      ``fileno`` (a later ``connectionLost`` then returns at once), close the socket
+      and call the protocol's ``connectionLost``; :func:`closeNow` does the same.
+    * ``tcp.Port`` builds each connection's transport by calling its ``transport``
+      attribute with ``(socket, protocol, address, port, sessionno, reactor)``, then
+      calls ``protocol.makeConnection(transport)``; ``tcp.Server.__init__`` starts
+      watching the socket through ``self.startReading()``, which
+      :class:`WatchLaterServer` puts off until :func:`watchNow`.
+    * A listening ``tcp.Port`` keeps its listening ``socket.socket`` as ``.socket`` and
+      accepts by calling its ``accept()`` (:func:`leanAccept` changes its class).
 
 Listening services (:mod:`twisted_journey.service`)
     * ``StreamServerEndpointService`` raises a failure to listen from
@@ -63,14 +73,16 @@ Workers: adopted listening sockets (:mod:`twisted_journey.workers`)
 
 from __future__ import annotations
 
+import _socket
 import fcntl
 import socket
 import termios
 from collections.abc import Callable
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, cast
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import tcp, unix
+from twisted.internet.address import IPv6Address
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
@@ -80,23 +92,152 @@ __all__ = [
     "SharedTCPPort",
     "SharedUNIXPort",
     "SynchronousEndpointService",
+    "WatchLaterServer",
     "adoptListeningPort",
     "closeNow",
     "drainNow",
     "isPlainSocket",
+    "leanAccept",
     "sendNow",
     "stopAcceptShedding",
     "systemdEnvironment",
     "throttleAcceptFailures",
+    "watchNow",
 ]
 
 
 # --- Greeting fast path (twisted_journey.greet) ------------------------------------------
 
+
+class WatchLaterServer(tcp.Server):
+    """
+    A TCP server transport that the reactor starts watching only once its protocol's
+    ``connectionMade`` has run (:func:`watchNow`), rather than as it is built: a
+    connection its protocol closes within ``connectionMade`` (a greeting the kernel took
+    whole) is then never added to the reactor and removed again, two system calls and a
+    few steps fewer per connection.  A port builds these when its ``transport`` is set to
+    this class.
+    """
+
+    _watchLater = True
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        protocol: Any,
+        client: tuple[Any, ...],
+        server: tcp.Port,
+        sessionno: int,
+        reactor: Any,
+    ) -> None:
+        """
+        Set what ``tcp.Server.__init__`` sets (checked against it by
+        ``tests/test_twisted_internals.py``), but the log prefix and the representation,
+        which are worked out when asked for: most connections are closed before anything
+        logs them.
+        """
+        self.reactor = reactor
+        self._tempDataBuffer: list[bytes] = []
+        self._tempDataLen = 0
+        self.socket = sock
+        sock.setblocking(False)
+        self.fileno = sock.fileno
+        self.protocol = protocol
+        self._protocolClass = protocol.__class__
+        if len(client) != 2:
+            self._addressType = IPv6Address
+        self.server = server
+        self.client = client
+        self.sessionno = sessionno
+        self.hostname = client[0]
+        self.connected = 1
+
+    def logPrefix(self) -> str:
+        """
+        The connection's log prefix, as ``tcp.Server`` builds it (worked out on first
+        use, from the protocol's class once the protocol is gone).
+        """
+        logstr = self.__dict__.get("logstr")
+        if logstr is None:
+            protocol = getattr(self, "protocol", None)
+            prefix = self._protocolClass.__name__
+            if protocol is not None:
+                prefix = self._getLogPrefix(protocol)
+            logstr = self.logstr = f"{prefix},{self.sessionno},{self.hostname}"
+        return logstr
+
+    def __repr__(self) -> str:
+        """
+        The connection's representation, as ``tcp.Server`` builds it.
+        """
+        repstr = self.__dict__.get("repstr")
+        if repstr is None:
+            port = self.server._realPortNumber if self.server is not None else None
+            repstr = self.repstr = f"<{self._protocolClass.__name__} #{self.sessionno} on {port}>"
+        return repstr
+
+    def startReading(self) -> None:
+        """
+        Watch the socket for reading, unless this is the call made while the transport
+        is built (:func:`watchNow` makes it later).
+        """
+        if not self._watchLater:
+            super().startReading()
+
+
+def watchNow(transport: object) -> None:
+    """
+    After its protocol's ``connectionMade``, have the reactor watch a
+    :class:`WatchLaterServer` transport, as a ``tcp.Server`` is watched from the start
+    (unless it was closed meanwhile); any other transport is left as it is.
+    """
+    if getattr(transport, "_watchLater", False):
+        server = cast(WatchLaterServer, transport)
+        server._watchLater = False
+        if not server.disconnected:
+            server.startReading()
+
+
+class _LeanAcceptSocket(socket.socket):
+    """
+    A listening socket whose ``accept`` skips what the stdlib's costs per call beyond the
+    system calls: turning the listening socket's family and type into enums, only to build
+    the accepted socket from them.  Same layout as ``socket.socket`` (no ``__dict__``), so
+    a listening socket's class can be changed to it in place (:func:`leanAccept`).
+    """
+
+    __slots__ = ()
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        """
+        Accept a connection, as ``socket.socket.accept`` does.
+        """
+        fd, address = self._accept()  # type: ignore[attr-defined]
+        accepted = socket.socket(_rawFamily(self), _rawType(self), self.proto, fileno=fd)
+        if socket.getdefaulttimeout() is None and self.gettimeout():
+            accepted.setblocking(True)
+        return accepted, address
+
+
+_rawFamily = _socket.socket.family.__get__
+_rawType = _socket.socket.type.__get__
+
+
+def leanAccept(port: object) -> None:
+    """
+    Have a listening ``tcp.Port`` accept through :class:`_LeanAcceptSocket` (its
+    ``socket``, a ``socket.socket`` once it listens, accepted from by ``accept()``);
+    anything else is left as it is.
+    """
+    listening = getattr(port, "socket", None)
+    if type(listening) is socket.socket:
+        listening.__class__ = _LeanAcceptSocket
+
+
 #: The transports of plain stream sockets, which :mod:`twisted_journey.greet` may write to
 #: directly.  Exact types only: a subclass, or a wrapper such as TLS or ``haproxy:``, goes
 #: through ``transport.write``.
-PLAIN_TRANSPORTS = frozenset({tcp.Server, unix.Server})
+PLAIN_TRANSPORTS = frozenset({tcp.Server, unix.Server, WatchLaterServer})
 
 
 def isPlainSocket(transport: object) -> TypeGuard[tcp.Server]:
@@ -159,11 +300,27 @@ def drainNow(transport: tcp.Server, limit: int) -> int:
 
 def closeNow(transport: tcp.Server) -> None:
     """
-    Close a plain socket transport whose write buffer is empty, at once: what the reactor
-    does once ``loseConnection``'s buffer has drained (with Twisted's shared
-    ``ConnectionDone`` failure, as the reactor shares its own).
+    Close a fresh plain socket transport (nothing queued, no producer: :func:`sendNow`
+    did not return ``None``) at once: what the reactor does once ``loseConnection``'s
+    buffer has drained (it stops watching the socket, closes it and tells the protocol,
+    with Twisted's shared ``ConnectionDone`` failure, as the reactor shares its own),
+    in fewer steps.
+
+    The socket is closed without the ``shutdown`` Twisted calls first: an accepted
+    socket is close-on-exec and held by this process alone, so ``close`` alone ends the
+    connection the same way (a FIN; a reset only if bytes the client sent are unread,
+    with or without ``shutdown``), one system call fewer.
     """
-    transport.connectionLost(connectionDone)
+    if not getattr(transport, "_watchLater", False):
+        transport.stopReading()
+    transport.disconnected = 1
+    transport.connected = 0
+    protocol = transport.protocol
+    skt = transport.socket
+    # As Twisted's own connectionLost does: without a socket, a second close is a no-op.
+    del transport.protocol, transport.socket, transport.fileno
+    skt.close()
+    protocol.connectionLost(connectionDone)
 
 
 # --- Listening services (twisted_journey.service) ---------------------------------------------

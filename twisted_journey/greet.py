@@ -29,6 +29,7 @@ from twisted.internet.interfaces import (
     IPullProducer,
     IReactorTime,
     ITCPTransport,
+    ITransport,
 )
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
@@ -152,6 +153,19 @@ class GreetProtocol(LimitedProtocol):
         """
         return self.factory.greeting
 
+    def makeConnection(self, transport: ITransport) -> None:
+        """
+        Connect as any protocol does (``connected``, ``transport``, ``connectionMade``);
+        then let the reactor watch a transport built to be watched only after
+        ``connectionMade`` (see :attr:`GreetFactory.tcpTransport`).
+        """
+        self.connected = 1
+        self.transport = cast(ITCPTransport, transport)
+        try:
+            self.connectionMade()
+        finally:
+            _twisted.watchNow(transport)
+
     def connectionMade(self) -> None:
         """
         Send the greeting and close once it is written.
@@ -252,10 +266,12 @@ class GreetProtocol(LimitedProtocol):
         """
         Cancel the deadline and give back this connection's place in the limits.
         """
-        for timer in (self._deadline, self._grace):
-            if timer is not None:
-                timer.cancel()
-        self._deadline = self._grace = None
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
         super().connectionLost(reason)
 
 
@@ -290,6 +306,9 @@ class GreetFactory(LimitedFactory):
     """
 
     protocol = GreetProtocol
+    #: plain TCP connections are watched by the reactor only if the greeting does not
+    #: close them within ``connectionMade``
+    tcpTransport = _twisted.WatchLaterServer
 
     def __init__(
         self,

@@ -22,6 +22,7 @@ and record names the client, with or without ``--quiet``.
 
 from __future__ import annotations
 
+import socket
 from typing import Any, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -39,7 +40,7 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, providedBy
 
-from twisted_journey import proxyheader
+from twisted_journey import _twisted, proxyheader
 from twisted_journey.errors import plural
 from twisted_journey.listen import format_peer
 from twisted_journey.settings import DEFAULT_PEER_PREFIX, ProxySettings, peer_network, trusted_proxy
@@ -225,6 +226,9 @@ class LimitedFactory(Factory):
 
     protocol: type[LimitedProtocol]  # type: ignore[assignment]
     log = Logger()
+    #: The transport class a plain TCP listening port builds for this factory's
+    #: connections (as ``tcp.Port.transport``), or ``None`` for Twisted's own.
+    tcpTransport: type[Any] | None = None
 
     def __init__(
         self,
@@ -296,10 +300,16 @@ class LimitedFactory(Factory):
         ``LOCAL`` header), the connection is the proxy's health check: counted in
         ``healthChecks``, not in ``served``, and its protocol logs no events.
         """
-        host = self._key(addr)
-        if self._refused(addr, host):
-            return None
-        self.limits.admit(host)
+        limits = self.limits
+        if limits.maxConnections is None and limits.maxPerPeer is None:
+            # No limit to check: count it, and nothing per host.
+            host = None
+            limits.open += 1
+        else:
+            host = self._key(addr)
+            if self._refused(addr, host):
+                return None
+            limits.admit(host)
         protocol = self.protocol()
         protocol.factory = self
         protocol.address = addr
@@ -727,7 +737,19 @@ class ListeningReactor:
         """
         Listen on TCP ``port`` with the outermost factory for ``factory``.
         """
-        return self._reactor.listenTCP(port, self._outermost(factory), backlog, interface)
+        outermost = self._outermost(factory)
+        listening = self._reactor.listenTCP(port, outermost, backlog, interface)
+        return self._plain(listening, outermost)
+
+    def _plain(self, port: Any, outermost: IProtocolFactory) -> Any:
+        """
+        ``port``, building the server's own TCP transports when it listens with the
+        server's factory itself (not TLS or a PROXY reader) and that asks for them.
+        """
+        if outermost is self._server and self._server.tcpTransport is not None:
+            port.transport = self._server.tcpTransport
+            _twisted.leanAccept(port)
+        return port
 
     def listenSSL(
         self, port: int, factory: Any, contextFactory: Any, backlog: int = 50, interface: str = ""
@@ -756,6 +778,8 @@ class ListeningReactor:
         Listen on an inherited socket (``systemd:``) with the outermost factory for
         ``factory``.
         """
-        return self._reactor.adoptStreamPort(
-            fileDescriptor, addressFamily, self._outermost(factory)
-        )
+        outermost = self._outermost(factory)
+        port = self._reactor.adoptStreamPort(fileDescriptor, addressFamily, outermost)
+        if addressFamily == socket.AF_UNIX:
+            return port
+        return self._plain(port, outermost)
