@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,19 @@ def environment(stdlibOnly: bool = False, **extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("JOURNEY_ENGINE", None)
+    env.update(extra)
+    return env
+
+
+def proxyFreeEnvironment(stdlibOnly: bool = False, **extra: str) -> dict[str, str]:
+    """
+    :func:`environment` with every proxy variable (``http_proxy``, ``NO_PROXY``, ...)
+    removed, since tests never leave loopback; then ``extra``.
+    """
+    env = environment(stdlibOnly)
+    for name in list(env):
+        if name.lower().endswith("_proxy"):
+            del env[name]
     env.update(extra)
     return env
 
@@ -230,6 +243,24 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+def waitFor(
+    condition: Callable[[], object],
+    what: str,
+    timeout: float = PATIENCE,
+    server: ServerProcess | None = None,
+) -> None:
+    """
+    Poll ``condition()`` until it is true, or fail saying ``what`` never happened (with
+    ``server``'s output, when one is given).
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            output = f"\n{server.output()}" if server is not None else ""
+            raise AssertionError(f"timed out waiting for {what}{output}")
+        time.sleep(0.02)
 
 
 def startServer(testCase: Any, argv: Sequence[str], address: Any, **kwargs: Any) -> ServerProcess:

@@ -78,15 +78,6 @@ class OptionTests(SynchronousTestCase):
         self.assertEqual((options["workers"], options["metrics"]), (2, "tcp:0"))
         self.assertEqual(options.argv, ["--workers", "2", "--metrics", "tcp:0", "-q"])  # type: ignore[attr-defined]
 
-    def test_help(self) -> None:
-        """
-        Both tools' help names ``--workers`` and ``--metrics``.
-        """
-        for module in (tap_greet, tap_mux):
-            text = str(module.Options())
-            self.assertIn("--workers", text)
-            self.assertIn("--metrics", text)
-
     def test_usageErrors(self) -> None:
         """
         Options that cannot work with several workers are one-sentence usage errors.
@@ -120,15 +111,6 @@ class OptionTests(SynchronousTestCase):
                 self.assertEqual(sum(shares), limit)  # type: ignore[arg-type]
                 self.assertLessEqual(max(shares) - min(shares), 1)  # type: ignore[operator]
         self.assertIsNone(workers.connectionShare(None, 4, 0))
-
-    def test_workerOutput(self) -> None:
-        """
-        Worker I writes ``PATH.wI``.
-        """
-        self.assertEqual(
-            workers.workerOutput("/var/log/received.log", 0), "/var/log/received.log.w0"
-        )
-        self.assertEqual(workers.workerOutput("r", 11), "r.w11")
 
 
 class TornRecordTests(SynchronousTestCase):
