@@ -9,6 +9,7 @@ one found), and is stopped by a cleanup registered on the test case.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -106,14 +107,56 @@ def journeyArgv(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "twisted_journey", *arguments]
 
 
+#: Ports :func:`freePort` hands out: below Linux's ephemeral range (32768-60999 by
+#: default), so no client socket the kernel numbers can take one, split into one block
+#: per parallel test process so that two never hand out the same port.
+PORTS = range(20000, 32768)
+_BLOCKS = 8
+_nextPort: int | None = None
+
+
+def _workerIndex() -> int:
+    """
+    Which parallel test process this is: pytest-xdist's ``gwN``, or trial ``-j``'s
+    working directory ``_trial_temp/N``; ``0`` when the suite runs in one process.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        return int(worker[2:])
+    cwd = Path.cwd()
+    if cwd.name.isdigit() and cwd.parent.name.startswith("_trial_temp"):
+        return int(cwd.name)
+    return 0
+
+
+#: Read once, when the suite loads this module: a test may change directory later.
+_WORKER = _workerIndex()
+
+
 def freePort(host: str = "127.0.0.1") -> int:
     """
-    A TCP port on ``host`` that nothing listened on a moment ago.
+    A TCP port on ``host`` that nothing listens on, for a server the test starts.
+
+    The port comes from this test process's own block of :data:`PORTS` (handed out in
+    turn from a random start, each checked by binding it), so tests running in parallel
+    never pick the same port, and no outgoing connection can hold it meanwhile.
     """
+    global _nextPort
+    size = len(PORTS) // _BLOCKS
+    first = PORTS.start + (_WORKER % _BLOCKS) * size
+    if _nextPort is None:
+        _nextPort = random.randrange(size)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    for _ in range(size):
+        port = first + _nextPort
+        _nextPort = (_nextPort + 1) % size
+        with socket.socket(family) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in {first}-{first + size - 1}")
 
 
 def connect(
