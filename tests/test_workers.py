@@ -457,10 +457,23 @@ def _workerPids(supervisor: int) -> set[int]:
     return {int(pid) for pid in text.split()}
 
 
+def _catches(pid: int, number: int) -> bool:
+    """
+    Whether process ``pid`` has a handler for signal ``number`` (``SigCgt`` in ``/proc``).
+    """
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (number - 1) & 1)
+    return False
+
+
 def _waitForWorkers(server: ServerProcess, count: int, starts: int = 0) -> None:
     """
-    Wait until workers 0 to ``count - 1`` have logged that they listen, and workers have
-    started listening at least ``starts`` times in all (restarts included).
+    Wait until workers 0 to ``count - 1`` have logged that they listen, workers have
+    started listening at least ``starts`` times in all (restarts included), and the
+    supervisor's reactor runs with its signal handlers (the workers start before it: a
+    signal sent earlier would meet Python's defaults).  ``SIGUSR1`` is caught only
+    by the supervisor's handlers, installed once its reactor runs.
     """
 
     def listening() -> bool:
@@ -469,7 +482,11 @@ def _waitForWorkers(server: ServerProcess, count: int, starts: int = 0) -> None:
             re.search(rb"\[worker-%d [^]]*\] [^\n]*starting on" % index, log)
             for index in range(count)
         )
-        return every and len(re.findall(rb"\[worker-\d+ [^]]*\] [^\n]*starting on", log)) >= starts
+        return (
+            every
+            and len(re.findall(rb"\[worker-\d+ [^]]*\] [^\n]*starting on", log)) >= starts
+            and _catches(server.process.pid, signal.SIGUSR1)
+        )
 
     waitFor(listening, f"{count} workers never listened", server=server)
 
