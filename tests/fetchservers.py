@@ -28,7 +28,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from tests.support import environment
+from tests.support import proxyFreeEnvironment
 
 
 def _reactor() -> Any:
@@ -47,12 +47,7 @@ def childEnvironment(**extra: str) -> dict[str, str]:
     A child's environment with every proxy variable removed (tests never leave loopback),
     plus ``extra``.
     """
-    env = environment()
-    for name in list(env):
-        if name.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
-            del env[name]
-    env.update(extra)
-    return env
+    return proxyFreeEnvironment(**extra)
 
 
 def listen(testCase: Any, factory: Any, tls: Any = None) -> int:
@@ -508,17 +503,19 @@ def listenRaw(testCase: Any) -> tuple[RawFactory, int]:
 # --- TLS ----------------------------------------------------------------------------------------
 
 
-def certificate(directory: str) -> tuple[str, Any]:
+def certificate(directory: str, expired: bool = False) -> tuple[str, Any]:
     """
     A self-signed certificate for ``localhost`` (made by the greeting tests' helper) in
     ``directory``; return the certificate's path (the CA to trust) and server context
     options.
+
+    :param expired: one that expired yesterday.
     """
     from twisted.internet import ssl
 
     from tests.support import selfSignedCertificate
 
-    keyPath, certPath = selfSignedCertificate(os.path.abspath(directory))
+    keyPath, certPath = selfSignedCertificate(os.path.abspath(directory), expired)
     with open(keyPath, "rb") as f:
         keyPem = f.read()
     with open(certPath, "rb") as f:

@@ -9,13 +9,14 @@ one found), and is stopped by a cleanup registered on the test case.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,19 @@ def environment(stdlibOnly: bool = False, **extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("JOURNEY_ENGINE", None)
+    env.update(extra)
+    return env
+
+
+def proxyFreeEnvironment(stdlibOnly: bool = False, **extra: str) -> dict[str, str]:
+    """
+    :func:`environment` with every proxy variable (``http_proxy``, ``NO_PROXY``, ...)
+    removed, since tests never leave loopback; then ``extra``.
+    """
+    env = environment(stdlibOnly)
+    for name in list(env):
+        if name.lower().endswith("_proxy"):
+            del env[name]
     env.update(extra)
     return env
 
@@ -93,14 +107,56 @@ def journeyArgv(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "twisted_journey", *arguments]
 
 
+#: Ports :func:`freePort` hands out: below Linux's ephemeral range (32768-60999 by
+#: default), so no client socket the kernel numbers can take one, split into one block
+#: per parallel test process so that two never hand out the same port.
+PORTS = range(20000, 32768)
+_BLOCKS = 8
+_nextPort: int | None = None
+
+
+def _workerIndex() -> int:
+    """
+    Which parallel test process this is: pytest-xdist's ``gwN``, or trial ``-j``'s
+    working directory ``_trial_temp/N``; ``0`` when the suite runs in one process.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        return int(worker[2:])
+    cwd = Path.cwd()
+    if cwd.name.isdigit() and cwd.parent.name.startswith("_trial_temp"):
+        return int(cwd.name)
+    return 0
+
+
+#: Read once, when the suite loads this module: a test may change directory later.
+_WORKER = _workerIndex()
+
+
 def freePort(host: str = "127.0.0.1") -> int:
     """
-    A TCP port on ``host`` that nothing listened on a moment ago.
+    A TCP port on ``host`` that nothing listens on, for a server the test starts.
+
+    The port comes from this test process's own block of :data:`PORTS` (handed out in
+    turn from a random start, each checked by binding it), so tests running in parallel
+    never pick the same port, and no outgoing connection can hold it meanwhile.
     """
+    global _nextPort
+    size = len(PORTS) // _BLOCKS
+    first = PORTS.start + (_WORKER % _BLOCKS) * size
+    if _nextPort is None:
+        _nextPort = random.randrange(size)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    for _ in range(size):
+        port = first + _nextPort
+        _nextPort = (_nextPort + 1) % size
+        with socket.socket(family) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in {first}-{first + size - 1}")
 
 
 def connect(
@@ -230,6 +286,24 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+def waitFor(
+    condition: Callable[[], object],
+    what: str,
+    timeout: float = PATIENCE,
+    server: ServerProcess | None = None,
+) -> None:
+    """
+    Poll ``condition()`` until it is true, or fail saying ``what`` never happened (with
+    ``server``'s output, when one is given).
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            output = f"\n{server.output()}" if server is not None else ""
+            raise AssertionError(f"timed out waiting for {what}{output}")
+        time.sleep(0.02)
 
 
 def startServer(testCase: Any, argv: Sequence[str], address: Any, **kwargs: Any) -> ServerProcess:

@@ -15,8 +15,7 @@ import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support import PATIENCE, environment, selfSignedCertificate
-from tests.test_haproxy import waitFor
+from tests.support import PATIENCE, environment, selfSignedCertificate, waitFor
 from twisted_journey import startup
 
 

@@ -15,7 +15,6 @@ import errno
 import gzip
 import os
 import zlib
-from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer
@@ -23,7 +22,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 
 from tests import fetchservers as servers
-from tests.support import freePort, selfSignedCertificate
+from tests.support import freePort
 from tests.test_fetch_integration import FetcherTestsMixin
 from twisted_journey.fetch import errors as fetch_errors
 from twisted_journey.fetch import semantics, sinks
@@ -669,18 +668,6 @@ class RedirectTests(ScriptedMixin, unittest.TestCase):
         )
 
 
-def expiredCertificate(directory: str) -> tuple[str, Any]:
-    """
-    A self-signed certificate for ``localhost`` that expired yesterday: its path and
-    server context options.
-    """
-    from twisted.internet import ssl
-
-    keyPath, certPath = selfSignedCertificate(directory, expired=True)
-    pem = Path(certPath).read_bytes() + Path(keyPath).read_bytes()
-    return certPath, ssl.PrivateCertificate.loadPEM(pem).options()
-
-
 class CountingSite(servers.Site):
     """
     A quiet ``Site`` counting the connections it accepts.
@@ -706,7 +693,7 @@ class TLSFailureTests(ScriptedMixin, unittest.TestCase):
         (exit 5) whose sentence names the problem, tried once even with retries.
         """
         cacert, options = servers.certificate(self.mktemp())
-        expired, expiredOptions = expiredCertificate(self.mktemp())
+        expired, expiredOptions = servers.certificate(self.mktemp(), expired=True)
         cases = [
             ("localhost", options, None, "self-signed and not trusted"),
             ("localhost", expiredOptions, expired, "has expired"),

@@ -22,7 +22,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.trial import unittest
 
 from tests import fetchservers as servers
-from tests.support import environment, fallbackArgv, freePort, journeyArgv
+from tests.support import environment, fallbackArgv, freePort, journeyArgv, proxyFreeEnvironment
 from twisted_journey.fetch import errors as fetch_errors
 
 
@@ -249,12 +249,7 @@ class FallbackFetchContractTests(FetchContractMixin, unittest.TestCase):
         return fallbackArgv("fetch", *arguments)
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = environment(stdlibOnly=True)
-        for name in list(env):
-            if name.lower().endswith("_proxy"):
-                del env[name]
-        env.update(extra)
-        return env
+        return proxyFreeEnvironment(stdlibOnly=True, **extra)
 
 
 class FallbackOnlyTests(ProcessMixin, unittest.TestCase):

@@ -24,7 +24,7 @@ from twisted.internet.defer import Deferred
 from twisted.trial import unittest
 
 from tests import fetchservers as servers
-from tests.support import environment, fallbackArgv, journeyArgv
+from tests.support import fallbackArgv, journeyArgv, proxyFreeEnvironment
 from tests.test_fetch_cli import ProcessMixin, _Child, sleep
 from twisted_journey.fetch import errors as fetch_errors
 
@@ -353,12 +353,7 @@ class StrictnessContractMixin(ProcessMixin):
 
 
 def _stdlibEnvironment(**extra: str) -> dict[str, str]:
-    env = environment(stdlibOnly=True)
-    for name in list(env):
-        if name.lower().endswith("_proxy"):
-            del env[name]
-    env.update(extra)
-    return env
+    return proxyFreeEnvironment(stdlibOnly=True, **extra)
 
 
 class JourneyFilesContractTests(FilesContractMixin, unittest.TestCase):
@@ -453,61 +448,6 @@ class FallbackOnlyTests(ProcessMixin, unittest.TestCase):
         self.assertEqual(self.files(), [])
 
 
-def expiredCertificate(directory: str) -> tuple[str, Any]:
-    """
-    A CA (valid) and a certificate for ``localhost`` it signed that expired yesterday:
-    the CA's path (to trust) and server context options for the expired one.
-    """
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    from twisted.internet import ssl
-
-    os.makedirs(directory, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    day = datetime.timedelta(days=1)
-
-    def build(
-        subject: str, issuer: str, key: Any, signer: Any, ca: bool, start: Any, end: Any
-    ) -> Any:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
-                critical=False,
-            )
-        )
-        if not ca:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
-            )
-        return builder.sign(signer, hashes.SHA256())
-
-    caKey = ec.generate_private_key(ec.SECP256R1())
-    ca = build("journey test CA", "journey test CA", caKey, caKey, True, now - day, now + day)
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = build("localhost", "journey test CA", key, caKey, False, now - 10 * day, now - day)
-    pem = serialization.Encoding.PEM
-    caPath = os.path.join(directory, "ca.pem")
-    with open(caPath, "wb") as f:
-        f.write(ca.public_bytes(pem))
-    keyPem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return caPath, ssl.PrivateCertificate.loadPEM(leaf.public_bytes(pem) + keyPem).options()
-
-
 class FallbackTLSTests(ProcessMixin, unittest.TestCase):
     """
     The twin's TLS failures name the certificate problem, with exit 5.
@@ -524,7 +464,7 @@ class FallbackTLSTests(ProcessMixin, unittest.TestCase):
         """
         A trusted but expired certificate: exit 5, "expired" in the one sentence.
         """
-        cacert, options = expiredCertificate(os.path.abspath(self.mktemp()))
+        cacert, options = servers.certificate(self.mktemp(), expired=True)
         port = servers.listen(self, servers.webSite(), tls=options)
         result = yield self.fetch(
             f"https://localhost:{port}/blob", env=self.env(SSL_CERT_FILE=cacert)

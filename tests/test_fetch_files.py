@@ -370,9 +370,16 @@ class StreamSinkTests(PlantedMixin, unittest.SynchronousTestCase):
         """
         A regular file chosen with ``-o`` still gets a ``.part`` renamed into place.
         """
-        sink = sinks.open_sink(self.at("f"), stream=True)
+        path = self.at("f")
+        sink = sinks.open_sink(path, stream=True)
         self.assertIsInstance(sink, sinks.PartFile)
-        sink.discard()
+        sink.write_many([b"ab", b"cd"])
+        self.assertFalse(os.path.exists(path))
+        self.assertTrue(os.path.exists(path + ".part"))
+        sink.commit()
+        self.assertFalse(os.path.exists(path + ".part"))
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), b"abcd")
 
     def test_validatorsNotBesideDevices(self) -> None:
         """

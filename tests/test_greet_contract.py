@@ -34,6 +34,7 @@ from tests.support import (
     socketPath,
     startServer,
     twistdArgv,
+    waitFor,
 )
 
 GREETING = b"Thank you for connecting\r\n"
@@ -653,3 +654,41 @@ class ForkingFallbackGreetTests(FallbackGreetContract, SynchronousTestCase):
     #: test's bound, a tenth of a copy per client, well above that
     largeGreeting = 48 * 1024 * 1024
     engine = "fallback --mode forking"
+
+    def test_stopWhileForking(self) -> None:
+        """
+        ``SIGTERM`` while the server forks a child for each of a stream of clients stops
+        it: the signal is never swallowed by ``fork``'s handlers (where it once left the
+        server running, and logging's lock held).
+        """
+        import threading
+
+        for _ in range(5):
+            server = self.start()
+            done = threading.Event()
+
+            def connectAgainAndAgain(done: threading.Event = done) -> None:
+                while not done.is_set():
+                    try:
+                        connect(self.address, timeout=1.0).close()
+                    except OSError:
+                        return
+
+            clients = [threading.Thread(target=connectAgainAndAgain) for _ in range(2)]
+            for client in clients:
+                client.start()
+            try:
+                waitFor(
+                    lambda server=server: server.stderr.count(b"Got connection") >= 20,
+                    "twenty clients",
+                    server=server,
+                )
+                server.process.send_signal(signal.SIGTERM)
+                try:
+                    server.process.wait(PATIENCE)
+                except subprocess.TimeoutExpired:
+                    self.fail(f"SIGTERM did not stop the server\n{server.output()}")
+            finally:
+                done.set()
+                for client in clients:
+                    client.join()

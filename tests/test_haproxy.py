@@ -14,27 +14,15 @@ import os
 import signal
 import socket
 import textwrap
-import time
 from pathlib import Path
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from tests.support import PATIENCE, ServerProcess, freePort, startServer, twistdArgv
+from tests.support import PATIENCE, ServerProcess, freePort, startServer, twistdArgv, waitFor
 
 HAPROXY = "/usr/sbin/haproxy"
 NGINX = "/usr/sbin/nginx"
 NGINX_STREAM = "/usr/lib/nginx/modules/ngx_stream_module.so"
-
-
-def waitFor(condition: object, what: str, timeout: float = PATIENCE) -> None:
-    """
-    Poll ``condition()`` until it is true, or fail saying ``what`` never happened.
-    """
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def clientFrom(host: str, address: tuple[str, int]) -> socket.socket:

@@ -37,6 +37,7 @@ from tests.support import (
     socketPath,
     startServer,
     twistdArgv,
+    waitFor,
 )
 from twisted_journey.records import PARTIAL, TRUNCATED, split_marker, unescape
 
@@ -93,17 +94,6 @@ def parse(output: bytes, recordFormat: str = "text") -> dict[int, list[tuple[byt
         text, marker = split_marker(line)
         byConn.setdefault(conn, []).append((unescape(text), marker))
     return byConn
-
-
-def waitFor(condition: Any, what: str, timeout: float = PATIENCE) -> None:
-    """
-    Poll ``condition()`` until it is true, or fail saying ``what`` never happened.
-    """
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 class MuxContract:

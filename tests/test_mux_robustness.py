@@ -32,9 +32,10 @@ from tests.support import (
     environment,
     fallbackArgv,
     freePort,
+    waitFor,
 )
 from tests.test_datalog import mountTmpfs
-from tests.test_mux_contract import parse, waitFor
+from tests.test_mux_contract import parse
 from twisted_journey.records import PARTIAL
 
 _TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]

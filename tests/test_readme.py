@@ -33,7 +33,7 @@ class ReadmeTests(SynchronousTestCase):
         install, test = setupCommands()
         self.assertTrue(install.endswith("twistd -n journey-greet"), install)
         self.assertIn("pip install .", install)
-        self.assertTrue(test.endswith("python -m pytest"), test)
+        self.assertTrue(test.endswith("python -m pytest -n auto"), test)
         self.assertIn('".[test]"', test)
 
     def test_ciRunsTheTestCommand(self) -> None:
@@ -44,4 +44,4 @@ class ReadmeTests(SynchronousTestCase):
         _, test = setupCommands()
         ci = (REPO / ".ci" / "run").read_text()
         self.assertIn(test.replace("pip install ", "pip install -q "), ci)
-        self.assertIn("python -m twisted.trial tests", ci)
+        self.assertIn('python -m twisted.trial -j "$(nproc)" tests', ci)

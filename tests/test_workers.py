@@ -32,6 +32,7 @@ from tests.support import (
     socketPath,
     startServer,
     twistdArgv,
+    waitFor,
 )
 from twisted_journey import workers
 from twisted_journey.settings import SettingError
@@ -78,15 +79,6 @@ class OptionTests(SynchronousTestCase):
         self.assertEqual((options["workers"], options["metrics"]), (2, "tcp:0"))
         self.assertEqual(options.argv, ["--workers", "2", "--metrics", "tcp:0", "-q"])  # type: ignore[attr-defined]
 
-    def test_help(self) -> None:
-        """
-        Both tools' help names ``--workers`` and ``--metrics``.
-        """
-        for module in (tap_greet, tap_mux):
-            text = str(module.Options())
-            self.assertIn("--workers", text)
-            self.assertIn("--metrics", text)
-
     def test_usageErrors(self) -> None:
         """
         Options that cannot work with several workers are one-sentence usage errors.
@@ -120,15 +112,6 @@ class OptionTests(SynchronousTestCase):
                 self.assertEqual(sum(shares), limit)  # type: ignore[arg-type]
                 self.assertLessEqual(max(shares) - min(shares), 1)  # type: ignore[operator]
         self.assertIsNone(workers.connectionShare(None, 4, 0))
-
-    def test_workerOutput(self) -> None:
-        """
-        Worker I writes ``PATH.wI``.
-        """
-        self.assertEqual(
-            workers.workerOutput("/var/log/received.log", 0), "/var/log/received.log.w0"
-        )
-        self.assertEqual(workers.workerOutput("r", 11), "r.w11")
 
 
 class TornRecordTests(SynchronousTestCase):
@@ -523,21 +506,23 @@ def _workerPids(supervisor: int) -> set[int]:
     return {int(pid) for pid in text.split()}
 
 
-def _waitFor(condition: object, what: str, server: ServerProcess) -> None:
+def _catches(pid: int, number: int) -> bool:
     """
-    Wait until ``condition()`` is true, or fail with the server's output.
+    Whether process ``pid`` has a handler for signal ``number`` (``SigCgt`` in ``/proc``).
     """
-    deadline = time.monotonic() + PATIENCE
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}\n{server.output()}")
-        time.sleep(0.05)
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (number - 1) & 1)
+    return False
 
 
 def _waitForWorkers(server: ServerProcess, count: int, starts: int = 0) -> None:
     """
-    Wait until workers 0 to ``count - 1`` have logged that they listen, and workers have
-    started listening at least ``starts`` times in all (restarts included).
+    Wait until workers 0 to ``count - 1`` have logged that they listen, workers have
+    started listening at least ``starts`` times in all (restarts included), and the
+    supervisor's reactor runs with its signal handlers (the workers start before it: a
+    signal sent earlier would meet Python's defaults).  ``SIGUSR1`` is caught only
+    by the supervisor's handlers, installed once its reactor runs.
     """
 
     def listening() -> bool:
@@ -546,9 +531,13 @@ def _waitForWorkers(server: ServerProcess, count: int, starts: int = 0) -> None:
             re.search(rb"\[worker-%d [^]]*\] [^\n]*starting on" % index, log)
             for index in range(count)
         )
-        return every and len(re.findall(rb"\[worker-\d+ [^]]*\] [^\n]*starting on", log)) >= starts
+        return (
+            every
+            and len(re.findall(rb"\[worker-\d+ [^]]*\] [^\n]*starting on", log)) >= starts
+            and _catches(server.process.pid, signal.SIGUSR1)
+        )
 
-    _waitFor(listening, f"{count} workers never listened", server)
+    waitFor(listening, f"{count} workers never listened", server=server)
 
 
 class GreetWorkersTests(SynchronousTestCase):
@@ -586,10 +575,10 @@ class GreetWorkersTests(SynchronousTestCase):
         before = _workerPids(self.server.process.pid)
         victim = min(before)
         os.kill(victim, signal.SIGKILL)
-        _waitFor(
+        waitFor(
             lambda: len(_workerPids(self.server.process.pid) - {victim}) == 2,
             "the killed worker was not restarted",
-            self.server,
+            server=self.server,
         )
         for _ in range(20):
             self.assertEqual(readAll(connect(("127.0.0.1", self.port))), GREETING)
@@ -646,10 +635,10 @@ class GreetWorkersSignalTests(SynchronousTestCase):
         """
         self.server.process.kill()
         self.server.process.wait()
-        _waitFor(
+        waitFor(
             lambda: not any(_isAlive(pid) for pid in self.workers),
             "orphaned workers kept running",
-            self.server,
+            server=self.server,
         )
 
 
@@ -761,10 +750,10 @@ class MuxWorkersTests(_TwoMuxWorkers, SynchronousTestCase):
         _waitForWorkers(server, 2, starts=3)
         with connect(("127.0.0.1", self.port)) as late:
             late.sendall(b"c99 n0 " + b"x" * 40 + b"\n")
-        _waitFor(
+        waitFor(
             lambda: any(b" c99 n0 " in record for record in self.records()),
             "the restarted worker recorded nothing",
-            server,
+            server=server,
         )
         _stopCleanly(server)
         seen = set()
@@ -802,11 +791,11 @@ class MuxWorkersTests(_TwoMuxWorkers, SynchronousTestCase):
             return len(self.records()) >= count
 
         send(0)
-        _waitFor(lambda: recorded(8), "the first lines were not recorded", server)
+        waitFor(lambda: recorded(8), "the first lines were not recorded", server=server)
         os.kill(_workerOf(server, 1), signal.SIGKILL)
         _waitForWorkers(server, 2, starts=3)
         send(8)
-        _waitFor(lambda: recorded(16), "the later lines were not recorded", server)
+        waitFor(lambda: recorded(16), "the later lines were not recorded", server=server)
         _stopCleanly(server)
         conns = [int(record.split()[2]) for record in self.records()]
         self.assertEqual(len(conns), 16)
@@ -915,7 +904,7 @@ class WrappedEndpointTests(SynchronousTestCase):
         def recorded() -> bytes:
             return b"".join(path.read_bytes() for path in files if path.exists())
 
-        _waitFor(lambda: recorded().count(b"\n") == 6, "not every line was recorded", server)
+        waitFor(lambda: recorded().count(b"\n") == 6, "not every line was recorded", server=server)
         for number in range(6):
             self.assertIn(b" 192.0.2.%d:4000%d " % (number, number), recorded())
         _stopCleanly(server)
@@ -997,18 +986,18 @@ class SlotDownTests(_TwoMuxWorkers, SynchronousTestCase):
         descriptors = len(os.listdir(f"/proc/{pid}/fd"))
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (descriptors, descriptors))
         os.kill(_workerOf(server, 1), signal.SIGKILL)
-        _waitFor(
+        waitFor(
             lambda: server.stdout.count(b"could not be started (Too many open files)") >= 2,
             "worker 1's restart did not fail twice",
-            server,
+            server=server,
         )
         for number in range(20):
             with connect(("127.0.0.1", self.port), timeout=5) as sock:
                 sock.sendall(b"client %d\n" % number)
-        _waitFor(
+        waitFor(
             lambda: all(b" client %d\n" % n in b"".join(self.records()) for n in range(20)),
             "lines sent while worker 1 was down were not all recorded",
-            server,
+            server=server,
         )
         self.assertEqual(Path(workers.workerOutput(self.output, 1)).read_bytes(), b"")
         _stopCleanly(server)
@@ -1076,12 +1065,12 @@ class SlotDownTests(_TwoMuxWorkers, SynchronousTestCase):
         for number in range(10):
             with connect(("127.0.0.1", self.port), timeout=5) as sock:
                 sock.sendall(b"client %d\n" % number)
-        _waitFor(
+        waitFor(
             lambda: all(
                 b" client %d\n" % n in b"".join(c.read_bytes() for c in copies) for n in range(10)
             ),
             "the lines did not all reach the FIFOs' readers",
-            server,
+            server=server,
         )
         name = workers.workerOutput(self.output, 1)
         self._cannotRestart(

@@ -12,13 +12,12 @@ from __future__ import annotations
 import os
 import re
 import socket
-import time
 import urllib.request
 from pathlib import Path
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from tests.support import PATIENCE, ServerProcess, freePort, startServer, twistdArgv
+from tests.support import PATIENCE, ServerProcess, freePort, startServer, twistdArgv, waitFor
 from tests.test_metrics import Samples, parseExposition
 from tests.tlssupport import makeCertificates
 
@@ -112,13 +111,13 @@ class WrappedListenerLimitTests(SynchronousTestCase):
             # A worker's descriptors (its reactor, its adopted socket) exist only once it
             # serves: count the ones at rest after every worker has said so.
             workers = int(options[options.index("--workers") + 1])
-            self.waitFor(
+            waitFor(
                 lambda: (
                     len(re.findall(rb"\[worker-\d+ [^]]*\] .* starting on", server.stdout))
                     >= workers
                 ),
                 "every worker to serve",
-                server,
+                server=server,
             )
         before = descriptors(server.process.pid)
         for _ in range(LIMIT + EXTRA):
@@ -131,39 +130,29 @@ class WrappedListenerLimitTests(SynchronousTestCase):
             open = samples.get(("journey_connections_open", ()), 0)
             return len(closed) + open == LIMIT + EXTRA and self.refused(metricsPort) == len(closed)
 
-        self.waitFor(accounted, "every connection to be admitted, or refused and closed", server)
+        waitFor(accounted, "every connection to be admitted, or refused and closed", server=server)
         # In one process exactly LIMIT are admitted; each worker admits its share.
         self.assertGreaterEqual(len(closed), EXTRA)
         if "--workers" not in options:
             self.assertEqual(len(closed), EXTRA)
         # The admitted connections cost one descriptor each; the refused ones none.
-        self.waitFor(
+        waitFor(
             lambda: descriptors(server.process.pid) <= before + LIMIT + 2,
             f"the server to hold at most {LIMIT + 2} more descriptors than at rest",
-            server,
+            server=server,
         )
         server.stop()
         self.assertNotIn("Traceback", server.output())
         self.assertNotIn("AttributeError", server.output())
 
-    def waitFor(self, condition: object, what: str, server: ServerProcess) -> None:
-        """
-        Wait until ``condition()`` is true, or fail naming ``what`` with the server's output.
-        """
-        deadline = time.monotonic() + PATIENCE
-        while not condition():  # type: ignore[operator]
-            if time.monotonic() > deadline:
-                self.fail(f"timed out waiting for {what}\n{server.output()}")
-            time.sleep(0.1)
-
     def waitForZeroOpen(self, metricsPort: int, server: ServerProcess) -> None:
         """
         Wait until the server has no connection open (the start-up probe has gone).
         """
-        self.waitFor(
+        waitFor(
             lambda: self.scrape(metricsPort).get(("journey_connections_open", ()), 1) == 0,
             "no connection to be open",
-            server,
+            server=server,
         )
 
     def sslListen(self) -> str:

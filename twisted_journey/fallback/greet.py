@@ -297,10 +297,36 @@ class ThreadingGreetServer(_GreetServerMixin, socketserver.ThreadingMixIn, socke
     """
 
 
+#: The signals :func:`main` turns into ``KeyboardInterrupt``.
+_STOPPING = {signal.SIGINT, signal.SIGTERM}
+
+
 class ForkingGreetServer(_GreetServerMixin, socketserver.ForkingMixIn, socketserver.TCPServer):
     """
     A process per client.
+
+    ``SIGTERM`` and ``SIGINT`` are held off while a child is forked: raised as
+    ``KeyboardInterrupt`` inside ``fork``'s handlers, they would be swallowed there
+    ("Exception ignored"), with logging's lock left held, and the server would keep
+    running.  They are delivered as soon as the fork has returned.
     """
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """
+        Fork a child for the client, with the stopping signals blocked meanwhile.
+        """
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+        try:
+            super().process_request(request, client_address)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """
+        In the child: let the stopping signals through again, then serve the client.
+        """
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
+        super().finish_request(request, client_address)
 
 
 class _Pending:
