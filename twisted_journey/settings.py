@@ -18,10 +18,14 @@ import socket
 from dataclasses import dataclass
 
 __all__ = [
+    "DEFAULT_BROADCAST_BUFFER",
     "DEFAULT_GREETING",
     "DEFAULT_GREET_TIMEOUT",
+    "DEFAULT_MAX_LINE_LENGTH",
     "DEFAULT_PEER_PREFIX",
     "DEFAULT_PROXY_TIMEOUT",
+    "GREET_DRAIN_LIMIT",
+    "READ_SIZE",
     "ProxySettings",
     "SettingError",
     "count",
@@ -49,6 +53,20 @@ DEFAULT_PEER_PREFIX = (32, 64)
 #: ``--proxy-timeout``: seconds a connection to a ``haproxy:`` listener has to send its
 #: whole PROXY header.  A proxy sends it at once, with the connection's first bytes.
 DEFAULT_PROXY_TIMEOUT = 3.0
+
+#: ``--max-line-length``: mux records a longer line cut to this many bytes, marked.
+DEFAULT_MAX_LINE_LENGTH = 65536
+
+#: ``--broadcast-buffer``: mux drops a broadcast client with this many bytes unread.
+DEFAULT_BROADCAST_BUFFER = 1 << 20
+
+#: Bytes a greeting client may send before the server stops reading them and resets the
+#: connection: the greeting protocol reads nothing, but it drains what a client says so
+#: that closing does not reset a connection whose greeting is still on its way.
+GREET_DRAIN_LIMIT = 64 * 1024
+
+#: Bytes the stdlib engines ask of one ``recv`` (or ``read``) on a socket.
+READ_SIZE = 65536
 
 _PREFIX = re.compile(r"\s*(\d{1,3})\s*,\s*(\d{1,3})\s*")
 

@@ -49,7 +49,6 @@ if __name__ == "__main__":
 
 import argparse
 import errno
-import resource
 import selectors
 import socket
 import sys
@@ -70,7 +69,15 @@ from twisted_journey.listen import (
     parse_udp,
     remove_socket_files,
 )
-from twisted_journey.settings import SettingError, limit, seconds
+from twisted_journey.settings import (
+    DEFAULT_BROADCAST_BUFFER,
+    DEFAULT_MAX_LINE_LENGTH,
+    READ_SIZE,
+    SettingError,
+    limit,
+    seconds,
+)
+from twisted_journey.sockets import RESERVED_DESCRIPTORS, descriptor_ceiling
 from twisted_journey.syslogframe import FRAMINGS, check_framing, new_framer
 
 __all__ = ["BACKENDS", "FD_SETSIZE", "MuxServer", "main"]
@@ -84,8 +91,6 @@ BACKENDS: dict[str, Callable[[], selectors.BaseSelector]] = {
     "epoll": getattr(selectors, "EpollSelector", selectors.SelectSelector),
     "auto": selectors.DefaultSelector,
 }
-
-READ_SIZE = 65536
 
 
 def _event_line(message: str) -> str:
@@ -121,22 +126,6 @@ class Connection:
         self.events = 0
 
 
-#: descriptors kept free under ``ulimit -n`` for the data log's reopening and rotation,
-#: the signal wake-up pair and the odd file: accepting stops above this many in use
-RESERVED_DESCRIPTORS = 8
-
-
-def descriptor_ceiling() -> int:
-    """
-    The highest descriptor number a client may get before the loop stops accepting:
-    the soft ``RLIMIT_NOFILE`` less :data:`RESERVED_DESCRIPTORS`.
-    """
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return 1 << 30
-    return max(soft - RESERVED_DESCRIPTORS, 1)
-
-
 class MuxServer:
     """
     The ``selectors`` loop.
@@ -164,10 +153,10 @@ class MuxServer:
         record_format: str = "text",
         mode: str = "line",
         framing: str = "lines",
-        max_line_length: int = 65536,
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
         flush_interval: float = 1.0,
         broadcast: bool = False,
-        broadcast_buffer: int = 1 << 20,
+        broadcast_buffer: int = DEFAULT_BROADCAST_BUFFER,
         quiet: bool = False,
         datagrams: Sequence[socket.socket] = (),
     ) -> None:
@@ -630,8 +619,8 @@ def _parser() -> argparse.ArgumentParser:
         "at LF or NUL), a record per message [lines]",
     )
     parser.add_argument(
-        "--max-line-length", type=_setting(limit), default=65536,
-        help="record longer lines cut to this many bytes, marked [65536]",
+        "--max-line-length", type=_setting(limit), default=DEFAULT_MAX_LINE_LENGTH,
+        help=f"record longer lines cut to this many bytes, marked [{DEFAULT_MAX_LINE_LENGTH}]",
     )  # fmt: skip
     parser.add_argument(
         "--flush-interval", type=_setting(seconds), default=1.0,
@@ -650,8 +639,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--broadcast-buffer",
         type=_setting(limit),
-        default=1 << 20,
-        help="drop a broadcast client with this many bytes unread [1048576]",
+        default=DEFAULT_BROADCAST_BUFFER,
+        help=f"drop a broadcast client with this many bytes unread [{DEFAULT_BROADCAST_BUFFER}]",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no per-connection events")
     return parser
