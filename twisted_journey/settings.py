@@ -11,11 +11,14 @@ is one sentence for a person; the callers turn it into ``usage.UsageError`` or
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import math
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 __all__ = [
     "DEFAULT_BROADCAST_BUFFER",
@@ -28,6 +31,7 @@ __all__ = [
     "READ_SIZE",
     "ProxySettings",
     "SettingError",
+    "argparse_type",
     "count",
     "greeting",
     "limit",
@@ -68,6 +72,8 @@ GREET_DRAIN_LIMIT = 64 * 1024
 #: Bytes the stdlib engines ask of one ``recv`` (or ``read``) on a socket.
 READ_SIZE = 65536
 
+_T = TypeVar("_T")
+
 _PREFIX = re.compile(r"\s*(\d{1,3})\s*,\s*(\d{1,3})\s*")
 
 
@@ -75,6 +81,22 @@ class SettingError(ValueError):
     """
     A setting a person gave that cannot be used.
     """
+
+
+def argparse_type(check: Callable[[str], _T]) -> Callable[[str], _T]:
+    """
+    An argparse ``type`` running ``check`` on an option's text: the value ``check``
+    returns, or, when it raises :class:`SettingError`, argparse's one-line usage error
+    with the error's sentence (without its full stop).
+    """
+
+    def convert(text: str) -> _T:
+        try:
+            return check(text)
+        except SettingError as e:
+            raise argparse.ArgumentTypeError(str(e).strip().rstrip(".")) from None
+
+    return convert
 
 
 def greeting(message: str | None = None, message_file: str | None = None) -> bytes:

@@ -54,6 +54,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from twisted_journey import __version__, records
 from twisted_journey.datagrams import DatagramReceiver, bind_udp
@@ -74,6 +75,7 @@ from twisted_journey.settings import (
     DEFAULT_MAX_LINE_LENGTH,
     READ_SIZE,
     SettingError,
+    argparse_type,
     limit,
     seconds,
 )
@@ -564,20 +566,6 @@ class MuxServer:
 # --- the command -------------------------------------------------------------------------
 
 
-def _setting(check: Callable[[str, str], object]) -> Callable[[str], object]:
-    """
-    An argparse type from a :mod:`twisted_journey.settings`-style check.
-    """
-
-    def convert(value: str) -> object:
-        try:
-            return check("", value)
-        except SettingError as e:
-            raise argparse.ArgumentTypeError(str(e).strip().rstrip(".")) from None
-
-    return convert
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m twisted_journey.fallback.mux",
@@ -619,26 +607,28 @@ def _parser() -> argparse.ArgumentParser:
         "at LF or NUL), a record per message [lines]",
     )
     parser.add_argument(
-        "--max-line-length", type=_setting(limit), default=DEFAULT_MAX_LINE_LENGTH,
+        "--max-line-length",
+        type=argparse_type(partial(limit, "")),
+        default=DEFAULT_MAX_LINE_LENGTH,
         help=f"record longer lines cut to this many bytes, marked [{DEFAULT_MAX_LINE_LENGTH}]",
     )  # fmt: skip
     parser.add_argument(
-        "--flush-interval", type=_setting(seconds), default=1.0,
+        "--flush-interval", type=argparse_type(partial(seconds, "")), default=1.0,
         help="write buffered records at least this often, in seconds [1]",
     )  # fmt: skip
     parser.add_argument(
-        "--rotate-bytes", type=_setting(limit), default=None,
+        "--rotate-bytes", type=argparse_type(partial(limit, "")), default=None,
         help="start a new data log before it grows past this size; the full one becomes "
         "PATH-YYYYMMDDTHHMMSS.ffffffZ",
     )  # fmt: skip
     parser.add_argument(
-        "--rotate-keep", type=_setting(keep_count), default=10,
+        "--rotate-keep", type=argparse_type(partial(keep_count, "")), default=10,
         help="rotated data logs to keep; the oldest go [10]",
     )  # fmt: skip
     parser.add_argument("--broadcast", action="store_true", help="relay every line to the others")
     parser.add_argument(
         "--broadcast-buffer",
-        type=_setting(limit),
+        type=argparse_type(partial(limit, "")),
         default=DEFAULT_BROADCAST_BUFFER,
         help=f"drop a broadcast client with this many bytes unread [{DEFAULT_BROADCAST_BUFFER}]",
     )
