@@ -58,7 +58,11 @@ from twisted_journey.datagrams import DatagramReceiver, bind_udp
 from twisted_journey.datalog import DataLog
 from twisted_journey.listen import ListenError, ListenSpec
 from twisted_journey.policies import LimitedFactory, LimitedProtocol, peerOf
-from twisted_journey.settings import DEFAULT_BROADCAST_BUFFER, DEFAULT_MAX_LINE_LENGTH
+from twisted_journey.settings import (
+    DEFAULT_BROADCAST_BUFFER,
+    DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_MAX_LINE_LENGTH,
+)
 from twisted_journey.sockets import RESERVED_DESCRIPTORS, descriptor_ceiling
 from twisted_journey.syslogframe import new_framer
 
@@ -698,7 +702,7 @@ class DataLogService(Service):
     def __init__(
         self,
         factory: MuxFactory,
-        flushInterval: float = 1.0,
+        flushInterval: float = DEFAULT_FLUSH_INTERVAL,
         clock: IReactorTime | None = None,
         installSignalHandler: bool = True,
     ) -> None:

@@ -22,11 +22,13 @@ from typing import TypeVar
 
 __all__ = [
     "DEFAULT_BROADCAST_BUFFER",
+    "DEFAULT_FLUSH_INTERVAL",
     "DEFAULT_GREETING",
     "DEFAULT_GREET_TIMEOUT",
     "DEFAULT_MAX_LINE_LENGTH",
     "DEFAULT_PEER_PREFIX",
     "DEFAULT_PROXY_TIMEOUT",
+    "DEFAULT_ROTATE_KEEP",
     "GREET_DRAIN_LIMIT",
     "READ_SIZE",
     "ProxySettings",
@@ -63,6 +65,12 @@ DEFAULT_MAX_LINE_LENGTH = 65536
 
 #: ``--broadcast-buffer``: mux drops a broadcast client with this many bytes unread.
 DEFAULT_BROADCAST_BUFFER = 1 << 20
+
+#: ``--flush-interval``: mux writes buffered records at least this often, in seconds.
+DEFAULT_FLUSH_INTERVAL = 1.0
+
+#: ``--rotate-keep``: rotated data logs kept; the oldest go.
+DEFAULT_ROTATE_KEEP = 10
 
 #: Bytes a greeting client may send before the server stops reading them and resets the
 #: connection: the greeting protocol reads nothing, but it drains what a client says so

@@ -72,7 +72,9 @@ from twisted_journey.listen import (
 )
 from twisted_journey.settings import (
     DEFAULT_BROADCAST_BUFFER,
+    DEFAULT_FLUSH_INTERVAL,
     DEFAULT_MAX_LINE_LENGTH,
+    DEFAULT_ROTATE_KEEP,
     READ_SIZE,
     SettingError,
     argparse_type,
@@ -156,7 +158,7 @@ class MuxServer:
         mode: str = "line",
         framing: str = "lines",
         max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
-        flush_interval: float = 1.0,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         broadcast: bool = False,
         broadcast_buffer: int = DEFAULT_BROADCAST_BUFFER,
         quiet: bool = False,
@@ -613,8 +615,9 @@ def _parser() -> argparse.ArgumentParser:
         help=f"record longer lines cut to this many bytes, marked [{DEFAULT_MAX_LINE_LENGTH}]",
     )  # fmt: skip
     parser.add_argument(
-        "--flush-interval", type=argparse_type(partial(seconds, "")), default=1.0,
-        help="write buffered records at least this often, in seconds [1]",
+        "--flush-interval", type=argparse_type(partial(seconds, "")), default=DEFAULT_FLUSH_INTERVAL,
+        help="write buffered records at least this often, in seconds "
+        f"[{DEFAULT_FLUSH_INTERVAL:g}]",
     )  # fmt: skip
     parser.add_argument(
         "--rotate-bytes", type=argparse_type(partial(limit, "")), default=None,
@@ -622,8 +625,8 @@ def _parser() -> argparse.ArgumentParser:
         "PATH-YYYYMMDDTHHMMSS.ffffffZ",
     )  # fmt: skip
     parser.add_argument(
-        "--rotate-keep", type=argparse_type(partial(keep_count, "")), default=10,
-        help="rotated data logs to keep; the oldest go [10]",
+        "--rotate-keep", type=argparse_type(partial(keep_count, "")), default=DEFAULT_ROTATE_KEEP,
+        help=f"rotated data logs to keep; the oldest go [{DEFAULT_ROTATE_KEEP}]",
     )  # fmt: skip
     parser.add_argument("--broadcast", action="store_true", help="relay every line to the others")
     parser.add_argument(

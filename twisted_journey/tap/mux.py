@@ -79,9 +79,19 @@ class Options(ServerOptions):
             str(settings.DEFAULT_MAX_LINE_LENGTH),
             "Record longer lines cut to this many bytes, marked.",
         ],
-        ["flush-interval", None, "1", "Write buffered records at least this often (seconds)."],
+        [
+            "flush-interval",
+            None,
+            f"{settings.DEFAULT_FLUSH_INTERVAL:g}",
+            "Write buffered records at least this often (seconds).",
+        ],
         ["rotate-bytes", None, None, "Start a new data log before it grows past this size."],
-        ["rotate-keep", None, "10", "Rotated data logs (PATH-TIMEZ) to keep; the oldest go."],
+        [
+            "rotate-keep",
+            None,
+            str(settings.DEFAULT_ROTATE_KEEP),
+            "Rotated data logs (PATH-TIMEZ) to keep; the oldest go.",
+        ],
         [
             "broadcast-buffer",
             None,
