@@ -22,6 +22,7 @@ import argparse
 import importlib.util
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from twisted_journey.errors import Target
 
 from twisted_journey import __version__
+from twisted_journey.settings import argparse_type, seconds
 
 __all__ = ["main"]
 
@@ -67,18 +69,8 @@ def _port(text: str) -> int:
     return port
 
 
-def _seconds(text: str) -> float:
-    """
-    An argparse type for a positive number of seconds.
-    """
-    from twisted_journey.settings import SettingError, seconds
-
-    try:
-        value = seconds("--timeout", text)
-    except SettingError as e:
-        raise argparse.ArgumentTypeError(str(e).rstrip(".")) from None
-    assert value is not None
-    return value
+#: An argparse type for a positive number of seconds.
+_seconds = argparse_type(partial(seconds, "--timeout"))
 
 
 def _cacert(path: str) -> str:

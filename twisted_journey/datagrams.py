@@ -26,6 +26,7 @@ import sys
 
 from twisted_journey.listen import ListenError, ListenSpec, format_peer
 from twisted_journey.records import Framer
+from twisted_journey.settings import DEFAULT_MAX_LINE_LENGTH
 from twisted_journey.syslogframe import new_framer
 
 __all__ = ["SO_RXQ_OVFL", "DatagramReceiver", "bind_udp", "message"]
@@ -101,7 +102,7 @@ class DatagramReceiver:
         *,
         framing: str = "lines",
         record_format: str = "text",
-        max_line_length: int = 65536,
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
     ) -> None:
         self.sock = sock
         self.framing = framing

@@ -51,7 +51,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from twisted_journey.settings import SettingError
+from twisted_journey.settings import DEFAULT_ROTATE_KEEP, SettingError
 
 __all__ = ["DataLog", "check_output", "keep_count", "open_output", "rotated_name"]
 
@@ -162,7 +162,7 @@ class DataLog:
         self,
         path: str,
         rotate_bytes: int | None = None,
-        rotate_keep: int = 10,
+        rotate_keep: int = DEFAULT_ROTATE_KEEP,
         report: Callable[[str], object] = lambda sentence: None,
         buffer_bytes: int = 1 << 18,
         *,

@@ -37,7 +37,7 @@ from zope.interface import implementer
 
 from twisted_journey import _twisted
 from twisted_journey.policies import LimitedFactory, LimitedProtocol
-from twisted_journey.settings import DEFAULT_GREET_TIMEOUT, DEFAULT_GREETING
+from twisted_journey.settings import DEFAULT_GREET_TIMEOUT, DEFAULT_GREETING, GREET_DRAIN_LIMIT
 
 __all__ = [
     "DEFAULT_GREETING",
@@ -57,9 +57,8 @@ CHUNK = 64 * 1024
 CLOSE_GRACE = 2.0
 
 #: Bytes a client may send before the server gives up reading them (and resets the
-#: connection): the greeting protocol reads nothing, but it drains what a client says so
-#: that closing does not reset a connection whose greeting is still on its way.
-DRAIN_LIMIT = 64 * 1024
+#: connection): see :data:`twisted_journey.settings.GREET_DRAIN_LIMIT`.
+DRAIN_LIMIT = GREET_DRAIN_LIMIT
 
 
 @implementer(IPullProducer)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import resource
 import signal
 from collections.abc import Callable
 from typing import Any, cast
@@ -59,6 +58,12 @@ from twisted_journey.datagrams import DatagramReceiver, bind_udp
 from twisted_journey.datalog import DataLog
 from twisted_journey.listen import ListenError, ListenSpec
 from twisted_journey.policies import LimitedFactory, LimitedProtocol, peerOf
+from twisted_journey.settings import (
+    DEFAULT_BROADCAST_BUFFER,
+    DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_MAX_LINE_LENGTH,
+)
+from twisted_journey.sockets import RESERVED_DESCRIPTORS, descriptor_ceiling
 from twisted_journey.syslogframe import new_framer
 
 __all__ = [
@@ -72,24 +77,14 @@ __all__ = [
 ]
 
 
-#: descriptors kept free under ``ulimit -n`` for the data log's reopening and rotation,
-#: the log file and the reactor's own: accepting stops above this many in use
-RESERVED_DESCRIPTORS = 8
-
 #: signals that arrived before a :class:`DataLogService` started (see
 #: :func:`catchEarlySignals`)
 signalsBeforeStart: list[int] = []
 
 
-def descriptorCeiling() -> int:
-    """
-    The highest descriptor number a client may get before accepting stops: the soft
-    ``RLIMIT_NOFILE`` less :data:`RESERVED_DESCRIPTORS`.
-    """
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return 1 << 30
-    return max(soft - RESERVED_DESCRIPTORS, 1)
+#: the highest descriptor number a client may get before accepting stops (see
+#: :func:`twisted_journey.sockets.descriptor_ceiling`)
+descriptorCeiling = descriptor_ceiling
 
 
 class _EarlySignalCatcher:
@@ -307,10 +302,10 @@ class MuxFactory(LimitedFactory):
         recordFormat: str = "text",
         mode: str = "line",
         framing: str = "lines",
-        maxLineLength: int = 65536,
+        maxLineLength: int = DEFAULT_MAX_LINE_LENGTH,
         timeout: float | None = None,
         broadcast: bool = False,
-        broadcastBuffer: int = 1 << 20,
+        broadcastBuffer: int = DEFAULT_BROADCAST_BUFFER,
         maxConnections: int | None = None,
         maxPerPeer: int | None = None,
         quiet: bool = False,
@@ -707,7 +702,7 @@ class DataLogService(Service):
     def __init__(
         self,
         factory: MuxFactory,
-        flushInterval: float = 1.0,
+        flushInterval: float = DEFAULT_FLUSH_INTERVAL,
         clock: IReactorTime | None = None,
         installSignalHandler: bool = True,
     ) -> None:

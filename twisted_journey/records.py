@@ -60,6 +60,8 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from json.encoder import encode_basestring_ascii as _json_ascii
 
+from twisted_journey.settings import DEFAULT_MAX_LINE_LENGTH
+
 __all__ = [
     "FORMATS",
     "MODES",
@@ -417,7 +419,7 @@ class Framer:
         conn: int,
         *,
         mode: str = "line",
-        max_line_length: int = 65536,
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
         keep_lines: bool = False,
     ) -> None:
         if record_format not in FORMATS:

@@ -11,19 +11,29 @@ is one sentence for a person; the callers turn it into ``usage.UsageError`` or
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import math
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 __all__ = [
+    "DEFAULT_BROADCAST_BUFFER",
+    "DEFAULT_FLUSH_INTERVAL",
     "DEFAULT_GREETING",
     "DEFAULT_GREET_TIMEOUT",
+    "DEFAULT_MAX_LINE_LENGTH",
     "DEFAULT_PEER_PREFIX",
     "DEFAULT_PROXY_TIMEOUT",
+    "DEFAULT_ROTATE_KEEP",
+    "GREET_DRAIN_LIMIT",
+    "READ_SIZE",
     "ProxySettings",
     "SettingError",
+    "argparse_type",
     "count",
     "greeting",
     "limit",
@@ -50,6 +60,28 @@ DEFAULT_PEER_PREFIX = (32, 64)
 #: whole PROXY header.  A proxy sends it at once, with the connection's first bytes.
 DEFAULT_PROXY_TIMEOUT = 3.0
 
+#: ``--max-line-length``: mux records a longer line cut to this many bytes, marked.
+DEFAULT_MAX_LINE_LENGTH = 65536
+
+#: ``--broadcast-buffer``: mux drops a broadcast client with this many bytes unread.
+DEFAULT_BROADCAST_BUFFER = 1 << 20
+
+#: ``--flush-interval``: mux writes buffered records at least this often, in seconds.
+DEFAULT_FLUSH_INTERVAL = 1.0
+
+#: ``--rotate-keep``: rotated data logs kept; the oldest go.
+DEFAULT_ROTATE_KEEP = 10
+
+#: Bytes a greeting client may send before the server stops reading them and resets the
+#: connection: the greeting protocol reads nothing, but it drains what a client says so
+#: that closing does not reset a connection whose greeting is still on its way.
+GREET_DRAIN_LIMIT = 64 * 1024
+
+#: Bytes the stdlib engines ask of one ``recv`` (or ``read``) on a socket.
+READ_SIZE = 65536
+
+_T = TypeVar("_T")
+
 _PREFIX = re.compile(r"\s*(\d{1,3})\s*,\s*(\d{1,3})\s*")
 
 
@@ -57,6 +89,22 @@ class SettingError(ValueError):
     """
     A setting a person gave that cannot be used.
     """
+
+
+def argparse_type(check: Callable[[str], _T]) -> Callable[[str], _T]:
+    """
+    An argparse ``type`` running ``check`` on an option's text: the value ``check``
+    returns, or, when it raises :class:`SettingError`, argparse's one-line usage error
+    with the error's sentence (without its full stop).
+    """
+
+    def convert(text: str) -> _T:
+        try:
+            return check(text)
+        except SettingError as e:
+            raise argparse.ArgumentTypeError(str(e).strip().rstrip(".")) from None
+
+    return convert
 
 
 def greeting(message: str | None = None, message_file: str | None = None) -> bytes:

@@ -37,7 +37,7 @@ import sys
 from collections.abc import Iterable
 
 from twisted_journey import records
-from twisted_journey.settings import SettingError
+from twisted_journey.settings import DEFAULT_MAX_LINE_LENGTH, SettingError
 
 __all__ = [
     "FACILITIES",
@@ -314,7 +314,7 @@ def new_framer(
     conn: int,
     *,
     mode: str = "line",
-    max_line_length: int = 65536,
+    max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
     keep_lines: bool = False,
 ) -> records.Framer:
     """
@@ -357,7 +357,7 @@ class SyslogFramer(records.Framer):
         conn: int,
         *,
         mode: str = "line",
-        max_line_length: int = 65536,
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
         keep_lines: bool = False,
     ) -> None:
         super().__init__(

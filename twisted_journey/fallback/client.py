@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 from twisted_journey import errors
+from twisted_journey.settings import READ_SIZE
 from twisted_journey.syslogframe import OctetCounter
 
 __all__ = ["receive_greeting", "send_stream"]
@@ -46,7 +47,7 @@ def receive_greeting(
         try:
             while True:
                 sock.settimeout(max(deadline - time.monotonic(), 0.001))
-                data = sock.recv(65536)
+                data = sock.recv(READ_SIZE)
                 if not data:
                     return received
                 received += len(data)
@@ -67,7 +68,7 @@ def _read_input(fd: int) -> bytes:
     :raises twisted_journey.errors.ClientError: when the input cannot be read.
     """
     try:
-        return os.read(fd, 65536)
+        return os.read(fd, READ_SIZE)
     except OSError as e:
         raise errors.ClientError(f"cannot read the input: {e.strerror or e}.") from None
 
@@ -96,7 +97,7 @@ def _receive(sock: socket.socket) -> bytes:
     server's ``close_notify`` (which, once ours is sent, ``ssl`` raises as an error).
     """
     try:
-        return sock.recv(65536)
+        return sock.recv(READ_SIZE)
     except ssl.SSLZeroReturnError:
         return b""
 

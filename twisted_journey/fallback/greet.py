@@ -51,7 +51,13 @@ from twisted_journey.listen import (
     parse_listen,
     remove_socket_files,
 )
-from twisted_journey.settings import DEFAULT_GREET_TIMEOUT, SettingError, greeting, seconds
+from twisted_journey.settings import (
+    DEFAULT_GREET_TIMEOUT,
+    GREET_DRAIN_LIMIT,
+    SettingError,
+    greeting,
+    seconds,
+)
 
 __all__ = [
     "MODES",
@@ -74,8 +80,9 @@ _SHORTAGE = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 #: ``_drain_now``).
 SMALL = 64 * 1024
 
-#: Bytes a client may send before the server stops reading them and resets the connection.
-DRAIN_LIMIT = 64 * 1024
+#: Bytes a client may send before the server stops reading them and resets the connection
+#: (see :data:`twisted_journey.settings.GREET_DRAIN_LIMIT`).
+DRAIN_LIMIT = GREET_DRAIN_LIMIT
 
 
 #: what ``ioctl(FIONREAD)`` fills in when no byte is waiting

@@ -49,12 +49,12 @@ if __name__ == "__main__":
 
 import argparse
 import errno
-import resource
 import selectors
 import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from twisted_journey import __version__, records
 from twisted_journey.datagrams import DatagramReceiver, bind_udp
@@ -70,7 +70,18 @@ from twisted_journey.listen import (
     parse_udp,
     remove_socket_files,
 )
-from twisted_journey.settings import SettingError, limit, seconds
+from twisted_journey.settings import (
+    DEFAULT_BROADCAST_BUFFER,
+    DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_MAX_LINE_LENGTH,
+    DEFAULT_ROTATE_KEEP,
+    READ_SIZE,
+    SettingError,
+    argparse_type,
+    limit,
+    seconds,
+)
+from twisted_journey.sockets import RESERVED_DESCRIPTORS, descriptor_ceiling
 from twisted_journey.syslogframe import FRAMINGS, check_framing, new_framer
 
 __all__ = ["BACKENDS", "FD_SETSIZE", "MuxServer", "main"]
@@ -84,8 +95,6 @@ BACKENDS: dict[str, Callable[[], selectors.BaseSelector]] = {
     "epoll": getattr(selectors, "EpollSelector", selectors.SelectSelector),
     "auto": selectors.DefaultSelector,
 }
-
-READ_SIZE = 65536
 
 
 def _event_line(message: str) -> str:
@@ -121,22 +130,6 @@ class Connection:
         self.events = 0
 
 
-#: descriptors kept free under ``ulimit -n`` for the data log's reopening and rotation,
-#: the signal wake-up pair and the odd file: accepting stops above this many in use
-RESERVED_DESCRIPTORS = 8
-
-
-def descriptor_ceiling() -> int:
-    """
-    The highest descriptor number a client may get before the loop stops accepting:
-    the soft ``RLIMIT_NOFILE`` less :data:`RESERVED_DESCRIPTORS`.
-    """
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return 1 << 30
-    return max(soft - RESERVED_DESCRIPTORS, 1)
-
-
 class MuxServer:
     """
     The ``selectors`` loop.
@@ -164,10 +157,10 @@ class MuxServer:
         record_format: str = "text",
         mode: str = "line",
         framing: str = "lines",
-        max_line_length: int = 65536,
-        flush_interval: float = 1.0,
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         broadcast: bool = False,
-        broadcast_buffer: int = 1 << 20,
+        broadcast_buffer: int = DEFAULT_BROADCAST_BUFFER,
         quiet: bool = False,
         datagrams: Sequence[socket.socket] = (),
     ) -> None:
@@ -575,20 +568,6 @@ class MuxServer:
 # --- the command -------------------------------------------------------------------------
 
 
-def _setting(check: Callable[[str, str], object]) -> Callable[[str], object]:
-    """
-    An argparse type from a :mod:`twisted_journey.settings`-style check.
-    """
-
-    def convert(value: str) -> object:
-        try:
-            return check("", value)
-        except SettingError as e:
-            raise argparse.ArgumentTypeError(str(e).strip().rstrip(".")) from None
-
-    return convert
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m twisted_journey.fallback.mux",
@@ -630,28 +609,31 @@ def _parser() -> argparse.ArgumentParser:
         "at LF or NUL), a record per message [lines]",
     )
     parser.add_argument(
-        "--max-line-length", type=_setting(limit), default=65536,
-        help="record longer lines cut to this many bytes, marked [65536]",
+        "--max-line-length",
+        type=argparse_type(partial(limit, "")),
+        default=DEFAULT_MAX_LINE_LENGTH,
+        help=f"record longer lines cut to this many bytes, marked [{DEFAULT_MAX_LINE_LENGTH}]",
     )  # fmt: skip
     parser.add_argument(
-        "--flush-interval", type=_setting(seconds), default=1.0,
-        help="write buffered records at least this often, in seconds [1]",
+        "--flush-interval", type=argparse_type(partial(seconds, "")), default=DEFAULT_FLUSH_INTERVAL,
+        help="write buffered records at least this often, in seconds "
+        f"[{DEFAULT_FLUSH_INTERVAL:g}]",
     )  # fmt: skip
     parser.add_argument(
-        "--rotate-bytes", type=_setting(limit), default=None,
+        "--rotate-bytes", type=argparse_type(partial(limit, "")), default=None,
         help="start a new data log before it grows past this size; the full one becomes "
         "PATH-YYYYMMDDTHHMMSS.ffffffZ",
     )  # fmt: skip
     parser.add_argument(
-        "--rotate-keep", type=_setting(keep_count), default=10,
-        help="rotated data logs to keep; the oldest go [10]",
+        "--rotate-keep", type=argparse_type(partial(keep_count, "")), default=DEFAULT_ROTATE_KEEP,
+        help=f"rotated data logs to keep; the oldest go [{DEFAULT_ROTATE_KEEP}]",
     )  # fmt: skip
     parser.add_argument("--broadcast", action="store_true", help="relay every line to the others")
     parser.add_argument(
         "--broadcast-buffer",
-        type=_setting(limit),
-        default=1 << 20,
-        help="drop a broadcast client with this many bytes unread [1048576]",
+        type=argparse_type(partial(limit, "")),
+        default=DEFAULT_BROADCAST_BUFFER,
+        help=f"drop a broadcast client with this many bytes unread [{DEFAULT_BROADCAST_BUFFER}]",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no per-connection events")
     return parser

@@ -662,24 +662,6 @@ def _chosen(declared: Option, values: Mapping[str, Any], default: Any) -> Any:
 # --- the adapters ----------------------------------------------------------------------
 
 
-def _argumentType(declared: Option) -> Callable[[str], Any]:
-    """
-    An argparse ``type`` running ``declared``'s check: a refusal is argparse's
-    one-line usage error.
-    """
-
-    def parse(text: str) -> Any:
-        """
-        Check ``text`` as the option's value.
-        """
-        try:
-            return declared.parse(text)
-        except settings.SettingError as e:
-            raise argparse.ArgumentTypeError(str(e).rstrip(".")) from None
-
-    return parse
-
-
 def addArguments(
     parser: argparse.ArgumentParser,
     command: type[Any],
@@ -720,7 +702,7 @@ def addArguments(
             else:
                 extra["default"] = field.default
             if check and declared.check is not None:
-                extra["type"] = _argumentType(declared)
+                extra["type"] = settings.argparse_type(declared.parse)
         parser.add_argument(*declared.flags, dest=field.name, help=declared.help, **extra)
 
 

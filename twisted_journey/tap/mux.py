@@ -73,14 +73,29 @@ class Options(ServerOptions):
             "lines: a line ends at LF; syslog: RFC 6587 frames (octet counted, or ending at "
             "LF or NUL), a record per message.",
         ],
-        ["max-line-length", None, "65536", "Record longer lines cut to this many bytes, marked."],
-        ["flush-interval", None, "1", "Write buffered records at least this often (seconds)."],
+        [
+            "max-line-length",
+            None,
+            str(settings.DEFAULT_MAX_LINE_LENGTH),
+            "Record longer lines cut to this many bytes, marked.",
+        ],
+        [
+            "flush-interval",
+            None,
+            f"{settings.DEFAULT_FLUSH_INTERVAL:g}",
+            "Write buffered records at least this often (seconds).",
+        ],
         ["rotate-bytes", None, None, "Start a new data log before it grows past this size."],
-        ["rotate-keep", None, "10", "Rotated data logs (PATH-TIMEZ) to keep; the oldest go."],
+        [
+            "rotate-keep",
+            None,
+            str(settings.DEFAULT_ROTATE_KEEP),
+            "Rotated data logs (PATH-TIMEZ) to keep; the oldest go.",
+        ],
         [
             "broadcast-buffer",
             None,
-            "1048576",
+            str(settings.DEFAULT_BROADCAST_BUFFER),
             "Drop a broadcast client with this many bytes unread.",
         ],
     ]
