@@ -288,6 +288,23 @@ class ServerProcess:
         return self.process.returncode
 
 
+def catchesSignal(pid: int, number: int) -> bool:
+    """
+    Whether process ``pid`` has a handler for signal ``number`` now (``SigCgt`` in
+    ``/proc``): a signal sent before a server's reactor installs its handlers meets
+    Python's or the system's default, not the server's shutdown.  ``False`` once the
+    process has gone.
+    """
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (number - 1) & 1)
+    return False
+
+
 def waitFor(
     condition: Callable[[], object],
     what: str,

@@ -15,7 +15,7 @@ import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support import PATIENCE, environment, selfSignedCertificate, waitFor
+from tests.support import PATIENCE, catchesSignal, environment, selfSignedCertificate, waitFor
 from twisted_journey import startup
 
 
@@ -226,5 +226,9 @@ class DaemonStartedTests(SynchronousTestCase):
         waitFor(lambda: os.path.exists(pidfile), "the pid file")
         with open(pidfile) as f:
             pid = int(f.read())
+        # twistd returns once the daemon has started its services, a moment before its
+        # reactor runs and handles SIGTERM (which until then would kill it outright,
+        # leaving the pid file).
+        waitFor(lambda: catchesSignal(pid, signal.SIGTERM), "the daemon's SIGTERM handler")
         os.kill(pid, signal.SIGTERM)
         waitFor(lambda: not os.path.exists(pidfile), "the daemon to stop")

@@ -28,6 +28,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from tests.support import (
     PATIENCE,
     ServerProcess,
+    catchesSignal,
     connect,
     environment,
     fallbackArgv,
@@ -39,19 +40,6 @@ from tests.test_mux_contract import parse
 from twisted_journey.records import PARTIAL
 
 _TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
-
-
-def caughtSignals(pid: int) -> int:
-    """
-    The mask of signals process ``pid`` has handlers for (``SigCgt`` in ``/proc``), or
-    ``-1`` once it has gone.
-    """
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return -1
-    match = re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, re.M)
-    return int(match.group(1), 16) if match else -1
 
 
 class PipedServer(ServerProcess):
@@ -327,9 +315,8 @@ class MuxRobustness:
         )
         self.addCleanup(server.stop, signal.SIGKILL)
         pid = server.process.pid
-        usr1 = 1 << (signal.SIGUSR1 - 1)
         deadline = time.monotonic() + 10
-        while not caughtSignals(pid) & usr1:
+        while not catchesSignal(pid, signal.SIGUSR1):
             if server.process.poll() is not None:
                 self.fail(f"server exited\n{server.output()}")
             if time.monotonic() > deadline:

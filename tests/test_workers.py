@@ -25,6 +25,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from tests.support import (
     PATIENCE,
     ServerProcess,
+    catchesSignal,
     connect,
     freePort,
     readAll,
@@ -506,16 +507,6 @@ def _workerPids(supervisor: int) -> set[int]:
     return {int(pid) for pid in text.split()}
 
 
-def _catches(pid: int, number: int) -> bool:
-    """
-    Whether process ``pid`` has a handler for signal ``number`` (``SigCgt`` in ``/proc``).
-    """
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("SigCgt:"):
-            return bool(int(line.split()[1], 16) >> (number - 1) & 1)
-    return False
-
-
 def _waitForWorkers(server: ServerProcess, count: int, starts: int = 0) -> None:
     """
     Wait until workers 0 to ``count - 1`` have logged that they listen, workers have
@@ -534,7 +525,7 @@ def _waitForWorkers(server: ServerProcess, count: int, starts: int = 0) -> None:
         return (
             every
             and len(re.findall(rb"\[worker-\d+ [^]]*\] [^\n]*starting on", log)) >= starts
-            and _catches(server.process.pid, signal.SIGUSR1)
+            and catchesSignal(server.process.pid, signal.SIGUSR1)
         )
 
     waitFor(listening, f"{count} workers never listened", server=server)

@@ -304,35 +304,41 @@ class ThreadingGreetServer(_GreetServerMixin, socketserver.ThreadingMixIn, socke
     """
 
 
-#: The signals :func:`main` turns into ``KeyboardInterrupt``.
-_STOPPING = {signal.SIGINT, signal.SIGTERM}
+class _Stop:
+    """
+    Whether ``SIGTERM`` or ``SIGINT`` asked the server to stop: the handlers :func:`main`
+    installs only set :attr:`requested`, and every serving loop looks at it at least
+    every :data:`STOP_CHECK` seconds.  (Raising ``KeyboardInterrupt`` from the handler
+    instead could land anywhere: inside ``fork``'s own handlers it is swallowed, and the
+    server went on running with logging's lock held.)
+    """
+
+    requested = False
+
+
+#: The longest a serving loop waits before it looks at :attr:`_Stop.requested` again.
+STOP_CHECK = 0.5
+
+
+def _requestStop(signum: int, frame: object) -> None:
+    """
+    The ``SIGTERM`` and ``SIGINT`` handler: ask the serving loop to stop.
+    """
+    _Stop.requested = True
 
 
 class ForkingGreetServer(_GreetServerMixin, socketserver.ForkingMixIn, socketserver.TCPServer):
     """
     A process per client.
-
-    ``SIGTERM`` and ``SIGINT`` are held off while a child is forked: raised as
-    ``KeyboardInterrupt`` inside ``fork``'s handlers, they would be swallowed there
-    ("Exception ignored"), with logging's lock left held, and the server would keep
-    running.  They are delivered as soon as the fork has returned.
     """
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """
-        Fork a child for the client, with the stopping signals blocked meanwhile.
-        """
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
-        try:
-            super().process_request(request, client_address)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """
-        In the child: let the stopping signals through again, then serve the client.
+        In the child: take the stopping signals' default actions back (a child asked to
+        stop just ends), then serve the client.
         """
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         super().finish_request(request, client_address)
 
 
@@ -510,15 +516,16 @@ class SelectGreetServer:
 
     def serve_forever(self) -> None:
         """
-        Run the loop until interrupted.
+        Run the loop until a stop is requested (:class:`_Stop`).
         """
         select = self.selector.select
-        while True:
-            wait = None
+        while not _Stop.requested:
+            wait = STOP_CHECK
             if self.pending:
                 wait = max(0.0, min(c.deadline for c in self.pending.values()) - time.monotonic())
+                wait = min(wait, STOP_CHECK)
             if self.paused:
-                wait = 0.1 if wait is None else min(wait, 0.1)
+                wait = min(wait, 0.1)
             for key, _ in select(wait):
                 key.data(key.fileobj)
             if self.pending:
@@ -573,18 +580,18 @@ def make_server(
 
 def serve(servers: Sequence[Any]) -> None:
     """
-    Serve until interrupted: ``serve_forever`` for one server; several ``socketserver``
-    servers are multiplexed on one selector, each handling a request when its socket is
-    readable (what ``serve_forever`` does for one).
+    Serve until a stop is requested (:class:`_Stop`): the select server runs its own
+    loop; ``socketserver`` servers are multiplexed on one selector, each handling a
+    request when its socket is readable (what ``serve_forever`` does for one).
     """
-    if len(servers) == 1:
+    if isinstance(servers[0], SelectGreetServer):
         servers[0].serve_forever()
         return
     with selectors.DefaultSelector() as selector:
         for server in servers:
             selector.register(server, selectors.EVENT_READ)
-        while True:
-            for key, _ in selector.select(0.5):
+        while not _Stop.requested:
+            for key, _ in selector.select(STOP_CHECK):
                 key.fileobj._handle_request_noblock()  # type: ignore[union-attr]
             for server in servers:
                 server.service_actions()
@@ -664,23 +671,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     log.info("Greeting on %s (%s mode)", ", ".join(map(str, specs)), args.mode)
     # SIGTERM stops the server as Ctrl-C does: sockets closed, unix socket files removed.
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, _requestStop)
+    signal.signal(signal.SIGINT, _requestStop)
     try:
         serve(servers)
-    except KeyboardInterrupt:
-        pass
     finally:
         for server in servers:
             server.server_close()
         remove_socket_files(specs)
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    """
-    Turn SIGTERM into the ``KeyboardInterrupt`` that ends :func:`serve`.
-    """
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
