@@ -12,6 +12,7 @@ import select
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -201,6 +202,46 @@ class EventStreamTests(SynchronousTestCase):
             if count.isdigit() and dropped_sentence(int(count)).encode() == line:
                 total += int(count)
         return total
+
+    def test_signalHandlerWritesDuringAWrite(self) -> None:
+        """
+        A signal handler that logs while the main thread is inside :meth:`write` (twistd
+        logs ``Received SIGTERM`` from its handler) writes its event instead of waiting
+        for ever on the lock its own thread holds.
+        """
+        script = """
+import os, signal, sys
+from twisted_journey.eventlog import EventStream
+read, write = os.pipe()
+stream = EventStream(write)
+signal.signal(signal.SIGUSR2, lambda number, frame: stream.write("from the handler\\n"))
+real = stream._poll
+
+class Signalling:
+    def poll(self, timeout):
+        stream._poll = real
+        os.kill(os.getpid(), signal.SIGUSR2)  # handled before the next line runs
+        return real.poll(timeout)
+
+stream._poll = Signalling()
+stream.write("from the loop\\n")
+stream.close(5)
+os.close(write)
+sys.stdout.buffer.write(os.read(read, 4096))
+"""
+        try:
+            result = subprocess.run(
+                [sys.executable, "-c", script],
+                capture_output=True,
+                timeout=PATIENCE,
+                env=environment(),
+            )
+        except subprocess.TimeoutExpired:
+            self.fail("a write from a signal handler waited for ever")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(
+            sorted(result.stdout.splitlines()), [b"from the handler", b"from the loop"]
+        )
 
     def test_closeIsBounded(self) -> None:
         """

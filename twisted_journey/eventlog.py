@@ -174,7 +174,10 @@ class EventStream(io.TextIOBase):
         self._pid = os.getpid()
         self._poll = select.poll()
         self._poll.register(self.fd, select.POLLOUT)
-        self._wake = threading.Condition(threading.Lock())
+        # Reentrant: a signal handler runs in the main thread between any two bytecodes,
+        # also inside write() with the lock held, and logging from it (twistd's "Received
+        # SIGTERM") must not wait for a lock its own thread holds.
+        self._wake = threading.Condition(threading.RLock())
         self._writer: threading.Thread | None = None
         self._idle = True
 
