@@ -21,11 +21,11 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import PATIENCE, connect, freePort, readAll, startServer, twistdArgv
-from twisted_journey import workers
 from twisted_journey.datalog import DataLog
 from twisted_journey.greet import GreetFactory
 from twisted_journey.metrics import ProcessCollector, snapshot
 from twisted_journey.mux import MuxFactory
+from twisted_journey.workers.worker import workerOutput
 
 GREETING = b"Thank you for connecting\r\n"
 
@@ -276,7 +276,7 @@ class LoadMixin:
         if self.workers == 1:
             files = [Path(output)]
         else:
-            files = [Path(workers.workerOutput(output, i)) for i in range(self.workers)]
+            files = [Path(workerOutput(output, i)) for i in range(self.workers)]
         lines = sum(len(path.read_bytes().splitlines()) for path in files)
         self.assertEqual(lines, 5000)  # type: ignore[attr-defined]
 

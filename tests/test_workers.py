@@ -1,5 +1,6 @@
 """
-Tests for ``--workers N`` (:mod:`twisted_journey.workers`): option parsing, the share of
+Tests for ``--workers N`` (:mod:`twisted_journey.workers`: its listeners, supervisor and
+worker modules): option parsing, the share of
 ``--max-connections``, the adopted ports, and real supervisors with real workers.
 """
 
@@ -35,10 +36,23 @@ from tests.support import (
     twistdArgv,
     waitFor,
 )
-from twisted_journey import workers
-from twisted_journey.settings import SettingError
+from twisted_journey.settings import SettingError, worker_count
 from twisted_journey.tap import greet as tap_greet
 from twisted_journey.tap import mux as tap_mux
+from twisted_journey.workers.listeners import AdoptingReactor
+from twisted_journey.workers.supervisor import (
+    METRICS_LOCK,
+    WorkerPool,
+    _WorkerProcess,
+    removeAbandoned,
+)
+from twisted_journey.workers.worker import (
+    CANNOT_START,
+    ConnectionNumbers,
+    connectionShare,
+    dropTornRecord,
+    workerOutput,
+)
 
 GREETING = b"Thank you for connecting\r\n"
 
@@ -61,10 +75,10 @@ class OptionTests(SynchronousTestCase):
         """
         A whole number of at least 1, or ``auto`` for the cores this process may use.
         """
-        self.assertEqual(workers.workerCount("--workers", "3"), 3)
-        self.assertEqual(workers.workerCount("--workers", "auto"), len(os.sched_getaffinity(0)))
+        self.assertEqual(worker_count("--workers", "3"), 3)
+        self.assertEqual(worker_count("--workers", "auto"), len(os.sched_getaffinity(0)))
         for bad in ("0", "-1", "x", ""):
-            error = self.assertRaises(SettingError, workers.workerCount, "--workers", bad)
+            error = self.assertRaises(SettingError, worker_count, "--workers", bad)
             self.assertEqual(
                 str(error), f"--workers must be a whole number of at least 1, or auto, not {bad!r}."
             )
@@ -109,15 +123,15 @@ class OptionTests(SynchronousTestCase):
         """
         for limit in range(3, 20):
             for count in range(1, 4):
-                shares = [workers.connectionShare(limit, count, i) for i in range(count)]
+                shares = [connectionShare(limit, count, i) for i in range(count)]
                 self.assertEqual(sum(shares), limit)  # type: ignore[arg-type]
                 self.assertLessEqual(max(shares) - min(shares), 1)  # type: ignore[operator]
-        self.assertIsNone(workers.connectionShare(None, 4, 0))
+        self.assertIsNone(connectionShare(None, 4, 0))
 
 
 class TornRecordTests(SynchronousTestCase):
     """
-    :func:`workers.dropTornRecord` cuts an unfinished last record, and nothing else.
+    :func:`dropTornRecord` cuts an unfinished last record, and nothing else.
     """
 
     def test_cases(self) -> None:
@@ -135,12 +149,12 @@ class TornRecordTests(SynchronousTestCase):
         ]
         for content, expected, cut in cases:
             Path(path).write_bytes(content)
-            self.assertEqual(workers.dropTornRecord(path), cut)
+            self.assertEqual(dropTornRecord(path), cut)
             self.assertEqual(Path(path).read_bytes(), expected)
-        self.assertEqual(workers.dropTornRecord(path + ".missing"), 0)
+        self.assertEqual(dropTornRecord(path + ".missing"), 0)
 
 
-class _RecordingPool(workers.WorkerPool):
+class _RecordingPool(WorkerPool):
     """
     A pool that records the workers it would start instead of starting them.
     """
@@ -152,14 +166,14 @@ class _RecordingPool(workers.WorkerPool):
     def spawn(self, index: int) -> None:
         self._pending.pop(index, None)
         self.spawned.append(index)
-        worker = workers._WorkerProcess(self, index)
+        worker = _WorkerProcess(self, index)
         worker.pid = 1000 + len(self.spawned)
         self.workers[index] = worker
 
 
 class BackoffTests(SynchronousTestCase):
     """
-    :class:`workers.WorkerPool` restarts a worker that exits after a delay that doubles
+    :class:`WorkerPool` restarts a worker that exits after a delay that doubles
     with each quick failure, up to a cap, and starts again from the first delay once a
     worker has stayed up.
     """
@@ -231,12 +245,12 @@ class _SpawningReactor(MemoryReactorClock):
         return transport
 
 
-def _pool(reactor: MemoryReactorClock) -> workers.WorkerPool:
+def _pool(reactor: MemoryReactorClock) -> WorkerPool:
     """
     A two-worker journey-greet pool on ``reactor`` (no endpoint bound).
     """
     options = parse(tap_greet, "--workers", "2", "--listen", "tcp:0")
-    return workers.WorkerPool(options, "twisted_journey.tap.greet", reactor)
+    return WorkerPool(options, "twisted_journey.tap.greet", reactor)
 
 
 class StartFailureTests(SynchronousTestCase):
@@ -326,7 +340,7 @@ class StartFailureTests(SynchronousTestCase):
         sentence = b"worker 0 cannot start: cannot open --output 'x.w0': a link is there.\n"
         protocol.childDataReceived(2, sentence)  # type: ignore[attr-defined]
         protocol.processEnded(  # type: ignore[attr-defined]
-            Failure(ProcessTerminated(exitCode=workers.CANNOT_START))
+            Failure(ProcessTerminated(exitCode=CANNOT_START))
         )
         self.assertEqual(pool.failure, sentence.decode().strip())
         self.assertEqual(statuses, [1])
@@ -338,7 +352,7 @@ class StartFailureTests(SynchronousTestCase):
 
 class ExitAtEndTests(SynchronousTestCase):
     """
-    L{workers._exitAtEnd} ends the process with its status only once the event log has
+    L{twisted_journey.workers.supervisor._exitAtEnd} ends the process with its status only once the event log has
     written what it holds.
     """
 
@@ -354,9 +368,10 @@ class ExitAtEndTests(SynchronousTestCase):
 
         script = (
             "import atexit, sys\n"
-            "from twisted_journey import eventlog, workers\n"
+            "from twisted_journey import eventlog\n"
+            "from twisted_journey.workers import supervisor\n"
             "sys.stdout = eventlog.event_stream(sys.stdout)\n"
-            "workers._exitAtEnd(1)\n"
+            "supervisor._exitAtEnd(1)\n"
             "atexit.register(lambda: (sys.stderr.write('exiting\\n'), sys.stderr.flush()))\n"
             "for i in range(200):\n"
             "    sys.stdout.write('%04d %s\\n' % (i, 'x' * 1000))\n"
@@ -387,7 +402,7 @@ class ExitAtEndTests(SynchronousTestCase):
 
 class ConnectionNumberTests(SynchronousTestCase):
     """
-    :class:`workers.ConnectionNumbers` and the supervisor's side of it: ``CONN`` is unique
+    :class:`ConnectionNumbers` and the supervisor's side of it: ``CONN`` is unique
     across workers and restarts.
     """
 
@@ -395,7 +410,7 @@ class ConnectionNumberTests(SynchronousTestCase):
         """
         Worker I of N numbers its connections I+1, I+1+N...: no two workers share one.
         """
-        numbers = [workers.ConnectionNumbers(i, 3) for i in range(3)]
+        numbers = [ConnectionNumbers(i, 3) for i in range(3)]
         seen = [n(k) for n in numbers for k in range(1, 2000)]
         self.assertEqual(len(seen), len(set(seen)))
         self.assertEqual([numbers[1](k) for k in (1, 2, 3)], [2, 5, 8])
@@ -408,7 +423,7 @@ class ConnectionNumberTests(SynchronousTestCase):
         read, write = os.pipe()
         self.addCleanup(os.close, read)
         self.addCleanup(os.close, write)
-        first = workers.ConnectionNumbers(1, 2, 0, write)
+        first = ConnectionNumbers(1, 2, 0, write)
         used = [first(k) for k in range(1, 1500)]
         written = os.read(read, 100)
         self.assertEqual(written, b"1024\n2048\n")
@@ -421,7 +436,7 @@ class ConnectionNumberTests(SynchronousTestCase):
         argv, childFDs = pool.workerArguments(1)
         configuration = json.loads(argv[-1])
         self.assertEqual(childFDs[configuration["control"]], "r")
-        second = workers.ConnectionNumbers(1, 2, configuration["connStart"])
+        second = ConnectionNumbers(1, 2, configuration["connStart"])
         later = [second(k) for k in range(1, 100)]
         self.assertGreater(min(later), max(used))
         self.assertTrue(all(n % 2 == 0 for n in used + later))
@@ -455,11 +470,11 @@ class AdoptedPortTests(TestCase):
         """
         for _ in range(2):
             description = {"fd": os.dup(sock.fileno()), "family": int(sock.family), "mode": None}
-            adopting = workers._AdoptingReactor(global_reactor, [description])
+            adopting = AdoptingReactor(global_reactor, [description])
             port = adopting.listenTCP(0, Factory.forProtocol(_Hello))
             self.assertEqual(port.numberAccepts, 1)
             yield port.stopListening()
-        port = workers._AdoptingReactor(
+        port = AdoptingReactor(
             global_reactor,
             [{"fd": os.dup(sock.fileno()), "family": int(sock.family), "mode": None}],
         ).listenTCP(0, Factory.forProtocol(_Hello))
@@ -698,7 +713,7 @@ class _TwoMuxWorkers:
         """
         lines = []
         for index in range(2):
-            path = Path(workers.workerOutput(self.output, index))
+            path = Path(workerOutput(self.output, index))
             if path.exists():
                 lines.extend(path.read_bytes().splitlines(keepends=True))
         return lines
@@ -792,7 +807,7 @@ class MuxWorkersTests(_TwoMuxWorkers, SynchronousTestCase):
         self.assertEqual(len(conns), 16)
         self.assertEqual(len(set(conns)), 16, conns)
         for index in range(2):
-            path = Path(workers.workerOutput(self.output, index))
+            path = Path(workerOutput(self.output, index))
             inFile = [int(r.split()[2]) for r in path.read_bytes().splitlines()]
             self.assertEqual(inFile, sorted(inFile))
             self.assertTrue(all(n % 2 == (index + 1) % 2 for n in inFile), inFile)
@@ -890,7 +905,7 @@ class WrappedEndpointTests(SynchronousTestCase):
                     b"PROXY TCP4 192.0.2.%d 127.0.0.1 4000%d 1235\r\nline %d\n"
                     % (number, number, number)
                 )
-        files = [Path(workers.workerOutput(output, i)) for i in range(2)]
+        files = [Path(workerOutput(output, i)) for i in range(2)]
 
         def recorded() -> bytes:
             return b"".join(path.read_bytes() for path in files if path.exists())
@@ -990,7 +1005,7 @@ class SlotDownTests(_TwoMuxWorkers, SynchronousTestCase):
             "lines sent while worker 1 was down were not all recorded",
             server=server,
         )
-        self.assertEqual(Path(workers.workerOutput(self.output, 1)).read_bytes(), b"")
+        self.assertEqual(Path(workerOutput(self.output, 1)).read_bytes(), b"")
         _stopCleanly(server)
 
     def _cannotRestart(self, server: ServerProcess, sentence: bytes) -> None:
@@ -1011,7 +1026,7 @@ class SlotDownTests(_TwoMuxWorkers, SynchronousTestCase):
         server stops with the sentence saying why.
         """
         server = self.start()
-        name = workers.workerOutput(self.output, 1)
+        name = workerOutput(self.output, 1)
         os.remove(name)
         os.symlink(self.output + ".elsewhere", name)
         self._cannotRestart(
@@ -1044,7 +1059,7 @@ class SlotDownTests(_TwoMuxWorkers, SynchronousTestCase):
 
         copies = []
         for index in range(2):
-            name = workers.workerOutput(self.output, index)
+            name = workerOutput(self.output, index)
             os.mkfifo(name)
             copy = Path(self.mktemp())
             with copy.open("wb") as out:
@@ -1063,7 +1078,7 @@ class SlotDownTests(_TwoMuxWorkers, SynchronousTestCase):
             "the lines did not all reach the FIFOs' readers",
             server=server,
         )
-        name = workers.workerOutput(self.output, 1)
+        name = workerOutput(self.output, 1)
         self._cannotRestart(
             server,
             b"cannot open --output %s: it is a FIFO that no process reads." % repr(name).encode(),
@@ -1091,12 +1106,12 @@ class MetricsDirectoryTests(SynchronousTestCase):
             os.mkdir(path)
             Path(path, "counter_1.db").write_bytes(b"x")
             if lock:
-                Path(path, workers.METRICS_LOCK).touch()
+                Path(path, METRICS_LOCK).touch()
             return path
 
         abandoned = directory("journey-metrics-a")
         live = directory("journey-metrics-b")
-        held = os.open(os.path.join(live, workers.METRICS_LOCK), os.O_RDONLY)
+        held = os.open(os.path.join(live, METRICS_LOCK), os.O_RDONLY)
         self.addCleanup(os.close, held)
         fcntl.flock(held, fcntl.LOCK_EX)
         old = directory("journey-metrics-c", lock=False)
@@ -1105,7 +1120,7 @@ class MetricsDirectoryTests(SynchronousTestCase):
         target = directory("elsewhere")
         os.symlink(target, os.path.join(parent, "journey-metrics-link"))
         other = directory("other-metrics-e")
-        self.assertEqual(sorted(workers.removeAbandoned(parent)), [abandoned, old])
+        self.assertEqual(sorted(removeAbandoned(parent)), [abandoned, old])
         for path in (live, young, target, other, os.path.join(parent, "journey-metrics-link")):
             self.assertTrue(os.path.exists(path), path)
         self.assertTrue(os.path.exists(os.path.join(target, "counter_1.db")))
@@ -1120,13 +1135,13 @@ class MetricsDirectoryTests(SynchronousTestCase):
         directory = pool.makeMetricsDirectory(parent)
         self.assertEqual(pool.metricsDirectory, directory)
         self.assertEqual(os.stat(directory).st_mode & 0o777, 0o700)
-        self.assertEqual(workers.removeAbandoned(parent), [])
+        self.assertEqual(removeAbandoned(parent), [])
         self.successResultOf(pool.stopService())
         self.assertFalse(os.path.exists(directory))
 
     def test_concurrentStartKeepsDirectory(self) -> None:
         """
-        Another supervisor starting at the same moment (its L{workers.removeAbandoned}
+        Another supervisor starting at the same moment (its L{removeAbandoned}
         running while this pool takes its lock) leaves this pool's directory alone.
         """
         import fcntl
@@ -1138,7 +1153,7 @@ class MetricsDirectoryTests(SynchronousTestCase):
 
         def flock(fd: int, operation: int) -> None:
             if operation & fcntl.LOCK_EX and not removed:
-                removed.append(workers.removeAbandoned(parent))
+                removed.append(removeAbandoned(parent))
             realFlock(fd, operation)
 
         self.patch(fcntl, "flock", flock)
@@ -1146,8 +1161,8 @@ class MetricsDirectoryTests(SynchronousTestCase):
         directory = pool.makeMetricsDirectory(parent)
         self.assertEqual(removed, [[]])
         self.assertTrue(os.path.isdir(directory))
-        self.assertTrue(os.path.exists(os.path.join(directory, workers.METRICS_LOCK)))
-        self.assertEqual(workers.removeAbandoned(parent), [])
+        self.assertTrue(os.path.exists(os.path.join(directory, METRICS_LOCK)))
+        self.assertEqual(removeAbandoned(parent), [])
         self.successResultOf(pool.stopService())
 
     def test_killedSupervisorsDirectoryIsRemoved(self) -> None:

@@ -423,7 +423,7 @@ def processService(options: Any, factory: Any, reactor: Any = None) -> IService:
 def supervisorService(options: Any, pool: Any, reactor: Any = None) -> IService:
     """
     The ``--metrics`` endpoint of a ``--workers N`` supervisor, and the multiprocess
-    directory that ``pool`` makes (:meth:`~twisted_journey.workers.WorkerPool.makeMetricsDirectory`),
+    directory that ``pool`` makes (:meth:`~twisted_journey.workers.supervisor.WorkerPool.makeMetricsDirectory`),
     hands its workers, and removes once they have all exited.
     """
     pool.makeMetricsDirectory()

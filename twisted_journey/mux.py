@@ -289,7 +289,7 @@ class MuxFactory(LimitedFactory):
     :ivar deferredAccepts: how many times accepting stopped near the descriptor limit.
     :ivar connectionNumber: gives the ``served``-th connection its ``CONN``: ``served``
         itself, unless ``--workers`` gives each worker numbers of its own
-        (:class:`twisted_journey.workers.ConnectionNumbers`).
+        (:class:`twisted_journey.workers.worker.ConnectionNumbers`).
     """
 
     protocol = MuxProtocol

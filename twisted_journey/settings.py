@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import math
+import os
 import re
 import socket
 from collections.abc import Callable
@@ -34,6 +35,7 @@ __all__ = [
     "ProxySettings",
     "SettingError",
     "argparse_type",
+    "available_cores",
     "count",
     "greeting",
     "limit",
@@ -42,6 +44,7 @@ __all__ = [
     "proxy_network",
     "seconds",
     "trusted_proxy",
+    "worker_count",
 ]
 
 DEFAULT_GREETING = b"Thank you for connecting\r\n"
@@ -280,4 +283,33 @@ def _whole(name: str, value: str | int, least: int) -> int:
         number = least - 1
     if number < least:
         raise SettingError(f"{name} must be a whole number of at least {least}, not {value!r}.")
+    return number
+
+
+def available_cores() -> int:
+    """
+    The number of cores this process may run on (its CPU affinity, where the system has
+    one, else ``os.cpu_count()``).
+    """
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(name: str, value: str | int) -> int:
+    """
+    ``--workers``: a whole number of at least 1, or ``auto`` for one per core
+    (:func:`available_cores`).
+
+    :param name: the option's name, for the error sentence (``"--workers"``).
+    """
+    if value == "auto":
+        return available_cores()
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise SettingError(f"{name} must be a whole number of at least 1, or auto, not {value!r}.")
     return number

@@ -26,6 +26,7 @@ from twisted.python import usage
 from twisted_journey import _twisted, service, settings
 from twisted_journey.eventlog import AcceptFailures
 from twisted_journey.policies import LimitedFactory
+from twisted_journey.workers import worker
 
 __all__ = ["ServerOptions", "listeningService"]
 
@@ -102,9 +103,7 @@ class ServerOptions(usage.Options):
         """
         Serve with this many worker processes sharing the listening sockets (auto: one per core) [default: 1].
         """
-        from twisted_journey import workers
-
-        self["workers"] = self._setting(workers.workerCount, "--workers", value)
+        self["workers"] = self._setting(settings.worker_count, "--workers", value)
 
     def opt_metrics(self, description: str) -> None:
         """
@@ -191,8 +190,6 @@ def listeningService(
     (the ``--metrics`` endpoint of a single process; in a worker of ``--workers N``, its
     adopted sockets and the sync of its counters).
     """
-    from twisted_journey import workers
-
     if reactor is None:
         service.nonBlockingEventLog()
         from twisted.internet import reactor as global_reactor
@@ -202,11 +199,12 @@ def listeningService(
         factory.limits.prefixes = options["per-peer-prefix"]
     _twisted.throttleAcceptFailures(AcceptFailures().failed)
     parent = MultiService()
-    worker = workers.workerContext(options)
-    if worker is not None:
-        reactor = workers.adoptingReactor(worker, reactor)
-        workers.workerExtras(worker, factory, parent)
+    context = worker.workerContext(options)
+    if context is not None:
+        reactor = worker.adoptingReactor(context, reactor)
+        worker.workerExtras(context, factory, parent)
     elif options.get("metrics") and options.get("workers", 1) <= 1:
+        # Imported only when asked for: it loads twisted.web and prometheus_client.
         from twisted_journey import metrics
 
         metrics.processService(options, factory).setServiceParent(parent)

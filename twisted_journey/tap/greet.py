@@ -10,9 +10,10 @@ from typing import cast
 from twisted.application.service import IService
 from twisted.internet.interfaces import IReactorCore, IReactorTime
 
-from twisted_journey import settings, workers
+from twisted_journey import settings
 from twisted_journey.greet import GreetFactory
 from twisted_journey.tap.common import ServerOptions, listeningService
+from twisted_journey.workers import supervisor, worker
 
 __all__ = ["Options", "makeService"]
 
@@ -55,8 +56,8 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     The listening service for ``options``: a :class:`GreetFactory` on every endpoint
     (with ``--workers N``, the supervisor of ``N`` processes that each serve one).
     """
-    if options["workers"] > 1 and not workers.isWorker(options):
-        return workers.supervise(options, __name__, reactor)
+    if options["workers"] > 1 and not worker.isWorker(options):
+        return supervisor.supervise(options, __name__, reactor)
     factory = GreetFactory(
         options["greeting"],
         timeout=options["timeout"],

@@ -25,12 +25,13 @@ from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 from twisted.python import usage
 
-from twisted_journey import _twisted, records, settings, workers
+from twisted_journey import _twisted, records, settings
 from twisted_journey.datalog import DataLog, check_output, keep_count
 from twisted_journey.listen import ListenError, parse_udp
 from twisted_journey.mux import DatagramService, DataLogService, MuxFactory, catchEarlySignals
 from twisted_journey.syslogframe import check_framing
 from twisted_journey.tap.common import ServerOptions, listeningService
+from twisted_journey.workers import supervisor, worker
 
 __all__ = ["Options", "makeService"]
 
@@ -144,7 +145,24 @@ class Options(ServerOptions):
             settings.seconds, "--flush-interval", self["flush-interval"]
         )
         self._setting(check_output, self["output"], self["rotate-bytes"])
-        workers.checkMuxWorkers(self)
+        self._checkMuxWorkers()
+
+    def _checkMuxWorkers(self) -> None:
+        """
+        Refuse what cannot work with several workers: each writes its own ``PATH.wN``,
+        and relays only to its own clients.
+        """
+        if self["workers"] <= 1:
+            return
+        if self["output"] == "-":
+            raise usage.UsageError(
+                "--workers needs --output PATH: each worker writes its own PATH.wN, "
+                "and standard output cannot be shared without mixing records."
+            )
+        if self["broadcast"]:
+            raise usage.UsageError(
+                "--broadcast cannot be used with --workers: a worker relays only to its own clients."
+            )
 
 
 def _logToStandardError() -> None:
@@ -170,8 +188,8 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     :raises SystemExit: with one sentence, when the data log cannot be opened (twistd
         prints it and exits 1; a ``UsageError`` here would be a traceback).
     """
-    if options["workers"] > 1 and not workers.isWorker(options):
-        return workers.supervise(options, __name__, reactor)
+    if options["workers"] > 1 and not worker.isWorker(options):
+        return supervisor.supervise(options, __name__, reactor)
     try:
         datalog = DataLog(
             options["output"],
