@@ -126,7 +126,7 @@ class HAProxyListenerTests(SynchronousTestCase):
             recordFormat=options["format"],
             **factoryArguments,  # type: ignore[arg-type]
         )
-        service = listeningService(options, self.factory, self.reactor)
+        service = listeningService(options.settings, self.factory, self.reactor)
         service.privilegedStartService()
         service.startService()
         self.addCleanup(service.stopService)
@@ -481,7 +481,7 @@ class PerPeerPrefixOptionTests(SynchronousTestCase):
         options.parseOptions(["--per-peer-prefix", "24,48", "--max-per-peer", "3"])
         factory = MuxFactory(DataLog(str(Path(self.mktemp()).absolute())), maxPerPeer=3)
         self.addCleanup(factory.datalog.close)
-        listeningService(options, factory, MemoryReactorClock())
+        listeningService(options.settings, factory, MemoryReactorClock())
         self.assertEqual(factory.limits.prefixes, (24, 48))
         self.assertEqual(factory.limits.key("192.0.2.9"), "192.0.2.0/24")
         with self.assertRaises(UsageError) as caught:

@@ -11,6 +11,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_journey.greet import GreetFactory
+from twisted_journey.settings import ProxySettings, ServerSettings
 from twisted_journey.tap.greet import Options, makeService
 
 
@@ -61,6 +62,28 @@ class OptionsTests(SynchronousTestCase):
         )
         self.assertTrue(options["quiet"])
         self.assertEqual(options["greeting"], b"hi\r\n")
+
+    def test_settings(self) -> None:
+        """
+        Parsing ends with the typed settings the services are built from, defaults filled
+        in (greet's own timeout among them).
+        """
+        options = parse("--listen", "tcp:1", "--max-connections", "10", "--workers", "2", "-q")
+        self.assertEqual(
+            options.settings,
+            ServerSettings(
+                listen=("tcp:1",),
+                maxConnections=10,
+                maxPerPeer=None,
+                perPeerPrefix=(32, 64),
+                timeout=30.0,
+                quiet=True,
+                proxy=ProxySettings(3.0, ()),
+                workers=2,
+                metrics=None,
+                output=None,
+            ),
+        )
 
     def test_messageFile(self) -> None:
         """

@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from twisted.internet import reactor as global_reactor
@@ -49,6 +50,7 @@ from twisted_journey.workers.supervisor import (
 from twisted_journey.workers.worker import (
     CANNOT_START,
     ConnectionNumbers,
+    WorkerContext,
     connectionShare,
     dropTornRecord,
     workerOutput,
@@ -129,6 +131,26 @@ class OptionTests(SynchronousTestCase):
         self.assertIsNone(connectionShare(None, 4, 0))
 
 
+class WorkerSettingsTests(SynchronousTestCase):
+    """
+    :meth:`WorkerContext.serverSettings`: what a worker serves with.
+    """
+
+    def test_shareAndOwnFile(self) -> None:
+        """
+        A worker gets its share of ``--max-connections`` and its own ``PATH.wI``; every
+        other setting is the server's.
+        """
+        options = parse(tap_mux, "--workers", "2", "--max-connections", "5", "-o", "x", "-q")
+        server = options.settings  # type: ignore[attr-defined]
+        shares = [WorkerContext(i, 2, []).serverSettings(server) for i in range(2)]
+        self.assertEqual([s.maxConnections for s in shares], [3, 2])
+        self.assertEqual([s.output for s in shares], ["x.w0", "x.w1"])
+        self.assertEqual(replace(shares[1], maxConnections=5, output="x"), server)
+        greet = parse(tap_greet, "--workers", "2").settings  # type: ignore[attr-defined]
+        self.assertEqual(WorkerContext(0, 2, []).serverSettings(greet), greet)
+
+
 class TornRecordTests(SynchronousTestCase):
     """
     :func:`dropTornRecord` cuts an unfinished last record, and nothing else.
@@ -186,7 +208,7 @@ class BackoffTests(SynchronousTestCase):
 
         clock = MemoryReactorClock()
         options = parse(tap_greet, "--workers", "2", "--listen", "tcp:0")
-        pool = _RecordingPool(options, "twisted_journey.tap.greet", clock)
+        pool = _RecordingPool(options.settings, "twisted_journey.tap.greet", clock)  # type: ignore[attr-defined]
         pool.spawn(0)
 
         def crash(after: float) -> float:
@@ -250,7 +272,7 @@ def _pool(reactor: MemoryReactorClock) -> WorkerPool:
     A two-worker journey-greet pool on ``reactor`` (no endpoint bound).
     """
     options = parse(tap_greet, "--workers", "2", "--listen", "tcp:0")
-    return WorkerPool(options, "twisted_journey.tap.greet", reactor)
+    return WorkerPool(options.settings, "twisted_journey.tap.greet", reactor)  # type: ignore[attr-defined]
 
 
 class StartFailureTests(SynchronousTestCase):
@@ -398,6 +420,25 @@ class ExitAtEndTests(SynchronousTestCase):
         self.assertEqual(child.wait(PATIENCE), 1)
         self.assertEqual(len(lines), 200)
         self.assertEqual(lines[-1][:5], b"0199 ")
+
+
+class WorkerEnvironmentTests(SynchronousTestCase):
+    """
+    What a worker is started with.
+    """
+
+    def test_packageFirstOnPath(self) -> None:
+        """
+        The directory holding this very package comes first on a worker's
+        ``PYTHONPATH``, so that a worker runs the supervisor's code, from a checkout too.
+        """
+        import twisted_journey
+
+        first = _pool(_SpawningReactor()).workerEnvironment()["PYTHONPATH"].split(os.pathsep)[0]
+        self.assertEqual(
+            Path(first, "twisted_journey", "__init__.py").resolve(),
+            Path(twisted_journey.__file__).resolve(),
+        )
 
 
 class ConnectionNumberTests(SynchronousTestCase):

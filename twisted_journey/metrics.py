@@ -407,9 +407,10 @@ def _metricsService(description: str, collectors: Iterable[Any], reactor: Any = 
     return ListeningService(description, serverFromString(reactor, description), site)
 
 
-def processService(options: Any, factory: Any, reactor: Any = None) -> IService:
+def processService(description: str, factory: Any, reactor: Any = None) -> IService:
     """
-    The ``--metrics`` endpoint of a single-process server, reading ``factory``.
+    The ``--metrics`` endpoint ``description`` of a single-process server, reading
+    ``factory``.
 
     A server that stops accepting at a descriptor ceiling (journey-mux's
     ``descriptorCeiling``) keeps :data:`MAX_CONNECTIONS` descriptors free below it for
@@ -417,15 +418,15 @@ def processService(options: Any, factory: Any, reactor: Any = None) -> IService:
     """
     if isinstance(getattr(factory, "descriptorCeiling", None), int):
         factory.descriptorCeiling = max(factory.descriptorCeiling - MAX_CONNECTIONS, 1)
-    return _metricsService(options["metrics"], [ProcessCollector(factory)], reactor)
+    return _metricsService(description, [ProcessCollector(factory)], reactor)
 
 
-def supervisorService(options: Any, pool: Any, reactor: Any = None) -> IService:
+def supervisorService(description: str, pool: Any, reactor: Any = None) -> IService:
     """
-    The ``--metrics`` endpoint of a ``--workers N`` supervisor, and the multiprocess
+    The ``--metrics`` endpoint ``description`` of a ``--workers N`` supervisor, and the multiprocess
     directory that ``pool`` makes (:meth:`~twisted_journey.workers.supervisor.WorkerPool.makeMetricsDirectory`),
     hands its workers, and removes once they have all exited.
     """
     pool.makeMetricsDirectory()
     collector = SupervisorCollector(pool.metricsDirectory, pool)
-    return _metricsService(options["metrics"], [collector], reactor)
+    return _metricsService(description, [collector], reactor)

@@ -33,6 +33,7 @@ __all__ = [
     "GREET_DRAIN_LIMIT",
     "READ_SIZE",
     "ProxySettings",
+    "ServerSettings",
     "SettingError",
     "argparse_type",
     "available_cores",
@@ -229,6 +230,52 @@ class ProxySettings:
 
     timeout: float = DEFAULT_PROXY_TIMEOUT
     trusted: tuple[Network, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """
+    What a journey server's options say, parsed once by its plugin
+    (:class:`twisted_journey.tap.common.ServerOptions` sets it as ``options.settings``) and
+    handed down to the services that build its listeners, its workers and its metrics,
+    which never read the options themselves.  A worker of ``--workers N`` serves with its
+    own copy (:meth:`twisted_journey.workers.worker.WorkerContext.serverSettings`).
+
+    :ivar listen: the endpoint strings to listen on (``--listen``), in order.
+    :ivar maxConnections: connections open at once before clients are refused
+        (``--max-connections``), or ``None`` for no limit.
+    :ivar maxPerPeer: connections one host may hold (``--max-per-peer``), or ``None``.
+    :ivar perPeerPrefix: the IPv4 and IPv6 prefix lengths ``maxPerPeer`` counts one host
+        by (``--per-peer-prefix``).
+    :ivar timeout: seconds after which a client is dropped (``--timeout``; what it
+        measures is the tool's), or ``None`` for never.
+    :ivar quiet: log no event per connection (``--quiet``).
+    :ivar proxy: how ``haproxy:`` listeners read PROXY headers.
+    :ivar workers: processes serving the listening sockets (``--workers``).
+    :ivar metrics: the endpoint string to serve Prometheus metrics on (``--metrics``),
+        or ``None``.
+    :ivar output: the data log the server writes (journey-mux's ``--output``: a path,
+        or ``-`` for standard output), or ``None`` for a server that writes none.
+    """
+
+    listen: tuple[str, ...] = ()
+    maxConnections: int | None = None
+    maxPerPeer: int | None = None
+    perPeerPrefix: tuple[int, int] = DEFAULT_PEER_PREFIX
+    timeout: float | None = None
+    quiet: bool = False
+    proxy: ProxySettings = ProxySettings()
+    workers: int = 1
+    metrics: str | None = None
+    output: str | None = None
+
+    @property
+    def outputPath(self) -> str | None:
+        """
+        :attr:`output` when it names a file, else ``None`` (no data log, or standard
+        output).
+        """
+        return None if self.output is None or self.output == "-" else self.output
 
 
 def proxy_network(name: str, value: str) -> Network:

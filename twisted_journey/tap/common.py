@@ -4,8 +4,11 @@ Options and service assembly shared by the journey servers' service makers.
 
 :class:`ServerOptions` holds what every journey server takes (``--listen``,
 ``--max-connections``, ``--max-per-peer``, ``--per-peer-prefix``, ``--timeout``,
-``--quiet``); a tool's ``Options`` subclasses it, sets ``defaultListen`` and adds its own
-options, and its ``makeService`` ends with :func:`listeningService`.
+``--quiet``, ``--workers``, ``--metrics``...); a tool's ``Options`` subclasses it, sets
+``defaultListen`` and adds its own options and checks (:meth:`ServerOptions.checkOptions`).
+Parsing ends with the typed :class:`~twisted_journey.settings.ServerSettings` in
+``options.settings``: a tool's ``makeService`` hands that, never the options, to the
+services below (:func:`listeningService`, the ``--workers`` supervisor, the metrics).
 
 Every endpoint gets the system's maximum listen backlog
 (:data:`twisted_journey.listen.DEFAULT_BACKLOG`) unless its string gives ``backlog=``: see
@@ -26,7 +29,8 @@ from twisted.python import usage
 from twisted_journey import _twisted, service, settings
 from twisted_journey.eventlog import AcceptFailures
 from twisted_journey.policies import LimitedFactory
-from twisted_journey.workers import worker
+from twisted_journey.settings import ServerSettings
+from twisted_journey.workers.worker import WorkerContext
 
 __all__ = ["ServerOptions", "listeningService"]
 
@@ -39,10 +43,16 @@ class ServerOptions(usage.Options):
 
     ``self["listen"]`` is the list of endpoint strings to listen on (``defaultListen``
     when none is given); ``max-connections``, ``max-per-peer`` and ``timeout`` are
-    validated numbers or ``None``.
+    validated numbers or ``None``.  Once parsed, ``self.settings`` holds them all, typed.
+
+    :ivar settings: what the options say, for the services (set by :meth:`postOptions`).
+    :ivar argv: the arguments parsed, which each worker of ``--workers N`` parses again.
     """
 
+    argv: list[str]
     defaultListen = "tcp:1234"
+    #: ``--timeout`` when none is given: ``None`` is never.
+    defaultTimeout: float | None = None
     timeoutHelp = "Drop a client after this many seconds."
 
     optFlags = [
@@ -127,13 +137,20 @@ class ServerOptions(usage.Options):
 
     # --- end of --workers and --metrics ---
 
+    def defaultEndpoints(self) -> list[str]:
+        """
+        The endpoints to listen on when no ``--listen`` is given: ``defaultListen``.
+        """
+        return [self.defaultListen]
+
     def postOptions(self) -> None:
         """
-        Fill in the default endpoint and validate the shared numbers.
+        Fill in the defaults, validate the shared options, then the tool's own
+        (:meth:`checkOptions`), and parse them all into ``self.settings``.
         """
         if not self["listen"]:
-            self["listen"] = [self.defaultListen]
-        self.setdefault("timeout", None)
+            self["listen"] = self.defaultEndpoints()
+        self.setdefault("timeout", self.defaultTimeout)
         proxyTimeout = self._setting(settings.seconds, "--proxy-timeout", self["proxy-timeout"])
         assert proxyTimeout is not None
         self["proxy"] = settings.ProxySettings(proxyTimeout, tuple(self["proxy-from"]))
@@ -142,6 +159,31 @@ class ServerOptions(usage.Options):
             self[name] = self._setting(settings.limit, f"--{name}", self[name])
         self["per-peer-prefix"] = self._setting(
             settings.peer_prefix, "--per-peer-prefix", self["per-peer-prefix"]
+        )
+        self.checkOptions()
+        self.settings: ServerSettings = self.serverSettings()
+
+    def checkOptions(self) -> None:
+        """
+        Validate the tool's own options, once the shared ones are: nothing here.
+
+        :raises usage.UsageError: with one sentence, for an option that cannot be used.
+        """
+
+    def serverSettings(self) -> ServerSettings:
+        """
+        The settings the validated options give, for the services.
+        """
+        return ServerSettings(
+            listen=tuple(self["listen"]),
+            maxConnections=self["max-connections"],
+            maxPerPeer=self["max-per-peer"],
+            perPeerPrefix=self["per-peer-prefix"],
+            timeout=self["timeout"],
+            quiet=bool(self["quiet"]),
+            proxy=self["proxy"],
+            workers=self["workers"],
+            metrics=self["metrics"],
         )
 
     @staticmethod
@@ -179,16 +221,17 @@ def _checkEndpoint(option: str, description: str, parsed: str) -> None:
 
 
 def listeningService(
-    options: ServerOptions,
+    settings: ServerSettings,
     factory: IProtocolFactory,
     reactor: IReactorCore | None = None,
+    worker: WorkerContext | None = None,
 ) -> IService:
     """
     The service tree of one serving process: a
     :class:`~twisted_journey.service.ListeningService` for every endpoint in
-    ``options["listen"]`` serving ``factory``, and beside them what the options ask for
-    (the ``--metrics`` endpoint of a single process; in a worker of ``--workers N``, its
-    adopted sockets and the sync of its counters).
+    ``settings.listen`` serving ``factory``, and beside them what the settings ask for
+    (the ``--metrics`` endpoint of a single process; in ``worker``, a worker process of
+    ``--workers N``, its adopted sockets and the sync of its counters).
     """
     if reactor is None:
         service.nonBlockingEventLog()
@@ -196,20 +239,18 @@ def listeningService(
 
         reactor = cast(IReactorCore, global_reactor)
     if isinstance(factory, LimitedFactory):
-        factory.limits.prefixes = options["per-peer-prefix"]
+        factory.limits.prefixes = settings.perPeerPrefix
     _twisted.throttleAcceptFailures(AcceptFailures().failed)
     parent = MultiService()
-    context = worker.workerContext(options)
-    if context is not None:
-        reactor = worker.adoptingReactor(context, reactor)
-        worker.workerExtras(context, factory, parent)
-    elif options.get("metrics") and options.get("workers", 1) <= 1:
+    listening: object = reactor
+    if worker is not None:
+        listening = worker.adoptingReactor(reactor)
+        worker.addExtras(factory, parent)
+    elif settings.metrics and settings.workers <= 1:
         # Imported only when asked for: it loads twisted.web and prometheus_client.
         from twisted_journey import metrics
 
-        metrics.processService(options, factory).setServiceParent(parent)
-    for listening in service.listeningServices(
-        options["listen"], factory, reactor, options["proxy"]
-    ):
-        listening.setServiceParent(parent)
+        metrics.processService(settings.metrics, factory).setServiceParent(parent)
+    for each in service.listeningServices(settings.listen, factory, listening, settings.proxy):
+        each.setServiceParent(parent)
     return parent

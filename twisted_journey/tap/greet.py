@@ -13,7 +13,8 @@ from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted_journey import settings
 from twisted_journey.greet import GreetFactory
 from twisted_journey.tap.common import ServerOptions, listeningService
-from twisted_journey.workers import supervisor, worker
+from twisted_journey.workers.supervisor import supervise
+from twisted_journey.workers.worker import WorkerContext
 
 __all__ = ["Options", "makeService"]
 
@@ -29,6 +30,7 @@ class Options(ServerOptions):
         "the connection. Listens on tcp:1234 unless --listen is given."
     )
     defaultListen = "tcp:1234"
+    defaultTimeout = settings.DEFAULT_GREET_TIMEOUT
 
     optParameters = [
         ["message", "m", None, "Greeting text; sent UTF-8 encoded with CRLF appended."],
@@ -41,29 +43,32 @@ class Options(ServerOptions):
         """
         super().opt_timeout(value)
 
-    def postOptions(self) -> None:
+    def checkOptions(self) -> None:
         """
-        Validate the shared options and load the greeting.
+        Load the greeting.
         """
-        super().postOptions()
-        if self["timeout"] is None:
-            self["timeout"] = settings.DEFAULT_GREET_TIMEOUT
         self["greeting"] = self._setting(settings.greeting, self["message"], self["message-file"])
 
 
-def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
+def makeService(
+    options: Options, reactor: IReactorCore | None = None, worker: WorkerContext | None = None
+) -> IService:
     """
     The listening service for ``options``: a :class:`GreetFactory` on every endpoint
     (with ``--workers N``, the supervisor of ``N`` processes that each serve one).
+
+    :param worker: in a worker process of ``--workers N``, its place (given by
+        :func:`twisted_journey.workers.worker.main`): it serves its adopted sockets.
     """
-    if options["workers"] > 1 and not worker.isWorker(options):
-        return supervisor.supervise(options, __name__, reactor)
+    settings = options.settings
+    if settings.workers > 1 and worker is None:
+        return supervise(settings, __name__, options.argv, reactor)
     factory = GreetFactory(
         options["greeting"],
-        timeout=options["timeout"],
-        maxConnections=options["max-connections"],
-        maxPerPeer=options["max-per-peer"],
-        quiet=options["quiet"],
+        timeout=settings.timeout,
+        maxConnections=settings.maxConnections,
+        maxPerPeer=settings.maxPerPeer,
+        quiet=settings.quiet,
         clock=cast(IReactorTime, reactor),
     )
-    return listeningService(options, factory, reactor)
+    return listeningService(settings, factory, reactor, worker)

@@ -18,6 +18,7 @@ off for this process: waiting clients stay in the listen backlog and are served 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Any
 
 from twisted.application.service import IService, MultiService
@@ -29,9 +30,11 @@ from twisted_journey import _twisted, records, settings
 from twisted_journey.datalog import DataLog, check_output, keep_count
 from twisted_journey.listen import ListenError, parse_udp
 from twisted_journey.mux import DatagramService, DataLogService, MuxFactory, catchEarlySignals
+from twisted_journey.settings import ServerSettings
 from twisted_journey.syslogframe import check_framing
 from twisted_journey.tap.common import ServerOptions, listeningService
-from twisted_journey.workers import supervisor, worker
+from twisted_journey.workers.supervisor import supervise
+from twisted_journey.workers.worker import WorkerContext
 
 __all__ = ["Options", "makeService"]
 
@@ -119,14 +122,16 @@ class Options(ServerOptions):
         """
         super().opt_timeout(value)
 
-    def postOptions(self) -> None:
+    def defaultEndpoints(self) -> list[str]:
         """
-        Validate every option, in the same words as the stdlib twin.
+        No default TCP port when only ``udp:`` listeners are asked for.
         """
-        onlyDatagrams = bool(self["udp"]) and not self["listen"]
-        super().postOptions()
-        if onlyDatagrams:
-            self["listen"] = []  # no default TCP port when only udp: is asked for
+        return [] if self["udp"] else super().defaultEndpoints()
+
+    def checkOptions(self) -> None:
+        """
+        Validate journey-mux's own options, in the same words as the stdlib twin.
+        """
         if self["udp"] and self["workers"] > 1:
             raise usage.UsageError(
                 "udp: listeners cannot be used with --workers: run them in a journey-mux "
@@ -146,6 +151,13 @@ class Options(ServerOptions):
         )
         self._setting(check_output, self["output"], self["rotate-bytes"])
         self._checkMuxWorkers()
+
+    def serverSettings(self) -> ServerSettings:
+        """
+        The shared settings, with the data log every worker of ``--workers N`` writes
+        its own ``PATH.wI`` of.
+        """
+        return replace(super().serverSettings(), output=self["output"])
 
     def _checkMuxWorkers(self) -> None:
         """
@@ -177,7 +189,9 @@ def _logToStandardError() -> None:
     sys.stdout = sys.stderr
 
 
-def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
+def makeService(
+    options: Options, reactor: IReactorCore | None = None, worker: WorkerContext | None = None
+) -> IService:
     """
     The data log, flushed and closed by a :class:`DataLogService`, and a :class:`MuxFactory`
     listening on every endpoint.
@@ -185,25 +199,29 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     With ``--output -`` under twistd (no ``reactor`` given), twistd's own log goes to
     standard error.
 
+    :param worker: in a worker process of ``--workers N``, its place (given by
+        :func:`twisted_journey.workers.worker.main`): it serves its adopted sockets and
+        writes its own data log.
     :raises SystemExit: with one sentence, when the data log cannot be opened (twistd
         prints it and exits 1; a ``UsageError`` here would be a traceback).
     """
-    if options["workers"] > 1 and not worker.isWorker(options):
-        return supervisor.supervise(options, __name__, reactor)
+    settings = options.settings
+    if settings.workers > 1 and worker is None:
+        return supervise(settings, __name__, options.argv, reactor)
+    output = settings.output
+    assert output is not None
     try:
         datalog = DataLog(
-            options["output"],
+            output,
             rotate_bytes=options["rotate-bytes"],
             rotate_keep=options["rotate-keep"],
             report=lambda sentence: log.critical("{sentence}", sentence=sentence),
             notice=lambda sentence: log.info("{sentence}", sentence=sentence),
         )
     except OSError as e:
-        raise SystemExit(
-            f"cannot open --output {options['output']!r}: {e.strerror or e}."
-        ) from None
+        raise SystemExit(f"cannot open --output {output!r}: {e.strerror or e}.") from None
     _twisted.stopAcceptShedding()
-    if options["output"] == "-" and reactor is None:
+    if output == "-" and reactor is None:
         _logToStandardError()
     factory = MuxFactory(
         datalog,
@@ -211,12 +229,12 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         mode=options["mode"],
         framing=options["framing"],
         maxLineLength=options["max-line-length"],
-        timeout=options["timeout"],
+        timeout=settings.timeout,
         broadcast=options["broadcast"],
         broadcastBuffer=options["broadcast-buffer"],
-        maxConnections=options["max-connections"],
-        maxPerPeer=options["max-per-peer"],
-        quiet=options["quiet"],
+        maxConnections=settings.maxConnections,
+        maxPerPeer=settings.maxPerPeer,
+        quiet=settings.quiet,
         clock=reactor,  # type: ignore[arg-type]
     )
     parent = MultiService()
@@ -224,5 +242,5 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     # The udp: sockets are bound first: once a TCP port accepts, every listener is ready.
     for spec in options["udp"]:
         DatagramService(factory, spec).setServiceParent(parent)
-    listeningService(options, factory, reactor).setServiceParent(parent)
+    listeningService(settings, factory, reactor, worker).setServiceParent(parent)
     return parent

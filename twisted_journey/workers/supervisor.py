@@ -14,7 +14,7 @@ import shutil
 import signal
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from twisted.application.service import IService, MultiService, Service
@@ -24,9 +24,11 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger, eventFromJSON, globalLogPublisher
 from twisted.python.failure import Failure
 
+import twisted_journey
 from twisted_journey import _twisted, service
 from twisted_journey.datalog import open_output
 from twisted_journey.eventlog import AcceptFailures, EventStream, classic_line, event_stream
+from twisted_journey.settings import ServerSettings
 from twisted_journey.workers.listeners import BindingReactor, IdleFactory, Listener
 from twisted_journey.workers.worker import CANNOT_START, workerOutput
 
@@ -211,9 +213,10 @@ class WorkerPool(Service):
     listening descriptors or the pipe it reserves connection numbers through, and it
     knows nothing of a start that fails for good.
 
-    :param options: the tool's parsed options.
+    :param settings: the server's settings: its endpoints and how many workers.
     :param module: the tap module the workers run (``twisted_journey.tap.greet``...).
     :param reactor: the real reactor.
+    :param arguments: the tool's arguments, which each worker parses again.
 
     :ivar restarts: workers restarted since start.
     :ivar metricsDirectory: the ``PROMETHEUS_MULTIPROC_DIR`` handed to the workers, or
@@ -239,12 +242,15 @@ class WorkerPool(Service):
     #: :meth:`workerArguments`
     controlFd = -1
 
-    def __init__(self, options: Any, module: str, reactor: Any) -> None:
-        self.options = options
+    def __init__(
+        self, settings: ServerSettings, module: str, reactor: Any, arguments: Sequence[str] = ()
+    ) -> None:
+        self.settings = settings
+        self.arguments = list(arguments)
         self.module = module
         self.reactor = reactor
         self.clock = reactor
-        self.count: int = options["workers"]
+        self.count = settings.workers
         self.metricsDirectory: str | None = None
         self._metricsLock: int | None = None
         self.restarts = 0
@@ -265,7 +271,7 @@ class WorkerPool(Service):
         self._binder = binder
         _twisted.throttleAcceptFailures(AcceptFailures().failed)
         self.ports = MultiService()
-        for listening in service.listeningServices(options["listen"], IdleFactory(), binder):
+        for listening in service.listeningServices(settings.listen, IdleFactory(), binder):
             listening.setServiceParent(self.ports)
 
     # The listening ports are bound here, before twistd drops privileges.
@@ -431,7 +437,7 @@ class WorkerPool(Service):
             "index": index,
             "count": self.count,
             "listeners": described,
-            "argv": list(getattr(self.options, "argv", [])),
+            "argv": self.arguments,
             "metricsInterval": self.metricsInterval,
             "restarted": self._starts[index] > 0,
             "control": self.controlFd,
@@ -453,7 +459,7 @@ class WorkerPool(Service):
         """
         env = dict(os.environ)
         env.update(_twisted.systemdEnvironment())
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        root = os.path.dirname(os.path.dirname(os.path.abspath(twisted_journey.__file__)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         if self.metricsDirectory is not None:
             env["PROMETHEUS_MULTIPROC_DIR"] = self.metricsDirectory
@@ -646,10 +652,17 @@ class WorkerPool(Service):
         self.signalWorkers(signal.SIGKILL)
 
 
-def supervise(options: Any, module: str, reactor: Any = None) -> IService:
+def supervise(
+    settings: ServerSettings, module: str, arguments: Sequence[str], reactor: Any = None
+) -> IService:
     """
     The service twistd runs for ``--workers N`` (``N > 1``): a :class:`WorkerPool`, and
     the metrics endpoint when ``--metrics`` is given.
+
+    :param settings: the server's settings.
+    :param module: the tap module the workers run.
+    :param arguments: the tool's arguments, which each worker parses again.
+    :raises SystemExit: with one sentence, when a worker's data file cannot be opened.
     """
     if reactor is None:
         from twisted.internet import reactor as global_reactor
@@ -657,9 +670,9 @@ def supervise(options: Any, module: str, reactor: Any = None) -> IService:
         reactor = global_reactor
         # twistd's own log, on sys.stdout under -n: never blocking (see eventlog).
         sys.stdout = event_stream(sys.stdout, classic_line)
-    path = options.get("output")
-    if path not in (None, "-"):
-        for index in range(options["workers"]):
+    path = settings.outputPath
+    if path is not None:
+        for index in range(settings.workers):
             name = workerOutput(path, index)
             try:
                 if stat.S_ISFIFO(os.lstat(name).st_mode):
@@ -676,10 +689,11 @@ def supervise(options: Any, module: str, reactor: Any = None) -> IService:
                 # SystemExit: twistd prints it and exits 1 (a UsageError here is a traceback).
                 raise SystemExit(f"cannot open --output {name!r}: {e.strerror or e}.") from None
     parent = MultiService()
-    pool = WorkerPool(options, module, reactor)
+    pool = WorkerPool(settings, module, reactor, arguments)
     pool.setServiceParent(parent)
-    if options.get("metrics"):
+    if settings.metrics:
+        # Imported only when asked for: it loads twisted.web and prometheus_client.
         from twisted_journey import metrics
 
-        metrics.supervisorService(options, pool, reactor).setServiceParent(parent)
+        metrics.supervisorService(settings.metrics, pool, reactor).setServiceParent(parent)
     return parent

@@ -5,7 +5,8 @@ A worker process of ``--workers N``: its ``main``, started by the supervisor
 of its place among the others: its share of ``--max-connections``
 (:func:`connectionShare`), its own data file (:func:`workerOutput`, cut back to whole
 records by :func:`dropTornRecord`), its connection numbers (:class:`ConnectionNumbers`),
-and the reactor that adopts its inherited sockets (:func:`adoptingReactor`).
+and the reactor that adopts its inherited sockets
+(:meth:`WorkerContext.adoptingReactor`).
 
 A worker is a process of its own: it parses the tool's arguments again, as the top of
 its own process, and serves as a single-process server does on the sockets it adopted.
@@ -22,12 +23,14 @@ import signal
 import stat
 import sys
 import time
-from typing import Any, cast
+from dataclasses import replace
+from typing import Any
 
 from twisted.application.service import IService, MultiService
 
 from twisted_journey.datalog import open_output
 from twisted_journey.eventlog import event_stream
+from twisted_journey.settings import ServerSettings
 from twisted_journey.workers.listeners import AdoptingReactor
 
 __all__ = [
@@ -35,11 +38,9 @@ __all__ = [
     "TRANSIENT_ERRNOS",
     "ConnectionNumbers",
     "WorkerContext",
-    "adoptingReactor",
     "connectionShare",
     "dropTornRecord",
     "main",
-    "workerExtras",
     "workerOutput",
 ]
 
@@ -63,10 +64,6 @@ TRANSIENT_ERRNOS = frozenset(
         errno.EBUSY,
     }
 )
-
-
-#: The options key a worker process sets (to its :class:`WorkerContext`).
-WORKER = "worker-context"
 
 
 def connectionShare(maxConnections: int | None, workers: int, index: int) -> int | None:
@@ -126,43 +123,6 @@ def dropTornRecord(path: str) -> int:
         os.close(fd)
 
 
-def isWorker(options: Any) -> bool:
-    """
-    Whether ``options`` were parsed in a worker process (set up by :func:`main`).
-    """
-    return options.get(WORKER) is not None
-
-
-def workerContext(options: Any) -> WorkerContext | None:
-    """
-    The :class:`WorkerContext` a worker's options carry, or ``None`` outside a worker.
-    """
-    return cast("WorkerContext | None", options.get(WORKER))
-
-
-def workerExtras(context: WorkerContext, factory: Any, parent: MultiService) -> None:
-    """
-    Add what a worker runs beside its ports: its share of the connection numbers and,
-    under ``--metrics``, the sync of its counters for the supervisor.
-    """
-    if hasattr(factory, "connectionNumber"):
-        factory.connectionNumber = context.numbers
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from twisted_journey import metrics
-
-        metrics.WorkerMetrics(factory, context.index, context.metricsInterval).setServiceParent(
-            parent
-        )
-
-
-def adoptingReactor(context: WorkerContext, reactor: Any) -> Any:
-    """
-    The reactor a worker parses its endpoint strings against: one that adopts the
-    sockets the supervisor bound instead of binding its own.
-    """
-    return AdoptingReactor(reactor, context.listeners)
-
-
 class ConnectionNumbers:
     """
     The connection numbers (journey-mux's ``CONN``) of one worker, unique for the life of
@@ -209,7 +169,8 @@ class ConnectionNumbers:
 
 class WorkerContext:
     """
-    What a worker process knows of its place: set on its options by :func:`main`.
+    What a worker process knows of its place: made by :func:`main`, which hands it to
+    the tool's ``makeService``.
 
     :ivar index: this worker's number, ``0`` to ``count - 1``.
     :ivar count: how many workers there are.
@@ -231,6 +192,40 @@ class WorkerContext:
         self.listeners = listeners
         self.metricsInterval = metricsInterval
         self.numbers = numbers or ConnectionNumbers(index, count)
+
+    def serverSettings(self, settings: ServerSettings) -> ServerSettings:
+        """
+        The settings this worker serves with, from the server's: its share of
+        ``--max-connections`` (:func:`connectionShare`), and its own data file
+        (:func:`workerOutput`) when the server writes one.
+        """
+        output = settings.output
+        if settings.outputPath is not None:
+            output = workerOutput(settings.outputPath, self.index)
+        maxConnections = connectionShare(settings.maxConnections, self.count, self.index)
+        return replace(settings, maxConnections=maxConnections, output=output)
+
+    def adoptingReactor(self, reactor: Any) -> AdoptingReactor:
+        """
+        The reactor this worker parses its endpoint strings against: one that adopts the
+        sockets the supervisor bound instead of binding its own.
+        """
+        return AdoptingReactor(reactor, self.listeners)
+
+    def addExtras(self, factory: Any, parent: MultiService) -> None:
+        """
+        Add what a worker runs beside its ports: its share of the connection numbers and,
+        under ``--metrics``, the sync of its counters for the supervisor.
+        """
+        if hasattr(factory, "connectionNumber"):
+            factory.connectionNumber = self.numbers
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Imported only when asked for: it loads twisted.web and prometheus_client.
+            from twisted_journey import metrics
+
+            metrics.WorkerMetrics(factory, self.index, self.metricsInterval).setServiceParent(
+                parent
+            )
 
 
 def _watchParent(reactor: Any, parent: int) -> None:
@@ -297,15 +292,16 @@ def main(argv: list[str] | None = None) -> None:
         numbers = ConnectionNumbers(
             index, count, configuration.get("connStart", 0), configuration.get("control")
         )
-        options[WORKER] = WorkerContext(
+        context = WorkerContext(
             index, count, configuration["listeners"], configuration["metricsInterval"], numbers
         )
-        options["max-connections"] = connectionShare(options["max-connections"], count, index)
-        if options.get("output") not in (None, "-"):
-            options["output"] = workerOutput(options["output"], index)
-            held = _holdReader(options["output"], configuration.get("restarted", False))
-            dropTornRecord(options["output"])
-        service: IService = module.makeService(options)
+        # A process of its own, this worker is the top that parses: it serves with its
+        # share of the server's settings.
+        options.settings = settings = context.serverSettings(options.settings)
+        if settings.outputPath is not None:
+            held = _holdReader(settings.outputPath, configuration.get("restarted", False))
+            dropTornRecord(settings.outputPath)
+        service: IService = module.makeService(options, worker=context)
         service.privilegedStartService()
     except (Exception, SystemExit) as e:
         _cannotStart(index, e)
