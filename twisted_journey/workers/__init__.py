@@ -12,8 +12,9 @@ Three rooms, one per side of the hand-over:
   knows of its place (its share of the limits, its data file, its connection numbers).
 
 The supervisor imports the worker's module (for the status and file names they agree on),
-never the reverse; nothing here reads an options mapping: both sides are handed
-:class:`~twisted_journey.settings.ServerSettings`.
+never the reverse.  Neither reads an options mapping: the supervisor is handed
+:class:`~twisted_journey.settings.ServerSettings`, and a worker, the top of a process of its
+own, parses the tool's arguments again and serves with its share of those settings.
 
 Design: **the supervisor binds, the workers adopt.**  The supervisor parses every
 ``--listen`` endpoint string and listens on it as usual, but hands nothing to a protocol:
