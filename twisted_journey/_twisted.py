@@ -25,9 +25,10 @@ Greeting fast path (:mod:`twisted_journey.greet`)
       written but not yet sent are counted in ``._tempDataLen`` (``write`` appends there)
       and held in ``.dataBuffer`` (``doWrite`` moves them there).  With all three empty
       and false, nothing is queued, so a direct ``send`` keeps the byte order.
-    * Reading that socket directly (``recv`` with ``MSG_DONTWAIT``, after an
-      ``ioctl(FIONREAD)``) inside ``connectionMade`` takes nothing the transport expects
-      to read itself: the bytes are the greeting protocol's to discard.
+    * Reading that socket (``getHandle()``) directly (``recv`` with ``MSG_DONTWAIT``,
+      after an ``ioctl(FIONREAD)``: :func:`twisted_journey.sockets.drain_unread`) inside
+      ``connectionMade`` takes nothing the transport expects to read itself: the bytes
+      are the greeting protocol's to discard.
     * What the reactor does once ``loseConnection``'s buffer has drained
       (``transport.connectionLost(ConnectionDone)``) is: stop watching the socket
       (``stopReading``; a fresh transport is not writing), mark the transport
@@ -74,9 +75,7 @@ Workers: adopted listening sockets (:mod:`twisted_journey.workers`)
 from __future__ import annotations
 
 import _socket
-import fcntl
 import socket
-import termios
 from collections.abc import Callable
 from typing import Any, TypeGuard, cast
 
@@ -95,7 +94,6 @@ __all__ = [
     "WatchLaterServer",
     "adoptListeningPort",
     "closeNow",
-    "drainNow",
     "isPlainSocket",
     "leanAccept",
     "sendNow",
@@ -262,40 +260,6 @@ def sendNow(transport: tcp.Server, data: bytes) -> int | None:
         return transport.socket.send(data)
     except OSError:
         return 0
-
-
-#: the result buffer of the ``FIONREAD`` ioctl (the reactor runs in one thread)
-_unread = bytearray(4)
-
-
-def drainNow(transport: tcp.Server, limit: int) -> int:
-    """
-    Read and discard what the peer of ``transport`` has already sent, without waiting,
-    up to about ``limit`` bytes: a socket closed with unread bytes resets the connection,
-    and a reset can discard what was sent but not yet delivered.
-
-    One ``ioctl(FIONREAD)`` says whether anything is waiting (cheaper than a ``recv``
-    that fails with ``EAGAIN``); only then is the socket read.
-
-    :return: the number of bytes discarded.
-    """
-    sock = transport.socket
-    try:
-        fcntl.ioctl(sock.fileno(), termios.FIONREAD, _unread)
-    except OSError:
-        return 0
-    if not any(_unread):
-        return 0
-    drained = 0
-    while drained <= limit:
-        try:
-            data = sock.recv(65536, socket.MSG_DONTWAIT)
-        except OSError:
-            break  # nothing more waiting (EAGAIN), or the peer is gone
-        if not data:
-            break
-        drained += len(data)
-    return drained
 
 
 def closeNow(transport: tcp.Server) -> None:

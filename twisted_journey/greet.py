@@ -19,6 +19,7 @@ Use the server in your own application::
 
 from __future__ import annotations
 
+from array import array
 from typing import cast
 
 from OpenSSL import SSL
@@ -38,6 +39,7 @@ from zope.interface import implementer
 from twisted_journey import _twisted
 from twisted_journey.policies import LimitedFactory, LimitedProtocol
 from twisted_journey.settings import DEFAULT_GREET_TIMEOUT, DEFAULT_GREETING, GREET_DRAIN_LIMIT
+from twisted_journey.sockets import drain_unread
 
 __all__ = [
     "DEFAULT_GREETING",
@@ -59,6 +61,11 @@ CLOSE_GRACE = 2.0
 #: Bytes a client may send before the server gives up reading them (and resets the
 #: connection): see :data:`twisted_journey.settings.GREET_DRAIN_LIMIT`.
 DRAIN_LIMIT = GREET_DRAIN_LIMIT
+
+
+#: the ``FIONREAD`` result buffer (see :func:`~twisted_journey.sockets.unread_count`):
+#: the reactor runs in one thread
+_unread = array("i", [0])
 
 
 @implementer(IPullProducer)
@@ -175,7 +182,8 @@ class GreetProtocol(LimitedProtocol):
         if _twisted.isPlainSocket(transport):
             sent = _twisted.sendNow(transport, greeting) or 0
             if sent == len(greeting) and sent <= CHUNK:
-                _twisted.drainNow(transport, DRAIN_LIMIT)
+                drained = drain_unread(transport.getHandle(), DRAIN_LIMIT, _unread)
+                self.factory.bytesReceived += drained or 0
                 _twisted.closeNow(transport)
                 return
             self._halfClose = True
