@@ -341,7 +341,7 @@ class GreetFactory(LimitedFactory):
     def greetAccepted(self, fd: int, address: tuple[Any, ...]) -> int | None:
         """
         Greet a client the listening port has just accepted, before anything is built for
-        it (plain TCP ports: see :func:`twisted_journey._twisted.acceptDirectly`), when
+        it (plain TCP ports: see ``twisted_journey._twisted.acceptDirectly``), when
         nothing about it needs a protocol: the server is quiet (no event to log), its
         protocol is :class:`GreetProtocol` itself, the greeting is at most :data:`CHUNK`
         bytes, and the limits admit the client.  Then the greeting is written to the

@@ -5,11 +5,11 @@ What both engines need of the operating system's sockets and descriptors, stdlib
 
 from __future__ import annotations
 
+import array
 import fcntl
 import resource
 import socket
 import termios
-from array import array
 from typing import Protocol
 
 __all__ = [
@@ -44,16 +44,24 @@ class Readable(Protocol):
     What :func:`drain_unread` and :func:`discard_unread` use of a connected socket.
     """
 
-    def fileno(self) -> int: ...
+    def fileno(self) -> int:
+        """
+        The socket's descriptor.
+        """
+        ...
 
-    def recv(self, size: int, flags: int = ..., /) -> bytes: ...
+    def recv(self, size: int, flags: int = ..., /) -> bytes:
+        """
+        Receive at most ``size`` bytes, as ``socket.socket.recv`` does.
+        """
+        ...
 
 
 #: bytes asked of one ``recv`` while discarding
 _DISCARD_SIZE = 65536
 
 
-def unread_count(fd: int, result: array[int] | None = None) -> int:
+def unread_count(fd: int, result: array.array[int] | None = None) -> int:
     """
     How many bytes the peer of the connected socket ``fd`` has sent that are waiting to
     be read: one ``ioctl(FIONREAD)``, cheaper than a ``recv`` failing with ``EAGAIN``.
@@ -64,7 +72,7 @@ def unread_count(fd: int, result: array[int] | None = None) -> int:
         default a new one (safe from any thread).
     """
     if result is None:
-        result = array("i", [0])
+        result = array.array("i", [0])
     try:
         fcntl.ioctl(fd, termios.FIONREAD, result)
     except OSError:
@@ -96,7 +104,7 @@ def discard_unread(sock: Readable, limit: int) -> int | None:
     return drained
 
 
-def drain_unread(sock: Readable, limit: int, result: array[int] | None = None) -> int | None:
+def drain_unread(sock: Readable, limit: int, result: array.array[int] | None = None) -> int | None:
     """
     Before closing a connection whose peer's bytes are not wanted: read and discard what
     the peer has already sent, up to about ``limit`` bytes, without waiting.  A socket
