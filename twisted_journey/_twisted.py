@@ -260,7 +260,8 @@ class _DirectAccept:
 
     The factory's ``greetAccepted(fd, address)`` gets the connected socket's descriptor
     (blocking, close-on-exec) and the peer's address as ``accept`` returns it, and
-    returns ``None`` once it has closed the descriptor itself; otherwise how many bytes
+    returns ``None`` once it has closed the descriptor itself (it must not raise: the
+    descriptor is its to close); otherwise how many bytes
     of its greeting it has already written there (0 for none), and the port builds the
     connection as ``tcp.Port`` does, setting the protocol's ``sentEarly`` to that number
     before ``makeConnection`` when it is not 0.

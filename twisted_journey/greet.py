@@ -351,6 +351,9 @@ class GreetFactory(LimitedFactory):
 
         :param fd: the accepted socket's descriptor, blocking.
         :param address: the client's address, as ``accept`` returns it.
+        Never raises: a failed write leaves the connection to the port, whose transport
+        finds out why.
+
         :return: ``None`` once the client is greeted and the descriptor closed;
             otherwise how much of the greeting was written (0 when nothing was, e.g. the
             connection must be refused or logged), for the port to build the connection
