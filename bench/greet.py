@@ -4,26 +4,31 @@ journey-greet, the stdlib fallback's modes, and the peers in ``greet_peers.py``.
 
 Usage::
 
-    python bench/greet.py [--seconds 3] [--repeat 3] [--concurrency 100] [--only NAME ...]
+    python bench/greet.py [--seconds 2] [--repeat 5] [--concurrency 100] [--only NAME ...]
 
-Each server runs alone in its own process on ``127.0.0.1`` (backlog 1024).  The C load
-generator ``greetload.c`` keeps ``--concurrency`` connections in flight (connect, read to
-EOF, check the exact bytes, close with an RST), first for a one-second warm-up, then for
-``--repeat`` measured runs of ``--seconds`` each.  The server's CPU time (user + system,
-children included) is read from ``/proc`` around each run and divided by the connections
-completed; the table shows the median run.  The load generator's own CPU is shown too
-(per connection, and as a share of one core), so a run where the client was the
-bottleneck shows itself.  Loopback only; every run stops by itself.
+Every server runs in its own process on ``127.0.0.1`` (backlog 1024), all started at
+once and each warmed up for a second.  Then come ``--repeat`` rounds; in each round the
+C load generator ``greetload.c`` loads every server in turn for ``--seconds``, keeping
+``--concurrency`` connections in flight (connect, read to EOF, check the exact bytes,
+close with an RST), so that a burst of load from elsewhere on a shared machine hits all
+of them alike; each round starts one server further down the list.  The server's CPU time
+(user + system, children included) is read from ``/proc`` around each run and divided by
+the connections completed; the table shows each server's median run, with the range of
+its runs (lowest to highest server CPU per connection).  The load generator's own CPU is
+shown too (per connection, and as a share of one core), so a run where the client was
+the bottleneck shows itself.  Loopback only; every run stops by itself; the default run
+takes about three minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -78,42 +83,81 @@ def load(tool: Path, port: int, concurrency: int, seconds: float) -> dict[str, f
 @contextmanager
 def quietly(name: str) -> Iterator[None]:
     """
-    Print the server being measured on stderr, so a long run shows progress.
+    Print what is being measured on stderr, so a long run shows progress.
     """
     print(f"  measuring {name} ...", file=sys.stderr, flush=True)
     yield
 
 
-def measure(name: str, argv: list[str], tool: Path, args: argparse.Namespace) -> Row:
+def run(server: Server, tool: Path, args: argparse.Namespace) -> dict[str, float]:
     """
-    Start one server, warm it up, measure ``args.repeat`` runs, stop it; the row is the
-    run with the median server CPU per connection, with errors summed over all runs and
-    the lowest and highest server CPU per connection of the runs (``range_server_us/conn``,
-    ``"LOW-HIGH"``, for the chart's whiskers).
+    Load ``server`` once for ``args.seconds``; its CPU per connection and the rest.
     """
-    port = freePort()
-    argv = [a.replace("PORT", str(port)) for a in argv]
-    runs = []
-    errors = 0
-    with quietly(name), Server(argv, port) as server:
-        load(tool, port, args.concurrency, 1.0)
-        for _ in range(args.repeat):
-            before = server.cpu()
-            counts = load(tool, port, args.concurrency, args.seconds)
-            used = server.cpu() - before
-            done = int(counts["completed"]) or 1
-            errors += int(counts["errors"])
-            runs.append(
-                {
-                    "conn/s": done / counts["seconds"],
-                    "server_us/conn": used / done * 1e6,
-                    "client_us/conn": counts["cpu"] / done * 1e6,
-                    "client_core%": counts["cpu"] / counts["seconds"] * 100,
-                }
-            )
-    runs.sort(key=lambda run: run["server_us/conn"])
+    before = server.cpu()
+    counts = load(tool, server.port, args.concurrency, args.seconds)
+    used = server.cpu() - before
+    done = int(counts["completed"]) or 1
+    return {
+        "conn/s": done / counts["seconds"],
+        "server_us/conn": used / done * 1e6,
+        "client_us/conn": counts["cpu"] / done * 1e6,
+        "client_core%": counts["cpu"] / counts["seconds"] * 100,
+        "errors": counts["errors"],
+    }
+
+
+def summary(name: str, runs: list[dict[str, float]]) -> Row:
+    """
+    The row of a server: its run with the median server CPU per connection, with the
+    errors summed over all runs and the lowest and highest server CPU per connection of
+    the runs (``range_server_us/conn``, ``"LOW-HIGH"``, for the chart's whiskers).
+    """
+    runs = sorted(runs, key=lambda run: run["server_us/conn"])
+    errors = int(sum(run["errors"] for run in runs))
     spread = f"{runs[0]['server_us/conn']:.2f}-{runs[-1]['server_us/conn']:.2f}"
-    return Row(name, {**runs[len(runs) // 2], "errors": errors, "range_server_us/conn": spread})
+    median = {k: v for k, v in runs[len(runs) // 2].items() if k != "errors"}
+    return Row(name, {**median, "errors": errors, "range_server_us/conn": spread})
+
+
+def measureAll(
+    chosen: list[tuple[str, list[str]]], tool: Path, args: argparse.Namespace
+) -> dict[str, list[dict[str, float]]]:
+    """
+    Start every server in ``chosen`` at once, warm each up, then measure them in
+    ``args.repeat`` alternating rounds; stop them all.  Each server's runs, in round
+    order, by name.
+    """
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name, _ in chosen}
+    with ExitStack() as stack:
+        started = []
+        for name, argv in chosen:
+            port = freePort()
+            argv = [a.replace("PORT", str(port)) for a in argv]
+            started.append((name, stack.enter_context(Server(argv, port))))
+        for name, server in started:
+            with quietly(f"{name} (warm-up)"):
+                load(tool, server.port, args.concurrency, 1.0)
+        for number in range(args.repeat):
+            shift = number % len(started)
+            for name, server in started[shift:] + started[:shift]:
+                with quietly(f"{name} (round {number + 1} of {args.repeat})"):
+                    runs[name].append(run(server, tool, args))
+    return runs
+
+
+def versus(runs: list[dict[str, float]], peer: list[dict[str, float]]) -> str:
+    """
+    Server CPU per connection against a peer's measured in the same rounds: the median
+    of the rounds' ratios, and their range (``"1.02x (0.95-1.10)"``).
+    """
+    ratios = sorted(
+        mine["server_us/conn"] / theirs["server_us/conn"]
+        for mine, theirs in zip(runs, peer, strict=True)
+        if theirs["server_us/conn"]
+    )
+    if not ratios:
+        return "n/a"
+    return f"{statistics.median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f})"
 
 
 def main() -> None:
@@ -121,8 +165,10 @@ def main() -> None:
     Measure every server and print the table.
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="length of each measured run")
-    parser.add_argument("--repeat", type=int, default=3, help="measured runs per server")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of each measured run")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="alternating rounds: measured runs per server"
+    )
     parser.add_argument("--concurrency", type=int, default=100, help="connections in flight")
     parser.add_argument("--only", action="append", help="measure only servers whose name has this")
     parser.add_argument("--json", default=str(resultsPath("greet")), help="write results here")
@@ -132,23 +178,26 @@ def main() -> None:
     if not 1 <= args.concurrency <= 4096:
         parser.error("--concurrency must be in [1, 4096]")
     tool = compileC("greetload.c", "greetload")
-    rows = []
     with tempfile.TemporaryDirectory(prefix="journey-bench-") as logs:
-        for name, argv in servers(Path(logs)):
-            if args.only and not any(part in name for part in args.only):
-                continue
-            if argv is None:
-                rows.append(Row(name, {"conn/s": "n/a"}))
-                continue
-            rows.append(measure(name, argv, tool, args))
-    uvloop = next((r.values.get("server_us/conn") for r in rows if r.name == UVLOOP), None)
-    for row in rows:
-        value = row.values.get("server_us/conn")
-        if isinstance(value, float) and isinstance(uvloop, float) and uvloop:
-            row.values["vs uvloop"] = f"{value / uvloop:.2f}x"
+        listed = [
+            (name, argv)
+            for name, argv in servers(Path(logs))
+            if not args.only or any(part in name for part in args.only)
+        ]
+        measured = measureAll([(n, a) for n, a in listed if a is not None], tool, args)
+    rows = []
+    for name, _ in listed:
+        if name not in measured:
+            rows.append(Row(name, {"conn/s": "n/a"}))
+            continue
+        row = summary(name, measured[name])
+        if UVLOOP in measured:
+            row.values["vs uvloop"] = versus(measured[name], measured[UVLOOP])
+        rows.append(row)
     print(
-        f"greeting server, {args.concurrency} connections in flight, "
-        f"median of {args.repeat} runs of {args.seconds:g} s per server, loopback, C load generator"
+        f"greeting server, {args.concurrency} connections in flight, median of "
+        f"{args.repeat} alternating rounds of {args.seconds:g} s per server (range: lowest-highest "
+        "server_us/conn), loopback, C load generator"
     )
     printTable(
         rows,
@@ -158,6 +207,7 @@ def main() -> None:
             ("errors", "{:d}"),
             ("client_us/conn", "{:.1f}"),
             ("client_core%", "{:.0f}"),
+            ("range_server_us/conn", "{}"),
             ("vs uvloop", "{}"),
         ],
         ratioOf="server_us/conn",

@@ -210,15 +210,18 @@ def muxRow(tool: Path, workers: int, args: argparse.Namespace, directory: Path) 
 def cpuPerConnection(args: argparse.Namespace, directory: Path) -> list[dict]:
     """
     journey-greet (one process), a bare Twisted server and uvloop, measured as
-    ``bench/greet.py`` measures them.
+    ``bench/greet.py`` measures them (alternating rounds).
     """
     tool = compileC("greetload.c", "greetload")
     wanted = ("journey-greet --quiet", greet_bench.BARE, greet_bench.UVLOOP)
     options = argparse.Namespace(seconds=args.seconds, repeat=args.repeat, concurrency=100)
-    rows = []
-    for name, argv in greet_bench.servers(directory):
-        if name in wanted and argv is not None:
-            rows.append(greet_bench.measure(name, argv, tool, options))
+    chosen = [
+        (name, argv)
+        for name, argv in greet_bench.servers(directory)
+        if name in wanted and argv is not None
+    ]
+    measured = greet_bench.measureAll(chosen, tool, options)
+    rows = [greet_bench.summary(name, runs) for name, runs in measured.items()]
     values = {row.name: float(row.values["server_us/conn"]) for row in rows}
     bare, uvloop = values.get(greet_bench.BARE), values.get(greet_bench.UVLOOP)
     result = []

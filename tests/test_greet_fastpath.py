@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
 import tempfile
 import weakref
@@ -25,7 +26,8 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from twisted_journey._twisted import WatchLaterServer
+from tests.support import readAll
+from twisted_journey._twisted import DirectTCPPort, WatchLaterServer
 from twisted_journey.greet import (
     CHUNK,
     DEFAULT_GREETING,
@@ -36,6 +38,7 @@ from twisted_journey.greet import (
 )
 from twisted_journey.policies import LimitedFactory, LimitedProtocol, ListeningReactor
 from twisted_journey.settings import ProxySettings
+from twisted_journey.sockets import unread_count
 
 
 def _closeAll(sockets: tuple[socket.socket, ...]) -> None:
@@ -417,6 +420,173 @@ class WatchLaterTests(SynchronousTestCase):
         self.assertNotIn("transport", vars(proxy.listenTCP(0, self.factory)))
 
 
+def acceptedPair(testCase: SynchronousTestCase) -> tuple[int, socket.socket]:
+    """
+    A loopback TCP connection: the server end's bare descriptor, as a listening port's
+    ``_accept()`` gives it (blocking), and the client's socket (closed at cleanup).
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    testCase.addCleanup(client.close)
+    server, _ = listener.accept()
+    listener.close()
+    server.setblocking(True)
+    return server.detach(), client
+
+
+def isOpen(fd: int) -> bool:
+    """
+    Whether ``fd`` is an open descriptor.
+    """
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+class DirectGreetingTests(SynchronousTestCase):
+    """
+    :meth:`GreetFactory.greetAccepted`: what a quiet server's plain TCP port asks before
+    building anything for a connection.  It greets and closes the bare descriptor when
+    nothing about the connection needs a protocol, and otherwise leaves it to the port
+    (saying how much it sent) with the limits and counters untouched.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.factory = GreetFactory(quiet=True, clock=self.reactor, timeout=30.0)
+
+    def assertDeclined(self, factory: GreetFactory) -> None:
+        """
+        ``factory`` leaves a fresh connection to the port: nothing sent, nothing counted,
+        the descriptor open.
+        """
+        limits = factory.limits
+        before = (factory.served, limits.open, limits.refused, dict(limits.perPeer))
+        fd, client = acceptedPair(self)
+        self.addCleanup(os.close, fd)
+        self.assertEqual(factory.greetAccepted(fd, ("127.0.0.1", 40000)), 0)
+        self.assertTrue(isOpen(fd))
+        client.setblocking(False)
+        self.assertRaises(BlockingIOError, client.recv, 100)
+        after = (factory.served, limits.open, limits.refused, dict(limits.perPeer))
+        self.assertEqual(after, before)
+
+    def test_greetsAndCloses(self) -> None:
+        """
+        A quiet server with no limit reached greets from the descriptor and closes it:
+        the client reads the greeting, then an orderly end of file; the connection is
+        counted as served and holds no place in the limits.
+        """
+        fd, client = acceptedPair(self)
+        self.assertIsNone(self.factory.greetAccepted(fd, ("127.0.0.1", 40000)))
+        self.assertFalse(isOpen(fd))
+        self.assertEqual(readAll(client), DEFAULT_GREETING)
+        self.assertEqual((self.factory.served, self.factory.limits.open), (1, 0))
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_drainsWhatTheClientSent(self) -> None:
+        """
+        What the client sent first is read and discarded (and counted as received)
+        before the close, so that the client gets its greeting and a FIN, not a reset.
+        """
+        fd, client = acceptedPair(self)
+        client.sendall(b"hello\r\n")
+        for _ in range(1000):  # bounded: the bytes are on loopback
+            if unread_count(fd):
+                break
+            select.select([], [], [], 0.01)
+        self.assertIsNone(self.factory.greetAccepted(fd, ("127.0.0.1", 40000)))
+        self.assertEqual(readAll(client), DEFAULT_GREETING)
+        self.assertEqual(self.factory.bytesReceived, 7)
+
+    def test_notQuiet(self) -> None:
+        """
+        A server that logs each connection leaves it to the protocol, which logs it.
+        """
+        self.assertDeclined(GreetFactory(clock=self.reactor))
+
+    def test_otherProtocol(self) -> None:
+        """
+        A factory whose protocol is not :class:`GreetProtocol` itself (one that may
+        greet differently) leaves every connection to it.
+        """
+        self.factory.protocol = Recorder
+        self.assertDeclined(self.factory)
+
+    def test_largeGreeting(self) -> None:
+        """
+        A greeting larger than :data:`CHUNK` goes through the protocol's producer.
+        """
+        self.assertDeclined(GreetFactory(b"x" * (CHUNK + 1), quiet=True, clock=self.reactor))
+
+    def test_maxConnectionsReached(self) -> None:
+        """
+        At ``--max-connections``, the connection is left to the port, whose
+        ``buildProtocol`` refuses and counts it; below, it is greeted.
+        """
+        factory = GreetFactory(quiet=True, clock=self.reactor, maxConnections=2)
+        factory.limits.open = 2
+        self.assertDeclined(factory)
+        factory.limits.open = 1
+        fd, client = acceptedPair(self)
+        self.assertIsNone(factory.greetAccepted(fd, ("127.0.0.1", 40000)))
+        self.assertEqual(readAll(client), DEFAULT_GREETING)
+        self.assertEqual((factory.served, factory.limits.open), (1, 1))
+
+    def test_maxPerPeerReached(self) -> None:
+        """
+        At ``--max-per-peer`` for the client's host, the connection is left to the port;
+        another host's is greeted.
+        """
+        factory = GreetFactory(quiet=True, clock=self.reactor, maxPerPeer=1)
+        factory.limits.admit("127.0.0.1")
+        self.assertDeclined(factory)
+        fd, client = acceptedPair(self)
+        self.assertIsNone(factory.greetAccepted(fd, ("127.0.0.2", 40000)))
+        self.assertEqual(readAll(client), DEFAULT_GREETING)
+        self.assertEqual(factory.limits.perPeer, {"127.0.0.1": 1})
+
+    def test_scopedIPv6(self) -> None:
+        """
+        Under a per-host limit, a scoped IPv6 address (whose host the port works out with
+        its scope) is left to the port.
+        """
+        factory = GreetFactory(quiet=True, clock=self.reactor, maxPerPeer=1)
+        fd, _ = acceptedPair(self)
+        self.addCleanup(os.close, fd)
+        self.assertEqual(factory.greetAccepted(fd, ("fe80::1", 40000, 0, 2)), 0)
+        self.assertEqual(factory.served, 0)
+
+    def test_partialWrite(self) -> None:
+        """
+        A greeting the kernel takes only part of is left to the port with the count of
+        bytes sent, and the protocol built for the connection sends the rest.
+        """
+        greeting = os.urandom(CHUNK)
+        factory = GreetFactory(greeting, quiet=True, clock=self.reactor, timeout=30.0)
+        server, client = socket.socketpair()
+        self.addCleanup(client.close)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        fd = server.detach()
+        sent = factory.greetAccepted(fd, ("127.0.0.1", 40000))
+        assert sent is not None
+        self.assertGreater(sent, 0)
+        self.assertLess(sent, len(greeting))
+        self.assertEqual(factory.served, 0)
+        os.close(fd)
+        sock = FakeSocket()
+        protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        assert protocol is not None
+        protocol.sentEarly = sent
+        protocol.makeConnection(
+            tcp.Server(sock, protocol, ("127.0.0.1", 40000), FakePort(), 0, self.reactor)
+        )  # type: ignore[arg-type]
+        self.assertEqual(sock.sent, greeting[sent:])
+        self.assertEqual((factory.served, factory.limits.open), (1, 0))
+
+
 class LargeGreetingTests(SynchronousTestCase):
     """
     A greeting larger than :data:`CHUNK` that the kernel does not take at once is written
@@ -687,6 +857,46 @@ class LoopbackTests(TestCase):
                         break
                     await deferLater(reactor, 0.01)
                 self.assertEqual((factory.served, factory.limits.open), (1, 0))
+
+        return defer.Deferred.fromCoroutine(run())
+
+    def test_greetedByThePort(self) -> defer.Deferred[None]:
+        """
+        Through a :class:`ListeningReactor`, a quiet server's plain TCP port greets from
+        the accepted descriptor: the client gets the greeting and an orderly close, the
+        connection is counted as served, and no protocol is built for it.  At
+        ``--max-connections`` the port builds the connection after all, and the factory
+        refuses it (counted, closed unread).
+        """
+        from twisted.internet import reactor
+
+        async def run() -> None:
+            factory = GreetFactory(quiet=True, maxConnections=1)
+            built: list[object] = []
+            buildProtocol = factory.buildProtocol
+
+            def counting(addr: IPv4Address) -> LimitedProtocol | None:
+                built.append(addr)
+                return buildProtocol(addr)
+
+            factory.buildProtocol = counting  # type: ignore[method-assign]
+            listening = ListeningReactor(reactor, factory)
+            port = listening.listenTCP(0, factory, interface="127.0.0.1")
+            self.addCleanup(port.stopListening)
+            self.assertIs(type(port), DirectTCPPort)
+            endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
+            client = Collector()
+            await connectProtocol(endpoint, client)
+            self.assertIsInstance(await client.done, error.ConnectionDone)
+            self.assertEqual(client.data, DEFAULT_GREETING)
+            self.assertEqual((factory.served, factory.limits.open, built), (1, 0, []))
+            factory.limits.admit(None)  # a connection holds the only place
+            client = Collector()
+            await connectProtocol(endpoint, client)
+            await client.done
+            self.assertEqual(client.data, b"")
+            self.assertEqual(len(built), 1)
+            self.assertEqual((factory.served, factory.limits.refusedTotal), (1, 1))
 
         return defer.Deferred.fromCoroutine(run())
 

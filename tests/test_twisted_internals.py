@@ -14,7 +14,7 @@ import os
 import shutil
 import socket
 import tempfile
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet import defer, error, tcp, unix
 from twisted.internet.protocol import Factory, Protocol
@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from twisted_journey import _twisted
+from twisted_journey.sockets import drain_unread
 
 UPGRADE = "; Twisted changed what twisted_journey/_twisted.py relies on ({section}): review it"
 
@@ -203,10 +204,10 @@ class GreetingFastPathTests(TestCase):
 
     def test_sendDrainAndCloseNow(self) -> defer.Deferred[None]:
         """
-        ``sendNow`` hands bytes to the socket, ``drainNow`` discards what the client sent,
-        and ``closeNow`` closes at once as the reactor would after ``loseConnection``: the
-        protocol hears ``ConnectionDone``, the reactor forgets the transport, and the
-        client reads the bytes then an orderly end of file.
+        ``sendNow`` hands bytes to the socket, ``drain_unread`` on the transport's handle
+        discards what the client sent, and ``closeNow`` closes at once as the reactor
+        would after ``loseConnection``: the protocol hears ``ConnectionDone``, the reactor
+        forgets the transport, and the client reads the bytes then an orderly end of file.
         """
         from twisted.internet import reactor
 
@@ -216,11 +217,11 @@ class GreetingFastPathTests(TestCase):
             client.sendall(b"hello\r\n")
             drained = 0
             for _ in range(500):  # bounded: 500 polls of 10 ms at most
-                drained += _twisted.drainNow(transport, 1 << 16)
+                drained += drain_unread(transport.getHandle(), 1 << 16) or 0
                 if drained >= 7:
                     break
                 await deferLater(reactor, 0.01)
-            self.check(drained == 7, f"drainNow() discarded {drained} bytes, not 7")
+            self.check(drained == 7, f"drain_unread() discarded {drained} bytes, not 7")
             self.check(_twisted.sendNow(transport, b"hi\r\n") == 4, "sendNow() did not send")
             _twisted.closeNow(transport)
             self.check(
@@ -425,6 +426,231 @@ class LeanAcceptTests(TestCase):
         fake = Fake()
         _twisted.leanAccept(fake)
         self.assertIsNone(fake.socket)
+
+
+class Greeter(Factory):
+    """
+    A factory whose ``greetAccepted`` answers as told and notes what it was given: with
+    ``answer`` ``None`` it writes ``b"hi"`` to the descriptor and closes it.
+
+    :ivar offered: ``(blocking, inheritable, address)`` per connection offered.
+    :ivar built: the addresses ``buildProtocol`` was called with.
+    """
+
+    def __init__(self, answer: int | None, protocol: Any = None) -> None:
+        self.answer = answer
+        self.offered: list[tuple[bool, bool, Any]] = []
+        self.built: list[Any] = []
+        self.protocols: list[Protocol] = []
+        self.refuse = False
+        self.protocolClass = protocol or Protocol
+
+    def greetAccepted(self, fd: int, address: Any) -> int | None:
+        self.offered.append((os.get_blocking(fd), os.get_inheritable(fd), address))
+        if self.answer is None:
+            os.write(fd, b"hi")
+            os.close(fd)
+        return self.answer
+
+    def buildProtocol(self, addr: Any) -> Protocol | None:  # type: ignore[override]
+        self.built.append(addr)
+        if self.refuse:
+            return None
+        protocol = self.protocolClass()
+        protocol.factory = self
+        self.protocols.append(protocol)
+        return protocol
+
+
+class DirectAcceptTests(TestCase):
+    """
+    :func:`_twisted.acceptDirectly`: a listening port whose class is changed in place
+    reads through the new class's ``doRead``, which offers each accepted descriptor to
+    the factory and otherwise builds the connection as ``tcp.Port.doRead`` does.
+    """
+
+    section = "greeting fast path"
+
+    def listen(self, factory: Factory, host: str = "127.0.0.1") -> tcp.Port:
+        """
+        A real listening port for ``factory``, made direct, closed at cleanup.
+        """
+        from twisted.internet import reactor
+
+        port = reactor.listenTCP(0, factory, interface=host)  # type: ignore[attr-defined]
+        self.addCleanup(port.stopListening)
+        _twisted.acceptDirectly(port)
+        self.assertIs(type(port), _twisted.DirectTCPPort)
+        return cast(tcp.Port, port)
+
+    async def settle(self, done: Any) -> None:
+        """
+        Let the reactor run until ``done()`` is true (bounded: 10 seconds).
+        """
+        from twisted.internet import reactor
+
+        for _ in range(1000):
+            if done():
+                return
+            await deferLater(reactor, 0.01)
+        self.fail("the port did not accept" + UPGRADE.format(section=self.section))
+
+    def test_portClasses(self) -> None:
+        """
+        Exactly ``tcp.Port`` and :class:`~_twisted.SharedTCPPort` become direct (the
+        shared one still accepting one connection per wakeup), and only with a factory
+        that has ``greetAccepted``; other ports are left as they are.
+        """
+        from twisted.internet import reactor
+
+        self.listen(Greeter(None))
+        plain = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.addCleanup(plain.stopListening)
+        _twisted.acceptDirectly(plain)
+        self.assertIs(type(plain), tcp.Port)
+        listening = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listening.close)
+        shared = _twisted.adoptListeningPort(
+            reactor, os.dup(listening.fileno()), socket.AF_INET, Greeter(None), shared=True
+        )
+        shared.startListening()
+        self.addCleanup(shared.stopListening)
+        _twisted.acceptDirectly(shared)
+        self.assertIs(type(shared), _twisted.DirectSharedTCPPort)
+        shared.numberAccepts = 100
+        self.assertEqual(shared.numberAccepts, 1)
+        directory = tempfile.mkdtemp(prefix="j-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, directory)
+        unixPort = reactor.listenUNIX(os.path.join(directory, "s"), Greeter(None))  # type: ignore[attr-defined]
+        self.addCleanup(unixPort.stopListening)
+        _twisted.acceptDirectly(unixPort)
+        self.assertIs(type(unixPort), unix.Port)
+
+    def test_greetedFromTheDescriptor(self) -> defer.Deferred[None]:
+        """
+        The factory gets the accepted descriptor, blocking and close-on-exec, and the
+        client's address as ``accept`` gives it; once it has closed the descriptor,
+        nothing is built, and the client reads what it wrote, then end of file.
+        """
+        factory = Greeter(None)
+        port = self.listen(factory)
+
+        async def run() -> None:
+            client = socket.create_connection(("127.0.0.1", port.getHost().port))
+            self.addCleanup(client.close)
+            await self.settle(lambda: factory.offered)
+            self.assertEqual(factory.offered, [(True, False, client.getsockname())])
+            self.assertEqual(factory.built, [])
+            client.settimeout(10)
+            self.assertEqual(client.recv(10), b"hi")
+            self.assertEqual(client.recv(10), b"")
+
+        return defer.Deferred.fromCoroutine(run())
+
+    def test_declinedBuiltAsTCPPortDoes(self) -> defer.Deferred[None]:
+        """
+        A connection the factory declines is built as ``tcp.Port`` builds it: the
+        address from ``_buildAddr`` (IPv4 and IPv6), the port's ``transport`` class with
+        the next session number, ``makeConnection``; the protocol is told in
+        ``sentEarly`` how much the factory sent, when it sent anything.  A refusal
+        (``None`` from ``buildProtocol``) closes the socket.
+        """
+        from twisted.internet.address import IPv4Address, IPv6Address
+
+        async def run() -> None:
+            hosts = [("127.0.0.1", IPv4Address)]
+            if socket.has_ipv6:
+                hosts.append(("::1", IPv6Address))
+            for host, addressType in hosts:
+                for answer in (0, 3):
+                    factory = Greeter(answer)
+                    port = self.listen(factory, host)
+                    sessionno = port.sessionno
+                    client = socket.create_connection((host, port.getHost().port))
+                    self.addCleanup(client.close)
+                    await self.settle(factory.protocols.__len__)
+                    clientHost, clientPort = client.getsockname()[:2]
+                    self.assertEqual(factory.built, [addressType("TCP", clientHost, clientPort)])
+                    protocol = factory.protocols[0]
+                    transport: Any = protocol.transport
+                    self.assertIs(type(transport), tcp.Server)
+                    self.assertEqual(transport.sessionno, sessionno)
+                    self.assertEqual(port.sessionno, sessionno + 1)
+                    self.assertEqual(getattr(protocol, "sentEarly", 0), answer)
+                    transport.loseConnection()
+            factory = Greeter(0)
+            factory.refuse = True
+            port = self.listen(factory)
+            client = socket.create_connection(("127.0.0.1", port.getHost().port))
+            self.addCleanup(client.close)
+            await self.settle(lambda: factory.built)
+            client.settimeout(10)
+            self.assertEqual(client.recv(10), b"")
+
+        return defer.Deferred.fromCoroutine(run())
+
+    def test_rescaledAsTCPPort(self) -> None:
+        """
+        A round of accepts uses at most ``numberAccepts`` and rescales it as
+        ``tcp.Port.doRead`` does: 20 more when all were used, else the number accepted.
+        """
+        results = {}
+        for make in (lambda f: self.listen(f), self.plainPort):
+            port = make(Greeter(None))
+            port.stopReading()
+            clients = []
+            for _ in range(3):
+                client = socket.create_connection(("127.0.0.1", port.getHost().port))
+                self.addCleanup(client.close)
+                clients.append(client)
+            port.numberAccepts = 2
+            port.doRead()
+            first = port.numberAccepts
+            port.doRead()
+            results[type(port)] = (first, port.numberAccepts)
+        self.assertEqual(
+            results[_twisted.DirectTCPPort],
+            results[tcp.Port],
+            "tcp.Port.doRead rescales numberAccepts otherwise"
+            + UPGRADE.format(section=self.section),
+        )
+        self.assertEqual(results[tcp.Port], (22, 1))
+
+    def plainPort(self, factory: Factory) -> tcp.Port:
+        """
+        A real listening ``tcp.Port`` for ``factory`` (building a plain ``Protocol``).
+        """
+        from twisted.internet import reactor
+
+        factory.protocolClass = Protocol  # type: ignore[attr-defined]
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.addCleanup(port.stopListening)
+        return cast(tcp.Port, port)
+
+    def test_failedAcceptLeftToTwisted(self) -> None:
+        """
+        An accept that fails other than with "nothing waiting" hands the round to
+        ``tcp.Port.doRead``, whose accept loop (``tcp._accept``) accepts again from the
+        port's socket and handles the failure.
+        """
+        port = self.listen(Greeter(None))
+        port.stopReading()
+        calls: list[str] = []
+
+        class Failing:
+            def _accept(self) -> Any:
+                calls.append("_accept")
+                raise ConnectionAbortedError(errno.ECONNABORTED, "aborted")
+
+            def accept(self) -> Any:
+                calls.append("accept")
+                raise BlockingIOError(errno.EAGAIN, "nothing waiting")
+
+        listening = port.socket
+        self.addCleanup(setattr, port, "socket", listening)
+        port.socket = Failing()  # type: ignore[assignment]
+        port.doRead()
+        self.assertEqual(calls, ["_accept", "accept"], UPGRADE.format(section=self.section))
 
 
 class AcceptSheddingTests(TestCase):

@@ -25,9 +25,10 @@ Greeting fast path (:mod:`twisted_journey.greet`)
       written but not yet sent are counted in ``._tempDataLen`` (``write`` appends there)
       and held in ``.dataBuffer`` (``doWrite`` moves them there).  With all three empty
       and false, nothing is queued, so a direct ``send`` keeps the byte order.
-    * Reading that socket directly (``recv`` with ``MSG_DONTWAIT``, after an
-      ``ioctl(FIONREAD)``) inside ``connectionMade`` takes nothing the transport expects
-      to read itself: the bytes are the greeting protocol's to discard.
+    * Reading that socket (``getHandle()``) directly (``recv`` with ``MSG_DONTWAIT``,
+      after an ``ioctl(FIONREAD)``: :func:`twisted_journey.sockets.drain_unread`) inside
+      ``connectionMade`` takes nothing the transport expects to read itself: the bytes
+      are the greeting protocol's to discard.
     * What the reactor does once ``loseConnection``'s buffer has drained
       (``transport.connectionLost(ConnectionDone)``) is: stop watching the socket
       (``stopReading``; a fresh transport is not writing), mark the transport
@@ -41,6 +42,19 @@ Greeting fast path (:mod:`twisted_journey.greet`)
       :class:`WatchLaterServer` puts off until :func:`watchNow`.
     * A listening ``tcp.Port`` keeps its listening ``socket.socket`` as ``.socket`` and
       accepts by calling its ``accept()`` (:func:`leanAccept` changes its class).
+    * Greeting from the accepted descriptor (:func:`acceptDirectly`): the reactor reads
+      a listening port by calling its ``doRead`` (looked up on the port, so a port whose
+      class is changed in place to a subclass that only overrides methods reads through
+      the new one); ``tcp.Port.doRead``, for each client, accepts up to
+      ``numberAccepts`` times per call and rescales that attribute afterwards (``+ 20``
+      when all were used, else to the number accepted, at least 1), turns an IPv6
+      address's scope ID into its host with ``getnameinfo``, builds the address with
+      ``_buildAddr``, closes the socket when ``buildProtocol`` returns ``None``, and
+      otherwise numbers the connection from ``sessionno`` and builds its transport as
+      above; called again after a failed accept, it accepts again and handles the
+      failure itself.  And CPython's ``socket.socket._accept()`` (what ``accept()``
+      calls) returns the accepted descriptor, blocking and close-on-exec, with the
+      peer's address.
 
 Listening services (:mod:`twisted_journey.service`)
     * ``StreamServerEndpointService`` raises a failure to listen from
@@ -74,9 +88,7 @@ Workers: adopted listening sockets (:mod:`twisted_journey.workers`)
 from __future__ import annotations
 
 import _socket
-import fcntl
 import socket
-import termios
 from collections.abc import Callable
 from typing import Any, TypeGuard, cast
 
@@ -85,17 +97,20 @@ from twisted.internet import tcp, unix
 from twisted.internet.address import IPv6Address
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.protocol import connectionDone
+from twisted.python import log
 from twisted.python.failure import Failure
 
 __all__ = [
     "PLAIN_TRANSPORTS",
+    "DirectSharedTCPPort",
+    "DirectTCPPort",
     "SharedTCPPort",
     "SharedUNIXPort",
     "SynchronousEndpointService",
     "WatchLaterServer",
+    "acceptDirectly",
     "adoptListeningPort",
     "closeNow",
-    "drainNow",
     "isPlainSocket",
     "leanAccept",
     "sendNow",
@@ -234,6 +249,115 @@ def leanAccept(port: object) -> None:
         listening.__class__ = _LeanAcceptSocket
 
 
+class _DirectAccept:
+    """
+    What a listening TCP port does differently when its factory greets from the bare
+    descriptor (:func:`acceptDirectly`): each accepted connection is first offered, as a
+    descriptor, to the factory's ``greetAccepted``; only when that declines does the port
+    build a socket object, an address, a transport and a protocol, as ``tcp.Port``
+    does.  No log buffering, no generator, no address object for a connection that the
+    factory greets and closes at once.
+
+    The factory's ``greetAccepted(fd, address)`` gets the connected socket's descriptor
+    (blocking, close-on-exec) and the peer's address as ``accept`` returns it, and
+    returns ``None`` once it has closed the descriptor itself (it must not raise: the
+    descriptor is its to close); otherwise how many bytes
+    of its greeting it has already written there (0 for none), and the port builds the
+    connection as ``tcp.Port`` does, setting the protocol's ``sentEarly`` to that number
+    before ``makeConnection`` when it is not 0.
+
+    A failed accept other than "nothing more waiting" (``EMFILE``, ``ECONNABORTED``...)
+    hands the rest of the round to ``tcp.Port.doRead``, which accepts again and deals
+    with it as it always does (its ``EMFILE`` recovery, and
+    :func:`throttleAcceptFailures`' pause and log).
+    """
+
+    factory: Any
+    socket: Any
+    numberAccepts: int
+    sessionno: int
+    reactor: Any
+    transport: Any
+
+    def doRead(self) -> None:
+        """
+        Accept up to ``numberAccepts`` connections (rescaled after the round as
+        ``tcp.Port`` rescales it), greeting each from its descriptor when the factory can.
+        """
+        port = cast(tcp.Port, self)
+        try:
+            listener = self.socket
+            greet = self.factory.greetAccepted
+            accepted = 0
+            limit = self.numberAccepts
+            while accepted < limit:
+                try:
+                    fd, address = listener._accept()
+                except BlockingIOError:
+                    break
+                except OSError:
+                    tcp.Port.doRead(port)
+                    return
+                accepted += 1
+                sent = greet(fd, address)
+                if sent is not None:
+                    self._connect(fd, address, sent)
+            if accepted == self.numberAccepts:
+                self.numberAccepts += 20
+            else:
+                self.numberAccepts = max(1, accepted)
+        except BaseException:
+            log.deferr()
+
+    def _connect(self, fd: int, address: Any, sent: int) -> None:
+        """
+        Build the connection on ``fd`` as ``tcp.Port.doRead`` does, telling the protocol
+        how much of its greeting is already sent.
+        """
+        port = cast(tcp.Port, self)
+        listener = self.socket
+        skt = socket.socket(_rawFamily(listener), _rawType(listener), listener.proto, fileno=fd)
+        if len(address) == 4:
+            # IPv6: the scope ID in the host, as tcp.Port gives it
+            host = socket.getnameinfo(address, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)
+            address = (host[0], *address[1:])
+        protocol = self.factory.buildProtocol(port._buildAddr(address))
+        if protocol is None:
+            skt.close()
+            return
+        if sent:
+            protocol.sentEarly = sent
+        sessionno = self.sessionno
+        self.sessionno = sessionno + 1
+        transport = self.transport(skt, protocol, address, self, sessionno, self.reactor)
+        protocol.makeConnection(transport)
+
+
+class DirectTCPPort(_DirectAccept, tcp.Port):
+    """
+    A listening ``tcp:``/``tcp6:`` port whose factory greets from the bare descriptor
+    (see :func:`acceptDirectly`).
+    """
+
+
+#: the class each port class becomes under :func:`acceptDirectly`
+_DIRECT_PORTS: dict[type, type] = {}
+
+
+def acceptDirectly(port: object) -> None:
+    """
+    Have a listening port of exactly ``tcp.Port`` or :class:`SharedTCPPort` (a worker's)
+    offer each connection it accepts to its factory's ``greetAccepted`` before building
+    anything for it (:class:`_DirectAccept`), by changing its class in place to
+    :class:`DirectTCPPort` or :class:`DirectSharedTCPPort` (same layout, the same
+    attributes, only ``doRead`` differs); any other port, or one whose factory has no
+    ``greetAccepted``, is left as it is.
+    """
+    direct = _DIRECT_PORTS.get(type(port))
+    if direct is not None and hasattr(getattr(port, "factory", None), "greetAccepted"):
+        port.__class__ = direct
+
+
 #: The transports of plain stream sockets, which :mod:`twisted_journey.greet` may write to
 #: directly.  Exact types only: a subclass, or a wrapper such as TLS or ``haproxy:``, goes
 #: through ``transport.write``.
@@ -262,40 +386,6 @@ def sendNow(transport: tcp.Server, data: bytes) -> int | None:
         return transport.socket.send(data)
     except OSError:
         return 0
-
-
-#: the result buffer of the ``FIONREAD`` ioctl (the reactor runs in one thread)
-_unread = bytearray(4)
-
-
-def drainNow(transport: tcp.Server, limit: int) -> int:
-    """
-    Read and discard what the peer of ``transport`` has already sent, without waiting,
-    up to about ``limit`` bytes: a socket closed with unread bytes resets the connection,
-    and a reset can discard what was sent but not yet delivered.
-
-    One ``ioctl(FIONREAD)`` says whether anything is waiting (cheaper than a ``recv``
-    that fails with ``EAGAIN``); only then is the socket read.
-
-    :return: the number of bytes discarded.
-    """
-    sock = transport.socket
-    try:
-        fcntl.ioctl(sock.fileno(), termios.FIONREAD, _unread)
-    except OSError:
-        return 0
-    if not any(_unread):
-        return 0
-    drained = 0
-    while drained <= limit:
-        try:
-            data = sock.recv(65536, socket.MSG_DONTWAIT)
-        except OSError:
-            break  # nothing more waiting (EAGAIN), or the peer is gone
-        if not data:
-            break
-        drained += len(data)
-    return drained
 
 
 def closeNow(transport: tcp.Server) -> None:
@@ -497,6 +587,17 @@ class SharedUNIXPort(_FewAccepts, unix.Port):
         Close the descriptor; leave the file.
         """
         tcp.Port.connectionLost(self, reason)
+
+
+class DirectSharedTCPPort(_DirectAccept, SharedTCPPort):
+    """
+    A worker's shared port whose factory greets from the bare descriptor (see
+    :func:`acceptDirectly`), one connection per readable event as any
+    :class:`SharedTCPPort`.
+    """
+
+
+_DIRECT_PORTS.update({tcp.Port: DirectTCPPort, SharedTCPPort: DirectSharedTCPPort})
 
 
 def adoptListeningPort(

@@ -19,7 +19,10 @@ Use the server in your own application::
 
 from __future__ import annotations
 
-from typing import cast
+import os
+import socket
+from array import array
+from typing import Any, cast
 
 from OpenSSL import SSL
 from twisted.internet.interfaces import (
@@ -38,6 +41,7 @@ from zope.interface import implementer
 from twisted_journey import _twisted
 from twisted_journey.policies import LimitedFactory, LimitedProtocol
 from twisted_journey.settings import DEFAULT_GREET_TIMEOUT, DEFAULT_GREETING, GREET_DRAIN_LIMIT
+from twisted_journey.sockets import discard_unread, drain_unread, unread_count
 
 __all__ = [
     "DEFAULT_GREETING",
@@ -59,6 +63,11 @@ CLOSE_GRACE = 2.0
 #: Bytes a client may send before the server gives up reading them (and resets the
 #: connection): see :data:`twisted_journey.settings.GREET_DRAIN_LIMIT`.
 DRAIN_LIMIT = GREET_DRAIN_LIMIT
+
+
+#: the ``FIONREAD`` result buffer (see :func:`~twisted_journey.sockets.unread_count`):
+#: the reactor runs in one thread
+_unread = array("i", [0])
 
 
 @implementer(IPullProducer)
@@ -115,8 +124,9 @@ class GreetProtocol(LimitedProtocol):
     directly; when the kernel takes all of it at once and it is small (at most
     :data:`CHUNK` bytes), whatever the client has already sent is drained and the
     connection is closed at once, as ``loseConnection`` would close it after flushing
-    (``shutdown``, then ``close``: a FIN), without a trip through the reactor's write
-    buffer, and with no deadline to set or cancel.
+    (a FIN), without a trip through the reactor's write buffer, and with no deadline to
+    set or cancel.  (A quiet server's plain TCP ports usually greet before any protocol
+    is built: see :meth:`GreetFactory.greetAccepted`.)
 
     Otherwise the deadline is armed and the rest goes through the transport: at most
     :data:`CHUNK` bytes in one ``write``, a larger rest through a :class:`GreetingProducer`
@@ -145,6 +155,9 @@ class GreetProtocol(LimitedProtocol):
     _received = 0
     #: the wait for the client's close_notify, after the server's
     _grace: IDelayedCall | None = None
+    #: bytes of the greeting the listening port sent before it built this protocol
+    #: (:meth:`GreetFactory.greetAccepted` sent them and the kernel took no more)
+    sentEarly = 0
 
     def getGreeting(self) -> bytes:
         """
@@ -171,11 +184,12 @@ class GreetProtocol(LimitedProtocol):
         """
         greeting = self.getGreeting()
         transport = self.transport
-        sent = 0
+        sent = self.sentEarly
         if _twisted.isPlainSocket(transport):
-            sent = _twisted.sendNow(transport, greeting) or 0
+            sent += _twisted.sendNow(transport, greeting[sent:] if sent else greeting) or 0
             if sent == len(greeting) and sent <= CHUNK:
-                _twisted.drainNow(transport, DRAIN_LIMIT)
+                drained = drain_unread(transport.getHandle(), DRAIN_LIMIT, _unread)
+                self.factory.bytesReceived += drained or 0
                 _twisted.closeNow(transport)
                 return
             self._halfClose = True
@@ -323,3 +337,54 @@ class GreetFactory(LimitedFactory):
         self.greeting = greeting
         self.timeout = timeout
         self.timedOut = 0
+
+    def greetAccepted(self, fd: int, address: tuple[Any, ...]) -> int | None:
+        """
+        Greet a client the listening port has just accepted, before anything is built for
+        it (plain TCP ports: see ``twisted_journey._twisted.acceptDirectly``), when
+        nothing about it needs a protocol: the server is quiet (no event to log), its
+        protocol is :class:`GreetProtocol` itself, the greeting is at most :data:`CHUNK`
+        bytes, and the limits admit the client.  Then the greeting is written to the
+        descriptor (made non-blocking), what the client has already sent is drained, and
+        the descriptor closed, with the connection counted as served, as
+        :meth:`GreetProtocol.connectionMade` would do on the protocol's fast path.
+
+        :param fd: the accepted socket's descriptor, blocking.
+        :param address: the client's address, as ``accept`` returns it.
+        Never raises: a failed write leaves the connection to the port, whose transport
+        finds out why.
+
+        :return: ``None`` once the client is greeted and the descriptor closed;
+            otherwise how much of the greeting was written (0 when nothing was, e.g. the
+            connection must be refused or logged), for the port to build the connection
+            as usual, whose protocol then sends the rest.
+        """
+        if not self.quiet or self.protocol is not GreetProtocol:
+            return 0
+        limits = self.limits
+        if limits.maxConnections is not None and limits.open >= limits.maxConnections:
+            return 0
+        if limits.maxPerPeer is not None:
+            if len(address) != 2 and address[3]:
+                return 0  # a scoped IPv6 address: the port works out its host
+            key = limits.key(address[0])
+            if key is not None and limits.perPeer.get(key, 0) >= limits.maxPerPeer:
+                return 0
+        greeting = self.greeting
+        if len(greeting) > CHUNK:
+            return 0
+        try:
+            os.set_blocking(fd, False)
+            sent = os.write(fd, greeting)
+        except OSError:
+            return 0  # nothing taken (EAGAIN), or failed: the transport finds out why
+        if sent < len(greeting):
+            return sent
+        if unread_count(fd, _unread):
+            sock = socket.socket(fileno=fd)
+            self.bytesReceived += discard_unread(sock, DRAIN_LIMIT) or 0
+            sock.close()
+        else:
+            os.close(fd)
+        self.served += 1
+        return None

@@ -744,11 +744,14 @@ class ListeningReactor:
     def _plain(self, port: Any, outermost: IProtocolFactory) -> Any:
         """
         ``port``, building the server's own TCP transports when it listens with the
-        server's factory itself (not TLS or a PROXY reader) and that asks for them.
+        server's factory itself (not TLS or a PROXY reader) and that asks for them, and
+        offering each accepted descriptor to the factory first when it can greet from one
+        (``greetAccepted``).
         """
         if outermost is self._server and self._server.tcpTransport is not None:
             port.transport = self._server.tcpTransport
             _twisted.leanAccept(port)
+            _twisted.acceptDirectly(port)
         return port
 
     def listenSSL(

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import fcntl
 import logging
 import selectors
 import signal
@@ -36,8 +35,8 @@ import socket
 import socketserver
 import struct
 import sys
-import termios
 import time
+from array import array
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,6 +57,7 @@ from twisted_journey.settings import (
     greeting,
     seconds,
 )
+from twisted_journey.sockets import discard_unread, drain_unread, unread_count
 
 __all__ = [
     "MODES",
@@ -77,16 +77,12 @@ _SHORTAGE = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 #: A greeting at most this long that the kernel takes whole is on its way at once: the
 #: server drains what the client already sent and closes.  A longer one may still be
 #: queued, so the server half-closes and waits for the client to close (see
-#: ``_drain_now``).
+#: :func:`~twisted_journey.sockets.drain_unread`).
 SMALL = 64 * 1024
 
 #: Bytes a client may send before the server stops reading them and resets the connection
 #: (see :data:`twisted_journey.settings.GREET_DRAIN_LIMIT`).
 DRAIN_LIMIT = GREET_DRAIN_LIMIT
-
-
-#: what ``ioctl(FIONREAD)`` fills in when no byte is waiting
-_NONE_WAITING = b"\0\0\0\0"
 
 
 #: failed accepts, logged at most once a second with a count of the others
@@ -101,51 +97,6 @@ def _accept_failed(error: OSError) -> None:
     sentence = _accept_failures.failed(errno.errorcode.get(error.errno or 0, str(error)))
     if sentence is not None:
         log.error("%s", sentence)
-
-
-def _nothing_waiting(sock: socket.socket, unread: Any = None) -> bool:
-    """
-    Whether no byte from the client is waiting to be read (one ``ioctl(FIONREAD)``:
-    cheaper than a ``recv`` failing with ``EAGAIN``).  The client's close is not a byte.
-
-    :param unread: a 4-byte ``bytearray`` for the ioctl to fill in (saves an allocation
-        in the single-threaded select loop), or ``None`` (safe from any thread).
-    """
-    try:
-        if unread is None:
-            return fcntl.ioctl(sock.fileno(), termios.FIONREAD, _NONE_WAITING) == _NONE_WAITING
-        fcntl.ioctl(sock.fileno(), termios.FIONREAD, unread)
-    except OSError:
-        return True
-    return not any(unread)
-
-
-def _drain_now(sock: socket.socket, limit: int = DRAIN_LIMIT) -> int | None:
-    """
-    Read and discard what the client has already sent, without waiting, up to about
-    ``limit`` bytes.  ``sock`` must be blocking or non-blocking, not in timeout mode
-    (where ``recv`` first waits for data, ``MSG_DONTWAIT`` or not).
-
-    The greeting protocol reads nothing, but a socket closed with the client's bytes
-    unread resets the connection, and the reset discards whatever part of the greeting
-    the kernel has not delivered yet: a client that speaks first (``hello\\r\\n``) would
-    lose its greeting.
-
-    :return: the bytes discarded, or ``None`` when the client has closed its side or the
-        connection failed (there is nothing more to wait for).
-    """
-    drained = 0
-    while drained <= limit:
-        try:
-            data = sock.recv(65536, socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            return drained
-        except OSError:
-            return None
-        if not data:
-            return None
-        drained += len(data)
-    return drained
 
 
 def _abort(sock: socket.socket) -> None:
@@ -164,9 +115,10 @@ class GreetHandler(socketserver.BaseRequestHandler):
     """
     Sends the server's greeting and half-closes; ``socketserver`` then closes the socket.
 
-    Before the close, what the client sent is drained (see ``_drain_now``); after a
-    greeting larger than :data:`SMALL`, the handler reads until the client closes its
-    side, so that the end of the greeting is not lost to a reset.
+    Before the close, what the client sent is drained (see
+    :func:`~twisted_journey.sockets.drain_unread`); after a greeting larger than
+    :data:`SMALL`, the handler reads until the client closes its side, so that the end of
+    the greeting is not lost to a reset.
     """
 
     server: Any
@@ -183,10 +135,10 @@ class GreetHandler(socketserver.BaseRequestHandler):
             sock.sendall(self.server.greeting)
             if len(self.server.greeting) <= SMALL:
                 # socketserver's shutdown_request half-closes, then closes
-                if not _nothing_waiting(sock):
+                if unread_count(sock.fileno()):
                     # non-blocking: with a timeout set, recv would wait for data first
                     sock.setblocking(False)
-                    _drain_now(sock)
+                    discard_unread(sock, DRAIN_LIMIT)
             else:
                 sock.shutdown(socket.SHUT_WR)
                 self.linger(start + timeout if timeout else None)
@@ -381,8 +333,8 @@ class SelectGreetServer:
         self.paused: list[socket.socket] = []
         self.resume_at = 0.0
         self.pending: dict[socket.socket, _Pending] = {}
-        # the FIONREAD result buffer (see _nothing_waiting)
-        self.unread = bytearray(4)
+        # the FIONREAD result buffer (see unread_count)
+        self.unread = array("i", [0])
         for sock in self.sockets:
             sock.setblocking(False)
             self.selector.register(sock, selectors.EVENT_READ, self._accept)
@@ -426,8 +378,7 @@ class SelectGreetServer:
                     conn.shutdown(socket.SHUT_WR)
                 except OSError:
                     pass
-                if not _nothing_waiting(conn, unread):
-                    _drain_now(conn)
+                drain_unread(conn, DRAIN_LIMIT, unread)
                 conn.close()
                 continue
             conn.setblocking(False)
@@ -478,7 +429,7 @@ class SelectGreetServer:
         reset it when it sends more than :data:`DRAIN_LIMIT` bytes.
         """
         client = self.pending[conn]
-        drained = _drain_now(conn)
+        drained = discard_unread(conn, DRAIN_LIMIT)
         if drained is None:
             self._forget(conn)
             return
