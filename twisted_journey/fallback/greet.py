@@ -615,15 +615,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         format=_LOG_FORMAT,
         stream=event_stream(sys.stderr, _event_line),
     )
+    # SIGTERM stops the server as Ctrl-C does: sockets closed, unix socket files removed.
+    # Caught before the sockets listen: a client may connect, and a stop arrive, at once.
+    signal.signal(signal.SIGTERM, _requestStop)
+    signal.signal(signal.SIGINT, _requestStop)
     try:
         servers = make_server(args.mode, specs, data, timeout, args.quiet)
     except ListenError as e:
         print(f"{parser.prog}: {e}", file=sys.stderr)
         return 1
     log.info("Greeting on %s (%s mode)", ", ".join(map(str, specs)), args.mode)
-    # SIGTERM stops the server as Ctrl-C does: sockets closed, unix socket files removed.
-    signal.signal(signal.SIGTERM, _requestStop)
-    signal.signal(signal.SIGINT, _requestStop)
     try:
         serve(servers)
     finally:

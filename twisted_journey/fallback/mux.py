@@ -668,6 +668,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except OSError as e:
         parser.error(f"cannot open --output {args.output!r}: {e.strerror or e}.")
+    # A stop that arrives once the sockets are bound, before the loop's handlers are in
+    # place, is kept and acted on (a client may connect, and a SIGTERM arrive, at once).
+    signal.signal(signal.SIGTERM, _catch_early)
+    signal.signal(signal.SIGINT, _catch_early)
     # The udp: sockets are bound first: once a TCP port accepts, every listener is ready.
     datagrams: list[socket.socket] = []
     try:
@@ -702,6 +706,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGUSR1, server.reopen)
     if signal.SIGUSR1 in _early_signals:
         server.reopen()
+    if signal.SIGTERM in _early_signals or signal.SIGINT in _early_signals:
+        server.stop()
     bound: list[tuple[ListenSpec, socket.socket]] = [
         *zip(specs, listeners, strict=True),
         *zip(udp, datagrams, strict=True),
