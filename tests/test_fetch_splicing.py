@@ -5,7 +5,7 @@ checksum rule of the ordinary path; where splicing does not apply, the ordinary 
 still writes the right bytes.
 
 Against scripted raw servers on loopback in the test's reactor (as
-``tests/test_fetch_answers.py``); :data:`splicing.spliced` (bytes moved by splicing in
+``tests/test_fetch_answers.py``); ``sinks.PartFile.spliced`` (bytes moved by splicing in
 this process) says whether the fast path was taken.
 """
 
@@ -22,6 +22,7 @@ from twisted.internet import defer, threads
 from twisted.trial import unittest
 
 from tests.test_fetch_answers import Answer, ScriptedMixin, ok, partial, raw
+from twisted_journey.fallback import fetch as fallback
 from twisted_journey.fetch import errors as fetch_errors
 from twisted_journey.fetch import sinks, splicing
 
@@ -48,7 +49,7 @@ class SplicingMixin(ScriptedMixin):
     """
 
     def setUp(self) -> None:
-        if not splicing.available:
+        if not sinks.CAN_SPLICE:
             raise unittest.SkipTest("splice(2) is Linux only")
         super().setUp()
 
@@ -56,9 +57,9 @@ class SplicingMixin(ScriptedMixin):
         """
         Await ``d``; return the bytes spliced meanwhile and its result.
         """
-        before = splicing.spliced
+        before = sinks.PartFile.spliced
         result = await d
-        return splicing.spliced - before, result
+        return sinks.PartFile.spliced - before, result
 
 
 class FastPathTests(SplicingMixin, unittest.TestCase):
@@ -106,12 +107,12 @@ class FastPathTests(SplicingMixin, unittest.TestCase):
         self.assertEqual(self.read("big"), BIG)
         os.unlink(os.path.join(self.out, "big"))
         bad = hashlib.sha256(BIG + b"x").hexdigest()
-        before = splicing.spliced
+        before = sinks.PartFile.spliced
         await self.fails(
             self.fetcher().retrieve(f"{base}/big", outputDir=self.out, sha256=bad),
             fetch_errors.ChecksumMismatch,
         )
-        self.assertGreater(splicing.spliced, before)
+        self.assertGreater(sinks.PartFile.spliced, before)
         self.assertEqual(self.files(), [])
 
     def test_checksum(self) -> Any:
@@ -157,9 +158,9 @@ class StrictFramingTests(SplicingMixin, unittest.TestCase):
     async def _failsSpliced(
         self, url: str, kind: type[fetch_errors.FetchError], **settings: Any
     ) -> fetch_errors.FetchError:
-        before = splicing.spliced
+        before = sinks.PartFile.spliced
         error = await self.fails(self.fetcher(**settings).retrieve(url, outputDir=self.out), kind)
-        self.assertGreater(splicing.spliced, before, "the fast path was not taken")
+        self.assertGreater(sinks.PartFile.spliced, before, "the fast path was not taken")
         self.assertEqual(self.files(), [])
         return error
 
@@ -235,12 +236,12 @@ class StrictFramingTests(SplicingMixin, unittest.TestCase):
             raise unittest.SkipTest("cannot mount a small tmpfs here (it needs root)")
         self.addCleanup(subprocess.run, ["umount", "-l", disk], check=False)
         _, base = self.serve({b"/big": (ok(BIG), False)})
-        before = splicing.spliced
+        before = sinks.PartFile.spliced
         error = await self.fails(
             self.fetcher().retrieve(f"{base}/big", os.path.join(disk, "big")),
             fetch_errors.FileError,
         )
-        self.assertGreater(splicing.spliced, before)
+        self.assertGreater(sinks.PartFile.spliced, before)
         self.assertIn("No space left", str(error))
         self.assertEqual(str(error).count("No space left"), 1, str(error))
         self.assertEqual(os.listdir(disk), [])
@@ -309,7 +310,7 @@ class FallbackTests(SplicingMixin, unittest.TestCase):
         """
         Without ``splice`` (another system), the same body is read the ordinary way.
         """
-        self.patch(splicing, "available", False)
+        self.patch(sinks, "CAN_SPLICE", False)
         return defer.ensureDeferred(self._ordinary({b"/big": (ok(BIG), False)}, BIG))
 
     async def _stream(self) -> None:
@@ -318,13 +319,13 @@ class FallbackTests(SplicingMixin, unittest.TestCase):
         os.mkfifo(target)
         reader = subprocess.Popen(["cat", target], stdout=subprocess.PIPE)
         self.addCleanup(reader.wait)
-        before = splicing.spliced
+        before = sinks.PartFile.spliced
         assert reader.stdout is not None
         self.addCleanup(reader.stdout.close)
         reading = threads.deferToThread(reader.stdout.read)
         await self.fetcher().retrieve(f"{base}/big", target)
         data = await reading
-        self.assertEqual(splicing.spliced, before)
+        self.assertEqual(sinks.PartFile.spliced, before)
         self.assertEqual(data, BIG)
 
     def test_stream(self) -> Any:
@@ -332,3 +333,87 @@ class FallbackTests(SplicingMixin, unittest.TestCase):
         A FIFO named as the output is written into the ordinary way.
         """
         return defer.ensureDeferred(self._stream())
+
+
+def closing(body: bytes, length: int | None = None) -> bytes:
+    """
+    A 200 of ``body`` declaring ``length`` (default: its own), with ``Connection: close``.
+    """
+    declared = len(body) if length is None else length
+    return raw(b"200 OK", [(b"Content-Length", b"%d" % declared), (b"Connection", b"close")], body)
+
+
+class TwinTests(SplicingMixin, unittest.TestCase):
+    """
+    The stdlib twin splices the same bodies, under the same rules (run on a thread while
+    the test's reactor serves).
+    """
+
+    async def _twin(self, url: str, **options: Any) -> tuple[int, Any]:
+        """
+        Run the twin's ``fetch`` on a thread; return the bytes spliced meanwhile and its
+        result (or the error it raised).
+        """
+        before = sinks.PartFile.spliced
+        try:
+            result = await threads.deferToThread(
+                fallback.fetch, url, output_dir=self.out, **options
+            )
+        except fetch_errors.FetchError as e:
+            result = e
+        return sinks.PartFile.spliced - before, result
+
+    async def _spliced(self) -> None:
+        _, base = self.serve({b"/big": (closing(BIG), True)})
+        moved, result = await self._twin(f"{base}/big")
+        self.assertNotIsInstance(result, Exception)
+        self.assertGreater(moved, len(BIG) - MiB)
+        self.assertEqual(self.read("big"), BIG)
+        self.assertEqual(self.files(), ["big"])
+
+    def test_spliced(self) -> Any:
+        """
+        A large ``Content-Length`` body the server ends by closing is spliced into the
+        file, which is byte for byte the body.
+        """
+        return defer.ensureDeferred(self._spliced())
+
+    async def _strict(self) -> None:
+        _, base = self.serve(
+            {
+                b"/short": (closing(BIG, len(BIG) + 10), True),
+                b"/long": (closing(BIG, len(BIG) - 10), True),
+                b"/stall": (closing(BIG, len(BIG) + 10), None),
+            }
+        )
+        for name, kind, words in [
+            ("short", fetch_errors.TruncatedBody, "cut short"),
+            ("long", fetch_errors.TruncatedBody, "longer than announced"),
+            ("stall", fetch_errors.Timeout, "within 0.5 seconds"),
+        ]:
+            moved, error = await self._twin(f"{base}/{name}", timeout=0.5)
+            self.assertIsInstance(error, kind, name)
+            self.assertIn(words, str(error), name)
+            self.assertGreater(moved, 0, name)
+            self.assertEqual(self.files(), [], name)
+
+    def test_strict(self) -> Any:
+        """
+        A body shorter or longer than declared, and a stall past ``--timeout``, are the
+        twin's usual errors while splicing, with no file left.
+        """
+        return defer.ensureDeferred(self._strict())
+
+    async def _ordinary(self) -> None:
+        self.patch(sinks, "CAN_SPLICE", False)
+        _, base = self.serve({b"/big": (closing(BIG), True)})
+        moved, result = await self._twin(f"{base}/big")
+        self.assertNotIsInstance(result, Exception)
+        self.assertEqual(moved, 0)
+        self.assertEqual(self.read("big"), BIG)
+
+    def test_ordinary(self) -> Any:
+        """
+        Without ``splice`` (another system), the twin reads the same body the ordinary way.
+        """
+        return defer.ensureDeferred(self._ordinary())

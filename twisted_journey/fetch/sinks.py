@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
+import select
 import sys
 from typing import Any
 
@@ -28,7 +30,36 @@ from twisted_journey.fetch.safefiles import (
 )
 from twisted_journey.fetch.validators import forget_validators
 
-__all__ = ["PartFile", "Sink", "StreamSink", "open_sink", "same_content"]
+__all__ = [
+    "CAN_SPLICE",
+    "PartFile",
+    "Sink",
+    "StreamSink",
+    "open_sink",
+    "same_content",
+    "splice_pipe",
+]
+
+#: Whether this system can move bytes from a socket into a file with ``splice(2)``
+#: (Linux): :meth:`PartFile.splice_from` and :meth:`PartFile.splice_socket`.
+CAN_SPLICE = sys.platform.startswith("linux") and hasattr(os, "splice")
+
+#: Bytes the pipe between a socket and a file holds when splicing (the system may grant
+#: less: then it works in smaller steps).
+PIPE_SIZE = 1 << 20
+
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+def splice_pipe() -> tuple[int, int]:
+    """
+    A non-blocking pipe ``(read end, write end)`` to splice through, as large as allowed
+    up to :data:`PIPE_SIZE`.
+    """
+    r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(w, _F_SETPIPE_SZ, PIPE_SIZE)
+    return r, w
 
 
 class Sink:
@@ -159,6 +190,8 @@ class PartFile(Sink):
     """
 
     part: str
+    #: Bytes moved into files by splicing in this process (for tests and diagnostics).
+    spliced = 0
 
     def __init__(
         self,
@@ -249,8 +282,43 @@ class PartFile(Sink):
                     raise OSError(errno.EIO, os.strerror(errno.EIO))
                 size -= moved
                 self.written += moved
+                PartFile.spliced += moved
         except OSError as e:
             raise FileError(f"cannot write {self.part!r}: {e.strerror or e}.") from None
+
+    def splice_socket(self, sock: int, size: int, timeout: float | None) -> int:
+        """
+        Append up to ``size`` bytes read from the connected socket ``sock`` (a plain TCP
+        socket, nothing of the body buffered above it), moved by the kernel through a
+        pipe (:meth:`splice_from`), waiting at most ``timeout`` seconds for each piece as
+        a socket read would; return how many came (fewer at the end of the stream).
+
+        :raises TimeoutError: when nothing arrives for ``timeout`` seconds.
+        :raises OSError: when the socket fails, as a read would.
+        :raises FileError: when the file refuses the bytes.
+        """
+        r, w = splice_pipe()
+        poll = select.poll()
+        poll.register(sock, select.POLLIN)
+        done = 0
+        try:
+            while done < size:
+                try:
+                    moved = os.splice(
+                        sock, w, min(size - done, PIPE_SIZE), flags=os.SPLICE_F_NONBLOCK
+                    )
+                except BlockingIOError:
+                    if not poll.poll(None if timeout is None else timeout * 1000):
+                        raise TimeoutError("timed out") from None
+                    continue
+                if not moved:
+                    break
+                self.splice_from(r, moved)
+                done += moved
+        finally:
+            os.close(r)
+            os.close(w)
+        return done
 
     def verify(self, sha256: str | None) -> None:
         """

@@ -20,29 +20,21 @@ an allocation per read.  Everything else about the transfer is unchanged:
 
 Where it does not apply -- TLS, chunked or close-delimited bodies, content decoding, a
 stream (FIFO, terminal, standard output), a short body, not Linux -- the body is read the
-ordinary way; :attr:`Splicer.used` and :data:`spliced` say whether it was taken.
+ordinary way; :attr:`Splicer.used` and ``PartFile.spliced`` say whether it was taken.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-import sys
+import stat
 from collections.abc import Callable
 from typing import Any
 
-from twisted_journey.fetch import _twisted
+from twisted_journey.fetch import _twisted, sinks
 from twisted_journey.fetch.errors import FetchError, FileError
 
-__all__ = ["Splicer", "available", "spliced"]
-
-#: Whether this system can splice a socket into a file.
-available = sys.platform.startswith("linux") and hasattr(os, "splice")
-
-#: Bytes moved by splicing in this process so far (for tests and diagnostics).
-spliced = 0
-
-_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+__all__ = ["Splicer"]
 
 
 class Splicer:
@@ -54,8 +46,8 @@ class Splicer:
     :ivar used: bytes moved so far.
     """
 
-    #: Bytes the pipe between socket and file holds (the system may grant less).
-    pipeSize = 1 << 20
+    #: Bytes asked of one splice from the socket.
+    pipeSize = sinks.PIPE_SIZE
     #: A body with fewer bytes left than this is read the ordinary way: a pipe costs more
     #: than it saves.
     minimum = 1 << 20
@@ -102,7 +94,7 @@ class Splicer:
         :param ready: called once before the first stretch, to write what was received
             before it; ``False``: not now, read the body the ordinary way.
         """
-        if not available:
+        if not sinks.CAN_SPLICE:
             return None
         connection = _twisted.identityBody(transport)
         if connection is None or (_twisted.identityLeft(connection) or 0) <= cls.minimum:
@@ -111,8 +103,6 @@ class Splicer:
         if not isinstance(fd, int) or not hasattr(sink, "splice_from"):
             return None
         try:
-            import stat
-
             if not stat.S_ISREG(os.fstat(fd).st_mode) or fcntl.fcntl(fd, fcntl.F_GETFL) & (
                 os.O_APPEND
             ):
@@ -126,12 +116,7 @@ class Splicer:
         The pipe the bytes pass through, made on first use and as large as allowed.
         """
         if self._pipe is None:
-            r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-            try:
-                fcntl.fcntl(w, _F_SETPIPE_SZ, self.pipeSize)
-            except OSError:
-                pass  # the default size (64 KiB) still works, in smaller steps
-            self._pipe = (r, w)
+            self._pipe = sinks.splice_pipe()
         return self._pipe
 
     def doRead(self) -> object:
@@ -173,8 +158,6 @@ class Splicer:
                 return self._fail(e)
             except Exception as e:
                 return self._fail(FileError(f"cannot write the file: {e}."))
-            global spliced
-            spliced += moved
             self.used += moved
             budget -= moved
             _twisted.consumeIdentity(self.connection, moved)
