@@ -254,6 +254,40 @@ class StrictFramingTests(SplicingMixin, unittest.TestCase):
         return defer.ensureDeferred(self._fullDisk())
 
 
+class CancelTests(SplicingMixin, unittest.TestCase):
+    """
+    Stopping a transfer in the middle of splicing.
+    """
+
+    async def _cancelled(self) -> None:
+        declared = raw(b"200 OK", [(b"Content-Length", b"%d" % (len(BIG) + 10))], BIG)
+        _, base = self.serve({b"/big": (declared, None)})
+        before = sinks.PartFile.spliced
+        cancelled: list[bool] = []
+
+        def progress(block: int, size: int, total: int) -> None:
+            if sinks.PartFile.spliced > before and not cancelled:
+                cancelled.append(True)
+                d.cancel()
+
+        d = self.fetcher().retrieve(f"{base}/big", reporthook=progress, outputDir=self.out)
+        try:
+            await d
+        except (defer.CancelledError, fetch_errors.FetchError):
+            pass  # what a cancelled transfer fails with is the ordinary path's business
+        else:
+            self.fail("the cancelled transfer succeeded")
+        self.assertEqual(cancelled, [True])
+        self.assertEqual(self.files(), [])
+
+    def test_cancelled(self) -> Any:
+        """
+        A transfer cancelled while its body is being spliced (an interrupted run) stops,
+        and leaves neither file nor ``.part``.
+        """
+        return defer.ensureDeferred(self._cancelled())
+
+
 class FallbackTests(SplicingMixin, unittest.TestCase):
     """
     Where splicing does not apply, nothing is spliced and the file is still the body.

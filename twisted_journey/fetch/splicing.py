@@ -162,6 +162,8 @@ class Splicer:
             budget -= moved
             _twisted.consumeIdentity(self.connection, moved)
             self.counted(moved)
+            if self._pipe is None or self.connection.disconnecting:
+                return None  # stopped meanwhile (a timer, a cancellation): read no more
         return None
 
     def _fail(self, error: FetchError) -> object:
