@@ -36,6 +36,7 @@ from twisted_journey.fetch.errors import (
     TruncatedBody,
     max_time_exceeded,
 )
+from twisted_journey.fetch.sinks import Sink
 from twisted_journey.fetch.splicing import Splicer
 
 __all__ = ["BodyReceiver", "Deadline", "Decoder", "Spool", "abandon"]
@@ -271,8 +272,8 @@ class Spool:
     which for small files costs less than the trip (and the lock contention) it saves.
     Without a thread pool (an in-memory test reactor), writes happen at once.
 
-    :ivar sink: the regular file the body is going to, when the body may be spliced into
-        it (:class:`~twisted_journey.fetch.splicing.Splicer`), else ``None``.
+    :ivar sink: the file the body is going to, when the body may be spliced into it
+        (:class:`~twisted_journey.fetch.splicing.Splicer` decides), else ``None``.
     """
 
     batch = 512 * 1024
@@ -295,7 +296,7 @@ class Spool:
         self._error: BaseException | None = None
         self.producer: Any = None
         self._paused = False
-        self.sink: Any = None
+        self.sink: Sink | None = None
 
     @property
     def error(self) -> BaseException | None:
