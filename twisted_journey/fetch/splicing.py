@@ -21,6 +21,10 @@ an allocation per read.  Everything else about the transfer is unchanged:
 Where it does not apply -- TLS, chunked or close-delimited bodies, content decoding, a
 stream (FIFO, terminal, standard output), a short body, not Linux -- the body is read the
 ordinary way; :attr:`Splicer.used` and ``PartFile.spliced`` say whether it was taken.
+
+The stdlib twin splices the same way, blocking, through
+:meth:`~twisted_journey.fetch.sinks.PartFile.splice_socket`; both engines share the pipe
+and the pipe-to-file step (:mod:`twisted_journey.fetch.sinks`).
 """
 
 from __future__ import annotations
