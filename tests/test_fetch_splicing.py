@@ -430,11 +430,16 @@ class TwinTests(SplicingMixin, unittest.TestCase):
             self.assertIn(words, str(error), name)
             self.assertGreater(moved, 0, name)
             self.assertEqual(self.files(), [], name)
+        moved, error = await self._twin(f"{base}/stall", max_time=1.0)
+        self.assertIsInstance(error, fetch_errors.Timeout)
+        self.assertIn("--max-time", str(error))
+        self.assertGreater(moved, 0)
+        self.assertEqual(self.files(), [])
 
     def test_strict(self) -> Any:
         """
-        A body shorter or longer than declared, and a stall past ``--timeout``, are the
-        twin's usual errors while splicing, with no file left.
+        A body shorter or longer than declared, and a stall past ``--timeout`` or
+        ``--max-time``, are the twin's usual errors while splicing, with no file left.
         """
         return defer.ensureDeferred(self._strict())
 
