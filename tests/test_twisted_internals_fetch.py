@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial import unittest
+from twisted.web import _newclient
 from twisted.web._newclient import Request, ResponseFailed
+from twisted.web.client import ResponseDone
 from twisted.web.http_headers import Headers
 
 from twisted_journey.fetch import _twisted
@@ -214,3 +218,116 @@ class ReadSizeTests(unittest.SynchronousTestCase):
         transport.bufferSize = 65536  # type: ignore[attr-defined]
         protocol.makeConnection(transport)
         self.assertEqual(transport.bufferSize, _twisted.BoundedClientProtocol.readSize)  # type: ignore[attr-defined]
+
+
+class _Connection:
+    """
+    Stands in for a ``tcp.Connection``: what the splicing shims read of one.
+    """
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+
+class _Body(Protocol):
+    """
+    Collects a response body and how it ended.
+    """
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.reason: Any = None
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.reason = reason
+
+
+class SplicingInternalsTests(unittest.SynchronousTestCase):
+    """
+    The internals :mod:`twisted_journey.fetch.splicing` leans on: the identity decoder's
+    counter, the endpoint wrapper, the transport proxy, and the reactor's ``doRead`` call.
+    """
+
+    def _receiving(self, head: bytes, wrap: bool = False) -> tuple[Any, Any, _Body]:
+        """
+        A protocol receiving a response with ``head``; its stand-in connection
+        (``wrap``: inside an endpoint's wrapper) and the body's collector.
+        """
+        from twisted.internet.endpoints import _WrappingProtocol
+
+        protocol, _ = connected()
+        d = get(protocol)
+        protocol.dataReceived(head)
+        body = _Body()
+        self.successResultOf(d).deliverBody(body)
+        outer = _WrappingProtocol(Deferred(), protocol) if wrap else protocol
+        return protocol, _Connection(outer), body
+
+    def test_identityCounter(self) -> None:
+        """
+        A ``Content-Length`` body's decoder counts the bytes still to come in
+        ``contentLength``; lowering it by bytes that went past the parser
+        (:func:`consumeIdentity`) makes the parser end the body exactly at its length,
+        with the surplus still noticed.  The connection may be an endpoint's wrapper.
+        """
+        for wrap in (False, True):
+            protocol, connection, body = self._receiving(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", wrap
+            )
+            self.assertEqual(_twisted.identityLeft(connection), 7)
+            _twisted.consumeIdentity(connection, 5)
+            self.assertEqual(_twisted.identityLeft(connection), 2)
+            with self.assertRaises(ValueError):
+                _twisted.consumeIdentity(connection, 2)  # the last byte is the parser's
+            protocol.dataReceived(b"xyEXTRA")
+            self.assertEqual(body.data, b"abcxy")
+            self.assertIsInstance(body.reason.value, ResponseDone)
+            self.assertIsNone(_twisted.identityLeft(connection))
+
+    def test_notIdentity(self) -> None:
+        """
+        A chunked or close-delimited body has no identity counter, so it is never spliced.
+        """
+        for head in (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+        ):
+            _, connection, _ = self._receiving(head)
+            self.assertIsNone(_twisted.identityLeft(connection))
+
+    def test_transportProxy(self) -> None:
+        """
+        The body's transport is a ``TransportProxyProducer`` holding the connection's
+        transport as ``_producer``; a transport that is not a TCP connection (TLS, memory)
+        is never spliced.
+        """
+        protocol, _, body = self._receiving(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        self.assertIsInstance(body.transport, _newclient.TransportProxyProducer)
+        self.assertIs(body.transport._producer, protocol.transport)
+        self.assertIsNone(_twisted.identityBody(body.transport))
+
+    def test_readsDiverted(self) -> None:
+        """
+        The poll-like reactors read a connection by calling ``doRead()`` on it, which an
+        instance attribute (:func:`divertReads`) shadows and :func:`restoreReads` removes.
+        """
+        import inspect
+
+        from twisted.internet import posixbase, tcp
+
+        self.assertIn(
+            "selectable.doRead()",
+            inspect.getsource(posixbase._PollLikeMixin._doReadOrWrite),
+            "Twisted's reactor no longer calls doRead(); see twisted_journey/fetch/_twisted.py",
+        )
+        connection = tcp.Connection.__new__(tcp.Connection)
+        calls: list[str] = []
+        _twisted.divertReads(connection, lambda: calls.append("diverted"))
+        connection.doRead()
+        _twisted.restoreReads(connection)
+        _twisted.restoreReads(connection)
+        self.assertEqual(calls, ["diverted"])
+        self.assertEqual(connection.doRead.__func__, tcp.Connection.doRead)  # type: ignore[attr-defined]

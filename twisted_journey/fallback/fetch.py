@@ -48,7 +48,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted_journey import __version__, errors
-from twisted_journey.fetch import auth, naming, semantics
+from twisted_journey.fetch import auth, naming, semantics, sinks
 from twisted_journey.fetch import errors as fetch_errors
 from twisted_journey.fetch import settings as defaults
 from twisted_journey.fetch.cookies import CookieEngine
@@ -66,7 +66,7 @@ from twisted_journey.fetch.errors import (
 )
 from twisted_journey.fetch.naming import NameRegistry
 from twisted_journey.fetch.options import BOTH, TWIN, FetchCommand, addArguments
-from twisted_journey.fetch.sinks import Sink, open_sink
+from twisted_journey.fetch.sinks import PartFile, Sink, open_sink
 
 __all__ = ["fetch", "main"]
 
@@ -95,6 +95,11 @@ class StrictResponse(http.client.HTTPResponse):
 
     maxHeaderBytes = defaults.MAX_HEADER_BYTES
     maxHeaders = defaults.MAX_HEADERS
+
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        #: The connection's socket: a body may be spliced from it (:func:`_copy_body`).
+        self.socket = sock
 
     def begin(self) -> None:
         if self.headers is not None:
@@ -565,6 +570,10 @@ def _copy_body(
 
     When the server will close the connection, the raw stream is read to its end, so a
     body longer than its ``Content-Length`` is seen (``http.client`` would stop at it).
+    Then, on Linux, over plain TCP into a ``.part``, once the first read has emptied the
+    8 KiB buffer above the socket, the rest of the declared length is moved from the socket
+    into the file by the kernel (:meth:`PartFile.splice_socket`), never copied through
+    Python; what follows it (the end of the stream, or surplus bytes) is read as before.
     """
     expected = response.length
     framed = expected is not None or bool(response.chunked)
@@ -572,6 +581,7 @@ def _copy_body(
     raw = expected is not None and response.will_close and not response.chunked
     source: Any = response.fp if raw else response
     blocks = 0
+    splice = raw and _spliceable(response, part)
     if reporthook is not None:
         reporthook(0, 0, total)
     while True:
@@ -584,7 +594,31 @@ def _copy_body(
             reporthook(blocks, len(block), total)
         if expected is not None and part.written > expected:
             break
+        if splice and expected is not None:
+            assert isinstance(part, PartFile)
+            splice = False
+            sock = response.socket  # type: ignore[attr-defined]
+            left = expected - part.written
+            moved = part.splice_socket(sock.fileno(), left, sock.gettimeout())
+            blocks += 1
+            if reporthook is not None:
+                reporthook(blocks, moved, total)
     semantics.check_length(url, expected, part.written - part.offset, framed)
+
+
+def _spliceable(response: http.client.HTTPResponse, part: Sink) -> bool:
+    """
+    Whether the body of ``response`` may be spliced into ``part``: Linux, a ``.part``, a
+    plain (not TLS) socket, and more than a megabyte declared.
+    """
+    sock = getattr(response, "socket", None)
+    return (
+        sinks.CAN_SPLICE
+        and isinstance(part, PartFile)
+        and isinstance(sock, socket.socket)
+        and not isinstance(sock, ssl.SSLSocket)
+        and (response.length or 0) > 1 << 20
+    )
 
 
 def _check(url: str) -> None:

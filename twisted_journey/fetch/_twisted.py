@@ -35,10 +35,34 @@ HTTP client (:mod:`twisted_journey.fetch`)
       :data:`MAX_CHUNK_LINE`);
     * a TCP transport reading up to its ``bufferSize`` bytes per ``recv`` (64 KiB by
       default), so that setting it on the connection sets the read size.
+
+Splicing a body (:mod:`twisted_journey.fetch.splicing`)
+    An identity body over plain TCP can be moved from the socket to the file by the
+    kernel (``splice(2)``), never entering the process.  :func:`identityBody`,
+    :func:`divertReads`, :func:`restoreReads` and :func:`consumeIdentity` rely on:
+
+    * the body protocol's transport being ``_newclient.TransportProxyProducer``, whose
+      ``_producer`` is the connection's own transport, a
+      ``twisted.internet.tcp.Connection`` for plain TCP (TLS puts a
+      ``TLSMemoryBIOProtocol`` there instead, so it is never spliced), with the socket as
+      ``socket`` and the ``HTTP11ClientProtocol`` as ``protocol`` -- or, for a
+      connection made by a client endpoint, as the ``_wrappedProtocol`` of the
+      ``twisted.internet.endpoints._WrappingProtocol`` there;
+    * the reactor reading a connection by calling ``doRead()`` looked up on the instance
+      (an instance attribute shadows ``tcp.Connection.doRead``), treating a returned
+      ``ConnectionDone``/``ConnectionLost`` as the end of the connection, as
+      ``tcp.Connection.doRead`` itself returns;
+    * ``HTTP11ClientProtocol._parser.bodyDecoder`` being, while a body with a
+      ``Content-Length`` is received, a ``twisted.web.http._IdentityTransferDecoder``
+      whose ``contentLength`` counts the bytes still to come, and which finishes the
+      response (end of body, surplus bytes, connection reuse) when that many more arrive
+      through ``dataReceived``: lowering it by the bytes moved past the parser keeps its
+      framing exact.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.web._newclient import (
@@ -49,7 +73,11 @@ from twisted.web._newclient import (
     _DataLoss,
 )
 from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
-from twisted.web.http import _MalformedChunkedDataError, maxChunkSizeLineLength
+from twisted.web.http import (
+    _IdentityTransferDecoder,
+    _MalformedChunkedDataError,
+    maxChunkSizeLineLength,
+)
 
 from twisted_journey.fetch.errors import (
     ProtocolError,
@@ -63,7 +91,11 @@ __all__ = [
     "DataLoss",
     "MalformedChunks",
     "boundParser",
+    "consumeIdentity",
+    "divertReads",
+    "identityBody",
     "journeyPool",
+    "restoreReads",
 ]
 
 
@@ -200,3 +232,79 @@ def journeyPool(reactor: Any, maxHeaderBytes: int, maxHeaders: int) -> HTTPConne
         _factory = ClientFactory
 
     return Pool(reactor)
+
+
+def identityBody(bodyTransport: Any) -> Any:
+    """
+    The plain TCP connection (a ``tcp.Connection``) a response body is arriving on, when
+    that body is framed by a ``Content-Length`` and more of it is still to come; else
+    ``None`` (TLS, chunked, close-delimited, finished, or not Twisted's HTTP/1.1 client).
+
+    :param bodyTransport: the transport the body protocol was connected to.
+    """
+    from twisted.internet.tcp import Connection
+
+    connection = getattr(bodyTransport, "_producer", None)
+    if not isinstance(connection, Connection):
+        return None
+    if identityLeft(connection) is None:
+        return None
+    return connection
+
+
+def identityLeft(connection: Any) -> int | None:
+    """
+    The bytes of the current ``Content-Length`` body still to arrive on ``connection``,
+    or ``None`` when it is not receiving one.
+    """
+    protocol = _httpProtocol(connection)
+    if protocol is None:
+        return None
+    decoder = getattr(protocol._parser, "bodyDecoder", None)
+    if type(decoder) is not _IdentityTransferDecoder or decoder.dataCallback is None:
+        return None
+    left = decoder.contentLength
+    return left if isinstance(left, int) else None
+
+
+def _httpProtocol(connection: Any) -> HTTP11ClientProtocol | None:
+    """
+    The HTTP/1.1 client protocol of a TCP connection (inside an endpoint's wrapper), or
+    ``None``.
+    """
+    from twisted.internet.endpoints import _WrappingProtocol
+
+    protocol = getattr(connection, "protocol", None)
+    if isinstance(protocol, _WrappingProtocol):
+        protocol = protocol._wrappedProtocol
+    return protocol if isinstance(protocol, HTTP11ClientProtocol) else None
+
+
+def consumeIdentity(connection: Any, size: int) -> None:
+    """
+    ``size`` bytes of the current body were moved past the parser (into the file): count
+    them as received, so the parser still ends the body at its exact length.  At least
+    one byte must be left for the parser, which finishes the response when it sees it.
+    """
+    protocol = _httpProtocol(connection)
+    assert protocol is not None
+    parser: Any = protocol._parser
+    decoder = parser.bodyDecoder
+    if not 0 <= size < decoder.contentLength:
+        raise ValueError(f"cannot consume {size} of {decoder.contentLength} bytes")
+    decoder.contentLength -= size
+
+
+def divertReads(connection: Any, doRead: Callable[[], object]) -> None:
+    """
+    Have the reactor call ``doRead`` instead of ``connection.doRead`` when the socket is
+    readable, until :func:`restoreReads`.
+    """
+    connection.doRead = doRead
+
+
+def restoreReads(connection: Any) -> None:
+    """
+    Undo :func:`divertReads` (idempotent).
+    """
+    connection.__dict__.pop("doRead", None)

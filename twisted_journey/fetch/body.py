@@ -8,7 +8,9 @@ Receiving one response body for :mod:`twisted_journey.fetch`: timers, decoding, 
   size or a ratio (Twisted's ``ContentDecoderAgent`` has no cap).
 - :class:`Spool`: hands bytes to a writer thread and pauses the transport while the disk
   is behind, so memory stays bounded whatever the file size.
-- :class:`BodyReceiver`: the ``deliverBody`` protocol tying them together.
+- :class:`BodyReceiver`: the ``deliverBody`` protocol tying them together; a large
+  identity body over plain TCP into a file is spliced by the kernel instead
+  (:mod:`twisted_journey.fetch.splicing`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from twisted_journey.fetch.errors import (
     TruncatedBody,
     max_time_exceeded,
 )
+from twisted_journey.fetch.sinks import Sink
+from twisted_journey.fetch.splicing import Splicer
 
 __all__ = ["BodyReceiver", "Deadline", "Decoder", "Spool", "abandon"]
 
@@ -267,6 +271,9 @@ class Spool:
     the thread: :meth:`finish` writes it and makes the final call on the reactor thread,
     which for small files costs less than the trip (and the lock contention) it saves.
     Without a thread pool (an in-memory test reactor), writes happen at once.
+
+    :ivar sink: the file the body is going to, when the body may be spliced into it
+        (:class:`~twisted_journey.fetch.splicing.Splicer` decides), else ``None``.
     """
 
     batch = 512 * 1024
@@ -289,6 +296,7 @@ class Spool:
         self._error: BaseException | None = None
         self.producer: Any = None
         self._paused = False
+        self.sink: Sink | None = None
 
     @property
     def error(self) -> BaseException | None:
@@ -321,6 +329,7 @@ class Spool:
         data, self._pending = self._pending, []
         self._pendingSize = 0
         self._busy = True
+        self._sent = True
         then = None
         if self._closing is not None:
             self._finalSent = True
@@ -334,6 +343,26 @@ class Spool:
             data,
             then,
         ).addCallbacks(self._written, self._failed)
+
+    def writeNow(self) -> bool:
+        """
+        Write what is queued at once, on this thread, so that the file's offset is the end
+        of everything received (bytes may then go into it another way); the final call of
+        :meth:`finish` will run on the thread.  ``False`` (nothing done) while a batch is
+        on the thread.
+
+        :raises: the writer thread's error, or the write's.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._busy:
+            return False
+        if self._pending:
+            data, self._pending = self._pending, []
+            self._pendingSize = 0
+            self._write(data)
+        self._sent = True
+        return True
 
     def _writeThen(self, data: list[bytes], then: Callable[[], object] | None) -> None:
         """
@@ -431,6 +460,7 @@ class BodyReceiver(Protocol):
         self.spool = spool
         self.received = 0
         self.error: FetchError | None = None
+        self.splicer: Splicer | None = None
         # Cancelling (an interrupted run) stops the transfer; connectionLost follows.
         self.done: Deferred[bool] = Deferred(lambda _: self._cancel())
 
@@ -446,8 +476,21 @@ class BodyReceiver(Protocol):
         The body starts: the timers and the spool may now stop or pause it.
         """
         self.deadline.watch(self.transport.stopProducing)  # type: ignore[union-attr]
-        if self.spool is not None:
-            self.spool.producer = self.transport
+        spool = self.spool
+        if spool is not None:
+            spool.producer = self.transport
+            if spool.sink is not None and self.decoder is None:
+                self.splicer = Splicer.attach(
+                    self.transport, spool.sink, self._spliced, self._stop, spool.writeNow
+                )
+
+    def _spliced(self, size: int) -> None:
+        """
+        ``size`` body bytes went into the file by splicing: count them as received.
+        """
+        self.received += size
+        self.deadline.poke()
+        self.progress(size)
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -482,6 +525,8 @@ class BodyReceiver(Protocol):
         """
         from twisted.web.http import PotentialDataLoss
 
+        if self.splicer is not None:
+            self.splicer.release()
         if self.done.called:  # cancelled
             return
         if self.deadline.expired:

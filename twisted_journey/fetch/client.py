@@ -614,6 +614,8 @@ class Fetcher:
             spool = Spool(self.reactor, sink.write_many)
             if options.stream:
                 spool.inline = -1  # a FIFO or terminal may block: never on the reactor thread
+            else:
+                spool.sink = sink.open()  # a regular file: the body may be spliced into it
             try:
                 await self._receive(url, response, spool, deadline, progress)
                 if span is not None and span[1] + 1 != span[2]:

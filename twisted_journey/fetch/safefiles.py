@@ -85,10 +85,10 @@ def _replaceable(path: str) -> None:
         raise FileError(f"{path!r} is {_kind(mode)}, not a regular file; not replaced.")
 
 
-def open_new(path: str, replace: bool = False, mode: int = 0o666) -> int:
+def open_new(path: str, replace: bool = False, mode: int = 0o666, read: bool = False) -> int:
     """
-    Create ``path`` for writing and return its descriptor, never writing through a
-    symbolic link, FIFO or device at that name.
+    Create ``path`` for writing (and reading, with ``read``) and return its descriptor,
+    never writing through a symbolic link, FIFO or device at that name.
 
     :param replace: remove a regular file already at ``path`` first (unless another
         download holds it or it has other hard links); otherwise anything there is an
@@ -96,7 +96,7 @@ def open_new(path: str, replace: bool = False, mode: int = 0o666) -> int:
     :raises FileError: when the name is taken (by a symbolic link, directory, FIFO or
         device, or by anything unless ``replace``) or cannot be created.
     """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
+    flags = (os.O_RDWR if read else os.O_WRONLY) | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
     for _ in range(3):
         try:
             return os.open(path, flags, mode)
@@ -217,14 +217,14 @@ def _single(fd: int, path: str) -> None:
 
 def own_new(path: str, mode: int = 0o666) -> int:
     """
-    Create ``path`` (:func:`open_new` with ``replace``), lock it (``_lock``) and
-    return its descriptor.  A stale regular file at ``path`` that nobody holds (a crashed
+    Create ``path`` (:func:`open_new` with ``replace``, readable too, so what went in
+    can be read back), lock it (``_lock``) and return its descriptor.  A stale regular file at ``path`` that nobody holds (a crashed
     run's) is removed first; one another download holds, a link, a file with other hard
     links, a FIFO or a device is an error and is left as it is.
 
     :raises FileError: as said, or when the file cannot be created.
     """
-    fd = open_new(path, replace=True, mode=mode)
+    fd = open_new(path, replace=True, mode=mode, read=True)
     try:
         _lock(fd, path)
         if not _is(fd, path):  # taken over between our open and our lock

@@ -8,8 +8,11 @@ the user named, written into as the body arrives (:class:`StreamSink`).
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import os
+import select
 import sys
 from typing import Any
 
@@ -27,7 +30,36 @@ from twisted_journey.fetch.safefiles import (
 )
 from twisted_journey.fetch.validators import forget_validators
 
-__all__ = ["PartFile", "Sink", "StreamSink", "open_sink", "same_content"]
+__all__ = [
+    "CAN_SPLICE",
+    "PartFile",
+    "Sink",
+    "StreamSink",
+    "open_sink",
+    "same_content",
+    "splice_pipe",
+]
+
+#: Whether this system can move bytes from a socket into a file with ``splice(2)``
+#: (Linux): :meth:`PartFile.splice_from` and :meth:`PartFile.splice_socket`.
+CAN_SPLICE = sys.platform.startswith("linux") and hasattr(os, "splice")
+
+#: Bytes the pipe between a socket and a file holds when splicing (the system may grant
+#: less: then it works in smaller steps).
+PIPE_SIZE = 1 << 20
+
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+def splice_pipe() -> tuple[int, int]:
+    """
+    A non-blocking pipe ``(read end, write end)`` to splice through, as large as allowed
+    up to :data:`PIPE_SIZE`.
+    """
+    r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(w, _F_SETPIPE_SZ, PIPE_SIZE)
+    return r, w
 
 
 class Sink:
@@ -83,10 +115,16 @@ class Sink:
             raise FileError(
                 f"cannot write {self.part or self.path!r}: {e.strerror or e}."
             ) from None
+        if self.digest is not None:
+            self._digest_chunks(chunks)
+        self.written += sum(len(chunk) for chunk in chunks)
+
+    def _digest_chunks(self, chunks: list[bytes]) -> None:
+        """
+        Add ``chunks``, just written after :attr:`written` bytes, to the digest.
+        """
         for chunk in chunks:
-            self.written += len(chunk)
-            if self.digest is not None:
-                self.digest.update(chunk)
+            self.digest.update(chunk)
 
     def verify(self, sha256: str | None) -> None:
         """
@@ -144,14 +182,16 @@ class PartFile(Sink):
     :param path: the final name.
     :param resume: append to an existing ``.part`` (for ``--continue``).
     :param no_clobber: make :meth:`commit` fail rather than replace an existing file.
-    :param sha256: keep a SHA-256 of everything written (including a resumed start, read
-        on the first write or :meth:`verify`, off the caller's thread when it writes from
-        another).
+    :param sha256: keep a SHA-256 of everything written: hashed as it is written, or,
+        for a resumed start and whatever follows bytes that went in by :meth:`splice_from`,
+        read back from the file by :meth:`verify` (on the thread that calls it).
     :param server_named: the server chose ``path``: like ``no_clobber``, with a sentence
         that says so.
     """
 
     part: str
+    #: Bytes moved into files by splicing in this process (for tests and diagnostics).
+    spliced = 0
 
     def __init__(
         self,
@@ -186,32 +226,99 @@ class PartFile(Sink):
                 raise FileError(f"cannot read {self.part!r}: {e.strerror or e}.") from None
         self._fd = fd
         self.written = self.offset
-        self._unread = self.offset if self.digest is not None else 0
+        #: The digest covers the file's first ``_hashed`` bytes; the rest (a resumed
+        #: start, a spliced stretch) is read back from the page cache when needed.
+        self._hashed = 0
 
     def _catchUp(self) -> None:
         """
-        Hash the resumed start of the ``.part`` (once).
+        Hash what the file holds past what the digest covers (a resumed start, bytes
+        that went in by :meth:`splice_from`), reading it back without moving the offset.
         """
-        if not self._unread:
+        if self.digest is None or self._hashed >= self.written:
             return
         assert self._fd is not None
         try:
-            os.lseek(self._fd, 0, os.SEEK_SET)
-            left = self._unread
-            while left and (block := os.read(self._fd, min(left, 1 << 20))):
+            while self._hashed < self.written:
+                block = os.pread(self._fd, min(self.written - self._hashed, 1 << 20), self._hashed)
+                if not block:
+                    raise OSError(errno.EIO, f"{self.part!r} is shorter than written")
                 self.digest.update(block)
-                left -= len(block)
-            os.lseek(self._fd, 0, os.SEEK_END)
+                self._hashed += len(block)
         except OSError as e:
             raise FileError(f"cannot read {self.part!r}: {e.strerror or e}.") from None
-        self._unread = 0
 
-    def write_many(self, chunks: list[bytes]) -> None:
+    def _digest_chunks(self, chunks: list[bytes]) -> None:
         """
-        Append every chunk (see :meth:`Sink.write_many`).
+        Hash ``chunks`` as they are written when the digest covers everything before
+        them; otherwise (a resumed start, a spliced stretch before them) leave them to be
+        read back with the rest by :meth:`verify` -- on the writer's thread, whichever
+        thread wrote them.
         """
-        self._catchUp()
-        super().write_many(chunks)
+        if self._hashed == self.written:
+            super()._digest_chunks(chunks)
+            self._hashed += sum(len(chunk) for chunk in chunks)
+
+    @property
+    def fileno(self) -> int | None:
+        """
+        The descriptor :meth:`splice_from` writes to, while open.
+        """
+        return self._fd
+
+    def splice_from(self, pipe: int, size: int) -> None:
+        """
+        Append ``size`` bytes waiting in the pipe ``pipe`` with ``splice(2)`` (Linux):
+        the kernel moves them into the file without a copy through this process.  They
+        are hashed later, from the page cache (:meth:`verify`).  Raises
+        :class:`FileError` when the file refuses them, as :meth:`write_many` does.
+        """
+        assert self._fd is not None
+        fd = self._fd
+        try:
+            while size:
+                moved = os.splice(pipe, fd, size)
+                if not moved:  # cannot happen: the bytes are in the pipe
+                    raise OSError(errno.EIO, os.strerror(errno.EIO))
+                size -= moved
+                self.written += moved
+                PartFile.spliced += moved
+        except OSError as e:
+            raise FileError(f"cannot write {self.part!r}: {e.strerror or e}.") from None
+
+    def splice_socket(self, sock: int, size: int, timeout: float | None) -> int:
+        """
+        Append up to ``size`` bytes read from the connected socket ``sock`` (a plain TCP
+        socket, nothing of the body buffered above it), moved by the kernel through a
+        pipe (:meth:`splice_from`), waiting at most ``timeout`` seconds for each piece as
+        a socket read would; return how many came (fewer at the end of the stream).
+
+        :raises TimeoutError: when nothing arrives for ``timeout`` seconds.
+        :raises OSError: when the socket fails, as a read would.
+        :raises FileError: when the file refuses the bytes.
+        """
+        r, w = splice_pipe()
+        poll = select.poll()
+        poll.register(sock, select.POLLIN)
+        done = 0
+        try:
+            while done < size:
+                try:
+                    moved = os.splice(
+                        sock, w, min(size - done, PIPE_SIZE), flags=os.SPLICE_F_NONBLOCK
+                    )
+                except BlockingIOError:
+                    if not poll.poll(None if timeout is None else timeout * 1000):
+                        raise TimeoutError("timed out") from None
+                    continue
+                if not moved:
+                    break
+                self.splice_from(r, moved)
+                done += moved
+        finally:
+            os.close(r)
+            os.close(w)
+        return done
 
     def verify(self, sha256: str | None) -> None:
         """
@@ -227,7 +334,7 @@ class PartFile(Sink):
         assert self._fd is not None
         os.lseek(self._fd, 0, os.SEEK_SET)
         os.ftruncate(self._fd, 0)
-        self.offset = self.written = self._unread = 0
+        self.offset = self.written = self._hashed = 0
         if self.digest is not None:
             self.digest = hashlib.sha256()
 
