@@ -44,16 +44,28 @@ class StartupTests(ProcessMixin, unittest.TestCase):
     ``journey fetch`` imports TLS support only when a URL needs it.
     """
 
-    def argv(self, *arguments: str) -> list[str]:
-        return [sys.executable, "-c", CHILD, json.dumps(TLS_MODULES), "fetch", *arguments]
+    def argv(self, *arguments: str, watched: tuple[str, ...] = TLS_MODULES) -> list[str]:
+        return [sys.executable, "-c", CHILD, json.dumps(watched), "fetch", *arguments]
 
     @defer.inlineCallbacks
-    def fetchReporting(self, *arguments: str) -> Any:
+    def fetchReporting(self, *arguments: str, watched: tuple[str, ...] = TLS_MODULES) -> Any:
         """
-        Fire with ``(status, stderr lines, TLS modules the child had loaded)``.
+        Fire with ``(status, stderr lines, modules of watched the child had loaded)``.
         """
-        out, err, status = yield servers.runChild(self.argv(*arguments), self.env(), self.out)
+        argv = self.argv(*arguments, watched=watched)
+        out, err, status = yield servers.runChild(argv, self.env(), self.out)
         return status, err.decode("utf-8", "replace").splitlines(), json.loads(out)
+
+    @defer.inlineCallbacks
+    def test_addressNeedsNoNames(self) -> Any:
+        """
+        A URL whose host is an IP address is connected to as it is: the ``idna``
+        package (which Twisted's ``HostnameEndpoint`` loads for any host) is not loaded.
+        """
+        result = yield self.fetchReporting(self.web + "/blob", watched=("idna",))
+        self.assertEqual(result, (0, [], []))
+        with open(os.path.join(self.out, "blob"), "rb") as f:
+            self.assertEqual(f.read(), servers.BODY)
 
     @defer.inlineCallbacks
     def test_httpLoadsNoTLS(self) -> Any:

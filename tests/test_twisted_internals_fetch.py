@@ -191,13 +191,25 @@ class BoundsTests(unittest.SynchronousTestCase):
 
 class ReadSizeTests(unittest.SynchronousTestCase):
     """
-    The connection asks its TCP transport for larger reads.
+    The connection asks its TCP transport for small reads until one fills, then for
+    larger reads.
     """
+
+    def connect(self) -> tuple[Any, StringTransport]:
+        """
+        A pool connection on a transport with a ``bufferSize``, as a TCP one has.
+        """
+        pool = _twisted.journeyPool(MemoryReactorClock(), 1024, 5)
+        protocol = pool._factory(lambda protocol: None, "metadata").buildProtocol(None)
+        transport = StringTransport()
+        transport.bufferSize = 65536  # type: ignore[attr-defined]
+        protocol.makeConnection(transport)
+        return protocol, transport
 
     def test_tcpTransportReadSize(self) -> None:
         """
         Twisted's TCP transports still read ``bufferSize`` bytes per ``recv``, and a
-        :class:`BoundedClientProtocol` sets it to its ``readSize``.
+        :class:`BoundedClientProtocol` sets it to its ``firstReadSize``.
         """
         import inspect
 
@@ -208,9 +220,27 @@ class ReadSizeTests(unittest.SynchronousTestCase):
             inspect.getsource(tcp.Connection.doRead),
             "Twisted's TCP read size is no longer bufferSize; see twisted_journey/fetch/_twisted.py",
         )
-        pool = _twisted.journeyPool(MemoryReactorClock(), 1024, 5)
-        protocol = pool._factory(lambda protocol: None, "metadata").buildProtocol(None)
-        transport = StringTransport()
-        transport.bufferSize = 65536  # type: ignore[attr-defined]
-        protocol.makeConnection(transport)
+        _, transport = self.connect()
+        self.assertEqual(transport.bufferSize, _twisted.BoundedClientProtocol.firstReadSize)  # type: ignore[attr-defined]
+
+    def test_smallAnswersKeepSmallReads(self) -> None:
+        """
+        A small response, read in one piece, leaves the read size small: no large
+        buffer is allocated (and mapped, and unmapped) per small file.
+        """
+        protocol, transport = self.connect()
+        protocol.request(Request(b"GET", b"/", Headers({b"host": [b"h"]}), None))
+        protocol.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 10240\r\n\r\n" + b"x" * 10240)
+        self.assertEqual(transport.bufferSize, _twisted.BoundedClientProtocol.firstReadSize)  # type: ignore[attr-defined]
+
+    def test_fullReadGrowsReads(self) -> None:
+        """
+        A read that fills the small size (a large body is arriving) switches the
+        connection to ``readSize`` for the rest.
+        """
+        protocol, transport = self.connect()
+        protocol.request(Request(b"GET", b"/", Headers({b"host": [b"h"]}), None))
+        first = _twisted.BoundedClientProtocol.firstReadSize
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n"
+        protocol.dataReceived(head + b"x" * (first - len(head)))
         self.assertEqual(transport.bufferSize, _twisted.BoundedClientProtocol.readSize)  # type: ignore[attr-defined]
