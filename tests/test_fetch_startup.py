@@ -2,7 +2,8 @@
 What ``journey fetch`` loads: pyOpenSSL (and ``cryptography``, ``service_identity``,
 ``twisted.internet.ssl``) only once a connection needs TLS, so a plain ``http://`` fetch
 starts without them (:mod:`twisted_journey.fetch.lazytls`); https, also after a
-redirect from http, still works and is still verified.
+redirect from http, still works and is still verified.  A host given as an address
+loads no IDNA tables, and what the start-up imports is frozen for the garbage collector.
 
 Each test runs the real command in a child process against a loopback server of the
 test's reactor; the child reports the TLS modules it had loaded when it exited.
@@ -38,6 +39,18 @@ finally:
 sys.exit(status)
 """
 
+#: Run ``journey ARGV``; print whether the garbage collector runs, and how many objects it
+#: holds frozen, as JSON, on stdout at exit.
+GC_CHILD = """
+import gc, json, sys
+from twisted_journey.cli import main
+try:
+    status = main(sys.argv[1:])
+finally:
+    print(json.dumps([gc.isenabled(), gc.get_freeze_count()]))
+sys.exit(status)
+"""
+
 
 class StartupTests(ProcessMixin, unittest.TestCase):
     """
@@ -55,6 +68,20 @@ class StartupTests(ProcessMixin, unittest.TestCase):
         argv = self.argv(*arguments, watched=watched)
         out, err, status = yield servers.runChild(argv, self.env(), self.out)
         return status, err.decode("utf-8", "replace").splitlines(), json.loads(out)
+
+    @defer.inlineCallbacks
+    def test_startUpFrozen(self) -> Any:
+        """
+        What the start-up imports is moved to the garbage collector's permanent
+        generation (collections during the run do not traverse it again), and the
+        collector runs during the transfers.
+        """
+        argv = [sys.executable, "-c", GC_CHILD, "fetch", self.web + "/blob"]
+        out, err, status = yield servers.runChild(argv, self.env(), self.out)
+        self.assertEqual((status, err), (0, b""))
+        enabled, frozen = json.loads(out)
+        self.assertTrue(enabled)
+        self.assertGreater(frozen, 10000)
 
     @defer.inlineCallbacks
     def test_addressNeedsNoNames(self) -> Any:
