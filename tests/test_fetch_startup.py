@@ -84,6 +84,17 @@ class StartupTests(ProcessMixin, unittest.TestCase):
         self.assertGreater(frozen, 10000)
 
     @defer.inlineCallbacks
+    def test_otherCommandsNotConfigured(self) -> Any:
+        """
+        ``journey fetch`` builds only its own options: the modules other commands'
+        options need (``journey send``'s syslog framing) are not loaded.
+        """
+        result = yield self.fetchReporting(
+            self.web + "/blob", watched=("twisted_journey.syslogframe",)
+        )
+        self.assertEqual(result, (0, [], []))
+
+    @defer.inlineCallbacks
     def test_addressNeedsNoNames(self) -> Any:
         """
         A URL whose host is an IP address is connected to as it is: the ``idna``
