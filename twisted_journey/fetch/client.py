@@ -305,7 +305,7 @@ class Fetcher:
             self.cookies.begin(current)
         for hop in range(self.settings.maxRedirects + 1):
             sent = headers.copy()
-            own = semantics.same_origin(current, origin)
+            own = hop == 0 or semantics.same_origin(current, origin)
             ownAuthorization = sent.hasHeader(b"authorization")
             if own:
                 value = authenticator.preemptive()
