@@ -121,10 +121,10 @@ def run(args: argparse.Namespace, twisted: bool = True) -> int:
 def _frozenStartUp() -> Iterator[None]:
     """
     Import Twisted with the cyclic garbage collector paused, then move every object alive
-    to its permanent generation (``gc.freeze``) and resume it.  The imports make a few
-    hundred thousand objects that live as long as the process; without this, the
-    collections that start during the imports and the run would traverse them all again
-    (about a tenth of a small fetch's instructions).  The run's own garbage is collected
+    to its permanent generation (``gc.freeze``) and resume it.  The imports make some
+    50,000 tracked objects that live as long as the process; without this, the
+    collections that start during the imports and the run would traverse them again and
+    again (about a tenth of a small fetch's instructions).  The run's own garbage is collected
     as usual.  Nothing is done when the reactor is already imported (a test runner, a
     program calling :func:`run`): its objects are not ours to freeze.
     """
