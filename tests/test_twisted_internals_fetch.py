@@ -177,6 +177,40 @@ class BoundsTests(unittest.SynchronousTestCase):
             protocol.dataReceived(b"x" * 1000)
         self.assertIn("--max-header-bytes", str(self.failure(d)))
 
+    def test_wholeHeadWithinNotCounted(self) -> None:
+        """
+        A response whose whole head arrives in its first bytes, within both limits, is
+        parsed without counting its lines (:func:`headWithin` judged it at once).
+        """
+        protocol, _ = connected(maxFields=2)
+        d = get(protocol)
+        parser = protocol._parser
+        protocol.dataReceived(b"HTTP/1.1 200 OK\r\nA: 1\r\nContent-Length: 2\r\n\r\nok")
+        self.assertEqual(self.successResultOf(d).code, 200)
+        self.assertNotIn("lineReceived", vars(parser))
+
+    def test_wholeHeadOverCounted(self) -> None:
+        """
+        A whole head in the first bytes but over the field limit is counted line by
+        line, and fails as any other.
+        """
+        protocol, _ = connected(maxFields=2)
+        d = get(protocol)
+        protocol.dataReceived(b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n")
+        self.assertIn("--max-headers", str(self.failure(d)))
+
+    def test_splitHeadCounted(self) -> None:
+        """
+        A head that arrives in pieces is counted from its first line: fields spread over
+        two reads still fail past the limit.
+        """
+        protocol, _ = connected(maxFields=3)
+        d = get(protocol)
+        protocol.dataReceived(b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n")
+        self.assertNoResult(d)
+        protocol.dataReceived(b"C: 3\r\nD: 4\r\n\r\n")
+        self.assertIn("--max-headers", str(self.failure(d)))
+
     def test_surplusNoticed(self) -> None:
         """
         Bytes after a response's declared end mark the response with ``journeySurplus``.
@@ -187,6 +221,36 @@ class BoundsTests(unittest.SynchronousTestCase):
         response = self.successResultOf(d)
         protocol.dataReceived(b"okEXTRA")
         self.assertEqual(getattr(response, "journeySurplus", None), 5)
+
+
+class HeadWithinTests(unittest.SynchronousTestCase):
+    """
+    :func:`headWithin` says a response's first bytes need no line counting only when
+    counting could not fail.
+    """
+
+    def test_completeHead(self) -> None:
+        """
+        A whole head within both limits, with CRLF or bare LF lines, a body after it.
+        """
+        head = b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\nbody\n\nmore"
+        self.assertTrue(_twisted.headWithin(head, 1024, 2))
+        self.assertTrue(_twisted.headWithin(b"HTTP/1.0 404 X\nA: 1\n\n", 1024, 1))
+
+    def test_notJudged(self) -> None:
+        """
+        An incomplete head, an interim ``1xx`` response, bytes that are not a status
+        line, a head one byte or one field over a limit: all are counted line by line.
+        """
+        head = b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\n"
+        self.assertFalse(_twisted.headWithin(head[:-2], 1024, 2))
+        self.assertFalse(_twisted.headWithin(b"HTTP/1.1 103 Early\r\nL: x\r\n\r\n", 1024, 2))
+        self.assertFalse(_twisted.headWithin(b"\r\n" + head, 1024, 2))
+        self.assertTrue(_twisted.headWithin(head, len(head), 2))
+        self.assertFalse(_twisted.headWithin(head, len(head) - 1, 2))
+        self.assertFalse(_twisted.headWithin(head, 1024, 1))
+        continued = b"HTTP/1.1 200 OK\r\nA: 1\r\n  more\r\n\r\n"
+        self.assertFalse(_twisted.headWithin(continued, 1024, 1))
 
 
 class ReadSizeTests(unittest.SynchronousTestCase):
