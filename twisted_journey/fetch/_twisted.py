@@ -65,6 +65,7 @@ __all__ = [
     "DataLoss",
     "MalformedChunks",
     "boundParser",
+    "headWithin",
     "journeyPool",
 ]
 
