@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     fetch = load(results, "fetch")
     if fetch:
         tables = fetch["tables"]
-        keys = [key for key in ("large", "small") if key in tables]
+        keys = [key for key in ("large", "small", "startup") if key in tables]
         barChart(out / "fetch-time.svg", fetch, [
             (tables[key]["title"], numeric(tables[key]["rows"], "wall_s"), "seconds (lower is better)")
             for key in keys

@@ -1,12 +1,13 @@
 """
-Fetcher benchmark: one large file, and many small files, fetched from a fast local
-server by ``journey fetch``, its stdlib twin, curl, wget, ``urlretrieve`` and a bare
-streaming ``Agent``.
+Fetcher benchmark: one large file, many small files, and one small file start to exit,
+fetched from a fast local server by ``journey fetch``, its stdlib twin, curl, wget,
+``urlretrieve`` and a bare streaming ``Agent``.
 
 Usage::
 
     python bench/fetch.py [--size-mib 256] [--count 1000] [--small-kib 10]
                           [--concurrency 16] [--repeat 3] [--server auto|nginx|twisted]
+                          [--cases large small startup]
 
 The server is nginx from the distribution (``sendfile on``, one worker) when it starts,
 else ``twisted.web``'s static ``File``; it listens on 127.0.0.1 only.  Every client runs
@@ -19,7 +20,13 @@ downloaded file is checked for size before a run counts.
 
 Peers that cannot fetch in parallel (the twin, wget, plain ``urlretrieve``) run the
 small files one after another; ``urllib (16 threads)`` is ``urlretrieve`` in a thread
-pool of ``--concurrency``.
+pool of ``--concurrency``; ``curl --parallel`` is ``curl -Z --parallel-max N`` over the
+same URL list (the small files' baseline).  The start-up case fetches one small file:
+what a single ``journey fetch`` costs from start to exit, against the stdlib twin.
+
+Both checkouts are byte-compiled first (``compileall``), as an installed package is:
+where ``PYTHONDONTWRITEBYTECODE`` is set, every run would otherwise compile the modules
+from source.
 """
 
 from __future__ import annotations
@@ -155,7 +162,7 @@ def fallback(directory: str, urls: Sequence[str], concurrency: int) -> list[str]
 
 
 def curl(directory: str, urls: Sequence[str], concurrency: int) -> list[str]:
-    parallel = ["--parallel", "--parallel-max", str(concurrency)] if len(urls) > 1 else []
+    parallel = ["-Z", "--parallel-max", str(concurrency)] if len(urls) > 1 else []
     return [
         "curl",
         "-s",
@@ -201,6 +208,15 @@ SMALL = {
     "urllib (threads)": urllibThreads,
     BARE: agent,
 }
+#: One small file, start to exit: the twin is the baseline.
+STARTUP = {
+    "journey fetch": journey,
+    "fallback": fallback,
+    "curl": curl,
+    BARE: agent,
+}
+#: Each case's baseline peer (the ratio column divides by it).
+BASELINES = {"large": "curl", "small": "curl --parallel", "startup": "fallback"}
 
 
 def measure(
@@ -261,6 +277,17 @@ def summarize(results: list[dict[str, float | int | str]]) -> dict[str, float | 
     return summary
 
 
+def compileAll(checkouts: Sequence[str]) -> None:
+    """
+    Byte-compile each checkout's ``twisted_journey``, as an installed package is.
+    """
+    for checkout in checkouts:
+        subprocess.run(
+            [PYTHON, "-m", "compileall", "-q", os.path.join(checkout, "twisted_journey")],
+            check=True,
+        )
+
+
 def startServer(kind: str, root: str, tmp: str) -> tuple[Server, str]:
     """
     nginx when asked (or auto and it starts), else twisted.web.
@@ -302,6 +329,13 @@ def main() -> None:
     )
     parser.add_argument("--server", choices=["auto", "nginx", "twisted"], default="auto")
     parser.add_argument("--only", nargs="*", help="run only these peers")
+    parser.add_argument(
+        "--cases",
+        nargs="*",
+        choices=list(BASELINES),
+        default=list(BASELINES),
+        help="run only these cases [all]",
+    )
     parser.add_argument("--json", default=str(resultsPath("fetch")), help="write results here")
     parser.add_argument(
         "--before",
@@ -324,6 +358,9 @@ def main() -> None:
     names = [f"f{i:05d}.bin" for i in range(args.count)]
     for name in names:
         Path(root, "small", name).write_bytes(small)
+    one = os.urandom(args.small_kib << 10)
+    Path(root, "one.bin").write_bytes(one)
+    compileAll([str(REPO), *([os.path.abspath(args.before)] if args.before else [])])
     server, serverName = startServer(args.server, root, tmp)
     out = os.path.join(tmp, "out")
     try:
@@ -343,7 +380,16 @@ def main() -> None:
                 [f"{base}/small/{n}" for n in names],
                 {n: len(small) for n in names},
             ),
+            (
+                "startup",
+                f"one {args.small_kib} KiB file, start to exit,",
+                STARTUP,
+                [f"{base}/one.bin"],
+                {"one.bin": len(one)},
+            ),
         ]:
+            if key not in args.cases:
+                continue
             everyone = dict(peers)
             if args.before:
                 everyone[BEFORE] = before(os.path.abspath(args.before))
@@ -357,7 +403,7 @@ def main() -> None:
                 for name, build in chosen.items():
                     runs[name].append(measure(build(out, urls, args.concurrency), out, expected))
             rows = [Row(name, summarize(results)) for name, results in runs.items()]
-            baseline = next((name for name in chosen if name.startswith("curl")), BARE)
+            baseline = BASELINES[key] if BASELINES[key] in chosen else BARE
             print(
                 f"\n{title} from {serverName} on loopback "
                 f"(median of {args.repeat} alternating rounds, range min-max)\n"

@@ -2,7 +2,8 @@
 What ``journey fetch`` loads: pyOpenSSL (and ``cryptography``, ``service_identity``,
 ``twisted.internet.ssl``) only once a connection needs TLS, so a plain ``http://`` fetch
 starts without them (:mod:`twisted_journey.fetch.lazytls`); https, also after a
-redirect from http, still works and is still verified.
+redirect from http, still works and is still verified.  A host given as an address
+loads no IDNA tables, and what the start-up imports is frozen for the garbage collector.
 
 Each test runs the real command in a child process against a loopback server of the
 test's reactor; the child reports the TLS modules it had loaded when it exited.
@@ -38,22 +39,71 @@ finally:
 sys.exit(status)
 """
 
+#: Run ``journey ARGV``; print whether the garbage collector runs, and how many objects it
+#: holds frozen, as JSON, on stdout at exit.
+GC_CHILD = """
+import gc, json, sys
+from twisted_journey.cli import main
+try:
+    status = main(sys.argv[1:])
+finally:
+    print(json.dumps([gc.isenabled(), gc.get_freeze_count()]))
+sys.exit(status)
+"""
+
 
 class StartupTests(ProcessMixin, unittest.TestCase):
     """
     ``journey fetch`` imports TLS support only when a URL needs it.
     """
 
-    def argv(self, *arguments: str) -> list[str]:
-        return [sys.executable, "-c", CHILD, json.dumps(TLS_MODULES), "fetch", *arguments]
+    def argv(self, *arguments: str, watched: tuple[str, ...] = TLS_MODULES) -> list[str]:
+        return [sys.executable, "-c", CHILD, json.dumps(watched), "fetch", *arguments]
 
     @defer.inlineCallbacks
-    def fetchReporting(self, *arguments: str) -> Any:
+    def fetchReporting(self, *arguments: str, watched: tuple[str, ...] = TLS_MODULES) -> Any:
         """
-        Fire with ``(status, stderr lines, TLS modules the child had loaded)``.
+        Fire with ``(status, stderr lines, modules of watched the child had loaded)``.
         """
-        out, err, status = yield servers.runChild(self.argv(*arguments), self.env(), self.out)
+        argv = self.argv(*arguments, watched=watched)
+        out, err, status = yield servers.runChild(argv, self.env(), self.out)
         return status, err.decode("utf-8", "replace").splitlines(), json.loads(out)
+
+    @defer.inlineCallbacks
+    def test_startUpFrozen(self) -> Any:
+        """
+        What the start-up imports is moved to the garbage collector's permanent
+        generation (collections during the run do not traverse it again), and the
+        collector runs during the transfers.
+        """
+        argv = [sys.executable, "-c", GC_CHILD, "fetch", self.web + "/blob"]
+        out, err, status = yield servers.runChild(argv, self.env(), self.out)
+        self.assertEqual((status, err), (0, b""))
+        enabled, frozen = json.loads(out)
+        self.assertTrue(enabled)
+        self.assertGreater(frozen, 10000)
+
+    @defer.inlineCallbacks
+    def test_otherCommandsNotConfigured(self) -> Any:
+        """
+        ``journey fetch`` builds only its own options: the modules other commands'
+        options need (``journey send``'s syslog framing) are not loaded.
+        """
+        result = yield self.fetchReporting(
+            self.web + "/blob", watched=("twisted_journey.syslogframe",)
+        )
+        self.assertEqual(result, (0, [], []))
+
+    @defer.inlineCallbacks
+    def test_addressNeedsNoNames(self) -> Any:
+        """
+        A URL whose host is an IP address is connected to as it is: the ``idna``
+        package (which Twisted's ``HostnameEndpoint`` loads for any host) is not loaded.
+        """
+        result = yield self.fetchReporting(self.web + "/blob", watched=("idna",))
+        self.assertEqual(result, (0, [], []))
+        with open(os.path.join(self.out, "blob"), "rb") as f:
+            self.assertEqual(f.read(), servers.BODY)
 
     @defer.inlineCallbacks
     def test_httpLoadsNoTLS(self) -> Any:

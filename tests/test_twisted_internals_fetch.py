@@ -181,6 +181,40 @@ class BoundsTests(unittest.SynchronousTestCase):
             protocol.dataReceived(b"x" * 1000)
         self.assertIn("--max-header-bytes", str(self.failure(d)))
 
+    def test_wholeHeadWithinNotCounted(self) -> None:
+        """
+        A response whose whole head arrives in its first bytes, within both limits, is
+        parsed without counting its lines (:func:`headWithin` judged it at once).
+        """
+        protocol, _ = connected(maxFields=2)
+        d = get(protocol)
+        parser = protocol._parser
+        protocol.dataReceived(b"HTTP/1.1 200 OK\r\nA: 1\r\nContent-Length: 2\r\n\r\nok")
+        self.assertEqual(self.successResultOf(d).code, 200)
+        self.assertNotIn("lineReceived", vars(parser))
+
+    def test_wholeHeadOverCounted(self) -> None:
+        """
+        A whole head in the first bytes but over the field limit is counted line by
+        line, and fails as any other.
+        """
+        protocol, _ = connected(maxFields=2)
+        d = get(protocol)
+        protocol.dataReceived(b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n")
+        self.assertIn("--max-headers", str(self.failure(d)))
+
+    def test_splitHeadCounted(self) -> None:
+        """
+        A head that arrives in pieces is counted from its first line: fields spread over
+        two reads still fail past the limit.
+        """
+        protocol, _ = connected(maxFields=3)
+        d = get(protocol)
+        protocol.dataReceived(b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n")
+        self.assertNoResult(d)
+        protocol.dataReceived(b"C: 3\r\nD: 4\r\n\r\n")
+        self.assertIn("--max-headers", str(self.failure(d)))
+
     def test_surplusNoticed(self) -> None:
         """
         Bytes after a response's declared end mark the response with ``journeySurplus``.
@@ -193,15 +227,57 @@ class BoundsTests(unittest.SynchronousTestCase):
         self.assertEqual(getattr(response, "journeySurplus", None), 5)
 
 
+class HeadWithinTests(unittest.SynchronousTestCase):
+    """
+    :func:`headWithin` says a response's first bytes need no line counting only when
+    counting could not fail.
+    """
+
+    def test_completeHead(self) -> None:
+        """
+        A whole head within both limits, with CRLF or bare LF lines, a body after it.
+        """
+        head = b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\nbody\n\nmore"
+        self.assertTrue(_twisted.headWithin(head, 1024, 2))
+        self.assertTrue(_twisted.headWithin(b"HTTP/1.0 404 X\nA: 1\n\n", 1024, 1))
+
+    def test_notJudged(self) -> None:
+        """
+        An incomplete head, an interim ``1xx`` response, bytes that are not a status
+        line, a head one byte or one field over a limit: all are counted line by line.
+        """
+        head = b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\n"
+        self.assertFalse(_twisted.headWithin(head[:-2], 1024, 2))
+        self.assertFalse(_twisted.headWithin(b"HTTP/1.1 103 Early\r\nL: x\r\n\r\n", 1024, 2))
+        self.assertFalse(_twisted.headWithin(b"\r\n" + head, 1024, 2))
+        self.assertTrue(_twisted.headWithin(head, len(head), 2))
+        self.assertFalse(_twisted.headWithin(head, len(head) - 1, 2))
+        self.assertFalse(_twisted.headWithin(head, 1024, 1))
+        continued = b"HTTP/1.1 200 OK\r\nA: 1\r\n  more\r\n\r\n"
+        self.assertFalse(_twisted.headWithin(continued, 1024, 1))
+
+
 class ReadSizeTests(unittest.SynchronousTestCase):
     """
-    The connection asks its TCP transport for larger reads.
+    The connection asks its TCP transport for small reads until one fills, then for
+    larger reads.
     """
+
+    def connect(self) -> tuple[Any, StringTransport]:
+        """
+        A pool connection on a transport with a ``bufferSize``, as a TCP one has.
+        """
+        pool = _twisted.journeyPool(MemoryReactorClock(), 1024, 5)
+        protocol = pool._factory(lambda protocol: None, "metadata").buildProtocol(None)
+        transport = StringTransport()
+        transport.bufferSize = 65536  # type: ignore[attr-defined]
+        protocol.makeConnection(transport)
+        return protocol, transport
 
     def test_tcpTransportReadSize(self) -> None:
         """
         Twisted's TCP transports still read ``bufferSize`` bytes per ``recv``, and a
-        :class:`BoundedClientProtocol` sets it to its ``readSize``.
+        :class:`BoundedClientProtocol` sets it to its ``firstReadSize``.
         """
         import inspect
 
@@ -212,11 +288,29 @@ class ReadSizeTests(unittest.SynchronousTestCase):
             inspect.getsource(tcp.Connection.doRead),
             "Twisted's TCP read size is no longer bufferSize; see twisted_journey/fetch/_twisted.py",
         )
-        pool = _twisted.journeyPool(MemoryReactorClock(), 1024, 5)
-        protocol = pool._factory(lambda protocol: None, "metadata").buildProtocol(None)
-        transport = StringTransport()
-        transport.bufferSize = 65536  # type: ignore[attr-defined]
-        protocol.makeConnection(transport)
+        _, transport = self.connect()
+        self.assertEqual(transport.bufferSize, _twisted.BoundedClientProtocol.firstReadSize)  # type: ignore[attr-defined]
+
+    def test_smallAnswersKeepSmallReads(self) -> None:
+        """
+        A small response, read in one piece, leaves the read size small: no large
+        buffer is allocated (and mapped, and unmapped) per small file.
+        """
+        protocol, transport = self.connect()
+        protocol.request(Request(b"GET", b"/", Headers({b"host": [b"h"]}), None))
+        protocol.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 10240\r\n\r\n" + b"x" * 10240)
+        self.assertEqual(transport.bufferSize, _twisted.BoundedClientProtocol.firstReadSize)  # type: ignore[attr-defined]
+
+    def test_fullReadGrowsReads(self) -> None:
+        """
+        A read that fills the small size (a large body is arriving) switches the
+        connection to ``readSize`` for the rest.
+        """
+        protocol, transport = self.connect()
+        protocol.request(Request(b"GET", b"/", Headers({b"host": [b"h"]}), None))
+        first = _twisted.BoundedClientProtocol.firstReadSize
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n"
+        protocol.dataReceived(head + b"x" * (first - len(head)))
         self.assertEqual(transport.bufferSize, _twisted.BoundedClientProtocol.readSize)  # type: ignore[attr-defined]
 
 

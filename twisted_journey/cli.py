@@ -449,7 +449,13 @@ def _suggestion(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    """
+    The ``journey`` command's parser.
+
+    :param only: configure only this command's options (the one being run: the others'
+        options, and the modules that declare them, are not needed); ``None``: all.
+    """
     parser = argparse.ArgumentParser(
         prog="journey",
         description="Clients for the twisted_journey servers, and an HTTP fetcher.",
@@ -463,7 +469,8 @@ def _parser() -> argparse.ArgumentParser:
         help="print a greeting server's greeting",
         description="Connect, print what the server sends, exit 0 when it closes.",
     )
-    _configureGreet(greet)
+    if only in (None, "greet"):
+        _configureGreet(greet)
     greet.set_defaults(run=_greet)
     send = commands.add_parser(
         "send",
@@ -473,7 +480,8 @@ def _parser() -> argparse.ArgumentParser:
             "the end, print what the server relays, exit 0 when it closes."
         ),
     )
-    _configureSend(send)
+    if only in (None, "send"):
+        _configureSend(send)
     send.set_defaults(run=_send)
     fetch = commands.add_parser(
         "fetch",
@@ -483,7 +491,8 @@ def _parser() -> argparse.ArgumentParser:
             "only when complete. Exit 0 when all succeed, else a documented code."
         ),
     )
-    _configureFetch(fetch)
+    if only in (None, "fetch"):
+        _configureFetch(fetch)
     fetch.set_defaults(run=_fetch)
     mirror = commands.add_parser(
         "mirror",
@@ -494,7 +503,8 @@ def _parser() -> argparse.ArgumentParser:
             "whether every URL succeeded."
         ),
     )
-    _configureMirror(mirror)
+    if only in (None, "mirror"):
+        _configureMirror(mirror)
     mirror.set_defaults(run=_mirror)
     completion = commands.add_parser(
         "completion",
@@ -505,16 +515,23 @@ def _parser() -> argparse.ArgumentParser:
             "'journey completion zsh > ~/.zfunc/_journey' with ~/.zfunc on $fpath."
         ),
     )
-    _configureCompletion(completion)
+    if only in (None, "completion"):
+        _configureCompletion(completion)
     completion.set_defaults(run=_completion)
     return parser
+
+
+#: The commands of ``journey``.
+_COMMANDS = ("greet", "send", "fetch", "mirror", "completion")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """
     Run the ``journey`` command with ``argv`` (default ``sys.argv[1:]``); return its status.
     """
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    only = argv[0] if argv and argv[0] in _COMMANDS else None
+    args = _parser(only).parse_args(argv)
     try:
         return int(args.run(args))
     except KeyboardInterrupt:

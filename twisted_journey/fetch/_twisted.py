@@ -24,7 +24,9 @@ HTTP client (:mod:`twisted_journey.fetch`)
       and header line (``state`` is ``STATUS`` or ``HEADER`` meanwhile), whose
       ``MAX_LENGTH`` bounds one line and which calls ``lineLengthExceeded`` past it;
     * ``HTTP11ClientProtocol.dataReceived()`` turning an exception raised by the parser
-      into a ``ResponseFailed`` whose ``reasons`` hold it;
+      into a ``ResponseFailed`` whose ``reasons`` hold it, and handing every byte of a
+      response to that response's parser, which ends the head at its first line that is
+      empty once one trailing ``\r`` is stripped (what :func:`headWithin` looks for);
     * ``HTTP11ClientProtocol._finishResponse_WAITING(rest)`` receiving the bytes after the
       end of a response, while ``self._parser.response`` is still that response;
     * ``twisted.web._newclient._DataLoss`` being the reason a body with a declared length
@@ -93,6 +95,7 @@ __all__ = [
     "boundParser",
     "consumeIdentity",
     "divertReads",
+    "headWithin",
     "identityBody",
     "journeyPool",
     "restoreReads",
@@ -153,6 +156,33 @@ def boundParser(parser: HTTPClientParser, maxBytes: int, maxFields: int) -> None
     parser.lineLengthExceeded = lineLengthExceeded  # type: ignore[method-assign]
 
 
+def headWithin(data: bytes, maxBytes: int, maxFields: int) -> bool:
+    """
+    Whether ``data``, the first bytes of a response, hold its whole status line and
+    header block, the response is not an interim ``1xx`` one, and the block is within
+    ``maxBytes`` bytes and ``maxFields`` header fields: then counting its lines one by one
+    (:func:`boundParser`) cannot fail, and need not be done.
+
+    The block ends at the first empty line (``\n`` or ``\r\n``), as Twisted's parser
+    reads it; every line but the status line and that empty one is counted as a field, so
+    the count is never below :func:`boundParser`'s.
+    """
+    if not data.startswith(b"HTTP/"):
+        return False
+    space = data.find(b" ", 5, 16)
+    if space < 0 or data[space + 1 : space + 2] == b"1":
+        return False
+    ends = [
+        found + len(blank)
+        for blank in (b"\n\n", b"\n\r\n")
+        if (found := data.find(blank, 0, maxBytes)) >= 0
+    ]
+    if not ends:
+        return False
+    end = min(ends)
+    return end <= maxBytes and data.count(b"\n", 0, end) - 2 <= maxFields
+
+
 class BoundedClientProtocol(HTTP11ClientProtocol):
     """
     An HTTP/1.1 client connection that bounds response headers (:func:`boundParser`) and
@@ -162,27 +192,62 @@ class BoundedClientProtocol(HTTP11ClientProtocol):
 
     maxHeaderBytes = 100 * 1024
     maxHeaders = 100
-    #: Bytes asked of each ``recv`` on a plain TCP connection (Twisted's default is 64 KiB).
-    #: 256 KiB measured best on loopback: 128 KiB similar, 1 MiB slower (each read then
-    #: allocates and frees a large buffer).
+    #: Bytes asked of each ``recv`` on a plain TCP connection once a read has filled the
+    #: first size (Twisted's default is 64 KiB).  256 KiB measured best on loopback for
+    #: large bodies: 128 KiB similar, 1 MiB slower (each read then allocates and frees a
+    #: large buffer).
     readSize = 256 * 1024
+    #: Bytes asked of each ``recv`` until one read fills them: small answers (headers and
+    #: a small body) stay below the C library's ``mmap`` threshold (128 KiB), so each
+    #: read's buffer is not mapped, shrunk and unmapped again (three system calls and
+    #: fresh pages per response).
+    firstReadSize = 64 * 1024
+    _readSize: int | None = None
 
     def connectionMade(self) -> None:
         """
-        Read in larger pieces than Twisted's default: fewer system calls and fewer trips
-        through the parser per MiB of a large body.
+        Read small pieces until a read fills one, then larger pieces than Twisted's
+        default: fewer system calls and fewer trips through the parser per MiB of a
+        large body, without a large buffer per small response.
         """
         super().connectionMade()
         if isinstance(getattr(self.transport, "bufferSize", None), int):
+            self._readSize = self.firstReadSize
+            self.transport.bufferSize = self.firstReadSize  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Take ``data`` as Twisted does; a read that filled the small size switches the
+        connection to :attr:`readSize` (a large body is arriving).
+        """
+        size = self._readSize
+        if size is not None and size < self.readSize and len(data) >= size:
+            self._readSize = self.readSize
             self.transport.bufferSize = self.readSize  # type: ignore[union-attr]
+        parser = self._unjudged
+        if parser is not None:
+            # The first bytes of a response: when they hold its whole head, within the
+            # limits, its lines need no counting; otherwise they are counted from the
+            # first (nothing has reached the parser yet).
+            self._unjudged = None
+            if parser is self._parser and not headWithin(
+                data, self.maxHeaderBytes, self.maxHeaders
+            ):
+                boundParser(parser, self.maxHeaderBytes, self.maxHeaders)
+        super().dataReceived(data)
+
+    #: The parser of a response none of whose bytes arrived yet.
+    _unjudged: HTTPClientParser | None = None
 
     def request(self, request: Any) -> Any:
         """
-        Issue ``request`` as Twisted does, with the new response parser bounded.
+        Issue ``request`` as Twisted does, with the new response parser bounded: see
+        :meth:`dataReceived` and :func:`headWithin`.
         """
         d = super().request(request)
         if self._parser is not None:
-            boundParser(self._parser, self.maxHeaderBytes, self.maxHeaders)
+            self._parser.MAX_LENGTH = self.maxHeaderBytes
+            self._unjudged = self._parser
         return d
 
     def _finishResponse_WAITING(self, rest: bytes) -> None:

@@ -24,8 +24,9 @@ import sys
 from typing import Any
 from urllib.request import getproxies
 
+from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
@@ -386,13 +387,20 @@ class _Endpoints:
     def tcp(self, host: str, port: int) -> Any:
         """
         The (cached) TCP endpoint for ``host``:``port``, with the connect timeout.
+
+        An IP address is connected to as it is: no name resolution (a thread and a
+        ``getaddrinfo`` per connection) and no IDNA encoding (``HostnameEndpoint`` loads
+        the ``idna`` package's tables for any host name, an address included).
         """
         endpoint = self._tcp.get((host, port))
         if endpoint is None:
             timeout = self.settings.connectTimeout or CONNECT_TIMEOUT
-            endpoint = self._tcp[host, port] = HostnameEndpoint(
-                self.reactor, host, port, timeout=timeout
-            )
+            kind: Any = HostnameEndpoint
+            if isIPAddress(host):
+                kind = TCP4ClientEndpoint
+            elif isIPv6Address(host) and "%" not in host:
+                kind = TCP6ClientEndpoint
+            endpoint = self._tcp[host, port] = kind(self.reactor, host, port, timeout=timeout)
         return endpoint
 
     def endpointForURI(self, uri: URI) -> Any:

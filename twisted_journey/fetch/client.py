@@ -245,9 +245,10 @@ class Fetcher:
 
     async def _withRetries(self, url: str, attempt: Callable[[], Any]) -> Any:
         """
-        Run ``attempt`` until it succeeds, fails for good, or ``retries`` run out, waiting with exponential backoff (or ``Retry-After``) in between.
+        Run ``attempt`` until it succeeds, fails for good, or ``retries`` run out, waiting
+        with exponential backoff (or ``Retry-After``) in between.  The caller has checked
+        ``url`` (:func:`~twisted_journey.fetch.semantics.check_url`).
         """
-        semantics.check_url(url)
         settings = self.settings
         for number in range(settings.retries + 1):
             try:
@@ -304,7 +305,7 @@ class Fetcher:
             self.cookies.begin(current)
         for hop in range(self.settings.maxRedirects + 1):
             sent = headers.copy()
-            own = semantics.same_origin(current, origin)
+            own = hop == 0 or semantics.same_origin(current, origin)
             ownAuthorization = sent.hasHeader(b"authorization")
             if own:
                 value = authenticator.preemptive()
@@ -462,7 +463,10 @@ class Fetcher:
             options.stream,
             self._madeDirectories,
         )
-        options = attrs.evolve(options, stream=streaming, resume=options.resume and not streaming)
+        if streaming != options.stream or (streaming and options.resume):
+            options = attrs.evolve(
+                options, stream=streaming, resume=False if streaming else options.resume
+            )
         if (
             options.noClobber
             and not streaming
@@ -672,6 +676,7 @@ class Fetcher:
             finally:
                 deadline.cancel()
 
+        semantics.check_url(url)
         return await self._withRetries(url, once)
 
 

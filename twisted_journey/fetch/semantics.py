@@ -302,6 +302,8 @@ def check_codings(url: str, codings: list[str]) -> None:
     (:func:`decodable`): a body in a coding we cannot read is refused rather than saved
     still encoded as if it were the file.
     """
+    if not codings:
+        return
     known = decodable()
     unknown = [c for c in codings if c not in known]
     if unknown:
