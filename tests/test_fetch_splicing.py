@@ -271,21 +271,40 @@ class CancelTests(SplicingMixin, unittest.TestCase):
                 d.cancel()
 
         d = self.fetcher().retrieve(f"{base}/big", reporthook=progress, outputDir=self.out)
-        try:
+        with self.assertRaises(defer.CancelledError):
             await d
-        except (defer.CancelledError, fetch_errors.FetchError):
-            pass  # what a cancelled transfer fails with is the ordinary path's business
-        else:
-            self.fail("the cancelled transfer succeeded")
         self.assertEqual(cancelled, [True])
         self.assertEqual(self.files(), [])
 
     def test_cancelled(self) -> Any:
         """
-        A transfer cancelled while its body is being spliced (an interrupted run) stops,
-        and leaves neither file nor ``.part``.
+        A transfer cancelled while its body is being spliced (an interrupted run) stops
+        with the caller's :class:`~twisted.internet.defer.CancelledError` (not a sentence
+        about a connection timeout), and leaves neither file nor ``.part``.
         """
         return defer.ensureDeferred(self._cancelled())
+
+    async def _cancelledOrdinary(self) -> None:
+        _, base = self.serve({b"/big": (chunked(BIG), False)})
+        seen: list[int] = []
+
+        def progress(block: int, size: int, total: int) -> None:
+            if block > 2 and not seen:
+                seen.append(block)
+                d.cancel()
+
+        d = self.fetcher().retrieve(f"{base}/big", reporthook=progress, outputDir=self.out)
+        with self.assertRaises(defer.CancelledError):
+            await d
+        self.assertEqual(len(seen), 1)
+        self.assertEqual(self.files(), [])
+
+    def test_cancelledReadTheOrdinaryWay(self) -> Any:
+        """
+        A transfer whose body is read through Python (chunked), cancelled mid-body, fails
+        with :class:`~twisted.internet.defer.CancelledError` too, and leaves no file.
+        """
+        return defer.ensureDeferred(self._cancelledOrdinary())
 
 
 class FallbackTests(SplicingMixin, unittest.TestCase):

@@ -590,8 +590,10 @@ def _classify(failure: Failure, url: str, deadline: Deadline | None) -> FetchErr
         return NetworkError(errors.connect_failure(errors.RESOLVE, host, port), url)
     if failure.check(error.ConnectionRefusedError):
         return NetworkError(errors.connect_failure(errors.REFUSED, host, port), url)
-    if failure.check(error.TimeoutError, CancelledError):
+    if failure.check(error.TimeoutError):
         return Timeout(f"cannot connect to {host} port {port} in time (--connect-timeout).", url)
+    if failure.check(CancelledError):
+        return FetchError("the transfer was cancelled.", url)
     if failure.check(SchemeNotSupported):
         return UnsupportedURL(f"{url!r} is not an http:// or https:// URL.", url)
     if failure.check(error.ConnectError):

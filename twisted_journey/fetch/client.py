@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 from twisted.internet.defer import CancelledError, Deferred, DeferredSemaphore
@@ -370,7 +370,7 @@ class Fetcher:
         try:
             response: IResponse = await requested
         except Exception:
-            raise classify(Failure(), target, deadline, url) from None
+            raise _failed(target, deadline, url) from None
         deadline.poke()
         return response
 
@@ -410,7 +410,7 @@ class Fetcher:
         try:
             framed = await receiver.done
         except Exception:
-            error = classify(Failure(), url, deadline)
+            error = _failed(url, deadline)
             await _settle(spool)
             raise error from None
         expected = None if response.length is UNKNOWN_LENGTH else int(response.length)
@@ -784,6 +784,18 @@ async def _onlyFetchErrors(url: str, work: Coroutine[Any, Any, _T]) -> _T:
         raise
     except Exception:
         raise classify(Failure(), url) from None
+
+
+def _failed(url: str, deadline: Deadline, reported: str | None = None) -> Exception:
+    """
+    What the failure being handled is raised as: the caller's own cancellation of the
+    transfer stays a :class:`CancelledError`; anything else (a cancellation by the
+    ``--max-time`` deadline included) becomes its :class:`FetchError` (:func:`classify`).
+    """
+    failure = Failure()
+    if failure.check(CancelledError) and not deadline.expired:
+        return cast(Exception, failure.value)
+    return classify(failure, url, deadline, reported)
 
 
 async def _nothing() -> None:
