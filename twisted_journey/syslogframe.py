@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from twisted_journey import records
 from twisted_journey.settings import DEFAULT_MAX_LINE_LENGTH, SettingError
@@ -377,7 +377,15 @@ class SyslogFramer(records.Framer):
         #: how far into the buffer a traditional frame was searched for its end
         self._scanned = 0
 
-    def feed(self, data: bytes, now: float) -> bytes:
+    def feedPieces(self, data: bytes, now: float) -> Sequence[bytes | memoryview]:
+        """
+        The records for a chunk received at ``now``, one per complete message, in one
+        piece (empty when there are none).
+        """
+        out = self._feed(data, now)
+        return (out,) if out else ()
+
+    def _feed(self, data: bytes, now: float) -> bytes:
         """
         The records for a chunk received at ``now``: one per complete message.
         """
