@@ -401,6 +401,11 @@ class SyslogFramer(records.Framer):
             # linear time, not a copy of everything held per byte.
             held += data
             buffer = held
+            if 2 * len(data) >= len(held):
+                # Mostly new bytes: framed as bytes, whose slices are the messages, at the
+                # cost of one copy of at most twice the chunk.
+                buffer = bytes(held)
+                held = None
         messages: list[tuple[bytes, bytes]] = []
         position = self._frames(buffer, messages)
         self._scanned = max(self._scanned - position, 0)
@@ -457,7 +462,8 @@ class SyslogFramer(records.Framer):
                 continue
             if 0x30 <= first <= 0x39:
                 space = buffer.find(b" ", position, position + width + 1)
-                if space < 0 or not buffer[position:space].isdigit():
+                number = buffer[position:space] if space > 0 else b""
+                if not number.isdigit():
                     digits = _DIGITS.match(buffer, position).end()  # type: ignore[union-attr]
                     if digits - position > width:
                         return self._fail(
@@ -472,7 +478,7 @@ class SyslogFramer(records.Framer):
                         f"octet count {self._shown(buffer, position)} is not a number "
                         f"followed by a space",
                     )
-                count = int(buffer[position:space])
+                count = int(number)
                 if count == 0 or count > limit:
                     return self._fail(
                         position,
