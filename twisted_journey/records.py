@@ -106,20 +106,28 @@ _ASCII_SPECIAL = tuple(
     c for c in dict.fromkeys([0x09, 0x0D, 0x5C, *range(0x20), 0x7F]) if c != 0x0A
 )
 _JSON_ASCII_SPECIAL = (0x22, *_ASCII_SPECIAL)
+# The same without the CR, for a chunk already searched for one.
+_ASCII_SPECIAL_NO_CR = tuple(c for c in _ASCII_SPECIAL if c != 0x0D)
+_JSON_ASCII_SPECIAL_NO_CR = (0x22, *_ASCII_SPECIAL_NO_CR)
 #: From this size on, :func:`_plain_lines` looks for each special ASCII byte with one
 #: ``memchr`` after ``isascii()``, a few times cheaper than ``bytes.translate``'s table
 #: loop over every byte, which stays cheaper below.
 _SCAN_AT = 8192
 
 
-def _plain_lines(data: bytes, json: bool) -> bool:
+def _plain_lines(data: bytes, json: bool, has_cr: bool = True) -> bool:
     """
     Whether every byte of ``data`` is plain or a newline: a chunk of lines that a record
     holds as they are (:data:`_PLAIN`; in JSON, no double quote either).
+
+    :param has_cr: false when ``data`` is known to hold no CR (it is not searched again).
     """
     if len(data) < _SCAN_AT:
         return not data.translate(None, _JSON_PLAIN_LINES if json else _PLAIN_LINES)
-    special = _JSON_ASCII_SPECIAL if json else _ASCII_SPECIAL
+    if has_cr:
+        special = _JSON_ASCII_SPECIAL if json else _ASCII_SPECIAL
+    else:
+        special = _JSON_ASCII_SPECIAL_NO_CR if json else _ASCII_SPECIAL_NO_CR
     return data.isascii() and not any(map(data.__contains__, special))
 
 
@@ -258,6 +266,10 @@ def escape(data: bytes, keep_newlines: bool = False) -> bytes:
     if not special:
         return data
     if special.isascii():
+        if keep_newlines and not special.translate(None, b"\\\t"):
+            # Only backslashes and tabs (paths, tab-separated fields): two C passes over
+            # the lines, not a call per line.
+            return data.replace(b"\\", b"\\\\").replace(b"\t", b"\\t")
         # ASCII only: the unicode_escape codec writes exactly this module's escapes for
         # ASCII controls, DEL and the backslash, in one C loop, however they are mixed.
         return _each_line(data, keep_newlines, _ascii_escape)
@@ -314,6 +326,10 @@ def json_string(text: str, keep_newlines: bool = False) -> bytes:
     if not special:
         return data  # nothing to escape: no regular expression, no table built
     if special.isascii():
+        if keep_newlines and not special.translate(None, b'\\"\t'):
+            # Only quotes, backslashes and tabs (JSON or quoted text in the lines): JSON's
+            # escapes for them in three C passes over the lines, not a call per line.
+            return data.replace(b"\\", b"\\\\").replace(b'"', b'\\"').replace(b"\t", b"\\t")
         return _each_line(data, keep_newlines, _ascii_json)
     dense = _dense(special, len(data))
     return _escaper("json", keep_newlines)(text, dense).encode("utf-8")
@@ -627,11 +643,12 @@ class Framer:
                 head = head[:-1]  # a CR LF cut between two chunks
             if not _plain_lines(head, json):
                 return None
-        if 0x0D in data:
+        has_cr = 0x0D in data
+        if has_cr:
             # CR LF line ends, as the general path's replace takes them.
             data = data.replace(b"\r\n", b"\n")
             end = data.rfind(b"\n")
-        if not _plain_lines(data, json):
+        if not _plain_lines(data, json, has_cr):
             return None
         prefix = self._prefix(timestamp(now))
         separator = (b'"}\n' if json else b"\n") + prefix
