@@ -17,6 +17,12 @@ servers that read syslog (:data:`SYSLOG_SERVERS`: journey-mux ``--framing syslog
 rsyslog's ``imtcp``), and the table also shows journey-mux's line mode on the same number of
 newline-terminated lines of the same size, the cost syslog mode is held to.
 
+Each server is measured ``--repeat`` times, in alternating rounds (every server once per
+round, in turn), so that whatever else the machine does hits all of them alike; a row
+shows the medians of its runs, the range of its CPU per line (lowest-highest), and the
+lines lost in all its runs together.  Below the table, journey-mux's CPU per line over the
+selectors loop's: the median and range of the ratios of each round.
+
 Columns: server CPU microseconds per line (user + system, from ``/proc``), lines per
 second of wall time, lines lost, the server's peak RSS, and the load generator's own CPU
 per line (it must stay well below the servers').  The idle table holds IDLE connections
@@ -30,6 +36,7 @@ import os
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -212,6 +219,61 @@ def load(
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def rounds(
+    servers: list[tuple[str, Callable[[int, Path], list[str]]]],
+    loader: Path,
+    args: argparse.Namespace,
+    octet: bool = False,
+) -> dict[str, list[Row]]:
+    """
+    Run the load ``args.repeat`` times against every server, in alternating rounds.
+    """
+    runs: dict[str, list[Row]] = {name: [] for name, _ in servers}
+    for number in range(args.repeat):
+        for name, argv in servers:
+            print(f"  {name} (round {number + 1} of {args.repeat})...", file=sys.stderr, flush=True)
+            runs[name].append(load(name, argv, loader, args, octet))
+    return runs
+
+
+def summary(name: str, runs: list[Row]) -> Row:
+    """
+    One row for a server's runs: the median of each value, the range of ``cpu_us``
+    (``"LOW-HIGH"``), the lines lost summed; a failed run's note when any failed.
+    """
+    failed = [run for run in runs if "note" in run.values]
+    if failed:
+        return Row(name, dict(failed[0].values))
+    values: dict[str, float | int | str] = {
+        key: statistics.median(float(run.values[key]) for run in runs)
+        for key in ("cpu_us", "lines_s", "peak_mb", "client_us")
+    }
+    cpu = sorted(float(run.values["cpu_us"]) for run in runs)
+    values["range_cpu_us"] = f"{cpu[0]:.3f}-{cpu[-1]:.3f}"
+    values["lost"] = sum(int(run.values["lost"]) for run in runs)
+    return Row(name, values)
+
+
+def ratioLine(runs: dict[str, list[Row]], name: str, peer: str) -> str | None:
+    """
+    ``NAME / PEER: MEDIANx (LOW-HIGH)``, from the ratio of their CPU per line in each
+    round; ``None`` unless both ran in every round.
+    """
+    pairs = zip(runs.get(name, []), runs.get(peer, []), strict=False)
+    ratios = sorted(
+        float(a.values["cpu_us"]) / float(b.values["cpu_us"])
+        for a, b in pairs
+        if isinstance(a.values.get("cpu_us"), float) and isinstance(b.values.get("cpu_us"), float)
+        and b.values["cpu_us"]
+    )  # fmt: skip
+    if not ratios or len(ratios) < len(runs.get(name, [])):
+        return None
+    return (
+        f"{name} / {peer} CPU per line: {statistics.median(ratios):.2f}x "
+        f"(rounds: {ratios[0]:.2f}-{ratios[-1]:.2f})"
+    )
+
+
 def idle(name: str, argv: Callable[[int, Path], list[str]], count: int) -> Row:
     """
     Hold ``count`` idle connections to one server; report RSS growth per connection.
@@ -259,6 +321,9 @@ def main() -> None:
     parser.add_argument("--hold", type=int, default=0, help="also hold this many on journey-mux")
     parser.add_argument("--only", default="", help="comma-separated server names")
     parser.add_argument(
+        "--repeat", type=int, default=3, help="alternating rounds; rows show medians [3]"
+    )
+    parser.add_argument(
         "--framing",
         choices=("lines", "syslog"),
         default="lines",
@@ -270,6 +335,8 @@ def main() -> None:
         help="write results here [bench/results/mux.json; mux-syslog.json with --framing syslog]",
     )
     args = parser.parse_args()
+    if not 1 <= args.repeat <= 20:
+        parser.error("--repeat must be in [1, 20]")
     if args.json is None:
         args.json = str(resultsPath("mux-syslog" if args.framing == "syslog" else "mux"))
     only = set(filter(None, args.only.split(",")))
@@ -282,21 +349,26 @@ def main() -> None:
     if args.framing == "syslog":
         syslogBench(args, only, loader)
         return
-    rows = []
-    for name, argv in SERVERS.items():
-        if (only and name not in only) or not available(name):
-            continue
-        print(f"  {name}...", file=sys.stderr, flush=True)
-        rows.append(load(name, argv, loader, args))
+    chosen = [
+        (name, argv)
+        for name, argv in SERVERS.items()
+        if not (only and name not in only) and available(name)
+    ]
+    runs = rounds(chosen, loader, args)
+    rows = [summary(name, runs[name]) for name, _ in chosen]
     best = min(
         (r for r in rows if r.name in ("asyncio", "uvloop", "selectors", "twisted-linereceiver")
          and isinstance(r.values.get("cpu_us"), float)),
         key=lambda r: r.values["cpu_us"],  # type: ignore[arg-type, return-value]
         default=None,
     )  # fmt: skip
-    columns = [("cpu_us", "{:.3f}"), ("lines_s", "{:,.0f}"), ("lost", "{:d}"), ("peak_mb", "{:.1f}"),
-               ("client_us", "{:.3f}"), ("note", "{}")]  # fmt: skip
+    columns = [("cpu_us", "{:.3f}"), ("range_cpu_us", "{}"), ("lines_s", "{:,.0f}"), ("lost", "{:d}"),
+               ("peak_mb", "{:.1f}"), ("client_us", "{:.3f}"), ("note", "{}")]  # fmt: skip
     printTable(rows, columns, "cpu_us", best.name if best else "asyncio")
+    for name in ("journey-mux-text", "journey-mux-json"):
+        line = ratioLine(runs, name, "selectors")
+        if line:
+            print(line)
     tables = {"lines": {"title": f"{args.clients} clients x {args.lines} lines x {args.size} B",
                         "baseline": best.name if best else "asyncio", "rows": rows}}  # fmt: skip
 
@@ -333,19 +405,18 @@ def syslogBench(args: argparse.Namespace, only: set[str], loader: Path) -> None:
     The ``--framing syslog`` table: octet-counted frames to every syslog server, and
     journey-mux's line mode on lines of the same size, rsyslog's ``imtcp`` the baseline.
     """
-    rows = []
-    for name, argv in SYSLOG_SERVERS.items():
-        if (only and name not in only) or not available(name):
-            continue
-        print(f"  {name}...", file=sys.stderr, flush=True)
-        rows.append(load(name, argv, loader, args, octet=True))
-    for name in SYSLOG_REFERENCES:
-        if only and name not in only:
-            continue
-        print(f"  {name} (lines)...", file=sys.stderr, flush=True)
-        rows.append(load(f"{name} (lines)", SERVERS[name], loader, args))
-    columns = [("cpu_us", "{:.3f}"), ("lines_s", "{:,.0f}"), ("lost", "{:d}"), ("peak_mb", "{:.1f}"),
-               ("client_us", "{:.3f}"), ("note", "{}")]  # fmt: skip
+    chosen = [
+        (name, argv)
+        for name, argv in SYSLOG_SERVERS.items()
+        if not (only and name not in only) and available(name)
+    ]
+    references = [(f"{name} (lines)", SERVERS[name]) for name in SYSLOG_REFERENCES
+                  if not (only and name not in only)]  # fmt: skip
+    runs = rounds(chosen, loader, args, octet=True)
+    runs.update(rounds(references, loader, args))
+    rows = [summary(name, runs[name]) for name, _ in chosen + references]
+    columns = [("cpu_us", "{:.3f}"), ("range_cpu_us", "{}"), ("lines_s", "{:,.0f}"), ("lost", "{:d}"),
+               ("peak_mb", "{:.1f}"), ("client_us", "{:.3f}"), ("note", "{}")]  # fmt: skip
     baseline = "rsyslog-imtcp" if any(r.name == "rsyslog-imtcp" for r in rows) else rows[0].name
     printTable(rows, columns, "cpu_us", baseline)
     title = f"{args.clients} clients x {args.lines} octet-counted frames x {args.size} B"

@@ -154,6 +154,110 @@ class FullDiskTests(SynchronousTestCase):
         self.assertEqual((log.written, log.dropped, log.dropped_bytes), (0, 10, 200))
 
 
+class FailingWritev(FailingWrites):
+    """
+    :class:`FailingWrites`, and an ``os.writev`` stand-in sharing its room that writes
+    the pieces in order, as the kernel does: cut short at the boundary, then ``ENOSPC``.
+    """
+
+    def __init__(self, room: int) -> None:
+        super().__init__(room)
+        self.calls: list[list[bytes]] = []
+
+    def writev(self, fd: int, pieces: list[bytes]) -> int:
+        self.calls.append(list(pieces))
+        return self(fd, b"".join(pieces))
+
+
+class VectoredWriteTests(SynchronousTestCase):
+    """
+    The records of several writes go out in one ``writev``, as they were given; a
+    ``writev`` cut short or failing is finished or taken back like any write.
+    """
+
+    def setUp(self) -> None:
+        self.path = os.path.abspath(self.mktemp())
+        self.reports: list[str] = []
+
+    def failing(self, log: DataLog, room: int) -> FailingWritev:
+        """
+        Give ``log`` writes with ``room`` bytes of room.
+        """
+        writes = FailingWritev(room)
+        log._os_write = writes  # type: ignore[method-assign]
+        log._os_writev = writes.writev  # type: ignore[method-assign]
+        return writes
+
+    def test_oneWritevPerFlush(self) -> None:
+        """
+        Ten writes, one flush: one ``writev`` of the ten records as they were given.
+        """
+        log = DataLog(self.path)
+        self.addCleanup(log.close)
+        writes = self.failing(log, 10**6)
+        given = [record(n) for n in range(10)]
+        for data in given:
+            log.write(data, 1)
+        log.flush()
+        self.assertEqual(len(writes.calls), 1)
+        self.assertTrue(all(a is b for a, b in zip(writes.calls[0], given, strict=True)))
+        self.assertEqual(numbers(Path(self.path).read_bytes()), list(range(10)))
+        self.assertEqual((log.written, log.written_bytes, log.backlog), (10, 200, 0))
+
+    def test_cutShortThenFinished(self) -> None:
+        """
+        A ``writev`` that writes part of a record (and fails no write) is finished by the
+        next write: every record whole, each counted once.
+        """
+        log = DataLog(self.path)
+        self.addCleanup(log.close)
+        writes = self.failing(log, 20 * 4 + 9)
+        for n in range(10):
+            log.write(record(n), 1)
+        writes.writev = lambda fd, pieces: os.write(fd, b"".join(pieces)[:89])  # type: ignore[method-assign]
+        log._os_writev = writes.writev  # type: ignore[method-assign]
+        writes.room = 10**6
+        log.flush()
+        self.assertEqual(numbers(Path(self.path).read_bytes()), list(range(10)))
+        self.assertEqual((log.written, log.dropped, log.backlog), (10, 0, 0))
+
+    def test_fullDiskTakenBack(self) -> None:
+        """
+        A full disk part-way through a ``writev``: the torn record is taken back, the rest
+        dropped and counted, and writing resumes with whole records once there is room.
+        """
+        log = DataLog(self.path, report=self.reports.append)
+        self.addCleanup(log.close)
+        writes = self.failing(log, 20 * 3 + 7)
+        for n in range(10):
+            log.write(record(n), 1)
+        log.flush()
+        self.assertEqual(numbers(Path(self.path).read_bytes()), [0, 1, 2])
+        self.assertEqual((log.written, log.dropped, log.dropped_bytes), (3, 7, 140))
+        self.assertRegex(self.reports[-1], r"No space left on device; 7 records \(140 bytes\)")
+        writes.room = 10**6
+        for n in range(10, 15):
+            log.write(record(n), 1)
+        log.flush()
+        self.assertEqual(numbers(Path(self.path).read_bytes()), [0, 1, 2, 10, 11, 12, 13, 14])
+        self.assertEqual((log.written, log.dropped), (8, 7))
+        self.assertRegex(self.reports[-1], r"being written again; 7 records")
+
+    def test_manyWritesGathered(self) -> None:
+        """
+        Past ``max_pieces`` writes, the records are gathered into one buffer (so that a
+        slow output never holds an object per record), and still written whole, once.
+        """
+        log = DataLog(self.path, buffer_bytes=1 << 20)
+        self.addCleanup(log.close)
+        for n in range(log.max_pieces * 3 + 5):
+            log.write(record(n), 1)
+            self.assertLess(len(log._pieces), log.max_pieces)
+        log.flush()
+        self.assertEqual(numbers(Path(self.path).read_bytes()), list(range(log.max_pieces * 3 + 5)))
+        self.assertEqual(log.written, log.max_pieces * 3 + 5)
+
+
 class PipeTests(SynchronousTestCase):
     """
     A FIFO output that stops being read never blocks the writer: the backlog pauses the

@@ -467,6 +467,113 @@ class FramerTests(SynchronousTestCase):
         self.assertEqual(lines, expected)
 
 
+class GeneralFramer(Framer):
+    """
+    A :class:`Framer` that never takes the fast path for chunks of plain lines.
+    """
+
+    __slots__ = ()
+
+    def _plainChunk(self, data: bytes, now: float) -> None:
+        return None
+
+
+class CountingFramer(Framer):
+    """
+    A :class:`Framer` counting the chunks its fast path for plain lines took.
+    """
+
+    __slots__ = ("fast",)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fast = 0
+
+    def _plainChunk(self, data: bytes, now: float) -> tuple[bytes, bytes, memoryview] | None:
+        out = super()._plainChunk(data, now)
+        self.fast += out is not None
+        return out
+
+
+#: Lines of mostly plain text, now and then a byte to escape, a CR LF or a long line.
+textLines = st.lists(
+    st.one_of(
+        st.just(b"plain line of text, as most are"),
+        st.binary(max_size=30),
+        st.lists(st.sampled_from([*SPECIALS, b"x" * 40, b"\r"]), max_size=6).map(b"".join),
+        st.integers(0, 5000).map(lambda n: b"y" * n),
+    ),
+    max_size=80,
+)
+
+
+class PlainChunkTests(SynchronousTestCase):
+    """
+    Chunks of plain lines take a fast path, which makes the records the general path makes.
+    """
+
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=300)
+    @given(
+        st.lists(st.sampled_from([*SPECIALS, b"\n", b"z" * 1000]), max_size=8),
+        st.integers(0, 5000),
+        st.booleans(),
+    )
+    def test_plainCheck(self, pieces: list[bytes], plain: int, json: bool) -> None:
+        """
+        A chunk is plain exactly when it holds nothing but printable ASCII other than the
+        backslash (and in JSON the double quote) and newlines, however long it is.
+        """
+        data = b"p" * plain + b"".join(pieces)
+        allowed = records._JSON_PLAIN_LINES if json else records._PLAIN_LINES
+        plain = not data.translate(None, allowed)
+        self.assertEqual(records._plain_lines(data, json), plain)
+        if b"\r" not in data:
+            self.assertEqual(records._plain_lines(data, json, has_cr=False), plain)
+
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=200)
+    @given(
+        textLines,
+        st.lists(st.integers(1, 9000) | st.integers(1, 3), max_size=12),
+        st.sampled_from(records.FORMATS),
+        st.sampled_from([30, 4096, 65536]),
+        st.booleans(),
+    )
+    def test_sameRecords(
+        self, lines: list[bytes], cuts: list[int], recordFormat: str, limit: int, crlf: bool
+    ) -> None:
+        """
+        Whatever the lines and however they are cut into chunks, the fast path makes the
+        records, the count and the held line that the general path makes.
+        """
+        stream = (b"\r\n" if crlf else b"\n").join(lines)
+        fast = Framer(recordFormat, "127.0.0.1:1", 1, max_line_length=limit)
+        general = GeneralFramer(recordFormat, "127.0.0.1:1", 1, max_line_length=limit)
+        position = 0
+        for cut in [*cuts, len(stream)]:
+            chunk = stream[position : position + cut]
+            position += cut
+            self.assertEqual(fast.feed(chunk, NOW), general.feed(chunk, NOW))
+            self.assertEqual((fast.lines, fast.held), (general.lines, general.held))
+        self.assertEqual(fast.finish(NOW), general.finish(NOW))
+
+    def test_plainChunksTakeIt(self) -> None:
+        """
+        Chunks of plain lines, large or small, in text or JSON, with LF or CR LF, a line
+        held across chunks or not, all take the fast path.
+        """
+        for recordFormat in records.FORMATS:
+            for end in (b"\n", b"\r\n"):
+                framer = CountingFramer(recordFormat, "127.0.0.1:1", 1)
+                stream = b"".join(b"line %d of plain text%s" % (n, end) for n in range(2000))
+                for position in range(0, len(stream), 5000):
+                    framer.feed(stream[position : position + 5000], NOW)
+                framer.feed(b"short\n", NOW)
+                framer.feed(b"cut" + end[:-1], NOW)  # no newline: held
+                framer.feed(b"\nafter\n", NOW)
+                self.assertEqual(framer.fast, len(range(0, len(stream), 5000)) + 2)
+                self.assertEqual(framer.lines, 2003)
+
+
 class DataLogTests(SynchronousTestCase):
     """
     :class:`DataLog`.

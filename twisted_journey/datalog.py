@@ -48,7 +48,7 @@ import socket
 import stat
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted_journey.settings import DEFAULT_ROTATE_KEEP, SettingError
@@ -157,6 +157,12 @@ class DataLog:
     report_interval = 10.0
     #: the system call that writes (tests replace it to inject short writes and errors)
     _os_write = staticmethod(os.write)
+    #: the one that writes the records of several :meth:`write` calls at once, while
+    #: ``_os_write`` is not replaced (tests replace it too)
+    _os_writev = staticmethod(os.writev)
+    #: records of this many :meth:`write` calls at most are kept apart, for one
+    #: ``writev`` (``IOV_MAX`` is 1024); beyond, they are copied into one buffer
+    max_pieces = 64
 
     def __init__(
         self,
@@ -192,6 +198,12 @@ class DataLog:
         self._buffer = bytearray()
         self._start = 0  # bytes of _buffer already written
         self._records = 0  # records in _buffer[_start:]
+        # Records written since, each as the caller gave it (no copy), after those of
+        # _buffer: their bytes and their number.
+        self._pieces: list[bytes | memoryview] = []
+        self._pieces_size = 0
+        self._pieces_records = 0
+        self._written_part = 0  # bytes of the buffer a cut-short writev wrote
         self._failing = False
         self._last_report = -float("inf")
         self._fd = -1
@@ -219,7 +231,7 @@ class DataLog:
         """
         Bytes of records accepted and not yet written.
         """
-        return len(self._buffer) - self._start
+        return len(self._buffer) - self._start + self._pieces_size
 
     def fileno(self) -> int:
         """
@@ -340,12 +352,32 @@ class DataLog:
         """
         if not records or self._closed:
             return
-        self._buffer += records
-        self._records += records.count(b"\n") if count is None else count
-        backlog = len(self._buffer) - self._start
+        self.extend((records,), records.count(b"\n") if count is None else count)
+
+    def extend(self, pieces: Iterable[bytes | memoryview], count: int) -> None:
+        """
+        :meth:`write` for records in pieces (:meth:`twisted_journey.records.Framer.feedPieces`),
+        which, one after the other, are whole records.
+
+        :param count: how many records the pieces hold.
+        """
+        if self._closed:
+            return
+        # Kept as they are: a flush writes them all with one writev (or copies them
+        # into the buffer once); appending each to one growing buffer would copy them,
+        # and the buffer too each time it grows.
+        kept = self._pieces
+        for piece in pieces:
+            if piece:
+                kept.append(piece)
+                self._pieces_size += len(piece)
+        self._pieces_records += count
+        if len(kept) >= self.max_pieces:
+            self._gather()
+        backlog = self.backlog
         if backlog >= self.buffer_bytes and not self.waiting:
             self.flush()
-            backlog = len(self._buffer) - self._start
+            backlog = self.backlog
         if backlog >= self.max_backlog and not self.paused:
             self.paused = True
             self.pause()
@@ -358,11 +390,62 @@ class DataLog:
         """
         self._flush(check_moved=True)
 
+    def _gather(self) -> None:
+        """
+        Move the records kept apart into the buffer, after those already there.
+        """
+        pieces = self._pieces
+        if not pieces:
+            return
+        if self._start >= len(self._buffer):
+            self._buffer = bytearray().join(pieces)  # one copy, of the exact size
+            self._start = 0
+        else:
+            self._buffer += b"".join(pieces)
+        self._records += self._pieces_records
+        self._pieces = []
+        self._pieces_size = self._pieces_records = 0
+
+    def _write_pieces(self) -> bool:
+        """
+        Write the records kept apart with one ``writev``, straight from where the callers
+        made them, when nothing else waits, they all go in the current file, and
+        ``_os_write`` is the plain one; else (or if the write is cut short) move them into
+        the buffer, its first ``done`` bytes noted as written, for :meth:`_flush`.
+
+        :return: whether all of them were written.
+        """
+        pieces = self._pieces
+        size = self._pieces_size
+        limit = self.rotate_bytes
+        if (
+            self._start < len(self._buffer)
+            # a socket (or a test's writes, unless it replaces the writev too)
+            or ("_os_write" in self.__dict__ and "_os_writev" not in self.__dict__)
+            or (self._regular and limit is not None and self._size + size > limit)
+        ):
+            self._gather()
+            return False
+        try:
+            done = self._os_writev(self._fd, pieces)
+        except OSError:
+            done = 0  # the buffer's write meets the error again, and handles it
+        if done == size:
+            self._size += done
+            self.written += self._pieces_records
+            self.written_bytes += size
+            self._pieces = []
+            self._pieces_size = self._pieces_records = 0
+            return True
+        self._gather()
+        self._written_part = done
+        return False
+
     def _flush(self, check_moved: bool) -> None:
         """
         :meth:`flush`; with ``check_moved``, first reopen ``PATH`` if it was moved away.
         """
-        if self._start >= len(self._buffer):
+        if not self.backlog:
             return
         try:
             if self._fd < 0:
@@ -370,8 +453,15 @@ class DataLog:
             elif check_moved and self._moved():
                 self._reopen_moved()
         except OSError as e:
+            self._gather()
             self._failed(e, self._start, 0)
             return
+        if self._pieces and self._write_pieces():
+            self._emptied()
+            self._recovered()
+            return
+        # Bytes a cut-short writev already wrote, at the start of the buffer.
+        written, self._written_part = self._written_part, 0
         buffer = self._buffer
         while self._start < len(buffer):
             start = self._start
@@ -387,11 +477,18 @@ class DataLog:
                     self._rotate_now()
                     continue
                 end = cut
-            if not self._write_span(start, end):
+            if not self._write_span(start, end, written):
                 return
+            written = 0
             if end < len(buffer):
                 self._rotate_now()
         self._emptied()
+        self._recovered()
+
+    def _recovered(self) -> None:
+        """
+        A flush wrote everything: report it if writes were failing.
+        """
         if self._failing:
             self._failing = False
             self.report(
@@ -399,15 +496,16 @@ class DataLog:
                 f"({self.dropped_bytes} bytes) were lost while it failed."
             )
 
-    def _write_span(self, start: int, end: int) -> bool:
+    def _write_span(self, start: int, end: int, written: int = 0) -> bool:
         """
-        Write ``_buffer[start:end]`` (whole records) and move :attr:`_start` past what
-        went out.
+        Write ``_buffer[start:end]`` (whole records), of which the first ``written`` bytes
+        already went out, and move :attr:`_start` past what went out.
 
         :return: ``True`` when all of it was written; ``False`` when the output would
             block (the rest stays buffered) or failed (the rest is dropped).
         """
-        position = start
+        position = start + written
+        self._size += written
         error: OSError | None = None
         with memoryview(self._buffer) as view:
             try:
@@ -473,7 +571,7 @@ class DataLog:
         """
         Resume the clients when the backlog has fallen below half its bound.
         """
-        if self.paused and len(self._buffer) - self._start < self.max_backlog // 2:
+        if self.paused and self.backlog < self.max_backlog // 2:
             self.paused = False
             self.resume()
 
@@ -613,6 +711,7 @@ class DataLog:
                     break
                 poller.poll(left * 1000)
                 self.flush()
+        self._gather()
         if self.backlog:
             records = self._records
             self.dropped += records
@@ -625,5 +724,7 @@ class DataLog:
         self._buffer = bytearray()
         self._start = 0
         self._records = 0
+        self._pieces = []
+        self._pieces_size = self._pieces_records = 0
         self._closed = True
         self._close_fd()

@@ -179,9 +179,9 @@ class MuxProtocol(LimitedProtocol):
         if framer is None:
             framer = self.framer = factory.newFramer(self)
         made = framer.lines
-        out = framer.feed(data, now)
+        out = framer.feedPieces(data, now)
         if out:
-            factory.datalog.write(out, framer.lines - made)
+            factory.datalog.extend(out, framer.lines - made)
             if framer.complete:
                 factory.relay(self, framer.complete)
         if framer.error is not None:

@@ -57,7 +57,7 @@ import re
 import sys
 import time
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from json.encoder import encode_basestring_ascii as _json_ascii
 
 from twisted_journey.settings import DEFAULT_MAX_LINE_LENGTH
@@ -98,6 +98,38 @@ _PLAIN_LINES = _PLAIN + b"\n"
 _JSON_PLAIN = _PLAIN.replace(b'"', b"")
 _JSON_PLAIN_LINES = _JSON_PLAIN + b"\n"
 _HIGH = bytes(range(0x80, 0x100))
+# The ASCII bytes that are not plain, the newline apart: tab, CR and backslash first (the
+# ones most often there), then the other controls and DEL.
+# (Looked for as ints: ``0x09 in data`` is one memchr, where ``b"\t" in data`` first
+# fails to read the argument as an int, at the cost of an exception.)
+_ASCII_SPECIAL = tuple(
+    c for c in dict.fromkeys([0x09, 0x0D, 0x5C, *range(0x20), 0x7F]) if c != 0x0A
+)
+_JSON_ASCII_SPECIAL = (0x22, *_ASCII_SPECIAL)
+# The same without the CR, for a chunk already searched for one.
+_ASCII_SPECIAL_NO_CR = tuple(c for c in _ASCII_SPECIAL if c != 0x0D)
+_JSON_ASCII_SPECIAL_NO_CR = (0x22, *_ASCII_SPECIAL_NO_CR)
+#: From this size on, :func:`_plain_lines` looks for each special ASCII byte with one
+#: ``memchr`` after ``isascii()``, a few times cheaper than ``bytes.translate``'s table
+#: loop over every byte, which stays cheaper below.
+_SCAN_AT = 8192
+
+
+def _plain_lines(data: bytes, json: bool, has_cr: bool = True) -> bool:
+    """
+    Whether every byte of ``data`` is plain or a newline: a chunk of lines that a record
+    holds as they are (:data:`_PLAIN`; in JSON, no double quote either).
+
+    :param has_cr: false when ``data`` is known to hold no CR (it is not searched again).
+    """
+    if len(data) < _SCAN_AT:
+        return not data.translate(None, _JSON_PLAIN_LINES if json else _PLAIN_LINES)
+    if has_cr:
+        special = _JSON_ASCII_SPECIAL if json else _ASCII_SPECIAL
+    else:
+        special = _JSON_ASCII_SPECIAL_NO_CR if json else _ASCII_SPECIAL_NO_CR
+    return data.isascii() and not any(map(data.__contains__, special))
+
 
 _NAMED = {"\\": "\\\\", "\t": "\\t", "\r": "\\r", "\n": "\\n"}
 _UNNAMED = {"t": b"\t", "r": b"\r", "n": b"\n", "\\": b"\\"}
@@ -234,6 +266,10 @@ def escape(data: bytes, keep_newlines: bool = False) -> bytes:
     if not special:
         return data
     if special.isascii():
+        if keep_newlines and not special.translate(None, b"\\\t"):
+            # Only backslashes and tabs (paths, tab-separated fields): two C passes over
+            # the lines, not a call per line.
+            return data.replace(b"\\", b"\\\\").replace(b"\t", b"\\t")
         # ASCII only: the unicode_escape codec writes exactly this module's escapes for
         # ASCII controls, DEL and the backslash, in one C loop, however they are mixed.
         return _each_line(data, keep_newlines, _ascii_escape)
@@ -290,6 +326,10 @@ def json_string(text: str, keep_newlines: bool = False) -> bytes:
     if not special:
         return data  # nothing to escape: no regular expression, no table built
     if special.isascii():
+        if keep_newlines and not special.translate(None, b'\\"\t'):
+            # Only quotes, backslashes and tabs (JSON or quoted text in the lines): JSON's
+            # escapes for them in three C passes over the lines, not a call per line.
+            return data.replace(b"\\", b"\\\\").replace(b'"', b'\\"').replace(b"\t", b"\\t")
         return _each_line(data, keep_newlines, _ascii_json)
     dense = _dense(special, len(data))
     return _escaper("json", keep_newlines)(text, dense).encode("utf-8")
@@ -500,6 +540,28 @@ class Framer:
         The records for a chunk received at ``now`` (seconds since the epoch); ``b""``
         when it completes no line.
         """
+        pieces = self.feedPieces(data, now)
+        return bytes(pieces[0]) if len(pieces) == 1 else b"".join(pieces)
+
+    def feedPieces(self, data: bytes, now: float) -> Sequence[bytes | memoryview]:
+        """
+        :meth:`feed`'s records in pieces, which are written one after the other
+        (:meth:`twisted_journey.datalog.DataLog.extend`) rather than joined first: a
+        chunk of plain lines makes them without copying its records once more.  Empty
+        when the chunk completes no line.
+        """
+        if not (self._raw or self._keep_lines or self._discarding):
+            pieces = self._plainChunk(data, now)
+            if pieces is not None:
+                self.received += len(data)
+                return pieces
+        out = self._feed(data, now)
+        return (out,) if out else ()
+
+    def _feed(self, data: bytes, now: float) -> bytes:
+        """
+        :meth:`feed` for any chunk.
+        """
         self.received += len(data)
         if self._keep_lines:
             self.complete = b""
@@ -552,6 +614,50 @@ class Framer:
         if self._keep_lines:
             self.complete = complete + b"\n"
         return out + self._hold(rest, now) if rest else out
+
+    def _plainChunk(self, data: bytes, now: float) -> tuple[bytes, bytes, memoryview] | None:
+        """
+        The records, in pieces, for a chunk that completes lines which need no escaping
+        (the usual case), made with one ``replace``; ``None`` when it is not such a chunk
+        (no newline, a byte to escape, a line that may be longer than the limit), for the
+        general path (:meth:`_feed`), which makes the same records.
+
+        The unterminated line held from earlier chunks is not joined to the chunk: it
+        follows the first record's prefix, and the chunk finishes its line.  The chunk's
+        newlines become record ends in one ``replace``; the end of its output (the prefix
+        and the next unterminated line) is left out through a ``memoryview``, and the
+        records are counted from the output's length.
+        """
+        end = data.rfind(b"\n")
+        if end < 0 or len(data) > self._max:
+            return None
+        json = self._format == "json"
+        held = self._pending
+        head = b""
+        if held:
+            size = self._pending_size
+            if size + data.find(b"\n") > self._max:
+                return None
+            head = bytes(memoryview(held)[:size]) if isinstance(held, bytearray) else held
+            if head.endswith(b"\r") and data.startswith(b"\n"):
+                head = head[:-1]  # a CR LF cut between two chunks
+            if not _plain_lines(head, json):
+                return None
+        has_cr = 0x0D in data
+        if has_cr:
+            # CR LF line ends, as the general path's replace takes them.
+            data = data.replace(b"\r\n", b"\n")
+            end = data.rfind(b"\n")
+        if not _plain_lines(data, json, has_cr):
+            return None
+        prefix = self._prefix(timestamp(now))
+        separator = (b'"}\n' if json else b"\n") + prefix
+        replaced = data.replace(b"\n", separator)
+        self.lines += (len(replaced) - len(data)) // (len(separator) - 1)
+        tail = data[end + 1 :]
+        self._pending = tail
+        self._pending_size = len(tail)
+        return prefix, head, memoryview(replaced)[: len(replaced) - len(tail) - len(prefix)]
 
     def message(self, data: bytes, now: float) -> bytes:
         """

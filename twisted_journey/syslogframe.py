@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from functools import partial
+from operator import is_, is_not
 
 from twisted_journey import records
 from twisted_journey.settings import DEFAULT_MAX_LINE_LENGTH, SettingError
@@ -95,6 +97,8 @@ _RFC5424 = re.compile(
     rb"(?P<structured_data>-|(?:%s)+)(?: (?P<msg>.*))?" % (_RFC3339, _SD_ELEMENT),
     re.DOTALL,
 )
+#: A whole RFC 5424 message, PRI included (one match for the usual case, no slice).
+_PRI_RFC5424 = re.compile(rb"<(0|[1-9][0-9]{0,2})>" + _RFC5424.pattern, re.DOTALL)
 #: RFC 3164 after the PRI, leniently (as rsyslog reads it): an optional timestamp
 #: (``Mmm dd hh:mm:ss`` or RFC 3339) and, only after one, a host name; an optional tag,
 #: ``APP[PID]:`` or ``APP:`` (Python's ``SysLogHandler`` sends just ``<PRI>APP: MSG``).
@@ -132,27 +136,28 @@ def _values(message: bytes) -> list[bytes | None]:
     """
     The fields of :func:`parse`, in the order of :data:`FIELDS`.
     """
+    strict = _PRI_RFC5424.fullmatch(message)
+    number = int(strict.group(1)) if strict is not None else 192
+    if strict is not None and number < 192:
+        facility, severity = _PRI_NAMES[number]
+        timestamp, hostname, app, procid, msgid, data, msg = strict.groups()[1:]
+        if msg is not None and msg.startswith(_BOM):
+            msg = msg[len(_BOM) :]
+        return [
+            facility,
+            severity,
+            None if timestamp == b"-" else timestamp,
+            None if hostname == b"-" else hostname,
+            None if app == b"-" else app,
+            None if procid == b"-" else procid,
+            None if msgid == b"-" else msgid,
+            None if data == b"-" else data,
+            msg,
+        ]
     pri = _PRI.match(message)
     number = int(pri.group(1)) if pri is not None else 192
-    if number < 192:
-        rest = message[pri.end() :]  # type: ignore[union-attr]
-        strict = _RFC5424.fullmatch(rest)
-        if strict is not None:
-            facility, severity = _PRI_NAMES[number]
-            timestamp, hostname, app, procid, msgid, data, msg = strict.groups()
-            if msg is not None and msg.startswith(_BOM):
-                msg = msg[len(_BOM) :]
-            return [
-                facility,
-                severity,
-                None if timestamp == b"-" else timestamp,
-                None if hostname == b"-" else hostname,
-                None if app == b"-" else app,
-                None if procid == b"-" else procid,
-                None if msgid == b"-" else msgid,
-                None if data == b"-" else data,
-                msg,
-            ]
+    if pri is not None and number < 192:
+        rest = message[pri.end() :]
     else:
         number, rest = DEFAULT_PRI, message
     facility, severity = _PRI_NAMES[number]
@@ -179,6 +184,11 @@ _MEMBERS = [b'"%s":' % name.encode() for name in FIELDS]
 #: JSON ``"syslog"`` members with ``%s`` for the fields present, by which are absent.
 _TEMPLATES: dict[tuple[bool, ...], bytes] = {}
 
+#: Nine ``None`` (to find the absent fields in one ``map``).
+_NONES = (None,) * len(FIELDS)
+#: Whether a field is present (not ``None``).
+_present = partial(is_not, None)
+
 #: Bytes a JSON string holds as they are: printable ASCII but ``"`` and ``\\``.
 _JSON_PLAIN = bytes(range(0x20, 0x7F)).replace(b'"', b"").replace(b"\\", b"")
 
@@ -189,7 +199,7 @@ def parsed_json(message: bytes) -> bytes:
     escaped like the record's line (invalid UTF-8 as U+FFFD), ``null`` when absent.
     """
     values = _values(message)
-    absent = tuple([value is None for value in values])
+    absent = tuple(map(is_, _NONES, values))
     template = _TEMPLATES.get(absent)
     if template is None:
         members = [
@@ -197,12 +207,14 @@ def parsed_json(message: bytes) -> bytes:
             for name, gone in zip(_MEMBERS, absent, strict=True)
         ]
         template = _TEMPLATES[absent] = b',"syslog":{' + b",".join(members) + b"}"
-    present = [value for value in values if value is not None]
+    present: list[bytes] = [*filter(_present, values)]  # type: ignore[list-item]
     special = b"".join(present).translate(None, _JSON_PLAIN)
-    if special and not special.translate(None, b'"\\'):
-        # Only quotes and backslashes (structured data's usual case): JSON's escapes.
-        present = [value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') for value in present]
-    elif special:
+    if special and not special.strip(b'"\\'):
+        # Only quotes and backslashes (structured data's usual case): JSON's escapes, made
+        # in the fields joined by NULs (which none holds) and split again.
+        joined = b"\0".join(present).replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+        return template % tuple(joined.split(b"\0"))
+    if special:
         # Something else to escape (a control, UTF-8...).
         present = [
             value
@@ -377,7 +389,15 @@ class SyslogFramer(records.Framer):
         #: how far into the buffer a traditional frame was searched for its end
         self._scanned = 0
 
-    def feed(self, data: bytes, now: float) -> bytes:
+    def feedPieces(self, data: bytes, now: float) -> Sequence[bytes | memoryview]:
+        """
+        The records for a chunk received at ``now``, one per complete message, in one
+        piece (empty when there are none).
+        """
+        out = self._feed(data, now)
+        return (out,) if out else ()
+
+    def _feed(self, data: bytes, now: float) -> bytes:
         """
         The records for a chunk received at ``now``: one per complete message.
         """
@@ -393,6 +413,11 @@ class SyslogFramer(records.Framer):
             # linear time, not a copy of everything held per byte.
             held += data
             buffer = held
+            if 2 * len(data) >= len(held):
+                # Mostly new bytes: framed as bytes, whose slices are the messages, at the
+                # cost of one copy of at most twice the chunk.
+                buffer = bytes(held)
+                held = None
         messages: list[tuple[bytes, bytes]] = []
         position = self._frames(buffer, messages)
         self._scanned = max(self._scanned - position, 0)
@@ -449,7 +474,8 @@ class SyslogFramer(records.Framer):
                 continue
             if 0x30 <= first <= 0x39:
                 space = buffer.find(b" ", position, position + width + 1)
-                if space < 0 or not buffer[position:space].isdigit():
+                number = buffer[position:space] if space > 0 else b""
+                if not number.isdigit():
                     digits = _DIGITS.match(buffer, position).end()  # type: ignore[union-attr]
                     if digits - position > width:
                         return self._fail(
@@ -464,7 +490,7 @@ class SyslogFramer(records.Framer):
                         f"octet count {self._shown(buffer, position)} is not a number "
                         f"followed by a space",
                     )
-                count = int(buffer[position:space])
+                count = int(number)
                 if count == 0 or count > limit:
                     return self._fail(
                         position,

@@ -488,9 +488,9 @@ class MuxServer:
                 keep_lines=self.broadcast,
             )
         made = framer.lines
-        out = framer.feed(data, time.time())
+        out = framer.feedPieces(data, time.time())
         if out:
-            self.datalog.write(out, framer.lines - made)
+            self.datalog.extend(out, framer.lines - made)
             if framer.complete:
                 self.relay(connection, framer.complete)
         if framer.error is not None and connection.sock in self.clients:
