@@ -147,13 +147,15 @@ def barChart(
         colours = ["#1f5fa8" if name.startswith(OURS) else "#9a9a9a" for name in names]
         errors = None
         if any(name in spread for name in names):
+            # The range is printed rounded ("0.01-0.01"): a value below its rounded low
+            # end (7 ms) gets no whisker on that side rather than a negative one.
             errors = [
                 [
-                    v - spread[n][0] if n in spread else 0
+                    max(0.0, v - spread[n][0]) if n in spread else 0
                     for n, v in zip(names, numbers, strict=True)
                 ],
                 [
-                    spread[n][1] - v if n in spread else 0
+                    max(0.0, spread[n][1] - v) if n in spread else 0
                     for n, v in zip(names, numbers, strict=True)
                 ],
             ]
