@@ -5,7 +5,28 @@ No reactor is imported here: importing it would install the default reactor befo
 pytest-twisted or ``--reactor`` could choose one.
 """
 
+import os
+
 import pytest
+
+#: Test processes per core for ``-n auto``: most of a test's time is spent waiting on the
+#: servers and peers it starts, so one process per core leaves the cores half idle.
+_WORKERS_PER_CORE = 2
+
+#: The most test processes ``-n auto`` starts: ``tests.support.freePort`` has this many
+#: blocks of ports, one per process.
+_MOST_WORKERS = 16
+
+
+def pytest_xdist_auto_num_workers(config):
+    """
+    ``-n auto``: :data:`_WORKERS_PER_CORE` test processes per core this process may run
+    on, at most :data:`_MOST_WORKERS`; ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still overrides.
+    """
+    chosen = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "")
+    if chosen.isdigit():
+        return int(chosen)
+    return min(_WORKERS_PER_CORE * len(os.sched_getaffinity(0)), _MOST_WORKERS)
 
 
 @pytest.fixture(autouse=True)

@@ -111,7 +111,7 @@ def journeyArgv(*arguments: str) -> list[str]:
 #: default), so no client socket the kernel numbers can take one, split into one block
 #: per parallel test process so that two never hand out the same port.
 PORTS = range(20000, 32768)
-_BLOCKS = 8
+_BLOCKS = 16
 _nextPort: int | None = None
 
 

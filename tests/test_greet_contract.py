@@ -24,6 +24,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from tests.support import (
     PATIENCE,
     ServerProcess,
+    catchesSignal,
     connect,
     fallbackArgv,
     freePort,
@@ -38,6 +39,24 @@ from tests.support import (
 )
 
 GREETING = b"Thank you for connecting\r\n"
+
+
+def serverHolds(local: int, remote: int) -> bool:
+    """
+    Whether the server end of the loopback IPv4 connection from port ``local`` to port
+    ``remote`` is still open (``ESTABLISHED`` in ``/proc/net/tcp``): a server that closes
+    or aborts it leaves that state at once, however much unsent data it held.
+    """
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if (
+                int(fields[1].rsplit(":", 1)[1], 16) == remote
+                and int(fields[2].rsplit(":", 1)[1], 16) == local
+                and fields[3] == "01"
+            ):
+                return True
+    return False
 
 
 def processTree(pid: int) -> list[int]:
@@ -247,7 +266,8 @@ class GreetContract:
             f.write(data)
         self.start("--message-file", path, "--timeout", "1")
         stalled = connect(self.address, receiveBuffer=4096)
-        time.sleep(3)  # past the timeout; the server has given up on this client
+        ports = stalled.getsockname()[1], stalled.getpeername()[1]
+        waitFor(lambda: not serverHolds(*ports), "the server to give up on the stalled client")
         received = 0
         try:
             with stalled:
@@ -390,6 +410,12 @@ class GreetContract:
         """
         path = socketPath(self)
         server = self.start(listen=f"unix:{path}", address=path)
+        # Listening comes before the handler: a SIGTERM in between meets the default action.
+        waitFor(
+            lambda: catchesSignal(server.process.pid, signal.SIGTERM),
+            "the server's SIGTERM handler",
+            server=server,
+        )
         self.assertEqual(server.stop(signal.SIGTERM), self.sigtermStatus, server.output())
         self.assertFalse(os.path.exists(path))
 

@@ -112,17 +112,24 @@ class MuxContract:
         """
         raise NotImplementedError
 
-    def start(self, *options: str) -> tuple[ServerProcess, tuple[str, int], Path]:
+    def start(
+        self, *options: str, flushInterval: str | None = "0.1"
+    ) -> tuple[ServerProcess, tuple[str, int], Path]:
         """
         Start the engine on a free loopback port writing to a fresh data log (or as
         ``options`` say); the probe connection of :func:`startServer` is connection 1.
 
+        :param flushInterval: the ``--flush-interval`` unless ``options`` give one: a
+            tenth of a second, so that a test waiting for records on disk does not wait
+            for the default second to pass; ``None`` for the engine's default.
         :return: the process, its address and the data log path.
         """
         port = freePort()
         output = Path(self.mktemp()).absolute()
         if "--output" not in options:
             options = ("--output", str(output), *options)
+        if flushInterval is not None and "--flush-interval" not in options:
+            options = ("--flush-interval", flushInterval, *options)
         address = ("127.0.0.1", port)
         server = startServer(
             self,
@@ -272,7 +279,8 @@ class MuxContract:
         SIGTERM while clients are sending: every byte the server read (as its own count
         says) is in the data log, in order, and the server exits 0.
         """
-        server, address, output = self.start()
+        # The default interval: what the stop itself must write is up to a second's worth.
+        server, address, output = self.start(flushInterval=None)
         stop = threading.Event()
         streams: dict[int, bytes] = {}
 

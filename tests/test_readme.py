@@ -44,4 +44,4 @@ class ReadmeTests(SynchronousTestCase):
         _, test = setupCommands()
         ci = (REPO / ".ci" / "run").read_text()
         self.assertIn(test.replace("pip install ", "pip install -q "), ci)
-        self.assertIn('python -m twisted.trial -j "$(nproc)" tests', ci)
+        self.assertIn('python -m twisted.trial -j "$((2 * $(nproc)))" tests', ci)

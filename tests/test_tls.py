@@ -52,8 +52,8 @@ def startAll(testCase: SynchronousTestCase, servers: list[tuple[list[str], Any]]
 
 def waitForLines(path: Path, count: int) -> list[bytes]:
     """
-    The lines of the data log at ``path`` once it holds ``count`` of them (the server
-    flushes every second), or what it holds when patience runs out.
+    The lines of the data log at ``path`` once it holds ``count`` of them (the servers
+    here flush every tenth of a second), or what it holds when patience runs out.
     """
     deadline = time.monotonic() + PATIENCE
     lines: list[bytes] = []
@@ -151,8 +151,8 @@ class TLSListenerTests(SynchronousTestCase):
         output = Path(self.mktemp()).absolute()
         startAll(
             self,
-            [(twistdArgv("journey-mux", "-q", "-o", str(output), "--listen",
-                         self.certificates.good.endpoint(port)),
+            [(twistdArgv("journey-mux", "-q", "-o", str(output), "--flush-interval", "0.1",
+                         "--listen", self.certificates.good.endpoint(port)),
               ("127.0.0.1", port))],
         )  # fmt: skip
         with socket.create_connection(("127.0.0.1", port), timeout=PATIENCE) as raw:
@@ -236,8 +236,8 @@ class ClientContract:
         output = Path(self.mktemp()).absolute()  # type: ignore[attr-defined]
         startAll(
             self,  # type: ignore[arg-type]
-            [(twistdArgv("journey-mux", "-q", "-o", str(output), "--listen",
-                         certificates.good.endpoint(port)), ("127.0.0.1", port)),
+            [(twistdArgv("journey-mux", "-q", "-o", str(output), "--flush-interval", "0.1",
+                         "--listen", certificates.good.endpoint(port)), ("127.0.0.1", port)),
              (twistdArgv("journey-mux", "-q", "-o", str(output) + ".untrusted", "--listen",
                          certificates.untrusted.endpoint(untrustedPort)),
               ("127.0.0.1", untrustedPort))],
@@ -307,7 +307,8 @@ class ClientContract:
         startAll(
             self,  # type: ignore[arg-type]
             [(fallbackArgv("greet", "-q", "--listen", f"unix:{greetPath}"), greetPath),
-             (fallbackArgv("mux", "-q", "-o", str(output), "--listen", f"unix:{muxPath}"), muxPath)],
+             (fallbackArgv("mux", "-q", "-o", str(output), "--flush-interval", "0.1",
+                           "--listen", f"unix:{muxPath}"), muxPath)],
         )  # fmt: skip
         for host in (greetPath, f"unix:{greetPath}"):
             result = self.journey("greet", host)
