@@ -348,11 +348,11 @@ class GreetFactory(LimitedFactory):
         descriptor (made non-blocking), what the client has already sent is drained, and
         the descriptor closed, with the connection counted as served, as
         :meth:`GreetProtocol.connectionMade` would do on the protocol's fast path.
+        Never raises: a failed write leaves the connection to the port, whose transport
+        finds out why.
 
         :param fd: the accepted socket's descriptor, blocking.
         :param address: the client's address, as ``accept`` returns it.
-        Never raises: a failed write leaves the connection to the port, whose transport
-        finds out why.
 
         :return: ``None`` once the client is greeted and the descriptor closed;
             otherwise how much of the greeting was written (0 when nothing was, e.g. the
