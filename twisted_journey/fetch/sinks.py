@@ -54,7 +54,7 @@ _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 def splice_pipe() -> tuple[int, int]:
     """
     A non-blocking pipe ``(read end, write end)`` to splice through, as large as allowed
-    up to :data:`PIPE_SIZE`.
+    up to ``PIPE_SIZE``.
     """
     r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
     with contextlib.suppress(OSError):

@@ -7,7 +7,7 @@ A body framed by ``Content-Length``, over plain TCP (no TLS), not decoded, going
 enter the process, so it costs neither a copy into Python's memory nor one back out, nor
 an allocation per read.  Everything else about the transfer is unchanged:
 
-- the parser still frames the body (:func:`~twisted_journey.fetch._twisted.consumeIdentity`
+- the parser still frames the body (``_twisted.consumeIdentity``
   counts the spliced bytes as received, and the last byte is left to it), so a body
   shorter than declared, bytes past its end, and connection reuse are judged exactly as
   for a body read the ordinary way;
@@ -20,7 +20,7 @@ an allocation per read.  Everything else about the transfer is unchanged:
 
 Where it does not apply -- TLS, chunked or close-delimited bodies, content decoding, a
 stream (FIFO, terminal, standard output), a short body, not Linux -- the body is read the
-ordinary way; :attr:`Splicer.used` and ``PartFile.spliced`` say whether it was taken.
+ordinary way; ``Splicer.used`` and ``PartFile.spliced`` say whether it was taken.
 
 The stdlib twin splices the same way, blocking, through
 :meth:`~twisted_journey.fetch.sinks.PartFile.splice_socket`; both engines share the pipe
