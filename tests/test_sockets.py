@@ -65,7 +65,7 @@ class DrainTests(SynchronousTestCase):
         """
         recording = Recording(self.server)
         self.assertEqual(unread_count(self.server.fileno()), 0)
-        self.assertEqual(drain_unread(recording, GREET_DRAIN_LIMIT), 0)
+        self.assertEqual(drain_unread(recording, GREET_DRAIN_LIMIT), (0, True))
         self.assertEqual(recording.recvs, 0)
 
     def test_drainsWhatWasSent(self) -> None:
@@ -78,7 +78,7 @@ class DrainTests(SynchronousTestCase):
         self.waitFor(7)
         self.assertEqual(unread_count(self.server.fileno()), 7)
         recording = Recording(self.server)
-        self.assertEqual(drain_unread(recording, GREET_DRAIN_LIMIT), 7)
+        self.assertEqual(drain_unread(recording, GREET_DRAIN_LIMIT), (7, True))
         self.assertEqual(recording.recvs, 2)
         self.assertEqual(unread_count(self.server.fileno()), 0)
 
@@ -86,25 +86,25 @@ class DrainTests(SynchronousTestCase):
         """
         A client that closed without sending has nothing waiting: the drain reads
         nothing (the close is only seen by reading, which :func:`discard_unread` does and
-        reports as ``None``).  A UNIX socket pair, where the close arrives as it is made.
+        reports as not ``open``).  A UNIX socket pair, where the close arrives as it is made.
         """
         server, client = socket.socketpair()
         self.addCleanup(server.close)
         client.close()
-        self.assertEqual(drain_unread(server, GREET_DRAIN_LIMIT), 0)
-        self.assertIsNone(discard_unread(server, GREET_DRAIN_LIMIT))
+        self.assertEqual(drain_unread(server, GREET_DRAIN_LIMIT), (0, True))
+        self.assertEqual(discard_unread(server, GREET_DRAIN_LIMIT), (0, False))
 
     def test_sentThenClosed(self) -> None:
         """
-        Bytes followed by the client's close: all are discarded, and the close reported
-        as ``None``.
+        Bytes followed by the client's close: all are discarded and counted, and the
+        close reported.
         """
         server, client = socket.socketpair()
         self.addCleanup(server.close)
         client.sendall(b"bye")
         client.close()
         self.assertEqual(unread_count(server.fileno()), 3)
-        self.assertIsNone(drain_unread(server, GREET_DRAIN_LIMIT))
+        self.assertEqual(drain_unread(server, GREET_DRAIN_LIMIT), (3, False))
         self.assertEqual(unread_count(server.fileno()), 0)
 
     def test_limit(self) -> None:
@@ -114,20 +114,20 @@ class DrainTests(SynchronousTestCase):
         self.client.sendall(b"x" * 200_000)
         self.waitFor(100_000)
         drained = drain_unread(self.server, 10)
-        assert drained is not None
-        self.assertGreater(drained, 10)
+        self.assertTrue(drained.open)
+        self.assertGreater(drained.discarded, 10)
         self.assertGreater(unread_count(self.server.fileno()), 0)
 
     def test_reset(self) -> None:
         """
-        A connection the client reset is reported as ``None`` by reading, and counts as
-        nothing waiting.
+        A connection the client reset is reported as not ``open`` by reading, and counts
+        as nothing waiting.
         """
         self.client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.client.close()
         self.assertEqual(unread_count(self.server.fileno()), 0)
         select.select([self.server], [], [], 10)
-        self.assertIsNone(discard_unread(self.server, GREET_DRAIN_LIMIT))
+        self.assertEqual(discard_unread(self.server, GREET_DRAIN_LIMIT), (0, False))
 
     def test_failedAskIsNothing(self) -> None:
         """

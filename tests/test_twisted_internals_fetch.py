@@ -203,6 +203,21 @@ class BoundsTests(unittest.SynchronousTestCase):
         protocol.dataReceived(b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n")
         self.assertIn("--max-headers", str(self.failure(d)))
 
+    def test_oddInterimCodeCounted(self) -> None:
+        """
+        An interim answer whose code Twisted's ``int()`` reads as ``100`` though it is not
+        written so (``0100``, ``+100``) is counted too: the final head after it, over the
+        field limit, fails.
+        """
+        for code in (b"0100", b"+100"):
+            protocol, _ = connected(maxFields=2)
+            d = get(protocol)
+            protocol.dataReceived(
+                b"HTTP/1.1 " + code + b" Continue\r\n\r\n"
+                b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nContent-Length: 0\r\n\r\n"
+            )
+            self.assertIn("--max-headers", str(self.failure(d)), code)
+
     def test_splitHeadCounted(self) -> None:
         """
         A head that arrives in pieces is counted from its first line: fields spread over
@@ -249,6 +264,11 @@ class HeadWithinTests(unittest.SynchronousTestCase):
         head = b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\n"
         self.assertFalse(_twisted.headWithin(head[:-2], 1024, 2))
         self.assertFalse(_twisted.headWithin(b"HTTP/1.1 103 Early\r\nL: x\r\n\r\n", 1024, 2))
+        # Codes Twisted's int() also reads as interim, or not as written: counted.
+        for code in (b"0100", b"+100", b"00101", b" 200", b"2000", b"20", b"099"):
+            self.assertFalse(
+                _twisted.headWithin(b"HTTP/1.1 " + code + b" X\r\nA: 1\r\n\r\n", 1024, 2), code
+            )
         self.assertFalse(_twisted.headWithin(b"\r\n" + head, 1024, 2))
         self.assertTrue(_twisted.headWithin(head, len(head), 2))
         self.assertFalse(_twisted.headWithin(head, len(head) - 1, 2))

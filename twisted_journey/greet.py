@@ -189,7 +189,7 @@ class GreetProtocol(LimitedProtocol):
             sent += _twisted.sendNow(transport, greeting[sent:] if sent else greeting) or 0
             if sent == len(greeting) and sent <= CHUNK:
                 drained = drain_unread(transport.getHandle(), DRAIN_LIMIT, _unread)
-                self.factory.bytesReceived += drained or 0
+                self.factory.bytesReceived += drained.discarded
                 _twisted.closeNow(transport)
                 return
             self._halfClose = True
@@ -382,7 +382,7 @@ class GreetFactory(LimitedFactory):
             return sent
         if unread_count(fd, _unread):
             sock = socket.socket(fileno=fd)
-            self.bytesReceived += discard_unread(sock, DRAIN_LIMIT) or 0
+            self.bytesReceived += discard_unread(sock, DRAIN_LIMIT).discarded
             sock.close()
         else:
             os.close(fd)

@@ -10,10 +10,11 @@ import fcntl
 import resource
 import socket
 import termios
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 __all__ = [
     "RESERVED_DESCRIPTORS",
+    "Drained",
     "Readable",
     "descriptor_ceiling",
     "discard_unread",
@@ -80,31 +81,44 @@ def unread_count(fd: int, result: array.array[int] | None = None) -> int:
     return result[0]
 
 
-def discard_unread(sock: Readable, limit: int) -> int | None:
+class Drained(NamedTuple):
+    """
+    What a drain did: :func:`discard_unread`'s and :func:`drain_unread`'s result.
+    """
+
+    #: bytes read and discarded
+    discarded: int
+    #: false once reading found that the peer has closed its side or the connection
+    #: failed (there is nothing more to wait for)
+    open: bool
+
+
+#: a drain that found nothing waiting (the usual case: no allocation for it)
+_NOTHING = Drained(0, True)
+
+
+def discard_unread(sock: Readable, limit: int) -> Drained:
     """
     Read and discard what the peer of ``sock`` has sent, without waiting (``recv`` with
     ``MSG_DONTWAIT``), until nothing more is waiting or more than ``limit`` bytes were
     read.  ``sock`` must be blocking or non-blocking, not in timeout mode (where ``recv``
     first waits for data, ``MSG_DONTWAIT`` or not).
-
-    :return: the bytes discarded, or ``None`` when the peer has closed its side or the
-        connection failed (there is nothing more to wait for).
     """
     drained = 0
     while drained <= limit:
         try:
             data = sock.recv(_DISCARD_SIZE, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
-            return drained
+            return Drained(drained, True)
         except OSError:
-            return None
+            return Drained(drained, False)
         if not data:
-            return None
+            return Drained(drained, False)
         drained += len(data)
-    return drained
+    return Drained(drained, True)
 
 
-def drain_unread(sock: Readable, limit: int, result: array.array[int] | None = None) -> int | None:
+def drain_unread(sock: Readable, limit: int, result: array.array[int] | None = None) -> Drained:
     """
     Before closing a connection whose peer's bytes are not wanted: read and discard what
     the peer has already sent, up to about ``limit`` bytes, without waiting.  A socket
@@ -116,9 +130,9 @@ def drain_unread(sock: Readable, limit: int, result: array.array[int] | None = N
     socket read (:func:`discard_unread`, whose conditions on ``sock`` apply); ``result``
     is :func:`unread_count`'s.
 
-    :return: the bytes discarded (0 when nothing was waiting), or ``None`` when reading
-        found that the peer has closed its side or the connection failed.
+    :return: what :func:`discard_unread` did (nothing, the connection open, when
+        nothing was waiting).
     """
     if not unread_count(sock.fileno(), result):
-        return 0
+        return _NOTHING
     return discard_unread(sock, limit)

@@ -429,8 +429,8 @@ class SelectGreetServer:
         reset it when it sends more than :data:`DRAIN_LIMIT` bytes.
         """
         client = self.pending[conn]
-        drained = discard_unread(conn, DRAIN_LIMIT)
-        if drained is None:
+        drained, still_open = discard_unread(conn, DRAIN_LIMIT)
+        if not still_open:
             self._forget(conn)
             return
         client.received += drained

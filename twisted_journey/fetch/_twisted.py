@@ -159,7 +159,9 @@ def boundParser(parser: HTTPClientParser, maxBytes: int, maxFields: int) -> None
 def headWithin(data: bytes, maxBytes: int, maxFields: int) -> bool:
     """
     Whether ``data``, the first bytes of a response, hold its whole status line and
-    header block, the response is not an interim ``1xx`` one, and the block is within
+    header block, its status code is a final one written plainly (three digits, ``2``
+    to ``5`` first: not ``1xx``, nor ``0100`` or ``+100``, which Twisted's ``int()``
+    also reads as interim), and the block is within
     ``maxBytes`` bytes and ``maxFields`` header fields: then counting its lines one by one
     (:func:`boundParser`) cannot fail, and need not be done.
 
@@ -170,7 +172,18 @@ def headWithin(data: bytes, maxBytes: int, maxFields: int) -> bool:
     if not data.startswith(b"HTTP/"):
         return False
     space = data.find(b" ", 5, 16)
-    if space < 0 or data[space + 1 : space + 2] == b"1":
+    if space < 0:
+        return False
+    # Twisted reads the code with int(): "0100" or "+100" is an interim answer too.  Only
+    # a plain final code (three digits, 2 to 5 first) is judged here; anything else is
+    # counted line by line.
+    code = data[space + 1 : space + 4]
+    if not (
+        len(code) == 3
+        and code.isdigit()
+        and code[:1] in b"2345"
+        and data[space + 4 : space + 5] in (b" ", b"\r", b"\n")
+    ):
         return False
     ends = [
         found + len(blank)
