@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import unittest
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -349,8 +351,6 @@ def socketPath(testCase: Any) -> str:
     A path for a unix socket short enough for ``sun_path`` (a test's own temporary
     directory may be too deep), removed after the test.
     """
-    import shutil
-
     directory = tempfile.mkdtemp(prefix="j-", dir="/tmp")
     testCase.addCleanup(shutil.rmtree, directory, True)
     return os.path.join(directory, "s")
@@ -406,3 +406,22 @@ def selfSignedCertificate(directory: str, expired: bool = False) -> tuple[str, s
     with open(certPath, "wb") as f:
         f.write(certificate.public_bytes(serialization.Encoding.PEM))
     return keyPath, certPath
+
+
+def mountTmpfs(testCase: Any, size: str) -> str:
+    """
+    A fresh ``tmpfs`` of ``size`` (``mount -o size=``), unmounted after the test.
+
+    :raises SkipTest: when this process may not mount one (it is not root).
+    """
+    directory = tempfile.mkdtemp(prefix="journey-tmpfs-")
+    testCase.addCleanup(shutil.rmtree, directory, True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", directory],
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise unittest.SkipTest(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+    testCase.addCleanup(subprocess.run, ["umount", "-l", directory], check=False)
+    return directory

@@ -11,13 +11,11 @@ import contextlib
 import errno
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from tests.support import mountTmpfs
 from twisted_journey import datalog
 from twisted_journey.datalog import DataLog, rotated_name
 
@@ -43,25 +41,6 @@ def numbers(content: bytes, size: int = 20) -> list[int]:
         found.append(int(line.split()[1]))
     assert content.endswith(b"\n") or not content, content[-40:]
     return found
-
-
-def mountTmpfs(testCase: SynchronousTestCase, size: str) -> str:
-    """
-    A fresh ``tmpfs`` of ``size`` (``mount -o size=``), unmounted after the test.
-
-    :raises SkipTest: when this process may not mount one (it is not root).
-    """
-    directory = tempfile.mkdtemp(prefix="journey-tmpfs-")
-    testCase.addCleanup(shutil.rmtree, directory, True)
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", directory],
-        capture_output=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise SkipTest(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
-    testCase.addCleanup(subprocess.run, ["umount", "-l", directory], check=False)
-    return directory
 
 
 class FailingWrites:

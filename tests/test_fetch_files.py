@@ -15,6 +15,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.trial import unittest
 
+from tests.support import mountTmpfs
 from twisted_journey.fetch import errors as fetch_errors
 from twisted_journey.fetch import mirror, naming, safefiles, sinks, validators
 
@@ -640,18 +641,9 @@ class APITests(unittest.TestCase):
         return Deferred.fromCoroutine(self._newerRecordFailsFirst())
 
     async def _newerOnFullDisk(self) -> None:
-        import subprocess
-
         from tests import fetchservers as servers
 
-        disk = os.path.abspath(self.mktemp())
-        os.makedirs(disk)
-        mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", disk], capture_output=True
-        )
-        if mounted.returncode:
-            raise unittest.SkipTest("cannot mount a small tmpfs here (it needs root)")
-        self.addCleanup(subprocess.run, ["umount", "-l", disk], check=False)
+        disk = mountTmpfs(self, "64k")
         info = os.statvfs(disk)
         self.root.putChild(b"fill", servers.Blob(b"x" * (info.f_bavail * info.f_frsize)))
         target = os.path.join(disk, "fill")

@@ -21,6 +21,7 @@ from typing import Any
 from twisted.internet import defer, threads
 from twisted.trial import unittest
 
+from tests.support import mountTmpfs
 from tests.test_fetch_answers import Answer, ScriptedMixin, ok, partial, raw
 from twisted_journey.fallback import fetch as fallback
 from twisted_journey.fetch import errors as fetch_errors
@@ -227,14 +228,7 @@ class StrictFramingTests(SplicingMixin, unittest.TestCase):
         return defer.ensureDeferred(self._refusedWrite())
 
     async def _fullDisk(self) -> None:
-        disk = os.path.abspath(self.mktemp())
-        os.makedirs(disk)
-        mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", disk], capture_output=True
-        )
-        if mounted.returncode:
-            raise unittest.SkipTest("cannot mount a small tmpfs here (it needs root)")
-        self.addCleanup(subprocess.run, ["umount", "-l", disk], check=False)
+        disk = mountTmpfs(self, "2m")
         _, base = self.serve({b"/big": (ok(BIG), False)})
         before = sinks.PartFile.spliced
         error = await self.fails(

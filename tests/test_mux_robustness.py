@@ -33,9 +33,9 @@ from tests.support import (
     environment,
     fallbackArgv,
     freePort,
+    mountTmpfs,
     waitFor,
 )
-from tests.test_datalog import mountTmpfs
 from tests.test_mux_contract import parse
 from twisted_journey.records import PARTIAL
 
