@@ -29,6 +29,7 @@ from tests.support import (
     ServerProcess,
     catchesSignal,
     connect,
+    environment,
     freePort,
     readAll,
     selfSignedCertificate,
@@ -1246,3 +1247,73 @@ class MetricsDirectoryTests(SynchronousTestCase):
         self.assertNotEqual(second, first)
         _stopCleanly(server)
         self.assertEqual(os.listdir(temporary), [])
+
+
+#: A tool module for :class:`StopWhileStartingTests`: journey-greet, whose service maker
+#: receives a SIGINT (as a supervisor forwards it) in the middle of the worker's start-up.
+_STOPPED_WHILE_STARTING = """
+import os, signal
+from twisted_journey.tap import greet
+Options = greet.Options
+def makeService(options, reactor=None, worker=None):
+    service = greet.makeService(options, reactor, worker)
+    os.kill(os.getpid(), signal.SIGINT)
+    return service
+"""
+
+
+class StopWhileStartingTests(SynchronousTestCase):
+    """
+    A worker that receives the supervisor's stop before its reactor runs.
+    """
+
+    def test_stopDuringStartUp(self) -> None:
+        """
+        A ``SIGINT`` that arrives while a worker builds its service is acted on once its
+        reactor runs: the worker logs it, shuts down and exits 0, with no
+        ``KeyboardInterrupt`` traceback in its log.
+        """
+        import subprocess
+        import sys
+
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        (directory / "stopped_tool.py").write_text(_STOPPED_WHILE_STARTING)
+        listening = socket.socket()
+        self.addCleanup(listening.close)
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(5)
+        port = listening.getsockname()[1]
+        configuration = {
+            "module": "stopped_tool",
+            "index": 0,
+            "count": 1,
+            "listeners": [
+                {
+                    "fd": listening.fileno(),
+                    "family": int(socket.AF_INET),
+                    "mode": None,
+                    "shared": False,
+                }
+            ],
+            "argv": ["--listen", f"tcp:{port}:interface=127.0.0.1", "--quiet"],
+            "metricsInterval": 1.0,
+        }
+        env = environment()
+        env["PYTHONPATH"] = os.pathsep.join([str(directory.absolute()), env["PYTHONPATH"]])
+        worker = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from twisted_journey.workers.worker import main; main()",
+                json.dumps(configuration),
+            ],
+            pass_fds=[listening.fileno()],
+            env=env,
+            capture_output=True,
+            timeout=PATIENCE,
+        )
+        output = worker.stdout + worker.stderr
+        self.assertNotIn(b"KeyboardInterrupt", output)
+        self.assertIn(b"Received SIGINT", output)
+        self.assertEqual(worker.returncode, 0, output.decode(errors="replace"))

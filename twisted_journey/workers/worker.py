@@ -271,6 +271,12 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["LISTEN_PID"] = str(os.getpid())
     # SIGUSR1 must not kill a worker that has no use for it (journey-greet).
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    # A stop the supervisor forwards while this worker is still starting is kept, and
+    # acted on once the reactor runs (see below), instead of meeting Python's defaults:
+    # a KeyboardInterrupt traceback in the middle of start-up, or an end without shutdown.
+    early: list[int] = []
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda number, frame: early.append(number))
 
     import importlib
 
@@ -309,9 +315,22 @@ def main(argv: list[str] | None = None) -> None:
         if held is not None:
             os.close(held)
     reactor.callWhenRunning(service.startService)
+    reactor.callWhenRunning(_stopHandedOver, reactor, early)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     _watchParent(reactor, parent)
     reactor.run()
+
+
+def _stopHandedOver(reactor: Any, early: list[int]) -> None:
+    """
+    Once the reactor runs: give ``SIGINT`` to the reactor (it installs its own ``SIGTERM``
+    handler, but leaves ``SIGINT`` alone when it is not Python's default), then act on a
+    stop that arrived during start-up as the reactor's handler would have.
+    """
+    signal.signal(signal.SIGINT, reactor.sigInt)
+    if early:
+        handler = reactor.sigInt if early[0] == signal.SIGINT else reactor.sigTerm
+        handler(early[0], None)
 
 
 def _holdReader(path: str, restarted: bool) -> int | None:
