@@ -103,6 +103,34 @@ class ReceiverTests(SynchronousTestCase):
         self.assertTrue(found[3]["truncated"])
         self.assertEqual(receiver.received_bytes, sum(map(len, datagrams)))
 
+    def test_keptForBroadcast(self) -> None:
+        """
+        With ``keep_messages``, :attr:`DatagramReceiver.complete` holds the messages of the
+        last :meth:`DatagramReceiver.receive`, cut at the limit, framed as a TCP client's
+        are relayed: octet counted with ``syslog`` framing, newline-ended with ``lines``.
+        """
+        datagrams = [b"<13>two\nlines\x00", b"", b"a" * 150]
+        for framing, expected in [
+            ("syslog", b"13 <13>two\nlines100 " + b"a" * 100),
+            ("lines", b"<13>two\nlines\n" + b"a" * 100 + b"\n"),
+        ]:
+            receiver, sender = self.receiver()
+            kept = DatagramReceiver(
+                receiver.sock, framing=framing, max_line_length=100, keep_messages=True
+            )
+            for datagram in datagrams:
+                sender.send(datagram)
+            relayed = b""
+            while kept.received < 3:
+                readable, _, _ = select.select([kept.sock], [], [], PATIENCE)
+                self.assertTrue(readable, "no datagram came")
+                kept.receive(NOW)
+                relayed += kept.complete
+            self.assertEqual(relayed, expected)
+            self.assertEqual(kept.receive(NOW), b"")
+            self.assertEqual(kept.complete, b"")
+        self.assertEqual(receiver.complete, b"")
+
     def test_kernelDropsCounted(self) -> None:
         """
         Datagrams the kernel drops because nobody read them are counted.

@@ -22,6 +22,7 @@ from pathlib import Path
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.support import (
+    PATIENCE,
     ServerProcess,
     connect,
     environment,
@@ -489,6 +490,86 @@ class SyslogContract:
                 received += chunk
         self.assertEqual(received, expected)
         self.stopped(server, output)
+
+    def relayedOf(self, record: dict[str, object]) -> bytes:
+        """
+        What ``--broadcast`` relays for a JSON record's message: octet counted.
+        """
+        line = str(record["line"]).encode("utf-8")
+        return b"%d %s" % (len(line), line)
+
+    def test_broadcastRelaysDatagrams(self) -> None:
+        """
+        With ``--broadcast`` every datagram's message (``logger -d``, ``SysLogHandler``
+        over UDP) reaches the TCP clients whole, as the same bytes a TCP sender's message
+        is relayed as (octet counted), in the order the data log records them.
+        """
+        udp = ("127.0.0.1", freeUDPPort())
+        server, address, output = self.start(
+            "--listen", f"udp:{udp[1]}:interface=127.0.0.1", "--broadcast", "--format", "json"
+        )
+        listener = connect(address)
+        self.addCleanup(listener.close)
+        # Once the listener's own message is recorded, the server relays to it.
+        listener.sendall(b"<1>listening\n")
+        waitFor(lambda: b"listening" in output.read_bytes(), "the listener's message")
+        self.logger(udp, "-d", count=50, text="relay")
+        logger = self.sysLogHandler(udp, socket.SOCK_DGRAM)
+        for i in range(1, 51):
+            logger.info("dgram %d", i)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.sendto(b"<13>same\nbytes\x00", udp)
+        waitFor(lambda: b"same" in output.read_bytes(), "the datagram")
+        with connect(address) as sender:
+            sender.sendall(b"14 <13>same\nbytes")
+            waitFor(lambda: len(records(output)) >= 103, "103 records", server=server)
+        found = records(output)[1:]
+        self.assertNumbered(found[:50], 50, "app1", "relay", msgid="m1")
+        self.assertNumbered(found[50:100], 50, "app5", "dgram", severity="info")
+        expected = b"".join(self.relayedOf(r) for r in found)
+        self.assertEqual(expected[-34:], b"14 <13>same\nbytes14 <13>same\nbytes")
+        listener.settimeout(10)
+        received = b""
+        while len(received) < len(expected) and (chunk := listener.recv(65536)):
+            received += chunk
+        self.assertEqual(received, expected)
+        self.stopped(server, output)
+
+    def test_broadcastDropsSlowReaderOfDatagrams(self) -> None:
+        """
+        A client that does not read what datagrams relay to it is dropped once more than
+        ``--broadcast-buffer`` bytes wait for it, as for relayed TCP messages (logged);
+        the datagrams are still recorded.
+        """
+        udp = ("127.0.0.1", freeUDPPort())
+        server, address, output = self.start(
+            "--listen", f"udp:{udp[1]}:interface=127.0.0.1", "--broadcast",
+            "--broadcast-buffer", "1000",
+        )  # fmt: skip
+        sleeper = connect(address, receiveBuffer=4096)
+        self.addCleanup(sleeper.close)
+        sleeper.sendall(b"<1>sleeping\n")
+        waitFor(lambda: b"sleeping" in output.read_bytes(), "the sleeper's message")
+        filler = b"x" * 60000
+        sent = 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            while b"stopped reading" not in server.stdout + server.stderr:
+                # The kernel holds a few MiB for the sleeper at most: 300 are 18 MB.
+                self.assertLess(sent, 300, "the slow client was never dropped")
+                sent += 1
+                sender.sendto(b"<13>big %d %s" % (sent, filler), udp)
+                waitFor(
+                    lambda n=sent: b"<13>big %d " % n in output.read_bytes(),  # type: ignore[misc]
+                    f"datagram {sent} recorded",
+                    server=server,
+                )
+        sleeper.settimeout(PATIENCE)
+        drained = 0
+        with contextlib.suppress(OSError):
+            while chunk := sleeper.recv(65536):
+                drained += len(chunk)
+        self.assertLess(drained, sent * len(filler))
+        self.assertEqual(self.stopped(server, output).count(b"<13>big"), sent)
 
 
 def freeUDPPort() -> int:

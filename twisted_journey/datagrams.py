@@ -9,7 +9,8 @@ One datagram is one message (RFC 5426, syslog over UDP): any trailing LF and NUL
 ``max_line_length`` and marked truncated if longer; an empty datagram makes none.  The
 record's peer is the sender's address and its connection number is ``0`` (a datagram
 belongs to no connection).  Datagrams come from anyone: connection and peer limits do not
-apply to them, and ``--broadcast`` does not relay them.
+apply to them.  With ``--broadcast`` each message is relayed to the TCP clients as a TCP
+client's would be (see :func:`relayed`).
 
 The kernel drops datagrams when the socket's receive buffer is full.  On Linux
 ``SO_RXQ_OVFL`` makes it report, with each datagram, how many it has dropped on this
@@ -29,7 +30,7 @@ from twisted_journey.records import Framer
 from twisted_journey.settings import DEFAULT_MAX_LINE_LENGTH
 from twisted_journey.syslogframe import new_framer
 
-__all__ = ["SO_RXQ_OVFL", "DatagramReceiver", "bind_udp", "message"]
+__all__ = ["SO_RXQ_OVFL", "DatagramReceiver", "bind_udp", "message", "relayed"]
 
 #: The socket option that reports kernel drops (Linux's value where Python lacks the name).
 SO_RXQ_OVFL: int | None = getattr(
@@ -57,6 +58,19 @@ def message(datagram: bytes) -> bytes:
     if len(stripped) < len(datagram) and stripped.endswith(b"\r"):
         stripped = stripped[:-1]
     return stripped
+
+
+def relayed(framing: str, message: bytes) -> bytes:
+    """
+    What ``--broadcast`` sends the TCP clients for one datagram's ``message`` (cut at the
+    line limit already): the bytes a TCP client's message is relayed as, so that a
+    listener cannot tell how it arrived.  With ``framing`` ``"syslog"`` it is octet
+    counted (``LEN SP MSG``: a message may hold newlines); with ``"lines"`` it is the
+    message and a newline.
+    """
+    if framing == "syslog":
+        return b"%d %s" % (len(message), message)
+    return message + b"\n"
 
 
 def bind_udp(spec: ListenSpec, receive_buffer: int | None = None) -> socket.socket:
@@ -90,7 +104,11 @@ class DatagramReceiver:
 
     :param sock: a socket from :func:`bind_udp`.
     :param framing: ``"lines"`` or ``"syslog"`` (JSON records then hold the parsed fields).
+    :param keep_messages: keep :attr:`complete` (for ``--broadcast``).
 
+    :ivar complete: when ``keep_messages`` is true, the messages of the last
+        :meth:`receive`, each framed as :func:`relayed` says (what ``--broadcast``
+        relays); else ``b""``.
     :ivar received: datagrams received.
     :ivar received_bytes: their bytes.
     :ivar dropped: datagrams the kernel dropped on this socket (``SO_RXQ_OVFL``).
@@ -103,6 +121,7 @@ class DatagramReceiver:
         framing: str = "lines",
         record_format: str = "text",
         max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+        keep_messages: bool = False,
     ) -> None:
         self.sock = sock
         self.framing = framing
@@ -111,6 +130,8 @@ class DatagramReceiver:
         self.received = 0
         self.received_bytes = 0
         self.dropped = 0
+        self.keep_messages = keep_messages
+        self.complete = b""
         self._framers: dict[object, Framer] = {}
         self._space = socket.CMSG_SPACE(_COUNT.size)
 
@@ -144,6 +165,7 @@ class DatagramReceiver:
             and carries on).
         """
         out = []
+        kept: list[bytes] | None = [] if self.keep_messages else None
         for _ in range(BATCH):
             try:
                 data, ancillary, _flags, address = self.sock.recvmsg(MAX_DATAGRAM, self._space)
@@ -157,4 +179,8 @@ class DatagramReceiver:
             text = message(data)
             if text:
                 out.append(self._framer(address).message(text, now))
+                if kept is not None:
+                    kept.append(relayed(self.framing, text[: self.max_line_length]))
+        if kept is not None:
+            self.complete = b"".join(kept)
         return b"".join(out)

@@ -8,7 +8,7 @@ the ``\\n`` is dropped), or with ``framing="syslog"`` syslog messages, each fram
 :mod:`twisted_journey.syslogframe` says (a :class:`DatagramService` takes them over UDP).
 The server sends nothing back, except with ``broadcast``: then every complete line a
 client sends is relayed, as it was received, to every other client (a syslog message,
-octet counted).
+octet counted), and so is every datagram's message, to every client.
 Every line is written to the data log as one record (see :mod:`twisted_journey.records`);
 a line still unterminated when the connection ends is recorded marked partial.  A client
 that half-closes is finished: the server records what it sent and closes.
@@ -360,9 +360,9 @@ class MuxFactory(LimitedFactory):
             keep_lines=self.broadcast,
         )
 
-    def relay(self, sender: MuxProtocol, lines: bytes) -> None:
+    def relay(self, sender: MuxProtocol | None, lines: bytes) -> None:
         """
-        Send ``lines`` to every client but ``sender``.
+        Send ``lines`` to every client but ``sender`` (to all of them for a datagram's).
         """
         for client in list(self.clients):
             if client is not sender:
@@ -555,6 +555,8 @@ class _DatagramReader:
         factory.bytesReceived += self.receiver.received_bytes - before
         if out:
             factory.datalog.write(out)
+            if self.receiver.complete:
+                factory.relay(None, self.receiver.complete)
 
     def pause(self) -> None:
         """
@@ -614,6 +616,7 @@ class DatagramService(Service):
             framing=factory.framing,
             record_format=factory.recordFormat,
             max_line_length=factory.maxLineLength,
+            keep_messages=factory.broadcast,
         )
         self.reader = _DatagramReader(receiver, factory)
 

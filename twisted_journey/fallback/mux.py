@@ -167,7 +167,11 @@ class MuxServer:
         self.listeners = list(listeners)
         self.receivers = [
             DatagramReceiver(
-                sock, framing=framing, record_format=record_format, max_line_length=max_line_length
+                sock,
+                framing=framing,
+                record_format=record_format,
+                max_line_length=max_line_length,
+                keep_messages=broadcast,
             )
             for sock in datagrams
         ]
@@ -447,6 +451,8 @@ class MuxServer:
             return
         if out:
             self.datalog.write(out)
+            if receiver.complete:
+                self.relay(None, receiver.complete)
 
     def ready(self, sock: socket.socket, mask: int) -> None:
         """
@@ -498,9 +504,10 @@ class MuxServer:
             log(framer.error)
             self.close(connection, "framing error")
 
-    def relay(self, sender: Connection, lines: bytes) -> None:
+    def relay(self, sender: Connection | None, lines: bytes) -> None:
         """
-        Queue ``lines`` for every other client, dropping any that has stopped reading.
+        Queue ``lines`` for every client but ``sender`` (for all of them for a datagram's),
+        dropping any that has stopped reading.
         """
         for other in list(self.clients.values()):
             if other is sender:
