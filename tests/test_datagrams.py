@@ -13,7 +13,13 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.support import PATIENCE
-from twisted_journey.datagrams import SO_RXQ_OVFL, DatagramReceiver, bind_udp, message
+from twisted_journey.datagrams import (
+    SO_RXQ_OVFL,
+    DatagramReceiver,
+    bind_udp,
+    message,
+    socket_drops,
+)
 from twisted_journey.datalog import DataLog
 from twisted_journey.listen import ListenError, parse_udp
 from twisted_journey.metrics import snapshot
@@ -146,6 +152,20 @@ class ReceiverTests(SynchronousTestCase):
             pass
         self.assertGreater(receiver.dropped, 0)
         self.assertEqual(receiver.received + receiver.dropped, 501)
+        self.assertEqual(socket_drops(receiver.sock), receiver.dropped)
+
+    def test_socketDropsAskedOfTheKernel(self) -> None:
+        """
+        :func:`socket_drops` is the socket's count of drops without a datagram read:
+        what the supervisor of ``--workers`` reports for a socket its workers share.
+        """
+        if SO_RXQ_OVFL is None:
+            raise SkipTest("the drop counts are Linux's")
+        receiver, sender = self.receiver(receive_buffer=4096)
+        self.assertEqual(socket_drops(receiver.sock), 0)
+        for i in range(500):
+            sender.send(b"<13>flood %d " % i + b"x" * 900)
+        self.assertGreater(socket_drops(receiver.sock), 0)
 
 
 class MetricsTests(SynchronousTestCase):

@@ -12,6 +12,7 @@ import logging
 import logging.handlers
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -702,6 +703,106 @@ class TwistedSyslogTests(SyslogContract, SynchronousTestCase):
         for messages in byConn.values():
             self.assertNumbered(messages, 500, "app1", "w")
 
+    def test_workersShareUDP(self) -> None:
+        """
+        With ``--workers 2`` a ``udp:`` listener is one socket both workers read:
+        numbered datagrams (``logger -d``, ``SysLogHandler`` over UDP) are each recorded
+        exactly once across the ``PATH.wI`` files, while a worker killed with ``SIGKILL``
+        is down and after its restart.  ``--metrics`` sums the workers' counts, and counts
+        each datagram the kernel drops once (a flood while both workers are stopped:
+        every datagram is either received or dropped).
+        """
+        from tests.test_workers import _waitForWorkers, _workerOf
+
+        udp = ("127.0.0.1", freeUDPPort())
+        port, metricsPort = freePort(), freePort()
+        output = Path(self.mktemp()).absolute()
+        server = startServer(
+            self,
+            self.argv("--workers", "2", "--listen", f"tcp:{port}:interface=127.0.0.1",
+                      "--listen", f"udp:{udp[1]}:interface=127.0.0.1", "--output", str(output),
+                      "--framing", "syslog", "--format", "json", "--flush-interval", "0.05",
+                      "--metrics", f"tcp:{metricsPort}:interface=127.0.0.1"),
+            ("127.0.0.1", port),
+        )  # fmt: skip
+        _waitForWorkers(server, 2)
+
+        def found(text: str = "w") -> list[int]:
+            logs = [Path(f"{output}.w{i}") for i in range(2)]
+            messages = [str(r["syslog"]["msg"]) for log in logs if log.exists()  # type: ignore[index]
+                        for r in records(log)]  # fmt: skip
+            return sorted(int(m.split()[1]) for m in messages if m.split()[0] == text)
+
+        def counts() -> tuple[int, int]:
+            url = f"http://127.0.0.1:{metricsPort}/metrics"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                text = response.read().decode()
+            self.assertNotIn("journey_worker_datagrams_dropped", text)
+            received, dropped = (
+                re.search(rf"^journey_datagrams_{name}_total (\d+)\.0$", text, re.M)
+                for name in ("received", "dropped")
+            )
+            assert received is not None and dropped is not None, text
+            return int(received.group(1)), int(dropped.group(1))
+
+        self.logger(udp, "-d", count=100, text="w")
+        waitFor(lambda: len(found()) >= 100, "100 records", server=server)
+        waitFor(lambda: counts() == (100, 0), "100 datagrams counted", server=server)
+
+        def resume(pid: int) -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+        workers = [_workerOf(server, index) for index in range(2)]
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+            self.addCleanup(resume, pid)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as flood:
+            for i in range(2000):
+                flood.sendto(b"<13>flood: f %d %s" % (i, b"x" * 1000), udp)
+        for pid in workers:
+            resume(pid)
+        waitFor(lambda: sum(counts()) == 2100, "every flood datagram counted", server=server)
+        received, dropped = counts()
+        self.assertGreater(dropped, 0)
+        waitFor(lambda: len(found("f")) == received - 100, "the flood recorded", server=server)
+        self.assertEqual(len(set(found("f"))), received - 100)
+
+        os.kill(_workerOf(server, 0), signal.SIGKILL)
+        logger = self.sysLogHandler(udp, socket.SOCK_DGRAM)
+        for i in range(101, 201):
+            logger.info("w %d", i)
+        waitFor(lambda: len(found()) >= 200, "200 records", server=server)
+        _waitForWorkers(server, 2, starts=3)
+        waitFor(lambda: counts() == (received + 100, dropped), "counted", server=server)
+        os.kill(_workerOf(server, 1), signal.SIGKILL)
+        for i in range(201, 301):
+            logger.info("w %d", i)
+        waitFor(lambda: len(found()) >= 300, "300 records", server=server)
+        waitFor(lambda: counts() == (received + 200, dropped), "counted", server=server)
+        server.stop(signal.SIGTERM)
+        self.assertEqual(found(), list(range(1, 301)))
+
+    def test_workersUDPPortTaken(self) -> None:
+        """
+        With ``--workers 2``, the supervisor binds the ``udp:`` socket: a port another
+        socket holds is one sentence and exit status 1, before any worker starts.
+        """
+        output = Path(self.mktemp()).absolute()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+            taken.bind(("127.0.0.1", 0))
+            port = taken.getsockname()[1]
+            done = run(
+                self.argv("--workers", "2", "--listen", f"udp:{port}:interface=127.0.0.1",
+                          "--output", str(output), "--framing", "syslog"),
+                env=environment(),
+            )  # fmt: skip
+        log = done.stdout + done.stderr
+        self.assertEqual(done.returncode, 1, log)
+        self.assertIn(f"cannot listen on udp:{port}:interface=127.0.0.1: ".encode(), log)
+        self.assertNotIn(b"Traceback", log)
+        self.assertNotIn(b"Started worker", log)
+
 
 class FallbackSyslogTests(SyslogContract, SynchronousTestCase):
     """
@@ -721,8 +822,8 @@ class OptionsTests(SynchronousTestCase):
 
     def test_twistdOptions(self) -> None:
         """
-        ``udp:`` descriptions are parsed apart, with no TCP default beside them; bad ones,
-        and ``udp:`` with ``--workers``, are usage errors in one sentence.
+        ``udp:`` descriptions are parsed apart, with no TCP default beside them, with
+        ``--workers`` too; bad ones are usage errors in one sentence.
         """
         from twisted.python import usage
 
@@ -733,6 +834,9 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options["listen"], [])
         self.assertEqual([str(s) for s in options["udp"]], ["udp:0:interface=127.0.0.1"])
         self.assertEqual(options["framing"], "syslog")
+        workers = Options()
+        workers.parseOptions(["--listen", "udp:5140", "--workers", "2", "-o", "x"])
+        self.assertEqual((workers["listen"], len(workers["udp"])), ([], 1))
         default = Options()
         default.parseOptions([])
         self.assertEqual((default["framing"], default["listen"]), ("lines", ["tcp:1235"]))
@@ -740,7 +844,6 @@ class OptionsTests(SynchronousTestCase):
             (["--listen", "udp:x"], "port 'x'"),
             (["--framing", "octet"], "--framing must be one of lines, syslog"),
             (["--framing", "syslog", "--mode", "raw"], "cannot be used with --mode raw"),
-            (["--listen", "udp:5140", "--workers", "2", "-o", "x"], "--workers"),
         ]
         for argv, sentence in cases:
             with self.assertRaises(usage.UsageError) as e:

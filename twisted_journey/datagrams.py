@@ -30,7 +30,14 @@ from twisted_journey.records import Framer
 from twisted_journey.settings import DEFAULT_MAX_LINE_LENGTH
 from twisted_journey.syslogframe import new_framer
 
-__all__ = ["SO_RXQ_OVFL", "DatagramReceiver", "bind_udp", "message", "relayed"]
+__all__ = [
+    "SO_RXQ_OVFL",
+    "DatagramReceiver",
+    "bind_udp",
+    "message",
+    "relayed",
+    "socket_drops",
+]
 
 #: The socket option that reports kernel drops (Linux's value where Python lacks the name).
 SO_RXQ_OVFL: int | None = getattr(
@@ -47,6 +54,12 @@ BATCH = 256
 _PEERS = 1024
 
 _COUNT = struct.Struct("=I")
+
+#: ``getsockopt`` ``SO_MEMINFO`` (Linux 4.6+): a socket's memory figures, the drops last.
+_SO_MEMINFO: int | None = getattr(
+    socket, "SO_MEMINFO", 55 if sys.platform.startswith("linux") else None
+)
+_MEMINFO = struct.Struct("=9I")
 
 
 def message(datagram: bytes) -> bytes:
@@ -71,6 +84,24 @@ def relayed(framing: str, message: bytes) -> bytes:
     if framing == "syslog":
         return b"%d %s" % (len(message), message)
     return message + b"\n"
+
+
+def socket_drops(sock: socket.socket) -> int:
+    """
+    The datagrams the kernel has dropped on ``sock`` since it was bound, asked of the
+    kernel (``SO_MEMINFO``) rather than read from a datagram: the count of a socket that
+    several processes read (``--workers``), which none of them can sum.  ``0`` where the
+    kernel cannot say.
+    """
+    if _SO_MEMINFO is None:
+        return 0
+    try:
+        figures = sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, _MEMINFO.size)
+    except OSError:
+        return 0
+    if len(figures) < _MEMINFO.size:
+        return 0
+    return int(_MEMINFO.unpack_from(figures)[-1])
 
 
 def bind_udp(spec: ListenSpec, receive_buffer: int | None = None) -> socket.socket:

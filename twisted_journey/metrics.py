@@ -17,7 +17,10 @@ them when Prometheus scrapes (:func:`snapshot`).
   number; a scrape of the supervisor aggregates the files (``MultiProcessCollector``).
   So a scrape lags the workers by at most half a second.  A worker that is killed loses
   at most its last half second of counts; a restarted worker's counts add to its
-  predecessor's, so every counter only grows.
+  predecessor's, so every counter only grows.  The kernel's drops on journey-mux's
+  ``udp:`` sockets, which every worker shares, are the sockets' own count: the supervisor
+  asks the kernel for it at each scrape (``journey_datagrams_dropped`` then has no
+  per-worker family).
 
 Every family is exposed twice: ``journey_X`` holds the server's total, and
 ``journey_worker_X{worker="N"}`` each worker's share (``worker="0"`` alone with one
@@ -118,6 +121,11 @@ SUPERVISOR_FAMILIES: list[tuple[str, str, str]] = [
 ]
 
 _TYPES = {name: kind for name, kind, _, _ in FAMILIES}
+_HELP = {name: documentation for name, _, documentation, _ in FAMILIES}
+
+#: The family that, under ``--workers``, belongs to the shared ``udp:`` sockets rather than
+#: to any worker: the supervisor reads it from the kernel, and it has no per-worker twin.
+_SHARED_DROPS = "journey_datagrams_dropped"
 
 #: A value's key: its family and its labels (other than ``worker``), sorted.
 Key = tuple[str, tuple[tuple[str, str], ...]]
@@ -241,12 +249,20 @@ class SupervisorCollector:
             for sample in metric.samples:
                 if sample.name.endswith("_created"):
                     continue
+                if metric.name == _SHARED_DROPS:
+                    continue  # The supervisor asks the kernel (below).
                 labels = dict(sample.labels)
                 labels.pop("pid", None)
                 worker = labels.pop("worker", "0")
                 key = (metric.name, tuple(sorted(labels.items())))
                 perWorker[worker][key] = perWorker[worker].get(key, 0.0) + sample.value
         yield from _families(perWorker)
+        if getattr(self.pool, "datagramSockets", None):
+            # Every worker reads the same udp: sockets, and each sees the socket's
+            # count of drops: summing them would count each drop once per worker.
+            yield CounterMetricFamily(
+                _SHARED_DROPS, _HELP[_SHARED_DROPS], value=self.pool.datagramDrops()
+            )
         (name, _, documentation), (restartsName, _, restartsHelp) = SUPERVISOR_FAMILIES
         yield GaugeMetricFamily(name, documentation, value=len(self.pool.workers))
         yield CounterMetricFamily(restartsName, restartsHelp, value=self.pool.restarts)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import socket
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -594,11 +595,14 @@ class DatagramService(Service):
     message, and closes the socket at stop.
 
     :param spec: from :func:`twisted_journey.listen.parse_udp`.
+    :param fileno: the descriptor of a socket already bound as ``spec`` says (a worker's
+        of ``--workers N``, shared with the others), to read instead of binding one.
     """
 
-    def __init__(self, factory: MuxFactory, spec: ListenSpec) -> None:
+    def __init__(self, factory: MuxFactory, spec: ListenSpec, fileno: int | None = None) -> None:
         self.factory = factory
         self.spec = spec
+        self.fileno = fileno
         self.reader: _DatagramReader | None = None
 
     def privilegedStartService(self) -> None:
@@ -606,10 +610,14 @@ class DatagramService(Service):
         Bind, or exit with one sentence saying why not.
         """
         super().privilegedStartService()
-        try:
-            sock = bind_udp(self.spec)
-        except ListenError as e:
-            raise SystemExit(str(e)) from None
+        if self.fileno is not None:
+            sock = socket.socket(fileno=self.fileno)
+            sock.setblocking(False)
+        else:
+            try:
+                sock = bind_udp(self.spec)
+            except ListenError as e:
+                raise SystemExit(str(e)) from None
         factory = self.factory
         receiver = DatagramReceiver(
             sock,

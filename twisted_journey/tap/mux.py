@@ -132,11 +132,6 @@ class Options(ServerOptions):
         """
         Validate journey-mux's own options, in the same words as the stdlib twin.
         """
-        if self["udp"] and self["workers"] > 1:
-            raise usage.UsageError(
-                "udp: listeners cannot be used with --workers: run them in a journey-mux "
-                "of their own without --workers."
-            )
         for name, choices in (("format", records.FORMATS), ("mode", records.MODES)):
             if self[name] not in choices:
                 raise usage.UsageError(
@@ -207,7 +202,7 @@ def makeService(
     """
     settings = options.settings
     if settings.workers > 1 and worker is None:
-        return supervise(settings, __name__, options.argv, reactor)
+        return supervise(settings, __name__, options.argv, reactor, datagrams=options["udp"])
     output = settings.output
     assert output is not None
     try:
@@ -240,7 +235,9 @@ def makeService(
     parent = MultiService()
     DataLogService(factory, options["flush-interval"], clock=reactor).setServiceParent(parent)  # type: ignore[arg-type]
     # The udp: sockets are bound first: once a TCP port accepts, every listener is ready.
-    for spec in options["udp"]:
-        DatagramService(factory, spec).setServiceParent(parent)
+    # A worker of --workers N reads the sockets the supervisor bound, shared by all.
+    shared = worker.datagrams if worker is not None else [None] * len(options["udp"])
+    for spec, fileno in zip(options["udp"], shared, strict=True):
+        DatagramService(factory, spec, fileno).setServiceParent(parent)
     listeningService(settings, factory, reactor, worker).setServiceParent(parent)
     return parent

@@ -36,6 +36,12 @@ the worker exactly as a single-process server builds it.
 - A ``unix:`` or ``systemd:`` socket cannot be multiplied: it is **one socket shared** by
   every worker, with one accept queue; a worker accepts one connection per wakeup (as
   nginx does by default) so that a burst spreads over the workers that are awake.
+- A journey-mux ``udp:`` listener is **one socket shared** too, bound by the supervisor
+  (:class:`~.supervisor.WorkerPool`'s ``datagrams``) and read by every worker: a datagram
+  is read by exactly one of them, and what waits in the socket outlives a worker's death.
+  ``SO_REUSEPORT`` sockets would send all of one sender's datagrams to one worker, and
+  leave those queued for a dead worker to its restart.  The kernel's drops are the
+  socket's, so the supervisor reads them (``SO_MEMINFO``) rather than summing the workers'.
 
 Binding in the supervisor also means that privileged ports are bound once, before twistd
 drops privileges, and ``tcp:0`` is one port for every worker.

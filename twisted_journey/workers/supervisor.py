@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import stat
 import sys
 from collections.abc import Callable, Sequence
@@ -26,8 +27,10 @@ from twisted.python.failure import Failure
 
 import twisted_journey
 from twisted_journey import _twisted, service
+from twisted_journey.datagrams import bind_udp, socket_drops
 from twisted_journey.datalog import open_output
 from twisted_journey.eventlog import AcceptFailures, EventStream, classic_line, event_stream
+from twisted_journey.listen import ListenError, ListenSpec
 from twisted_journey.settings import ServerSettings
 from twisted_journey.workers.listeners import BindingReactor, IdleFactory, Listener
 from twisted_journey.workers.worker import CANNOT_START, workerOutput
@@ -217,6 +220,9 @@ class WorkerPool(Service):
     :param module: the tap module the workers run (``twisted_journey.tap.greet``...).
     :param reactor: the real reactor.
     :param arguments: the tool's arguments, which each worker parses again.
+    :param datagrams: journey-mux's ``udp:`` listeners: each is one socket, bound here
+        and shared by every worker (a datagram is read by exactly one of them, and
+        what waits in the socket outlives a worker's death).
 
     :ivar restarts: workers restarted since start.
     :ivar metricsDirectory: the ``PROMETHEUS_MULTIPROC_DIR`` handed to the workers, or
@@ -243,9 +249,17 @@ class WorkerPool(Service):
     controlFd = -1
 
     def __init__(
-        self, settings: ServerSettings, module: str, reactor: Any, arguments: Sequence[str] = ()
+        self,
+        settings: ServerSettings,
+        module: str,
+        reactor: Any,
+        arguments: Sequence[str] = (),
+        datagrams: Sequence[ListenSpec] = (),
     ) -> None:
         self.settings = settings
+        self.datagrams = list(datagrams)
+        #: the bound ``udp:`` sockets, in ``--listen`` order
+        self.datagramSockets: list[socket.socket] = []
         self.arguments = list(arguments)
         self.module = module
         self.reactor = reactor
@@ -281,12 +295,24 @@ class WorkerPool(Service):
         """
         super().privilegedStartService()
         self.ports.privilegedStartService()
+        self._bindDatagrams()
+
+    def _bindDatagrams(self) -> None:
+        """
+        Bind the ``udp:`` sockets not bound yet (or exit with one sentence saying why not).
+        """
+        for spec in self.datagrams[len(self.datagramSockets) :]:
+            try:
+                self.datagramSockets.append(bind_udp(spec))
+            except ListenError as e:
+                raise SystemExit(str(e)) from None
 
     def startService(self) -> None:
         """
         Start forwarding signals and spawn the workers.
         """
         super().startService()
+        self._bindDatagrams()
         self.ports.startService()
         # After the reactor's own handlers (twistd starts services before reactor.run).
         self.reactor.callWhenRunning(self._installSignalHandlers)
@@ -430,6 +456,11 @@ class WorkerPool(Service):
                 childFd, nextFd = nextFd, nextFd + 1
             childFDs[childFd] = listener.fdFor(index)
             described.append(listener.asJSON(childFd))
+        datagrams = []
+        for sock in self.datagramSockets:
+            childFDs[nextFd] = sock.fileno()
+            datagrams.append(nextFd)
+            nextFd += 1
         self.controlFd = nextFd
         childFDs[nextFd] = "r"
         configuration = {
@@ -437,6 +468,7 @@ class WorkerPool(Service):
             "index": index,
             "count": self.count,
             "listeners": described,
+            "datagrams": datagrams,
             "argv": self.arguments,
             "metricsInterval": self.metricsInterval,
             "restarted": self._starts[index] > 0,
@@ -493,6 +525,13 @@ class WorkerPool(Service):
         self._starts[index] += 1
         self._closeIdleSlots()
         self.log.info("Started worker {index} (pid {pid})", index=index, pid=worker.pid)
+
+    def datagramDrops(self) -> int:
+        """
+        The datagrams the kernel dropped on the ``udp:`` sockets because their receive
+        buffers were full (counted per socket, so not by any one worker).
+        """
+        return sum(socket_drops(sock) for sock in self.datagramSockets)
 
     def reserve(self, index: int, reserved: int) -> None:
         """
@@ -632,6 +671,8 @@ class WorkerPool(Service):
                     # The endpoint's service closes the port it got from the endpoint.
                     if port is not None and port is not listener.first:
                         port.stopListening()
+            for sock in self.datagramSockets:
+                sock.close()
             if not self.ports.running:
                 return None
             return cast("Deferred[None] | None", self.ports.stopService())
@@ -653,7 +694,11 @@ class WorkerPool(Service):
 
 
 def supervise(
-    settings: ServerSettings, module: str, arguments: Sequence[str], reactor: Any = None
+    settings: ServerSettings,
+    module: str,
+    arguments: Sequence[str],
+    reactor: Any = None,
+    datagrams: Sequence[ListenSpec] = (),
 ) -> IService:
     """
     The service twistd runs for ``--workers N`` (``N > 1``): a :class:`WorkerPool`, and
@@ -662,6 +707,7 @@ def supervise(
     :param settings: the server's settings.
     :param module: the tap module the workers run.
     :param arguments: the tool's arguments, which each worker parses again.
+    :param datagrams: journey-mux's ``udp:`` listeners (see :class:`WorkerPool`).
     :raises SystemExit: with one sentence, when a worker's data file cannot be opened.
     """
     if reactor is None:
@@ -689,7 +735,7 @@ def supervise(
                 # SystemExit: twistd prints it and exits 1 (a UsageError here is a traceback).
                 raise SystemExit(f"cannot open --output {name!r}: {e.strerror or e}.") from None
     parent = MultiService()
-    pool = WorkerPool(settings, module, reactor, arguments)
+    pool = WorkerPool(settings, module, reactor, arguments, datagrams)
     pool.setServiceParent(parent)
     if settings.metrics:
         # Imported only when asked for: it loads twisted.web and prometheus_client.

@@ -175,6 +175,8 @@ class WorkerContext:
     :ivar index: this worker's number, ``0`` to ``count - 1``.
     :ivar count: how many workers there are.
     :ivar listeners: the inherited sockets, in ``--listen`` order.
+    :ivar datagrams: the descriptors of the inherited ``udp:`` sockets, in ``--listen``
+        order: each is shared by every worker.
     :ivar metricsInterval: seconds between syncs of the counters for ``--metrics``.
     :ivar numbers: this worker's connection numbers.
     """
@@ -186,10 +188,12 @@ class WorkerContext:
         listeners: list[dict[str, Any]],
         metricsInterval: float = 0.5,
         numbers: ConnectionNumbers | None = None,
+        datagrams: list[int] | None = None,
     ) -> None:
         self.index = index
         self.count = count
         self.listeners = listeners
+        self.datagrams = list(datagrams or [])
         self.metricsInterval = metricsInterval
         self.numbers = numbers or ConnectionNumbers(index, count)
 
@@ -299,7 +303,12 @@ def main(argv: list[str] | None = None) -> None:
             index, count, configuration.get("connStart", 0), configuration.get("control")
         )
         context = WorkerContext(
-            index, count, configuration["listeners"], configuration["metricsInterval"], numbers
+            index,
+            count,
+            configuration["listeners"],
+            configuration["metricsInterval"],
+            numbers,
+            configuration.get("datagrams", []),
         )
         # A process of its own, this worker is the top that parses: it serves with its
         # share of the server's settings.
