@@ -862,3 +862,79 @@ class OptionsTests(SynchronousTestCase):
             self.assertEqual(done.returncode, 2, done.stderr)
             self.assertIn(sentence, done.stderr)
             self.assertNotIn(b"Traceback", done.stderr)
+
+
+def codeBlocks(path: Path) -> list[str]:
+    """
+    The ``.. code-block:: text`` blocks of a reST page, dedented.
+    """
+    import textwrap
+
+    blocks = []
+    lines = path.read_text().splitlines()
+    for number, line in enumerate(lines):
+        if line.strip() != ".. code-block:: text":
+            continue
+        indent = len(line) - len(line.lstrip())
+        body = []
+        for following in lines[number + 2 :]:
+            if following.strip() and len(following) - len(following.lstrip()) <= indent:
+                break
+            body.append(following)
+        blocks.append(textwrap.dedent("\n".join(body)).strip() + "\n")
+    return blocks
+
+
+class SenderConfigurationTests(SynchronousTestCase):
+    """
+    The senders' configurations in the syslog how-to are accepted, without a warning, by
+    the real programs' own checks (``rsyslogd -N1``, ``haproxy -c``).
+    """
+
+    page = Path(__file__).parent.parent / "docs" / "howto" / "syslog.rst"
+
+    def test_rsyslog(self) -> None:
+        """
+        Every rsyslog ``omfwd`` snippet passes ``rsyslogd -N1`` (with rsyslog's work
+        directory, which a disk queue needs, and a real CA file for the TLS one).
+        """
+        rsyslogd = shutil.which("rsyslogd") or (
+            "/usr/sbin/rsyslogd" if os.path.exists("/usr/sbin/rsyslogd") else None
+        )
+        if rsyslogd is None:
+            raise SkipTest("rsyslogd is not installed (Debian's rsyslog package)")
+        from tests.tlssupport import makeCertificates
+
+        directory = Path(self.mktemp()).absolute()
+        directory.mkdir()
+        ca = makeCertificates(str(directory / "certificates")).ca
+        snippets = [block for block in codeBlocks(self.page) if 'type="omfwd"' in block]
+        self.assertEqual(len(snippets), 2)
+        for snippet in snippets:
+            configuration = directory / "rsyslog.conf"
+            configuration.write_text(
+                f'global(workDirectory="{directory}")\n'
+                + snippet.replace("/etc/ssl/certs/journey-ca.pem", ca)
+            )
+            done = run([rsyslogd, "-N1", "-f", str(configuration)])
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertNotIn(b"error", done.stderr + done.stdout)
+
+    def test_haproxy(self) -> None:
+        """
+        The HAProxy snippet, with a proxy to log, passes ``haproxy -c`` without a warning.
+        """
+        if shutil.which("haproxy") is None:
+            raise SkipTest("haproxy is not installed")
+        [snippet] = [block for block in codeBlocks(self.page) if "ring@journey" in block]
+        configuration = Path(self.mktemp()).absolute()
+        configuration.write_text(
+            snippet
+            + "    timeout client 5s\n    timeout server 5s\n    timeout connect 5s\n"
+            + "frontend web\n    bind 127.0.0.1:8080\n    default_backend none\n"
+            + "backend none\n"
+        )
+        done = run(["haproxy", "-c", "-f", str(configuration)])
+        output = done.stdout + done.stderr
+        self.assertEqual(done.returncode, 0, output)
+        self.assertNotIn(b"WARNING", output)
