@@ -137,6 +137,34 @@ class ReceiverTests(SynchronousTestCase):
             self.assertEqual(kept.complete, b"")
         self.assertEqual(receiver.complete, b"")
 
+    def test_errorAfterDatagramsLosesNone(self) -> None:
+        """
+        A socket error after some datagrams were read returns their records; one before
+        any is raised.
+        """
+        import errno
+
+        class ErringSocket:
+            def __init__(self) -> None:
+                self.results: list[object] = [
+                    (b"<13>one\n", [], 0, ("192.0.2.1", 514)),
+                    OSError(errno.ECONNREFUSED, "Connection refused"),
+                ]
+
+            def recvmsg(self, size: int, space: int) -> object:
+                result = self.results.pop(0)
+                if isinstance(result, OSError):
+                    raise result
+                return result
+
+        erring = ErringSocket()
+        receiver = DatagramReceiver(erring, keep_messages=True)  # type: ignore[arg-type]
+        self.assertRegex(receiver.receive(NOW).decode(), r" 192\.0\.2\.1:514 0 <13>one\n$")
+        self.assertEqual(receiver.complete, b"<13>one\n")
+        erring.results.append(OSError(errno.ECONNREFUSED, "Connection refused"))
+        with self.assertRaises(ConnectionRefusedError):
+            receiver.receive(NOW)
+
     def test_kernelDropsCounted(self) -> None:
         """
         Datagrams the kernel drops because nobody read them are counted.

@@ -192,16 +192,21 @@ class DatagramReceiver:
         The records of the datagrams waiting now (up to ``BATCH``), received at
         ``now``; ``b""`` when none is waiting.
 
-        :raises OSError: for an error other than "nothing waiting" (the engine logs it
-            and carries on).
+        :raises OSError: for an error other than "nothing waiting" before any datagram
+            was read (the engine logs it and carries on); after one, the records of
+            those read are returned, none lost.
         """
         out = []
         kept: list[bytes] | None = [] if self.keep_messages else None
-        for _ in range(BATCH):
+        for read in range(BATCH):
             try:
                 data, ancillary, _flags, address = self.sock.recvmsg(MAX_DATAGRAM, self._space)
             except (BlockingIOError, InterruptedError):
                 break
+            except OSError:
+                if read:
+                    break
+                raise
             for level, kind, value in ancillary:
                 if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(value) >= 4:
                     self.dropped = _COUNT.unpack_from(value)[0]
