@@ -219,3 +219,25 @@ class MetricsTests(SynchronousTestCase):
         self.assertEqual(values["journey_datagrams_received", ()], 7)
         self.assertEqual(values["journey_datagrams_dropped", ()], 3)
         self.assertEqual(values["journey_connections_dropped", (("reason", "framing"),)], 2)
+
+    def test_dropsBeforeTheNextDatagram(self) -> None:
+        """
+        Drops show as soon as the kernel makes them, not only once a later datagram is
+        read (which is when ``SO_RXQ_OVFL`` would tell of them).
+        """
+        if SO_RXQ_OVFL is None:
+            raise SkipTest("the drop counts are Linux's")
+        factory = MuxFactory(DataLog(self.mktemp()), quiet=True, clock=MemoryReactorClock())
+        sock = bind_udp(parse_udp("udp:0:interface=127.0.0.1"), receive_buffer=4096)
+        service = DatagramService(factory, parse_udp("udp:0"), sock.detach())
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        assert service.reader is not None
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for i in range(500):
+                sender.sendto(
+                    b"<13>flood %d " % i + b"x" * 900, service.reader.receiver.sock.getsockname()
+                )
+        self.assertEqual(service.reader.receiver.received, 0)
+        self.assertGreater(snapshot(factory)["journey_datagrams_dropped", ()], 0)

@@ -166,6 +166,15 @@ class DatagramReceiver:
         self._framers: dict[object, Framer] = {}
         self._space = socket.CMSG_SPACE(_COUNT.size)
 
+    def drops(self) -> int:
+        """
+        The datagrams the kernel has dropped on the socket so far: :attr:`dropped`, or
+        the kernel's count now (:func:`socket_drops`) if that is higher, as it is when
+        drops came after the last datagram read (``SO_RXQ_OVFL`` tells of them only with
+        the next one).
+        """
+        return max(self.dropped, socket_drops(self.sock))
+
     def _framer(self, address: object) -> Framer:
         """
         The record maker for a sender.

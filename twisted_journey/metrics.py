@@ -158,7 +158,7 @@ def snapshot(factory: Any) -> dict[Key, float]:
     if readers is not None:
         receivers = [reader.receiver for reader in readers]
         values["journey_datagrams_received", ()] = sum(r.received for r in receivers)
-        values["journey_datagrams_dropped", ()] = sum(r.dropped for r in receivers)
+        values["journey_datagrams_dropped", ()] = sum(r.drops() for r in receivers)
     datalog = getattr(factory, "datalog", None)
     if datalog is not None:
         values.update(_datalogValues(datalog))
