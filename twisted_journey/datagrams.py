@@ -168,7 +168,7 @@ class DatagramReceiver:
 
     def drops(self) -> int:
         """
-        The datagrams the kernel has dropped on the socket so far: :attr:`dropped`, or
+        The datagrams the kernel has dropped on the socket so far: ``dropped``, or
         the kernel's count now (:func:`socket_drops`) if that is higher, as it is when
         drops came after the last datagram read (``SO_RXQ_OVFL`` tells of them only with
         the next one).
