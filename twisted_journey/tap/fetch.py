@@ -22,6 +22,7 @@ from twisted_journey.fetch.mirror import MirrorService, fetchSettings
 from twisted_journey.fetch.options import MirrorCommand, usageOptions
 from twisted_journey.fetch.settings import FetchSettings
 from twisted_journey.settings import SettingError
+from twisted_journey.tap.common import holdEarlyStops
 
 __all__ = ["Options", "makeService"]
 
@@ -72,6 +73,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     """
     The :class:`twisted_journey.fetch.mirror.MirrorService` for ``options``.
     """
+    holdEarlyStops(reactor)
     command = options.command
     return MirrorService(
         command.urls,

@@ -12,7 +12,7 @@ from twisted.internet.interfaces import IReactorCore, IReactorTime
 
 from twisted_journey import settings
 from twisted_journey.greet import GreetFactory
-from twisted_journey.tap.common import ServerOptions, listeningService
+from twisted_journey.tap.common import ServerOptions, holdEarlyStops, listeningService
 from twisted_journey.workers.supervisor import supervise
 from twisted_journey.workers.worker import WorkerContext
 
@@ -60,6 +60,7 @@ def makeService(
     :param worker: in a worker process of ``--workers N``, its place (given by
         :func:`twisted_journey.workers.worker.main`): it serves its adopted sockets.
     """
+    holdEarlyStops(reactor, worker)
     settings = options.settings
     if settings.workers > 1 and worker is None:
         return supervise(settings, __name__, options.argv, reactor)

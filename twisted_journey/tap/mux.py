@@ -32,7 +32,7 @@ from twisted_journey.listen import ListenError, parse_udp
 from twisted_journey.mux import DatagramService, DataLogService, MuxFactory, catchEarlySignals
 from twisted_journey.settings import ServerSettings
 from twisted_journey.syslogframe import check_framing
-from twisted_journey.tap.common import ServerOptions, listeningService
+from twisted_journey.tap.common import ServerOptions, holdEarlyStops, listeningService
 from twisted_journey.workers.supervisor import supervise
 from twisted_journey.workers.worker import WorkerContext
 
@@ -205,6 +205,7 @@ def makeService(
     :raises SystemExit: with one sentence, when the data log cannot be opened (twistd
         prints it and exits 1; a ``UsageError`` here would be a traceback).
     """
+    holdEarlyStops(reactor, worker)
     settings = options.settings
     if settings.workers > 1 and worker is None:
         return supervise(settings, __name__, options.argv, reactor)
