@@ -18,7 +18,6 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import (
     PATIENCE,
-    catchesSignal,
     environment,
     freePort,
     selfSignedCertificate,
@@ -132,6 +131,20 @@ class DaemonStartTests(SynchronousTestCase):
             daemon=False,
         )
 
+    def test_portOutOfRange(self) -> None:
+        """
+        A port past 65535 is refused when the server listens: the sentence ends with one
+        full stop, though the reason it quotes already has one.
+        """
+        endpoint = "tcp:99999:interface=127.0.0.1"
+        self.assertCannotStart(
+            f"cannot listen on {endpoint}: bind(): port must be 0-65535.",
+            "journey-greet",
+            "--listen",
+            endpoint,
+            daemon=False,
+        )
+
     def test_busyMetrics(self) -> None:
         """
         A ``--metrics`` endpoint that cannot listen stops the start, with and without
@@ -234,10 +247,8 @@ class DaemonStartedTests(SynchronousTestCase):
         waitFor(lambda: os.path.exists(pidfile), "the pid file")
         with open(pidfile) as f:
             pid = int(f.read())
-        # twistd returns once the daemon has started its services, a moment before its
-        # reactor runs and handles SIGTERM (which until then would kill it outright,
-        # leaving the pid file).
-        waitFor(lambda: catchesSignal(pid, signal.SIGTERM), "the daemon's SIGTERM handler")
+        # Right away: a SIGTERM that arrives before the daemon's reactor runs is kept
+        # until it does (EarlyStopTests).
         os.kill(pid, signal.SIGTERM)
         waitFor(lambda: not os.path.exists(pidfile), "the daemon to stop")
 
