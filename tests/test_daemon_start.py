@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from unittest import SkipTest
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -253,6 +254,15 @@ class DaemonStartedTests(SynchronousTestCase):
         waitFor(lambda: not os.path.exists(pidfile), "the daemon to stop")
 
 
+def endCommand(command: subprocess.Popen[bytes]) -> None:
+    """
+    Kill a ``twistd`` command a failed test left running.
+    """
+    if command.poll() is None:
+        command.kill()
+        command.wait()
+
+
 class EarlyStopTests(SynchronousTestCase):
     """
     A ``SIGTERM`` sent the instant the pid file names the server -- before its reactor
@@ -304,7 +314,7 @@ class EarlyStopTests(SynchronousTestCase):
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            self.addCleanup(self.endCommand, command)
+            self.addCleanup(endCommand, command)
             deadline = time.monotonic() + PATIENCE
             while (pid := self.readPid()) is None:
                 if command.poll() is not None and command.returncode != 0:
@@ -323,14 +333,6 @@ class EarlyStopTests(SynchronousTestCase):
             self.assertIn(f"Received {number.name}, shutting down.", log)
             self.assertIn("Server Shut Down.", log)
             self.assertNotIn("Traceback", log)
-
-    def endCommand(self, command: subprocess.Popen[bytes]) -> None:
-        """
-        Kill a ``twistd`` command a failed test left running.
-        """
-        if command.poll() is None:
-            command.kill()
-            command.wait()
 
     def test_greet(self) -> None:
         """
@@ -380,3 +382,60 @@ class EarlyStopTests(SynchronousTestCase):
             f.write(f"http://127.0.0.1:{freePort()}/a\n")
         os.makedirs(os.path.join(self.directory, "mirror"))
         self.stopAtOnce("journey-fetch", "--urls", "urls.txt", "--output-dir", "mirror")
+
+
+class InterruptWhileBuildingTests(SynchronousTestCase):
+    """
+    Stops are kept only once the services are built: a server that waits while it is
+    built still ends at the first Ctrl-C.
+    """
+
+    def test_fifoWithoutReader(self) -> None:
+        """
+        ``twistd -n journey-mux --output FIFO`` waits for the FIFO's reader while it builds
+        its service; ``SIGINT`` then ends the command, as it would any program.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        fifo = os.path.join(directory, "records")
+        os.mkfifo(fifo)
+        argv = [
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "--nodaemon",
+            "--pidfile=",
+            "journey-mux",
+            "--output",
+            fifo,
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+        ]
+        command = subprocess.Popen(
+            argv,
+            cwd=directory,
+            env=environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.addCleanup(endCommand, command)
+
+        def waiting() -> bool:
+            try:
+                with open(f"/proc/{command.pid}/wchan") as f:
+                    return f.read() == "wait_for_partner"
+            except OSError:
+                return False
+
+        deadline = time.monotonic() + PATIENCE
+        while not waiting():
+            if command.poll() is not None:
+                self.fail(f"twistd ended with status {command.returncode}: {argv}")
+            if time.monotonic() > deadline:
+                raise SkipTest("cannot see the server wait for the FIFO (/proc/PID/wchan)")
+            time.sleep(0.02)
+        command.send_signal(signal.SIGINT)
+        try:
+            command.wait(timeout=PATIENCE)
+        except subprocess.TimeoutExpired:
+            self.fail("Ctrl-C did not end a server waiting for its FIFO's reader")

@@ -220,18 +220,22 @@ def _checkEndpoint(option: str, description: str, parsed: str) -> None:
         ) from None
 
 
-def holdEarlyStops(reactor: object | None, worker: WorkerContext | None = None) -> None:
+def holdEarlyStops(built: T, reactor: object | None, worker: WorkerContext | None = None) -> T:
     """
-    When a service maker runs for twistd (no ``reactor`` given: the global one, which
-    runs once the services have started) and not in a worker of ``--workers N`` (which
-    holds its own): keep a ``SIGTERM`` or ``SIGINT`` that arrives before the reactor runs
-    and stop once it does (:func:`twisted_journey.startup.holdStopSignals`), instead of
-    dying by it with a stale pid file.
+    A service maker's last step, given the service it ``built``, which it returns.
+
+    For twistd (no ``reactor`` given: the global one, which runs once the services have
+    started), and not in a worker of ``--workers N`` (which holds its own): from now on,
+    keep a ``SIGTERM`` or ``SIGINT`` that arrives before the reactor runs and stop once
+    it does (:func:`twisted_journey.startup.holdStopSignals`), instead of dying by it with
+    a stale pid file.  Not before: while the service is built (a FIFO ``--output`` waits
+    for its reader) Ctrl-C still interrupts.
     """
     if reactor is None and worker is None:
         from twisted.internet import reactor as global_reactor
 
         startup.holdStopSignals(global_reactor)
+    return built
 
 
 def listeningService(

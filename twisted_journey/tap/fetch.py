@@ -73,9 +73,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     """
     The :class:`twisted_journey.fetch.mirror.MirrorService` for ``options``.
     """
-    holdEarlyStops(reactor)
     command = options.command
-    return MirrorService(
+    service = MirrorService(
         command.urls,
         command.outputDir,
         interval=command.interval,
@@ -84,3 +83,4 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         reactor=reactor,
         settings=options.fetchSettings,
     )
+    return holdEarlyStops(service, reactor)

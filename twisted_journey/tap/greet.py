@@ -60,10 +60,9 @@ def makeService(
     :param worker: in a worker process of ``--workers N``, its place (given by
         :func:`twisted_journey.workers.worker.main`): it serves its adopted sockets.
     """
-    holdEarlyStops(reactor, worker)
     settings = options.settings
     if settings.workers > 1 and worker is None:
-        return supervise(settings, __name__, options.argv, reactor)
+        return holdEarlyStops(supervise(settings, __name__, options.argv, reactor), reactor)
     factory = GreetFactory(
         options["greeting"],
         timeout=settings.timeout,
@@ -72,4 +71,4 @@ def makeService(
         quiet=settings.quiet,
         clock=cast(IReactorTime, reactor),
     )
-    return listeningService(settings, factory, reactor, worker)
+    return holdEarlyStops(listeningService(settings, factory, reactor, worker), reactor, worker)

@@ -205,10 +205,9 @@ def makeService(
     :raises SystemExit: with one sentence, when the data log cannot be opened (twistd
         prints it and exits 1; a ``UsageError`` here would be a traceback).
     """
-    holdEarlyStops(reactor, worker)
     settings = options.settings
     if settings.workers > 1 and worker is None:
-        return supervise(settings, __name__, options.argv, reactor)
+        return holdEarlyStops(supervise(settings, __name__, options.argv, reactor), reactor)
     output = settings.output
     assert output is not None
     try:
@@ -244,4 +243,4 @@ def makeService(
     for spec in options["udp"]:
         DatagramService(factory, spec).setServiceParent(parent)
     listeningService(settings, factory, reactor, worker).setServiceParent(parent)
-    return parent
+    return holdEarlyStops(parent, reactor, worker)
