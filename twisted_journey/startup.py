@@ -23,7 +23,7 @@ starts the services and lets the waiting parent return, all before the reactor r
 installs its handlers.  A stop in that moment (a ``kill $(cat twistd.pid)`` right after
 the command returns, a systemd ``Type=forking`` unit stopped while it starts) would kill
 the daemon outright, leaving its pid file, or leave the waiting command blocked for ever.
-:func:`holdStopSignals`, called while the services are built, keeps such a signal until
+:func:`holdStopSignals`, called once the services are built, keeps such a signal until
 the reactor runs and then hands it to the reactor's own handler: the server starts, stops
 at once, and removes its pid file.
 """
@@ -91,9 +91,9 @@ class StartError(SystemExit, Exception):
 def holdStopSignals(reactor: Any) -> None:
     """
     Keep a ``SIGTERM`` or ``SIGINT`` that arrives before ``reactor`` runs, and deliver it
-    to the reactor's handlers once it does (see the module docstring).  Call it while
-    building the services of the process that will run ``reactor``; calling it again
-    does nothing more.
+    to the reactor's handlers once it does (see the module docstring).  Call it once the
+    services of the process that will run ``reactor`` are built (until then, a stop
+    interrupts as it always does); calling it again does nothing more.
 
     A process that forks before the reactor runs (twistd's waiting parent) lets go at
     once: there a stop means what it always did.
