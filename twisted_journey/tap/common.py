@@ -220,7 +220,9 @@ def _checkEndpoint(option: str, description: str, parsed: str) -> None:
         ) from None
 
 
-def holdEarlyStops(built: T, reactor: object | None, worker: WorkerContext | None = None) -> T:
+def holdEarlyStops(
+    built: IService, reactor: object | None, worker: WorkerContext | None = None
+) -> IService:
     """
     A service maker's last step, given the service it ``built``, which it returns.
 
