@@ -12,10 +12,18 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from unittest import SkipTest
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support import PATIENCE, catchesSignal, environment, selfSignedCertificate, waitFor
+from tests.support import (
+    PATIENCE,
+    environment,
+    freePort,
+    selfSignedCertificate,
+    waitFor,
+)
 from twisted_journey import startup
 
 
@@ -124,6 +132,20 @@ class DaemonStartTests(SynchronousTestCase):
             daemon=False,
         )
 
+    def test_portOutOfRange(self) -> None:
+        """
+        A port past 65535 is refused when the server listens: the sentence ends with one
+        full stop, though the reason it quotes already has one.
+        """
+        endpoint = "tcp:99999:interface=127.0.0.1"
+        self.assertCannotStart(
+            f"cannot listen on {endpoint}: bind(): port must be 0-65535.",
+            "journey-greet",
+            "--listen",
+            endpoint,
+            daemon=False,
+        )
+
     def test_busyMetrics(self) -> None:
         """
         A ``--metrics`` endpoint that cannot listen stops the start, with and without
@@ -226,9 +248,194 @@ class DaemonStartedTests(SynchronousTestCase):
         waitFor(lambda: os.path.exists(pidfile), "the pid file")
         with open(pidfile) as f:
             pid = int(f.read())
-        # twistd returns once the daemon has started its services, a moment before its
-        # reactor runs and handles SIGTERM (which until then would kill it outright,
-        # leaving the pid file).
-        waitFor(lambda: catchesSignal(pid, signal.SIGTERM), "the daemon's SIGTERM handler")
+        # Right away: a SIGTERM that arrives before the daemon's reactor runs is kept
+        # until it does (EarlyStopTests).
         os.kill(pid, signal.SIGTERM)
         waitFor(lambda: not os.path.exists(pidfile), "the daemon to stop")
+
+
+def endCommand(command: subprocess.Popen[bytes]) -> None:
+    """
+    Kill a ``twistd`` command a failed test left running.
+    """
+    if command.poll() is None:
+        command.kill()
+        command.wait()
+
+
+class EarlyStopTests(SynchronousTestCase):
+    """
+    A ``SIGTERM`` sent the instant the pid file names the server -- before its reactor
+    runs and installs its handlers (twistd writes the pid file, starts the services and
+    lets the waiting command return first) -- stops the server cleanly: it does not die
+    by the signal's default action, the command that started it returns, and the pid
+    file goes (:func:`twisted_journey.startup.holdStopSignals`).
+    """
+
+    #: Each case is tried this many times: the moment is short.
+    repeat = 3
+
+    def setUp(self) -> None:
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+        self.pidfile = os.path.join(self.directory, "j.pid")
+        self.logfile = os.path.join(self.directory, "j.log")
+
+    def readPid(self) -> int | None:
+        """
+        The pid the pid file names, or ``None`` while it is missing or being written.
+        """
+        try:
+            with open(self.pidfile) as f:
+                return int(f.read())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def stopAtOnce(
+        self, *arguments: str, daemon: bool = True, number: signal.Signals = signal.SIGTERM
+    ) -> None:
+        """
+        Start ``twistd [-n] TAPNAME OPTIONS``, send signal ``number`` as soon as the pid
+        file names a process, and check that the command returns, the pid file goes and the
+        log says the server shut down on that signal; ``repeat`` times.
+        """
+        argv = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+        if not daemon:
+            argv.append("--nodaemon")
+        argv += [f"--pidfile={self.pidfile}", f"--logfile={self.logfile}", *arguments]
+        for _attempt in range(self.repeat):
+            for name in (self.pidfile, self.logfile):
+                if os.path.exists(name):
+                    os.remove(name)
+            command = subprocess.Popen(
+                argv,
+                cwd=self.directory,
+                env=environment(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            self.addCleanup(endCommand, command)
+            deadline = time.monotonic() + PATIENCE
+            while (pid := self.readPid()) is None:
+                if command.poll() is not None and command.returncode != 0:
+                    self.fail(f"twistd ended with status {command.returncode}: {argv}")
+                if time.monotonic() > deadline:
+                    self.fail(f"no pid file from {argv}")
+                time.sleep(0.001)
+            os.kill(pid, number)
+            try:
+                command.wait(timeout=PATIENCE)
+            except subprocess.TimeoutExpired:
+                self.fail(f"twistd did not return after its daemon was stopped: {argv}")
+            waitFor(lambda: not os.path.exists(self.pidfile), "the pid file to be removed")
+            with open(self.logfile) as f:
+                log = f.read()
+            self.assertIn(f"Received {number.name}, shutting down.", log)
+            self.assertIn("Server Shut Down.", log)
+            self.assertNotIn("Traceback", log)
+
+    def test_greet(self) -> None:
+        """
+        ``journey-greet`` in daemon mode.
+        """
+        self.stopAtOnce("journey-greet", "--listen", "tcp:0:interface=127.0.0.1")
+
+    def test_greetForeground(self) -> None:
+        """
+        ``journey-greet`` under ``-n``: the process ends by the signal after shutting
+        down, not by its default action (which leaves the pid file).
+        """
+        self.stopAtOnce("journey-greet", "--listen", "tcp:0:interface=127.0.0.1", daemon=False)
+
+    def test_greetForegroundInterrupt(self) -> None:
+        """
+        ``SIGINT`` (Ctrl-C) under ``-n`` alike: a clean shutdown, not a
+        ``KeyboardInterrupt`` in the middle of start-up.
+        """
+        self.stopAtOnce(
+            "journey-greet",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            daemon=False,
+            number=signal.SIGINT,
+        )
+
+    def test_greetWorkers(self) -> None:
+        """
+        The ``--workers`` supervisor, in daemon mode.
+        """
+        self.stopAtOnce("journey-greet", "--workers", "2", "--listen", "tcp:0:interface=127.0.0.1")
+
+    def test_mux(self) -> None:
+        """
+        ``journey-mux`` in daemon mode.
+        """
+        self.stopAtOnce(
+            "journey-mux", "--output", "data.log", "--listen", "tcp:0:interface=127.0.0.1"
+        )
+
+    def test_fetch(self) -> None:
+        """
+        ``journey-fetch`` in daemon mode (its one URL refuses the connection).
+        """
+        with open(os.path.join(self.directory, "urls.txt"), "w") as f:
+            f.write(f"http://127.0.0.1:{freePort()}/a\n")
+        os.makedirs(os.path.join(self.directory, "mirror"))
+        self.stopAtOnce("journey-fetch", "--urls", "urls.txt", "--output-dir", "mirror")
+
+
+class InterruptWhileBuildingTests(SynchronousTestCase):
+    """
+    Stops are kept only once the services are built: a server that waits while it is
+    built still ends at the first Ctrl-C.
+    """
+
+    def test_fifoWithoutReader(self) -> None:
+        """
+        ``twistd -n journey-mux --output FIFO`` waits for the FIFO's reader while it builds
+        its service; ``SIGINT`` then ends the command, as it would any program.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        fifo = os.path.join(directory, "records")
+        os.mkfifo(fifo)
+        argv = [
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "--nodaemon",
+            "--pidfile=",
+            "journey-mux",
+            "--output",
+            fifo,
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+        ]
+        command = subprocess.Popen(
+            argv,
+            cwd=directory,
+            env=environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.addCleanup(endCommand, command)
+
+        def waiting() -> bool:
+            try:
+                with open(f"/proc/{command.pid}/wchan") as f:
+                    return f.read() == "wait_for_partner"
+            except OSError:
+                return False
+
+        deadline = time.monotonic() + PATIENCE
+        while not waiting():
+            if command.poll() is not None:
+                self.fail(f"twistd ended with status {command.returncode}: {argv}")
+            if time.monotonic() > deadline:
+                raise SkipTest("cannot see the server wait for the FIFO (/proc/PID/wchan)")
+            time.sleep(0.02)
+        command.send_signal(signal.SIGINT)
+        try:
+            command.wait(timeout=PATIENCE)
+        except subprocess.TimeoutExpired:
+            self.fail("Ctrl-C did not end a server waiting for its FIFO's reader")

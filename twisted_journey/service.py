@@ -115,7 +115,8 @@ class ListeningService(_twisted.SynchronousEndpointService):
             reason = getattr(e.socketError, "strerror", None) or e.socketError
             raise startup.StartError(f"cannot listen on {self.description}: {reason}.") from None
         except Exception as e:
-            raise startup.StartError(f"cannot listen on {self.description}: {e}.") from None
+            reason = str(e).rstrip(".") or type(e).__name__
+            raise startup.StartError(f"cannot listen on {self.description}: {reason}.") from None
 
     def startService(self) -> None:
         """

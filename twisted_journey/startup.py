@@ -17,15 +17,29 @@ instead of a traceback.  Because the status pipe carries only 100 bytes, and the
 frames them as a ``repr``, the sentence itself is also written whole to the standard error
 the command was started with, which :func:`keepStandardError` kept (before twistd
 daemonized) for exactly that, until :func:`started` lets it go.
+
+Nor does twistd handle ``SIGTERM`` or ``SIGINT`` while it starts: it writes the pid file,
+starts the services and lets the waiting parent return, all before the reactor runs and
+installs its handlers.  A stop in that moment (a ``kill $(cat twistd.pid)`` right after
+the command returns, a systemd ``Type=forking`` unit stopped while it starts) would kill
+the daemon outright, leaving its pid file, or leave the waiting command blocked for ever.
+:func:`holdStopSignals`, called once the services are built, keeps such a signal until
+the reactor runs and then hands it to the reactor's own handler: the server starts, stops
+at once, and removes its pid file.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+from types import FrameType
+from typing import Any
 
-__all__ = ["StartError", "keepStandardError", "started"]
+__all__ = ["StartError", "holdStopSignals", "keepStandardError", "started"]
 
 _kept: int | None = None
+_STOPS = (signal.SIGTERM, signal.SIGINT)
+_holding: _StopHold | None = None
 
 
 def keepStandardError() -> None:
@@ -72,3 +86,90 @@ class StartError(SystemExit, Exception):
             except OSError:
                 pass
         started()
+
+
+def holdStopSignals(reactor: Any) -> None:
+    """
+    Keep a ``SIGTERM`` or ``SIGINT`` that arrives before ``reactor`` runs, and deliver it
+    to the reactor's handlers once it does (see the module docstring).  Call it once the
+    services of the process that will run ``reactor`` are built (until then, a stop
+    interrupts as it always does); calling it again does nothing more.
+
+    A process that forks before the reactor runs (twistd's waiting parent) lets go at
+    once: there a stop means what it always did.
+
+    :param reactor: the reactor this process will run (``callWhenRunning``,
+        ``callLater``, ``sigInt``, ``sigTerm``, ``running``).
+    """
+    global _holding
+    if _holding is None:
+        _holding = _StopHold(reactor)
+        _holding.hold()
+
+
+class _StopHold:
+    """
+    The handlers :func:`holdStopSignals` installs, and what they kept.
+
+    :ivar held: the signals received while holding, in order.
+    :ivar previous: the handler each signal had before.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+        self.held: list[int] = []
+        self.previous: dict[int, Any] = {}
+        self.holding = False
+
+    def hold(self) -> None:
+        """
+        Install the handlers; hand over once the reactor runs.
+        """
+        for number in _STOPS:
+            self.previous[number] = signal.signal(number, self.signalled)
+        self.holding = True
+        os.register_at_fork(after_in_parent=self.forked)
+        self.reactor.callWhenRunning(self.handOver)
+
+    def signalled(self, number: int, frame: FrameType | None) -> None:
+        """
+        Keep ``number`` for the reactor.
+        """
+        self.held.append(number)
+
+    def release(self, handlers: dict[int, Any]) -> None:
+        """
+        Give each signal still held its handler in ``handlers``.
+        """
+        self.holding = False
+        for number in _STOPS:
+            if signal.getsignal(number) == self.signalled:
+                signal.signal(number, handlers[number])
+
+    def forked(self) -> None:
+        """
+        In the parent of a fork made while holding (twistd daemonizing): the previous
+        handlers again, and a signal received meanwhile delivered to them now.
+        """
+        if not self.holding:
+            return
+        self.release(self.previous)
+        if self.held:
+            os.kill(os.getpid(), self.held[0])
+
+    def handOver(self) -> None:
+        """
+        The reactor runs: give each signal the handler it has now (a ``SIGINT`` the
+        reactor left alone because ours was there gets the reactor's), then deliver a
+        signal received while starting, after the handlers other services install once
+        the reactor runs (the ``--workers`` supervisor's).
+        """
+        if not self.holding:
+            return
+        handlers = dict(self.previous)
+        reactorTook = signal.getsignal(signal.SIGTERM) != self.signalled
+        if reactorTook and handlers[signal.SIGINT] is signal.default_int_handler:
+            handlers[signal.SIGINT] = self.reactor.sigInt
+        self.release(handlers)
+        if self.held:
+            self.reactor.callLater(0, signal.raise_signal, self.held[0])

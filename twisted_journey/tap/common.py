@@ -26,13 +26,13 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IProtocolFactory, IReactorCore
 from twisted.python import usage
 
-from twisted_journey import _twisted, service, settings
+from twisted_journey import _twisted, service, settings, startup
 from twisted_journey.eventlog import AcceptFailures
 from twisted_journey.policies import LimitedFactory
 from twisted_journey.settings import ServerSettings
 from twisted_journey.workers.worker import WorkerContext
 
-__all__ = ["ServerOptions", "listeningService"]
+__all__ = ["ServerOptions", "holdEarlyStops", "listeningService"]
 
 T = TypeVar("T")
 
@@ -218,6 +218,26 @@ def _checkEndpoint(option: str, description: str, parsed: str) -> None:
         raise usage.UsageError(
             f"{option} {description!r} is not a usable endpoint: {reason}."
         ) from None
+
+
+def holdEarlyStops(
+    built: IService, reactor: object | None, worker: WorkerContext | None = None
+) -> IService:
+    """
+    A service maker's last step, given the service it ``built``, which it returns.
+
+    For twistd (no ``reactor`` given: the global one, which runs once the services have
+    started), and not in a worker of ``--workers N`` (which holds its own): from now on,
+    keep a ``SIGTERM`` or ``SIGINT`` that arrives before the reactor runs and stop once
+    it does (:func:`twisted_journey.startup.holdStopSignals`), instead of dying by it with
+    a stale pid file.  Not before: while the service is built (a FIFO ``--output`` waits
+    for its reader) Ctrl-C still interrupts.
+    """
+    if reactor is None and worker is None:
+        from twisted.internet import reactor as global_reactor
+
+        startup.holdStopSignals(global_reactor)
+    return built
 
 
 def listeningService(

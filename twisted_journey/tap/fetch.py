@@ -22,6 +22,7 @@ from twisted_journey.fetch.mirror import MirrorService, fetchSettings
 from twisted_journey.fetch.options import MirrorCommand, usageOptions
 from twisted_journey.fetch.settings import FetchSettings
 from twisted_journey.settings import SettingError
+from twisted_journey.tap.common import holdEarlyStops
 
 __all__ = ["Options", "makeService"]
 
@@ -73,7 +74,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     The :class:`twisted_journey.fetch.mirror.MirrorService` for ``options``.
     """
     command = options.command
-    return MirrorService(
+    service = MirrorService(
         command.urls,
         command.outputDir,
         interval=command.interval,
@@ -82,3 +83,4 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         reactor=reactor,
         settings=options.fetchSettings,
     )
+    return holdEarlyStops(service, reactor)

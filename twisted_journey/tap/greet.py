@@ -12,7 +12,7 @@ from twisted.internet.interfaces import IReactorCore, IReactorTime
 
 from twisted_journey import settings
 from twisted_journey.greet import GreetFactory
-from twisted_journey.tap.common import ServerOptions, listeningService
+from twisted_journey.tap.common import ServerOptions, holdEarlyStops, listeningService
 from twisted_journey.workers.supervisor import supervise
 from twisted_journey.workers.worker import WorkerContext
 
@@ -62,7 +62,7 @@ def makeService(
     """
     settings = options.settings
     if settings.workers > 1 and worker is None:
-        return supervise(settings, __name__, options.argv, reactor)
+        return holdEarlyStops(supervise(settings, __name__, options.argv, reactor), reactor)
     factory = GreetFactory(
         options["greeting"],
         timeout=settings.timeout,
@@ -71,4 +71,4 @@ def makeService(
         quiet=settings.quiet,
         clock=cast(IReactorTime, reactor),
     )
-    return listeningService(settings, factory, reactor, worker)
+    return holdEarlyStops(listeningService(settings, factory, reactor, worker), reactor, worker)

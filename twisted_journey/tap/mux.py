@@ -32,7 +32,7 @@ from twisted_journey.listen import ListenError, parse_udp
 from twisted_journey.mux import DatagramService, DataLogService, MuxFactory, catchEarlySignals
 from twisted_journey.settings import ServerSettings
 from twisted_journey.syslogframe import check_framing
-from twisted_journey.tap.common import ServerOptions, listeningService
+from twisted_journey.tap.common import ServerOptions, holdEarlyStops, listeningService
 from twisted_journey.workers.supervisor import supervise
 from twisted_journey.workers.worker import WorkerContext
 
@@ -202,7 +202,9 @@ def makeService(
     """
     settings = options.settings
     if settings.workers > 1 and worker is None:
-        return supervise(settings, __name__, options.argv, reactor, datagrams=options["udp"])
+        return holdEarlyStops(
+            supervise(settings, __name__, options.argv, reactor, datagrams=options["udp"]), reactor
+        )
     output = settings.output
     assert output is not None
     try:
@@ -240,4 +242,4 @@ def makeService(
     for spec, fileno in zip(options["udp"], shared, strict=True):
         DatagramService(factory, spec, fileno).setServiceParent(parent)
     listeningService(settings, factory, reactor, worker).setServiceParent(parent)
-    return parent
+    return holdEarlyStops(parent, reactor, worker)
