@@ -25,6 +25,7 @@ from tests.support import fallbackArgv, freePort, journeyArgv
 from tests.test_fetch_cli import ProcessMixin
 from tests.test_fetch_fallback import _stdlibEnvironment
 from twisted_journey.fetch import errors as fetch_errors
+from twisted_journey.fetch import semantics
 from twisted_journey.records import printable
 
 #: Characters no message may hold raw: ESC, BEL, CSI (C1), a bidi override.
@@ -109,6 +110,50 @@ class MessagesContractMixin(ProcessMixin):
             result, fetch_errors.EXIT_TRUNCATED, "a redirect without a Location header."
         )
         self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_cutHeadOrTrailer(self) -> Any:
+        """
+        A connection closed inside a header block (an interim answer's too) failed
+        mid-response; one closed inside a chunked body's trailer cut the body short;
+        trailer fields past ``semantics.MAX_TRAILER_BYTES`` are a framing error: never a
+        success with an empty or partial file.  Exactly that many is a complete body.
+        """
+        chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+        field = b"X: " + b"a" * (semantics.MAX_TRAILER_BYTES - 5) + b"\r\n"
+        cases = {
+            b"/status-cut": (b"HTTP/1.1 200 OK\r\n", fetch_errors.EXIT_NETWORK, "mid-response"),
+            b"/head-cut": (
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n",
+                fetch_errors.EXIT_NETWORK,
+                "mid-response",
+            ),
+            b"/interim-cut": (
+                b"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\n",
+                fetch_errors.EXIT_NETWORK,
+                "mid-response",
+            ),
+            b"/trailer-cut": (chunked + b"X-T: 1\r\n", fetch_errors.EXIT_TRUNCATED, "cut short"),
+            b"/trailer-long": (
+                chunked + b"a" + field + b"\r\n",
+                fetch_errors.EXIT_TRUNCATED,
+                "trailer headers data is too long",
+            ),
+            b"/trailer-limit": (chunked + field + b"\r\n", 0, ""),
+        }
+        for path, (raw, _, _) in cases.items():
+            servers.RAW[path] = (raw, True)
+            self.addCleanup(servers.RAW.pop, path)  # type: ignore[attr-defined]
+        for path, (_, status, phrase) in cases.items():
+            result = yield self.fetch(self.liar + path.decode())
+            if status:
+                self.assertFailed(result, status, phrase)  # type: ignore[attr-defined]
+                self.assertEqual(self.files(), [], path)  # type: ignore[attr-defined]
+            else:
+                self.assertEqual(result, (0, []))  # type: ignore[attr-defined]
+        self.assertEqual(self.files(), ["trailer-limit"])  # type: ignore[attr-defined]
+        with open(os.path.join(self.out, "trailer-limit"), "rb") as f:
+            self.assertEqual(f.read(), b"ok")  # type: ignore[attr-defined]
 
     @defer.inlineCallbacks
     def test_passwordWithSlash(self) -> Any:

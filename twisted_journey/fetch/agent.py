@@ -48,6 +48,7 @@ from twisted_journey.fetch.errors import (
     TruncatedBody,
     UnsupportedURL,
     chunk_line_too_long,
+    cut_mid_response,
     malformed_chunk,
     proxy_failure,
 )
@@ -601,7 +602,7 @@ def _classify(failure: Failure, url: str, deadline: Deadline | None) -> FetchErr
     if failure.check(ResponseNeverReceived):
         return NetworkError(f"{host} port {port} closed the connection without answering.", url)
     if failure.check(ResponseFailed, RequestTransmissionFailed):
-        return NetworkError(f"the connection to {host} port {port} failed mid-response.", url)
+        return cut_mid_response(host, port, url)
     return FetchError(f"{type(value).__name__}: {value}", url)
 
 
