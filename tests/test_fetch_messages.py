@@ -14,7 +14,9 @@ import base64
 import json
 import os
 import socket
+import struct
 import tempfile
+import threading
 from typing import Any
 
 from twisted.internet import defer
@@ -64,6 +66,38 @@ def withoutBrotli(env: dict[str, str]) -> dict[str, str]:
                 "        sys.modules[name] = None\n"
             )
     return {**env, "PYTHONPATH": _noBrotli + os.pathsep + env["PYTHONPATH"]}
+
+
+class ResettingServer:
+    """
+    A loopback server, in a thread of its own, that answers each connection with the
+    bytes its request path names in :attr:`answers`, then resets it (``SO_LINGER`` 0:
+    an RST, not a FIN), as a crashed or hostile server or a middlebox does.
+    """
+
+    def __init__(self, testCase: Any, answers: dict[bytes, bytes]) -> None:
+        self.answers = answers
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        testCase.addCleanup(self.socket.close)
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            with connection:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    data = connection.recv(65536)
+                    if not data:
+                        break
+                    request += data
+                path = request.split(b" ", 2)[1] if request.count(b" ") >= 2 else b""
+                connection.sendall(self.answers.get(path, b""))
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 class MessagesContractMixin(ProcessMixin):
@@ -154,6 +188,38 @@ class MessagesContractMixin(ProcessMixin):
         self.assertEqual(self.files(), ["trailer-limit"])  # type: ignore[attr-defined]
         with open(os.path.join(self.out, "trailer-limit"), "rb") as f:
             self.assertEqual(f.read(), b"ok")  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_connectionReset(self) -> Any:
+        """
+        A connection reset (RST) says where it struck: before any answer, the server
+        closed without answering; inside a head, the connection failed mid-response;
+        inside a body -- one ended by its connection too, which a reset does not end
+        cleanly -- the body was cut short.  Never a success, never a file.
+        """
+        answers = {
+            b"/before": (b"", fetch_errors.EXIT_NETWORK, "closed the connection without answering"),
+            b"/head": (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n",
+                fetch_errors.EXIT_NETWORK,
+                "failed mid-response",
+            ),
+            b"/length": (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"b" * 50,
+                fetch_errors.EXIT_TRUNCATED,
+                "the body was cut short; nothing saved.",
+            ),
+            b"/close": (
+                b"HTTP/1.0 200 OK\r\n\r\n" + b"c" * 50,
+                fetch_errors.EXIT_TRUNCATED,
+                "the body was cut short; nothing saved.",
+            ),
+        }
+        server = ResettingServer(self, {path: raw for path, (raw, _, _) in answers.items()})
+        for path, (_, status, phrase) in answers.items():
+            result = yield self.fetch(server.url + path.decode())
+            self.assertFailed(result, status, phrase)  # type: ignore[attr-defined]
+            self.assertEqual(self.files(), [], path)  # type: ignore[attr-defined]
 
     @defer.inlineCallbacks
     def test_passwordWithSlash(self) -> Any:

@@ -60,7 +60,6 @@ from twisted_journey.fetch.errors import (
     Timeout,
     TLSError,
     TooManyRedirects,
-    TruncatedBody,
     UnsupportedURL,
     describe_url,
 )
@@ -114,9 +113,22 @@ class StrictResponse(http.client.HTTPResponse):
     def begin(self) -> None:
         if self.headers is not None:
             return
+        try:
+            self._begin()
+        except ConnectionResetError:
+            # Reset rather than closed: worded as the Twisted engine words it.
+            if self._started:
+                raise _CutMidResponse() from None
+            raise http.client.RemoteDisconnected("reset without an answer") from None
+
+    #: Whether a status line arrived (a reset after it cut the response).
+    _started = False
+
+    def _begin(self) -> None:
         budget = [self.maxHeaderBytes, self.maxHeaders]
         while True:
-            version, status, reason = self._read_status()
+            version, status, reason = self._read_status()  # type: ignore[attr-defined]
+            self._started = True
             budget[0] -= len(version) + len(reason) + 5  # reason ends with the CRLF
             if budget[0] < 0:
                 raise fetch_errors.headers_too_large(self.maxHeaderBytes)
@@ -137,12 +149,12 @@ class StrictResponse(http.client.HTTPResponse):
         # The rest is http.client's own begin(), unchanged.
         self.chunked = (self.headers.get("transfer-encoding") or "").lower() == "chunked"
         self.chunk_left = None
-        self.will_close = self._check_close()
+        self.will_close = self._check_close()  # type: ignore[attr-defined]
         self.length = None
         length = self.headers.get("content-length")
         if length and not self.chunked:
             self.length = int(length.split(",")[0])
-        if status in (204, 304) or self._method == "HEAD":
+        if status in (204, 304) or self._method == "HEAD":  # type: ignore[attr-defined]
             self.length = 0
         if not self.will_close and not self.chunked and self.length is None:
             self.will_close = True
@@ -544,7 +556,7 @@ def classify(
     if isinstance(reason, _CutMidResponse):
         return fetch_errors.cut_mid_response(host, port, url)
     if isinstance(reason, http.client.IncompleteRead):
-        return TruncatedBody("the body was cut short; nothing saved.", url)
+        return fetch_errors.cut_short(url)
     if isinstance(reason, http.client.RemoteDisconnected):
         return NetworkError(
             f"{errors.place(host, port)} closed the connection without answering.", url
@@ -616,25 +628,30 @@ def _copy_body(
     splice = raw and _spliceable(response, part)
     if reporthook is not None:
         reporthook(0, 0, total)
-    while True:
-        block = source.read1(BLOCK) if raw else source.read(BLOCK)
-        if not block:
-            break
-        part.write(block)
-        blocks += 1
-        if reporthook is not None:
-            reporthook(blocks, len(block), total)
-        if expected is not None and part.written > expected:
-            break
-        if splice and expected is not None:
-            assert isinstance(part, PartFile)
-            splice = False
-            sock = response.socket  # type: ignore[attr-defined]
-            left = expected - part.written
-            moved = part.splice_socket(sock.fileno(), left, sock.gettimeout())
+    try:
+        while True:
+            block = source.read1(BLOCK) if raw else source.read(BLOCK)
+            if not block:
+                break
+            part.write(block)
             blocks += 1
             if reporthook is not None:
-                reporthook(blocks, moved, total)
+                reporthook(blocks, len(block), total)
+            if expected is not None and part.written > expected:
+                break
+            if splice and expected is not None:
+                assert isinstance(part, PartFile)
+                splice = False
+                sock = response.socket  # type: ignore[attr-defined]
+                left = expected - part.written
+                moved = part.splice_socket(sock.fileno(), left, sock.gettimeout())
+                blocks += 1
+                if reporthook is not None:
+                    reporthook(blocks, moved, total)
+    except ConnectionResetError:
+        # Reset, not closed: whatever the framing (a close-delimited body included), the
+        # body may be cut, as the Twisted engine judges it.
+        raise fetch_errors.cut_short() from None
     semantics.check_length(url, expected, part.written - part.offset, framed)
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "UnsupportedURL",
     "chunk_line_too_long",
     "cut_mid_response",
+    "cut_short",
     "describe_url",
     "exit_status",
     "failure_line",
@@ -304,6 +305,14 @@ def unfollowed_status(url: str, code: int, phrase: str) -> HTTPStatusError:
         url,
         code,
     )
+
+
+def cut_short(url: str = "") -> TruncatedBody:
+    """
+    The connection ended before the body did (its framing says so, or the connection
+    was reset rather than closed).
+    """
+    return TruncatedBody("the body was cut short; nothing saved.", url)
 
 
 def cut_mid_response(host: str, port: int | str, url: str = "") -> NetworkError:
