@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import socket
+import ssl
 import struct
 import tempfile
 import threading
@@ -23,7 +24,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests import fetchservers as servers
-from tests.support import fallbackArgv, freePort, journeyArgv
+from tests.support import fallbackArgv, freePort, journeyArgv, selfSignedCertificate
 from tests.test_fetch_cli import ProcessMixin
 from tests.test_fetch_fallback import _stdlibEnvironment
 from twisted_journey.fetch import errors as fetch_errors
@@ -73,31 +74,54 @@ class ResettingServer:
     A loopback server, in a thread of its own, that answers each connection with the
     bytes its request path names in :attr:`answers`, then resets it (``SO_LINGER`` 0:
     an RST, not a FIN), as a crashed or hostile server or a middlebox does.
+
+    With ``tls`` (a certificate and key path), it speaks TLS and, instead of resetting,
+    closes the TCP connection without TLS's ``close_notify``, as many servers do.
     """
 
-    def __init__(self, testCase: Any, answers: dict[bytes, bytes]) -> None:
+    def __init__(
+        self, testCase: Any, answers: dict[bytes, bytes], tls: tuple[str, str] | None = None
+    ) -> None:
         self.answers = answers
+        self.context: ssl.SSLContext | None = None
+        if tls is not None:
+            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.context.load_cert_chain(*tls)
         self.socket = socket.create_server(("127.0.0.1", 0))
         testCase.addCleanup(self.socket.close)
-        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        scheme = "http" if tls is None else "https"
+        self.url = f"{scheme}://localhost:{self.socket.getsockname()[1]}"
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
         while True:
             try:
-                connection, _ = self.socket.accept()
+                raw, _ = self.socket.accept()
             except OSError:
                 return
-            with connection:
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    data = connection.recv(65536)
-                    if not data:
-                        break
-                    request += data
-                path = request.split(b" ", 2)[1] if request.count(b" ") >= 2 else b""
-                connection.sendall(self.answers.get(path, b""))
-                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection = raw
+            try:
+                if self.context is not None:
+                    # The TLS socket takes the descriptor over; closing it sends no
+                    # close_notify (that would take unwrap()).
+                    connection = self.context.wrap_socket(raw, server_side=True)
+                self._answer(connection)
+                if self.context is None:
+                    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+            finally:
+                connection.close()
+
+    def _answer(self, connection: socket.socket) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            data = connection.recv(65536)
+            if not data:
+                break
+            request += data
+        path = request.split(b" ", 2)[1] if request.count(b" ") >= 2 else b""
+        connection.sendall(self.answers.get(path, b""))
 
 
 class MessagesContractMixin(ProcessMixin):
@@ -220,6 +244,23 @@ class MessagesContractMixin(ProcessMixin):
             result = yield self.fetch(server.url + path.decode())
             self.assertFailed(result, status, phrase)  # type: ignore[attr-defined]
             self.assertEqual(self.files(), [], path)  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_tlsWithoutCloseNotify(self) -> Any:
+        """
+        Over TLS, a body ended by its connection is complete when the server closes the
+        connection without ``close_notify`` (as curl and the stdlib take it): only a
+        reset cuts such a body.
+        """
+        key, certificate = selfSignedCertificate(os.path.abspath(self.mktemp()))  # type: ignore[attr-defined]
+        server = ResettingServer(
+            self, {b"/close": b"HTTP/1.0 200 OK\r\n\r\n" + b"c" * 50}, tls=(certificate, key)
+        )
+        env = self.env(SSL_CERT_FILE=certificate)  # type: ignore[attr-defined]
+        result = yield self.fetch(server.url + "/close", env=env)
+        self.assertEqual(result, (0, []))  # type: ignore[attr-defined]
+        with open(os.path.join(self.out, "close"), "rb") as f:
+            self.assertEqual(f.read(), b"c" * 50)  # type: ignore[attr-defined]
 
     @defer.inlineCallbacks
     def test_passwordWithSlash(self) -> Any:

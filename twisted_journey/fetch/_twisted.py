@@ -68,6 +68,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import ISSLTransport
 from twisted.web._newclient import (
     HEADER,
     STATUS,
@@ -268,13 +269,18 @@ class BoundedClientProtocol(HTTP11ClientProtocol):
 
     def connectionLost(self, reason: Any = None) -> None:
         """
-        Mark the response being received with ``journeyReset`` when the connection ended
-        otherwise than by the server closing it (a reset, a TLS connection cut without
-        ``close_notify``), then lose the connection as Twisted does: a body that ends
-        with its connection is complete only when the server closed it cleanly, and
-        Twisted reports both ends alike (``PotentialDataLoss``).
+        Mark the response being received with ``journeyReset`` when a plain TCP
+        connection ended otherwise than by the server closing it (a reset), then lose the
+        connection as Twisted does: a body that ends with its connection is complete only
+        when the server closed it cleanly, and Twisted reports both ends alike
+        (``PotentialDataLoss``).  A TLS connection closed without ``close_notify`` is
+        left alone: curl and the stdlib take it as the end of such a body too.
         """
-        if reason is not None and not reason.check(ConnectionDone):
+        if (
+            reason is not None
+            and not reason.check(ConnectionDone)
+            and not ISSLTransport.providedBy(self.transport)
+        ):
             response = getattr(self._parser, "response", None)
             if response is not None:
                 response.journeyReset = True
