@@ -201,8 +201,46 @@ class UnauthorizedDetailTests(unittest.SynchronousTestCase):
     def test_digestWithoutDigest(self) -> None:
         self.assertEqual(
             auth.unauthorized_detail(['Digest realm="r", nonce="n"'], "basic"),
-            "it asks for Digest authentication: use --digest or --anyauth with -u",
+            "it asks for Digest authentication: use --digest or --anyauth with --user",
         )
+
+    def test_optionsOfEveryTool(self) -> None:
+        """
+        Every option a ``401``'s clause names is, in each tool that prints it
+        (``journey fetch``, the twin, ``journey mirror``, ``twistd journey-fetch``), the
+        credentials option or a mode flag, never another option with the same name
+        (``twistd journey-fetch``'s ``-u`` is ``--urls``).
+        """
+        import argparse
+        import re
+
+        from twisted_journey.cli import _parser
+        from twisted_journey.fallback import fetch as twin
+        from twisted_journey.fetch.cli import configure
+        from twisted_journey.tap.fetch import Options
+
+        challenges = [[], ['Digest realm="r", nonce="n"'], ['Basic realm="r"'], ["Negotiate"]]
+        named = {
+            option
+            for values in challenges
+            for mode in ["basic", "digest", "any"]
+            for option in re.findall(
+                r"(?<![\w-])--?[a-z][a-z-]*", auth.unauthorized_detail(values, mode)
+            )
+        }
+        self.assertTrue(named)
+        journey = argparse.ArgumentParser()
+        configure(journey)
+        mirror = _parser()._subparsers._group_actions[0].choices["mirror"]  # type: ignore[union-attr]
+        wanted = {"credentials", "authMode"}
+        for parser in [journey, twin.parser(), mirror]:
+            for option in named:
+                self.assertIn(parser._option_string_actions[option].dest, wanted, option)
+        tap = Options()
+        for option in named:
+            name = option.lstrip("-")
+            name = tap.synonyms.get(name, name)
+            self.assertIn(name, {"user", "digest", "anyauth", "basic"}, option)
 
     def test_unknownAndMalformed(self) -> None:
         self.assertIn("which journey does not do", auth.unauthorized_detail(["Negotiate"], "any"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import urllib.parse
 from typing import Any
@@ -150,6 +151,75 @@ class AuthCookiesContractMixin(ProcessMixin):
         result = yield self.fetch("-b", "jar", "-o", "sent", self.bin + "/cookies")
         self.assertEqual(result, (0, []))  # type: ignore[attr-defined]
         self.assertEqual(self.read("sent"), {"cookies": {"k": "v"}})  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def curl(self, *arguments: str) -> Any:
+        """
+        Run the real ``curl -s ARGUMENTS`` in ``self.out``; fire with its standard output.
+        """
+        curl = shutil.which("curl")
+        if curl is None:
+            raise unittest.SkipTest("curl is not installed")
+        out, err, status = yield servers.runChild(
+            [curl, "-s", "-S", *arguments], servers.childEnvironment(), self.out
+        )
+        self.assertEqual(status, 0, err)  # type: ignore[attr-defined]
+        return out
+
+    def cookieLines(self, name: str) -> list[str]:
+        """
+        The cookie lines of the Netscape file ``name`` (``#HttpOnly_`` ones included).
+        """
+        with open(os.path.join(self.out, name)) as f:
+            lines = f.read().splitlines()
+        return sorted(x for x in lines if x and (not x.startswith("#") or "_" in x[:10]))
+
+    @defer.inlineCallbacks
+    def test_cookieJarAsCurlWritesIt(self) -> Any:
+        """
+        A host-only cookie from ``localhost`` is written as curl writes it (``localhost``,
+        not ``localhost.local``), so the real ``curl -b`` sends it back.
+        """
+        local = f"http://localhost:{self.port}"
+        yield self.curl("-L", "-c", "curljar", "-o", "/dev/null", local + "/cookies/set?k=v")
+        result = yield self.fetch("-c", "jar", "-o", "set", local + "/cookies/set?k=v")
+        self.assertEqual(result, (0, []))  # type: ignore[attr-defined]
+        self.assertEqual(self.cookieLines("jar"), self.cookieLines("curljar"))  # type: ignore[attr-defined]
+        sent = yield self.curl("-b", "jar", local + "/cookies")
+        self.assertEqual(json.loads(sent), {"cookies": {"k": "v"}})  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_curlJarRead(self) -> Any:
+        """
+        The jar the real ``curl -c`` wrote for ``localhost`` is read, and its cookie sent
+        to ``localhost`` as curl would send it.
+        """
+        local = f"http://localhost:{self.port}"
+        yield self.curl("-L", "-c", "curljar", "-o", "/dev/null", local + "/cookies/set?k=v")
+        result = yield self.fetch("-b", "curljar", "-o", "sent", local + "/cookies")
+        self.assertEqual(result, (0, []))  # type: ignore[attr-defined]
+        self.assertEqual(self.read("sent"), {"cookies": {"k": "v"}})  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_cookieStandardStreams(self) -> Any:
+        """
+        As in curl, ``-c -`` writes the jar to standard output and ``-b -`` reads one
+        from standard input (here curl's, through a pipe); no file named ``-`` appears.
+        """
+        local = f"http://localhost:{self.port}"
+        out, err, status = yield servers.runChild(
+            self.argv("-c", "-", "-o", "set", local + "/cookies/set?k=v"), self.env(), self.out
+        )
+        self.assertEqual((status, err), (0, b""))  # type: ignore[attr-defined]
+        with open(os.path.join(self.out, "stdout-jar"), "wb") as f:
+            f.write(out)
+        self.assertIn(b"localhost\tFALSE\t/\tFALSE\t0\tk\tv\n", out)  # type: ignore[attr-defined]
+        yield self.curl("-L", "-c", "curljar", "-o", "/dev/null", local + "/cookies/set?j=w")
+        piped = ["/bin/sh", "-c", 'cat curljar | "$@"', "sh", *self.argv("-b", "-", "-o", "sent")]
+        _, err, status = yield servers.runChild([*piped, local + "/cookies"], self.env(), self.out)
+        self.assertEqual((status, err), (0, b""))  # type: ignore[attr-defined]
+        self.assertEqual(self.read("sent"), {"cookies": {"j": "w"}})  # type: ignore[attr-defined]
+        self.assertNotIn("-", self.files())  # type: ignore[attr-defined]
 
     @defer.inlineCallbacks
     def test_cookieStringOwnHostOnly(self) -> Any:
@@ -317,6 +387,28 @@ class SharedOptionsTests(unittest.SynchronousTestCase):
         self.assertEqual((settings.authMode, settings.parallel), ("basic", 7))
         with self.assertRaises(SystemExit):
             parser.parse_args(["mirror", "--urls", self.urls, "--digest", "--basic"])
+
+    def test_mirrorRefusesStandardStreams(self) -> None:
+        """
+        ``-b -`` and ``-c -`` (standard input and output, as in curl) are refused by
+        ``journey mirror`` and ``twistd journey-fetch`` in one sentence: a mirror reads
+        its cookies again at each start and writes them after each pass.
+        """
+        from twisted.python import usage
+
+        from twisted_journey.cli import _parser
+        from twisted_journey.fetch.options import MirrorCommand
+        from twisted_journey.settings import SettingError
+        from twisted_journey.tap.fetch import Options
+
+        for flag in ["-b", "-c"]:
+            args = _parser().parse_args(["mirror", "--urls", self.urls, flag, "-"])
+            error = self.assertRaises(SettingError, MirrorCommand.fromValues, vars(args))
+            self.assertIn("standard input and output are not supported", str(error))
+            error = self.assertRaises(
+                usage.UsageError, Options().parseOptions, ["-u", self.urls, flag, "-"]
+            )
+            self.assertIn("give a file", str(error))
 
     def test_journeyFetchAndTwin(self) -> None:
         """

@@ -96,6 +96,56 @@ class CookieEngineTests(unittest.SynchronousTestCase):
             engine.begin(url)
             self.assertEqual(engine.header(url), "a=1", url)
 
+    def test_curlHostNames(self) -> None:
+        """
+        Host-only cookies of a dotless host and of an IPv6 literal are kept and written
+        under the names curl gives them (``localhost``, ``::1``), sent back to that host
+        only.
+        """
+        engine = CookieEngine("")
+        engine.store("http://localhost:8080/", ["a=1"])
+        engine.store("http://[::1]:8080/", ["b=2"])
+        lines = engine.netscape().decode().splitlines()
+        self.assertIn("localhost\tFALSE\t/\tFALSE\t0\ta\t1", lines)
+        self.assertIn("::1\tFALSE\t/\tFALSE\t0\tb\t2", lines)
+        self.assertNotIn(".local\t", "\n".join(lines))
+        self.assertEqual(engine.header("http://localhost:9/"), "a=1")
+        self.assertEqual(engine.header("http://[::1]:9/"), "b=2")
+        for other in ["http://sub.localhost/", "http://otherhost/", "http://localhost.local/"]:
+            self.assertIsNone(engine.header(other), other)
+
+    def test_readsCurlFile(self) -> None:
+        """
+        A file as curl writes it (``localhost``, ``::1``, a ``.localhost`` domain cookie,
+        ``#HttpOnly_``) is sent as curl sends it, and written back unchanged.
+        """
+        path = os.path.abspath(self.mktemp())
+        lines = [
+            "#HttpOnly_localhost\tFALSE\t/\tFALSE\t0\th\t1",
+            "::1\tFALSE\t/\tFALSE\t0\tsix\t2",
+            ".localhost\tTRUE\t/\tFALSE\t0\td\t3",
+        ]
+        with open(path, "w") as f:
+            f.write("# Netscape HTTP Cookie File\n" + "\n".join(lines) + "\n")
+        engine = CookieEngine(path)
+        self.assertEqual(sorted(engine.header("http://localhost/").split("; ")), ["d=3", "h=1"])
+        self.assertEqual(engine.header("http://sub.localhost/"), "d=3")
+        self.assertEqual(engine.header("http://[::1]/"), "six=2")
+        self.assertEqual(
+            sorted(x for x in engine.netscape().decode().splitlines() if "\t" in x), sorted(lines)
+        )
+
+    def test_httpOnlyAnyCase(self) -> None:
+        """
+        ``HttpOnly`` is recognised in any case, as curl recognises it.
+        """
+        engine = CookieEngine("")
+        engine.store("http://example.org/", ["a=1; httponly", "b=2; HTTPONLY", "c=3"])
+        text = engine.netscape().decode()
+        self.assertIn("#HttpOnly_example.org\tFALSE\t/\tFALSE\t0\ta\t1", text)
+        self.assertIn("#HttpOnly_example.org\tFALSE\t/\tFALSE\t0\tb\t2", text)
+        self.assertIn("\nexample.org\tFALSE\t/\tFALSE\t0\tc\t3", text)
+
     def test_missingFile(self) -> None:
         """
         A ``-b`` file that does not exist is an empty jar, as in curl (``-b jar -c jar``

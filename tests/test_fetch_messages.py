@@ -14,17 +14,21 @@ import base64
 import json
 import os
 import socket
+import ssl
+import struct
 import tempfile
+import threading
 from typing import Any
 
 from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests import fetchservers as servers
-from tests.support import fallbackArgv, freePort, journeyArgv
+from tests.support import fallbackArgv, freePort, journeyArgv, selfSignedCertificate
 from tests.test_fetch_cli import ProcessMixin
 from tests.test_fetch_fallback import _stdlibEnvironment
 from twisted_journey.fetch import errors as fetch_errors
+from twisted_journey.fetch import semantics
 from twisted_journey.records import printable
 
 #: Characters no message may hold raw: ESC, BEL, CSI (C1), a bidi override.
@@ -63,6 +67,61 @@ def withoutBrotli(env: dict[str, str]) -> dict[str, str]:
                 "        sys.modules[name] = None\n"
             )
     return {**env, "PYTHONPATH": _noBrotli + os.pathsep + env["PYTHONPATH"]}
+
+
+class ResettingServer:
+    """
+    A loopback server, in a thread of its own, that answers each connection with the
+    bytes its request path names in :attr:`answers`, then resets it (``SO_LINGER`` 0:
+    an RST, not a FIN), as a crashed or hostile server or a middlebox does.
+
+    With ``tls`` (a certificate and key path), it speaks TLS and, instead of resetting,
+    closes the TCP connection without TLS's ``close_notify``, as many servers do.
+    """
+
+    def __init__(
+        self, testCase: Any, answers: dict[bytes, bytes], tls: tuple[str, str] | None = None
+    ) -> None:
+        self.answers = answers
+        self.context: ssl.SSLContext | None = None
+        if tls is not None:
+            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.context.load_cert_chain(*tls)
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        testCase.addCleanup(self.socket.close)
+        scheme = "http" if tls is None else "https"
+        self.url = f"{scheme}://localhost:{self.socket.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                raw, _ = self.socket.accept()
+            except OSError:
+                return
+            connection = raw
+            try:
+                if self.context is not None:
+                    # The TLS socket takes the descriptor over; closing it sends no
+                    # close_notify (that would take unwrap()).
+                    connection = self.context.wrap_socket(raw, server_side=True)
+                self._answer(connection)
+                if self.context is None:
+                    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+            finally:
+                connection.close()
+
+    def _answer(self, connection: socket.socket) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            data = connection.recv(65536)
+            if not data:
+                break
+            request += data
+        path = request.split(b" ", 2)[1] if request.count(b" ") >= 2 else b""
+        connection.sendall(self.answers.get(path, b""))
 
 
 class MessagesContractMixin(ProcessMixin):
@@ -109,6 +168,99 @@ class MessagesContractMixin(ProcessMixin):
             result, fetch_errors.EXIT_TRUNCATED, "a redirect without a Location header."
         )
         self.assertEqual(self.files(), [])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_cutHeadOrTrailer(self) -> Any:
+        """
+        A connection closed inside a header block (an interim answer's too) failed
+        mid-response; one closed inside a chunked body's trailer cut the body short;
+        trailer fields past ``semantics.MAX_TRAILER_BYTES`` are a framing error: never a
+        success with an empty or partial file.  Exactly that many is a complete body.
+        """
+        chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+        field = b"X: " + b"a" * (semantics.MAX_TRAILER_BYTES - 5) + b"\r\n"
+        cases = {
+            b"/status-cut": (b"HTTP/1.1 200 OK\r\n", fetch_errors.EXIT_NETWORK, "mid-response"),
+            b"/head-cut": (
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n",
+                fetch_errors.EXIT_NETWORK,
+                "mid-response",
+            ),
+            b"/interim-cut": (
+                b"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\n",
+                fetch_errors.EXIT_NETWORK,
+                "mid-response",
+            ),
+            b"/trailer-cut": (chunked + b"X-T: 1\r\n", fetch_errors.EXIT_TRUNCATED, "cut short"),
+            b"/trailer-long": (
+                chunked + b"a" + field + b"\r\n",
+                fetch_errors.EXIT_TRUNCATED,
+                "trailer headers data is too long",
+            ),
+            b"/trailer-limit": (chunked + field + b"\r\n", 0, ""),
+        }
+        for path, (raw, _, _) in cases.items():
+            servers.RAW[path] = (raw, True)
+            self.addCleanup(servers.RAW.pop, path)  # type: ignore[attr-defined]
+        for path, (_, status, phrase) in cases.items():
+            result = yield self.fetch(self.liar + path.decode())
+            if status:
+                self.assertFailed(result, status, phrase)  # type: ignore[attr-defined]
+                self.assertEqual(self.files(), [], path)  # type: ignore[attr-defined]
+            else:
+                self.assertEqual(result, (0, []))  # type: ignore[attr-defined]
+        self.assertEqual(self.files(), ["trailer-limit"])  # type: ignore[attr-defined]
+        with open(os.path.join(self.out, "trailer-limit"), "rb") as f:
+            self.assertEqual(f.read(), b"ok")  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_connectionReset(self) -> Any:
+        """
+        A connection reset (RST) says where it struck: before any answer, the server
+        closed without answering; inside a head, the connection failed mid-response;
+        inside a body -- one ended by its connection too, which a reset does not end
+        cleanly -- the body was cut short.  Never a success, never a file.
+        """
+        answers = {
+            b"/before": (b"", fetch_errors.EXIT_NETWORK, "closed the connection without answering"),
+            b"/head": (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n",
+                fetch_errors.EXIT_NETWORK,
+                "failed mid-response",
+            ),
+            b"/length": (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"b" * 50,
+                fetch_errors.EXIT_TRUNCATED,
+                "the body was cut short; nothing saved.",
+            ),
+            b"/close": (
+                b"HTTP/1.0 200 OK\r\n\r\n" + b"c" * 50,
+                fetch_errors.EXIT_TRUNCATED,
+                "the body was cut short; nothing saved.",
+            ),
+        }
+        server = ResettingServer(self, {path: raw for path, (raw, _, _) in answers.items()})
+        for path, (_, status, phrase) in answers.items():
+            result = yield self.fetch(server.url + path.decode())
+            self.assertFailed(result, status, phrase)  # type: ignore[attr-defined]
+            self.assertEqual(self.files(), [], path)  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_tlsWithoutCloseNotify(self) -> Any:
+        """
+        Over TLS, a body ended by its connection is complete when the server closes the
+        connection without ``close_notify`` (as curl and the stdlib take it): only a
+        reset cuts such a body.
+        """
+        key, certificate = selfSignedCertificate(os.path.abspath(self.mktemp()))  # type: ignore[attr-defined]
+        server = ResettingServer(
+            self, {b"/close": b"HTTP/1.0 200 OK\r\n\r\n" + b"c" * 50}, tls=(certificate, key)
+        )
+        env = self.env(SSL_CERT_FILE=certificate)  # type: ignore[attr-defined]
+        result = yield self.fetch(server.url + "/close", env=env)
+        self.assertEqual(result, (0, []))  # type: ignore[attr-defined]
+        with open(os.path.join(self.out, "close"), "rb") as f:
+            self.assertEqual(f.read(), b"c" * 50)  # type: ignore[attr-defined]
 
     @defer.inlineCallbacks
     def test_passwordWithSlash(self) -> Any:

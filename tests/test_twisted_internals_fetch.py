@@ -106,6 +106,27 @@ class InternalsPresentTests(unittest.SynchronousTestCase):
             decoder.dataReceived(b"5;" + b"e" * (_twisted.MAX_CHUNK_LINE + 10))
         self.assertIn("exceeds maximum", str(caught.exception))
 
+    def test_trailerLimit(self) -> None:
+        """
+        Twisted's chunked decoder refuses more than ``semantics.MAX_TRAILER_BYTES`` of
+        trailer fields (each line with its CRLF) saying "trailer headers data is too
+        long", the limit and the words the stdlib twin uses too.
+        """
+        from twisted.web import http
+
+        from twisted_journey.fetch import errors, semantics
+
+        limit = semantics.MAX_TRAILER_BYTES
+        line = b"X: " + b"a" * (limit - 5) + b"\r\n"
+        finished: list[bytes] = []
+        decoder = http._ChunkedTransferDecoder(lambda data: None, finished.append)
+        decoder.dataReceived(b"0\r\n" + line + b"\r\n")
+        self.assertEqual(finished, [b""])
+        decoder = http._ChunkedTransferDecoder(lambda data: None, finished.append)
+        with self.assertRaises(_twisted.MalformedChunks) as caught:
+            decoder.dataReceived(b"0\r\na" + line + b"\r\n")
+        self.assertIn(str(caught.exception).rstrip(".").lower(), str(errors.trailer_too_long()))
+
     def test_factoryBuildsBoundedProtocol(self) -> None:
         """
         The pool's factory builds a :class:`BoundedClientProtocol` with the pool's limits

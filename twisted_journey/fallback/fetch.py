@@ -60,7 +60,6 @@ from twisted_journey.fetch.errors import (
     Timeout,
     TLSError,
     TooManyRedirects,
-    TruncatedBody,
     UnsupportedURL,
     describe_url,
 )
@@ -77,6 +76,12 @@ _DIGITS = re.compile(r"[0-9]+")
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
 
 
+class _CutMidResponse(http.client.HTTPException):
+    """
+    The connection closed inside a response's header block.
+    """
+
+
 class StrictResponse(http.client.HTTPResponse):
     """
     An ``HTTPResponse`` that reads framing as strictly as Twisted does.
@@ -89,8 +94,12 @@ class StrictResponse(http.client.HTTPResponse):
     Twisted engine (so an endless stream of ``103`` answers ends), and anything but plain
     digits (one value, repeated or not) is a :class:`ProtocolError`, as are a chunk size
     that is not plain hexadecimal, a chunk size line longer than
-    :data:`~twisted_journey.fetch.semantics.MAX_CHUNK_LINE` and a chunk not followed by
-    CRLF.
+    :data:`~twisted_journey.fetch.semantics.MAX_CHUNK_LINE`, a chunk not followed by
+    CRLF and trailer fields past
+    :data:`~twisted_journey.fetch.semantics.MAX_TRAILER_BYTES`.  ``http.client`` also
+    takes a connection closed inside the header block as the end of it, and one closed
+    inside a chunked body's trailer as its end; both are failures here, as in Twisted (the
+    head cut: the connection failed mid-response; the trailer cut: the body was cut short).
     """
 
     maxHeaderBytes = defaults.MAX_HEADER_BYTES
@@ -104,9 +113,22 @@ class StrictResponse(http.client.HTTPResponse):
     def begin(self) -> None:
         if self.headers is not None:
             return
+        try:
+            self._begin()
+        except ConnectionResetError:
+            # Reset rather than closed: worded as the Twisted engine words it.
+            if self._started:
+                raise _CutMidResponse() from None
+            raise http.client.RemoteDisconnected("reset without an answer") from None
+
+    #: Whether a status line arrived (a reset after it cut the response).
+    _started = False
+
+    def _begin(self) -> None:
         budget = [self.maxHeaderBytes, self.maxHeaders]
         while True:
-            version, status, reason = self._read_status()
+            version, status, reason = self._read_status()  # type: ignore[attr-defined]
+            self._started = True
             budget[0] -= len(version) + len(reason) + 5  # reason ends with the CRLF
             if budget[0] < 0:
                 raise fetch_errors.headers_too_large(self.maxHeaderBytes)
@@ -127,12 +149,12 @@ class StrictResponse(http.client.HTTPResponse):
         # The rest is http.client's own begin(), unchanged.
         self.chunked = (self.headers.get("transfer-encoding") or "").lower() == "chunked"
         self.chunk_left = None
-        self.will_close = self._check_close()
+        self.will_close = self._check_close()  # type: ignore[attr-defined]
         self.length = None
         length = self.headers.get("content-length")
         if length and not self.chunked:
             self.length = int(length.split(",")[0])
-        if status in (204, 304) or self._method == "HEAD":
+        if status in (204, 304) or self._method == "HEAD":  # type: ignore[attr-defined]
             self.length = 0
         if not self.will_close and not self.chunked and self.length is None:
             self.will_close = True
@@ -148,7 +170,10 @@ class StrictResponse(http.client.HTTPResponse):
             budget[0] -= len(line)
             if budget[0] < 0:
                 raise fetch_errors.headers_too_large(self.maxHeaderBytes)
-            if line in (b"\r\n", b"\n", b""):
+            if not line:
+                # Closed before the blank line: the head is cut, as Twisted judges it.
+                raise _CutMidResponse()
+            if line in (b"\r\n", b"\n"):
                 return lines
             if line[:1] not in b" \t":
                 budget[1] -= 1
@@ -181,11 +206,28 @@ class StrictResponse(http.client.HTTPResponse):
                 raise fetch_errors.malformed_chunk("a chunk longer than its size")
             chunk_left = self._read_next_chunk_size()
             if chunk_left == 0:
-                self._read_and_discard_trailer()  # type: ignore[attr-defined]
+                self._read_and_discard_trailer()
                 self._close_conn()  # type: ignore[attr-defined]
                 chunk_left = None
             self.chunk_left = chunk_left
         return chunk_left
+
+    def _read_and_discard_trailer(self) -> None:
+        # http.client's, bounded and complete as Twisted reads a trailer: at most
+        # MAX_TRAILER_BYTES of fields, each ended by CRLF, then an empty line; a connection
+        # closed before that empty line cuts the body short.
+        left = semantics.MAX_TRAILER_BYTES
+        while True:
+            line = self.fp.readline(left + 2)  # + 2: the closing CRLF is not counted
+            if line == b"\r\n":
+                return
+            if not line:
+                self._close_conn()  # type: ignore[attr-defined]
+                raise http.client.IncompleteRead(b"")
+            left -= len(line)
+            if left < 0:
+                self._close_conn()  # type: ignore[attr-defined]
+                raise fetch_errors.trailer_too_long()
 
     def _read_next_chunk_size(self) -> int:
         limit = semantics.MAX_CHUNK_LINE
@@ -511,8 +553,10 @@ def classify(
         return NetworkError(errors.connect_failure(errors.RESOLVE, host, port), url)
     if isinstance(reason, ConnectionRefusedError):
         return NetworkError(errors.connect_failure(errors.REFUSED, host, port), url)
+    if isinstance(reason, _CutMidResponse):
+        return fetch_errors.cut_mid_response(host, port, url)
     if isinstance(reason, http.client.IncompleteRead):
-        return TruncatedBody("the body was cut short; nothing saved.", url)
+        return fetch_errors.cut_short(url)
     if isinstance(reason, http.client.RemoteDisconnected):
         return NetworkError(
             f"{errors.place(host, port)} closed the connection without answering.", url
@@ -584,25 +628,30 @@ def _copy_body(
     splice = raw and _spliceable(response, part)
     if reporthook is not None:
         reporthook(0, 0, total)
-    while True:
-        block = source.read1(BLOCK) if raw else source.read(BLOCK)
-        if not block:
-            break
-        part.write(block)
-        blocks += 1
-        if reporthook is not None:
-            reporthook(blocks, len(block), total)
-        if expected is not None and part.written > expected:
-            break
-        if splice and expected is not None:
-            assert isinstance(part, PartFile)
-            splice = False
-            sock = response.socket  # type: ignore[attr-defined]
-            left = expected - part.written
-            moved = part.splice_socket(sock.fileno(), left, sock.gettimeout())
+    try:
+        while True:
+            block = source.read1(BLOCK) if raw else source.read(BLOCK)
+            if not block:
+                break
+            part.write(block)
             blocks += 1
             if reporthook is not None:
-                reporthook(blocks, moved, total)
+                reporthook(blocks, len(block), total)
+            if expected is not None and part.written > expected:
+                break
+            if splice and expected is not None:
+                assert isinstance(part, PartFile)
+                splice = False
+                sock = response.socket  # type: ignore[attr-defined]
+                left = expected - part.written
+                moved = part.splice_socket(sock.fileno(), left, sock.gettimeout())
+                blocks += 1
+                if reporthook is not None:
+                    reporthook(blocks, moved, total)
+    except ConnectionResetError:
+        # Reset, not closed: whatever the framing (a close-delimited body included), the
+        # body may be cut, as the Twisted engine judges it.
+        raise fetch_errors.cut_short() from None
     semantics.check_length(url, expected, part.written - part.offset, framed)
 
 

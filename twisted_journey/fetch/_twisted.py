@@ -67,6 +67,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import ISSLTransport
 from twisted.web._newclient import (
     HEADER,
     STATUS,
@@ -200,7 +202,9 @@ class BoundedClientProtocol(HTTP11ClientProtocol):
     """
     An HTTP/1.1 client connection that bounds response headers (:func:`boundParser`) and
     marks a response whose server sent bytes past its ``Content-Length`` with
-    ``journeySurplus`` (their count), so a too-long body is an error, not silently cut.
+    ``journeySurplus`` (their count), so a too-long body is an error, not silently cut,
+    and one whose connection was reset with ``journeyReset``, so a body ended by its
+    connection is not taken as complete.
     """
 
     maxHeaderBytes = 100 * 1024
@@ -262,6 +266,25 @@ class BoundedClientProtocol(HTTP11ClientProtocol):
             self._parser.MAX_LENGTH = self.maxHeaderBytes
             self._unjudged = self._parser
         return d
+
+    def connectionLost(self, reason: Any = None) -> None:
+        """
+        Mark the response being received with ``journeyReset`` when a plain TCP
+        connection ended otherwise than by the server closing it (a reset), then lose the
+        connection as Twisted does: a body that ends with its connection is complete only
+        when the server closed it cleanly, and Twisted reports both ends alike
+        (``PotentialDataLoss``).  A TLS connection closed without ``close_notify`` is
+        left alone: curl and the stdlib take it as the end of such a body too.
+        """
+        if (
+            reason is not None
+            and not reason.check(ConnectionDone)
+            and not ISSLTransport.providedBy(self.transport)
+        ):
+            response = getattr(self._parser, "response", None)
+            if response is not None:
+                response.journeyReset = True
+        super().connectionLost(reason)
 
     def _finishResponse_WAITING(self, rest: bytes) -> None:
         """

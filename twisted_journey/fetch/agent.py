@@ -45,9 +45,10 @@ from twisted_journey.fetch.errors import (
     Timeout,
     TLSError,
     TooManyRedirects,
-    TruncatedBody,
     UnsupportedURL,
     chunk_line_too_long,
+    cut_mid_response,
+    cut_short,
     malformed_chunk,
     proxy_failure,
 )
@@ -579,7 +580,7 @@ def _classify(failure: Failure, url: str, deadline: Deadline | None) -> FetchErr
             # Before DataLoss: a broken chunked framing also ends the body early.
             return _malformedChunks(reason.value, url)
         if reason.check(DataLoss):
-            return TruncatedBody("the body was cut short; nothing saved.", url)
+            return cut_short(url)
         if reason.check(FetchError):
             return _classify(reason, url, deadline)
         if SSL is not None and reason.check(SSL.Error):
@@ -601,7 +602,7 @@ def _classify(failure: Failure, url: str, deadline: Deadline | None) -> FetchErr
     if failure.check(ResponseNeverReceived):
         return NetworkError(f"{host} port {port} closed the connection without answering.", url)
     if failure.check(ResponseFailed, RequestTransmissionFailed):
-        return NetworkError(f"the connection to {host} port {port} failed mid-response.", url)
+        return cut_mid_response(host, port, url)
     return FetchError(f"{type(value).__name__}: {value}", url)
 
 

@@ -373,7 +373,9 @@ class Authenticator:
 def unauthorized_detail(values: Sequence[str], mode: str) -> str:
     """
     What a ``401``'s ``WWW-Authenticate`` field ``values`` asks of the user, as a clause
-    for the failure sentence (``""`` when the field is absent).
+    for the failure sentence (``""`` when the field is absent).  It names the options by
+    their long names, which every tool that prints it takes (``journey fetch``, its twin,
+    ``journey mirror`` and ``twistd journey-fetch``, where ``-u`` is ``--urls``).
     """
     try:
         challenges = parse_challenges(values)
@@ -389,9 +391,9 @@ def unauthorized_detail(values: Sequence[str], mode: str) -> str:
         return ""
     asked = " or ".join(names)
     if "Digest" in names and mode == "basic":
-        return f"it asks for {asked} authentication: use --digest or --anyauth with -u"
+        return f"it asks for {asked} authentication: use --digest or --anyauth with --user"
     if "Basic" in names and mode == "digest" and "Digest" not in names:
-        return f"it asks for {asked} authentication: use --anyauth or -u without --digest"
+        return f"it asks for {asked} authentication: use --anyauth, or --user without --digest"
     if "Digest" in names or "Basic" in names:
-        return f"it asks for {asked} authentication: check -u USER:PASSWORD"
+        return f"it asks for {asked} authentication: check --user USER:PASSWORD"
     return f"it asks for {asked} authentication, which journey does not do"

@@ -65,6 +65,7 @@ from twisted_journey.fetch.errors import (
     TooManyRedirects,
     TruncatedBody,
     UnsupportedURL,
+    cut_short,
     describe_url,
     unfollowed_status,
 )
@@ -416,6 +417,9 @@ class Fetcher:
         expected = None if response.length is UNKNOWN_LENGTH else int(response.length)
         received = receiver.received + getattr(response, "journeySurplus", 0)
         try:
+            if not framed and getattr(response, "journeyReset", False):
+                # Ended by its connection, which was reset, not closed: maybe cut.
+                raise cut_short(url)
             semantics.check_length(url, expected, received, framed)
         except FetchError:
             await _settle(spool)

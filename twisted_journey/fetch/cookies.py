@@ -12,10 +12,17 @@ same cookies.  The engine is on when either option is given:
   to itself works);
 - ``-c FILE``: every cookie, session ones included, written there in the Netscape
   format at the end of the run, through a locked temporary file renamed into place (a
-  link at ``FILE`` is replaced, never written through).
+  link at ``FILE`` is replaced, never written through);
+- as in curl, ``-b -`` reads the Netscape-format cookies from standard input and
+  ``-c -`` writes the jar to standard output (:data:`STDIO`).
 
 Which cookie goes where is ``http.cookiejar``'s policy (RFC 6265's Domain and Path rules),
-with a cookie set without ``Domain`` sent back to its own host only.  What a server sends
+with a cookie set without ``Domain`` sent back to its own host only.  Hosts are named
+as curl names them, in the jar and in the files: a dotless host is ``localhost`` (not
+``http.cookiejar``'s ``localhost.local``), an IPv6 literal ``::1`` (no brackets), so
+``curl -b`` reads what ``-c`` wrote and the other way round; ``#HttpOnly_`` marks an
+``HttpOnly`` cookie whatever the case the server wrote it in, and a session cookie's
+expiry is ``0``.  What a server sends
 is bounded: at most :data:`MAX_SET_COOKIES` ``Set-Cookie`` fields of a response are read,
 each of at most :data:`MAX_COOKIE_BYTES` bytes, and the jar holds at most
 :data:`MAX_COOKIES` cookies.
@@ -30,16 +37,24 @@ import itertools
 import os
 import re
 import stat
+import sys
 import time
 import urllib.parse
 import urllib.request
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from twisted_journey.fetch import safefiles
 from twisted_journey.fetch.errors import FileError
 
-__all__ = ["MAX_COOKIES", "MAX_COOKIE_BYTES", "MAX_SET_COOKIES", "CookieEngine", "parse_pairs"]
+__all__ = [
+    "MAX_COOKIES",
+    "MAX_COOKIE_BYTES",
+    "MAX_SET_COOKIES",
+    "STDIO",
+    "CookieEngine",
+    "parse_pairs",
+]
 
 #: ``Set-Cookie`` fields read from one response.
 MAX_SET_COOKIES = 50
@@ -49,8 +64,76 @@ MAX_COOKIE_BYTES = 4096
 MAX_COOKIES = 3000
 #: Bytes of a ``-b FILE`` read.
 MAX_FILE_BYTES = 4 << 20
+#: The file name that means standard input (``-b -``) or standard output (``-c -``).
+STDIO = "-"
 
 _NAME = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def _host(url: str) -> str:
+    """
+    ``url``'s host as curl names it in a cookie file: lower case, an IPv6 literal
+    without its brackets, no port, no user name.
+    """
+    return (urllib.parse.urlsplit(url).hostname or "").lower()
+
+
+def _http_only(cookie: http.cookiejar.Cookie) -> bool:
+    """
+    Whether ``cookie`` is ``HttpOnly``: the attribute as a server wrote it (any case),
+    or ``http.cookiejar``'s ``HTTPOnly`` for a ``#HttpOnly_`` line it read.
+    """
+    rest: dict[str, object] = cookie._rest  # type: ignore[attr-defined]
+    return any(key.lower() == "httponly" for key in rest)
+
+
+class _Policy(http.cookiejar.DefaultCookiePolicy):
+    """
+    ``http.cookiejar``'s policy (a cookie set without ``Domain`` goes back to its own
+    host only), with hosts named as curl names them: a host-only cookie of
+    ``localhost`` or ``[::1]`` has the domain ``localhost`` or ``::1``, which
+    ``http.cookiejar`` alone would compare with ``localhost.local`` and ``[::1].local``
+    and so never send.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(strict_ns_domain=http.cookiejar.DefaultCookiePolicy.DomainStrictNonDomain)
+
+    def _ownHost(self, domain: str, request: urllib.request.Request) -> bool:
+        """
+        Whether ``domain`` names exactly the host of ``request`` (``.HOST`` as well: a
+        cookie whose ``Domain`` is the host itself).
+        """
+        host = _host(request.get_full_url())
+        return bool(host) and domain in (host, "." + host)
+
+    def return_ok_domain(
+        self, cookie: http.cookiejar.Cookie, request: urllib.request.Request
+    ) -> bool:
+        if self._ownHost(cookie.domain, request):
+            return True
+        return bool(super().return_ok_domain(cookie, request))
+
+    def domain_return_ok(self, domain: str, request: urllib.request.Request) -> bool:
+        return self._ownHost(domain, request) or bool(super().domain_return_ok(domain, request))
+
+
+class _Jar(http.cookiejar.MozillaCookieJar):
+    """
+    A Netscape-format jar whose host-only cookies carry their host as curl names it
+    (see :class:`_Policy`).
+    """
+
+    def make_cookies(
+        self, response: http.client.HTTPResponse, request: urllib.request.Request
+    ) -> Sequence[http.cookiejar.Cookie]:
+        cookies = super().make_cookies(response, request)
+        host = _host(request.get_full_url())
+        for cookie in cookies:
+            if not cookie.domain_specified and cookie.domain != host:
+                # http.cookiejar's HOST.local or [IPv6]: curl's name instead.
+                cookie.domain = host
+        return cookies
 
 
 class _Response:
@@ -99,6 +182,53 @@ def _session(line: str) -> str:
     return "\t".join(fields)
 
 
+def _name(path: str) -> str:
+    """
+    ``path`` as a message names it (``-`` is standard input).
+    """
+    return "on standard input" if path == STDIO else repr(path)
+
+
+def _read_file(path: str) -> bytes | None:
+    """
+    At most ``MAX_FILE_BYTES + 1`` bytes of the regular file ``path``, or ``None`` when
+    there is none.
+
+    :raises FileError: when it cannot be read or is not a regular file.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise FileError(f"cannot read the cookie file {path!r}: {e.strerror or e}.") from None
+    with open(fd, "rb") as f:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise FileError(f"the cookie file {path!r} is not a regular file.")
+            return f.read(MAX_FILE_BYTES + 1)
+        except OSError as e:
+            raise FileError(f"cannot read the cookie file {path!r}: {e.strerror or e}.") from None
+
+
+def _read_standard_input() -> bytes:
+    """
+    At most ``MAX_FILE_BYTES + 1`` bytes of standard input, to its end (none when it is
+    closed).
+
+    :raises FileError: when it cannot be read.
+    """
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        return b""
+    try:
+        data: bytes = stream.read(MAX_FILE_BYTES + 1)
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or "it is closed"
+        raise FileError(f"cannot read the cookies on standard input: {reason}.") from None
+    return data
+
+
 class CookieEngine:
     """
     The cookies of one run, shared by all its URLs.
@@ -111,10 +241,7 @@ class CookieEngine:
     """
 
     def __init__(self, cookie: str | None = None, jar: str | None = None) -> None:
-        policy = http.cookiejar.DefaultCookiePolicy(
-            strict_ns_domain=http.cookiejar.DefaultCookiePolicy.DomainStrictNonDomain
-        )
-        self.jar = http.cookiejar.MozillaCookieJar(policy=policy)
+        self.jar = _Jar(policy=_Policy())
         self.path = jar
         self._pairs: list[tuple[str, str]] = []
         self._hosts: set[str] = set()
@@ -138,25 +265,14 @@ class CookieEngine:
         """
         Read the Netscape-format file ``path`` (a link is followed: it is only read; a
         missing or empty file is an empty jar, and the header line may be missing, as in
-        curl; a FIFO or device is refused unopened for reading).
+        curl; a FIFO or device is refused unopened for reading), or standard input for
+        :data:`STDIO`.
         """
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-        except FileNotFoundError:
+        data = _read_standard_input() if path == STDIO else _read_file(path)
+        if data is None:
             return
-        except OSError as e:
-            raise FileError(f"cannot read the cookie file {path!r}: {e.strerror or e}.") from None
-        with open(fd, "rb") as f:
-            try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    raise FileError(f"the cookie file {path!r} is not a regular file.")
-                data = f.read(MAX_FILE_BYTES + 1)
-            except OSError as e:
-                raise FileError(
-                    f"cannot read the cookie file {path!r}: {e.strerror or e}."
-                ) from None
         if len(data) > MAX_FILE_BYTES:
-            raise FileError(f"the cookie file {path!r} is over {MAX_FILE_BYTES} bytes.")
+            raise FileError(f"the cookie file {_name(path)} is over {MAX_FILE_BYTES} bytes.")
         text = "\n".join(_session(line) for line in data.decode("latin-1").split("\n"))
         if not re.search(self.jar.magic_re, text.partition("\n")[0]):
             # curl reads a file without the header line (an empty one above all).
@@ -170,7 +286,7 @@ class CookieEngine:
                 )
         except (http.cookiejar.LoadError, ValueError) as e:
             raise FileError(
-                f"the cookie file {path!r} is not in the Netscape format "
+                f"the cookie file {_name(path)} is not in the Netscape format "
                 f"(curl's and wget's): {str(e)[:200]}."
             ) from None
 
@@ -181,12 +297,7 @@ class CookieEngine:
         """
         if not self._pairs:
             return
-        # The host as http.cookiejar's eff_request_host names it: no port, ``[::1]`` for
-        # an IPv6 literal, ``NAME.local`` for a dotless name.
-        netloc = urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
-        host = re.sub(r":\d+$", "", netloc, count=1).lower()
-        if host and "." not in host:
-            host += ".local"
+        host = _host(url)
         if not host or host in self._hosts:
             return
         self._hosts.add(host)
@@ -233,7 +344,7 @@ class CookieEngine:
             if cookie.is_expired(now):
                 continue
             domain = cookie.domain
-            if cookie.has_nonstandard_attr("HttpOnly"):
+            if _http_only(cookie):
                 domain = "#HttpOnly_" + domain
             name, value = (
                 (cookie.name, cookie.value) if cookie.value is not None else ("", cookie.name)
@@ -260,6 +371,17 @@ class CookieEngine:
         :raises FileError: when it cannot be written.
         """
         if self.path is None:
+            return
+        if self.path == STDIO:
+            try:
+                sys.stdout.flush()
+                sys.stdout.buffer.write(self.netscape())
+                sys.stdout.buffer.flush()
+            except (OSError, ValueError, AttributeError) as e:
+                reason = getattr(e, "strerror", None) or "it is closed"
+                raise FileError(
+                    f"cannot write the cookie jar to standard output: {reason}."
+                ) from None
             return
         temporary, fd = safefiles.temporary_beside(self.path)
         try:

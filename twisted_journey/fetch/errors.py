@@ -43,6 +43,8 @@ __all__ = [
     "TruncatedBody",
     "UnsupportedURL",
     "chunk_line_too_long",
+    "cut_mid_response",
+    "cut_short",
     "describe_url",
     "exit_status",
     "failure_line",
@@ -52,6 +54,7 @@ __all__ = [
     "max_time_exceeded",
     "proxy_failure",
     "too_many_header_fields",
+    "trailer_too_long",
     "unfollowed_status",
 ]
 
@@ -302,6 +305,31 @@ def unfollowed_status(url: str, code: int, phrase: str) -> HTTPStatusError:
         url,
         code,
     )
+
+
+def cut_short(url: str = "") -> TruncatedBody:
+    """
+    The connection ended before the body did (its framing says so, or the connection
+    was reset rather than closed).
+    """
+    return TruncatedBody("the body was cut short; nothing saved.", url)
+
+
+def cut_mid_response(host: str, port: int | str, url: str = "") -> NetworkError:
+    """
+    The connection closed after the server began its answer but before the answer's
+    header block (or a chunked body's trailer) ended.
+    """
+    return NetworkError(f"the connection to {errors.place(host, port)} failed mid-response.", url)
+
+
+def trailer_too_long() -> ProtocolError:
+    """
+    A chunked body's trailer fields past
+    :data:`~twisted_journey.fetch.semantics.MAX_TRAILER_BYTES`, in the words the Twisted
+    engine uses.
+    """
+    return malformed_chunk("trailer headers data is too long")
 
 
 def max_time_exceeded(seconds: float, url: str = "") -> Timeout:

@@ -297,8 +297,8 @@ class FetchCommand:
         metavar="'NAME=VALUE; ...'|FILE",
         setting="cookie",
         help="turn the cookie engine on and send these cookies to each URL's own host, or "
-        "those of a Netscape-format FILE ('' : none yet); cookies servers set are sent "
-        "back as their Domain and Path allow",
+        "those of a Netscape-format FILE ('' : none yet; '-' : standard input, not in a "
+        "mirror); cookies servers set are sent back as their Domain and Path allow",
     )
     cookieJar: str | None = option(
         "-c",
@@ -306,7 +306,8 @@ class FetchCommand:
         metavar="FILE",
         setting="cookieJar",
         help="turn the cookie engine on and write every cookie to FILE (Netscape format, "
-        "mode 0600) at the end (a mirror: after each pass)",
+        "mode 0600; '-' : standard output, not in a mirror) at the end (a mirror: after "
+        "each pass)",
     )
     timeout: float = option(
         "--timeout",
@@ -634,6 +635,13 @@ class MirrorCommand:
             raise settings.SettingError(f"--urls {command.urls!r} is not a readable file.")
         if os.path.exists(command.outputDir) and not os.path.isdir(command.outputDir):
             raise settings.SettingError(f"--output-dir {command.outputDir!r} is not a directory.")
+        for flag, value in (("--cookie", command.cookie), ("--cookie-jar", command.cookieJar)):
+            if value == cookies.STDIO:
+                # Read again on every restart, written after every pass: a file, not a pipe.
+                raise settings.SettingError(
+                    f"{flag} -: standard input and output are not supported by the mirror; "
+                    "give a file."
+                )
         return command
 
     def settings(self) -> FetchSettings:

@@ -42,6 +42,7 @@ __all__ = [
     "CREDENTIAL_HEADERS",
     "DECODABLE",
     "MAX_CHUNK_LINE",
+    "MAX_TRAILER_BYTES",
     "REDIRECTS",
     "basic_authorization",
     "check_codings",
@@ -64,6 +65,11 @@ __all__ = [
 #: The longest chunk size line (chunk extensions included) read before calling the chunked
 #: framing broken: Twisted's own limit, which the stdlib twin applies too.
 MAX_CHUNK_LINE = 1024
+
+#: The most bytes of trailer fields (after a chunked body's last chunk, each line with its
+#: CRLF) read before calling the chunked framing broken: Twisted's own limit, which the
+#: stdlib twin applies too.
+MAX_TRAILER_BYTES = 65536
 
 #: The content codings both engines can undo (``--compressed``) with the standard library;
 #: :func:`decodable` adds ``br`` when the ``brotli`` package is installed.
