@@ -11,7 +11,7 @@ import threading
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support import PATIENCE, environment, fallbackArgv, freePort, journeyArgv, run
+from tests.support import PATIENCE, REPO, environment, fallbackArgv, freePort, journeyArgv, run
 from twisted_journey import __version__, errors
 from twisted_journey.cli import _writeAll
 from twisted_journey.errors import REFUSED, RESOLVE, TIMEOUT, UNREACHABLE, connect_failure
@@ -113,6 +113,24 @@ class GreetCommandTests(SynchronousTestCase):
                 "is the server running?\n".encode(),
                 name,
             )
+
+    def test_withoutTwisted(self) -> None:
+        """
+        Run from a checkout on a Python without Twisted (``python -S``: no
+        site-packages), ``journey greet`` uses the twin, though the checkout's own
+        ``twisted/plugins`` directory is importable as a namespace package ``twisted``.
+        """
+        port = freePort()
+        argv = journeyArgv("greet", "127.0.0.1", str(port))
+        result = run([argv[0], "-S", *argv[1:]], env=environment(), cwd=str(REPO))
+        self.assertEqual(
+            (result.returncode, result.stderr),
+            (
+                1,
+                f"journey greet: connection to 127.0.0.1 port {port} refused: "
+                "is the server running?\n".encode(),
+            ),
+        )
 
     def test_timeout(self) -> None:
         """

@@ -45,7 +45,12 @@ def twistedAvailable() -> bool:
 
     if os.environ.get("JOURNEY_ENGINE") == "stdlib":
         return False
-    return importlib.util.find_spec("twisted") is not None
+    # Not "twisted" alone: the checkout's own twisted/plugins directory is found as a
+    # namespace package where Twisted is not installed.
+    try:
+        return importlib.util.find_spec("twisted.internet") is not None
+    except ImportError:
+        return False
 
 
 def _fail(command: str, sentence: str, status: int = 1) -> int:
