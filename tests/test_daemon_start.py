@@ -183,6 +183,25 @@ class DaemonStartTests(SynchronousTestCase):
                     daemon=daemon,
                 )
 
+    def test_uncreatableOutputDirectory(self) -> None:
+        """
+        ``journey-fetch --output-dir`` that cannot be created (its parent is a file), in
+        daemon mode and under ``-n``: the mirror would fail every URL at every pass.
+        """
+        with open(os.path.join(self.directory, "urls.txt"), "w") as f:
+            f.write("http://127.0.0.1:1/x\n")
+        open(os.path.join(self.directory, "afile"), "w").close()
+        for daemon in (True, False):
+            self.assertCannotStart(
+                "--output-dir: cannot create the directory 'afile/sub': Not a directory.",
+                "journey-fetch",
+                "--urls",
+                "urls.txt",
+                "--output-dir",
+                "afile/sub",
+                daemon=daemon,
+            )
+
     def test_badCertificate(self) -> None:
         """
         A certificate that does not go with the key is a usage error, found before twistd

@@ -439,6 +439,29 @@ class JourneyMirrorTests(unittest.TestCase):
             self.assertNotIn("Traceback", stderr.decode())
 
     @defer.inlineCallbacks
+    def test_uncreatableOutputDirectory(self) -> Any:
+        """
+        An ``--output-dir`` that cannot be created (its parent is a file) fails at once,
+        with a sentence and the file error's status (3), instead of failing every URL.
+        """
+        parent = os.path.abspath(self.mktemp())
+        urls = parent + ".txt"
+        with open(urls, "w") as f:
+            f.write("http://127.0.0.1:1/x\n")
+        open(parent, "w").close()
+        out = os.path.join(parent, "sub")
+        argv = journeyArgv("mirror", "--urls", urls, "--output-dir", out, "--once")
+        _, stderr, code = yield servers.runChild(argv, servers.childEnvironment(), ".")
+        self.assertEqual(
+            (code, stderr.decode()),
+            (
+                3,
+                f"journey mirror: --output-dir: cannot create the directory {out!r}: "
+                "Not a directory.\n",
+            ),
+        )
+
+    @defer.inlineCallbacks
     def test_needsTwisted(self) -> Any:
         """
         Without Twisted, ``journey mirror`` says so in one sentence and exits 2.

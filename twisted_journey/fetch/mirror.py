@@ -36,12 +36,13 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
+from twisted_journey import startup
 from twisted_journey.errors import plural
-from twisted_journey.fetch import cookies, naming
+from twisted_journey.fetch import cookies, naming, safefiles
 from twisted_journey.fetch import errors as fetch_errors
 from twisted_journey.fetch.agent import classify
 from twisted_journey.fetch.client import Fetcher
-from twisted_journey.fetch.errors import FetchError, UnsupportedURL, describe_url
+from twisted_journey.fetch.errors import FetchError, FileError, UnsupportedURL, describe_url
 from twisted_journey.fetch.options import MirrorCommand
 from twisted_journey.fetch.semantics import check_url
 from twisted_journey.fetch.settings import MIRROR_INTERVAL, MIRROR_PARALLEL, FetchSettings
@@ -110,6 +111,7 @@ class MirrorService(Service):
         self._stamp: tuple[int, int] | None = None
         self._next: IDelayedCall | None = None
         self._running: Deferred[Any] | None = None
+        startup.keepStandardError()
 
     @property
     def reactor(self) -> Any:
@@ -120,6 +122,19 @@ class MirrorService(Service):
         return self._reactor
 
     def startService(self) -> None:
+        """
+        Create ``outputDir`` if it is missing, then start the first pass, and let go of
+        the standard error kept for reporting a failure (as
+        :class:`~twisted_journey.service.ListeningService` does).
+
+        :raises StartError: with one sentence, when the directory cannot be created (the
+            first pass would fail every URL, and every pass after it).
+        """
+        try:
+            safefiles.make_directories(self.outputDir)
+        except FileError as e:
+            raise startup.StartError(f"--output-dir: {e}") from None
+        startup.started()
         super().startService()
         if self.fetcher is None:
             settings = dataclasses.replace(self.settings, parallel=self.parallel)
@@ -397,6 +412,11 @@ def run(args: argparse.Namespace) -> int:
         settings = fetchSettings(command)
     except FetchError as e:
         print(f"{program}: {e}", file=sys.stderr)
+        return e.exitCode
+    try:
+        safefiles.make_directories(command.outputDir)
+    except FileError as e:
+        print(f"{program}: --output-dir: {e}", file=sys.stderr)
         return e.exitCode
     service = MirrorService(
         command.urls,
