@@ -677,6 +677,30 @@ class GreetWorkersSignalTests(SynchronousTestCase):
             self.assertIn(b"[worker-%d twisted.internet.base#info] Received SIGINT" % index, log)
         self.assertFalse(any(_isAlive(pid) for pid in self.workers))
 
+    def test_addressInUse(self) -> None:
+        """
+        A second ``--workers 2`` server started on the address the first serves fails
+        at once with one sentence, as one process does, rather than joining the first's
+        ``SO_REUSEPORT`` sockets and taking a share of its clients.
+        """
+        import subprocess
+
+        argv = twistdArgv(
+            "journey-greet", "--listen", f"tcp:{self.port}:interface=127.0.0.1",
+            "--workers", "2", "--message", "intruder",
+        )  # fmt: skip
+        try:
+            second = subprocess.run(argv, env=environment(), capture_output=True, timeout=PATIENCE)
+        except subprocess.TimeoutExpired:
+            self.fail("a second server on the same address kept running")
+        self.assertEqual(second.returncode, 1, second)
+        self.assertEqual(
+            second.stderr,
+            b"cannot listen on tcp:%d:interface=127.0.0.1: Address already in use.\n" % self.port,
+        )
+        for _ in range(10):
+            self.assertEqual(readAll(connect(("127.0.0.1", self.port))), GREETING)
+
     def test_orphansStop(self) -> None:
         """
         Workers whose supervisor was killed with SIGKILL stop by themselves.

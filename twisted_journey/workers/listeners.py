@@ -101,6 +101,35 @@ class IdleFactory(Factory):
         return "supervisor"
 
 
+def _unclaimed(interface: str, port: int) -> None:
+    """
+    Check that nothing listens on ``interface`` and ``port`` yet, as a plain bind would:
+    ``SO_REUSEPORT`` lets any process of the same user join a listening group, so without
+    this a second server started on the address would silently take a share of its
+    connections instead of failing with "Address already in use".
+
+    :raises twisted.internet.error.CannotListenError: when something holds the address.
+    """
+    from twisted.internet.error import CannotListenError
+
+    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+    try:
+        # (a scoped IPv6 address as Twisted resolves it)
+        ((_, _, _, _, address),) = socket.getaddrinfo(
+            interface or None, port, family, socket.SOCK_STREAM, 0,
+            socket.AI_NUMERICHOST | socket.AI_PASSIVE,
+        )  # fmt: skip
+    except (OSError, ValueError):
+        return  # not an address: the bind itself says what is wrong
+    with socket.socket(family) as probe:
+        # As Twisted binds: a connection of an earlier server in TIME_WAIT is no obstacle.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            raise CannotListenError(interface, port, e) from None
+
+
 class BindingReactor:
     """
     The supervisor's reactor for endpoint strings: it binds and listens like the real
@@ -142,6 +171,8 @@ class BindingReactor:
         """
         ports: list[Any] = []
         number = port
+        if port:
+            _unclaimed(interface, port)
         try:
             for _ in range(self.count):
                 listening = self.bindOne(interface, number, backlog)
