@@ -15,6 +15,7 @@ import socket
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -41,7 +42,7 @@ from tests.support import (
 from twisted_journey.settings import SettingError, worker_count
 from twisted_journey.tap import greet as tap_greet
 from twisted_journey.tap import mux as tap_mux
-from twisted_journey.workers.listeners import AdoptingReactor
+from twisted_journey.workers.listeners import AdoptingReactor, Listener
 from twisted_journey.workers.supervisor import (
     METRICS_LOCK,
     WorkerPool,
@@ -346,6 +347,62 @@ class StartFailureTests(SynchronousTestCase):
         self.assertNoResult(stopping)
         reactor.advance(pool.killGrace)
         self.successResultOf(stopping)
+
+    def test_reboundSocketListensOnlyOnceStarted(self) -> None:
+        """
+        A slot whose socket was closed while it was down gets a socket bound again for
+        each start, which does not listen while the start fails (a client could connect
+        there and be reset when it is closed) and listens once the worker has started.
+        """
+
+        class Reactor(_SpawningReactor):
+            def listenTCP(self, *args: Any, **kwargs: Any) -> Any:
+                return global_reactor.listenTCP(*args, **kwargs)  # type: ignore[attr-defined]
+
+        reactor = Reactor(failures=1)
+        pool = _pool(reactor)
+        running = socket.socket()
+        self.addCleanup(running.close)
+        running.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        running.bind(("127.0.0.1", 0))
+        running.listen()
+        address = running.getsockname()
+
+        class Running:
+            def fileno(self) -> int:
+                return running.fileno()
+
+            def stopListening(self) -> None:
+                running.close()
+
+        listener = Listener(
+            [running.fileno(), -1],
+            socket.AF_INET,
+            ports=[Running(), None],
+            address=(address[0], address[1], 50),
+        )
+        pool._binder.listeners[:] = [listener]
+        listening: list[int] = []
+        spawn = reactor.spawnProcess
+
+        def spawnProcess(protocol: object, *args: object, **kwargs: object) -> _FakeProcess:
+            fd = kwargs["childFDs"][3]  # type: ignore[index]
+            with socket.socket(fileno=os.dup(fd)) as slot:
+                listening.append(slot.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+            return spawn(protocol, *args, **kwargs)
+
+        reactor.spawnProcess = spawnProcess  # type: ignore[method-assign]
+        pool.spawn(1)
+        self.assertIsNone(listener.ports[1])
+        [call] = reactor.getDelayedCalls()
+        reactor.advance(call.getTime() - reactor.seconds())
+        self.assertEqual(sorted(pool.workers), [1])
+        fd = listener.fds[1]
+        with socket.socket(fileno=os.dup(fd)) as slot:
+            listening.append(slot.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+            self.assertEqual(slot.getsockname(), address)
+        self.addCleanup(listener.ports[1].stopListening)
+        self.assertEqual(listening, [0, 0, 1])
 
     def test_workerThatCannotStartStopsTheServer(self) -> None:
         """

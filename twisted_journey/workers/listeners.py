@@ -24,7 +24,7 @@ from twisted.internet.protocol import Factory
 
 from twisted_journey import _twisted
 
-__all__ = ["AdoptingReactor", "BindingReactor", "IdleFactory", "Listener"]
+__all__ = ["AdoptingReactor", "BindingReactor", "IdleFactory", "Listener", "Rebound"]
 
 
 class Listener:
@@ -101,6 +101,23 @@ class IdleFactory(Factory):
         return "supervisor"
 
 
+def _socketAddress(interface: str, port: int) -> tuple[int, Any] | None:
+    """
+    The family and socket address that binding ``interface`` and ``port`` takes (a
+    scoped IPv6 address as Twisted resolves it), or ``None`` when ``interface`` is not
+    an address (the bind itself then says what is wrong).
+    """
+    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+    try:
+        ((_, _, _, _, address),) = socket.getaddrinfo(
+            interface or None, port, family, socket.SOCK_STREAM, 0,
+            socket.AI_NUMERICHOST | socket.AI_PASSIVE,
+        )  # fmt: skip
+    except (OSError, ValueError):
+        return None
+    return family, address
+
+
 def _unclaimed(interface: str, port: int) -> None:
     """
     Check that nothing listens on ``interface`` and ``port`` yet, as a plain bind would:
@@ -112,15 +129,10 @@ def _unclaimed(interface: str, port: int) -> None:
     """
     from twisted.internet.error import CannotListenError
 
-    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
-    try:
-        # (a scoped IPv6 address as Twisted resolves it)
-        ((_, _, _, _, address),) = socket.getaddrinfo(
-            interface or None, port, family, socket.SOCK_STREAM, 0,
-            socket.AI_NUMERICHOST | socket.AI_PASSIVE,
-        )  # fmt: skip
-    except (OSError, ValueError):
-        return  # not an address: the bind itself says what is wrong
+    resolved = _socketAddress(interface, port)
+    if resolved is None:
+        return
+    family, address = resolved
     with socket.socket(family) as probe:
         # As Twisted binds: a connection of an earlier server in TIME_WAIT is no obstacle.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -130,6 +142,49 @@ def _unclaimed(interface: str, port: int) -> None:
             raise CannotListenError(interface, port, e) from None
 
 
+class Rebound:
+    """
+    A worker's own ``SO_REUSEPORT`` socket bound again for its restart
+    (:meth:`BindingReactor.bindAgain`), which takes connections only once :meth:`listen`
+    is called, after the worker has been started: a start that fails (no descriptor left
+    for its pipes) closes it having taken none, so no client is reset by it.
+    """
+
+    def __init__(self, interface: str, port: int, backlog: int) -> None:
+        resolved = _socketAddress(interface, port)
+        if resolved is None:
+            raise ValueError(f"{interface!r} is not an address")
+        family, address = resolved
+        self.backlog = backlog
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            self.socket.setblocking(False)  # as a worker's adopted socket must be
+            self.socket.bind(address)
+        except BaseException:
+            self.socket.close()
+            raise
+
+    def fileno(self) -> int:
+        """
+        The socket's descriptor.
+        """
+        return self.socket.fileno()
+
+    def listen(self) -> None:
+        """
+        Start taking connections (its worker accepts them).
+        """
+        self.socket.listen(self.backlog)
+
+    def stopListening(self) -> None:
+        """
+        Close the socket.
+        """
+        self.socket.close()
+
+
 class BindingReactor:
     """
     The supervisor's reactor for endpoint strings: it binds and listens like the real
@@ -137,7 +192,7 @@ class BindingReactor:
     A TCP listen call binds one ``SO_REUSEPORT`` socket per worker (the kernel spreads
     the connections over them).  Everything else is the real reactor's.
 
-    A port the pool closes while a slot is down is bound again by :meth:`bindOne`.
+    A port the pool closes while a slot is down is bound again by :meth:`bindAgain`.
     """
 
     def __init__(self, reactor: Any, count: int = 1) -> None:
@@ -161,6 +216,12 @@ class BindingReactor:
         listening = self._reactor.listenTCP(binding, IdleFactory(), backlog, interface)
         listening.stopReading()
         return listening
+
+    def bindAgain(self, interface: str, port: int, backlog: int) -> Rebound:
+        """
+        Bind one ``SO_REUSEPORT`` socket again for a worker's restart, not listening yet.
+        """
+        return Rebound(interface, port, backlog)
 
     def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
         """
