@@ -104,11 +104,13 @@ __all__ = [
     "PLAIN_TRANSPORTS",
     "DirectSharedTCPPort",
     "DirectTCPPort",
+    "FewAcceptsTCPPort",
     "SharedTCPPort",
     "SharedUNIXPort",
     "SynchronousEndpointService",
     "WatchLaterServer",
     "acceptDirectly",
+    "acceptFew",
     "adoptListeningPort",
     "closeNow",
     "isPlainSocket",
@@ -587,6 +589,25 @@ class SharedUNIXPort(_FewAccepts, unix.Port):
         Close the descriptor; leave the file.
         """
         tcp.Port.connectionLost(self, reason)
+
+
+class FewAcceptsTCPPort(_FewAccepts, tcp.Port):
+    """
+    A ``tcp:`` port that accepts one connection per readable event (see
+    :func:`acceptFew`).
+    """
+
+
+def acceptFew(port: object) -> None:
+    """
+    Have a listening port of exactly ``tcp.Port`` accept one connection each time its
+    socket is readable (:class:`FewAcceptsTCPPort`, same layout), instead of up to a
+    hundred and more in one go: connections its factory closes at once (``abortConnection``
+    closes the socket on the reactor's next turn) then never pile up into a burst of
+    descriptors that another port of the process needs.  Any other port is left as it is.
+    """
+    if type(port) is tcp.Port:
+        port.__class__ = FewAcceptsTCPPort
 
 
 class DirectSharedTCPPort(_DirectAccept, SharedTCPPort):
