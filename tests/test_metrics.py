@@ -119,11 +119,11 @@ class GuardedFactoryTests(SynchronousTestCase):
         With two open, a third closes the one that did something least recently (not
         the one made first), and a fourth the next idlest, never one already closing.
         """
-        from twisted.web.resource import Resource
+        from twisted.web.static import Data
 
         from twisted_journey.metrics import GuardedFactory, MetricsSite
 
-        factory = GuardedFactory(MetricsSite(Resource()), maxConnections=2)
+        factory = GuardedFactory(MetricsSite(Data(b"ok", "text/plain")), maxConnections=2)
         transports = []
 
         def connect() -> None:
@@ -199,6 +199,8 @@ class LoadMixin:
             ),
             ("127.0.0.1", port),
         )
+        # With --workers the supervisor binds the server's port before the metrics one.
+        server.waitForListening(("127.0.0.1", metricsPort))
         self.server = server
         return port, metricsPort
 
@@ -207,15 +209,8 @@ class LoadMixin:
         One scrape of ``/metrics``.
         """
         url = f"http://127.0.0.1:{metricsPort}/metrics"
-        deadline = time.monotonic() + PATIENCE
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=PATIENCE) as response:
-                    return parseExposition(response.read().decode())
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        with urllib.request.urlopen(url, timeout=PATIENCE) as response:
+            return parseExposition(response.read().decode())
 
     def waitForValues(self, metricsPort: int, expected: Samples) -> Samples:
         """
