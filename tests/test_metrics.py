@@ -119,11 +119,17 @@ class GuardedFactoryTests(SynchronousTestCase):
         With two open, a third closes the one that did something least recently (not
         the one made first), and a fourth the next idlest, never one already closing.
         """
-        from twisted.web.static import Data
+        from twisted.web.resource import Resource
 
         from twisted_journey.metrics import GuardedFactory, MetricsSite
 
-        factory = GuardedFactory(MetricsSite(Data(b"ok", "text/plain")), maxConnections=2)
+        class Page(Resource):
+            isLeaf = True
+
+            def render_GET(self, request: object) -> bytes:
+                return b"ok"
+
+        factory = GuardedFactory(MetricsSite(Page()), maxConnections=2)
         transports = []
 
         def connect() -> None:
