@@ -28,6 +28,13 @@ REPO = Path(__file__).resolve().parent.parent
 #: How long a test waits for a server to come up, or a child to finish, before failing.
 PATIENCE = 30.0
 
+# A test run started in the background by a script (``trial ... &`` in a shell without job
+# control, as CI does) ignores SIGINT, and every process it starts would inherit that:
+# a server would then never see the SIGINT a test sends it.  With a handler here instead,
+# the servers start with SIGINT's default action, as from a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 def environment(stdlibOnly: bool = False, **extra: str) -> dict[str, str]:
     """

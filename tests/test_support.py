@@ -22,6 +22,39 @@ sys.stdin.read()
 """
 
 
+#: A test process started with SIGINT ignored (as a script's background job is) that
+#: loads the helpers, then says whether a process it starts ignores SIGINT too.
+_BACKGROUNDED = """
+import subprocess, sys
+from tests import support
+child = "import signal; print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)"
+sys.stdout.write(subprocess.check_output([sys.executable, "-c", child], text=True))
+"""
+
+
+class SignalTests(SynchronousTestCase):
+    """
+    The signal dispositions the servers a test starts inherit.
+    """
+
+    def test_sigintNotIgnoredInServers(self) -> None:
+        """
+        A test run that ignores SIGINT (started in the background by a script) still
+        starts its servers with SIGINT's default action, so that they stop on the
+        SIGINT a test sends them.
+        """
+        import signal
+
+        output = subprocess.check_output(
+            [sys.executable, "-c", _BACKGROUNDED],
+            cwd=REPO,
+            env=environment(),
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+            timeout=PATIENCE,
+        )
+        self.assertEqual(output, b"False\n")
+
+
 class FreePortTests(SynchronousTestCase):
     """
     :func:`tests.support.freePort` across test processes.
