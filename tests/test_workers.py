@@ -404,6 +404,21 @@ class StartFailureTests(SynchronousTestCase):
         self.addCleanup(listener.ports[1].stopListening)
         self.assertEqual(listening, [0, 0, 1])
 
+    def test_reboundByHostName(self) -> None:
+        """
+        A ``tcp:`` interface given as a host name (which Twisted's ports accept) is bound
+        again for a restart as Twisted bound it, listening only when told.
+        """
+        from twisted_journey.workers.listeners import Rebound
+
+        rebound = Rebound("localhost", 0, 5)
+        self.addCleanup(rebound.stopListening)
+        self.assertEqual(rebound.socket.getsockname()[0], "127.0.0.1")
+        accepting = (socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        self.assertEqual(rebound.socket.getsockopt(*accepting), 0)
+        rebound.listen()
+        self.assertEqual(rebound.socket.getsockopt(*accepting), 1)
+
     def test_workerThatCannotStartStopsTheServer(self) -> None:
         """
         A worker that exits with ``CANNOT_START`` is not restarted: the server stops

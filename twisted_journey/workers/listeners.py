@@ -19,6 +19,7 @@ import socket
 from typing import Any, cast
 
 from twisted.internet import tcp
+from twisted.internet.abstract import isIPv6Address
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.protocol import Factory
 
@@ -101,21 +102,20 @@ class IdleFactory(Factory):
         return "supervisor"
 
 
-def _socketAddress(interface: str, port: int) -> tuple[int, Any] | None:
+def _socketAddress(interface: str, port: int) -> tuple[int, Any]:
     """
-    The family and socket address that binding ``interface`` and ``port`` takes (a
-    scoped IPv6 address as Twisted resolves it), or ``None`` when ``interface`` is not
-    an address (the bind itself then says what is wrong).
+    The family and socket address that Twisted's ``tcp.Port`` binds for ``interface``
+    and ``port``: IPv6 for an IPv6 literal (a scoped one as Twisted resolves it), else
+    IPv4, with a host name left to ``bind`` to resolve.
+
+    :raises OSError: for an IPv6 literal that does not resolve.
     """
-    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
-    try:
-        ((_, _, _, _, address),) = socket.getaddrinfo(
-            interface or None, port, family, socket.SOCK_STREAM, 0,
-            socket.AI_NUMERICHOST | socket.AI_PASSIVE,
-        )  # fmt: skip
-    except (OSError, ValueError):
-        return None
-    return family, address
+    if not isIPv6Address(interface):
+        return socket.AF_INET, (interface, port)
+    ((_, _, _, _, address),) = socket.getaddrinfo(
+        interface, port, socket.AF_INET6, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
+    )
+    return socket.AF_INET6, address
 
 
 def _unclaimed(interface: str, port: int) -> None:
@@ -129,17 +129,14 @@ def _unclaimed(interface: str, port: int) -> None:
     """
     from twisted.internet.error import CannotListenError
 
-    resolved = _socketAddress(interface, port)
-    if resolved is None:
-        return
-    family, address = resolved
-    with socket.socket(family) as probe:
-        # As Twisted binds: a connection of an earlier server in TIME_WAIT is no obstacle.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
+    try:
+        family, address = _socketAddress(interface, port)
+        with socket.socket(family) as probe:
+            # As Twisted binds: a connection of an earlier server in TIME_WAIT is no obstacle.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(address)
-        except OSError as e:
-            raise CannotListenError(interface, port, e) from None
+    except OSError as e:
+        raise CannotListenError(interface, port, e) from None
 
 
 class Rebound:
@@ -151,10 +148,7 @@ class Rebound:
     """
 
     def __init__(self, interface: str, port: int, backlog: int) -> None:
-        resolved = _socketAddress(interface, port)
-        if resolved is None:
-            raise ValueError(f"{interface!r} is not an address")
-        family, address = resolved
+        family, address = _socketAddress(interface, port)
         self.backlog = backlog
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         try:
