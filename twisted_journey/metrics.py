@@ -348,7 +348,10 @@ class MetricsSite(Site):
 class _MetricsConnection(ProtocolWrapper):
     """
     A metrics connection that notes when it last did something (was made, received
-    bytes, wrote some), in the order of :attr:`GuardedFactory.ticks`.
+    bytes, wrote some), in the order of :meth:`GuardedFactory.tick`.
+
+    :ivar lastActive: the factory's tick of its last activity.
+    :ivar evicted: whether it is being closed to make room for a newer connection.
     """
 
     factory: GuardedFactory
@@ -359,10 +362,16 @@ class _MetricsConnection(ProtocolWrapper):
         self.evicted = False
 
     def dataReceived(self, data: bytes) -> None:
+        """
+        Note the activity, then pass ``data`` on to the site's protocol.
+        """
         self.lastActive = self.factory.tick()
         super().dataReceived(data)
 
     def write(self, data: bytes) -> None:
+        """
+        Note the activity, then write ``data`` (the site's response).
+        """
         self.lastActive = self.factory.tick()
         super().write(data)
 
@@ -425,11 +434,17 @@ class _FewAcceptsReactor:
         return getattr(self._reactor, name)
 
     def listenTCP(self, *args: Any, **kwargs: Any) -> Any:
+        """
+        Listen as the reactor does, accepting one connection per turn.
+        """
         port = self._reactor.listenTCP(*args, **kwargs)
         _twisted.acceptFew(port)
         return port
 
     def listenSSL(self, *args: Any, **kwargs: Any) -> Any:
+        """
+        Listen with TLS as the reactor does, accepting one connection per turn.
+        """
         port = self._reactor.listenSSL(*args, **kwargs)
         _twisted.acceptFew(port)
         return port
