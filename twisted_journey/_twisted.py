@@ -72,6 +72,8 @@ Accepting under descriptor exhaustion (:mod:`twisted_journey.tap.mux`)
       ``logger.info("Could not accept new connection ({acceptError})", acceptError=...)``
       and Twisted's ``EMFILE`` recovery with ``logger.info`` events whose format begins
       ``EMFILE``; ``listener`` is the port's ``.socket``.
+    * The metrics endpoint's ports (:mod:`twisted_journey.metrics`) accept one connection
+      per readable event (:func:`acceptFew`) by the ``numberAccepts`` property below.
 Workers: adopted listening sockets (:mod:`twisted_journey.workers`)
     * ``tcp.Port._fromListeningDescriptor(reactor, fd, family, factory)`` and
       ``unix.Port._fromListeningDescriptor(reactor, fd, factory)`` are the constructors
