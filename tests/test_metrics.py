@@ -129,7 +129,9 @@ class GuardedFactoryTests(SynchronousTestCase):
             def render_GET(self, request: object) -> bytes:
                 return b"ok"
 
-        factory = GuardedFactory(MetricsSite(Page()), maxConnections=2)
+        site = MetricsSite(Page())
+        site.reactor = MemoryReactorClock()  # its idle timeouts, off the global reactor
+        factory = GuardedFactory(site, maxConnections=2)
         transports = []
 
         def connect() -> None:
