@@ -8,6 +8,7 @@ one found), and is stopped by a cleanup registered on the test case.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import shutil
@@ -26,6 +27,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 #: How long a test waits for a server to come up, or a child to finish, before failing.
 PATIENCE = 30.0
+
+# A test run started in the background by a script (``trial ... &`` in a shell without job
+# control, as CI does) ignores SIGINT, and every process it starts would inherit that:
+# a server would then never see the SIGINT a test sends it.  With a handler here instead,
+# the servers start with SIGINT's default action, as from a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def environment(stdlibOnly: bool = False, **extra: str) -> dict[str, str]:
@@ -135,13 +143,40 @@ def _workerIndex() -> int:
 _WORKER = _workerIndex()
 
 
+#: The file whose byte N a test process locks to claim port N (:func:`_claim`), open
+#: for the life of the process (closing any descriptor of it would drop its locks).
+_claims: int | None = None
+
+
+def _claim(port: int) -> bool:
+    """
+    Claim ``port`` for this process among every test process of this user on the
+    machine: a lock on byte ``port`` of one shared file, released by the kernel when the
+    process ends.
+
+    :return: whether it is ours now (``False``: another test process claimed it).
+    """
+    global _claims
+    if _claims is None:
+        name = os.path.join(tempfile.gettempdir(), f"twisted_journey-test-ports-{os.getuid()}")
+        _claims = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.lockf(_claims, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port)
+    except OSError:
+        return False
+    return True
+
+
 def freePort(host: str = "127.0.0.1") -> int:
     """
     A TCP port on ``host`` that nothing listens on, for a server the test starts.
 
     The port comes from this test process's own block of :data:`PORTS` (handed out in
     turn from a random start, each checked by binding it), so tests running in parallel
-    never pick the same port, and no outgoing connection can hold it meanwhile.
+    never pick the same port, and no outgoing connection can hold it meanwhile.  It is
+    also claimed for the life of this process (:func:`_claim`), so that another test run
+    on the machine (a second checkout's suite: its processes number their blocks alike)
+    never picks it in the moments before this test's server binds it.
     """
     global _nextPort
     size = len(PORTS) // _BLOCKS
@@ -152,6 +187,8 @@ def freePort(host: str = "127.0.0.1") -> int:
     for _ in range(size):
         port = first + _nextPort
         _nextPort = (_nextPort + 1) % size
+        if not _claim(port):
+            continue
         with socket.socket(family) as s:
             try:
                 s.bind((host, port))

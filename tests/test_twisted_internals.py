@@ -462,6 +462,48 @@ class Greeter(Factory):
         return protocol
 
 
+class AcceptFewTests(TestCase):
+    """
+    :func:`_twisted.acceptFew`: a plain TCP port accepts one connection per readable
+    event (the metrics endpoint), whatever ``tcp.Port.doRead`` sets ``numberAccepts`` to.
+    """
+
+    section = "accepting under descriptor exhaustion"
+
+    def test_onePerWakeup(self) -> defer.Deferred[None]:
+        """
+        Exactly ``tcp.Port`` changes class; it keeps ``numberAccepts`` at one and still
+        serves a connection; a UNIX port is left as it is.
+        """
+        from twisted.internet import reactor
+
+        arrived: defer.Deferred[Accepted] = defer.Deferred()
+        port = reactor.listenTCP(  # type: ignore[attr-defined]
+            0, Factory.forProtocol(lambda: Accepted(arrived)), interface="127.0.0.1"
+        )
+        self.addCleanup(port.stopListening)
+        _twisted.acceptFew(port)
+        self.assertIs(type(port), _twisted.FewAcceptsTCPPort)
+        port.numberAccepts = 100
+        self.assertEqual(
+            port.numberAccepts, 1, "numberAccepts" + UPGRADE.format(section=self.section)
+        )
+        directory = tempfile.mkdtemp(prefix="j-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, directory)
+        unixPort = reactor.listenUNIX(os.path.join(directory, "s"), Factory.forProtocol(Protocol))  # type: ignore[attr-defined]
+        self.addCleanup(unixPort.stopListening)
+        _twisted.acceptFew(unixPort)
+        self.assertIs(type(unixPort), unix.Port)
+
+        async def run() -> None:
+            client = socket.create_connection(("127.0.0.1", port.getHost().port))
+            self.addCleanup(client.close)
+            protocol = await arrived
+            protocol.transport.loseConnection()  # type: ignore[union-attr]
+
+        return defer.Deferred.fromCoroutine(run())
+
+
 class DirectAcceptTests(TestCase):
     """
     :func:`_twisted.acceptDirectly`: a listening port whose class is changed in place

@@ -15,6 +15,7 @@ import socket
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -41,7 +42,7 @@ from tests.support import (
 from twisted_journey.settings import SettingError, worker_count
 from twisted_journey.tap import greet as tap_greet
 from twisted_journey.tap import mux as tap_mux
-from twisted_journey.workers.listeners import AdoptingReactor
+from twisted_journey.workers.listeners import AdoptingReactor, Listener
 from twisted_journey.workers.supervisor import (
     METRICS_LOCK,
     WorkerPool,
@@ -346,6 +347,77 @@ class StartFailureTests(SynchronousTestCase):
         self.assertNoResult(stopping)
         reactor.advance(pool.killGrace)
         self.successResultOf(stopping)
+
+    def test_reboundSocketListensOnlyOnceStarted(self) -> None:
+        """
+        A slot whose socket was closed while it was down gets a socket bound again for
+        each start, which does not listen while the start fails (a client could connect
+        there and be reset when it is closed) and listens once the worker has started.
+        """
+
+        class Reactor(_SpawningReactor):
+            def listenTCP(self, *args: Any, **kwargs: Any) -> Any:
+                return global_reactor.listenTCP(*args, **kwargs)  # type: ignore[attr-defined]
+
+        reactor = Reactor(failures=1)
+        pool = _pool(reactor)
+        running = socket.socket()
+        self.addCleanup(running.close)
+        running.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        running.bind(("127.0.0.1", 0))
+        running.listen()
+        address = running.getsockname()
+
+        class Running:
+            def fileno(self) -> int:
+                return running.fileno()
+
+            def stopListening(self) -> None:
+                running.close()
+
+        listener = Listener(
+            [running.fileno(), -1],
+            socket.AF_INET,
+            ports=[Running(), None],
+            address=(address[0], address[1], 50),
+        )
+        pool._binder.listeners[:] = [listener]
+        listening: list[int] = []
+        spawn = reactor.spawnProcess
+
+        def spawnProcess(protocol: object, *args: object, **kwargs: object) -> _FakeProcess:
+            fd = kwargs["childFDs"][3]  # type: ignore[index]
+            with socket.socket(fileno=os.dup(fd)) as slot:
+                listening.append(slot.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+            return spawn(protocol, *args, **kwargs)
+
+        reactor.spawnProcess = spawnProcess  # type: ignore[method-assign]
+        pool.spawn(1)
+        self.assertIsNone(listener.ports[1])
+        [call] = reactor.getDelayedCalls()
+        reactor.advance(call.getTime() - reactor.seconds())
+        self.assertEqual(sorted(pool.workers), [1])
+        fd = listener.fds[1]
+        with socket.socket(fileno=os.dup(fd)) as slot:
+            listening.append(slot.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+            self.assertEqual(slot.getsockname(), address)
+        self.addCleanup(listener.ports[1].stopListening)
+        self.assertEqual(listening, [0, 0, 1])
+
+    def test_reboundByHostName(self) -> None:
+        """
+        A ``tcp:`` interface given as a host name (which Twisted's ports accept) is bound
+        again for a restart as Twisted bound it, listening only when told.
+        """
+        from twisted_journey.workers.listeners import Rebound
+
+        rebound = Rebound("localhost", 0, 5)
+        self.addCleanup(rebound.stopListening)
+        self.assertEqual(rebound.socket.getsockname()[0], "127.0.0.1")
+        accepting = (socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        self.assertEqual(rebound.socket.getsockopt(*accepting), 0)
+        rebound.listen()
+        self.assertEqual(rebound.socket.getsockopt(*accepting), 1)
 
     def test_workerThatCannotStartStopsTheServer(self) -> None:
         """
@@ -676,6 +748,30 @@ class GreetWorkersSignalTests(SynchronousTestCase):
         for index in range(2):
             self.assertIn(b"[worker-%d twisted.internet.base#info] Received SIGINT" % index, log)
         self.assertFalse(any(_isAlive(pid) for pid in self.workers))
+
+    def test_addressInUse(self) -> None:
+        """
+        A second ``--workers 2`` server started on the address the first serves fails
+        at once with one sentence, as one process does, rather than joining the first's
+        ``SO_REUSEPORT`` sockets and taking a share of its clients.
+        """
+        import subprocess
+
+        argv = twistdArgv(
+            "journey-greet", "--listen", f"tcp:{self.port}:interface=127.0.0.1",
+            "--workers", "2", "--message", "intruder",
+        )  # fmt: skip
+        try:
+            second = subprocess.run(argv, env=environment(), capture_output=True, timeout=PATIENCE)
+        except subprocess.TimeoutExpired:
+            self.fail("a second server on the same address kept running")
+        self.assertEqual(second.returncode, 1, second)
+        self.assertEqual(
+            second.stderr,
+            b"cannot listen on tcp:%d:interface=127.0.0.1: Address already in use.\n" % self.port,
+        )
+        for _ in range(10):
+            self.assertEqual(readAll(connect(("127.0.0.1", self.port))), GREETING)
 
     def test_orphansStop(self) -> None:
         """

@@ -72,6 +72,8 @@ Accepting under descriptor exhaustion (:mod:`twisted_journey.tap.mux`)
       ``logger.info("Could not accept new connection ({acceptError})", acceptError=...)``
       and Twisted's ``EMFILE`` recovery with ``logger.info`` events whose format begins
       ``EMFILE``; ``listener`` is the port's ``.socket``.
+    * The metrics endpoint's ports (:mod:`twisted_journey.metrics`) accept one connection
+      per readable event (:func:`acceptFew`) by the ``numberAccepts`` property below.
 Workers: adopted listening sockets (:mod:`twisted_journey.workers`)
     * ``tcp.Port._fromListeningDescriptor(reactor, fd, family, factory)`` and
       ``unix.Port._fromListeningDescriptor(reactor, fd, factory)`` are the constructors
@@ -104,11 +106,13 @@ __all__ = [
     "PLAIN_TRANSPORTS",
     "DirectSharedTCPPort",
     "DirectTCPPort",
+    "FewAcceptsTCPPort",
     "SharedTCPPort",
     "SharedUNIXPort",
     "SynchronousEndpointService",
     "WatchLaterServer",
     "acceptDirectly",
+    "acceptFew",
     "adoptListeningPort",
     "closeNow",
     "isPlainSocket",
@@ -587,6 +591,25 @@ class SharedUNIXPort(_FewAccepts, unix.Port):
         Close the descriptor; leave the file.
         """
         tcp.Port.connectionLost(self, reason)
+
+
+class FewAcceptsTCPPort(_FewAccepts, tcp.Port):
+    """
+    A ``tcp:`` port that accepts one connection per readable event (see
+    :func:`acceptFew`).
+    """
+
+
+def acceptFew(port: object) -> None:
+    """
+    Have a listening port of exactly ``tcp.Port`` accept one connection each time its
+    socket is readable (:class:`FewAcceptsTCPPort`, same layout), instead of up to a
+    hundred and more in one go: connections its factory closes at once (``abortConnection``
+    closes the socket on the reactor's next turn) then never pile up into a burst of
+    descriptors that another port of the process needs.  Any other port is left as it is.
+    """
+    if type(port) is tcp.Port:
+        port.__class__ = FewAcceptsTCPPort
 
 
 class DirectSharedTCPPort(_DirectAccept, SharedTCPPort):

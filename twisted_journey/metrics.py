@@ -31,12 +31,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import IService, Service
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.protocol import Protocol
-from twisted.protocols.policies import WrappingFactory
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.web.server import Site
 
 from twisted_journey import _twisted
@@ -338,7 +337,7 @@ class WorkerMetrics(Service):
             self._loop.stop()
 
 
-#: Connections the metrics endpoint holds at once; past it, a new one is closed at once.
+#: Connections the metrics endpoint holds at once; past it, a new one closes the idlest.
 MAX_CONNECTIONS = 16
 
 #: Seconds a metrics connection may sit idle (no request arriving) before it is closed.
@@ -362,44 +361,109 @@ class MetricsSite(Site):
         """
 
 
-class _Refused(Protocol):
+class _MetricsConnection(ProtocolWrapper):
     """
-    A metrics connection past :data:`MAX_CONNECTIONS`: closed as soon as it is made
-    (before any TLS handshake: a protocol, not ``None``, so that a wrapping factory
-    outside has one to wrap).
+    A metrics connection that notes when it last did something (was made, received
+    bytes, wrote some), in the order of :meth:`GuardedFactory.tick`.
+
+    :ivar lastActive: the factory's tick of its last activity.
+    :ivar evicted: whether it is being closed to make room for a newer connection.
     """
 
-    def connectionMade(self) -> None:
+    factory: GuardedFactory
+
+    def __init__(self, factory: GuardedFactory, wrappedProtocol: Any) -> None:
+        super().__init__(cast(Any, factory), wrappedProtocol)
+        self.lastActive = factory.tick()
+        self.evicted = False
+
+    def dataReceived(self, data: bytes) -> None:
         """
-        Close at once.
+        Note the activity, then pass ``data`` on to the site's protocol.
         """
-        assert self.transport is not None
-        self.transport.abortConnection()  # type: ignore[attr-defined]
+        self.lastActive = self.factory.tick()
+        super().dataReceived(data)
+
+    def write(self, data: bytes) -> None:
+        """
+        Note the activity, then write ``data`` (the site's response).
+        """
+        self.lastActive = self.factory.tick()
+        super().write(data)
 
 
 class GuardedFactory(WrappingFactory):
     """
     At most ``maxConnections`` connections of ``site`` at once: the metrics endpoint is a
     second server in the process, and must not take the descriptors the main one needs.
+    A connection past the limit closes the one that has been idle longest, so that
+    connections held open and silent (an attacker's, or forgotten ones) never keep a
+    scrape out.
 
-    :ivar refused: connections closed at once because ``maxConnections`` were open.
+    :ivar evicted: connections closed to make room for a newer one.
     """
 
     noisy = False
+    protocol = _MetricsConnection
 
     def __init__(self, site: Site, maxConnections: int = MAX_CONNECTIONS) -> None:
         super().__init__(site)
         self.maxConnections = maxConnections
-        self.refused = 0
+        self.evicted = 0
+        self._ticks = 0
+
+    def tick(self) -> int:
+        """
+        The next number in the order in which connections do things.
+        """
+        self._ticks += 1
+        return self._ticks
 
     def buildProtocol(self, addr: Any) -> Any:
         """
-        The site's protocol, or a :class:`_Refused` one past the limit.
+        The site's protocol, after closing the longest idle connection when
+        ``maxConnections`` are open (counting none already being closed: those hold
+        their descriptors only until the reactor's next turn).
         """
-        if len(self.protocols) >= self.maxConnections:
-            self.refused += 1
-            return _Refused()
+        live = [p for p in self.protocols if not p.evicted]
+        if live and len(live) >= self.maxConnections:
+            idlest = min(live, key=lambda p: p.lastActive)
+            idlest.evicted = True
+            self.evicted += 1
+            idlest.transport.abortConnection()
         return super().buildProtocol(addr)
+
+
+class _FewAcceptsReactor:
+    """
+    The reactor the metrics endpoint listens through: its TCP ports (TLS or not) accept
+    one connection per turn of the reactor (:func:`twisted_journey._twisted.acceptFew`),
+    so that a burst of connections to it, each of which closes the idlest one held, holds
+    at most a couple of descriptors beyond :data:`MAX_CONNECTIONS` at any moment.
+    Everything else is the ``reactor``'s.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reactor, name)
+
+    def listenTCP(self, *args: Any, **kwargs: Any) -> Any:
+        """
+        Listen as the reactor does, accepting one connection per turn.
+        """
+        port = self._reactor.listenTCP(*args, **kwargs)
+        _twisted.acceptFew(port)
+        return port
+
+    def listenSSL(self, *args: Any, **kwargs: Any) -> Any:
+        """
+        Listen with TLS as the reactor does, accepting one connection per turn.
+        """
+        port = self._reactor.listenSSL(*args, **kwargs)
+        _twisted.acceptFew(port)
+        return port
 
 
 def _metricsService(description: str, collectors: Iterable[Any], reactor: Any = None) -> IService:
@@ -420,7 +484,8 @@ def _metricsService(description: str, collectors: Iterable[Any], reactor: Any = 
     from prometheus_client.twisted import MetricsResource
 
     site = GuardedFactory(MetricsSite(MetricsResource(registry)))
-    return ListeningService(description, serverFromString(reactor, description), site)
+    endpoint = serverFromString(_FewAcceptsReactor(reactor), description)
+    return ListeningService(description, endpoint, site)
 
 
 def processService(description: str, factory: Any, reactor: Any = None) -> IService:

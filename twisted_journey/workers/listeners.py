@@ -19,12 +19,13 @@ import socket
 from typing import Any, cast
 
 from twisted.internet import tcp
+from twisted.internet.abstract import isIPv6Address
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.protocol import Factory
 
 from twisted_journey import _twisted
 
-__all__ = ["AdoptingReactor", "BindingReactor", "IdleFactory", "Listener"]
+__all__ = ["AdoptingReactor", "BindingReactor", "IdleFactory", "Listener", "Rebound"]
 
 
 class Listener:
@@ -101,6 +102,83 @@ class IdleFactory(Factory):
         return "supervisor"
 
 
+def _socketAddress(interface: str, port: int) -> tuple[int, Any]:
+    """
+    The family and socket address that Twisted's ``tcp.Port`` binds for ``interface``
+    and ``port``: IPv6 for an IPv6 literal (a scoped one as Twisted resolves it), else
+    IPv4, with a host name left to ``bind`` to resolve.
+
+    :raises OSError: for an IPv6 literal that does not resolve.
+    """
+    if not isIPv6Address(interface):
+        return socket.AF_INET, (interface, port)
+    ((_, _, _, _, address),) = socket.getaddrinfo(
+        interface, port, socket.AF_INET6, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
+    )
+    return socket.AF_INET6, address
+
+
+def _unclaimed(interface: str, port: int) -> None:
+    """
+    Check that nothing listens on ``interface`` and ``port`` yet, as a plain bind would:
+    ``SO_REUSEPORT`` lets any process of the same user join a listening group, so without
+    this a second server started on the address would silently take a share of its
+    connections instead of failing with "Address already in use".
+
+    :raises twisted.internet.error.CannotListenError: when something holds the address.
+    """
+    from twisted.internet.error import CannotListenError
+
+    try:
+        family, address = _socketAddress(interface, port)
+        with socket.socket(family) as probe:
+            # As Twisted binds: a connection of an earlier server in TIME_WAIT is no obstacle.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as e:
+        raise CannotListenError(interface, port, e) from None
+
+
+class Rebound:
+    """
+    A worker's own ``SO_REUSEPORT`` socket bound again for its restart
+    (:meth:`BindingReactor.bindAgain`), which takes connections only once :meth:`listen`
+    is called, after the worker has been started: a start that fails (no descriptor left
+    for its pipes) closes it having taken none, so no client is reset by it.
+    """
+
+    def __init__(self, interface: str, port: int, backlog: int) -> None:
+        family, address = _socketAddress(interface, port)
+        self.backlog = backlog
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            self.socket.setblocking(False)  # as a worker's adopted socket must be
+            self.socket.bind(address)
+        except BaseException:
+            self.socket.close()
+            raise
+
+    def fileno(self) -> int:
+        """
+        The socket's descriptor.
+        """
+        return self.socket.fileno()
+
+    def listen(self) -> None:
+        """
+        Start taking connections (its worker accepts them).
+        """
+        self.socket.listen(self.backlog)
+
+    def stopListening(self) -> None:
+        """
+        Close the socket.
+        """
+        self.socket.close()
+
+
 class BindingReactor:
     """
     The supervisor's reactor for endpoint strings: it binds and listens like the real
@@ -108,7 +186,7 @@ class BindingReactor:
     A TCP listen call binds one ``SO_REUSEPORT`` socket per worker (the kernel spreads
     the connections over them).  Everything else is the real reactor's.
 
-    A port the pool closes while a slot is down is bound again by :meth:`bindOne`.
+    A port the pool closes while a slot is down is bound again by :meth:`bindAgain`.
     """
 
     def __init__(self, reactor: Any, count: int = 1) -> None:
@@ -133,6 +211,12 @@ class BindingReactor:
         listening.stopReading()
         return listening
 
+    def bindAgain(self, interface: str, port: int, backlog: int) -> Rebound:
+        """
+        Bind one ``SO_REUSEPORT`` socket again for a worker's restart, not listening yet.
+        """
+        return Rebound(interface, port, backlog)
+
     def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
         """
         Bind ``count`` ``SO_REUSEPORT`` sockets to ``interface`` and ``port`` (for
@@ -142,6 +226,8 @@ class BindingReactor:
         """
         ports: list[Any] = []
         number = port
+        if port:
+            _unclaimed(interface, port)
         try:
             for _ in range(self.count):
                 listening = self.bindOne(interface, number, backlog)

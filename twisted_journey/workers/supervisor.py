@@ -32,7 +32,7 @@ from twisted_journey.datalog import open_output
 from twisted_journey.eventlog import AcceptFailures, EventStream, classic_line, event_stream
 from twisted_journey.listen import ListenError, ListenSpec
 from twisted_journey.settings import ServerSettings
-from twisted_journey.workers.listeners import BindingReactor, IdleFactory, Listener
+from twisted_journey.workers.listeners import BindingReactor, IdleFactory, Listener, Rebound
 from twisted_journey.workers.worker import CANNOT_START, workerOutput
 
 __all__ = [
@@ -398,16 +398,27 @@ class WorkerPool(Service):
 
     def openSlot(self, index: int) -> None:
         """
-        Bind worker ``index``'s own sockets again where :meth:`closeSlot` closed them.
+        Bind worker ``index``'s own sockets again where :meth:`closeSlot` closed them;
+        they listen only once the worker is started (:meth:`listenSlot`).
 
         :raises Exception: when one cannot be bound (the slot then counts as failed).
         """
         for listener in self._ownListeners():
             if listener.ports[index] is None:
                 assert listener.address is not None
-                port = self._binder.bindOne(*listener.address)
+                port = self._binder.bindAgain(*listener.address)
                 listener.ports[index] = port
                 listener.fds[index] = port.fileno()
+
+    def listenSlot(self, index: int) -> None:
+        """
+        Worker ``index`` has been started: the sockets :meth:`openSlot` bound again for
+        it take connections from now on.
+        """
+        for listener in self._ownListeners():
+            port = listener.ports[index]
+            if isinstance(port, Rebound):
+                port.listen()
 
     def closeSlot(self, index: int) -> None:
         """
@@ -501,7 +512,8 @@ class WorkerPool(Service):
         """
         Start worker ``index``, with its own sockets open.  A start that fails (no
         descriptor left for its pipes, its socket cannot be bound again...) is a failed
-        worker: it is tried again after the backoff delay.
+        worker: it is tried again after the backoff delay.  A socket bound again for it
+        listens only once it has started, so a failed start resets no client.
         """
         self._pending.pop(index, None)
         self._imminent.discard(index)
@@ -522,6 +534,7 @@ class WorkerPool(Service):
             self.closeSlot(index)
             self._restartLater(index, worker, f"could not be started ({reason})")
             return
+        self.listenSlot(index)
         self._starts[index] += 1
         self._closeIdleSlots()
         self.log.info("Started worker {index} (pid {pid})", index=index, pid=worker.pid)
