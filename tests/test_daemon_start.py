@@ -183,6 +183,30 @@ class DaemonStartTests(SynchronousTestCase):
                     daemon=daemon,
                 )
 
+    def test_busyDatagramPort(self) -> None:
+        """
+        ``journey-mux --listen udp:`` on a UDP port in use, with and without
+        ``--workers``, in daemon mode and under ``-n``.
+        """
+        busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 0))
+        endpoint = f"udp:{busy.getsockname()[1]}:interface=127.0.0.1"
+        for extra in ([], ["--workers", "2"]):
+            for daemon in (True, False):
+                self.assertCannotStart(
+                    f"cannot listen on {endpoint}: Address already in use.",
+                    "journey-mux",
+                    "--output",
+                    "data.log",
+                    "--listen",
+                    endpoint,
+                    "--listen",
+                    "tcp:0:interface=127.0.0.1",
+                    *extra,
+                    daemon=daemon,
+                )
+
     def test_uncreatableOutputDirectory(self) -> None:
         """
         ``journey-fetch --output-dir`` that cannot be created (its parent is a file), in

@@ -54,7 +54,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_journey import records
+from twisted_journey import records, startup
 from twisted_journey.datagrams import DatagramReceiver, bind_udp
 from twisted_journey.datalog import DataLog
 from twisted_journey.listen import ListenError, ListenSpec
@@ -604,10 +604,12 @@ class DatagramService(Service):
         self.spec = spec
         self.fileno = fileno
         self.reader: _DatagramReader | None = None
+        startup.keepStandardError()
 
     def privilegedStartService(self) -> None:
         """
-        Bind, or exit with one sentence saying why not.
+        Bind, or raise :class:`~twisted_journey.startup.StartError` with one sentence
+        saying why not (as a stream listener does, in daemon mode too).
         """
         super().privilegedStartService()
         if self.fileno is not None:
@@ -617,7 +619,7 @@ class DatagramService(Service):
             try:
                 sock = bind_udp(self.spec)
             except ListenError as e:
-                raise SystemExit(str(e)) from None
+                raise startup.StartError(str(e)) from None
         factory = self.factory
         receiver = DatagramReceiver(
             sock,
@@ -630,12 +632,14 @@ class DatagramService(Service):
 
     def startService(self) -> None:
         """
-        Start reading (unless the data log is behind).
+        Start reading (unless the data log is behind), and let go of the standard error
+        kept for reporting a failure to bind.
         """
         super().startService()
         if self.reader is None:
             self.privilegedStartService()
         assert self.reader is not None
+        startup.started()
         self.factory.datagramReaders.append(self.reader)
         if not self.factory.outputPaused:
             self.reader.resume()

@@ -26,7 +26,7 @@ from twisted.logger import Logger, eventFromJSON, globalLogPublisher
 from twisted.python.failure import Failure
 
 import twisted_journey
-from twisted_journey import _twisted, service
+from twisted_journey import _twisted, service, startup
 from twisted_journey.datagrams import bind_udp, socket_drops
 from twisted_journey.datalog import open_output
 from twisted_journey.eventlog import AcceptFailures, EventStream, classic_line, event_stream
@@ -305,7 +305,7 @@ class WorkerPool(Service):
             try:
                 self.datagramSockets.append(bind_udp(spec))
             except ListenError as e:
-                raise SystemExit(str(e)) from None
+                raise startup.StartError(str(e)) from None
 
     def startService(self) -> None:
         """
