@@ -344,6 +344,13 @@ def new_framer(
     )
 
 
+#: Octet counts below this are remembered in :data:`_COUNTS` once seen.
+_COUNTED = 8192
+#: Octet counts, each with its space (``b"94 "``), to their value: every count below
+#: :data:`_COUNTED` (written without a leading zero) seen so far; at most about 1 MiB.
+_COUNTS: dict[bytes, int] = {}
+
+
 class SyslogFramer(records.Framer):
     """
     A :class:`twisted_journey.records.Framer` for syslog frames (see the module
@@ -361,6 +368,11 @@ class SyslogFramer(records.Framer):
     __slots__ = ("_buffer", "_conn", "_peer", "_scanned", "_width")
 
     _buffer: bytearray | None
+
+    #: Whether runs of well-formed frames are taken at once and text records made a
+    #: chunk at a time (false only to test those against the frame-at-a-time path,
+    #: which makes the same records).
+    _runs = True
 
     def __init__(
         self,
@@ -394,32 +406,34 @@ class SyslogFramer(records.Framer):
         The records for a chunk received at ``now``, one per complete message, in one
         piece (empty when there are none).
         """
-        out = self._feed(data, now)
-        return (out,) if out else ()
+        return self._chunk(data, now)
 
-    def _feed(self, data: bytes, now: float) -> bytes:
+    def _chunk(self, data: bytes, now: float) -> Sequence[bytes]:
         """
-        The records for a chunk received at ``now``: one per complete message.
+        The records for a chunk received at ``now``, one per complete message, in
+        pieces (none when there are none).
         """
         self.received += len(data)
         if self._keep_lines:
             self.complete = b""
         if self.error is not None or not data:
-            return b""
+            return ()
         held = self._buffer
         buffer: bytes | bytearray = data
         if held is not None:
-            # Appending to a buffer of our own: a frame trickled a byte at a time costs
-            # linear time, not a copy of everything held per byte.
-            held += data
-            buffer = held
-            if 2 * len(data) >= len(held):
+            if len(data) >= len(held):
                 # Mostly new bytes: framed as bytes, whose slices are the messages, at the
                 # cost of one copy of at most twice the chunk.
-                buffer = bytes(held)
-                held = None
-        messages: list[tuple[bytes, bytes]] = []
-        position = self._frames(buffer, messages)
+                buffer = b"".join((held, data))
+                held = self._buffer = None
+            else:
+                # Appending to a buffer of our own: a frame trickled a byte at a time
+                # costs linear time, not a copy of everything held per byte.
+                held += data
+                buffer = held
+        messages: list[bytes] = []
+        marks: dict[int, bytes] = {}
+        position = self._frames(buffer, messages, marks)
         self._scanned = max(self._scanned - position, 0)
         if position >= len(buffer):
             self._buffer = None
@@ -432,23 +446,26 @@ class SyslogFramer(records.Framer):
             self._buffer = None
             if rest:
                 limit = self._max
-                messages.append(
-                    (
-                        bytes(rest[:limit]),
-                        records.TRUNCATED if len(rest) > limit else records.PARTIAL,
-                    )
-                )
+                marks[len(messages)] = records.TRUNCATED if len(rest) > limit else records.PARTIAL
+                messages.append(bytes(rest[:limit]))
         if not messages:
-            return b""
+            return ()
         if self._keep_lines:
-            self.complete = b"".join(b"%d %s" % (len(message), message) for message, _ in messages)
-        return self._records(now, messages)
+            self.complete = b"".join(b"%d %s" % (len(message), message) for message in messages)
+        return self._messageRecords(now, messages, marks)
 
-    def _frames(self, buffer: bytes | bytearray, messages: list[tuple[bytes, bytes]]) -> int:
+    def _frames(
+        self, buffer: bytes | bytearray, messages: list[bytes], marks: dict[int, bytes]
+    ) -> int:
         """
-        Append every complete message of ``buffer`` to ``messages``; return where the
+        Append every complete message of ``buffer`` to ``messages`` (and the marker of
+        each one cut at the limit to ``marks``, by its index); return where the
         unfinished frame starts (``len(buffer)`` when there is none).  Sets
         :attr:`error` at a bad octet count, returning where its frame starts.
+
+        Runs of well-formed frames are taken a run at a time (:meth:`_countedRun`,
+        :meth:`_terminatedRun`); whatever they leave (a frame cut by the chunk's end, a
+        bad count, a frame to truncate...) is framed here, a frame at a time.
         """
         limit = self._max
         width = self._width
@@ -458,6 +475,9 @@ class SyslogFramer(records.Framer):
         # Without a NUL, a traditional frame ends at the next LF: one find, not a search
         # for either.
         nul = b"\x00" in buffer
+        # Runs are taken in bytes (whose slices are bytes).
+        whole = buffer if self._runs and isinstance(buffer, bytes) else None
+        terminated_runs = whole is not None
         while position < size:
             if self._discarding:
                 # The rest of a truncated traditional frame, up to its end, is dropped.
@@ -473,6 +493,11 @@ class SyslogFramer(records.Framer):
                 position = _EMPTY.match(buffer, position).end()  # type: ignore[union-attr]
                 continue
             if 0x30 <= first <= 0x39:
+                if whole is not None:
+                    start = position
+                    position = self._countedRun(whole, position, messages)
+                    if position != start:
+                        continue
                 space = buffer.find(b" ", position, position + width + 1)
                 number = buffer[position:space] if space > 0 else b""
                 if not number.isdigit():
@@ -503,9 +528,17 @@ class SyslogFramer(records.Framer):
                 # rsyslog's templates end a message with LF even when it is octet
                 # counted, and rsyslog drops it on reception: so do we.
                 last = stop - 1 if buffer[stop - 1] == 0x0A else stop
-                append((bytes(buffer[space + 1 : last]), b""))
+                append(bytes(buffer[space + 1 : last]))
                 position = stop
                 continue
+            if terminated_runs and whole is not None and first == 0x3C:
+                start = position
+                position = self._terminatedRun(whole, position, nul, messages)
+                if position != start:
+                    continue
+                # Not such a run: not tried again in this buffer (each try reads the
+                # rest of it).
+                terminated_runs = False
             scan = position if position > self._scanned else self._scanned
             if nul:
                 found = _END.search(buffer, scan)
@@ -515,7 +548,8 @@ class SyslogFramer(records.Framer):
             if end < 0:
                 if size - position > limit + 1:
                     # Too long: record it cut, discard the rest up to its end.
-                    append((bytes(buffer[position : position + limit]), records.TRUNCATED))
+                    marks[len(messages)] = records.TRUNCATED
+                    append(bytes(buffer[position : position + limit]))
                     self._discarding = True
                     self._scanned = 0
                     return size
@@ -524,19 +558,112 @@ class SyslogFramer(records.Framer):
             self._scanned = 0
             stop = end - 1 if buffer[end] == 0x0A and buffer[end - 1] == 0x0D else end
             if stop - position > limit:
-                append((bytes(buffer[position : position + limit]), records.TRUNCATED))
+                marks[len(messages)] = records.TRUNCATED
+                append(bytes(buffer[position : position + limit]))
             elif stop > position:  # not a lone CR LF
-                append((bytes(buffer[position:stop]), b""))
+                append(bytes(buffer[position:stop]))
             position = end + 1
         return size
 
+    def _countedRun(self, buffer: bytes, position: int, messages: list[bytes]) -> int:
+        """
+        Append the messages of the octet-counted frames from ``position`` on to
+        ``messages``, as long as each is complete in ``buffer`` and its count is one
+        within the limit: a ``dict`` look-up (:data:`_COUNTS`, a ``find`` when the
+        count's width changes) and a slice a frame; a count written with a leading zero
+        is left to :meth:`_frames`.  Return where the first frame left for :meth:`_frames` starts.
+        """
+        limit = self._max
+        reach = self._width + 1
+        size = len(buffer)
+        find = buffer.find
+        count_of = _COUNTS.get
+        append = messages.append
+        # The count's width with its space: most often the last one's.
+        width = 3
+        while position < size:
+            space = position + width
+            count = count_of(buffer[position:space])
+            if count is None:
+                # b"" when there is no space: not a count.
+                space = find(b" ", position, position + reach) + 1
+                width = space - position
+                number = buffer[position:space]
+                count = count_of(number)
+                if count is None:
+                    if not number[:-1].isdigit() or number[0] == 0x30:
+                        break
+                    count = int(number)
+                    if count < _COUNTED:
+                        _COUNTS[number] = count
+            if count > limit:
+                break
+            stop = space + count
+            if stop > size:
+                break
+            # An LF ending the message is not part of it (see _frames).
+            append(buffer[space : stop - (buffer[stop - 1] == 0x0A)])
+            position = stop
+        return position
+
+    def _terminatedRun(self, buffer: bytes, position: int, nul: bool, messages: list[bytes]) -> int:
+        """
+        Append the messages of the traditional frames from ``position`` up to the last
+        terminator in ``buffer`` to ``messages``, all at once, when each of them starts
+        with ``<`` (a PRI: so none is empty or octet counted) and none is too long;
+        return where the frame after them starts, or ``position`` when they are not
+        such frames (for :meth:`_frames`, a frame at a time).
+
+        A few C passes over the run: the NULs made LFs (when there is no CR, which
+        only an LF removes), CR LF made LF, LFs counted twice (all of them, and those
+        followed by ``<``), one split.
+        """
+        end = buffer.rfind(b"\n", position)
+        if nul:
+            end = max(end, buffer.rfind(b"\x00", position))
+        if end < 0:
+            return position
+        run = buffer[position:end]
+        if nul:
+            if 0x0D in run:
+                return position
+            run = run.replace(b"\x00", b"\n")
+        elif 0x0D in run or buffer[end - 1] == 0x0D:
+            run = buffer[position : end + 1].replace(b"\r\n", b"\n")[:-1]
+        if run.count(b"\n<") != run.count(b"\n"):
+            return position
+        if len(run) > self._max and self._hasLongLine(run):
+            return position
+        messages.extend(run.split(b"\n"))
+        return end + 1
+
+    def _messageRecords(
+        self, now: float, messages: list[bytes], marks: dict[int, bytes]
+    ) -> Sequence[bytes]:
+        """
+        Records for ``messages``, with the markers of ``marks`` (by index); JSON records
+        also hold each message's parsed fields (see :func:`parsed_json`).  Text records
+        for messages that hold no newline and have no marker (the usual case) are
+        escaped all at once, joined by newlines, as line mode escapes a chunk.
+        """
+        if self._runs and not marks and self._format == "text":
+            joined = b"\n".join(messages)
+            escaped, newlines = self._body(joined)
+            if newlines == len(messages) - 1:
+                assert escaped is not None  # always, for text
+                prefix = self._prefix(records.timestamp(now))
+                self.lines += len(messages)
+                return (prefix, escaped.replace(b"\n", b"\n" + prefix), b"\n")
+        pairs = [(message, marks.get(index, b"")) for index, message in enumerate(messages)]
+        return (self._records(now, pairs),)
+
     def _records(self, now: float, lines: Iterable[tuple[bytes, bytes]]) -> bytes:
         """
-        Records for ``(message, marker)`` pairs; JSON records also hold the message's
-        parsed fields (see :func:`parsed_json`).
+        Records for ``(message, marker)`` pairs, a call per message; JSON records also
+        hold the message's parsed fields (see :func:`parsed_json`).
         """
         if self._format != "json":
-            return self._textRecords(now, list(lines))
+            return super()._records(now, lines)
         prefix = self._prefix(records.timestamp(now))
         out = [
             b"%s%s\n" % (prefix, records.json_line(line, marker, parsed_json(line)))
@@ -544,23 +671,6 @@ class SyslogFramer(records.Framer):
         ]
         self.lines += len(out)
         return b"".join(out)
-
-    def _textRecords(self, now: float, lines: list[tuple[bytes, bytes]]) -> bytes:
-        """
-        Text records for ``(message, marker)`` pairs: when no message holds a newline or
-        has a marker (the usual case), escaped all at once, joined by newlines, as line
-        mode escapes a chunk; else a call per message.
-        """
-        messages = [message for message, marker in lines if not marker]
-        if len(messages) == len(lines):
-            joined = b"\n".join(messages)
-            if joined.count(b"\n") == len(messages) - 1:
-                escaped, _ = self._body(joined)
-                assert escaped is not None  # always, for text
-                prefix = self._prefix(records.timestamp(now))
-                self.lines += len(messages)
-                return b"".join((prefix, escaped.replace(b"\n", b"\n" + prefix), b"\n"))
-        return super()._records(now, lines)
 
     @staticmethod
     def _shown(buffer: bytes | bytearray, position: int) -> str:
