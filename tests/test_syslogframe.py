@@ -546,6 +546,98 @@ class FastPathTests(SynchronousTestCase):
         """
         self.assertSame(record_format, 64, [wire[i : i + 1] for i in range(len(wire))])
 
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from([b"0", b"13", b"191", b"192", b"999", b"013", b""]),
+                st.sampled_from([b"-", b"2026-12-02T05:41:14Z", b"2026-12-02T05:41:14.123+01:00"]),
+                st.lists(
+                    st.sampled_from([b"-", b"h", b'"', b"\\", b"-x", b"a" * 49, b"--"]),
+                    min_size=4,
+                    max_size=4,
+                ),
+                st.sampled_from(
+                    [b"-", b'[x y="1"]', b'[x@1 a="q\\"uo\\]te" b=""][y]', b"[x", b"-[x]"]
+                ),
+                st.one_of(
+                    st.just(b""),
+                    st.text(alphabet='ab "\\-[]', max_size=12).map(lambda t: b" " + t.encode()),
+                ),
+            ).map(lambda m: b"<%s>1 %s %s %s%s" % (m[0], m[1], b" ".join(m[2]), m[3], m[4])),
+            min_size=1,
+            max_size=20,
+        ),
+        st.sampled_from([b"\n", b"\x00", b"count"]),
+    )
+    def test_sameParsedFields(self, messages: list[bytes], how: bytes) -> None:
+        """
+        RFC 5424 messages (valid or nearly: fields absent, too long, written ``-x``,
+        quotes and backslashes anywhere, PRIs out of range) get the same parsed fields
+        in JSON records, through the chunk's RFC 5424 fast path and one at a time.
+        """
+        self.assertSameFields(messages, how)
+
+    def assertSameFields(self, messages: list[bytes], how: bytes) -> None:
+        """
+        ``messages``, framed ``how`` (a terminator, or ``b"count"``), make the same JSON
+        records both ways, in one chunk and in two.
+        """
+        if how == b"count":
+            wire = b"".join(b"%d %s" % (len(m), m) for m in messages)
+        else:
+            wire = how.join(messages) + how
+        self.assertSame("json", 65536, [wire])
+        self.assertSame("json", 65536, [wire[:7], wire[7:]])
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from([b"", b"<13>", b"<192>", b"<0>", b"<01>", b"<191>", b"<"]),
+                st.sampled_from(
+                    [
+                        b"",
+                        b"Dec  2 05:41:14 ",
+                        b"Dec 12 05:41:14",
+                        b"2026-12-02T05:41:14Z ",
+                        b"2026-12-02T05:41:14.5+01:00 ",
+                        b"Dec  2 05:41:14 -",
+                    ]
+                ),
+                st.sampled_from([b"", b"vm ", b'v"m ', b"a:b ", b"[x ", b"vm\\ "]),
+                st.sampled_from(
+                    [
+                        b"",
+                        b"app: ",
+                        b"app:",
+                        b"app[12]: ",
+                        b"app[12] ",
+                        b"app[12]:",
+                        b"app[] ",
+                        b"a" * 49 + b": ",
+                        b"ap\\p: ",
+                        b'a"[1"]: ',
+                    ]
+                ),
+                st.lists(
+                    st.sampled_from([b"x", b" ", b'"', b"\\", b":", b"-", b"1 ", b"[2]"]),
+                    max_size=6,
+                ).map(b"".join),
+            ).map(b"".join),
+            min_size=1,
+            max_size=20,
+        ),
+        st.sampled_from([b"\n", b"\x00", b"count"]),
+    )
+    def test_sameLenientFields(self, messages: list[bytes], how: bytes) -> None:
+        """
+        RFC 3164 messages, or anything read as one (PRI, time stamp, host name and tag
+        present or not, well formed or not), get the same parsed fields in JSON
+        records, through the chunk's fast path and one at a time.
+        """
+        self.assertSameFields(messages, how)
+
     def test_realSenders(self) -> None:
         """
         What ``logger --octet-count``, rsyslog's octet-counted forwarding (a LF ending

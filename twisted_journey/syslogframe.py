@@ -91,10 +91,15 @@ _SD_NAME = rb"[!#-<>-\\^-~]{1,32}"
 _SD_ELEMENT = rb'\[%s(?: %s="(?:[^"\\\]]|\\.)*")*\]' % (_SD_NAME, _SD_NAME)
 #: RFC 5424 after the PRI, strictly: VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP
 #: PROCID SP MSGID SP STRUCTURED-DATA [SP MSG].
+_HOSTNAME = rb"[!-~]{1,255}"
+_APP_NAME = rb"[!-~]{1,48}"
+_PROCID = rb"[!-~]{1,128}"
+_MSGID = rb"[!-~]{1,32}"
 _RFC5424 = re.compile(
-    rb"1 (?P<timestamp>-|%s) (?P<hostname>[!-~]{1,255}) (?P<app_name>[!-~]{1,48}) "
-    rb"(?P<procid>[!-~]{1,128}) (?P<msgid>[!-~]{1,32}) "
-    rb"(?P<structured_data>-|(?:%s)+)(?: (?P<msg>.*))?" % (_RFC3339, _SD_ELEMENT),
+    rb"1 (?P<timestamp>-|%s) (?P<hostname>%s) (?P<app_name>%s) "
+    rb"(?P<procid>%s) (?P<msgid>%s) "
+    rb"(?P<structured_data>-|(?:%s)+)(?: (?P<msg>.*))?"
+    % (_RFC3339, _HOSTNAME, _APP_NAME, _PROCID, _MSGID, _SD_ELEMENT),
     re.DOTALL,
 )
 #: A whole RFC 5424 message, PRI included (one match for the usual case, no slice).
@@ -223,6 +228,58 @@ def parsed_json(message: bytes) -> bytes:
             for value in present
         ]
     return template % tuple(present)
+
+
+#: A valid PRI's number (below 192).
+_VALID_PRI = rb"0|[1-9][0-9]?|1[0-8][0-9]|19[01]"
+#: What :func:`_values` finds, in one match: :data:`_PRI_RFC5424` with a valid PRI and
+#: each nil field (``-``) captured as ``None`` (groups 1-8), else the lenient RFC 3164
+#: reading, which always matches (groups 9-14: PRI, timestamp, host name, app name,
+#: procid, message), each part tried where and as :func:`_values` tries it.
+_HEADER = re.compile(
+    rb"<(%s)>1 (?:-|(%s)) (?:-|(%s)) (?:-|(%s)) (?:-|(%s)) (?:-|(%s)) "
+    rb"(?:-|((?:%s)+))(?: (.*))?\Z"
+    rb"|(?:<(%s)>)?(?:%s(?:(?!%s)%s)?)?(?:%s)?(.*)"
+    % (
+        _VALID_PRI,
+        _RFC3339,
+        _HOSTNAME,
+        _APP_NAME,
+        _PROCID,
+        _MSGID,
+        _SD_ELEMENT,
+        _VALID_PRI,
+        _RFC3164_STAMP.pattern.replace(b"?P<timestamp>", b""),
+        _RFC3164_TAG.pattern.replace(b"?P<app_name>", b"?:").replace(b"?P<procid>", b"?:"),
+        _RFC3164_HOST.pattern.replace(b"?P<hostname>", b""),
+        _RFC3164_TAG.pattern.replace(b"?P<app_name>", b"").replace(b"?P<procid>", b""),
+    ),
+    re.DOTALL,
+)
+
+#: ``"facility":"NAME","severity":"NAME"`` by PRI as sent, for every valid PRI.
+_PRI_JSON = {
+    b"%d" % number: b'"facility":"%s","severity":"%s"' % names
+    for number, names in enumerate(_PRI_NAMES)
+}
+#: The same for a message without a valid PRI: user.notice.
+_DEFAULT_PRI_JSON = _PRI_JSON[b"%d" % DEFAULT_PRI]
+
+#: JSON records of RFC 5424 messages, by which fields after the PRI are absent:
+#: ``%s`` for the prefix, the line, the PRI's names and each field present.
+_NIL_RECORDS: dict[tuple[bool, ...], bytes] = {}
+
+
+def _nil_record(absent: tuple[bool, ...]) -> bytes:
+    """
+    The entry of :data:`_NIL_RECORDS` for ``absent`` (made once).
+    """
+    members = [
+        name + (b"null" if gone else b'"%s"')
+        for name, gone in zip(_MEMBERS[2:], absent, strict=True)
+    ]
+    record = _NIL_RECORDS[absent] = b'%s%s","syslog":{%s,' + b",".join(members) + b"}}\n"
+    return record
 
 
 #: The longest line ``journey send --framing syslog`` holds to count (16 MiB).
@@ -363,6 +420,11 @@ class SyslogFramer(records.Framer):
     The bytes of an unfinished frame are kept in one buffer with the rest of the chunk
     until the frame is complete; a traditional frame is searched for its terminator only
     in bytes not searched before, so a frame trickled a byte at a time costs linear time.
+
+    A chunk's runs of well-formed frames are framed a run at a time, its text records
+    escaped all at once and its JSON records' fields found with one match each (see
+    :meth:`_frames` and :meth:`_jsonRecords`); everything else a frame and a record at a
+    time, into the same records.
     """
 
     __slots__ = ("_buffer", "_conn", "_peer", "_scanned", "_width")
@@ -646,6 +708,10 @@ class SyslogFramer(records.Framer):
         for messages that hold no newline and have no marker (the usual case) are
         escaped all at once, joined by newlines, as line mode escapes a chunk.
         """
+        if self._runs and not marks and self._format == "json":
+            made = self._jsonRecords(now, messages)
+            if made is not None:
+                return made
         if self._runs and not marks and self._format == "text":
             joined = b"\n".join(messages)
             escaped, newlines = self._body(joined)
@@ -656,6 +722,70 @@ class SyslogFramer(records.Framer):
                 return (prefix, escaped.replace(b"\n", b"\n" + prefix), b"\n")
         pairs = [(message, marks.get(index, b"")) for index, message in enumerate(messages)]
         return (self._records(now, pairs),)
+
+    def _jsonRecords(self, now: float, messages: list[bytes]) -> Sequence[bytes] | None:
+        """
+        JSON records for ``messages``, their lines escaped all at once, joined by
+        newlines, as line mode escapes a chunk; ``None`` when a message holds a newline
+        or is not valid UTF-8 (those take :meth:`_records`).
+
+        When the chunk has nothing but quotes and backslashes to escape (the usual
+        case), each message is parsed by one match of :data:`_HEADER` and written with
+        one template of :data:`_NIL_RECORDS`; else each message's fields are
+        :func:`parsed_json`'s.
+        """
+        joined = b"\n".join(messages)
+        special = joined.translate(None, _JSON_PLAIN)
+        if special.count(b"\n") != len(messages) - 1:
+            return None
+        quotes = not special.translate(None, b'\n"\\')
+        if quotes:
+            escaped = joined.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+        else:
+            body, _ = self._body(joined)
+            if body is None:
+                return None
+            escaped = body
+        prefix = self._prefix(records.timestamp(now))
+        header = _HEADER.match
+        pri_json = _PRI_JSON.get
+        templates = _NIL_RECORDS.get
+        out: list[bytes] = []
+        append = out.append
+        for message, line in zip(messages, escaped.split(b"\n"), strict=True):
+            if not quotes:
+                append(b'%s%s"%s}\n' % (prefix, line, parsed_json(message)))
+                continue
+            groups = header(message).groups()  # type: ignore[union-attr]
+            pri, stamp, host, app, procid, msgid, data, msg = groups[:8]
+            if pri is None:
+                # RFC 3164, read leniently: no msgid, no structured data, a message.
+                pri, stamp, host, app, procid, msg = groups[8:]
+                msgid = data = None
+            names = _DEFAULT_PRI_JSON if pri is None else pri_json(pri)
+            absent = (
+                stamp is None,
+                host is None,
+                app is None,
+                procid is None,
+                msgid is None,
+                data is None,
+                msg is None,
+            )
+            template = templates(absent) or _nil_record(absent)
+            # Present fields are never empty, but the message may be.
+            present = [*filter(None, (stamp, host, app, procid, msgid, data))]
+            if msg is not None:
+                present.append(msg)
+            fields = b"\0".join(present)
+            if 0x22 in fields or 0x5C in fields:
+                # JSON's escapes, made in the fields joined by NULs (which none holds)
+                # and split again.
+                fields = fields.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+                present = fields.split(b"\0")
+            append(template % (prefix, line, names, *present))
+        self.lines += len(out)
+        return (b"".join(out),)
 
     def _records(self, now: float, lines: Iterable[tuple[bytes, bytes]]) -> bytes:
         """
