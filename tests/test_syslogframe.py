@@ -673,9 +673,14 @@ class FastPathTests(SynchronousTestCase):
                 return end
 
             def _terminatedRun(
-                self, buffer: bytes, position: int, nul: bool, messages: list[bytes]
+                self,
+                buffer: bytes,
+                position: int,
+                nul: bool,
+                messages: list[bytes],
+                marks: dict[int, bytes],
             ) -> int:
-                end = super()._terminatedRun(buffer, position, nul, messages)
+                end = super()._terminatedRun(buffer, position, nul, messages, marks)
                 taken.append(("terminated", position, end))
                 return end
 

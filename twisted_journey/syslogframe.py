@@ -401,6 +401,8 @@ def new_framer(
     )
 
 
+#: The mark of a run of messages joined by newlines (:meth:`SyslogFramer._terminatedRun`).
+_RUN = b"\n"
 #: Octet counts below this are remembered in :data:`_COUNTS` once seen.
 _COUNTED = 8192
 #: Octet counts, each with its space (``b"94 "``), to their value: every count below
@@ -427,7 +429,7 @@ class SyslogFramer(records.Framer):
     time, into the same records.
     """
 
-    __slots__ = ("_buffer", "_conn", "_peer", "_scanned", "_width")
+    __slots__ = ("_buffer", "_conn", "_joined", "_peer", "_scanned", "_width")
 
     _buffer: bytearray | None
 
@@ -462,6 +464,8 @@ class SyslogFramer(records.Framer):
         self._buffer = None
         #: how far into the buffer a traditional frame was searched for its end
         self._scanned = 0
+        #: the chunk's messages joined in runs (:data:`_RUN`) beyond one per run
+        self._joined = 0
 
     def feedPieces(self, data: bytes, now: float) -> Sequence[bytes | memoryview]:
         """
@@ -495,6 +499,7 @@ class SyslogFramer(records.Framer):
                 buffer = held
         messages: list[bytes] = []
         marks: dict[int, bytes] = {}
+        self._joined = 0
         position = self._frames(buffer, messages, marks)
         self._scanned = max(self._scanned - position, 0)
         if position >= len(buffer):
@@ -513,6 +518,7 @@ class SyslogFramer(records.Framer):
         if not messages:
             return ()
         if self._keep_lines:
+            messages, marks = self._split(messages, marks)
             self.complete = b"".join(b"%d %s" % (len(message), message) for message in messages)
         return self._messageRecords(now, messages, marks)
 
@@ -595,7 +601,7 @@ class SyslogFramer(records.Framer):
                 continue
             if terminated_runs and whole is not None and first == 0x3C:
                 start = position
-                position = self._terminatedRun(whole, position, nul, messages)
+                position = self._terminatedRun(whole, position, nul, messages, marks)
                 if position != start:
                     continue
                 # Not such a run: not tried again in this buffer (each try reads the
@@ -668,10 +674,18 @@ class SyslogFramer(records.Framer):
             position = stop
         return position
 
-    def _terminatedRun(self, buffer: bytes, position: int, nul: bool, messages: list[bytes]) -> int:
+    def _terminatedRun(
+        self,
+        buffer: bytes,
+        position: int,
+        nul: bool,
+        messages: list[bytes],
+        marks: dict[int, bytes],
+    ) -> int:
         """
         Append the messages of the traditional frames from ``position`` up to the last
-        terminator in ``buffer`` to ``messages``, all at once, when each of them starts
+        terminator in ``buffer`` to ``messages``, all at once, joined by newlines and
+        marked :data:`_RUN` in ``marks``, when each of them starts
         with ``<`` (a PRI: so none is empty or octet counted) and none is too long;
         return where the frame after them starts, or ``position`` when they are not
         such frames (for :meth:`_frames`, a frame at a time).
@@ -692,12 +706,37 @@ class SyslogFramer(records.Framer):
             run = run.replace(b"\x00", b"\n")
         elif 0x0D in run or buffer[end - 1] == 0x0D:
             run = buffer[position : end + 1].replace(b"\r\n", b"\n")[:-1]
-        if run.count(b"\n<") != run.count(b"\n"):
+        newlines = run.count(b"\n")
+        if run.count(b"\n<") != newlines:
             return position
         if len(run) > self._max and self._hasLongLine(run):
             return position
-        messages.extend(run.split(b"\n"))
+        # Kept joined: a text record is made of it as it is.
+        marks[len(messages)] = _RUN
+        messages.append(run)
+        self._joined += newlines
         return end + 1
+
+    def _split(
+        self, messages: list[bytes], marks: dict[int, bytes]
+    ) -> tuple[list[bytes], dict[int, bytes]]:
+        """
+        ``messages`` and ``marks`` with each run (:data:`_RUN`) split into its messages.
+        """
+        if all(mark is not _RUN for mark in marks.values()):
+            return messages, marks
+        self._joined = 0
+        split: list[bytes] = []
+        split_marks: dict[int, bytes] = {}
+        for index, message in enumerate(messages):
+            mark = marks.get(index)
+            if mark is _RUN:
+                split.extend(message.split(b"\n"))
+                continue
+            if mark is not None:
+                split_marks[len(split)] = mark
+            split.append(message)
+        return split, split_marks
 
     def _messageRecords(
         self, now: float, messages: list[bytes], marks: dict[int, bytes]
@@ -708,24 +747,27 @@ class SyslogFramer(records.Framer):
         for messages that hold no newline and have no marker (the usual case) are
         escaped all at once, joined by newlines, as line mode escapes a chunk.
         """
-        if self._runs and not marks and self._format == "json":
-            made = self._jsonRecords(now, messages)
-            if made is not None:
-                return made
-        if self._runs and not marks and self._format == "text":
-            joined = b"\n".join(messages)
-            escaped, newlines = self._body(joined)
-            if newlines == len(messages) - 1:
-                assert escaped is not None  # always, for text
-                prefix = self._prefix(records.timestamp(now))
-                self.lines += len(messages)
-                return (prefix, escaped.replace(b"\n", b"\n" + prefix), b"\n")
+        total = len(messages) + self._joined
+        if self._runs and all(mark is _RUN for mark in marks.values()):
+            if self._format == "json":
+                made = self._jsonRecords(now, messages, total)
+                if made is not None:
+                    return made
+            else:
+                joined = b"\n".join(messages)
+                escaped, newlines = self._body(joined)
+                if newlines == total - 1:
+                    assert escaped is not None  # always, for text
+                    prefix = self._prefix(records.timestamp(now))
+                    self.lines += total
+                    return (prefix, escaped.replace(b"\n", b"\n" + prefix), b"\n")
+        messages, marks = self._split(messages, marks)
         pairs = [(message, marks.get(index, b"")) for index, message in enumerate(messages)]
         return (self._records(now, pairs),)
 
-    def _jsonRecords(self, now: float, messages: list[bytes]) -> Sequence[bytes] | None:
+    def _jsonRecords(self, now: float, messages: list[bytes], total: int) -> Sequence[bytes] | None:
         """
-        JSON records for ``messages``, their lines escaped all at once, joined by
+        JSON records for the ``total`` messages of ``messages`` (runs joined), their lines escaped all at once, joined by
         newlines, as line mode escapes a chunk; ``None`` when a message holds a newline
         or is not valid UTF-8 (those take :meth:`_records`).
 
@@ -736,8 +778,10 @@ class SyslogFramer(records.Framer):
         """
         joined = b"\n".join(messages)
         special = joined.translate(None, _JSON_PLAIN)
-        if special.count(b"\n") != len(messages) - 1:
+        if special.count(b"\n") != total - 1:
             return None
+        if total != len(messages):
+            messages = joined.split(b"\n")
         quotes = not special.translate(None, b'\n"\\')
         if quotes:
             escaped = joined.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
