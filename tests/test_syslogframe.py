@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -672,15 +673,8 @@ class FastPathTests(SynchronousTestCase):
                 taken.append(("counted", position, end))
                 return end
 
-            def _terminatedRun(
-                self,
-                buffer: bytes,
-                position: int,
-                nul: bool,
-                messages: list[bytes],
-                marks: dict[int, bytes],
-            ) -> int:
-                end = super()._terminatedRun(buffer, position, nul, messages, marks)
+            def _terminatedRun(self, buffer: bytes, position: int, *rest: Any) -> int:
+                end = super()._terminatedRun(buffer, position, *rest)
                 taken.append(("terminated", position, end))
                 return end
 
