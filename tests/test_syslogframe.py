@@ -479,7 +479,8 @@ _BITS = [b"<", b">", b"1", b"13", b" ", b"\n", b"\r", b"\r\n", b"\x00", b"a", b"
 _MESSAGE = st.lists(st.sampled_from(_BITS), max_size=12).map(b"".join)
 _HOSTILE = [b"0 ", b"12a ", b"99999 ", b"1000000000 ", b"05 abcde", b"\x00" * 50,
             b"\n\r\n" * 5, b"\r\n", b"<" + b"x" * 400 + b"\n", b"1", b"12", b" 3 abc",
-            b"-1 a", b"+3 abc", b"1_0 0123456789"]  # fmt: skip
+            b"-1 a", b"+3 abc", b"1_0 0123456789", b"65 " + b"y" * 65, b"99 ", b"301 " + b"z" * 301,
+            b"999 "]  # fmt: skip
 _PIECE = st.one_of(
     # octet counted (sometimes with rsyslog's LF)
     _MESSAGE.filter(bool).map(lambda m: b"%d %s" % (len(m), m)),

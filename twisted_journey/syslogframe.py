@@ -405,9 +405,10 @@ def new_framer(
 _RUN = b"\n"
 #: Octet counts below this are remembered in :data:`_COUNTS` once seen.
 _COUNTED = 8192
-#: Octet counts, each with its space (``b"94 "``), to their value: every count below
-#: :data:`_COUNTED` (written without a leading zero) seen so far; at most about 1 MiB.
-_COUNTS: dict[bytes, int] = {}
+#: By limit (``--max-line-length``), octet counts each with its space (``b"94 "``) to
+#: their value: every count within the limit and below :data:`_COUNTED` (written
+#: without a leading zero) seen so far; at most about 1 MiB a limit.
+_COUNTS: dict[int, dict[bytes, int]] = {}
 
 
 class SyslogFramer(records.Framer):
@@ -637,19 +638,22 @@ class SyslogFramer(records.Framer):
         """
         Append the messages of the octet-counted frames from ``position`` on to
         ``messages``, as long as each is complete in ``buffer`` and its count is one
-        within the limit: a ``dict`` look-up (:data:`_COUNTS`, a ``find`` when the
-        count's width changes) and a slice a frame; a count written with a leading zero
-        is left to :meth:`_frames`.  Return where the first frame left for :meth:`_frames` starts.
+        within the limit: a ``dict`` look-up (:data:`_COUNTS`, which holds only counts
+        within the limit; a ``find`` when the count's width changes) and a slice a frame; a count written with a leading zero
+        is left to :meth:`_frames`.  Return where the first frame left for
+        :meth:`_frames` starts (``len(buffer)`` when there is none).
         """
         limit = self._max
         reach = self._width + 1
         size = len(buffer)
         find = buffer.find
-        count_of = _COUNTS.get
+        counts = _COUNTS.setdefault(limit, {})
+        count_of = counts.get
         append = messages.append
         # The count's width with its space: most often the last one's.
         width = 3
-        while position < size:
+        while True:
+            # At the end, b"": not a count, nor is what the find below slices.
             space = position + width
             count = count_of(buffer[position:space])
             if count is None:
@@ -662,10 +666,10 @@ class SyslogFramer(records.Framer):
                     if not number[:-1].isdigit() or number[0] == 0x30:
                         break
                     count = int(number)
+                    if count > limit:
+                        break
                     if count < _COUNTED:
-                        _COUNTS[number] = count
-            if count > limit:
-                break
+                        counts[number] = count
             stop = space + count
             if stop > size:
                 break
