@@ -21,7 +21,10 @@ Each server is measured ``--repeat`` times, in alternating rounds (every server 
 round, in turn), so that whatever else the machine does hits all of them alike; a row
 shows the medians of its runs, the range of its CPU per line (lowest-highest), and the
 lines lost in all its runs together.  Below the table, journey-mux's CPU per line over the
-selectors loop's: the median and range of the ratios of each round.
+selectors loop's: the median and range of the ratios of each round; with ``--framing
+syslog``, each syslog server's CPU per message over journey-mux's line mode per line (the
+same format) and over rsyslog's ``imtcp``.  The JSON results hold these ratios too (each
+table's ``ratios``: name, peer, median, low, high and the ratio of each round).
 
 Columns: server CPU microseconds per line (user + system, from ``/proc``), lines per
 second of wall time, lines lost, the server's peak RSS, and the load generator's own CPU
@@ -41,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -223,16 +226,17 @@ def rounds(
     servers: list[tuple[str, Callable[[int, Path], list[str]]]],
     loader: Path,
     args: argparse.Namespace,
-    octet: bool = False,
+    octet: Collection[str] = (),
 ) -> dict[str, list[Row]]:
     """
-    Run the load ``args.repeat`` times against every server, in alternating rounds.
+    Run the load ``args.repeat`` times against every server, in alternating rounds; the
+    servers named in ``octet`` get octet-counted frames, the others lines.
     """
     runs: dict[str, list[Row]] = {name: [] for name, _ in servers}
     for number in range(args.repeat):
         for name, argv in servers:
             print(f"  {name} (round {number + 1} of {args.repeat})...", file=sys.stderr, flush=True)
-            runs[name].append(load(name, argv, loader, args, octet))
+            runs[name].append(load(name, argv, loader, args, name in octet))
     return runs
 
 
@@ -254,24 +258,44 @@ def summary(name: str, runs: list[Row]) -> Row:
     return Row(name, values)
 
 
-def ratioLine(runs: dict[str, list[Row]], name: str, peer: str) -> str | None:
+def ratio(runs: dict[str, list[Row]], name: str, peer: str) -> dict[str, object] | None:
     """
-    ``NAME / PEER: MEDIANx (LOW-HIGH)``, from the ratio of their CPU per line in each
-    round; ``None`` unless both ran in every round.
+    ``name``'s CPU per line (per message) over ``peer``'s, from the ratio in each
+    round: ``{"name", "peer", "median", "low", "high", "rounds"}`` (``rounds`` the
+    ratios in round order); ``None`` unless both ran in every round.
     """
     pairs = zip(runs.get(name, []), runs.get(peer, []), strict=False)
-    ratios = sorted(
+    ratios = [
         float(a.values["cpu_us"]) / float(b.values["cpu_us"])
         for a, b in pairs
         if isinstance(a.values.get("cpu_us"), float) and isinstance(b.values.get("cpu_us"), float)
         and b.values["cpu_us"]
-    )  # fmt: skip
+    ]  # fmt: skip
     if not ratios or len(ratios) < len(runs.get(name, [])):
         return None
+    return {"name": name, "peer": peer, "median": statistics.median(ratios), "low": min(ratios),
+            "high": max(ratios), "rounds": ratios}  # fmt: skip
+
+
+def ratioLine(found: dict[str, object]) -> str:
+    """
+    ``NAME / PEER CPU per line: MEDIANx (rounds: LOW-HIGH)`` for a :func:`ratio`.
+    """
     return (
-        f"{name} / {peer} CPU per line: {statistics.median(ratios):.2f}x "
-        f"(rounds: {ratios[0]:.2f}-{ratios[-1]:.2f})"
+        f"{found['name']} / {found['peer']} CPU per line: {found['median']:.2f}x "
+        f"(rounds: {found['low']:.2f}-{found['high']:.2f})"
     )
+
+
+def ratios(runs: dict[str, list[Row]], pairs: list[tuple[str, str]]) -> list[dict[str, object]]:
+    """
+    The :func:`ratio` of each ``(name, peer)`` pair that ran in every round, each
+    printed as a :func:`ratioLine`.
+    """
+    found = [r for r in (ratio(runs, name, peer) for name, peer in pairs) if r is not None]
+    for r in found:
+        print(ratioLine(r))
+    return found
 
 
 def idle(name: str, argv: Callable[[int, Path], list[str]], count: int) -> Row:
@@ -365,12 +389,10 @@ def main() -> None:
     columns = [("cpu_us", "{:.3f}"), ("range_cpu_us", "{}"), ("lines_s", "{:,.0f}"), ("lost", "{:d}"),
                ("peak_mb", "{:.1f}"), ("client_us", "{:.3f}"), ("note", "{}")]  # fmt: skip
     printTable(rows, columns, "cpu_us", best.name if best else "asyncio")
-    for name in ("journey-mux-text", "journey-mux-json"):
-        line = ratioLine(runs, name, "selectors")
-        if line:
-            print(line)
+    found = ratios(runs, [("journey-mux-text", "selectors"), ("journey-mux-json", "selectors")])
     tables = {"lines": {"title": f"{args.clients} clients x {args.lines} lines x {args.size} B",
-                        "baseline": best.name if best else "asyncio", "rows": rows}}  # fmt: skip
+                        "baseline": best.name if best else "asyncio", "rows": rows,
+                        "ratios": found}}  # fmt: skip
 
     if args.idle:
         print(f"\nidle: {args.idle:,} connections held open, sending nothing\n")
@@ -412,17 +434,28 @@ def syslogBench(args: argparse.Namespace, only: set[str], loader: Path) -> None:
     ]
     references = [(f"{name} (lines)", SERVERS[name]) for name in SYSLOG_REFERENCES
                   if not (only and name not in only)]  # fmt: skip
-    runs = rounds(chosen, loader, args, octet=True)
-    runs.update(rounds(references, loader, args))
+    # Syslog servers and line mode in the same alternating rounds, for per-round ratios.
+    runs = rounds(chosen + references, loader, args, octet={name for name, _ in chosen})
     rows = [summary(name, runs[name]) for name, _ in chosen + references]
     columns = [("cpu_us", "{:.3f}"), ("range_cpu_us", "{}"), ("lines_s", "{:,.0f}"), ("lost", "{:d}"),
                ("peak_mb", "{:.1f}"), ("client_us", "{:.3f}"), ("note", "{}")]  # fmt: skip
     baseline = "rsyslog-imtcp" if any(r.name == "rsyslog-imtcp" for r in rows) else rows[0].name
     printTable(rows, columns, "cpu_us", baseline)
+    # What syslog mode is held to: its CPU per message over line mode's per line (same
+    # size, same format), and over rsyslog's imtcp.
+    pairs = []
+    for name in SYSLOG_SERVERS:
+        if name != "rsyslog-imtcp":
+            lines = "journey-mux-json" if name.endswith("-json") else "journey-mux-text"
+            pairs += [(name, f"{lines} (lines)"), (name, "rsyslog-imtcp")]
+    found = ratios(runs, pairs)
     title = f"{args.clients} clients x {args.lines} octet-counted frames x {args.size} B"
     settings = {k: v for k, v in vars(args).items() if k != "json"}
     writeResults(
-        args.json, "mux", settings, {"syslog": {"title": title, "baseline": baseline, "rows": rows}}
+        args.json,
+        "mux",
+        settings,
+        {"syslog": {"title": title, "baseline": baseline, "rows": rows, "ratios": found}},
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -457,3 +458,238 @@ class OctetCounterTests(SynchronousTestCase):
             for _ in range(11):
                 counter.frames(b"z")
         self.assertIn("longer than 10 bytes", str(e.exception))
+
+
+class GeneralFramer(SyslogFramer):
+    """
+    A :class:`SyslogFramer` that frames a frame at a time and makes a record at a time
+    (no runs, no chunk-wide records): the path every record of the fast path must match.
+    """
+
+    _runs = False
+
+
+# Pieces of hostile streams: whole frames of every framing (messages of special bytes:
+# controls, CR, LF, NUL, quotes, backslashes, bidi, invalid UTF-8, RFC 5424 and 3164
+# headers), bad and lying counts, floods of terminators.
+_BITS = [b"<", b">", b"1", b"13", b" ", b"\n", b"\r", b"\r\n", b"\x00", b"a", b"\\", b'"',
+         b"\xe2\x80\xae", b"\xff", b"\t", b"\x1b", b"9", b"-", b"[x y=\"1\"]", b"\xef\xbb\xbf",
+         b"<13>1 2026-12-02T05:41:14Z vm app1 - - ", b"<13>1 - h a - - - ", b"<12>app5: ",
+         b"<14>Dec  2 05:41:14 vm app[12]: ", b"<999>"]  # fmt: skip
+_MESSAGE = st.lists(st.sampled_from(_BITS), max_size=12).map(b"".join)
+_HOSTILE = [b"0 ", b"12a ", b"99999 ", b"1000000000 ", b"05 abcde", b"\x00" * 50,
+            b"\n\r\n" * 5, b"\r\n", b"<" + b"x" * 400 + b"\n", b"1", b"12", b" 3 abc",
+            b"-1 a", b"+3 abc", b"1_0 0123456789", b"65 " + b"y" * 65, b"99 ", b"301 " + b"z" * 301,
+            b"999 "]  # fmt: skip
+_PIECE = st.one_of(
+    # octet counted (sometimes with rsyslog's LF)
+    _MESSAGE.filter(bool).map(lambda m: b"%d %s" % (len(m), m)),
+    # traditional, with a PRI (the runs' case) or anything else
+    st.tuples(_MESSAGE, st.sampled_from([b"\n", b"\r\n", b"\x00"])).map(
+        lambda p: b"<" + p[0] + p[1]
+    ),
+    st.tuples(_MESSAGE, st.sampled_from([b"\n", b"\r\n", b"\x00"])).map(b"".join),
+    st.sampled_from(_HOSTILE),
+    st.binary(max_size=12),
+)
+# Mostly well-formed streams (long runs), sometimes with a hostile piece.
+_STREAM = st.lists(_PIECE, max_size=40).map(b"".join)
+
+
+def _pieces(wire: bytes, cuts: list[int]) -> list[bytes]:
+    """
+    ``wire`` cut at ``cuts``.
+    """
+    cuts = sorted(cuts)
+    return [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
+
+
+class FastPathTests(SynchronousTestCase):
+    """
+    Runs of frames taken at once and text records made a chunk at a time give exactly
+    the records, errors, counts and relayed messages of a frame at a time.
+    """
+
+    def assertSame(self, record_format: str, limit: int, pieces: list[bytes]) -> None:
+        """
+        Feeding ``pieces`` to a fast and a general framer gives the same output for each
+        piece and at the end, the same error, count and broadcast messages.
+        """
+        made = []
+        for kind in (SyslogFramer, GeneralFramer):
+            f = kind(record_format, "127.0.0.1:5", 7, max_line_length=limit, keep_lines=True)
+            steps = []
+            for piece in pieces:
+                steps.append((f.feed(piece, NOW), f.complete, f.error))
+            steps.append((f.finish(NOW), b"", f.error))
+            made.append((steps, f.lines, f.received))
+        self.assertEqual(made[0], made[1])
+
+    @settings(max_examples=400, deadline=None)
+    @given(
+        _STREAM,
+        st.sampled_from(["text", "json"]),
+        st.sampled_from([64, 300, 65536]),
+        st.lists(st.integers(0, 2000), max_size=8),
+    )
+    def test_sameRecords(
+        self, wire: bytes, record_format: str, limit: int, cuts: list[int]
+    ) -> None:
+        """
+        Any mix of framings and hostile bytes, cut anywhere, makes the same records.
+        """
+        self.assertSame(record_format, limit, _pieces(wire, [c for c in cuts if c <= len(wire)]))
+
+    @settings(max_examples=60, deadline=None)
+    @given(_STREAM, st.sampled_from(["text", "json"]))
+    def test_sameRecordsByteByByte(self, wire: bytes, record_format: str) -> None:
+        """
+        The same, a byte at a time.
+        """
+        self.assertSame(record_format, 64, [wire[i : i + 1] for i in range(len(wire))])
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from([b"0", b"13", b"191", b"192", b"999", b"013", b""]),
+                st.sampled_from([b"-", b"2026-12-02T05:41:14Z", b"2026-12-02T05:41:14.123+01:00"]),
+                st.lists(
+                    st.sampled_from([b"-", b"h", b'"', b"\\", b"-x", b"a" * 49, b"--"]),
+                    min_size=4,
+                    max_size=4,
+                ),
+                st.sampled_from(
+                    [b"-", b'[x y="1"]', b'[x@1 a="q\\"uo\\]te" b=""][y]', b"[x", b"-[x]"]
+                ),
+                st.one_of(
+                    st.just(b""),
+                    st.text(alphabet='ab "\\-[]', max_size=12).map(lambda t: b" " + t.encode()),
+                ),
+            ).map(lambda m: b"<%s>1 %s %s %s%s" % (m[0], m[1], b" ".join(m[2]), m[3], m[4])),
+            min_size=1,
+            max_size=20,
+        ),
+        st.sampled_from([b"\n", b"\x00", b"count"]),
+    )
+    def test_sameParsedFields(self, messages: list[bytes], how: bytes) -> None:
+        """
+        RFC 5424 messages (valid or nearly: fields absent, too long, written ``-x``,
+        quotes and backslashes anywhere, PRIs out of range) get the same parsed fields
+        in JSON records, through the chunk's RFC 5424 fast path and one at a time.
+        """
+        self.assertSameFields(messages, how)
+
+    def assertSameFields(self, messages: list[bytes], how: bytes) -> None:
+        """
+        ``messages``, framed ``how`` (a terminator, or ``b"count"``), make the same JSON
+        records both ways, in one chunk and in two.
+        """
+        if how == b"count":
+            wire = b"".join(b"%d %s" % (len(m), m) for m in messages)
+        else:
+            wire = how.join(messages) + how
+        self.assertSame("json", 65536, [wire])
+        self.assertSame("json", 65536, [wire[:7], wire[7:]])
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from([b"", b"<13>", b"<192>", b"<0>", b"<01>", b"<191>", b"<"]),
+                st.sampled_from(
+                    [
+                        b"",
+                        b"Dec  2 05:41:14 ",
+                        b"Dec 12 05:41:14",
+                        b"2026-12-02T05:41:14Z ",
+                        b"2026-12-02T05:41:14.5+01:00 ",
+                        b"Dec  2 05:41:14 -",
+                    ]
+                ),
+                st.sampled_from([b"", b"vm ", b'v"m ', b"a:b ", b"[x ", b"vm\\ "]),
+                st.sampled_from(
+                    [
+                        b"",
+                        b"app: ",
+                        b"app:",
+                        b"app[12]: ",
+                        b"app[12] ",
+                        b"app[12]:",
+                        b"app[] ",
+                        b"a" * 49 + b": ",
+                        b"ap\\p: ",
+                        b'a"[1"]: ',
+                    ]
+                ),
+                st.lists(
+                    st.sampled_from([b"x", b" ", b'"', b"\\", b":", b"-", b"1 ", b"[2]"]),
+                    max_size=6,
+                ).map(b"".join),
+            ).map(b"".join),
+            min_size=1,
+            max_size=20,
+        ),
+        st.sampled_from([b"\n", b"\x00", b"count"]),
+    )
+    def test_sameLenientFields(self, messages: list[bytes], how: bytes) -> None:
+        """
+        RFC 3164 messages, or anything read as one (PRI, time stamp, host name and tag
+        present or not, well formed or not), get the same parsed fields in JSON
+        records, through the chunk's fast path and one at a time.
+        """
+        self.assertSameFields(messages, how)
+
+    def test_realSenders(self) -> None:
+        """
+        What ``logger --octet-count``, rsyslog's octet-counted forwarding (a LF ending
+        each message), ``logger -T`` (CR LF too) and Python's ``SysLogHandler`` (NUL)
+        send, in chunks of every size, makes the same records both ways.
+        """
+        message = b'<13>1 2026-12-02T05:41:14Z vm app1 - - [timeQuality tzKnown="1"] n %d'
+        streams = [
+            b"".join(b"%d %s" % (len(message % i), message % i) for i in range(300)),
+            b"".join(b"%d %s\n" % (len(message % i) + 1, message % i) for i in range(300)),
+            b"".join(message % i + b"\n" for i in range(300)),
+            b"".join(message % i + b"\r\n" for i in range(300)),
+            b"".join(b"<12>app5: nul %d\x00" % i for i in range(300)),
+            b"".join(b"<13>x %d\r\n<12>y %d\r\x00" % (i, i) for i in range(300)),
+        ]
+        for wire in streams:
+            for size in [1, 7, 100, 1000, 4096, 65536]:
+                pieces = [wire[i : i + size] for i in range(0, len(wire), size)]
+                for record_format in ["text", "json"]:
+                    self.assertSame(record_format, 65536, pieces)
+
+    def test_runsTaken(self) -> None:
+        """
+        A chunk of whole octet-counted frames, and one of whole newline- or
+        NUL-terminated frames starting with a PRI, is each framed by one run.
+        """
+        taken: list[tuple[str, int, int]] = []
+
+        class Watched(SyslogFramer):
+            def _countedRun(self, buffer: bytes, position: int, messages: list[bytes]) -> int:
+                end = super()._countedRun(buffer, position, messages)
+                taken.append(("counted", position, end))
+                return end
+
+            def _terminatedRun(self, buffer: bytes, position: int, *rest: Any) -> int:
+                end = super()._terminatedRun(buffer, position, *rest)
+                taken.append(("terminated", position, end))
+                return end
+
+        counted = b"".join(b"%d <13>x %d" % (len(b"<13>x %d" % i), i) for i in range(100))
+        crlf = b"".join(b"<13>x %d\r\n" % i for i in range(100))
+        nul = b"".join(b"<13>x %d\n<12>y %d\x00" % (i, i) for i in range(100))
+        for wire in [counted, crlf, nul]:
+            out = Watched("text", "127.0.0.1:5", 1).feed(wire, NOW)
+            self.assertEqual(len(out.splitlines()), wire.count(b"<"))
+        self.assertEqual(
+            taken,
+            [
+                ("counted", 0, len(counted)),
+                ("terminated", 0, len(crlf)),
+                ("terminated", 0, len(nul)),
+            ],
+        )

@@ -91,10 +91,15 @@ _SD_NAME = rb"[!#-<>-\\^-~]{1,32}"
 _SD_ELEMENT = rb'\[%s(?: %s="(?:[^"\\\]]|\\.)*")*\]' % (_SD_NAME, _SD_NAME)
 #: RFC 5424 after the PRI, strictly: VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP
 #: PROCID SP MSGID SP STRUCTURED-DATA [SP MSG].
+_HOSTNAME = rb"[!-~]{1,255}"
+_APP_NAME = rb"[!-~]{1,48}"
+_PROCID = rb"[!-~]{1,128}"
+_MSGID = rb"[!-~]{1,32}"
 _RFC5424 = re.compile(
-    rb"1 (?P<timestamp>-|%s) (?P<hostname>[!-~]{1,255}) (?P<app_name>[!-~]{1,48}) "
-    rb"(?P<procid>[!-~]{1,128}) (?P<msgid>[!-~]{1,32}) "
-    rb"(?P<structured_data>-|(?:%s)+)(?: (?P<msg>.*))?" % (_RFC3339, _SD_ELEMENT),
+    rb"1 (?P<timestamp>-|%s) (?P<hostname>%s) (?P<app_name>%s) "
+    rb"(?P<procid>%s) (?P<msgid>%s) "
+    rb"(?P<structured_data>-|(?:%s)+)(?: (?P<msg>.*))?"
+    % (_RFC3339, _HOSTNAME, _APP_NAME, _PROCID, _MSGID, _SD_ELEMENT),
     re.DOTALL,
 )
 #: A whole RFC 5424 message, PRI included (one match for the usual case, no slice).
@@ -225,6 +230,58 @@ def parsed_json(message: bytes) -> bytes:
     return template % tuple(present)
 
 
+#: A valid PRI's number (below 192).
+_VALID_PRI = rb"0|[1-9][0-9]?|1[0-8][0-9]|19[01]"
+#: What :func:`_values` finds, in one match: :data:`_PRI_RFC5424` with a valid PRI and
+#: each nil field (``-``) captured as ``None`` (groups 1-8), else the lenient RFC 3164
+#: reading, which always matches (groups 9-14: PRI, timestamp, host name, app name,
+#: procid, message), each part tried where and as :func:`_values` tries it.
+_HEADER = re.compile(
+    rb"<(%s)>1 (?:-|(%s)) (?:-|(%s)) (?:-|(%s)) (?:-|(%s)) (?:-|(%s)) "
+    rb"(?:-|((?:%s)+))(?: (.*))?\Z"
+    rb"|(?:<(%s)>)?(?:%s(?:(?!%s)%s)?)?(?:%s)?(.*)"
+    % (
+        _VALID_PRI,
+        _RFC3339,
+        _HOSTNAME,
+        _APP_NAME,
+        _PROCID,
+        _MSGID,
+        _SD_ELEMENT,
+        _VALID_PRI,
+        _RFC3164_STAMP.pattern.replace(b"?P<timestamp>", b""),
+        _RFC3164_TAG.pattern.replace(b"?P<app_name>", b"?:").replace(b"?P<procid>", b"?:"),
+        _RFC3164_HOST.pattern.replace(b"?P<hostname>", b""),
+        _RFC3164_TAG.pattern.replace(b"?P<app_name>", b"").replace(b"?P<procid>", b""),
+    ),
+    re.DOTALL,
+)
+
+#: ``"facility":"NAME","severity":"NAME"`` by PRI as sent, for every valid PRI.
+_PRI_JSON = {
+    b"%d" % number: b'"facility":"%s","severity":"%s"' % names
+    for number, names in enumerate(_PRI_NAMES)
+}
+#: The same for a message without a valid PRI: user.notice.
+_DEFAULT_PRI_JSON = _PRI_JSON[b"%d" % DEFAULT_PRI]
+
+#: JSON records of RFC 5424 messages, by which fields after the PRI are absent:
+#: ``%s`` for the prefix, the line, the PRI's names and each field present.
+_NIL_RECORDS: dict[tuple[bool, ...], bytes] = {}
+
+
+def _nil_record(absent: tuple[bool, ...]) -> bytes:
+    """
+    The entry of :data:`_NIL_RECORDS` for ``absent`` (made once).
+    """
+    members = [
+        name + (b"null" if gone else b'"%s"')
+        for name, gone in zip(_MEMBERS[2:], absent, strict=True)
+    ]
+    record = _NIL_RECORDS[absent] = b'%s%s","syslog":{%s,' + b",".join(members) + b"}}\n"
+    return record
+
+
 #: The longest line ``journey send --framing syslog`` holds to count (16 MiB).
 MAX_SENT_MESSAGE = 1 << 24
 
@@ -344,6 +401,16 @@ def new_framer(
     )
 
 
+#: The mark of a run of messages joined by newlines (:meth:`SyslogFramer._terminatedRun`).
+_RUN = b"\n"
+#: Octet counts below this are remembered in :data:`_COUNTS` once seen.
+_COUNTED = 8192
+#: By limit (``--max-line-length``), octet counts each with its space (``b"94 "``) to
+#: their value: every count within the limit and below :data:`_COUNTED` (written
+#: without a leading zero) seen so far; at most about 1 MiB a limit.
+_COUNTS: dict[int, dict[bytes, int]] = {}
+
+
 class SyslogFramer(records.Framer):
     """
     A :class:`twisted_journey.records.Framer` for syslog frames (see the module
@@ -356,11 +423,21 @@ class SyslogFramer(records.Framer):
     The bytes of an unfinished frame are kept in one buffer with the rest of the chunk
     until the frame is complete; a traditional frame is searched for its terminator only
     in bytes not searched before, so a frame trickled a byte at a time costs linear time.
+
+    A chunk's runs of well-formed frames are framed a run at a time, its text records
+    escaped all at once and its JSON records' fields found with one match each (see
+    :meth:`_frames` and :meth:`_jsonRecords`); everything else a frame and a record at a
+    time, into the same records.
     """
 
-    __slots__ = ("_buffer", "_conn", "_peer", "_scanned", "_width")
+    __slots__ = ("_buffer", "_conn", "_joined", "_peer", "_scanned", "_width")
 
     _buffer: bytearray | None
+
+    #: Whether runs of well-formed frames are taken at once and text records made a
+    #: chunk at a time (false only to test those against the frame-at-a-time path,
+    #: which makes the same records).
+    _runs = True
 
     def __init__(
         self,
@@ -388,38 +465,43 @@ class SyslogFramer(records.Framer):
         self._buffer = None
         #: how far into the buffer a traditional frame was searched for its end
         self._scanned = 0
+        #: the chunk's messages joined in runs (:data:`_RUN`) beyond one per run
+        self._joined = 0
 
     def feedPieces(self, data: bytes, now: float) -> Sequence[bytes | memoryview]:
         """
         The records for a chunk received at ``now``, one per complete message, in one
         piece (empty when there are none).
         """
-        out = self._feed(data, now)
-        return (out,) if out else ()
+        return self._chunk(data, now)
 
-    def _feed(self, data: bytes, now: float) -> bytes:
+    def _chunk(self, data: bytes, now: float) -> Sequence[bytes]:
         """
-        The records for a chunk received at ``now``: one per complete message.
+        The records for a chunk received at ``now``, one per complete message, in
+        pieces (none when there are none).
         """
         self.received += len(data)
         if self._keep_lines:
             self.complete = b""
         if self.error is not None or not data:
-            return b""
+            return ()
         held = self._buffer
         buffer: bytes | bytearray = data
         if held is not None:
-            # Appending to a buffer of our own: a frame trickled a byte at a time costs
-            # linear time, not a copy of everything held per byte.
-            held += data
-            buffer = held
-            if 2 * len(data) >= len(held):
+            if len(data) >= len(held):
                 # Mostly new bytes: framed as bytes, whose slices are the messages, at the
                 # cost of one copy of at most twice the chunk.
-                buffer = bytes(held)
-                held = None
-        messages: list[tuple[bytes, bytes]] = []
-        position = self._frames(buffer, messages)
+                buffer = b"".join((held, data))
+                held = self._buffer = None
+            else:
+                # Appending to a buffer of our own: a frame trickled a byte at a time
+                # costs linear time, not a copy of everything held per byte.
+                held += data
+                buffer = held
+        messages: list[bytes] = []
+        marks: dict[int, bytes] = {}
+        self._joined = 0
+        position = self._frames(buffer, messages, marks)
         self._scanned = max(self._scanned - position, 0)
         if position >= len(buffer):
             self._buffer = None
@@ -432,23 +514,27 @@ class SyslogFramer(records.Framer):
             self._buffer = None
             if rest:
                 limit = self._max
-                messages.append(
-                    (
-                        bytes(rest[:limit]),
-                        records.TRUNCATED if len(rest) > limit else records.PARTIAL,
-                    )
-                )
+                marks[len(messages)] = records.TRUNCATED if len(rest) > limit else records.PARTIAL
+                messages.append(bytes(rest[:limit]))
         if not messages:
-            return b""
+            return ()
         if self._keep_lines:
-            self.complete = b"".join(b"%d %s" % (len(message), message) for message, _ in messages)
-        return self._records(now, messages)
+            messages, marks = self._split(messages, marks)
+            self.complete = b"".join(b"%d %s" % (len(message), message) for message in messages)
+        return self._messageRecords(now, messages, marks)
 
-    def _frames(self, buffer: bytes | bytearray, messages: list[tuple[bytes, bytes]]) -> int:
+    def _frames(
+        self, buffer: bytes | bytearray, messages: list[bytes], marks: dict[int, bytes]
+    ) -> int:
         """
-        Append every complete message of ``buffer`` to ``messages``; return where the
+        Append every complete message of ``buffer`` to ``messages`` (and the marker of
+        each one cut at the limit to ``marks``, by its index); return where the
         unfinished frame starts (``len(buffer)`` when there is none).  Sets
         :attr:`error` at a bad octet count, returning where its frame starts.
+
+        Runs of well-formed frames are taken a run at a time (:meth:`_countedRun`,
+        :meth:`_terminatedRun`); whatever they leave (a frame cut by the chunk's end, a
+        bad count, a frame to truncate...) is framed here, a frame at a time.
         """
         limit = self._max
         width = self._width
@@ -458,6 +544,9 @@ class SyslogFramer(records.Framer):
         # Without a NUL, a traditional frame ends at the next LF: one find, not a search
         # for either.
         nul = b"\x00" in buffer
+        # Runs are taken in bytes (whose slices are bytes).
+        whole = buffer if self._runs and isinstance(buffer, bytes) else None
+        terminated_runs = whole is not None
         while position < size:
             if self._discarding:
                 # The rest of a truncated traditional frame, up to its end, is dropped.
@@ -473,6 +562,11 @@ class SyslogFramer(records.Framer):
                 position = _EMPTY.match(buffer, position).end()  # type: ignore[union-attr]
                 continue
             if 0x30 <= first <= 0x39:
+                if whole is not None:
+                    start = position
+                    position = self._countedRun(whole, position, messages)
+                    if position != start:
+                        continue
                 space = buffer.find(b" ", position, position + width + 1)
                 number = buffer[position:space] if space > 0 else b""
                 if not number.isdigit():
@@ -503,9 +597,17 @@ class SyslogFramer(records.Framer):
                 # rsyslog's templates end a message with LF even when it is octet
                 # counted, and rsyslog drops it on reception: so do we.
                 last = stop - 1 if buffer[stop - 1] == 0x0A else stop
-                append((bytes(buffer[space + 1 : last]), b""))
+                append(bytes(buffer[space + 1 : last]))
                 position = stop
                 continue
+            if terminated_runs and whole is not None and first == 0x3C:
+                start = position
+                position = self._terminatedRun(whole, position, nul, messages, marks)
+                if position != start:
+                    continue
+                # Not such a run: not tried again in this buffer (each try reads the
+                # rest of it).
+                terminated_runs = False
             scan = position if position > self._scanned else self._scanned
             if nul:
                 found = _END.search(buffer, scan)
@@ -515,7 +617,8 @@ class SyslogFramer(records.Framer):
             if end < 0:
                 if size - position > limit + 1:
                     # Too long: record it cut, discard the rest up to its end.
-                    append((bytes(buffer[position : position + limit]), records.TRUNCATED))
+                    marks[len(messages)] = records.TRUNCATED
+                    append(bytes(buffer[position : position + limit]))
                     self._discarding = True
                     self._scanned = 0
                     return size
@@ -524,19 +627,221 @@ class SyslogFramer(records.Framer):
             self._scanned = 0
             stop = end - 1 if buffer[end] == 0x0A and buffer[end - 1] == 0x0D else end
             if stop - position > limit:
-                append((bytes(buffer[position : position + limit]), records.TRUNCATED))
+                marks[len(messages)] = records.TRUNCATED
+                append(bytes(buffer[position : position + limit]))
             elif stop > position:  # not a lone CR LF
-                append((bytes(buffer[position:stop]), b""))
+                append(bytes(buffer[position:stop]))
             position = end + 1
         return size
 
+    def _countedRun(self, buffer: bytes, position: int, messages: list[bytes]) -> int:
+        """
+        Append the messages of the octet-counted frames from ``position`` on to
+        ``messages``, as long as each is complete in ``buffer`` and its count is one
+        within the limit: a ``dict`` look-up (:data:`_COUNTS`, which holds only counts
+        within the limit; a ``find`` when the count's width changes) and a slice a frame; a count written with a leading zero
+        is left to :meth:`_frames`.  Return where the first frame left for
+        :meth:`_frames` starts (``len(buffer)`` when there is none).
+        """
+        limit = self._max
+        reach = self._width + 1
+        size = len(buffer)
+        find = buffer.find
+        counts = _COUNTS.setdefault(limit, {})
+        count_of = counts.get
+        append = messages.append
+        # The count's width with its space: most often the last one's.
+        width = 3
+        while True:
+            # At the end, b"": not a count, nor is what the find below slices.
+            space = position + width
+            count = count_of(buffer[position:space])
+            if count is None:
+                # b"" when there is no space: not a count.
+                space = find(b" ", position, position + reach) + 1
+                width = space - position
+                number = buffer[position:space]
+                count = count_of(number)
+                if count is None:
+                    if not number[:-1].isdigit() or number[0] == 0x30:
+                        break
+                    count = int(number)
+                    if count > limit:
+                        break
+                    if count < _COUNTED:
+                        counts[number] = count
+            stop = space + count
+            if stop > size:
+                break
+            # An LF ending the message is not part of it (see _frames).
+            append(buffer[space : stop - (buffer[stop - 1] == 0x0A)])
+            position = stop
+        return position
+
+    def _terminatedRun(
+        self,
+        buffer: bytes,
+        position: int,
+        nul: bool,
+        messages: list[bytes],
+        marks: dict[int, bytes],
+    ) -> int:
+        """
+        Append the messages of the traditional frames from ``position`` up to the last
+        terminator in ``buffer`` to ``messages``, all at once, joined by newlines and
+        marked :data:`_RUN` in ``marks``, when each of them starts
+        with ``<`` (a PRI: so none is empty or octet counted) and none is too long;
+        return where the frame after them starts, or ``position`` when they are not
+        such frames (for :meth:`_frames`, a frame at a time).
+
+        A few C passes over the run: the NULs made LFs (when there is no CR, which
+        only an LF removes), CR LF made LF, LFs counted twice (all of them, and those
+        followed by ``<``), one split.
+        """
+        end = buffer.rfind(b"\n", position)
+        if nul:
+            end = max(end, buffer.rfind(b"\x00", position))
+        if end < 0:
+            return position
+        run = buffer[position:end]
+        if nul:
+            if 0x0D in run:
+                return position
+            run = run.replace(b"\x00", b"\n")
+        elif 0x0D in run or buffer[end - 1] == 0x0D:
+            run = buffer[position : end + 1].replace(b"\r\n", b"\n")[:-1]
+        newlines = run.count(b"\n")
+        if run.count(b"\n<") != newlines:
+            return position
+        if len(run) > self._max and self._hasLongLine(run):
+            return position
+        # Kept joined: a text record is made of it as it is.
+        marks[len(messages)] = _RUN
+        messages.append(run)
+        self._joined += newlines
+        return end + 1
+
+    def _split(
+        self, messages: list[bytes], marks: dict[int, bytes]
+    ) -> tuple[list[bytes], dict[int, bytes]]:
+        """
+        ``messages`` and ``marks`` with each run (:data:`_RUN`) split into its messages.
+        """
+        if all(mark is not _RUN for mark in marks.values()):
+            return messages, marks
+        self._joined = 0
+        split: list[bytes] = []
+        split_marks: dict[int, bytes] = {}
+        for index, message in enumerate(messages):
+            mark = marks.get(index)
+            if mark is _RUN:
+                split.extend(message.split(b"\n"))
+                continue
+            if mark is not None:
+                split_marks[len(split)] = mark
+            split.append(message)
+        return split, split_marks
+
+    def _messageRecords(
+        self, now: float, messages: list[bytes], marks: dict[int, bytes]
+    ) -> Sequence[bytes]:
+        """
+        Records for ``messages``, with the markers of ``marks`` (by index); JSON records
+        also hold each message's parsed fields (see :func:`parsed_json`).  Text records
+        for messages that hold no newline and have no marker (the usual case) are
+        escaped all at once, joined by newlines, as line mode escapes a chunk.
+        """
+        total = len(messages) + self._joined
+        if self._runs and all(mark is _RUN for mark in marks.values()):
+            if self._format == "json":
+                made = self._jsonRecords(now, messages, total)
+                if made is not None:
+                    return made
+            else:
+                joined = b"\n".join(messages)
+                escaped, newlines = self._body(joined)
+                if newlines == total - 1:
+                    assert escaped is not None  # always, for text
+                    prefix = self._prefix(records.timestamp(now))
+                    self.lines += total
+                    return (prefix, escaped.replace(b"\n", b"\n" + prefix), b"\n")
+        messages, marks = self._split(messages, marks)
+        pairs = [(message, marks.get(index, b"")) for index, message in enumerate(messages)]
+        return (self._records(now, pairs),)
+
+    def _jsonRecords(self, now: float, messages: list[bytes], total: int) -> Sequence[bytes] | None:
+        """
+        JSON records for the ``total`` messages of ``messages`` (runs joined), their lines escaped all at once, joined by
+        newlines, as line mode escapes a chunk; ``None`` when a message holds a newline
+        or is not valid UTF-8 (those take :meth:`_records`).
+
+        When the chunk has nothing but quotes and backslashes to escape (the usual
+        case), each message is parsed by one match of :data:`_HEADER` and written with
+        one template of :data:`_NIL_RECORDS`; else each message's fields are
+        :func:`parsed_json`'s.
+        """
+        joined = b"\n".join(messages)
+        special = joined.translate(None, _JSON_PLAIN)
+        if special.count(b"\n") != total - 1:
+            return None
+        if total != len(messages):
+            messages = joined.split(b"\n")
+        quotes = not special.translate(None, b'\n"\\')
+        if quotes:
+            escaped = joined.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+        else:
+            body, _ = self._body(joined)
+            if body is None:
+                return None
+            escaped = body
+        prefix = self._prefix(records.timestamp(now))
+        header = _HEADER.match
+        pri_json = _PRI_JSON.get
+        templates = _NIL_RECORDS.get
+        out: list[bytes] = []
+        append = out.append
+        for message, line in zip(messages, escaped.split(b"\n"), strict=True):
+            if not quotes:
+                append(b'%s%s"%s}\n' % (prefix, line, parsed_json(message)))
+                continue
+            groups = header(message).groups()  # type: ignore[union-attr]
+            pri, stamp, host, app, procid, msgid, data, msg = groups[:8]
+            if pri is None:
+                # RFC 3164, read leniently: no msgid, no structured data, a message.
+                pri, stamp, host, app, procid, msg = groups[8:]
+                msgid = data = None
+            names = _DEFAULT_PRI_JSON if pri is None else pri_json(pri)
+            absent = (
+                stamp is None,
+                host is None,
+                app is None,
+                procid is None,
+                msgid is None,
+                data is None,
+                msg is None,
+            )
+            template = templates(absent) or _nil_record(absent)
+            # Present fields are never empty, but the message may be.
+            present = [*filter(None, (stamp, host, app, procid, msgid, data))]
+            if msg is not None:
+                present.append(msg)
+            fields = b"\0".join(present)
+            if 0x22 in fields or 0x5C in fields:
+                # JSON's escapes, made in the fields joined by NULs (which none holds)
+                # and split again.
+                fields = fields.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+                present = fields.split(b"\0")
+            append(template % (prefix, line, names, *present))
+        self.lines += len(out)
+        return (b"".join(out),)
+
     def _records(self, now: float, lines: Iterable[tuple[bytes, bytes]]) -> bytes:
         """
-        Records for ``(message, marker)`` pairs; JSON records also hold the message's
-        parsed fields (see :func:`parsed_json`).
+        Records for ``(message, marker)`` pairs, a call per message; JSON records also
+        hold the message's parsed fields (see :func:`parsed_json`).
         """
         if self._format != "json":
-            return self._textRecords(now, list(lines))
+            return super()._records(now, lines)
         prefix = self._prefix(records.timestamp(now))
         out = [
             b"%s%s\n" % (prefix, records.json_line(line, marker, parsed_json(line)))
@@ -544,23 +849,6 @@ class SyslogFramer(records.Framer):
         ]
         self.lines += len(out)
         return b"".join(out)
-
-    def _textRecords(self, now: float, lines: list[tuple[bytes, bytes]]) -> bytes:
-        """
-        Text records for ``(message, marker)`` pairs: when no message holds a newline or
-        has a marker (the usual case), escaped all at once, joined by newlines, as line
-        mode escapes a chunk; else a call per message.
-        """
-        messages = [message for message, marker in lines if not marker]
-        if len(messages) == len(lines):
-            joined = b"\n".join(messages)
-            if joined.count(b"\n") == len(messages) - 1:
-                escaped, _ = self._body(joined)
-                assert escaped is not None  # always, for text
-                prefix = self._prefix(records.timestamp(now))
-                self.lines += len(messages)
-                return b"".join((prefix, escaped.replace(b"\n", b"\n" + prefix), b"\n"))
-        return super()._records(now, lines)
 
     @staticmethod
     def _shown(buffer: bytes | bytearray, position: int) -> str:
