@@ -200,6 +200,23 @@ class MuxContract:
         self.assertEqual(b"".join(line for line, _ in byConn[2]), sent)
         self.assertEqual({marker for _, marker in byConn[2]}, {b""})
 
+    def test_rawModeBroadcast(self) -> None:
+        """
+        ``--mode raw --broadcast``: each chunk is relayed as received to the other
+        clients (there are no lines to wait for).
+        """
+        server, address, output = self.start("--mode", "raw", "--broadcast")
+        sent = b"no newline\x00 at all\r"
+        # Accepted in order: the listener is a client before the talker's bytes are read.
+        with connect(address) as listener, connect(address) as talker:
+            talker.sendall(sent)
+            listener.settimeout(PATIENCE)
+            received = b""
+            while len(received) < len(sent) and (chunk := listener.recv(4096)):
+                received += chunk
+        self.assertEqual(received, sent)
+        self.stopped(server, output)
+
     def test_concurrentInterleaved(self) -> None:
         """
         Many clients writing interleaved lines, in pieces that split lines: every line is

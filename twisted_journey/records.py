@@ -431,7 +431,8 @@ class Framer:
     :ivar lines: records made so far.
     :ivar received: bytes received so far.
     :ivar complete: when ``keep_lines`` is true, the complete lines of the last chunk,
-        each ending in ``\\n`` (what ``--broadcast`` relays); else ``b""``.
+        each ending in ``\\n`` (in ``raw`` mode, the chunk as its record holds it): what
+        ``--broadcast`` relays; else ``b""``.
     :ivar error: ``None``; a framer that finds bytes it cannot frame (see
         :class:`twisted_journey.syslogframe.SyslogFramer`) sets it to the sentence to
         log, and the engine then closes the connection.
@@ -568,6 +569,8 @@ class Framer:
         if self._raw:
             if not data:
                 return b""
+            if self._keep_lines:
+                self.complete = data[: self._max]
             if len(data) > self._max:
                 return self._records(now, [(data[: self._max], TRUNCATED)])
             return self._records(now, [(data, b"")])
