@@ -426,7 +426,7 @@ class SyslogFramer(records.Framer):
 
     A chunk's runs of well-formed frames are framed a run at a time, its text records
     escaped all at once and its JSON records' fields found with one match each (see
-    :meth:`_frames` and :meth:`_jsonRecords`); everything else a frame and a record at a
+    ``_frames`` and ``_jsonRecords``); everything else a frame and a record at a
     time, into the same records.
     """
 
@@ -640,8 +640,8 @@ class SyslogFramer(records.Framer):
         ``messages``, as long as each is complete in ``buffer`` and its count is one
         within the limit: a ``dict`` look-up (:data:`_COUNTS`, which holds only counts
         within the limit; a ``find`` when the count's width changes) and a slice a frame; a count written with a leading zero
-        is left to :meth:`_frames`.  Return where the first frame left for
-        :meth:`_frames` starts (``len(buffer)`` when there is none).
+        is left to ``_frames``.  Return where the first frame left for
+        ``_frames`` starts (``len(buffer)`` when there is none).
         """
         limit = self._max
         reach = self._width + 1
@@ -692,7 +692,7 @@ class SyslogFramer(records.Framer):
         marked :data:`_RUN` in ``marks``, when each of them starts
         with ``<`` (a PRI: so none is empty or octet counted) and none is too long;
         return where the frame after them starts, or ``position`` when they are not
-        such frames (for :meth:`_frames`, a frame at a time).
+        such frames (for ``_frames``, a frame at a time).
 
         A few C passes over the run: the NULs made LFs (when there is no CR, which
         only an LF removes), CR LF made LF, LFs counted twice (all of them, and those
