@@ -153,6 +153,35 @@ class GuardedFactoryTests(SynchronousTestCase):
         self.assertEqual([t.disconnecting for t in transports], [True, True, False, False])
         self.assertEqual(factory.evicted, 2)
 
+    def test_writeSequenceIsActivity(self) -> None:
+        """
+        Bytes the site writes with ``writeSequence`` (as ``twisted.web`` writes a
+        response's head and body) are activity too: the connection writing them is not
+        the idlest one.
+        """
+        from twisted.web.resource import Resource
+
+        from twisted_journey.metrics import GuardedFactory, MetricsSite
+
+        site = MetricsSite(Resource())
+        site.reactor = MemoryReactorClock()  # its idle timeouts, off the global reactor
+        factory = GuardedFactory(site, maxConnections=2)
+        transports = []
+
+        def connect() -> None:
+            protocol = factory.buildProtocol(address())
+            transport = StringTransport()
+            protocol.makeConnection(transport)
+            transports.append(transport)
+
+        connect()
+        connect()
+        [first] = [p for p in factory.protocols if p.transport is transports[0]]
+        # the first is still answering (a slow response): the second is the idlest
+        first.writeSequence([b"HTTP/1.1 200 OK\r\n"])  # as the site writes to it
+        connect()
+        self.assertEqual([t.disconnecting for t in transports], [False, True, False])
+
 
 class ExpositionTests(SynchronousTestCase):
     """

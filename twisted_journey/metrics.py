@@ -391,6 +391,14 @@ class _MetricsConnection(ProtocolWrapper):
         self.lastActive = self.factory.tick()
         super().write(data)
 
+    def writeSequence(self, data: Iterable[bytes]) -> None:
+        """
+        Note the activity, then write ``data`` (``twisted.web`` writes a response's head
+        and body this way).
+        """
+        self.lastActive = self.factory.tick()
+        super().writeSequence(data)
+
 
 class GuardedFactory(WrappingFactory):
     """
