@@ -12,7 +12,9 @@ import socket
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -114,6 +116,26 @@ class GuardedFactoryTests(SynchronousTestCase):
     connections, a newer one closing the one idle longest.
     """
 
+    def guarded(self, site: Any) -> tuple[Any, list[StringTransport], Callable[[], None]]:
+        """
+        A :class:`GuardedFactory` of two connections around ``site`` (its idle timeouts on
+        a memory clock, off the global reactor), the transports of the connections made,
+        and a function that makes one more.
+        """
+        from twisted_journey.metrics import GuardedFactory
+
+        site.reactor = MemoryReactorClock()
+        factory = GuardedFactory(site, maxConnections=2)
+        transports: list[StringTransport] = []
+
+        def connect() -> None:
+            protocol = factory.buildProtocol(address())
+            transport = StringTransport()
+            protocol.makeConnection(transport)
+            transports.append(transport)
+
+        return factory, transports, connect
+
     def test_newestClosesTheIdlest(self) -> None:
         """
         With two open, a third closes the one that did something least recently (not
@@ -121,7 +143,7 @@ class GuardedFactoryTests(SynchronousTestCase):
         """
         from twisted.web.resource import Resource
 
-        from twisted_journey.metrics import GuardedFactory, MetricsSite
+        from twisted_journey.metrics import MetricsSite
 
         class Page(Resource):
             isLeaf = True
@@ -130,16 +152,7 @@ class GuardedFactoryTests(SynchronousTestCase):
                 return b"ok"
 
         site = MetricsSite(Page())
-        site.reactor = MemoryReactorClock()  # its idle timeouts, off the global reactor
-        factory = GuardedFactory(site, maxConnections=2)
-        transports = []
-
-        def connect() -> None:
-            protocol = factory.buildProtocol(address())
-            transport = StringTransport()
-            protocol.makeConnection(transport)
-            transports.append(transport)
-
+        factory, transports, connect = self.guarded(site)
         connect()
         connect()
         transports[0].clear()
@@ -161,19 +174,10 @@ class GuardedFactoryTests(SynchronousTestCase):
         """
         from twisted.web.resource import Resource
 
-        from twisted_journey.metrics import GuardedFactory, MetricsSite
+        from twisted_journey.metrics import MetricsSite
 
         site = MetricsSite(Resource())
-        site.reactor = MemoryReactorClock()  # its idle timeouts, off the global reactor
-        factory = GuardedFactory(site, maxConnections=2)
-        transports = []
-
-        def connect() -> None:
-            protocol = factory.buildProtocol(address())
-            transport = StringTransport()
-            protocol.makeConnection(transport)
-            transports.append(transport)
-
+        factory, transports, connect = self.guarded(site)
         connect()
         connect()
         [first] = [p for p in factory.protocols if p.transport is transports[0]]
